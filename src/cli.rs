@@ -1,0 +1,119 @@
+//! Command-line interface: `serve` (default), `validate`, `render`, `chaos`.
+
+use crate::manifest::{self, Model};
+use clap::{Args, Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "telltale",
+    version,
+    about = "One manifest → an instrumented HTTP service and its monitoring stack"
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+    /// Options of `serve`, when no subcommand is given.
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the HTTP server (the default).
+    Serve(ServeArgs),
+    /// Check the manifest and print every error with file:line:column.
+    Validate(ManifestArg),
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ManifestArg {
+    /// Manifest file (default: ./manifest.yaml, else the embedded copy).
+    #[arg(long, short = 'm', global = true)]
+    pub manifest: Option<PathBuf>,
+}
+
+#[derive(Args, Debug, Clone, Default)]
+pub struct ServeArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Listen address (overrides service.host).
+    #[arg(long)]
+    pub host: Option<String>,
+    /// Listen port (overrides service.port; 0 picks a free one).
+    #[arg(long)]
+    pub port: Option<u16>,
+}
+
+/// Loads and validates, printing diagnostics on failure.
+pub fn open(arg: &ManifestArg) -> Result<Model, ExitCode> {
+    manifest::open(arg.manifest.as_deref()).map_err(|d| {
+        eprintln!("{d}");
+        ExitCode::FAILURE
+    })
+}
+
+pub fn run(cli: Cli) -> ExitCode {
+    match cli.command {
+        None => serve(cli.serve),
+        Some(Command::Serve(a)) => serve(a),
+        Some(Command::Validate(a)) => match open(&a) {
+            Ok(m) => {
+                println!(
+                    "{}: ok ({} endpoints, {} metrics, {} panels, {} objectives)",
+                    m.source.name,
+                    m.manifest.endpoints.len(),
+                    m.manifest.metrics.len(),
+                    m.manifest.dashboard.panels.len(),
+                    m.manifest.objectives.len()
+                );
+                ExitCode::SUCCESS
+            }
+            Err(code) => code,
+        },
+    }
+}
+
+fn serve(args: ServeArgs) -> ExitCode {
+    let model = match open(&args.manifest) {
+        Ok(m) => Arc::new(m),
+        Err(code) => {
+            eprintln!("telltale: refusing to start with an invalid manifest");
+            return code;
+        }
+    };
+    let guard = match crate::logging::init(&model.manifest.logging) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("telltale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("telltale: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let bind = crate::server::Bind {
+        host: args.host,
+        port: args.port,
+    };
+    let result = runtime.block_on(crate::server::serve(model, bind));
+    // Flush the log file before exiting.
+    drop(runtime);
+    drop(guard);
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("telltale: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -1,0 +1,18 @@
+//! telltale: one manifest → an instrumented HTTP service and its whole
+//! monitoring stack.
+//!
+//! Data flow, and the folder each step lives in:
+//!
+//! ```text
+//! manifest.yaml ─► manifest/ (load, validate) ─► Model ─┬─► server/  (serve)
+//!                  lint.rs, promql.rs                   └─► render/  (render)
+//! plugins/handlers  endpoint kinds       plugins/metrics  metric source kinds
+//! ```
+
+pub mod cli;
+pub mod lint;
+pub mod logging;
+pub mod manifest;
+pub mod plugins;
+pub mod promql;
+pub mod server;

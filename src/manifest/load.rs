@@ -1,0 +1,326 @@
+//! Reading a manifest: YAML syntax, then typed deserialization that keeps
+//! going after the first error so that one run reports them all.
+
+use super::diag::{Diagnostic, Diagnostics};
+use super::model::*;
+use super::spans::SpanIndex;
+use serde::de::DeserializeOwned;
+use serde_yaml::{Mapping, Value};
+use std::path::{Path, PathBuf};
+
+/// The manifest compiled into the binary (the repo's `manifest.yaml`).
+pub const EMBEDDED_MANIFEST: &str = include_str!("../../manifest.yaml");
+/// Display name used in diagnostics for the embedded manifest.
+pub const EMBEDDED_NAME: &str = "<embedded>/manifest.yaml";
+/// Data files the embedded manifest refers to, compiled in beside it.
+const EMBEDDED_DATA: &[(&str, &str)] = &[
+    (
+        "data/products.yaml",
+        include_str!("../../data/products.yaml"),
+    ),
+    ("data/users.yaml", include_str!("../../data/users.yaml")),
+];
+
+/// Where a manifest came from, and how to point into it.
+#[derive(Debug, Clone)]
+pub struct Source {
+    /// Name shown in diagnostics.
+    pub name: String,
+    pub text: String,
+    /// Directory that relative `data:` paths resolve against; `None` when embedded.
+    pub base_dir: Option<PathBuf>,
+    spans: SpanIndex,
+}
+
+impl Source {
+    /// A diagnostic at the value of `path`.
+    pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = self.spans.value(path);
+        Diagnostic {
+            file: self.name.clone(),
+            line,
+            column,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// A diagnostic at the key of `path` (for unknown or misplaced keys).
+    pub fn key_error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
+        let (line, column) = self
+            .spans
+            .key(path)
+            .unwrap_or_else(|| self.spans.value(path));
+        Diagnostic {
+            file: self.name.clone(),
+            line,
+            column,
+            path: path.to_string(),
+            message: message.into(),
+        }
+    }
+
+    /// Reads a data file named in the manifest (relative to the manifest).
+    pub fn read_data(&self, rel: &str) -> Result<(String, PathBuf), String> {
+        match &self.base_dir {
+            Some(dir) => {
+                let p = dir.join(rel);
+                std::fs::read_to_string(&p)
+                    .map(|t| (t, p.clone()))
+                    .map_err(|e| format!("cannot read data file {}: {e}", p.display()))
+            }
+            None => EMBEDDED_DATA
+                .iter()
+                .find(|(k, _)| *k == rel)
+                .map(|(_, t)| (t.to_string(), PathBuf::from(rel)))
+                .ok_or_else(|| format!("data file {rel:?} is not embedded; pass --manifest")),
+        }
+    }
+
+    /// Parses `opts` (a plugin's `options:`) as `T`, reporting errors under `path`.
+    pub fn options<T: DeserializeOwned + Default>(
+        &self,
+        opts: &Value,
+        path: &str,
+        errs: &mut Diagnostics,
+    ) -> Option<T> {
+        if opts.is_null() {
+            return Some(T::default());
+        }
+        de_value(self, opts, path, errs)
+    }
+}
+
+/// A manifest with the source it was read from.
+#[derive(Debug, Clone)]
+pub struct Loaded {
+    pub manifest: Manifest,
+    pub source: Source,
+}
+
+/// Loads and deserializes `path` (no semantic validation yet).
+pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
+    let name = path.display().to_string();
+    let text = std::fs::read_to_string(path).map_err(|e| {
+        Diagnostics(vec![Diagnostic {
+            file: name.clone(),
+            line: 1,
+            column: 1,
+            path: String::new(),
+            message: format!("cannot read manifest: {e}"),
+        }])
+    })?;
+    let base = path
+        .parent()
+        .map(|p| {
+            if p.as_os_str().is_empty() {
+                PathBuf::from(".")
+            } else {
+                p.to_path_buf()
+            }
+        })
+        .unwrap_or_else(|| PathBuf::from("."));
+    load_str(&name, &text, Some(base))
+}
+
+/// Loads the manifest compiled into the binary.
+pub fn load_embedded() -> Result<Loaded, Diagnostics> {
+    load_str(EMBEDDED_NAME, EMBEDDED_MANIFEST, None)
+}
+
+/// Loads manifest text; `base_dir` resolves relative data files.
+pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loaded, Diagnostics> {
+    let whole = |line, column, message: String| {
+        Diagnostics(vec![Diagnostic {
+            file: name.to_string(),
+            line,
+            column,
+            path: String::new(),
+            message,
+        }])
+    };
+    let spans = SpanIndex::build(text)
+        .map_err(|((l, c), msg)| whole(l, c, format!("YAML syntax error: {msg}")))?;
+    let source = Source {
+        name: name.to_string(),
+        text: text.to_string(),
+        base_dir,
+        spans,
+    };
+    let root: Value = serde_yaml::from_str(text).map_err(|e| {
+        let (l, c) = e
+            .location()
+            .map(|l| (l.line(), l.column()))
+            .unwrap_or((1, 1));
+        whole(
+            l,
+            c,
+            format!("YAML error: {}", strip_location(&e.to_string())),
+        )
+    })?;
+    let mut errs = Diagnostics::default();
+    let manifest = deserialize_manifest(&source, root, &mut errs);
+    match manifest {
+        Some(m) if errs.is_empty() => Ok(Loaded {
+            manifest: m,
+            source,
+        }),
+        _ => Err(errs.finish()),
+    }
+}
+
+const SECTIONS: &[&str] = &[
+    "service",
+    "endpoints",
+    "metrics",
+    "logging",
+    "dashboard",
+    "objectives",
+    "alerts",
+    "stack",
+];
+
+fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Option<Manifest> {
+    let Value::Mapping(mut map) = root else {
+        errs.push(src.error(
+            "",
+            "the manifest must be a YAML mapping with a `service` section",
+        ));
+        return None;
+    };
+    for k in map.keys() {
+        let key = k.as_str().unwrap_or("?");
+        if !SECTIONS.contains(&key) {
+            errs.push(src.key_error(
+                key,
+                format!("unknown section `{key}` (known: {})", SECTIONS.join(", ")),
+            ));
+        }
+    }
+    let mut take = |k: &str| map.remove(k).unwrap_or(Value::Null);
+    let service = match take("service") {
+        Value::Null => {
+            errs.push(src.error("", "missing required section `service`"));
+            None
+        }
+        v => de_value::<Service>(src, &v, "service", errs),
+    };
+    let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs);
+    let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs);
+    let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
+    let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs);
+    let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs);
+    let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
+    let dashboard = match take("dashboard") {
+        Value::Mapping(mut d) => {
+            let panels = d.remove("panels").unwrap_or(Value::Null);
+            let mut dash = de_or_default::<Dashboard>(src, Value::Mapping(d), "dashboard", errs);
+            let panels = de_list::<Panel>(src, panels, "dashboard.panels", errs);
+            if let (Some(d), Some(p)) = (dash.as_mut(), panels) {
+                d.panels = p;
+            }
+            dash
+        }
+        other => de_or_default::<Dashboard>(src, other, "dashboard", errs),
+    };
+    Some(Manifest {
+        service: service?,
+        endpoints: endpoints?,
+        metrics: metrics?,
+        logging: logging?,
+        dashboard: dashboard?,
+        objectives: objectives?,
+        alerts: alerts?,
+        stack: stack?,
+    })
+}
+
+fn de_or_default<T: DeserializeOwned + Default>(
+    src: &Source,
+    v: Value,
+    path: &str,
+    errs: &mut Diagnostics,
+) -> Option<T> {
+    if v.is_null() {
+        return Some(T::default());
+    }
+    de_value(src, &v, path, errs)
+}
+
+/// Deserializes each element on its own, so one bad item does not hide the next.
+fn de_list<T: DeserializeOwned>(
+    src: &Source,
+    v: Value,
+    path: &str,
+    errs: &mut Diagnostics,
+) -> Option<Vec<T>> {
+    let items = match v {
+        Value::Null => return Some(Vec::new()),
+        Value::Sequence(items) => items,
+        _ => {
+            errs.push(src.error(path, "expected a list"));
+            return None;
+        }
+    };
+    let mut out = Vec::with_capacity(items.len());
+    let mut ok = true;
+    for (i, item) in items.iter().enumerate() {
+        match de_value::<T>(src, item, &format!("{path}[{i}]"), errs) {
+            Some(t) => out.push(t),
+            None => ok = false,
+        }
+    }
+    ok.then_some(out)
+}
+
+/// Deserializes `v` as `T`; an error is located through its serde path.
+pub(crate) fn de_value<T: DeserializeOwned>(
+    src: &Source,
+    v: &Value,
+    path: &str,
+    errs: &mut Diagnostics,
+) -> Option<T> {
+    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+        Ok(t) => Some(t),
+        Err(e) => {
+            let inner = e.path().to_string();
+            let full = match inner.as_str() {
+                "." => path.to_string(),
+                p if p.starts_with('[') => format!("{path}{p}"),
+                p if path.is_empty() => p.to_string(),
+                p => format!("{path}.{p}"),
+            };
+            let msg = strip_location(&e.inner().to_string());
+            // "unknown field `x`" points at the offending key itself.
+            if let Some(field) = msg
+                .strip_prefix("unknown field `")
+                .and_then(|r| r.split('`').next())
+            {
+                let key_path = if full.is_empty() {
+                    field.to_string()
+                } else {
+                    format!("{full}.{field}")
+                };
+                errs.push(src.key_error(&key_path, msg));
+            } else {
+                errs.push(src.error(&full, msg));
+            }
+            None
+        }
+    }
+}
+
+/// serde_yaml appends " at line L column C"; the diagnostic carries that already.
+fn strip_location(msg: &str) -> String {
+    match msg.rfind(" at line ") {
+        Some(i) => msg[..i].to_string(),
+        None => msg.to_string(),
+    }
+}
+
+/// Used by validation to quote the mapping keys a plugin accepts.
+pub fn mapping_keys(m: &Mapping) -> Vec<String> {
+    m.keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect()
+}

@@ -1,0 +1,479 @@
+//! The typed model of `manifest.yaml`.
+//!
+//! Every struct denies unknown fields, so a typo is an error rather than a
+//! silently ignored key. Plugin-specific settings (`endpoints[].options`,
+//! `metrics[].options`) stay as raw YAML here and are parsed by the plugin
+//! kind that owns them, with the same strictness.
+
+use serde::{Deserialize, Serialize};
+use serde_yaml::Value;
+
+/// The whole manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Manifest {
+    pub service: Service,
+    #[serde(default)]
+    pub endpoints: Vec<Endpoint>,
+    #[serde(default)]
+    pub metrics: Vec<Metric>,
+    #[serde(default)]
+    pub logging: Logging,
+    #[serde(default)]
+    pub dashboard: Dashboard,
+    #[serde(default)]
+    pub objectives: Vec<Objective>,
+    #[serde(default)]
+    pub alerts: Vec<Alert>,
+    #[serde(default)]
+    pub stack: Stack,
+}
+
+/// `service`: who the server is and where it listens.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Service {
+    pub name: String,
+    pub version: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default = "default_host")]
+    pub host: String,
+    /// Kept wide so that an out-of-range port is a validation error with a
+    /// clear message rather than a serde type error.
+    #[serde(default = "default_port")]
+    pub port: i64,
+    /// Largest accepted request body, in bytes (413 above it).
+    #[serde(default = "default_body_limit")]
+    pub body_limit_bytes: u64,
+    /// How long a graceful shutdown waits for in-flight requests.
+    #[serde(default = "default_shutdown_secs")]
+    pub shutdown_timeout_seconds: u64,
+}
+
+fn default_host() -> String {
+    "0.0.0.0".into()
+}
+fn default_port() -> i64 {
+    8001
+}
+fn default_body_limit() -> u64 {
+    1024 * 1024
+}
+fn default_shutdown_secs() -> u64 {
+    10
+}
+
+/// `endpoints[]`: one HTTP route served by a handler kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Endpoint {
+    /// Route template, e.g. `/products` or `/products/{id}`.
+    pub path: String,
+    #[serde(default = "default_method")]
+    pub method: String,
+    #[serde(default)]
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+    #[serde(default)]
+    pub tags: Vec<String>,
+    /// Name of a registered handler kind (see `telltale::plugins::handlers`).
+    pub handler: String,
+    /// Kind-specific options, validated by the kind.
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub options: Value,
+    /// Data file (YAML or JSON), relative to the manifest's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data: Option<String>,
+}
+
+fn default_method() -> String {
+    "GET".into()
+}
+
+pub(crate) fn is_null(v: &Value) -> bool {
+    v.is_null()
+}
+
+/// Prometheus metric type.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum MetricType {
+    Counter,
+    Gauge,
+    Histogram,
+}
+
+impl MetricType {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            MetricType::Counter => "counter",
+            MetricType::Gauge => "gauge",
+            MetricType::Histogram => "histogram",
+        }
+    }
+}
+
+/// `metrics[]`: one Prometheus family fed by a metric source kind.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Metric {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: MetricType,
+    pub help: String,
+    #[serde(default)]
+    pub labels: Vec<String>,
+    /// Histogram bucket upper bounds, strictly increasing.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub buckets: Option<Vec<f64>>,
+    /// Name of a registered metric source kind (see `telltale::plugins::metrics`).
+    pub source: String,
+    #[serde(default, skip_serializing_if = "is_null")]
+    pub options: Value,
+}
+
+/// Log file rotation period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Rotation {
+    Minutely,
+    Hourly,
+    #[default]
+    Daily,
+    Never,
+}
+
+/// `logging`: where JSON logs go and which fields Loki indexes.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Logging {
+    /// Directory of the JSON log files, relative to the working directory.
+    #[serde(default = "default_log_dir")]
+    pub dir: String,
+    /// File name prefix; rotated files are `<file>.<period>.log`.
+    #[serde(default = "default_log_file")]
+    pub file: String,
+    /// Minimum level: trace, debug, info, warn, error.
+    #[serde(default = "default_log_level")]
+    pub level: String,
+    #[serde(default)]
+    pub rotation: Rotation,
+    /// How many rotated files are kept.
+    #[serde(default = "default_max_files")]
+    pub max_files: usize,
+    /// The `logger` field of application log lines.
+    #[serde(default = "default_logger")]
+    pub logger: String,
+    /// JSON fields every request line carries (the shippers extract these).
+    #[serde(default = "default_log_fields")]
+    pub fields: Vec<String>,
+    /// The subset of `fields` that become Loki labels (keep it low-cardinality).
+    #[serde(default = "default_log_labels")]
+    pub labels: Vec<String>,
+}
+
+impl Default for Logging {
+    fn default() -> Self {
+        Logging {
+            dir: default_log_dir(),
+            file: default_log_file(),
+            level: default_log_level(),
+            rotation: Rotation::default(),
+            max_files: default_max_files(),
+            logger: default_logger(),
+            fields: default_log_fields(),
+            labels: default_log_labels(),
+        }
+    }
+}
+
+impl Logging {
+    /// The glob (relative to `dir`) that matches every rotated log file.
+    pub fn file_glob(&self) -> String {
+        format!("{}.*log", self.file)
+    }
+}
+
+fn default_log_dir() -> String {
+    "logs".into()
+}
+fn default_log_file() -> String {
+    "telltale".into()
+}
+fn default_log_level() -> String {
+    "info".into()
+}
+fn default_max_files() -> usize {
+    7
+}
+fn default_logger() -> String {
+    "telltale".into()
+}
+/// Every field the server writes on a request line.
+pub const REQUEST_LOG_FIELDS: &[&str] = &[
+    "timestamp",
+    "level",
+    "logger",
+    "message",
+    "request_id",
+    "method",
+    "path",
+    "status",
+    "duration_ms",
+];
+fn default_log_fields() -> Vec<String> {
+    REQUEST_LOG_FIELDS.iter().map(|s| s.to_string()).collect()
+}
+fn default_log_labels() -> Vec<String> {
+    vec!["level".into(), "logger".into()]
+}
+
+/// `dashboard`: the Grafana dashboard rendered from the manifest.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Dashboard {
+    #[serde(default = "default_dash_uid")]
+    pub uid: String,
+    #[serde(default = "default_dash_title")]
+    pub title: String,
+    /// Auto-refresh period, e.g. `5s`.
+    #[serde(default = "default_refresh")]
+    pub refresh: String,
+    /// Default time range start, e.g. `now-15m`.
+    #[serde(default = "default_time_from")]
+    pub time_from: String,
+    #[serde(default)]
+    pub panels: Vec<Panel>,
+}
+
+impl Default for Dashboard {
+    fn default() -> Self {
+        Dashboard {
+            uid: default_dash_uid(),
+            title: default_dash_title(),
+            refresh: default_refresh(),
+            time_from: default_time_from(),
+            panels: Vec::new(),
+        }
+    }
+}
+
+fn default_dash_uid() -> String {
+    "telltale".into()
+}
+fn default_dash_title() -> String {
+    "telltale".into()
+}
+fn default_refresh() -> String {
+    "5s".into()
+}
+fn default_time_from() -> String {
+    "now-15m".into()
+}
+
+/// `dashboard.panels[]`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Panel {
+    pub title: String,
+    /// Grafana panel type: timeseries, stat, gauge, table, logs, ...
+    #[serde(rename = "type")]
+    pub kind: String,
+    #[serde(default)]
+    pub description: String,
+    /// Which datasource: `prometheus`, `loki` or `json` (uids come from `stack.datasources`).
+    pub datasource: String,
+    /// Queries: PromQL, LogQL, or a JSON-datasource target name.
+    pub targets: Vec<PanelTarget>,
+    #[serde(default = "default_unit")]
+    pub unit: String,
+    /// Threshold steps; the first is the base color.
+    #[serde(default)]
+    pub thresholds: Vec<Threshold>,
+    /// Grid width out of 24.
+    #[serde(default = "default_width")]
+    pub width: u32,
+    #[serde(default = "default_height")]
+    pub height: u32,
+}
+
+fn default_unit() -> String {
+    "short".into()
+}
+fn default_width() -> u32 {
+    12
+}
+fn default_height() -> u32 {
+    8
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct PanelTarget {
+    pub expr: String,
+    #[serde(default)]
+    pub legend: String,
+}
+
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Threshold {
+    /// `null`/absent for the base step.
+    #[serde(default)]
+    pub value: Option<f64>,
+    pub color: String,
+}
+
+/// Objective kind.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ObjectiveKind {
+    /// Share of requests that are not 5xx.
+    Availability,
+    /// Share of requests faster than `threshold_seconds`.
+    Latency,
+}
+
+/// `objectives[]`: an SLO, source of burn-rate alerts.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Objective {
+    pub name: String,
+    #[serde(rename = "type")]
+    pub kind: ObjectiveKind,
+    /// Target ratio, e.g. 0.999.
+    pub target: f64,
+    /// The metric the SLI is computed from (a counter for availability, a
+    /// histogram for latency).
+    pub metric: String,
+    /// Latency objectives only: must be one of the histogram's buckets.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold_seconds: Option<f64>,
+    /// SLO window, e.g. `30d`.
+    #[serde(default = "default_slo_window")]
+    pub window: String,
+}
+
+fn default_slo_window() -> String {
+    "30d".into()
+}
+
+/// `alerts[]`: a hand-written alert rule (burn-rate alerts are generated from `objectives`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Alert {
+    pub name: String,
+    pub expr: String,
+    #[serde(default = "default_for", rename = "for")]
+    pub for_: String,
+    #[serde(default = "default_severity")]
+    pub severity: String,
+    pub summary: String,
+    #[serde(default)]
+    pub description: String,
+}
+
+fn default_for() -> String {
+    "5m".into()
+}
+fn default_severity() -> String {
+    "warning".into()
+}
+
+/// Which log shipper docker-compose runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Shipper {
+    Promtail,
+    #[default]
+    Alloy,
+}
+
+/// `stack`: ports, images and settings of the monitoring containers.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Stack {
+    /// How containers reach the host running telltale.
+    pub service_host: String,
+    pub network: String,
+    pub scrape_interval: String,
+    pub evaluation_interval: String,
+    pub shipper: Shipper,
+    pub prometheus: Component,
+    pub loki: Component,
+    pub promtail: Component,
+    pub alloy: Component,
+    pub grafana: Component,
+    /// Alertmanager address (`host:port`), if one is used.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alertmanager: Option<String>,
+    /// Extra scrape jobs besides the service itself.
+    pub extra_targets: Vec<ScrapeTarget>,
+    pub datasources: DatasourceUids,
+}
+
+impl Default for Stack {
+    fn default() -> Self {
+        Stack {
+            service_host: "host.docker.internal".into(),
+            network: "monitoring".into(),
+            scrape_interval: "15s".into(),
+            evaluation_interval: "15s".into(),
+            shipper: Shipper::default(),
+            prometheus: Component::new("prom/prometheus:v2.53.2", 9090),
+            loki: Component::new("grafana/loki:3.3.2", 3100),
+            promtail: Component::new("grafana/promtail:3.3.2", 9080),
+            alloy: Component::new("grafana/alloy:v1.5.1", 12345),
+            grafana: Component::new("grafana/grafana:11.4.0", 3000),
+            alertmanager: None,
+            extra_targets: Vec::new(),
+            datasources: DatasourceUids::default(),
+        }
+    }
+}
+
+/// One container of the stack.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct Component {
+    pub image: String,
+    pub port: i64,
+}
+
+impl Component {
+    fn new(image: &str, port: i64) -> Self {
+        Component {
+            image: image.into(),
+            port,
+        }
+    }
+}
+
+/// An extra Prometheus scrape job.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct ScrapeTarget {
+    pub job: String,
+    pub targets: Vec<String>,
+}
+
+/// Pinned Grafana datasource uids.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DatasourceUids {
+    pub prometheus: String,
+    pub loki: String,
+    pub json: String,
+}
+
+impl Default for DatasourceUids {
+    fn default() -> Self {
+        DatasourceUids {
+            prometheus: "telltale-prometheus".into(),
+            loki: "telltale-loki".into(),
+            json: "telltale-json".into(),
+        }
+    }
+}

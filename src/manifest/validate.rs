@@ -1,0 +1,485 @@
+//! Semantic checks over a deserialized manifest, reported all at once.
+
+use super::diag::Diagnostics;
+use super::load::{Loaded, Source};
+use super::model::*;
+use crate::plugins::handlers::{self, HandlerCtx, PreparedHandler};
+use crate::plugins::metrics::{self, MetricCtx, PreparedSource};
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::sync::Arc;
+
+/// A manifest that passed every check, with its plugins prepared.
+pub struct Model {
+    pub manifest: Manifest,
+    pub source: Source,
+    /// One prepared handler per `endpoints[i]`, same order.
+    pub handlers: Vec<Arc<dyn PreparedHandler>>,
+    /// One prepared source per `metrics[i]`, same order.
+    pub sources: Vec<Arc<dyn PreparedSource>>,
+}
+
+impl std::fmt::Debug for Model {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Model")
+            .field("manifest", &self.manifest)
+            .finish_non_exhaustive()
+    }
+}
+
+impl Model {
+    /// The declared metric called `name`.
+    pub fn metric(&self, name: &str) -> Option<&Metric> {
+        self.manifest.metrics.iter().find(|m| m.name == name)
+    }
+}
+
+/// Valid Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
+pub fn is_metric_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_' || ch == ':')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_' || ch == ':')
+}
+
+/// Valid Prometheus label name: `[a-zA-Z_][a-zA-Z0-9_]*`, not starting with `__`.
+pub fn is_label_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
+        && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+        && !s.starts_with("__")
+}
+
+const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
+/// Log fields the server can write; anything else would never be present.
+pub const KNOWN_LOG_FIELDS: &[&str] = &[
+    "timestamp",
+    "level",
+    "logger",
+    "message",
+    "request_id",
+    "method",
+    "path",
+    "route",
+    "status",
+    "duration_ms",
+];
+/// Fields that would make unbounded Loki streams if used as labels.
+const UNBOUNDED_LOG_FIELDS: &[&str] =
+    &["timestamp", "message", "request_id", "path", "duration_ms"];
+
+/// Checks everything and prepares the plugins.
+pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
+    let Loaded {
+        manifest: m,
+        source,
+    } = loaded;
+    let src = &source;
+    let mut errs = Diagnostics::default();
+
+    check_service(src, &m, &mut errs);
+    check_routes(src, &m, &mut errs);
+    check_metrics(src, &m, &mut errs);
+    check_logging(src, &m, &mut errs);
+    check_objectives(src, &m, &mut errs);
+    check_stack(src, &m, &mut errs);
+
+    // Plugins: each kind validates its own options and loads its data.
+    let mut handlers_out = Vec::new();
+    for (i, ep) in m.endpoints.iter().enumerate() {
+        let ctx = HandlerCtx {
+            index: i,
+            endpoint: ep,
+            manifest: &m,
+            source: src,
+        };
+        match handlers::lookup(&ep.handler) {
+            None => errs.push(src.error(
+                &format!("endpoints[{i}].handler"),
+                format!(
+                    "unknown handler kind {:?} (known: {})",
+                    ep.handler,
+                    handlers::names().join(", ")
+                ),
+            )),
+            Some(kind) => match kind.prepare(&ctx) {
+                Ok(h) => handlers_out.push(h),
+                Err(e) => errs.extend(e),
+            },
+        }
+    }
+    let mut sources_out = Vec::new();
+    for (i, metric) in m.metrics.iter().enumerate() {
+        let ctx = MetricCtx {
+            index: i,
+            metric,
+            manifest: &m,
+            source: src,
+        };
+        match metrics::lookup(&metric.source) {
+            None => errs.push(src.error(
+                &format!("metrics[{i}].source"),
+                format!(
+                    "unknown metric source {:?} (known: {})",
+                    metric.source,
+                    metrics::names().join(", ")
+                ),
+            )),
+            Some(kind) => match kind.prepare(&ctx) {
+                Ok(s) => sources_out.push(s),
+                Err(e) => errs.extend(e),
+            },
+        }
+    }
+
+    crate::lint::check(src, &m, &mut errs);
+
+    if !errs.is_empty() {
+        return Err(errs.finish());
+    }
+    Ok(Model {
+        manifest: m,
+        source,
+        handlers: handlers_out,
+        sources: sources_out,
+    })
+}
+
+fn check_port(src: &Source, path: &str, port: i64, errs: &mut Diagnostics) {
+    if !(1..=65535).contains(&port) {
+        errs.push(src.error(path, format!("port {port} is out of range (1-65535)")));
+    }
+}
+
+fn check_service(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    check_port(src, "service.port", m.service.port, errs);
+    if m.service.name.trim().is_empty() {
+        errs.push(src.error("service.name", "must not be empty"));
+    }
+    if m.service.host.parse::<std::net::IpAddr>().is_err() && m.service.host != "localhost" {
+        errs.push(src.error(
+            "service.host",
+            format!("{:?} is not an IP address", m.service.host),
+        ));
+    }
+    if m.service.body_limit_bytes == 0 {
+        errs.push(src.error("service.body_limit_bytes", "must be greater than 0"));
+    }
+}
+
+fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    for (i, ep) in m.endpoints.iter().enumerate() {
+        let method = ep.method.to_ascii_uppercase();
+        if !METHODS.contains(&method.as_str()) {
+            errs.push(src.error(
+                &format!("endpoints[{i}].method"),
+                format!(
+                    "unknown HTTP method {:?} (known: {})",
+                    ep.method,
+                    METHODS.join(", ")
+                ),
+            ));
+        }
+        if let Err(why) = check_route_template(&ep.path) {
+            errs.push(src.error(&format!("endpoints[{i}].path"), why));
+        }
+        if ep.path.starts_with("/docs") || ep.path == "/openapi.json" {
+            errs.push(src.error(
+                &format!("endpoints[{i}].path"),
+                format!("{:?} is reserved for the built-in OpenAPI docs", ep.path),
+            ));
+        }
+        if let Some(first) = seen.insert((method.clone(), normalize_template(&ep.path)), i) {
+            errs.push(src.error(
+                &format!("endpoints[{i}].path"),
+                format!(
+                    "duplicate route {method} {} (already declared at endpoints[{first}])",
+                    ep.path
+                ),
+            ));
+        }
+    }
+}
+
+/// `/a/{id}` and `/a/{other}` are the same route.
+fn normalize_template(path: &str) -> String {
+    path.split('/')
+        .map(|s| if s.starts_with('{') { "{}" } else { s })
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+fn check_route_template(path: &str) -> Result<(), String> {
+    if !path.starts_with('/') {
+        return Err(format!("route {path:?} must start with '/'"));
+    }
+    for seg in path.split('/').skip(1) {
+        if seg.starts_with('{') {
+            let name = seg
+                .strip_prefix('{')
+                .and_then(|s| s.strip_suffix('}'))
+                .ok_or_else(|| format!("malformed parameter segment {seg:?} in {path:?}"))?;
+            if !is_label_name(name) {
+                return Err(format!("bad parameter name {name:?} in {path:?}"));
+            }
+        } else if seg.contains(['{', '}', '*', ':', '?', '#', ' ']) {
+            return Err(format!(
+                "segment {seg:?} of {path:?} has a reserved character"
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn check_metrics(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    for (i, metric) in m.metrics.iter().enumerate() {
+        let at = |f: &str| format!("metrics[{i}].{f}");
+        if !is_metric_name(&metric.name) {
+            errs.push(src.error(
+                &at("name"),
+                format!(
+                    "{:?} is not a valid Prometheus metric name ([a-zA-Z_:][a-zA-Z0-9_:]*)",
+                    metric.name
+                ),
+            ));
+        }
+        if let Some(first) = seen.insert(&metric.name, i) {
+            errs.push(src.error(
+                &at("name"),
+                format!(
+                    "duplicate metric name {:?} (already declared at metrics[{first}])",
+                    metric.name
+                ),
+            ));
+        }
+        match metric.kind {
+            MetricType::Counter if !metric.name.ends_with("_total") => errs.push(src.error(
+                &at("name"),
+                format!("counter {:?} must end in \"_total\"", metric.name),
+            )),
+            MetricType::Histogram => {
+                for suffix in ["_bucket", "_sum", "_count"] {
+                    if metric.name.ends_with(suffix) {
+                        errs.push(src.error(
+                            &at("name"),
+                            format!("histogram {:?} must not end in {suffix:?}", metric.name),
+                        ));
+                    }
+                }
+            }
+            _ => {}
+        }
+        if metric.help.trim().is_empty() {
+            errs.push(src.error(&at("help"), "must not be empty"));
+        }
+        let mut labels = HashSet::new();
+        for (j, l) in metric.labels.iter().enumerate() {
+            if !is_label_name(l) {
+                errs.push(src.error(
+                    &format!("metrics[{i}].labels[{j}]"),
+                    format!("{l:?} is not a valid Prometheus label name ([a-zA-Z_][a-zA-Z0-9_]*, not starting with __)"),
+                ));
+            } else if l == "le" || l == "quantile" || l == "job" || l == "instance" {
+                errs.push(src.error(
+                    &format!("metrics[{i}].labels[{j}]"),
+                    format!("label {l:?} is reserved (Prometheus sets it)"),
+                ));
+            }
+            if !labels.insert(l) {
+                errs.push(src.error(
+                    &format!("metrics[{i}].labels[{j}]"),
+                    format!("duplicate label {l:?}"),
+                ));
+            }
+        }
+        match (&metric.buckets, metric.kind) {
+            (Some(_), k) if k != MetricType::Histogram => errs.push(src.error(
+                &at("buckets"),
+                format!("only histograms have buckets (this is a {})", k.as_str()),
+            )),
+            (Some(b), _) => {
+                if b.is_empty() {
+                    errs.push(src.error(&at("buckets"), "must not be empty"));
+                }
+                if b.windows(2).any(|w| w[0] >= w[1]) || b.iter().any(|x| !x.is_finite()) {
+                    errs.push(src.error(
+                        &at("buckets"),
+                        "bucket bounds must be finite and strictly increasing",
+                    ));
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
+fn check_logging(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let l = &m.logging;
+    if !["trace", "debug", "info", "warn", "error"].contains(&l.level.as_str()) {
+        errs.push(src.error(
+            "logging.level",
+            format!(
+                "unknown level {:?} (known: trace, debug, info, warn, error)",
+                l.level
+            ),
+        ));
+    }
+    if l.file.is_empty() || l.file.contains(['/', '*', '?', '[']) {
+        errs.push(src.error(
+            "logging.file",
+            "must be a plain file name prefix (no '/', no glob characters)",
+        ));
+    }
+    if l.max_files == 0 {
+        errs.push(src.error("logging.max_files", "must keep at least one file"));
+    }
+    for (i, f) in l.fields.iter().enumerate() {
+        if !KNOWN_LOG_FIELDS.contains(&f.as_str()) {
+            errs.push(src.error(
+                &format!("logging.fields[{i}]"),
+                format!(
+                    "unknown log field {f:?} (the server writes: {})",
+                    KNOWN_LOG_FIELDS.join(", ")
+                ),
+            ));
+        }
+    }
+    for (i, lab) in l.labels.iter().enumerate() {
+        let at = format!("logging.labels[{i}]");
+        if !l.fields.contains(lab) {
+            errs.push(src.error(&at, format!("label {lab:?} is not one of logging.fields")));
+        } else if UNBOUNDED_LOG_FIELDS.contains(&lab.as_str()) {
+            errs.push(src.error(
+                &at,
+                format!("{lab:?} has unbounded values and cannot be a Loki label"),
+            ));
+        }
+    }
+}
+
+fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let metrics: BTreeMap<&str, &Metric> = m.metrics.iter().map(|x| (x.name.as_str(), x)).collect();
+    for (i, o) in m.objectives.iter().enumerate() {
+        let at = |f: &str| format!("objectives[{i}].{f}");
+        if !(o.target > 0.0 && o.target < 1.0) {
+            errs.push(src.error(
+                &at("target"),
+                format!("target {} must be between 0 and 1 (exclusive)", o.target),
+            ));
+        }
+        if crate::promql::parse_duration(&o.window).is_none() {
+            errs.push(src.error(&at("window"), format!("bad duration {:?}", o.window)));
+        }
+        let Some(metric) = metrics.get(o.metric.as_str()) else {
+            errs.push(src.error(
+                &at("metric"),
+                format!("objective names undeclared metric {:?}", o.metric),
+            ));
+            continue;
+        };
+        match o.kind {
+            ObjectiveKind::Availability => {
+                if metric.kind != MetricType::Counter
+                    || !metric.labels.iter().any(|l| l == "status")
+                {
+                    errs.push(src.error(
+                        &at("metric"),
+                        format!(
+                            "availability needs a counter with a `status` label; {:?} is not one",
+                            o.metric
+                        ),
+                    ));
+                }
+                if o.threshold_seconds.is_some() {
+                    errs.push(src.error(
+                        &at("threshold_seconds"),
+                        "only latency objectives have a threshold",
+                    ));
+                }
+            }
+            ObjectiveKind::Latency => {
+                if metric.kind != MetricType::Histogram {
+                    errs.push(src.error(
+                        &at("metric"),
+                        format!(
+                            "latency needs a histogram; {:?} is a {}",
+                            o.metric,
+                            metric.kind.as_str()
+                        ),
+                    ));
+                    continue;
+                }
+                match o.threshold_seconds {
+                    None => errs.push(src.error(
+                        &at("threshold_seconds"),
+                        "latency objectives need threshold_seconds",
+                    )),
+                    Some(t) => {
+                        let buckets = metric.buckets.clone().unwrap_or_default();
+                        if !buckets.iter().any(|b| (b - t).abs() < 1e-12) {
+                            errs.push(src.error(
+                                &at("threshold_seconds"),
+                                format!(
+                                    "{t} is not a bucket boundary of {:?} (buckets: {:?}); the SLI could not be computed exactly",
+                                    o.metric, buckets
+                                ),
+                            ));
+                        }
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let s = &m.stack;
+    for (name, c) in [
+        ("prometheus", &s.prometheus),
+        ("loki", &s.loki),
+        ("promtail", &s.promtail),
+        ("alloy", &s.alloy),
+        ("grafana", &s.grafana),
+    ] {
+        check_port(src, &format!("stack.{name}.port"), c.port, errs);
+        if !c.image.contains(':') || c.image.ends_with(":latest") {
+            errs.push(src.error(
+                &format!("stack.{name}.image"),
+                format!("image {:?} must be pinned to a tag (not :latest)", c.image),
+            ));
+        }
+    }
+    for (f, v) in [
+        ("scrape_interval", &s.scrape_interval),
+        ("evaluation_interval", &s.evaluation_interval),
+    ] {
+        if crate::promql::parse_duration(v).is_none() {
+            errs.push(src.error(
+                &format!("stack.{f}"),
+                format!("bad duration {v:?} (e.g. 15s, 1m)"),
+            ));
+        }
+    }
+    for (i, t) in s.extra_targets.iter().enumerate() {
+        for (j, addr) in t.targets.iter().enumerate() {
+            let ok = addr
+                .rsplit_once(':')
+                .and_then(|(_, p)| p.parse::<i64>().ok())
+                .is_some_and(|p| (1..=65535).contains(&p));
+            if !ok {
+                errs.push(src.error(
+                    &format!("stack.extra_targets[{i}].targets[{j}]"),
+                    format!("{addr:?} must be host:port with a port in 1-65535"),
+                ));
+            }
+        }
+    }
+    let uids = [
+        &s.datasources.prometheus,
+        &s.datasources.loki,
+        &s.datasources.json,
+    ];
+    if uids.iter().collect::<HashSet<_>>().len() != uids.len() {
+        errs.push(src.error("stack.datasources", "datasource uids must be distinct"));
+    }
+}

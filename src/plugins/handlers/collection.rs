@@ -1,0 +1,284 @@
+//! `collection`: a list read from a YAML/JSON data file, paged with
+//! `?limit=&offset=`.
+
+use super::*;
+use crate::server::error::bad_param;
+use bytes::{BufMut, Bytes, BytesMut};
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::{EndpointExt, Request};
+use serde::Deserialize;
+use serde_json::json;
+
+pub struct Kind;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Options {
+    /// Page size when `limit` is absent.
+    default_limit: usize,
+    /// Largest accepted `limit`.
+    max_limit: usize,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            default_limit: 20,
+            max_limit: 100,
+        }
+    }
+}
+
+struct Collection {
+    /// Each item, already serialized.
+    items: Arc<[Bytes]>,
+    /// JSON schema of one item, derived from the data.
+    item_schema: Json,
+    opts: Options,
+}
+
+/// Reads the endpoint's data file as a list of objects.
+pub fn load_items(
+    src: &Source,
+    ep: &Endpoint,
+    index: usize,
+) -> Result<Vec<serde_json::Map<String, Json>>, Diagnostics> {
+    let at = format!("endpoints[{index}].data");
+    let fail = |msg: String| Diagnostics(vec![src.error(&at, msg)]);
+    let rel = ep.data.as_deref().ok_or_else(|| {
+        Diagnostics(vec![src.error(
+            &format!("endpoints[{index}]"),
+            "handler kind \"collection\" needs a `data:` file",
+        )])
+    })?;
+    let (text, path) = src.read_data(rel).map_err(fail)?;
+    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
+        let loc = e
+            .location()
+            .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
+            .unwrap_or_else(|| path.display().to_string());
+        fail(format!("malformed data file {loc}: {e}"))
+    })?;
+    let json: Json = serde_json::to_value(&value).map_err(|e| {
+        fail(format!(
+            "data file {} is not JSON-compatible: {e}",
+            path.display()
+        ))
+    })?;
+    let Json::Array(list) = json else {
+        return Err(fail(format!(
+            "data file {} must hold a list of objects",
+            path.display()
+        )));
+    };
+    list.into_iter()
+        .enumerate()
+        .map(|(i, v)| match v {
+            Json::Object(o) => Ok(o),
+            _ => Err(fail(format!(
+                "data file {}: item {i} is not an object",
+                path.display()
+            ))),
+        })
+        .collect()
+}
+
+fn schema_of(v: &Json) -> Json {
+    match v {
+        Json::Null => json!({}),
+        Json::Bool(_) => json!({"type": "boolean"}),
+        Json::Number(n) if n.is_i64() || n.is_u64() => json!({"type": "integer"}),
+        Json::Number(_) => json!({"type": "number"}),
+        Json::String(_) => json!({"type": "string"}),
+        Json::Array(a) => {
+            json!({"type": "array", "items": a.first().map(schema_of).unwrap_or(json!({}))})
+        }
+        Json::Object(o) => {
+            let props: serde_json::Map<String, Json> =
+                o.iter().map(|(k, v)| (k.clone(), schema_of(v))).collect();
+            json!({"type": "object", "properties": props})
+        }
+    }
+}
+
+impl HandlerKind for Kind {
+    fn name(&self) -> &'static str {
+        "collection"
+    }
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
+        let opts: Options = ctx.options()?;
+        if opts.max_limit == 0 || opts.default_limit == 0 || opts.default_limit > opts.max_limit {
+            return Err(Diagnostics(vec![ctx.source.error(
+                &ctx.at("options"),
+                format!(
+                    "need 0 < default_limit <= max_limit (got {} and {})",
+                    opts.default_limit, opts.max_limit
+                ),
+            )]));
+        }
+        let items = load_items(ctx.source, ctx.endpoint, ctx.index)?;
+        let item_schema = items
+            .first()
+            .map(|o| schema_of(&Json::Object(o.clone())))
+            .unwrap_or(json!({"type": "object"}));
+        let items: Vec<Bytes> = items
+            .iter()
+            .map(|o| Bytes::from(serde_json::to_vec(o).expect("json")))
+            .collect();
+        Ok(Arc::new(Collection {
+            items: items.into(),
+            item_schema,
+            opts,
+        }))
+    }
+}
+
+/// Parses an optional non-negative integer query parameter within `[min, max]`.
+fn int_param(
+    raw: Option<&str>,
+    name: &str,
+    min: usize,
+    max: usize,
+) -> Result<Option<usize>, Response> {
+    let Some(raw) = raw else { return Ok(None) };
+    match raw.parse::<usize>() {
+        Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
+        _ => Err(bad_param(
+            name,
+            &format!("expected an integer from {min} to {max}, got {raw:?}"),
+        )),
+    }
+}
+
+fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, Response> {
+    let (mut limit, mut offset) = (None, None);
+    for (k, v) in form_pairs(req.uri().query().unwrap_or("")) {
+        match k.as_ref() {
+            "limit" => limit = int_param(Some(&v), "limit", 1, opts.max_limit)?,
+            "offset" => offset = int_param(Some(&v), "offset", 0, usize::MAX)?,
+            other => {
+                return Err(bad_param(
+                    other,
+                    "unknown query parameter (known: limit, offset)",
+                ))
+            }
+        }
+    }
+    let limit = limit.unwrap_or(opts.default_limit);
+    let offset = offset.unwrap_or(0);
+    let start = offset.min(items.len());
+    let end = start.saturating_add(limit).min(items.len());
+    let page = &items[start..end];
+    let mut buf = BytesMut::with_capacity(64 + page.iter().map(|b| b.len() + 1).sum::<usize>());
+    buf.put_slice(b"{\"items\":[");
+    for (i, item) in page.iter().enumerate() {
+        if i > 0 {
+            buf.put_u8(b',');
+        }
+        buf.put_slice(item);
+    }
+    buf.put_slice(
+        format!(
+            "],\"total\":{},\"limit\":{limit},\"offset\":{offset}}}",
+            items.len()
+        )
+        .as_bytes(),
+    );
+    Ok(json_bytes(StatusCode::OK, buf.freeze()))
+}
+
+/// `a=1&b=x%20y` → decoded pairs (a key with no `=` has an empty value).
+fn form_pairs(q: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    q.split('&').filter(|s| !s.is_empty()).map(|pair| {
+        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
+        (decode(k), decode(v))
+    })
+}
+
+fn decode(s: &str) -> String {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'+' => out.push(b' '),
+            b'%' if i + 2 < b.len() => match (hex(b[i + 1]), hex(b[i + 2])) {
+                (Some(h), Some(l)) => {
+                    out.push(h * 16 + l);
+                    i += 2;
+                }
+                _ => out.push(b'%'),
+            },
+            c => out.push(c),
+        }
+        i += 1;
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+fn hex(c: u8) -> Option<u8> {
+    (c as char).to_digit(16).map(|d| d as u8)
+}
+
+impl PreparedHandler for Collection {
+    fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+        let items = self.items.clone();
+        let opts = Options {
+            default_limit: self.opts.default_limit,
+            max_limit: self.opts.max_limit,
+        };
+        make_sync(move |req: Request| match page(&items, &opts, &req) {
+            Ok(r) | Err(r) => r,
+        })
+        .boxed()
+    }
+    fn doc(&self) -> OperationDoc {
+        let mut doc = OperationDoc::json(json!({
+            "type": "object",
+            "required": ["items", "total", "limit", "offset"],
+            "properties": {
+                "items": {"type": "array", "items": self.item_schema},
+                "total": {"type": "integer", "description": "Number of items in the collection"},
+                "limit": {"type": "integer"},
+                "offset": {"type": "integer"}
+            }
+        }));
+        doc.params = vec![
+            ParamDoc {
+                name: "limit".into(),
+                location: ParamIn::Query,
+                schema: json!({"type": "integer", "minimum": 1, "maximum": self.opts.max_limit, "default": self.opts.default_limit}),
+                required: false,
+                description: "Page size".into(),
+            },
+            ParamDoc {
+                name: "offset".into(),
+                location: ParamIn::Query,
+                schema: json!({"type": "integer", "minimum": 0, "default": 0}),
+                required: false,
+                description: "Items to skip".into(),
+            },
+        ];
+        doc.responses.push((
+            400,
+            "Bad query parameter".into(),
+            "application/json",
+            crate::server::error::error_schema(),
+        ));
+        doc
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::decode;
+
+    #[test]
+    fn percent_decoding() {
+        assert_eq!(decode("a%20b+c"), "a b c");
+        assert_eq!(decode("100%"), "100%");
+        assert_eq!(decode("%zz"), "%zz");
+        assert_eq!(decode("%é%"), "%é%");
+    }
+}

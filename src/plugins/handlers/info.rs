@@ -1,0 +1,67 @@
+//! `info`: the service and its endpoints (`GET /`).
+
+use super::*;
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::EndpointExt;
+use serde_json::json;
+
+pub struct Kind;
+
+struct Info {
+    body: bytes::Bytes,
+}
+
+impl HandlerKind for Kind {
+    fn name(&self) -> &'static str {
+        "info"
+    }
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
+        ctx.no_data()?;
+        ctx.options::<NoOptions>()?;
+        let m = ctx.manifest;
+        let endpoints: Vec<_> = m
+            .endpoints
+            .iter()
+            .map(|e| json!({"method": e.method.to_ascii_uppercase(), "path": e.path, "summary": e.summary}))
+            .collect();
+        let body = json!({
+            "service": m.service.name,
+            "version": m.service.version,
+            "description": m.service.description,
+            "endpoints": endpoints,
+            "docs": "/docs",
+            "openapi": "/openapi.json",
+        });
+        Ok(Arc::new(Info {
+            body: serde_json::to_vec(&body).expect("json").into(),
+        }))
+    }
+}
+
+/// For kinds that take no options: any key is an error.
+#[derive(serde::Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+impl PreparedHandler for Info {
+    fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+        let body = self.body.clone();
+        make_sync(move |_| json_bytes(StatusCode::OK, body.clone())).boxed()
+    }
+    fn doc(&self) -> OperationDoc {
+        OperationDoc::json(json!({
+            "type": "object",
+            "required": ["service", "version", "endpoints"],
+            "properties": {
+                "service": {"type": "string"},
+                "version": {"type": "string"},
+                "description": {"type": "string"},
+                "docs": {"type": "string"},
+                "openapi": {"type": "string"},
+                "endpoints": {"type": "array", "items": {"type": "object", "properties": {
+                    "method": {"type": "string"}, "path": {"type": "string"}, "summary": {"type": "string"}}}}
+            }
+        }))
+    }
+}

@@ -1,0 +1,137 @@
+//! Endpoint handler kinds (`endpoints[].handler`).
+//!
+//! A kind is a config parser plus a `prepare()` that checks options and loads
+//! data (this runs for `validate` too, so bad options fail there), and the
+//! prepared handler builds the poem endpoint once the server is assembled.
+
+use crate::manifest::{Diagnostics, Endpoint, Manifest, Source};
+use crate::server::Runtime;
+use poem::endpoint::BoxEndpoint;
+use poem::Response;
+use serde_json::Value as Json;
+use std::sync::Arc;
+
+mod collection;
+mod fault;
+mod info;
+mod probe;
+mod prometheus;
+
+pub use collection::load_items;
+
+/// The registry: one line per kind.
+static KINDS: &[&dyn HandlerKind] = &[
+    &collection::Kind,
+    &info::Kind,
+    &probe::Kind,
+    &fault::Kind,
+    &prometheus::Kind,
+];
+
+/// Finds a kind by its manifest name.
+pub fn lookup(name: &str) -> Option<&'static dyn HandlerKind> {
+    KINDS.iter().copied().find(|k| k.name() == name)
+}
+
+/// Every registered kind name, for error messages.
+pub fn names() -> Vec<&'static str> {
+    KINDS.iter().map(|k| k.name()).collect()
+}
+
+/// What a kind sees while preparing one endpoint.
+pub struct HandlerCtx<'a> {
+    pub index: usize,
+    pub endpoint: &'a Endpoint,
+    pub manifest: &'a Manifest,
+    pub source: &'a Source,
+}
+
+impl HandlerCtx<'_> {
+    /// `endpoints[i].<field>`, for diagnostics.
+    pub fn at(&self, field: &str) -> String {
+        format!("endpoints[{}].{field}", self.index)
+    }
+    /// Parses `options:` as `T` (unknown keys are errors).
+    pub fn options<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, Diagnostics> {
+        let mut errs = Diagnostics::default();
+        self.source
+            .options(&self.endpoint.options, &self.at("options"), &mut errs)
+            .ok_or(errs)
+    }
+    /// Fails when the kind takes no `data:` file but one was given.
+    pub fn no_data(&self) -> Result<(), Diagnostics> {
+        match self.endpoint.data {
+            Some(_) => Err(Diagnostics(vec![self.source.error(
+                &self.at("data"),
+                format!(
+                    "handler kind {:?} takes no data file",
+                    self.endpoint.handler
+                ),
+            )])),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A handler kind.
+pub trait HandlerKind: Sync {
+    /// The name used in `endpoints[].handler`.
+    fn name(&self) -> &'static str;
+    /// Checks options and loads data.
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics>;
+}
+
+/// A validated endpoint, ready to serve.
+pub trait PreparedHandler: Send + Sync {
+    /// The poem endpoint; called once at start-up.
+    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response>;
+    /// What the OpenAPI document says about it.
+    fn doc(&self) -> OperationDoc;
+}
+
+/// Where a parameter is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamIn {
+    Query,
+    Path,
+}
+
+/// One documented parameter.
+#[derive(Debug, Clone)]
+pub struct ParamDoc {
+    pub name: String,
+    pub location: ParamIn,
+    /// JSON schema of the value.
+    pub schema: Json,
+    pub required: bool,
+    pub description: String,
+}
+
+/// OpenAPI facts of one operation.
+#[derive(Debug, Clone)]
+pub struct OperationDoc {
+    pub params: Vec<ParamDoc>,
+    /// JSON schema of the request body, if it takes one.
+    pub request: Option<Json>,
+    /// (status, description, content type, JSON schema) of each response.
+    pub responses: Vec<(u16, String, &'static str, Json)>,
+}
+
+impl OperationDoc {
+    /// A JSON operation with one success response.
+    pub fn json(schema: Json) -> Self {
+        OperationDoc {
+            params: Vec::new(),
+            request: None,
+            responses: vec![(200, "Success".into(), "application/json", schema)],
+        }
+    }
+}
+
+/// A JSON response with pre-serialized bytes.
+pub fn json_bytes(status: poem::http::StatusCode, body: impl Into<poem::Body>) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(body)
+}

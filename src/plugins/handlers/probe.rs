@@ -1,0 +1,100 @@
+//! `probe`: `/health` (liveness), `/ready` (data and metrics loaded, not
+//! draining) and `/startup` (start time and uptime).
+
+use super::*;
+use poem::endpoint::make_sync;
+use poem::http::StatusCode;
+use poem::EndpointExt;
+use serde::Deserialize;
+use serde_json::json;
+use std::sync::atomic::Ordering;
+
+pub struct Kind;
+
+#[derive(Deserialize, Default, Clone, Copy)]
+#[serde(rename_all = "lowercase")]
+enum Probe {
+    #[default]
+    Health,
+    Ready,
+    Startup,
+}
+
+#[derive(Deserialize, Default)]
+#[serde(deny_unknown_fields)]
+struct Options {
+    #[serde(default)]
+    probe: Probe,
+}
+
+struct Prepared(Probe);
+
+impl HandlerKind for Kind {
+    fn name(&self) -> &'static str {
+        "probe"
+    }
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
+        ctx.no_data()?;
+        let o: Options = ctx.options()?;
+        Ok(Arc::new(Prepared(o.probe)))
+    }
+}
+
+fn respond(status: StatusCode, body: Json) -> Response {
+    json_bytes(status, serde_json::to_vec(&body).expect("json"))
+}
+
+impl PreparedHandler for Prepared {
+    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+        let rt = rt.clone();
+        let probe = self.0;
+        make_sync(move |_| match probe {
+            Probe::Health => respond(StatusCode::OK, json!({"status": "ok"})),
+            Probe::Ready => {
+                let ready = rt.ready.load(Ordering::Acquire);
+                let draining = rt.draining.load(Ordering::Acquire);
+                if ready && !draining {
+                    respond(StatusCode::OK, json!({"status": "ready"}))
+                } else {
+                    let reason = if draining { "shutting down" } else { "loading" };
+                    respond(
+                        StatusCode::SERVICE_UNAVAILABLE,
+                        json!({"status": "not_ready", "reason": reason}),
+                    )
+                }
+            }
+            Probe::Startup => respond(
+                StatusCode::OK,
+                json!({
+                    "status": "started",
+                    "started_at": humantime::format_rfc3339_millis(rt.started_at).to_string(),
+                    "uptime_seconds": rt.start.elapsed().as_secs_f64(),
+                }),
+            ),
+        })
+        .boxed()
+    }
+    fn doc(&self) -> OperationDoc {
+        let mut doc = OperationDoc::json(match self.0 {
+            Probe::Health => {
+                json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})
+            }
+            Probe::Ready => {
+                json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "string"}}})
+            }
+            Probe::Startup => json!({"type": "object", "properties": {
+                "status": {"type": "string"},
+                "started_at": {"type": "string", "format": "date-time"},
+                "uptime_seconds": {"type": "number"}}}),
+        });
+        if let Probe::Ready = self.0 {
+            doc.responses.push((
+                503,
+                "Not ready".into(),
+                "application/json",
+                json!({"type": "object"}),
+            ));
+        }
+        doc
+    }
+}

@@ -1,0 +1,66 @@
+//! JSON error bodies: every 4xx/5xx the server sends looks the same.
+
+use poem::http::StatusCode;
+use poem::Response;
+use serde_json::json;
+
+/// `{"status": 404, "error": "Not Found", "message": "..."}`.
+pub fn json_error(status: StatusCode, message: &str) -> Response {
+    body(
+        status,
+        json!({
+            "status": status.as_u16(),
+            "error": status.canonical_reason().unwrap_or("Error"),
+            "message": message,
+        }),
+    )
+}
+
+/// A 400 naming the offending query parameter.
+pub fn bad_param(name: &str, message: &str) -> Response {
+    let status = StatusCode::BAD_REQUEST;
+    body(
+        status,
+        json!({
+            "status": 400,
+            "error": "Bad Request",
+            "message": format!("invalid query parameter `{name}`: {message}"),
+            "parameter": name,
+        }),
+    )
+}
+
+/// A 400 naming the offending JSON field of a request body.
+pub fn bad_field(field: &str, message: &str) -> Response {
+    body(
+        StatusCode::BAD_REQUEST,
+        json!({
+            "status": 400,
+            "error": "Bad Request",
+            "message": format!("invalid request body at `{field}`: {message}"),
+            "field": field,
+        }),
+    )
+}
+
+fn body(status: StatusCode, v: serde_json::Value) -> Response {
+    Response::builder()
+        .status(status)
+        .content_type("application/json")
+        .body(serde_json::to_vec(&v).expect("json"))
+}
+
+/// JSON schema of the error body, for the OpenAPI document.
+pub fn error_schema() -> serde_json::Value {
+    json!({
+        "type": "object",
+        "required": ["status", "error", "message"],
+        "properties": {
+            "status": {"type": "integer"},
+            "error": {"type": "string"},
+            "message": {"type": "string"},
+            "parameter": {"type": "string"},
+            "field": {"type": "string"}
+        }
+    })
+}

@@ -1,0 +1,140 @@
+//! Per-request metric handles, resolved once and cached lock-free.
+//!
+//! Labels are bounded by construction: `path` is a route template (or one
+//! fixed value for unmatched requests), `method` a closed set of eight and
+//! `status` a number from 100 to 599.
+
+use poem::http::Method;
+use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+/// The `path` label of a request that matched no route.
+pub const UNMATCHED: &str = "unmatched";
+
+const METHODS: [&str; 8] = [
+    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
+];
+
+/// Index of `m` in the closed method set (`OTHER` for anything else).
+pub fn method_index(m: &Method) -> usize {
+    match *m {
+        Method::GET => 0,
+        Method::POST => 1,
+        Method::PUT => 2,
+        Method::DELETE => 3,
+        Method::PATCH => 4,
+        Method::HEAD => 5,
+        Method::OPTIONS => 6,
+        _ => 7,
+    }
+}
+
+/// Label value of a method index.
+pub fn method_label(i: usize) -> &'static str {
+    METHODS[i]
+}
+
+struct MethodSlot {
+    duration: Option<Histogram>,
+    by_status: Box<[OnceLock<Option<IntCounter>>]>,
+}
+
+struct RouteSlot {
+    path: String,
+    methods: [OnceLock<MethodSlot>; 8],
+}
+
+/// Handles for every (route, method, status) seen so far.
+pub struct HttpMetrics {
+    requests: Option<IntCounterVec>,
+    duration: Option<HistogramVec>,
+    requests_labels: Vec<String>,
+    duration_labels: Vec<String>,
+    routes: Vec<RouteSlot>,
+}
+
+impl HttpMetrics {
+    /// `paths[i]` is the template of route tag `i`; one more slot is added for unmatched requests.
+    pub fn new(
+        paths: Vec<String>,
+        requests: Option<(IntCounterVec, Vec<String>)>,
+        duration: Option<(HistogramVec, Vec<String>)>,
+    ) -> Self {
+        let mut routes: Vec<RouteSlot> = paths
+            .into_iter()
+            .map(|path| RouteSlot {
+                path,
+                methods: Default::default(),
+            })
+            .collect();
+        routes.push(RouteSlot {
+            path: UNMATCHED.into(),
+            methods: Default::default(),
+        });
+        let (requests, requests_labels) = requests.map_or((None, vec![]), |(v, l)| (Some(v), l));
+        let (duration, duration_labels) = duration.map_or((None, vec![]), |(v, l)| (Some(v), l));
+        HttpMetrics {
+            requests,
+            duration,
+            requests_labels,
+            duration_labels,
+            routes,
+        }
+    }
+
+    /// The `path` label of route tag `route`.
+    pub fn template(&self, route: usize) -> &str {
+        &self.routes[route.min(self.routes.len() - 1)].path
+    }
+
+    /// The route tag used for requests that matched no route.
+    pub fn unmatched(&self) -> usize {
+        self.routes.len() - 1
+    }
+
+    fn values<'a>(
+        labels: &'a [String],
+        path: &'a str,
+        method: &'a str,
+        status: &'a str,
+    ) -> HashMap<&'a str, &'a str> {
+        labels
+            .iter()
+            .map(|l| {
+                let v = match l.as_str() {
+                    "path" => path,
+                    "method" => method,
+                    _ => status,
+                };
+                (l.as_str(), v)
+            })
+            .collect()
+    }
+
+    /// Records one request. `route` is a route tag (see [`Self::unmatched`]).
+    pub fn observe(&self, route: usize, method: usize, status: u16, seconds: f64) {
+        let slot = &self.routes[route.min(self.routes.len() - 1)];
+        let ms = slot.methods[method].get_or_init(|| MethodSlot {
+            duration: self.duration.as_ref().map(|d| {
+                let v = Self::values(&self.duration_labels, &slot.path, method_label(method), "");
+                d.with(&v)
+            }),
+            by_status: (100..600).map(|_| OnceLock::new()).collect(),
+        });
+        if let Some(h) = &ms.duration {
+            h.observe(seconds);
+        }
+        let code = status.clamp(100, 599);
+        let counter = ms.by_status[(code - 100) as usize].get_or_init(|| {
+            self.requests.as_ref().map(|r| {
+                let s = code.to_string();
+                let v = Self::values(&self.requests_labels, &slot.path, method_label(method), &s);
+                r.with(&v)
+            })
+        });
+        if let Some(c) = counter {
+            c.inc();
+        }
+    }
+}

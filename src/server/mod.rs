@@ -1,0 +1,159 @@
+//! Validated model → running HTTP server.
+//!
+//! `assemble` builds the registry, the routes and the docs from a [`Model`];
+//! `serve` binds, runs the samplers and shuts down gracefully.
+
+pub mod error;
+pub mod http_metrics;
+mod observe;
+mod openapi;
+mod routes;
+
+use crate::manifest::Model;
+use crate::plugins::metrics::{Installer, Sampler};
+use http_metrics::HttpMetrics;
+use poem::listener::{Acceptor, Listener, TcpListener};
+use poem::{EndpointExt, IntoEndpoint};
+use prometheus::Registry;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::{Instant, SystemTime};
+
+pub use observe::Observe;
+
+/// Shared state every handler can see.
+pub struct Runtime {
+    pub model: Arc<Model>,
+    pub registry: Registry,
+    pub http: HttpMetrics,
+    pub started_at: SystemTime,
+    pub start: Instant,
+    /// True once data and metrics are loaded and the socket is bound.
+    pub ready: AtomicBool,
+    /// True once a shutdown signal arrived.
+    pub draining: AtomicBool,
+}
+
+/// Everything `serve` needs, built from a model.
+pub struct App {
+    pub runtime: Arc<Runtime>,
+    pub endpoint: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    pub samplers: Vec<Sampler>,
+}
+
+/// Installs the metric sources and builds the routes.
+pub fn assemble(model: Arc<Model>) -> Result<App, String> {
+    let registry = Registry::new();
+    let mut inst = Installer {
+        registry: &registry,
+        http_requests: None,
+        http_duration: None,
+        samplers: Vec::new(),
+    };
+    for (metric, src) in model.manifest.metrics.iter().zip(&model.sources) {
+        src.install(metric, &mut inst)
+            .map_err(|e| format!("cannot register metric {}: {e}", metric.name))?;
+    }
+    #[cfg(target_os = "linux")]
+    registry
+        .register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .map_err(|e| format!("cannot register process metrics: {e}"))?;
+    let (requests, duration, samplers) = (inst.http_requests, inst.http_duration, inst.samplers);
+    let table = routes::RouteTable::new(&model.manifest);
+    let http = HttpMetrics::new(table.templates(), requests, duration);
+    let runtime = Arc::new(Runtime {
+        model: model.clone(),
+        registry,
+        http,
+        started_at: SystemTime::now(),
+        start: Instant::now(),
+        ready: AtomicBool::new(false),
+        draining: AtomicBool::new(false),
+    });
+    let route = table.build(&runtime)?;
+    let limit = model.manifest.service.body_limit_bytes;
+    let endpoint = Observe::new(route, runtime.clone(), limit).boxed();
+    Ok(App {
+        runtime,
+        endpoint,
+        samplers,
+    })
+}
+
+/// Where to listen (overrides of the manifest's `service.host`/`port`).
+pub struct Bind {
+    pub host: Option<String>,
+    pub port: Option<u16>,
+}
+
+/// Runs until SIGINT/SIGTERM, then drains in-flight requests.
+pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
+    let svc = &model.manifest.service;
+    let host = bind.host.unwrap_or_else(|| svc.host.clone());
+    let port = bind.port.unwrap_or(svc.port as u16);
+    let grace = std::time::Duration::from_secs(svc.shutdown_timeout_seconds);
+    let app = assemble(model.clone())?;
+    let acceptor = TcpListener::bind(format!("{host}:{port}"))
+        .into_acceptor()
+        .await
+        .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let local = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().copied())
+        .map(|a| a.to_string())
+        .unwrap_or_else(|| format!("{host}:{port}"));
+    for mut s in app.samplers {
+        tokio::spawn(async move {
+            let mut t = tokio::time::interval(s.every);
+            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            t.tick().await;
+            loop {
+                t.tick().await;
+                (s.tick)();
+            }
+        });
+    }
+    let rt = app.runtime.clone();
+    rt.ready.store(true, Ordering::Release);
+    tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
+    // Tests and scripts read this line to find an ephemeral port.
+    println!("telltale listening on http://{local}");
+    let signal = {
+        let rt = rt.clone();
+        async move {
+            shutdown_signal().await;
+            rt.draining.store(true, Ordering::Release);
+            tracing::info!(target: "telltale::server", "shutdown signal received; draining in-flight requests");
+        }
+    };
+    poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(app.endpoint.into_endpoint(), signal, Some(grace))
+        .await
+        .map_err(|e| format!("server error: {e}"))?;
+    tracing::info!(target: "telltale::server", "server stopped");
+    Ok(())
+}
+
+async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}

@@ -1,0 +1,132 @@
+//! The one middleware: request id, tracing span, metrics, the request log
+//! line and JSON errors for everything the routes did not answer.
+
+use super::error::json_error;
+use super::http_metrics::method_index;
+use super::routes::{error_response, RouteTag};
+use super::Runtime;
+use poem::http::{header, HeaderValue, StatusCode};
+use poem::{Endpoint, Request, Response, Result};
+use std::hash::{BuildHasher, Hasher};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, OnceLock};
+use std::time::Instant;
+use tracing::Instrument;
+
+/// Longest raw path written to a log line (the rest is cut).
+const MAX_LOGGED_PATH: usize = 512;
+const REQUEST_ID: &str = "x-request-id";
+
+pub struct Observe<E> {
+    inner: E,
+    rt: Arc<Runtime>,
+    body_limit: u64,
+}
+
+impl<E> Observe<E> {
+    pub fn new(inner: E, rt: Arc<Runtime>, body_limit: u64) -> Self {
+        Observe {
+            inner,
+            rt,
+            body_limit,
+        }
+    }
+}
+
+/// An incoming id is kept if it is short and plain; otherwise a new one is made.
+fn incoming_id(req: &Request) -> Option<HeaderValue> {
+    let v = req.headers().get(REQUEST_ID)?;
+    let s = v.to_str().ok()?;
+    let ok = !s.is_empty()
+        && s.len() <= 128
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.:/+=".contains(&b));
+    ok.then(|| v.clone())
+}
+
+/// 32 hex digits: a process-random key hashed with a counter (unique, unguessable order).
+pub fn new_request_id() -> HeaderValue {
+    static KEYS: OnceLock<(
+        std::collections::hash_map::RandomState,
+        std::collections::hash_map::RandomState,
+    )> = OnceLock::new();
+    static COUNTER: AtomicU64 = AtomicU64::new(0);
+    let (a, b) = KEYS.get_or_init(Default::default);
+    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+    let mut h1 = a.build_hasher();
+    h1.write_u64(n);
+    let mut h2 = b.build_hasher();
+    h2.write_u64(n);
+    let s = format!("{:016x}{:016x}", h1.finish(), h2.finish());
+    HeaderValue::from_str(&s).expect("hex is a valid header value")
+}
+
+fn cut(path: &str) -> &str {
+    if path.len() <= MAX_LOGGED_PATH {
+        return path;
+    }
+    let mut end = MAX_LOGGED_PATH;
+    while !path.is_char_boundary(end) {
+        end -= 1;
+    }
+    &path[..end]
+}
+
+impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let start = Instant::now();
+        let rid = incoming_id(&req).unwrap_or_else(new_request_id);
+        let method = method_index(req.method());
+        let span = tracing::info_span!(
+            target: "telltale::http",
+            "request",
+            request_id = rid.to_str().unwrap_or(""),
+            method = req.method().as_str(),
+            path = cut(req.uri().path()),
+        );
+        let too_big = req
+            .headers()
+            .get(header::CONTENT_LENGTH)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.parse::<u64>().ok())
+            .is_some_and(|n| n > self.body_limit);
+        let mut resp = if too_big {
+            json_error(
+                StatusCode::PAYLOAD_TOO_LARGE,
+                &format!(
+                    "request body exceeds the limit of {} bytes",
+                    self.body_limit
+                ),
+            )
+        } else {
+            match self.inner.call(req).instrument(span.clone()).await {
+                Ok(r) => r,
+                Err(e) => error_response(e),
+            }
+        };
+        let route = resp
+            .data::<RouteTag>()
+            .map(|t| t.0)
+            .unwrap_or_else(|| self.rt.http.unmatched());
+        let status = resp.status().as_u16();
+        let elapsed = start.elapsed();
+        self.rt
+            .http
+            .observe(route, method, status, elapsed.as_secs_f64());
+        let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
+        span.in_scope(|| {
+            let route = self.rt.http.template(route);
+            if status >= 500 {
+                tracing::error!(target: "telltale::http", status, duration_ms, route, "request failed");
+            } else if status >= 400 {
+                tracing::warn!(target: "telltale::http", status, duration_ms, route, "request rejected");
+            } else {
+                tracing::info!(target: "telltale::http", status, duration_ms, route, "request completed");
+            }
+        });
+        resp.headers_mut().insert(REQUEST_ID, rid);
+        Ok(resp)
+    }
+}

@@ -1,0 +1,169 @@
+//! The OpenAPI document and docs UI, built from the manifest at start-up.
+//!
+//! poem-openapi's `OpenApi` trait is static (no `self` in `meta()`), so the
+//! operations live in a process-wide `OnceLock`, filled once from the model.
+
+use crate::manifest::Model;
+use crate::plugins::handlers::{OperationDoc, ParamIn};
+use poem::http::Method;
+use poem_openapi::registry::{
+    MetaApi, MetaMediaType, MetaOperation, MetaOperationParam, MetaParamIn, MetaPath, MetaRequest,
+    MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::{OpenApi, OpenApiService};
+use serde_json::Value as Json;
+use std::collections::HashMap;
+use std::sync::OnceLock;
+
+struct Op {
+    method: Method,
+    summary: &'static str,
+    description: &'static str,
+    tags: Vec<&'static str>,
+    doc: OperationDoc,
+}
+
+static OPS: OnceLock<Vec<(String, Vec<Op>)>> = OnceLock::new();
+
+fn leak(s: &str) -> &'static str {
+    Box::leak(s.to_string().into_boxed_str())
+}
+
+/// The manifest's API, as poem-openapi sees it.
+pub struct ManifestApi;
+
+impl OpenApi for ManifestApi {
+    fn meta() -> Vec<MetaApi> {
+        let Some(paths) = OPS.get() else {
+            return Vec::new();
+        };
+        let paths = paths
+            .iter()
+            .map(|(path, ops)| MetaPath {
+                path: path.clone(),
+                operations: ops.iter().map(operation).collect(),
+            })
+            .collect();
+        vec![MetaApi { paths }]
+    }
+
+    fn register(_registry: &mut Registry) {}
+
+    /// Routes are served by the manifest's own route table, not by poem-openapi.
+    fn add_routes(
+        self,
+        _route_table: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+    }
+}
+
+fn operation(op: &Op) -> MetaOperation {
+    let d = &op.doc;
+    MetaOperation {
+        method: op.method.clone(),
+        tags: op.tags.clone(),
+        summary: (!op.summary.is_empty()).then_some(op.summary),
+        description: (!op.description.is_empty()).then_some(op.description),
+        external_docs: None,
+        params: d
+            .params
+            .iter()
+            .map(|p| MetaOperationParam {
+                name: p.name.clone(),
+                schema: schema(&p.schema),
+                in_type: match p.location {
+                    ParamIn::Query => MetaParamIn::Query,
+                    ParamIn::Path => MetaParamIn::Path,
+                },
+                description: (!p.description.is_empty()).then(|| p.description.clone()),
+                required: p.required,
+                deprecated: false,
+                explode: true,
+                style: None,
+            })
+            .collect(),
+        request: d.request.as_ref().map(|s| MetaRequest {
+            description: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: schema(s),
+            }],
+            required: true,
+        }),
+        responses: MetaResponses {
+            responses: d
+                .responses
+                .iter()
+                .map(|(status, desc, ct, s)| MetaResponse {
+                    description: leak(desc),
+                    status: Some(*status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: ct,
+                        schema: schema(s),
+                    }],
+                    headers: Vec::new(),
+                })
+                .collect(),
+        },
+        deprecated: false,
+        security: Vec::new(),
+        operation_id: None,
+        code_samples: Vec::new(),
+    }
+}
+
+/// A JSON-schema value → poem-openapi's schema model (the subset we emit).
+fn schema(v: &Json) -> MetaSchemaRef {
+    let mut s = MetaSchema::new(v.get("type").and_then(Json::as_str).map(leak).unwrap_or(""));
+    s.format = v.get("format").and_then(Json::as_str).map(leak);
+    s.description = v.get("description").and_then(Json::as_str).map(leak);
+    s.default = v.get("default").cloned();
+    s.minimum = v.get("minimum").and_then(Json::as_f64);
+    s.maximum = v.get("maximum").and_then(Json::as_f64);
+    if let Some(Json::Array(e)) = v.get("enum") {
+        s.enum_items = e.clone();
+    }
+    if let Some(Json::Array(r)) = v.get("required") {
+        s.required = r.iter().filter_map(Json::as_str).map(leak).collect();
+    }
+    if let Some(Json::Object(props)) = v.get("properties") {
+        s.properties = props.iter().map(|(k, p)| (leak(k), schema(p))).collect();
+    }
+    if let Some(items) = v.get("items") {
+        s.items = Some(Box::new(schema(items)));
+    }
+    MetaSchemaRef::Inline(Box::new(s))
+}
+
+/// Builds the poem-openapi service (spec + swagger UI) for `model`.
+pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
+    let m = &model.manifest;
+    OPS.get_or_init(|| {
+        let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
+        for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
+            let op = Op {
+                method: Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
+                    .unwrap_or(Method::GET),
+                summary: leak(&ep.summary),
+                description: leak(&ep.description),
+                tags: ep.tags.iter().map(|t| leak(t)).collect(),
+                doc: h.doc(),
+            };
+            match paths.iter_mut().find(|(p, _)| *p == ep.path) {
+                Some((_, ops)) => ops.push(op),
+                None => paths.push((ep.path.clone(), vec![op])),
+            }
+        }
+        paths
+    });
+    let mut svc = OpenApiService::new(
+        ManifestApi,
+        m.service.name.clone(),
+        m.service.version.clone(),
+    );
+    if !m.service.description.is_empty() {
+        svc = svc.description(m.service.description.clone());
+    }
+    svc
+}

@@ -1,0 +1,152 @@
+//! Route table: one poem route per distinct path template, dispatching on
+//! method itself so that a wrong method is a JSON 405 counted under the
+//! route's template, never under the raw URL.
+
+use super::error::json_error;
+use super::openapi;
+use super::Runtime;
+use crate::manifest::Manifest;
+use poem::endpoint::BoxEndpoint;
+use poem::http::{header, HeaderValue, Method, StatusCode};
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Result, Route};
+use std::sync::Arc;
+
+/// Which route template answered; read by the observe middleware.
+#[derive(Clone, Copy, Debug)]
+pub struct RouteTag(pub usize);
+
+/// Converts a poem error into the JSON error body.
+pub fn error_response(e: poem::Error) -> Response {
+    if e.is::<poem::error::NotFoundError>() {
+        return json_error(StatusCode::NOT_FOUND, "no route matches this path");
+    }
+    json_error(e.status(), &e.to_string())
+}
+
+/// The manifest's paths, grouped by template, plus the built-in docs routes.
+pub struct RouteTable {
+    /// (template, [(method, endpoint index)])
+    paths: Vec<(String, Vec<(Method, usize)>)>,
+}
+
+const DOCS: &str = "/docs";
+const SPEC: &str = "/openapi.json";
+
+impl RouteTable {
+    pub fn new(m: &Manifest) -> Self {
+        let mut paths: Vec<(String, Vec<(Method, usize)>)> = Vec::new();
+        for (i, ep) in m.endpoints.iter().enumerate() {
+            let method = Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
+                .unwrap_or(Method::GET);
+            match paths.iter_mut().find(|(p, _)| *p == ep.path) {
+                Some((_, ms)) => ms.push((method, i)),
+                None => paths.push((ep.path.clone(), vec![(method, i)])),
+            }
+        }
+        RouteTable { paths }
+    }
+
+    /// Label values, indexed by route tag.
+    pub fn templates(&self) -> Vec<String> {
+        let mut t: Vec<String> = self.paths.iter().map(|(p, _)| p.clone()).collect();
+        t.push(SPEC.into());
+        t.push(DOCS.into());
+        t
+    }
+
+    pub fn build(&self, rt: &Arc<Runtime>) -> Result<Route, String> {
+        let model = &rt.model;
+        let mut route = Route::new();
+        for (tag, (template, methods)) in self.paths.iter().enumerate() {
+            let eps: Vec<(Method, BoxEndpoint<'static, Response>)> = methods
+                .iter()
+                .map(|(m, i)| (m.clone(), model.handlers[*i].endpoint(rt)))
+                .collect();
+            let allow = eps
+                .iter()
+                .map(|(m, _)| m.as_str())
+                .collect::<Vec<_>>()
+                .join(", ");
+            let ep = PathEndpoint {
+                tag,
+                allow: HeaderValue::from_str(&allow).map_err(|e| e.to_string())?,
+                methods: eps,
+            };
+            route = route.at(poem_template(template), ep);
+        }
+        let n = self.paths.len();
+        let service = openapi::service(model);
+        route = route.at(SPEC, Tagged(n, service.spec_endpoint().map_to_response()));
+        route = route.nest(DOCS, Tagged(n + 1, service.swagger_ui().map_to_response()));
+        Ok(route)
+    }
+}
+
+/// `/a/{id}` (OpenAPI style) → `/a/:id` (poem style).
+fn poem_template(t: &str) -> String {
+    t.split('/')
+        .map(
+            |s| match s.strip_prefix('{').and_then(|s| s.strip_suffix('}')) {
+                Some(name) => format!(":{name}"),
+                None => s.to_string(),
+            },
+        )
+        .collect::<Vec<_>>()
+        .join("/")
+}
+
+struct PathEndpoint {
+    tag: usize,
+    allow: HeaderValue,
+    methods: Vec<(Method, BoxEndpoint<'static, Response>)>,
+}
+
+impl Endpoint for PathEndpoint {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let method = req.method().clone();
+        let found = self.methods.iter().find(|(m, _)| *m == method).or_else(|| {
+            (method == Method::HEAD)
+                .then(|| self.methods.iter().find(|(m, _)| *m == Method::GET))
+                .flatten()
+        });
+        let mut resp = match found {
+            Some((_, ep)) => ep.call(req).await.unwrap_or_else(error_response),
+            None => {
+                let mut r = json_error(
+                    StatusCode::METHOD_NOT_ALLOWED,
+                    &format!(
+                        "method {method} is not allowed here (allowed: {})",
+                        self.allow.to_str().unwrap_or("")
+                    ),
+                );
+                r.headers_mut().insert(header::ALLOW, self.allow.clone());
+                r
+            }
+        };
+        if method == Method::HEAD {
+            resp.set_body(());
+        }
+        resp.set_data(RouteTag(self.tag));
+        Ok(resp)
+    }
+}
+
+/// Tags a built-in endpoint (docs, spec) with its route.
+struct Tagged<E>(usize, E);
+
+impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
+    type Output = Response;
+
+    async fn call(&self, req: Request) -> Result<Response> {
+        let mut resp = self
+            .1
+            .call(req)
+            .await
+            .map(IntoResponse::into_response)
+            .unwrap_or_else(error_response);
+        resp.set_data(RouteTag(self.0));
+        Ok(resp)
+    }
+}
