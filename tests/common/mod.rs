@@ -1,0 +1,179 @@
+//! Shared test harness: the real `telltale` binary on an ephemeral port.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::time::{Duration, Instant};
+
+/// Path of the built binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_telltale")
+}
+
+/// Repository root (where manifest.yaml lives).
+pub fn repo() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running server, stopped (SIGKILL) on drop unless `stop()` was called.
+pub struct Server {
+    child: Option<Child>,
+    /// `http://127.0.0.1:PORT`
+    pub base: String,
+    pub port: u16,
+    /// The working directory (logs go to `<workdir>/<logging.dir>`).
+    pub workdir: PathBuf,
+    stderr_path: PathBuf,
+}
+
+impl Server {
+    /// Starts `telltale serve --manifest <manifest> --host 127.0.0.1 --port 0` in `workdir`.
+    pub fn start(manifest: &Path, workdir: &Path) -> Server {
+        Self::start_with(manifest, workdir, &[])
+    }
+
+    pub fn start_with(manifest: &Path, workdir: &Path, extra: &[&str]) -> Server {
+        std::fs::create_dir_all(workdir).unwrap();
+        let stderr_path = workdir.join("server.stderr");
+        let stderr = std::fs::File::create(&stderr_path).unwrap();
+        let mut child = Command::new(bin())
+            .arg("serve")
+            .arg("--manifest")
+            .arg(manifest)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .args(extra)
+            .current_dir(workdir)
+            .stdout(Stdio::piped())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn telltale");
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let deadline = Instant::now() + Duration::from_secs(30);
+        let port = loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match rx.recv_timeout(left) {
+                Ok(line) => {
+                    if let Some(addr) = line.strip_prefix("telltale listening on http://") {
+                        break addr.rsplit(':').next().unwrap().parse::<u16>().unwrap();
+                    }
+                }
+                Err(_) => {
+                    let _ = child.kill();
+                    panic!(
+                        "server did not start; stderr:\n{}",
+                        std::fs::read_to_string(&stderr_path).unwrap_or_default()
+                    );
+                }
+            }
+        };
+        Server {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+            workdir: workdir.to_path_buf(),
+            stderr_path,
+        }
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.as_ref().unwrap().id()
+    }
+
+    /// SIGTERM, then waits for a graceful exit.
+    pub fn stop(mut self) -> ExitStatus {
+        let mut child = self.child.take().unwrap();
+        let ok = Command::new("kill")
+            .args(["-TERM", &child.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(ok.success());
+        let deadline = Instant::now() + Duration::from_secs(30);
+        loop {
+            if let Some(st) = child.try_wait().unwrap() {
+                return st;
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                panic!("server did not exit within 30s of SIGTERM");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// A fresh temporary directory, removed on drop.
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new().prefix("telltale-test-").tempdir().unwrap()
+}
+
+/// Copies the repo's manifest and data files into `dir`; returns the manifest path.
+pub fn copy_default_manifest(dir: &Path) -> PathBuf {
+    let root = repo();
+    std::fs::create_dir_all(dir.join("data")).unwrap();
+    for f in ["manifest.yaml", "data/products.yaml", "data/users.yaml"] {
+        std::fs::copy(root.join(f), dir.join(f)).unwrap();
+    }
+    dir.join("manifest.yaml")
+}
+
+/// Runs the binary with `args`; returns (status, stdout, stderr).
+pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
+    let out = Command::new(bin())
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .expect("run telltale");
+    (
+        out.status,
+        String::from_utf8_lossy(&out.stdout).into_owned(),
+        String::from_utf8_lossy(&out.stderr).into_owned(),
+    )
+}
+
+/// Parses Prometheus text format into (series, value) pairs, e.g.
+/// (`http_requests_total{method="GET",path="/",status="200"}`, 3.0).
+pub fn parse_metrics(text: &str) -> Vec<(String, f64)> {
+    text.lines()
+        .filter(|l| !l.starts_with('#') && !l.trim().is_empty())
+        .filter_map(|l| {
+            let (series, value) = l.rsplit_once(' ')?;
+            Some((series.to_string(), value.parse().ok()?))
+        })
+        .collect()
+}
+
+/// Sum of every sample of family `name` whose series contains all `matchers` (e.g. `path="/"`).
+pub fn metric_sum(text: &str, name: &str, matchers: &[&str]) -> f64 {
+    parse_metrics(text)
+        .into_iter()
+        .filter(|(s, _)| {
+            (s == name || s.starts_with(&format!("{name}{{")))
+                && matchers.iter().all(|m| s.contains(m))
+        })
+        .map(|(_, v)| v)
+        .sum()
+}
