@@ -149,6 +149,10 @@ pub enum Rotation {
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
+    /// `false` turns every log line off (console and file); metrics are
+    /// unaffected. Meant for measuring what logging costs (`bench/run`).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
     /// Directory of the JSON log files, relative to the working directory.
     #[serde(default = "default_log_dir")]
     pub dir: String,
@@ -177,6 +181,7 @@ pub struct Logging {
 impl Default for Logging {
     fn default() -> Self {
         Logging {
+            enabled: true,
             dir: default_log_dir(),
             file: default_log_file(),
             level: default_log_level(),
@@ -196,6 +201,9 @@ impl Logging {
     }
 }
 
+fn default_true() -> bool {
+    true
+}
 fn default_log_dir() -> String {
     "logs".into()
 }

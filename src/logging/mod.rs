@@ -1,0 +1,86 @@
+//! Logging: human-readable lines on the console, one flat JSON object per
+//! line in rotated files, both made by one layer (`layer.rs`). Request
+//! threads only format a line and queue it; writer threads write in batches
+//! (`sink.rs`).
+//!
+//! The writers are *not* lossy: when the queue is full, request threads wait
+//! rather than drop lines, and the returned guard writes everything out on
+//! drop. So after a graceful shutdown, N requests have left N request lines
+//! in the file.
+
+mod layer;
+mod sink;
+
+use crate::manifest::{Logging, Rotation};
+use layer::{Console, LogLayer};
+use sink::{Sink, SinkGuard};
+use std::io::IsTerminal;
+use tracing_appender::rolling::RollingFileAppender;
+use tracing_subscriber::filter::LevelFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
+
+/// Keeps the writer threads alive; dropping it writes out every line.
+pub struct LogGuard {
+    _writers: Vec<SinkGuard>,
+}
+
+fn level_filter(level: &str) -> LevelFilter {
+    level.parse().unwrap_or(LevelFilter::INFO)
+}
+
+/// Console only (for `validate`, `render`, `chaos`).
+pub fn init_console(level: &str) {
+    let _ = tracing_subscriber::registry()
+        .with(level_filter(level))
+        .with(LogLayer {
+            file: None,
+            console: Console::Stderr,
+            ansi: std::io::stderr().is_terminal(),
+        })
+        .try_init();
+}
+
+/// Console plus the JSON file of `cfg` (for `serve`); nothing at all when
+/// `cfg.enabled` is false, so every log macro is a disabled no-op.
+pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
+    if !cfg.enabled {
+        return Ok(LogGuard {
+            _writers: Vec::new(),
+        });
+    }
+    std::fs::create_dir_all(&cfg.dir)
+        .map_err(|e| format!("cannot create log directory {}: {e}", cfg.dir))?;
+    let rotation = match cfg.rotation {
+        Rotation::Minutely => tracing_appender::rolling::Rotation::MINUTELY,
+        Rotation::Hourly => tracing_appender::rolling::Rotation::HOURLY,
+        Rotation::Daily => tracing_appender::rolling::Rotation::DAILY,
+        Rotation::Never => tracing_appender::rolling::Rotation::NEVER,
+    };
+    let appender = RollingFileAppender::builder()
+        .rotation(rotation)
+        .filename_prefix(&cfg.file)
+        .filename_suffix("log")
+        .max_log_files(cfg.max_files)
+        .build(&cfg.dir)
+        .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
+    // Request threads only format and queue a line; the writes happen on
+    // these two threads.
+    let (file, file_guard) = Sink::spawn(appender, "telltale-log");
+    let (console, console_guard) = Sink::spawn(std::io::stderr(), "telltale-console");
+    let level = level_filter(&cfg.level);
+    // One global filter, not one per layer: per-layer filters are
+    // re-evaluated on every span and event, a global one is cached per callsite.
+    tracing_subscriber::registry()
+        .with(level)
+        .with(LogLayer {
+            file: Some(file),
+            console: Console::Sink(console),
+            ansi: std::io::stderr().is_terminal(),
+        })
+        .try_init()
+        .map_err(|e| format!("cannot install the logger: {e}"))?;
+    Ok(LogGuard {
+        _writers: vec![file_guard, console_guard],
+    })
+}
