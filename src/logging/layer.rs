@@ -56,29 +56,49 @@ thread_local! {
     static BUFS: RefCell<Bufs> = RefCell::new(Bufs::default());
 }
 
+/// Bytes that need an escape inside a JSON string.
+static JSON_ESCAPE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < 0x20 {
+        t[i] = true;
+        i += 1;
+    }
+    t[b'"' as usize] = true;
+    t[b'\\' as usize] = true;
+    t
+};
+
+/// Bytes that make a console value need quotes.
+static TEXT_QUOTE: [bool; 256] = {
+    let mut t = JSON_ESCAPE;
+    t[b' ' as usize] = true;
+    t[0x7f] = true;
+    t
+};
+
 /// Appends `s` as a JSON string; runs that need no escape are copied whole.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let bytes = s.as_bytes();
     let mut start = 0;
     for (i, &b) in bytes.iter().enumerate() {
-        let esc = match b {
-            b'"' => "\\\"",
-            b'\\' => "\\\\",
-            b'\n' => "\\n",
-            b'\r' => "\\r",
-            b'\t' => "\\t",
-            0x08 => "\\b",
-            0x0c => "\\f",
-            0..=0x1f => "",
-            _ => continue,
-        };
-        // Escapes are ASCII, so `start..i` is on char boundaries.
+        if !JSON_ESCAPE[b as usize] {
+            continue;
+        }
+        // Escaped bytes are ASCII, so `start..i` is on char boundaries.
         out.push_str(&s[start..i]);
-        if esc.is_empty() {
-            let _ = write!(out, "\\u{b:04x}");
-        } else {
-            out.push_str(esc);
+        match b {
+            b'"' => out.push_str("\\\""),
+            b'\\' => out.push_str("\\\\"),
+            b'\n' => out.push_str("\\n"),
+            b'\r' => out.push_str("\\r"),
+            b'\t' => out.push_str("\\t"),
+            0x08 => out.push_str("\\b"),
+            0x0c => out.push_str("\\f"),
+            _ => {
+                let _ = write!(out, "\\u{b:04x}");
+            }
         }
         start = i + 1;
     }
@@ -88,10 +108,7 @@ fn push_json_str(out: &mut String, s: &str) {
 
 /// Appends `s` bare if it is a plain token, else quoted like `Debug`.
 fn push_text_str(out: &mut String, s: &str) {
-    let plain = !s.is_empty()
-        && s.bytes()
-            .all(|b| b > b' ' && b != b'"' && b != b'\\' && b != 0x7f);
-    if plain {
+    if !s.is_empty() && !s.bytes().any(|b| TEXT_QUOTE[b as usize]) {
         out.push_str(s);
     } else {
         let _ = write!(out, "{s:?}");
@@ -200,7 +217,11 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        let mut fields = SpanFields::default();
+        // Sized for a request span, so that rendering it does not reallocate.
+        let mut fields = SpanFields {
+            json: String::with_capacity(128),
+            text: String::with_capacity(128),
+        };
         let mut scratch = String::new();
         attrs.record(&mut Visitor {
             json: &mut fields.json,
@@ -259,74 +280,93 @@ impl LogLayer {
             scratch,
         });
         let meta = event.metadata();
-        let scope = || {
-            ctx.event_scope(event)
-                .into_iter()
-                .flat_map(|s| s.from_root())
-        };
-        let mut stamp = [0u8; 32];
-        let stamp = timestamp(&mut stamp);
-
-        if let Some(file) = &self.file {
-            line.clear();
-            line.push_str("{\"timestamp\":\"");
-            line.push_str(stamp);
-            line.push_str("\",\"level\":\"");
-            line.push_str(json_level(meta.level()));
-            line.push_str("\",\"logger\":");
-            push_json_str(line, meta.target());
-            line.push_str(",\"message\":");
-            push_json_str(line, message);
-            for span in scope() {
+        // One walk over the enclosing spans fills both renderings.
+        let spans_text = scratch;
+        spans_text.clear();
+        line.clear();
+        line.push_str("{\"timestamp\":\"");
+        let stamp_at = line.len();
+        push_timestamp(line);
+        let stamp = stamp_at..line.len();
+        line.push_str("\",\"level\":\"");
+        line.push_str(json_level(meta.level()));
+        line.push_str("\",\"logger\":");
+        push_json_str(line, meta.target());
+        line.push_str(",\"message\":");
+        push_json_str(line, message);
+        if let Some(scope) = ctx.event_scope(event) {
+            for span in scope.from_root() {
+                spans_text.push_str(span.name());
                 if let Some(f) = span.extensions().get::<SpanFields>() {
                     line.push_str(&f.json);
+                    if !f.text.is_empty() {
+                        spans_text.push('{');
+                        spans_text.push_str(&f.text[1..]);
+                        spans_text.push('}');
+                    }
                 }
+                spans_text.push_str(": ");
             }
-            line.push_str(json);
-            line.push_str("}\n");
+        }
+        line.push_str(json);
+        line.push_str("}\n");
+        if let Some(file) = &self.file {
             file.push(line.as_bytes());
         }
 
-        line.clear();
-        line.push_str(stamp);
-        line.push(' ');
-        line.push_str(console_level(meta.level(), self.ansi));
-        line.push(' ');
-        for span in scope() {
-            line.push_str(span.name());
-            if let Some(f) = span.extensions().get::<SpanFields>() {
-                if !f.text.is_empty() {
-                    line.push('{');
-                    line.push_str(&f.text[1..]);
-                    line.push('}');
-                }
-            }
-            line.push_str(": ");
-        }
-        line.push_str(meta.target());
-        line.push_str(": ");
-        line.push_str(message);
-        line.push_str(text);
-        line.push('\n');
+        // The console line reuses the event's JSON buffer, now copied.
+        let human = json;
+        human.clear();
+        human.push_str(&line[stamp]);
+        human.push(' ');
+        human.push_str(console_level(meta.level(), self.ansi));
+        human.push(' ');
+        human.push_str(spans_text);
+        human.push_str(meta.target());
+        human.push_str(": ");
+        human.push_str(message);
+        human.push_str(text);
+        human.push('\n');
         match &self.console {
-            Console::Sink(s) => s.push(line.as_bytes()),
+            Console::Sink(s) => s.push(human.as_bytes()),
             Console::Stderr => {
-                let _ = std::io::stderr().lock().write_all(line.as_bytes());
+                let _ = std::io::stderr().lock().write_all(human.as_bytes());
             }
         }
     }
 }
 
-/// Now as RFC 3339 UTC with microseconds, e.g. `2026-01-02T03:04:05.123456Z`.
-fn timestamp(buf: &mut [u8; 32]) -> &str {
-    let mut cur = std::io::Cursor::new(&mut buf[..]);
-    let _ = write!(
-        cur,
-        "{}",
-        humantime::format_rfc3339_micros(std::time::SystemTime::now())
-    );
-    let n = cur.position() as usize;
-    std::str::from_utf8(&buf[..n]).unwrap_or("")
+/// Appends now as RFC 3339 UTC with microseconds, e.g.
+/// `2026-01-02T03:04:05.123456Z`. The part up to the seconds is formatted
+/// once per second per thread.
+fn push_timestamp(out: &mut String) {
+    thread_local! {
+        static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
+    }
+    let now = std::time::SystemTime::now();
+    let since = now
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    let (secs, micros) = (since.as_secs(), since.subsec_micros());
+    SECOND.with(|cell| {
+        let mut cached = cell.borrow_mut();
+        if cached.0 != secs {
+            let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
+            let mut s = humantime::format_rfc3339_seconds(whole).to_string();
+            s.pop(); // the trailing `Z`
+            *cached = (secs, s);
+        }
+        out.push_str(&cached.1);
+    });
+    out.push('.');
+    let mut digits = [b'0'; 6];
+    let mut n = micros;
+    for d in digits.iter_mut().rev() {
+        *d = b'0' + (n % 10) as u8;
+        n /= 10;
+    }
+    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
+    out.push('Z');
 }
 
 #[cfg(test)]

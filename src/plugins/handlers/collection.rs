@@ -178,14 +178,29 @@ fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, Resp
         }
         buf.put_slice(item);
     }
-    buf.put_slice(
-        format!(
-            "],\"total\":{},\"limit\":{limit},\"offset\":{offset}}}",
-            items.len()
-        )
-        .as_bytes(),
-    );
+    // Numbers by hand: `format!` was a third of this handler's cost.
+    buf.put_slice(b"],\"total\":");
+    put_usize(&mut buf, items.len());
+    buf.put_slice(b",\"limit\":");
+    put_usize(&mut buf, limit);
+    buf.put_slice(b",\"offset\":");
+    put_usize(&mut buf, offset);
+    buf.put_u8(b'}');
     Ok(json_bytes(StatusCode::OK, buf.freeze()))
+}
+
+fn put_usize(buf: &mut BytesMut, mut n: usize) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    buf.put_slice(&digits[i..]);
 }
 
 /// `a=1&b=x%20y` → decoded pairs (a key with no `=` has an empty value).
@@ -272,7 +287,17 @@ impl PreparedHandler for Collection {
 
 #[cfg(test)]
 mod tests {
-    use super::decode;
+    use super::{decode, put_usize};
+    use bytes::BytesMut;
+
+    #[test]
+    fn integers_are_written_in_decimal() {
+        for n in [0, 7, 10, 99, 100, 12345, usize::MAX] {
+            let mut buf = BytesMut::new();
+            put_usize(&mut buf, n);
+            assert_eq!(std::str::from_utf8(&buf).unwrap(), n.to_string());
+        }
+    }
 
     #[test]
     fn percent_decoding() {

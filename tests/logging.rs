@@ -1,0 +1,99 @@
+//! The request log: one JSON line per request in the file, one human line on
+//! the console, nothing at all with `logging.enabled: false`.
+mod common;
+use common::*;
+
+fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
+        }
+    }
+    lines
+}
+
+#[tokio::test]
+async fn every_request_leaves_one_json_line_and_one_console_line() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let srv = Server::start(&manifest, dir.path());
+    let mut ids = Vec::new();
+    for i in 0..50 {
+        let r = reqwest::get(srv.url(&format!("/products?limit={}", i % 5 + 1)))
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200);
+        ids.push(r.headers()["x-request-id"].to_str().unwrap().to_string());
+    }
+    let bad = reqwest::get(srv.url("/products?limit=abc")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    let console = {
+        let stopped = srv.stop();
+        assert!(stopped.success());
+        std::fs::read_to_string(dir.path().join("server.stderr")).unwrap()
+    };
+    let requests: Vec<_> = log_lines(dir.path())
+        .into_iter()
+        .filter(|l| l["logger"] == "telltale::http")
+        .collect();
+    assert_eq!(requests.len(), 51, "one line per request");
+    for (line, id) in requests.iter().zip(&ids) {
+        assert_eq!(line["request_id"], id.as_str());
+        assert_eq!(line["level"], "info");
+        assert_eq!(line["message"], "request completed");
+        assert_eq!(line["method"], "GET");
+        assert_eq!(line["path"], "/products");
+        assert_eq!(line["status"], 200);
+        assert!(line["duration_ms"].as_f64().unwrap() >= 0.0);
+        assert!(line["timestamp"].as_str().unwrap().ends_with('Z'));
+    }
+    assert_eq!(requests[50]["level"], "warning");
+    assert_eq!(requests[50]["status"], 400);
+    let human: Vec<_> = console
+        .lines()
+        .filter(|l| l.contains("telltale::http: request"))
+        .collect();
+    assert_eq!(human.len(), 51, "console:\n{console}");
+    assert!(
+        human[0].contains(&format!("request_id={}", ids[0])),
+        "{}",
+        human[0]
+    );
+    assert!(human[50].contains(" WARN ") && human[50].contains("status=400"));
+}
+
+#[tokio::test]
+async fn logging_disabled_writes_nothing_and_metrics_still_count() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\nlogging:\n"));
+    std::fs::write(
+        &manifest,
+        text.replace("\nlogging:\n", "\nlogging:\n  enabled: false\n"),
+    )
+    .unwrap();
+    let srv = Server::start(&manifest, dir.path());
+    for _ in 0..5 {
+        assert_eq!(
+            reqwest::get(srv.url("/products")).await.unwrap().status(),
+            200
+        );
+    }
+    let metrics = reqwest::get(srv.url("/metrics"))
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert_eq!(
+        metric_sum(&metrics, "http_requests_total", &["path=\"/products\""]),
+        5.0
+    );
+    assert!(srv.stop().success());
+    assert!(!dir.path().join("logs").exists(), "no log directory");
+    let console = std::fs::read_to_string(dir.path().join("server.stderr")).unwrap();
+    assert!(!console.contains("request completed"), "{console}");
+}
