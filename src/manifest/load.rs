@@ -296,7 +296,10 @@ pub(crate) fn de_value<T: DeserializeOwned>(
                 .strip_prefix("unknown field `")
                 .and_then(|r| r.split('`').next())
             {
-                let key_path = if full.is_empty() {
+                // serde_path_to_error already ends the path with the field.
+                let key_path = if full == field || full.ends_with(&format!(".{field}")) {
+                    full.clone()
+                } else if full.is_empty() {
                     field.to_string()
                 } else {
                     format!("{full}.{field}")
