@@ -76,7 +76,11 @@ fn every_fixture_reports_its_message_at_its_line() {
             if !hit {
                 failures.push(format!(
                     "{name}: expected line {line}: {expect}\n  got:\n    {}",
-                    diags.iter().map(|d| d.to_string()).collect::<Vec<_>>().join("\n    ")
+                    diags
+                        .iter()
+                        .map(|d| d.to_string())
+                        .collect::<Vec<_>>()
+                        .join("\n    ")
                 ));
             }
         }
@@ -87,11 +91,25 @@ fn every_fixture_reports_its_message_at_its_line() {
 #[test]
 fn validate_prints_every_error_and_exits_1() {
     let f = repo().join("tests/fixtures/bad/multiple_errors.yaml");
-    let (st, out, err) = run(&["validate", "--manifest", f.to_str().unwrap()], Path::new("."));
+    let (st, out, err) = run(
+        &["validate", "--manifest", f.to_str().unwrap()],
+        Path::new("."),
+    );
     assert_eq!(st.code(), Some(1), "stdout: {out}\nstderr: {err}");
-    let located: Vec<&str> = err.lines().filter(|l| l.contains("multiple_errors.yaml:")).collect();
-    assert!(located.len() >= 4, "expected all four errors at once:\n{err}");
-    for want in [":8:9: service.port", ":11:14: endpoints[0].handler", ":13:11: metrics[0].name", ":20:14: metrics[1].labels[0]"] {
+    let located: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("multiple_errors.yaml:"))
+        .collect();
+    assert!(
+        located.len() >= 4,
+        "expected all four errors at once:\n{err}"
+    );
+    for want in [
+        ":8:9: service.port",
+        ":11:14: endpoints[0].handler",
+        ":13:11: metrics[0].name",
+        ":20:14: metrics[1].labels[0]",
+    ] {
         assert!(err.contains(want), "missing {want} in:\n{err}");
     }
 }
@@ -99,18 +117,34 @@ fn validate_prints_every_error_and_exits_1() {
 #[test]
 fn serve_refuses_to_start_with_the_same_messages() {
     let f = repo().join("tests/fixtures/bad/multiple_errors.yaml");
-    let (_, _, validate_err) = run(&["validate", "--manifest", f.to_str().unwrap()], Path::new("."));
-    let (st, out, err) = run(&["serve", "--manifest", f.to_str().unwrap(), "--port", "0"], Path::new("."));
+    let (_, _, validate_err) = run(
+        &["validate", "--manifest", f.to_str().unwrap()],
+        Path::new("."),
+    );
+    let (st, out, err) = run(
+        &["serve", "--manifest", f.to_str().unwrap(), "--port", "0"],
+        Path::new("."),
+    );
     assert_eq!(st.code(), Some(1));
     assert!(!out.contains("listening"), "server must not start: {out}");
-    for line in validate_err.lines().filter(|l| l.contains("multiple_errors.yaml:")) {
+    for line in validate_err
+        .lines()
+        .filter(|l| l.contains("multiple_errors.yaml:"))
+    {
         assert!(err.contains(line), "serve did not print {line:?}:\n{err}");
     }
 }
 
 #[test]
 fn the_shipped_manifest_is_valid() {
-    let (st, out, err) = run(&["validate", "--manifest", repo().join("manifest.yaml").to_str().unwrap()], Path::new("."));
+    let (st, out, err) = run(
+        &[
+            "validate",
+            "--manifest",
+            repo().join("manifest.yaml").to_str().unwrap(),
+        ],
+        Path::new("."),
+    );
     assert!(st.success(), "{out}{err}");
     assert!(out.contains(": ok ("), "{out}");
 }

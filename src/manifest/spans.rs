@@ -26,7 +26,10 @@ enum Frame {
         key: Option<String>,
         start: Option<Pos>,
     },
-    Seq { path: String, idx: usize },
+    Seq {
+        path: String,
+        idx: usize,
+    },
 }
 
 struct Builder {

@@ -72,6 +72,7 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
     });
+    table.touch_declared(&runtime);
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
     let endpoint = Observe::new(route, runtime.clone(), limit).boxed();

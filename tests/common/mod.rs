@@ -127,7 +127,10 @@ impl Drop for Server {
 
 /// A fresh temporary directory, removed on drop.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("telltale-test-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("telltale-test-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Copies the repo's manifest and data files into `dir`; returns the manifest path.
@@ -152,6 +155,15 @@ pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Blocking GET of a body (for tests that are not async).
+pub fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
 }
 
 /// Parses Prometheus text format into (series, value) pairs, e.g.
