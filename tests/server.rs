@@ -474,3 +474,70 @@ async fn graceful_shutdown_under_load_loses_no_line() {
         .iter()
         .any(|l| l["message"].as_str().unwrap_or("").contains("draining")));
 }
+
+#[tokio::test]
+async fn openapi_document_is_built_from_the_manifest() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let m = manifest_yaml(&manifest);
+    let srv = Server::start(&manifest, dir.path());
+    let (s, doc) = get_json(&srv.url("/openapi.json")).await;
+    assert_eq!(s, 200);
+    assert_eq!(doc["info"]["title"], m["service"]["name"]);
+    assert_eq!(doc["info"]["version"], m["service"]["version"]);
+    for ep in m["endpoints"].as_array().unwrap() {
+        let path = ep["path"].as_str().unwrap();
+        let method = ep["method"].as_str().unwrap_or("GET").to_lowercase();
+        let op = &doc["paths"][path][&method];
+        assert!(op.is_object(), "{method} {path} missing from the spec");
+        assert_eq!(op["summary"], ep["summary"], "{path}");
+        assert_eq!(op["tags"], ep["tags"], "{path}");
+        let ok = op["responses"].as_object().unwrap();
+        assert!(!ok.is_empty(), "{path} has no responses");
+    }
+    // The collection documents its query parameters and its item schema (from the data).
+    let products = &doc["paths"]["/products"]["get"];
+    let params: Vec<&str> = products["parameters"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|p| p["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(params, ["limit", "offset"]);
+    let item = &products["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["items"]["items"];
+    assert_eq!(item["properties"]["stock"]["type"], "integer", "{item}");
+    assert_eq!(item["properties"]["name"]["type"], "string");
+    assert!(products["responses"]["400"].is_object());
+    assert!(srv.stop().success());
+}
+
+#[tokio::test]
+async fn a_new_endpoint_needs_only_a_manifest_edit_and_a_restart() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    std::fs::write(
+        dir.path().join("data/orders.json"),
+        r#"[{"id": 1, "total": 9.5}, {"id": 2, "total": 12.0}]"#,
+    )
+    .unwrap();
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let text = text.replacen(
+        "endpoints:\n",
+        "endpoints:\n  - path: /orders\n    summary: List orders\n    tags: [orders]\n    handler: collection\n    data: data/orders.json\n",
+        1,
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let srv = Server::start(&manifest, dir.path());
+    let (s, page) = get_json(&srv.url("/orders?limit=1")).await;
+    assert_eq!(s, 200);
+    assert_eq!(page["total"], 2);
+    assert_eq!(page["items"][0]["total"], 9.5);
+    let (_, _, metrics) = get(&srv.url("/metrics")).await;
+    assert_eq!(
+        metric_sum(&metrics, "http_requests_total", &[r#"path="/orders""#, r#"status="200""#]),
+        1.0
+    );
+    let (_, doc) = get_json(&srv.url("/openapi.json")).await;
+    assert_eq!(doc["paths"]["/orders"]["get"]["summary"], "List orders");
+    assert!(srv.stop().success());
+}
