@@ -504,7 +504,8 @@ async fn openapi_document_is_built_from_the_manifest() {
         .map(|p| p["name"].as_str().unwrap())
         .collect();
     assert_eq!(params, ["limit", "offset"]);
-    let item = &products["responses"]["200"]["content"]["application/json"]["schema"]["properties"]["items"]["items"];
+    let item = &products["responses"]["200"]["content"]["application/json"]["schema"]["properties"]
+        ["items"]["items"];
     assert_eq!(item["properties"]["stock"]["type"], "integer", "{item}");
     assert_eq!(item["properties"]["name"]["type"], "string");
     assert!(products["responses"]["400"].is_object());
@@ -534,7 +535,11 @@ async fn a_new_endpoint_needs_only_a_manifest_edit_and_a_restart() {
     assert_eq!(page["items"][0]["total"], 9.5);
     let (_, _, metrics) = get(&srv.url("/metrics")).await;
     assert_eq!(
-        metric_sum(&metrics, "http_requests_total", &[r#"path="/orders""#, r#"status="200""#]),
+        metric_sum(
+            &metrics,
+            "http_requests_total",
+            &[r#"path="/orders""#, r#"status="200""#]
+        ),
         1.0
     );
     let (_, doc) = get_json(&srv.url("/openapi.json")).await;
