@@ -277,9 +277,7 @@ fn a_failed_render_leaves_the_old_tree_untouched() {
     std::fs::write(&r.manifest, text).unwrap();
     let st = std::process::Command::new("sh")
         .arg("-c")
-        .arg(format!(
-            "ulimit -f 1; exec \"$0\" render --manifest \"$1\" --out \"$2\""
-        ))
+        .arg("ulimit -f 1; exec \"$0\" render --manifest \"$1\" --out \"$2\"")
         .arg(bin())
         .arg(&r.manifest)
         .arg(&r.out)
