@@ -12,7 +12,9 @@
 pub mod cli;
 pub mod lint;
 pub mod logging;
+pub mod logql;
 pub mod manifest;
 pub mod plugins;
 pub mod promql;
+pub mod render;
 pub mod server;

@@ -101,6 +101,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
+                if !st.success() {
+                    eprintln!(
+                        "server exited with {st:?}; stderr:\n{}",
+                        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                    );
+                }
                 return st;
             }
             if Instant::now() > deadline {
@@ -155,6 +161,15 @@ pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
         String::from_utf8_lossy(&out.stdout).into_owned(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
     )
+}
+
+/// Blocking GET of a body (for tests that are not async).
+pub fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
 }
 
 /// Parses Prometheus text format into (series, value) pairs, e.g.
