@@ -35,11 +35,29 @@ pub struct LogLayer {
     pub ansi: bool,
 }
 
-/// A span's fields, pre-rendered: `,"k":v` pairs and ` k=v` pairs.
-#[derive(Default)]
+/// A span's fields, pre-rendered in one allocation: `,"k":v` pairs, then
+/// ` k=v` pairs from `split` on.
 struct SpanFields {
-    json: String,
-    text: String,
+    buf: String,
+    split: usize,
+}
+
+impl SpanFields {
+    fn new(json: &str, text: &str) -> Self {
+        let mut buf = String::with_capacity(json.len() + text.len());
+        buf.push_str(json);
+        buf.push_str(text);
+        SpanFields {
+            buf,
+            split: json.len(),
+        }
+    }
+    fn json(&self) -> &str {
+        &self.buf[..self.split]
+    }
+    fn text(&self) -> &str {
+        &self.buf[self.split..]
+    }
 }
 
 /// Per-thread scratch space, so that a log line allocates nothing.
@@ -154,13 +172,27 @@ impl Visit for Visitor<'_> {
         push_text_str(self.text, v);
     }
     fn record_u64(&mut self, f: &Field, v: u64) {
-        self.number(f, v);
+        self.key(f);
+        push_u64(self.json, v);
+        push_u64(self.text, v);
     }
     fn record_i64(&mut self, f: &Field, v: i64) {
-        self.number(f, v);
+        self.key(f);
+        for out in [&mut *self.json, &mut *self.text] {
+            if v < 0 {
+                out.push('-');
+            }
+            push_u64(out, v.unsigned_abs());
+        }
     }
     fn record_f64(&mut self, f: &Field, v: f64) {
-        if v.is_finite() {
+        if let Some(ms) = thousandths(v) {
+            self.key(f);
+            let at = self.json.len();
+            push_thousandths(self.json, ms);
+            let rendered = &self.json[at..];
+            self.text.push_str(rendered);
+        } else if v.is_finite() {
             self.number(f, v);
         } else {
             self.key(f);
@@ -183,6 +215,49 @@ impl Visit for Visitor<'_> {
         let _ = write!(s, "{v:?}");
         self.record_str(f, &s);
         *self.scratch = s;
+    }
+}
+
+/// `v` as a whole number of thousandths, if it is exactly one (such as a
+/// duration rounded to the microsecond, in milliseconds) and small.
+fn thousandths(v: f64) -> Option<u64> {
+    let k = (v * 1000.0).round();
+    (v >= 0.0 && k < 1e15 && k / 1000.0 == v).then_some(k as u64)
+}
+
+/// Writes `n` in decimal (without the `fmt` machinery: this is per request).
+fn push_u64(out: &mut String, mut n: u64) {
+    let mut digits = [0u8; 20];
+    let mut i = digits.len();
+    loop {
+        i -= 1;
+        digits[i] = b'0' + (n % 10) as u8;
+        n /= 10;
+        if n == 0 {
+            break;
+        }
+    }
+    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+}
+
+/// Writes `k / 1000` the way `Display` writes that `f64` (shortest form, no
+/// trailing zeros, e.g. `12.5`, `0.001`, `3`), without the float formatter.
+fn push_thousandths(out: &mut String, k: u64) {
+    let (int, mut frac) = (k / 1000, k % 1000);
+    push_u64(out, int);
+    if frac != 0 {
+        let mut width = 3;
+        while frac % 10 == 0 {
+            frac /= 10;
+            width -= 1;
+        }
+        out.push('.');
+        let mut buf = [b'0'; 3];
+        for d in buf[..width].iter_mut().rev() {
+            *d = b'0' + (frac % 10) as u8;
+            frac /= 10;
+        }
+        out.push_str(std::str::from_utf8(&buf[..width]).unwrap_or("0"));
     }
 }
 
@@ -217,34 +292,39 @@ where
     S: Subscriber + for<'a> LookupSpan<'a>,
 {
     fn on_new_span(&self, attrs: &Attributes<'_>, id: &Id, ctx: Context<'_, S>) {
-        // Sized for a request span, so that rendering it does not reallocate.
-        let mut fields = SpanFields {
-            json: String::with_capacity(128),
-            text: String::with_capacity(128),
+        let render = |b: &mut Bufs| {
+            b.json.clear();
+            b.text.clear();
+            attrs.record(&mut Visitor {
+                json: &mut b.json,
+                text: &mut b.text,
+                message: None,
+                scratch: &mut b.scratch,
+            });
+            SpanFields::new(&b.json, &b.text)
         };
-        let mut scratch = String::new();
-        attrs.record(&mut Visitor {
-            json: &mut fields.json,
-            text: &mut fields.text,
-            message: None,
-            scratch: &mut scratch,
+        let fields = BUFS.with(|cell| match cell.try_borrow_mut() {
+            Ok(mut b) => render(&mut b),
+            Err(_) => render(&mut Bufs::default()),
         });
         if let Some(span) = ctx.span(id) {
             span.extensions_mut().insert(fields);
         }
     }
 
+    /// Fields recorded after creation (rare): re-render the pair.
     fn on_record(&self, id: &Id, values: &Record<'_>, ctx: Context<'_, S>) {
         if let Some(span) = ctx.span(id) {
             let mut ext = span.extensions_mut();
             if let Some(fields) = ext.get_mut::<SpanFields>() {
-                let mut scratch = String::new();
+                let (mut json, mut text) = (fields.json().to_string(), fields.text().to_string());
                 values.record(&mut Visitor {
-                    json: &mut fields.json,
-                    text: &mut fields.text,
+                    json: &mut json,
+                    text: &mut text,
                     message: None,
-                    scratch: &mut scratch,
+                    scratch: &mut String::new(),
                 });
+                *fields = SpanFields::new(&json, &text);
             }
         }
     }
@@ -298,10 +378,10 @@ impl LogLayer {
             for span in scope.from_root() {
                 spans_text.push_str(span.name());
                 if let Some(f) = span.extensions().get::<SpanFields>() {
-                    line.push_str(&f.json);
-                    if !f.text.is_empty() {
+                    line.push_str(f.json());
+                    if !f.text().is_empty() {
                         spans_text.push('{');
-                        spans_text.push_str(&f.text[1..]);
+                        spans_text.push_str(&f.text()[1..]);
                         spans_text.push('}');
                     }
                 }
@@ -392,6 +472,32 @@ mod tests {
         ] {
             assert_eq!(json(s), serde_json::to_string(s).unwrap(), "for {s:?}");
         }
+    }
+
+    #[test]
+    fn integers_print_like_display() {
+        for v in [0u64, 9, 10, 404, 1_000_000, u64::MAX] {
+            let mut out = String::new();
+            push_u64(&mut out, v);
+            assert_eq!(out, v.to_string());
+        }
+    }
+
+    #[test]
+    fn thousandths_print_like_display() {
+        let mut checked = 0;
+        for k in (0..200_000u64).chain([999_999_999, 123_456_789_012]) {
+            let v = (k as f64) / 1000.0;
+            let Some(t) = thousandths(v) else { continue };
+            let mut out = String::new();
+            push_thousandths(&mut out, t);
+            assert_eq!(out, v.to_string(), "k = {k}");
+            checked += 1;
+        }
+        assert!(checked > 190_000);
+        assert_eq!(thousandths(0.1 + 0.2), None);
+        assert_eq!(thousandths(-1.0), None);
+        assert_eq!(thousandths(f64::NAN), None);
     }
 
     #[test]

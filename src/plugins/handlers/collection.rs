@@ -31,11 +31,18 @@ impl Default for Options {
 }
 
 struct Collection {
-    /// Each item, already serialized.
-    items: Arc<[Bytes]>,
+    pages: Arc<Pages>,
     /// JSON schema of one item, derived from the data.
     item_schema: Json,
+}
+
+/// What a request needs; the data never change after startup.
+struct Pages {
+    /// Each item, already serialized.
+    items: Vec<Bytes>,
     opts: Options,
+    /// The answer to a request without a query, rendered once.
+    default_page: Bytes,
 }
 
 /// Reads the endpoint's data file as a list of objects.
@@ -126,10 +133,14 @@ impl HandlerKind for Kind {
             .iter()
             .map(|o| Bytes::from(serde_json::to_vec(o).expect("json")))
             .collect();
+        let default_page = render_page(&items, opts.default_limit, 0);
         Ok(Arc::new(Collection {
-            items: items.into(),
+            pages: Arc::new(Pages {
+                items,
+                opts,
+                default_page,
+            }),
             item_schema,
-            opts,
         }))
     }
 }
@@ -148,11 +159,15 @@ fn int_param(raw: &str, name: &str, min: usize, max: usize) -> Result<Option<usi
     }
 }
 
-fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, ParamError> {
+fn page(c: &Pages, req: &Request) -> Result<Response, ParamError> {
+    let query = req.uri().query().unwrap_or("");
+    if query.is_empty() {
+        return Ok(json_bytes(StatusCode::OK, c.default_page.clone()));
+    }
     let (mut limit, mut offset) = (None, None);
-    for (k, v) in form_pairs(req.uri().query().unwrap_or("")) {
+    for (k, v) in form_pairs(query) {
         match k.as_ref() {
-            "limit" => limit = int_param(&v, "limit", 1, opts.max_limit)?,
+            "limit" => limit = int_param(&v, "limit", 1, c.opts.max_limit)?,
             "offset" => offset = int_param(&v, "offset", 0, usize::MAX)?,
             other => {
                 return Err(ParamError(
@@ -162,8 +177,16 @@ fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, Para
             }
         }
     }
-    let limit = limit.unwrap_or(opts.default_limit);
+    let limit = limit.unwrap_or(c.opts.default_limit);
     let offset = offset.unwrap_or(0);
+    Ok(json_bytes(
+        StatusCode::OK,
+        render_page(&c.items, limit, offset),
+    ))
+}
+
+/// `{"items":[...],"total":N,"limit":L,"offset":O}` for one page.
+fn render_page(items: &[Bytes], limit: usize, offset: usize) -> Bytes {
     let start = offset.min(items.len());
     let end = start.saturating_add(limit).min(items.len());
     let page = &items[start..end];
@@ -183,7 +206,7 @@ fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, Para
     buf.put_slice(b",\"offset\":");
     put_usize(&mut buf, offset);
     buf.put_u8(b'}');
-    Ok(json_bytes(StatusCode::OK, buf.freeze()))
+    buf.freeze()
 }
 
 fn put_usize(buf: &mut BytesMut, mut n: usize) {
@@ -235,12 +258,8 @@ fn hex(c: u8) -> Option<u8> {
 
 impl PreparedHandler for Collection {
     fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
-        let items = self.items.clone();
-        let opts = Options {
-            default_limit: self.opts.default_limit,
-            max_limit: self.opts.max_limit,
-        };
-        make_sync(move |req: Request| match page(&items, &opts, &req) {
+        let pages = self.pages.clone();
+        make_sync(move |req: Request| match page(&pages, &req) {
             Ok(r) => r,
             Err(ParamError(name, why)) => bad_param(&name, &why),
         })
@@ -261,7 +280,7 @@ impl PreparedHandler for Collection {
             ParamDoc {
                 name: "limit".into(),
                 location: ParamIn::Query,
-                schema: json!({"type": "integer", "minimum": 1, "maximum": self.opts.max_limit, "default": self.opts.default_limit}),
+                schema: json!({"type": "integer", "minimum": 1, "maximum": self.pages.opts.max_limit, "default": self.pages.opts.default_limit}),
                 required: false,
                 description: "Page size".into(),
             },
@@ -287,6 +306,39 @@ impl PreparedHandler for Collection {
 mod tests {
     use super::{decode, put_usize};
     use bytes::BytesMut;
+
+    #[test]
+    fn the_prerendered_default_page_is_the_explicit_first_page() {
+        use super::{page, render_page, Options, Pages};
+        use poem::Request;
+        let items: Vec<bytes::Bytes> = (0..30)
+            .map(|i| bytes::Bytes::from(format!("{{\"id\":{i}}}")))
+            .collect();
+        let pages = Pages {
+            default_page: render_page(&items, 20, 0),
+            items,
+            opts: Options::default(),
+        };
+        let body = |uri: &str| {
+            let resp = page(&pages, &Request::builder().uri_str(uri).finish())
+                .ok()
+                .unwrap();
+            let bytes = futures_body(resp);
+            serde_json::from_slice::<serde_json::Value>(&bytes).unwrap()
+        };
+        let implicit = body("/products");
+        assert_eq!(implicit, body("/products?limit=20&offset=0"));
+        assert_eq!(implicit["items"].as_array().unwrap().len(), 20);
+        assert_eq!(implicit["total"], 30);
+    }
+
+    fn futures_body(resp: poem::Response) -> Vec<u8> {
+        tokio::runtime::Builder::new_current_thread()
+            .build()
+            .unwrap()
+            .block_on(resp.into_body().into_vec())
+            .unwrap()
+    }
 
     #[test]
     fn integers_are_written_in_decimal() {
