@@ -388,6 +388,21 @@ impl LogLayer {
                 spans_text.push_str(": ");
             }
         }
+        super::request::with_current(|r| {
+            line.push_str(",\"request_id\":");
+            push_json_str(line, r.request_id.to_str().unwrap_or(""));
+            line.push_str(",\"method\":");
+            push_json_str(line, r.method.as_str());
+            line.push_str(",\"path\":");
+            push_json_str(line, &r.path);
+            spans_text.push_str("request{request_id=");
+            push_text_str(spans_text, r.request_id.to_str().unwrap_or(""));
+            spans_text.push_str(" method=");
+            push_text_str(spans_text, r.method.as_str());
+            spans_text.push_str(" path=");
+            push_text_str(spans_text, &r.path);
+            spans_text.push_str("}: ");
+        });
         line.push_str(json);
         line.push_str("}\n");
         if let Some(file) = &self.file {

@@ -9,6 +9,7 @@
 //! in the file.
 
 mod layer;
+pub mod request;
 mod sink;
 
 use crate::manifest::{Logging, Rotation};

@@ -26,6 +26,8 @@ pub const MAX_QUEUED: usize = 8 * 1024 * 1024;
 struct State {
     buf: Vec<u8>,
     closed: bool,
+    /// The writer sleeps until a first line arrives (not gathering a batch).
+    idle: bool,
 }
 
 #[derive(Default)]
@@ -87,7 +89,9 @@ impl Sink {
         }
         let before = st.buf.len();
         st.buf.extend_from_slice(line);
-        let wake = before == 0 || (before < BATCH && st.buf.len() >= BATCH);
+        // Only an idle writer or a full batch is worth a wake-up: a writer
+        // that is gathering will come back on its own.
+        let wake = std::mem::take(&mut st.idle) || (before < BATCH && st.buf.len() >= BATCH);
         drop(st);
         if wake {
             self.shared.wake.notify_one();
@@ -120,8 +124,10 @@ fn writer<W: Write>(shared: &Shared, mut out: W) {
     loop {
         let mut st = shared.lock();
         while st.buf.is_empty() && !st.closed {
+            st.idle = true;
             st = shared.wake.wait(st).unwrap_or_else(|e| e.into_inner());
         }
+        st.idle = false;
         if !st.closed && st.buf.len() < BATCH {
             st = shared
                 .wake

@@ -1,17 +1,17 @@
-//! The one middleware: request id, tracing span, metrics, the request log
-//! line and JSON errors for everything the routes did not answer.
+//! The one middleware: request id, request log context, metrics, the
+//! request log line and JSON errors for everything the routes did not answer.
 
 use super::error::json_error;
 use super::http_metrics::method_index;
 use super::routes::{error_response, RouteTag};
 use super::Runtime;
+use crate::logging::request::{self, RequestFields};
 use poem::http::{header, HeaderValue, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
-use tracing::Instrument;
 
 /// Longest raw path written to a log line (the rest is cut).
 const MAX_LOGGED_PATH: usize = 512;
@@ -86,32 +86,29 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let start = Instant::now();
         let rid = incoming_id(&req).unwrap_or_else(new_request_id);
         let method = method_index(req.method());
-        let span = tracing::info_span!(
-            target: "telltale::http",
-            "request",
-            request_id = rid.to_str().unwrap_or(""),
-            method = req.method().as_str(),
-            path = cut(req.uri().path()),
-        );
+        let fields = request::wanted().then(|| RequestFields {
+            request_id: rid.clone(),
+            method: req.method().clone(),
+            path: cut(req.uri().path()).to_string(),
+        });
         let too_big = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > self.body_limit);
-        let mut resp = if too_big {
-            json_error(
+        let (mut resp, fields) = if too_big {
+            let resp = json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
                     "request body exceeds the limit of {} bytes",
                     self.body_limit
                 ),
-            )
+            );
+            (resp, fields)
         } else {
-            match self.inner.call(req).instrument(span.clone()).await {
-                Ok(r) => r,
-                Err(e) => error_response(e),
-            }
+            let (result, fields) = request::scope(fields, self.inner.call(req)).await;
+            (result.unwrap_or_else(error_response), fields)
         };
         let route = resp
             .data::<RouteTag>()
@@ -123,7 +120,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
             .http
             .observe(route, method, status, elapsed.as_secs_f64());
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        span.in_scope(|| {
+        request::sync_scope(fields, || {
             let route = self.rt.http.template(route);
             if status >= 500 {
                 tracing::error!(target: "telltale::http", status, duration_ms, route, "request failed");
