@@ -10,6 +10,7 @@
 //! ```
 
 pub mod cli;
+pub mod datasource;
 pub mod lint;
 pub mod logging;
 pub mod manifest;

@@ -178,6 +178,7 @@ const SECTIONS: &[&str] = &[
     "objectives",
     "alerts",
     "stack",
+    "datasource",
 ];
 
 fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Option<Manifest> {
@@ -211,6 +212,8 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
     let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs);
     let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs);
     let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
+    let datasource =
+        de_or_default::<DatasourceSection>(src, take("datasource"), "datasource", errs);
     let dashboard = match take("dashboard") {
         Value::Mapping(mut d) => {
             let panels = d.remove("panels").unwrap_or(Value::Null);
@@ -232,6 +235,7 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
         objectives: objectives?,
         alerts: alerts?,
         stack: stack?,
+        datasource: datasource?,
     })
 }
 
