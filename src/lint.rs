@@ -21,7 +21,8 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
     out
 }
 
-/// Checks every panel and alert expression against the declared metrics.
+/// Checks every panel and alert expression against the declared metrics,
+/// and every JSON-datasource panel against the declared datasource targets.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let exposed = exposed_names(m);
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
@@ -47,6 +48,10 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
     };
     for (i, p) in m.dashboard.panels.iter().enumerate() {
+        if p.datasource == "json" {
+            check_json_panel(src, m, i, errs);
+            continue;
+        }
         if p.datasource != "prometheus" {
             continue;
         }
@@ -60,5 +65,32 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
     for (i, a) in m.alerts.iter().enumerate() {
         check_expr(&format!("alerts[{i}].expr"), &a.expr, errs);
+    }
+}
+
+/// A `datasource: json` panel queries targets by name: each must be declared
+/// under `datasource.targets`.
+fn check_json_panel(src: &Source, m: &Manifest, i: usize, errs: &mut Diagnostics) {
+    let names: Vec<&str> = m
+        .datasource
+        .targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    for (j, t) in m.dashboard.panels[i].targets.iter().enumerate() {
+        if !names.contains(&t.expr.as_str()) {
+            errs.push(src.error(
+                &format!("dashboard.panels[{i}].targets[{j}].expr"),
+                format!(
+                    "JSON-datasource panel queries undeclared target {:?} (declared in datasource.targets: {})",
+                    t.expr,
+                    if names.is_empty() {
+                        "none".to_string()
+                    } else {
+                        names.join(", ")
+                    }
+                ),
+            ));
+        }
     }
 }

@@ -9,11 +9,9 @@ use super::protocol::*;
 use super::spec::{Body, Column, Table, Target};
 use super::Live;
 use crate::manifest::EventKind;
-use crate::server::error::bad_field;
-use poem::Response;
 use serde_json::{json, Map, Value as Json};
 
-pub type Answer = Result<Json, Response>;
+pub type Answer = Result<Json, BadField>;
 
 fn known(live: &Live) -> String {
     let names: Vec<&str> = live.spec.targets.iter().map(|t| t.name.as_str()).collect();
@@ -24,10 +22,10 @@ fn known(live: &Live) -> String {
     }
 }
 
-fn lookup<'a>(live: &'a Live, name: &str, at: &str) -> Result<&'a Target, Response> {
+fn lookup<'a>(live: &'a Live, name: &str, at: &str) -> Result<&'a Target, BadField> {
     live.spec
         .target(name)
-        .ok_or_else(|| bad_field(at, &format!("unknown target {name:?} ({})", known(live))))
+        .ok_or_else(|| BadField::new(at, &format!("unknown target {name:?} ({})", known(live))))
 }
 
 /// `GET /health` and the connection test (`GET /`).
@@ -84,9 +82,7 @@ pub fn metrics(live: &Live, _req: MetricsRequest) -> Json {
 }
 
 fn options<'a>(values: impl Iterator<Item = &'a str>) -> Json {
-    values
-        .map(|v| json!({"label": v, "value": v}))
-        .collect()
+    values.map(|v| json!({"label": v, "value": v})).collect()
 }
 
 /// `POST /metric-payload-options` (simpod): the choices of one payload.
@@ -101,7 +97,7 @@ pub fn payload_options(live: &Live, req: PayloadOptionsRequest) -> Answer {
                 Body::Table(_) => "columns",
                 Body::Annotations(_) => "events",
             };
-            Err(bad_field(
+            Err(BadField::new(
                 "name",
                 &format!(
                     "target {:?} has no payload {name:?} (it has: {has})",
@@ -159,7 +155,7 @@ fn has_annotations(live: &Live) -> bool {
         .any(|t| matches!(t.body, Body::Annotations(_)))
 }
 
-fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond>, Response> {
+fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond>, BadField> {
     let cols = column_keys(live);
     let tags = has_annotations(live);
     list.iter()
@@ -172,7 +168,7 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 if tags {
                     keys.push("tags");
                 }
-                return Err(bad_field(
+                return Err(BadField::new(
                     &at("key"),
                     &format!("unknown filter key {:?} (keys: {})", f.key, keys.join(", ")),
                 ));
@@ -185,12 +181,16 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 "=|" => Op::AnyOf,
                 "!=|" => Op::NoneOf,
                 other => {
-                    return Err(bad_field(
+                    return Err(BadField::new(
                         &at("operator"),
                         &format!(
                             "operator {other:?} is not supported for {:?} (supported: {})",
                             f.key,
-                            if is_tags { "=, !=, =|, !=|" } else { "=, !=, <, >, =|, !=|" }
+                            if is_tags {
+                                "=, !=, =|, !=|"
+                            } else {
+                                "=, !=, <, >, =|, !=|"
+                            }
                         ),
                     ))
                 }
@@ -220,8 +220,12 @@ fn cell_matches(cell: &Json, op: Op, values: &[String]) -> bool {
     match op {
         Op::Eq | Op::AnyOf => values.iter().any(eq),
         Op::Ne | Op::NoneOf => !values.iter().any(eq),
-        Op::Lt => values.iter().all(|v| cmp(v) == Some(std::cmp::Ordering::Less)),
-        Op::Gt => values.iter().all(|v| cmp(v) == Some(std::cmp::Ordering::Greater)),
+        Op::Lt => values
+            .iter()
+            .all(|v| cmp(v) == Some(std::cmp::Ordering::Less)),
+        Op::Gt => values
+            .iter()
+            .all(|v| cmp(v) == Some(std::cmp::Ordering::Greater)),
     }
 }
 
@@ -234,26 +238,26 @@ fn tags_match(tags: &[String], op: Op, values: &[String]) -> bool {
 }
 
 /// A payload as an object: absent, `null` and `""` are empty; a string must hold JSON.
-fn payload_object(p: Option<&Json>, at: &str) -> Result<Map<String, Json>, Response> {
+fn payload_object(p: Option<&Json>, at: &str) -> Result<Map<String, Json>, BadField> {
     let parsed;
     let v = match p {
         None | Some(Json::Null) => return Ok(Map::new()),
         Some(Json::String(s)) if s.trim().is_empty() => return Ok(Map::new()),
         Some(Json::String(s)) => {
             parsed = serde_json::from_str::<Json>(s)
-                .map_err(|e| bad_field(at, &format!("payload text is not JSON: {e}")))?;
+                .map_err(|e| BadField::new(at, &format!("payload text is not JSON: {e}")))?;
             &parsed
         }
         Some(v) => v,
     };
     match v {
         Json::Object(m) => Ok(m.clone()),
-        _ => Err(bad_field(at, "expected a JSON object")),
+        _ => Err(BadField::new(at, "expected a JSON object")),
     }
 }
 
 /// A list argument: an array of strings, or one comma-separated string.
-fn list_arg(v: &Json, at: &str) -> Result<Vec<String>, Response> {
+fn list_arg(v: &Json, at: &str) -> Result<Vec<String>, BadField> {
     match v {
         Json::String(s) => Ok(s
             .split(',')
@@ -267,10 +271,10 @@ fn list_arg(v: &Json, at: &str) -> Result<Vec<String>, Response> {
             .map(|(j, x)| {
                 x.as_str()
                     .map(String::from)
-                    .ok_or_else(|| bad_field(&format!("{at}[{j}]"), "expected a string"))
+                    .ok_or_else(|| BadField::new(&format!("{at}[{j}]"), "expected a string"))
             })
             .collect(),
-        _ => Err(bad_field(at, "expected a list of strings")),
+        _ => Err(BadField::new(at, "expected a list of strings")),
     }
 }
 
@@ -279,7 +283,7 @@ fn payload_list(
     p: Option<&Json>,
     at: &str,
     allowed: Option<&str>,
-) -> Result<Option<Vec<String>>, Response> {
+) -> Result<Option<Vec<String>>, BadField> {
     let obj = payload_object(p, at)?;
     let mut out = None;
     for (k, v) in &obj {
@@ -287,20 +291,20 @@ fn payload_list(
         match allowed {
             Some(a) if a == k => out = Some(list_arg(v, &kat)?),
             Some(a) => {
-                return Err(bad_field(
+                return Err(BadField::new(
                     &kat,
                     &format!("unknown payload key {k:?} (this target takes: {a})"),
                 ))
             }
-            None => return Err(bad_field(&kat, "series targets take no payload")),
+            None => return Err(BadField::new(&kat, "series targets take no payload")),
         }
     }
     Ok(out)
 }
 
-fn time_range(r: Option<&Range>, at: &str) -> Result<(i64, i64), Response> {
+fn time_range(r: Option<&Range>, at: &str) -> Result<(i64, i64), BadField> {
     match r {
-        Some(r) if r.from.0 > r.to.0 => Err(bad_field(
+        Some(r) if r.from.0 > r.to.0 => Err(BadField::new(
             at,
             &format!("`from` ({}) is after `to` ({})", r.from.0, r.to.0),
         )),
@@ -318,7 +322,7 @@ fn select_table(
     cols: Option<Vec<String>>,
     conds: &[Cond],
     at: &str,
-) -> Result<(Json, Vec<Json>), Response> {
+) -> Result<(Json, Vec<Json>), BadField> {
     let idx: Vec<usize> = match cols {
         None => (0..tb.columns.len()).collect(),
         Some(names) if names.is_empty() => (0..tb.columns.len()).collect(),
@@ -328,7 +332,7 @@ fn select_table(
             .map(|(j, n)| {
                 tb.columns.iter().position(|c| &c.name == n).ok_or_else(|| {
                     let have: Vec<&str> = tb.columns.iter().map(|c| c.name.as_str()).collect();
-                    bad_field(
+                    BadField::new(
                         &format!("{at}.columns[{j}]"),
                         &format!("unknown column {n:?} (columns: {})", have.join(", ")),
                     )
@@ -338,7 +342,12 @@ fn select_table(
     };
     let applicable: Vec<(usize, &Cond)> = conds
         .iter()
-        .filter_map(|c| tb.columns.iter().position(|x| x.name == c.key).map(|i| (i, c)))
+        .filter_map(|c| {
+            tb.columns
+                .iter()
+                .position(|x| x.name == c.key)
+                .map(|i| (i, c))
+        })
         .collect();
     let columns: Json = idx
         .iter()
@@ -347,7 +356,11 @@ fn select_table(
     let rows = tb
         .rows
         .iter()
-        .filter(|row| applicable.iter().all(|(i, c)| cell_matches(&row[*i], c.op, &c.values)))
+        .filter(|row| {
+            applicable
+                .iter()
+                .all(|(i, c)| cell_matches(&row[*i], c.op, &c.values))
+        })
         .map(|row| idx.iter().map(|&i| row[i].clone()).collect::<Json>())
         .collect();
     Ok((columns, rows))
@@ -357,7 +370,7 @@ fn event_kinds(
     own: &[EventKind],
     picked: Option<Vec<String>>,
     at: &str,
-) -> Result<Vec<EventKind>, Response> {
+) -> Result<Vec<EventKind>, BadField> {
     match picked {
         None => Ok(own.to_vec()),
         Some(p) if p.is_empty() => Ok(own.to_vec()),
@@ -365,19 +378,28 @@ fn event_kinds(
             .iter()
             .enumerate()
             .map(|(j, name)| {
-                own.iter().copied().find(|k| k.as_str() == name).ok_or_else(|| {
-                    let have: Vec<&str> = own.iter().map(|k| k.as_str()).collect();
-                    bad_field(
-                        &format!("{at}.events[{j}]"),
-                        &format!("unknown event {name:?} (events: {})", have.join(", ")),
-                    )
-                })
+                own.iter()
+                    .copied()
+                    .find(|k| k.as_str() == name)
+                    .ok_or_else(|| {
+                        let have: Vec<&str> = own.iter().map(|k| k.as_str()).collect();
+                        BadField::new(
+                            &format!("{at}.events[{j}]"),
+                            &format!("unknown event {name:?} (events: {})", have.join(", ")),
+                        )
+                    })
             })
             .collect(),
     }
 }
 
-fn select_events(live: &Live, kinds: &[EventKind], from: i64, to: i64, conds: &[Cond]) -> Vec<Event> {
+fn select_events(
+    live: &Live,
+    kinds: &[EventKind],
+    from: i64,
+    to: i64,
+    conds: &[Cond],
+) -> Vec<Event> {
     live.events(kinds, from, to)
         .into_iter()
         .filter(|e| {
@@ -393,7 +415,7 @@ fn select_events(live: &Live, kinds: &[EventKind], from: i64, to: i64, conds: &[
 pub fn query(live: &Live, req: QueryRequest) -> Answer {
     let (from, to) = time_range(req.range.as_ref(), "range")?;
     if req.max_data_points == Some(0) {
-        return Err(bad_field("maxDataPoints", "must be at least 1"));
+        return Err(BadField::new("maxDataPoints", "must be at least 1"));
     }
     let max_points = req
         .max_data_points
@@ -453,7 +475,13 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
                 let rows = select_events(live, &kinds, from, to, &conds)
                     .iter()
                     .map(|e| {
-                        json!([e.time_ms, e.time_end_ms.unwrap_or(e.time_ms), e.title, e.text, e.tags.join(",")])
+                        json!([
+                            e.time_ms,
+                            e.time_end_ms.unwrap_or(e.time_ms),
+                            e.title,
+                            e.text,
+                            e.tags.join(",")
+                        ])
                     })
                     .collect();
                 out.push(table_json(&ref_id, columns, rows));
@@ -476,9 +504,12 @@ pub fn annotations(live: &Live, req: AnnotationsRequest) -> Answer {
         Some(name) => match &lookup(live, name, "annotation.query")?.body {
             Body::Annotations(k) => k.clone(),
             other => {
-                return Err(bad_field(
+                return Err(BadField::new(
                     "annotation.query",
-                    &format!("target {name:?} is a {} target, not annotations", other.kind()),
+                    &format!(
+                        "target {name:?} is a {} target, not annotations",
+                        other.kind()
+                    ),
                 ))
             }
         },
@@ -512,9 +543,9 @@ pub fn variable(live: &Live, req: VariableRequest) -> Answer {
         Some(Json::Object(m)) => match m.get("target") {
             None | Some(Json::Null) => String::new(),
             Some(Json::String(s)) => s.clone(),
-            Some(_) => return Err(bad_field("payload.target", "expected a string")),
+            Some(_) => return Err(BadField::new("payload.target", "expected a string")),
         },
-        Some(_) => return Err(bad_field("payload", "expected an object or a string")),
+        Some(_) => return Err(BadField::new("payload", "expected an object or a string")),
     };
     let target = target.trim();
     let pairs = |vals: Vec<String>| -> Json {
@@ -523,7 +554,9 @@ pub fn variable(live: &Live, req: VariableRequest) -> Answer {
             .collect()
     };
     if target.is_empty() || target == "*" {
-        return Ok(pairs(live.spec.targets.iter().map(|t| t.name.clone()).collect()));
+        return Ok(pairs(
+            live.spec.targets.iter().map(|t| t.name.clone()).collect(),
+        ));
     }
     let (name, column) = match live.spec.target(target) {
         Some(_) => (target, None),
@@ -534,15 +567,18 @@ pub fn variable(live: &Live, req: VariableRequest) -> Answer {
     };
     let t = lookup(live, name, "payload.target")?;
     let Body::Table(tb) = &t.body else {
-        return Err(bad_field(
+        return Err(BadField::new(
             "payload.target",
-            &format!("target {name:?} is a {} target; only tables have values", t.body.kind()),
+            &format!(
+                "target {name:?} is a {} target; only tables have values",
+                t.body.kind()
+            ),
         ));
     };
     let ci = match column {
         None => 0,
         Some(c) => tb.columns.iter().position(|x| x.name == c).ok_or_else(|| {
-            bad_field(
+            BadField::new(
                 "payload.target",
                 &format!("table {name:?} has no column {c:?}"),
             )
@@ -558,7 +594,11 @@ pub fn tag_keys(live: &Live) -> Json {
     let mut out: Vec<Json> = column_keys(live)
         .iter()
         .map(|c| {
-            let kind = if c.kind == "number" { "number" } else { "string" };
+            let kind = if c.kind == "number" {
+                "number"
+            } else {
+                "string"
+            };
             json!({"type": kind, "text": c.name})
         })
         .collect();
@@ -581,7 +621,7 @@ pub fn tag_values(live: &Live, req: TagValuesRequest) -> Answer {
             _ => Vec::new(),
         }))
     } else {
-        return Err(bad_field(
+        return Err(BadField::new(
             "key",
             &format!("unknown key {:?} (see /tag-keys)", req.key),
         ));

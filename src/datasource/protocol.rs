@@ -10,9 +10,31 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
+/// A 400 naming the offending field of a request body.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct BadField {
+    /// Path such as `targets[0].refId` (`body` for the whole body).
+    pub field: String,
+    pub message: String,
+}
+
+impl BadField {
+    pub fn new(field: &str, message: &str) -> Self {
+        BadField {
+            field: field.into(),
+            message: message.into(),
+        }
+    }
+
+    /// The JSON error response.
+    pub fn response(&self) -> Response {
+        bad_field(&self.field, &self.message)
+    }
+}
+
 /// Parses `body` as `T`. An empty body counts as `{}` (Grafana sends none
 /// to some resource routes).
-pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
+pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadField> {
     let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
         b"{}"
     } else {
@@ -21,17 +43,17 @@ pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, Response> {
     let mut de = serde_json::Deserializer::from_slice(body);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let msg = e.inner().to_string();
-        bad_field(&field_path("", &e.path().to_string()), &msg)
+        BadField::new(&field_path("", &e.path().to_string()), &msg)
     })?;
     de.end()
-        .map_err(|e| bad_field("body", &format!("{e} (trailing data after the JSON value)")))?;
+        .map_err(|e| BadField::new("body", &format!("{e} (trailing data after the JSON value)")))?;
     Ok(v)
 }
 
 /// Parses an already-read JSON value found at `at` (e.g. `targets[1].payload`).
-pub fn parse_value<T: DeserializeOwned>(v: &Json, at: &str) -> Result<T, Response> {
+pub fn parse_value<T: DeserializeOwned>(v: &Json, at: &str) -> Result<T, BadField> {
     serde_path_to_error::deserialize(v).map_err(|e| {
-        bad_field(
+        BadField::new(
             &field_path(at, &e.path().to_string()),
             &e.inner().to_string(),
         )
@@ -213,18 +235,8 @@ pub struct AnnotationsRequest {
 mod tests {
     use super::*;
 
-    fn field_of(r: Response) -> String {
-        let body = futures_body(r);
-        let v: Json = serde_json::from_slice(&body).unwrap();
-        v["field"].as_str().unwrap().to_string()
-    }
-
-    fn futures_body(r: Response) -> Vec<u8> {
-        tokio::runtime::Builder::new_current_thread()
-            .build()
-            .unwrap()
-            .block_on(r.into_body().into_vec())
-            .unwrap()
+    fn field_of(e: BadField) -> String {
+        e.field
     }
 
     #[test]
@@ -235,7 +247,7 @@ mod tests {
             .unwrap_err();
         assert_eq!(field_of(e), "range.from");
         let e = parse::<QueryRequest>(br#"{"targets":[}"#).unwrap_err();
-        assert_eq!(field_of(e), "targets");
+        assert_eq!(field_of(e), "targets[0]");
         let e = parse::<QueryRequest>(b"{}").unwrap_err();
         assert_eq!(field_of(e), "body");
         let e = parse::<QueryRequest>(br#"{"targets":[]} x"#).unwrap_err();

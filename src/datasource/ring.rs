@@ -104,7 +104,12 @@ pub fn downsample(
                 if let Some(c) = cur.take() {
                     flush(c, &mut out);
                 }
-                cur = Some((b, t, if v.is_nan() { 0.0 } else { v }, u32::from(!v.is_nan())));
+                cur = Some((
+                    b,
+                    t,
+                    if v.is_nan() { 0.0 } else { v },
+                    u32::from(!v.is_nan()),
+                ));
             }
         }
     }
@@ -158,7 +163,10 @@ mod tests {
         assert_eq!(d[0], (9, 4.5));
         assert_eq!(d[9], (99, 94.5));
         // Fewer points than the cap and no step: unchanged.
-        assert_eq!(downsample(pts[..5].to_vec(), 0, 4, 10, 0), pts[..5].to_vec());
+        assert_eq!(
+            downsample(pts[..5].to_vec(), 0, 4, 10, 0),
+            pts[..5].to_vec()
+        );
         // A min step wider than span / max merges more.
         assert_eq!(downsample(pts, 0, 99, 10, 50).len(), 2);
     }

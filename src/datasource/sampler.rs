@@ -51,26 +51,32 @@ fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> Option<&'a str> {
 
 fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
     let by_name: HashMap<&str, &MetricFamily> = fams.iter().map(|f| (f.name(), f)).collect();
-    let scalar = |name: &str, keep: &dyn Fn(&prometheus::proto::Metric) -> bool| -> Raw {
-        let Some(f) = by_name.get(name) else {
-            return Raw::Missing;
+    // A vector family with no children yet is absent from `gather()`: for
+    // counters and histograms that means "nothing counted" (zero), for
+    // gauges "no value".
+    let scalar =
+        |name: &str, keep: &dyn Fn(&prometheus::proto::Metric) -> bool, absent: Raw| -> Raw {
+            let Some(f) = by_name.get(name) else {
+                return absent;
+            };
+            Raw::Scalar(
+                f.get_metric()
+                    .iter()
+                    .filter(|m| keep(m))
+                    .map(|m| m.get_counter().value() + m.get_gauge().value())
+                    .sum(),
+            )
         };
-        Raw::Scalar(
-            f.get_metric()
-                .iter()
-                .filter(|m| keep(m))
-                .map(|m| m.get_counter().value() + m.get_gauge().value())
-                .sum(),
-        )
-    };
-    let is_5xx = |m: &prometheus::proto::Metric| label(m, "status").is_some_and(|s| s.starts_with('5'));
+    let is_5xx =
+        |m: &prometheus::proto::Metric| label(m, "status").is_some_and(|s| s.starts_with('5'));
     let series = spec
         .series()
         .map(|(_, s)| match s.stat {
-            Stat::Rate | Stat::Value => scalar(&s.metric, &|_| true),
-            Stat::ErrorRate => scalar(&s.metric, &is_5xx),
+            Stat::Rate => scalar(&s.metric, &|_| true, Raw::Scalar(0.0)),
+            Stat::ErrorRate => scalar(&s.metric, &is_5xx, Raw::Scalar(0.0)),
+            Stat::Value => scalar(&s.metric, &|_| true, Raw::Missing),
             Stat::Quantile(_) => match by_name.get(s.metric.as_str()) {
-                None => Raw::Missing,
+                None => Raw::Buckets(Vec::new()),
                 Some(f) => {
                     let mut sum: Vec<(f64, f64)> = Vec::new();
                     for m in f.get_metric() {
@@ -79,7 +85,10 @@ fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
                             .get_bucket()
                             .iter()
                             .map(|b| (b.upper_bound(), b.cumulative_count() as f64))
-                            .chain(std::iter::once((f64::INFINITY, h.get_sample_count() as f64)));
+                            .chain(std::iter::once((
+                                f64::INFINITY,
+                                h.get_sample_count() as f64,
+                            )));
                         for (i, (ub, c)) in buckets.enumerate() {
                             match sum.get_mut(i) {
                                 Some(slot) => slot.1 += c,
@@ -103,13 +112,13 @@ fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
             }
         }
     }
-    let low_stock = spec
-        .low_stock
-        .as_deref()
-        .and_then(|n| match scalar(n, &|_| true) {
-            Raw::Scalar(v) => Some(v),
-            _ => None,
-        });
+    let low_stock =
+        spec.low_stock
+            .as_deref()
+            .and_then(|n| match scalar(n, &|_| true, Raw::Missing) {
+                Raw::Scalar(v) => Some(v),
+                _ => None,
+            });
     Reading {
         t_ms,
         series,
@@ -202,7 +211,11 @@ fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) 
         .errors
         .iter()
         .map(|(p, v)| {
-            let b = before.errors.iter().find(|(q, _)| q == p).map_or(0.0, |x| x.1);
+            let b = before
+                .errors
+                .iter()
+                .find(|(q, _)| q == p)
+                .map_or(0.0, |x| x.1);
             (p.clone(), v - b)
         })
         .filter(|(_, d)| *d > 0.0)
@@ -276,10 +289,19 @@ mod tests {
 
     #[test]
     fn rates_are_per_second_and_never_negative() {
-        assert_eq!(value(Stat::Rate, &Raw::Scalar(30.0), &Raw::Scalar(10.0), 2.0), 10.0);
-        assert_eq!(value(Stat::Rate, &Raw::Scalar(5.0), &Raw::Scalar(10.0), 2.0), 0.0);
+        assert_eq!(
+            value(Stat::Rate, &Raw::Scalar(30.0), &Raw::Scalar(10.0), 2.0),
+            10.0
+        );
+        assert_eq!(
+            value(Stat::Rate, &Raw::Scalar(5.0), &Raw::Scalar(10.0), 2.0),
+            0.0
+        );
         assert!(value(Stat::Rate, &Raw::Missing, &Raw::Scalar(1.0), 2.0).is_nan());
-        assert_eq!(value(Stat::Value, &Raw::Scalar(7.0), &Raw::Missing, 0.0), 7.0);
+        assert_eq!(
+            value(Stat::Value, &Raw::Scalar(7.0), &Raw::Missing, 0.0),
+            7.0
+        );
     }
 
     fn reading(t: i64, errors: &[(&str, f64)], low: Option<f64>) -> Reading {
@@ -295,8 +317,8 @@ mod tests {
     fn bursts_need_the_threshold_within_one_interval() {
         let every = std::time::Duration::from_secs(5);
         let a = reading(0, &[("/error", 10.0)], None);
-        let b = reading(5000, &[("/error", 14.0), ("/x", 1.0)], None);
-        let c = reading(10000, &[("/error", 20.0), ("/x", 1.0)], None);
+        let b = reading(5000, &[("/error", 13.0), ("/x", 1.0)], None);
+        let c = reading(10000, &[("/error", 19.0), ("/x", 1.0)], None);
         assert!(burst(5, &a, &b, every).is_none());
         let e = burst(5, &b, &c, every).unwrap();
         assert_eq!((e.time_ms, e.time_end_ms), (5000, Some(10000)));

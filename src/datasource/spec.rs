@@ -174,10 +174,7 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
         ));
     }
     if a.error_burst == 0 {
-        errs.push(src.error(
-            "datasource.annotations.error_burst",
-            "must be at least 1",
-        ));
+        errs.push(src.error("datasource.annotations.error_burst", "must be at least 1"));
     }
     if let Some(name) = &a.low_stock {
         match m.metrics.iter().find(|x| &x.name == name) {
@@ -421,7 +418,10 @@ fn table(
     let mut columns = Vec::new();
     for (j, c) in names.iter().enumerate() {
         if !t.columns.is_empty() && names[..j].contains(c) {
-            errs.push(src.error(&at(&format!("columns[{j}]")), format!("duplicate column {c:?}")));
+            errs.push(src.error(
+                &at(&format!("columns[{j}]")),
+                format!("duplicate column {c:?}"),
+            ));
             continue;
         }
         let sample = items.iter().filter_map(|i| i.get(c)).find(|v| !v.is_null());

@@ -573,7 +573,11 @@ pub enum EventKind {
 }
 
 impl EventKind {
-    pub const ALL: [EventKind; 3] = [EventKind::Startup, EventKind::ErrorBurst, EventKind::LowStock];
+    pub const ALL: [EventKind; 3] = [
+        EventKind::Startup,
+        EventKind::ErrorBurst,
+        EventKind::LowStock,
+    ];
     pub fn as_str(self) -> &'static str {
         match self {
             EventKind::Startup => "startup",

@@ -127,7 +127,10 @@ impl Drop for Server {
 
 /// A fresh temporary directory, removed on drop.
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new().prefix("telltale-test-").tempdir().unwrap()
+    tempfile::Builder::new()
+        .prefix("telltale-test-")
+        .tempdir()
+        .unwrap()
 }
 
 /// Copies the repo's manifest and data files into `dir`; returns the manifest path.
