@@ -9,6 +9,7 @@
 //! plugins/handlers  endpoint kinds       plugins/metrics  metric source kinds
 //! ```
 
+pub mod chaos;
 pub mod cli;
 pub mod datasource;
 pub mod lint;
