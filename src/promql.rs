@@ -79,6 +79,19 @@ const LABEL_LIST: &[&str] = &[
     "group_right",
 ];
 
+/// Index just past the string literal that starts at `start`.
+fn skip_quoted(b: &[u8], start: usize) -> usize {
+    let q = b[start];
+    let mut i = start + 1;
+    while i < b.len() && b[i] != q {
+        if b[i] == b'\\' {
+            i += 1;
+        }
+        i += 1;
+    }
+    i + 1
+}
+
 /// Metric names selected by `expr`, with the function each appears under.
 pub fn selectors(expr: &str) -> Vec<Selector> {
     let b = expr.as_bytes();
@@ -92,31 +105,16 @@ pub fn selectors(expr: &str) -> Vec<Selector> {
     while i < b.len() {
         let c = b[i] as char;
         match c {
-            '"' | '\'' | '`' => {
-                i += 1;
-                while i < b.len() && b[i] as char != c {
-                    if b[i] == b'\\' {
-                        i += 1;
-                    }
-                    i += 1;
-                }
-                i += 1;
-            }
+            '"' | '\'' | '`' => i = skip_quoted(b, i),
             '{' => {
-                // label matchers: skip to the matching brace, honouring strings
+                // label matchers: skip to the closing brace, honouring strings
                 i += 1;
                 while i < b.len() && b[i] != b'}' {
-                    if b[i] == b'"' || b[i] == b'\'' || b[i] == b'`' {
-                        let q = b[i];
-                        i += 1;
-                        while i < b.len() && b[i] != q {
-                            if b[i] == b'\\' {
-                                i += 1;
-                            }
-                            i += 1;
-                        }
-                    }
-                    i += 1;
+                    i = if matches!(b[i], b'"' | b'\'' | b'`') {
+                        skip_quoted(b, i)
+                    } else {
+                        i + 1
+                    };
                 }
                 i += 1;
             }

@@ -35,28 +35,25 @@ pub struct Source {
 impl Source {
     /// A diagnostic at the value of `path`.
     pub fn error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let (line, column) = self.spans.value(path);
-        Diagnostic {
-            file: self.name.clone(),
-            line,
-            column,
-            path: path.to_string(),
-            message: message.into(),
-        }
+        self.at(self.spans.value(path), path, message.into())
     }
 
     /// A diagnostic at the key of `path` (for unknown or misplaced keys).
     pub fn key_error(&self, path: &str, message: impl Into<String>) -> Diagnostic {
-        let (line, column) = self
+        let pos = self
             .spans
             .key(path)
             .unwrap_or_else(|| self.spans.value(path));
+        self.at(pos, path, message.into())
+    }
+
+    fn at(&self, (line, column): (usize, usize), path: &str, message: String) -> Diagnostic {
         Diagnostic {
             file: self.name.clone(),
             line,
             column,
             path: path.to_string(),
-            message: message.into(),
+            message,
         }
     }
 
@@ -300,7 +297,10 @@ pub(crate) fn de_value<T: DeserializeOwned>(
                 .strip_prefix("unknown field `")
                 .and_then(|r| r.split('`').next())
             {
-                let key_path = if full.is_empty() {
+                // serde_path_to_error already ends the path with the field.
+                let key_path = if full == field || full.ends_with(&format!(".{field}")) {
+                    full.clone()
+                } else if full.is_empty() {
                     field.to_string()
                 } else {
                     format!("{full}.{field}")

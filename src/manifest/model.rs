@@ -165,9 +165,6 @@ pub struct Logging {
     /// How many rotated files are kept.
     #[serde(default = "default_max_files")]
     pub max_files: usize,
-    /// The `logger` field of application log lines.
-    #[serde(default = "default_logger")]
-    pub logger: String,
     /// JSON fields every request line carries (the shippers extract these).
     #[serde(default = "default_log_fields")]
     pub fields: Vec<String>,
@@ -184,7 +181,6 @@ impl Default for Logging {
             level: default_log_level(),
             rotation: Rotation::default(),
             max_files: default_max_files(),
-            logger: default_logger(),
             fields: default_log_fields(),
             labels: default_log_labels(),
         }
@@ -210,10 +206,7 @@ fn default_log_level() -> String {
 fn default_max_files() -> usize {
     7
 }
-fn default_logger() -> String {
-    "telltale".into()
-}
-/// Every field the server writes on a request line.
+/// Every field the server writes on a request line (`route` is the template).
 pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "timestamp",
     "level",
@@ -222,11 +215,16 @@ pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "request_id",
     "method",
     "path",
+    "route",
     "status",
     "duration_ms",
 ];
 fn default_log_fields() -> Vec<String> {
-    REQUEST_LOG_FIELDS.iter().map(|s| s.to_string()).collect()
+    REQUEST_LOG_FIELDS
+        .iter()
+        .filter(|f| **f != "route")
+        .map(|s| s.to_string())
+        .collect()
 }
 fn default_log_labels() -> Vec<String> {
     vec!["level".into(), "logger".into()]

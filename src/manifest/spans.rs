@@ -19,8 +19,17 @@ pub struct SpanIndex {
 }
 
 enum Frame {
-    Map { path: String, key: Option<String> },
-    Seq { path: String, idx: usize },
+    /// `start`: where the mapping event was seen; its recorded position is
+    /// its first key (yaml-rust2 marks block mappings after the first `:`).
+    Map {
+        path: String,
+        key: Option<String>,
+        start: Option<Pos>,
+    },
+    Seq {
+        path: String,
+        idx: usize,
+    },
 }
 
 struct Builder {
@@ -51,10 +60,13 @@ impl Builder {
                 *idx += 1;
                 Some(p)
             }
-            Some(Frame::Map { path, key }) => match key.take() {
+            Some(Frame::Map { path, key, start }) => match key.take() {
                 Some(k) => Some(join(path, &k)),
                 None => {
                     let k = scalar.unwrap_or("?").to_string();
+                    if start.take().is_some() {
+                        self.index.values.entry(path.clone()).or_insert(pos(mark));
+                    }
                     self.index.keys.insert(join(path, &k), pos(mark));
                     *key = Some(k);
                     None
@@ -81,15 +93,27 @@ impl MarkedEventReceiver for Builder {
                 let is_map = matches!(ev, Event::MappingStart(..));
                 // A complex (non-scalar) key: give it a placeholder name.
                 let path = self.value_path(&mark, None).unwrap_or_else(|| "?".into());
-                self.index.values.entry(path.clone()).or_insert(pos(&mark));
                 self.stack.push(if is_map {
-                    Frame::Map { path, key: None }
+                    Frame::Map {
+                        path,
+                        key: None,
+                        start: Some(pos(&mark)),
+                    }
                 } else {
+                    self.index.values.entry(path.clone()).or_insert(pos(&mark));
                     Frame::Seq { path, idx: 0 }
                 });
             }
             Event::MappingEnd | Event::SequenceEnd => {
-                self.stack.pop();
+                // An empty mapping never saw a key: fall back to its event mark.
+                if let Some(Frame::Map {
+                    path,
+                    start: Some(p),
+                    ..
+                }) = self.stack.pop()
+                {
+                    self.index.values.entry(path).or_insert(p);
+                }
             }
             _ => {}
         }
@@ -112,6 +136,9 @@ impl SpanIndex {
 
     /// Where the value at `path` starts, falling back to the nearest ancestor.
     pub fn value(&self, path: &str) -> Pos {
+        if path.is_empty() {
+            return (1, 1);
+        }
         let mut p = path;
         loop {
             if let Some(pos) = self.values.get(p) {
@@ -154,6 +181,8 @@ mod tests {
         assert_eq!(idx.value("endpoints[1].path"), (6, 11));
         // Unknown path falls back to its nearest known ancestor.
         assert_eq!(idx.value("endpoints[1].nope.deeper"), (6, 5));
+        assert_eq!(idx.value("endpoints[1]"), (6, 5));
+        assert_eq!(idx.value(""), (1, 1));
     }
 
     #[test]

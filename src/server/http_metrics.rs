@@ -114,6 +114,27 @@ impl HttpMetrics {
 
     /// Records one request. `route` is a route tag (see [`Self::unmatched`]).
     pub fn observe(&self, route: usize, method: usize, status: u16, seconds: f64) {
+        let (duration, counter) = self.handles(route, method, status);
+        if let Some(h) = duration {
+            h.observe(seconds);
+        }
+        if let Some(c) = counter {
+            c.inc();
+        }
+    }
+
+    /// Creates the series of a declared route at zero, so every declared
+    /// family is exposed before the first request and `rate()` starts at 0.
+    pub fn touch(&self, route: usize, method: usize, status: u16) {
+        let _ = self.handles(route, method, status);
+    }
+
+    fn handles(
+        &self,
+        route: usize,
+        method: usize,
+        status: u16,
+    ) -> (Option<&Histogram>, Option<&IntCounter>) {
         let slot = &self.routes[route.min(self.routes.len() - 1)];
         let ms = slot.methods[method].get_or_init(|| MethodSlot {
             duration: self.duration.as_ref().map(|d| {
@@ -122,9 +143,6 @@ impl HttpMetrics {
             }),
             by_status: (100..600).map(|_| OnceLock::new()).collect(),
         });
-        if let Some(h) = &ms.duration {
-            h.observe(seconds);
-        }
         let code = status.clamp(100, 599);
         let counter = ms.by_status[(code - 100) as usize].get_or_init(|| {
             self.requests.as_ref().map(|r| {
@@ -133,8 +151,6 @@ impl HttpMetrics {
                 r.with(&v)
             })
         });
-        if let Some(c) = counter {
-            c.inc();
-        }
+        (ms.duration.as_ref(), counter.as_ref())
     }
 }

@@ -79,6 +79,7 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
         draining: AtomicBool::new(false),
         datasource,
     });
+    table.touch_declared(&runtime);
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
     let endpoint = Observe::new(route, runtime.clone(), limit).boxed();

@@ -54,6 +54,21 @@ impl RouteTable {
         t
     }
 
+    /// Starts each declared (route, method) at zero with its documented success status.
+    pub fn touch_declared(&self, rt: &Runtime) {
+        for (tag, (_, methods)) in self.paths.iter().enumerate() {
+            for (m, i) in methods {
+                let status = rt.model.handlers[*i]
+                    .doc()
+                    .responses
+                    .first()
+                    .map_or(200, |r| r.0);
+                rt.http
+                    .touch(tag, super::http_metrics::method_index(m), status);
+            }
+        }
+    }
+
     pub fn build(&self, rt: &Arc<Runtime>) -> Result<Route, String> {
         let model = &rt.model;
         let mut route = Route::new();

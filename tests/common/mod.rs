@@ -157,6 +157,15 @@ pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
     )
 }
 
+/// Blocking GET of a body (for tests that are not async).
+pub fn http_get(url: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+}
+
 /// Parses Prometheus text format into (series, value) pairs, e.g.
 /// (`http_requests_total{method="GET",path="/",status="200"}`, 3.0).
 pub fn parse_metrics(text: &str) -> Vec<(String, f64)> {

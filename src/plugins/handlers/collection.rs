@@ -134,36 +134,30 @@ impl HandlerKind for Kind {
     }
 }
 
-/// Parses an optional non-negative integer query parameter within `[min, max]`.
-// The error is the finished 400 response, built once on a cold path.
-#[allow(clippy::result_large_err)]
-fn int_param(
-    raw: Option<&str>,
-    name: &str,
-    min: usize,
-    max: usize,
-) -> Result<Option<usize>, Response> {
-    let Some(raw) = raw else { return Ok(None) };
+/// A rejected query parameter: its name and why.
+struct ParamError(String, String);
+
+/// Parses an integer query parameter within `[min, max]`.
+fn int_param(raw: &str, name: &str, min: usize, max: usize) -> Result<Option<usize>, ParamError> {
     match raw.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
-        _ => Err(bad_param(
-            name,
-            &format!("expected an integer from {min} to {max}, got {raw:?}"),
+        _ => Err(ParamError(
+            name.into(),
+            format!("expected an integer from {min} to {max}, got {raw:?}"),
         )),
     }
 }
 
-#[allow(clippy::result_large_err)]
-fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, Response> {
+fn page(items: &[Bytes], opts: &Options, req: &Request) -> Result<Response, ParamError> {
     let (mut limit, mut offset) = (None, None);
     for (k, v) in form_pairs(req.uri().query().unwrap_or("")) {
         match k.as_ref() {
-            "limit" => limit = int_param(Some(&v), "limit", 1, opts.max_limit)?,
-            "offset" => offset = int_param(Some(&v), "offset", 0, usize::MAX)?,
+            "limit" => limit = int_param(&v, "limit", 1, opts.max_limit)?,
+            "offset" => offset = int_param(&v, "offset", 0, usize::MAX)?,
             other => {
-                return Err(bad_param(
-                    other,
-                    "unknown query parameter (known: limit, offset)",
+                return Err(ParamError(
+                    other.into(),
+                    "unknown query parameter (known: limit, offset)".into(),
                 ))
             }
         }
@@ -232,7 +226,8 @@ impl PreparedHandler for Collection {
             max_limit: self.opts.max_limit,
         };
         make_sync(move |req: Request| match page(&items, &opts, &req) {
-            Ok(r) | Err(r) => r,
+            Ok(r) => r,
+            Err(ParamError(name, why)) => bad_param(&name, &why),
         })
         .boxed()
     }

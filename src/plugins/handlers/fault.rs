@@ -63,15 +63,11 @@ impl PreparedHandler for Fault {
         .boxed()
     }
     fn doc(&self) -> OperationDoc {
-        OperationDoc {
-            params: Vec::new(),
-            request: None,
-            responses: vec![(
-                self.status.as_u16(),
-                "Simulated failure".into(),
-                "application/json",
-                crate::server::error::error_schema(),
-            )],
-        }
+        OperationDoc::single(
+            self.status.as_u16(),
+            "Simulated failure",
+            "application/json",
+            crate::server::error::error_schema(),
+        )
     }
 }

@@ -122,10 +122,20 @@ pub struct OperationDoc {
 impl OperationDoc {
     /// A JSON operation with one success response.
     pub fn json(schema: Json) -> Self {
+        Self::single(200, "Success", "application/json", schema)
+    }
+
+    /// An operation with exactly one documented response.
+    pub fn single(
+        status: u16,
+        description: &str,
+        content_type: &'static str,
+        schema: Json,
+    ) -> Self {
         OperationDoc {
             params: Vec::new(),
             request: None,
-            responses: vec![(200, "Success".into(), "application/json", schema)],
+            responses: vec![(status, description.into(), content_type, schema)],
         }
     }
 }

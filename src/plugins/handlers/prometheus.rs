@@ -42,15 +42,11 @@ impl PreparedHandler for Prepared {
         .boxed()
     }
     fn doc(&self) -> OperationDoc {
-        OperationDoc {
-            params: Vec::new(),
-            request: None,
-            responses: vec![(
-                200,
-                "Prometheus text exposition format 0.0.4".into(),
-                "text/plain",
-                json!({"type": "string"}),
-            )],
-        }
+        OperationDoc::single(
+            200,
+            "Prometheus text exposition format 0.0.4",
+            "text/plain",
+            json!({"type": "string"}),
+        )
     }
 }
