@@ -640,7 +640,10 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
 
     // Too large: with a Content-Length, rejected before any of the body is sent ...
     let status = announced_post(api.srv.port, "/grafana/query", limit + 1);
-    assert!(status.starts_with("HTTP/1.1 413"), "announced oversized body: {status:?}");
+    assert!(
+        status.starts_with("HTTP/1.1 413"),
+        "announced oversized body: {status:?}"
+    );
     // ... and chunked, without one (rejected while reading).
     let status = chunked_post(api.srv.port, "/grafana/query", limit);
     assert!(
