@@ -293,7 +293,9 @@ impl Report {
     /// The same report as JSON.
     pub fn json(&self) -> Json {
         let m = &self.meta;
-        let lat = |l: &Latency| json!({"min": l.min, "p50": l.p50, "p95": l.p95, "p99": l.p99, "max": l.max});
+        // Microsecond precision is plenty.
+        let r = |x: f64| (x * 1000.0).round() / 1000.0;
+        let lat = |l: &Latency| json!({"min": r(l.min), "p50": r(l.p50), "p95": r(l.p95), "p99": r(l.p99), "max": r(l.max)});
         let surprises = |v: &[Surprise]| -> Json {
             v.iter()
                 .map(|s| {
@@ -309,7 +311,7 @@ impl Report {
             "bad_ratio": m.bad_ratio,
             "planned": m.planned,
             "sent": self.sent,
-            "elapsed_ms": m.elapsed.as_secs_f64() * 1000.0,
+            "elapsed_ms": r(m.elapsed.as_secs_f64() * 1000.0),
             "endpoints": self.rows.iter().map(|r| json!({
                 "endpoint": r.endpoint,
                 "kind": r.kind,
