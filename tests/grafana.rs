@@ -656,6 +656,17 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
     let (s, v) = api.post_raw("/grafana/query", padded).await;
     assert_eq!((s, v), (200, json!([])));
 
+    // Extreme but valid numbers are answered, not overflowed.
+    let v = api
+        .ok(
+            "/grafana/query",
+            json!({"intervalMs": u64::MAX, "maxDataPoints": u64::MAX,
+                   "range": {"from": i64::MIN, "to": i64::MAX},
+                   "targets": [{"target": "cpu_percent"}]}),
+        )
+        .await;
+    assert_eq!(v[0]["target"], "cpu_percent");
+
     // Wrong methods are 405s.
     let r = api
         .http

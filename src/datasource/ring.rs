@@ -76,14 +76,13 @@ pub fn downsample(
     min_step_ms: i64,
 ) -> Vec<(i64, f64)> {
     let max_points = max_points.max(1);
-    let span = (to - from).max(0) + 1;
-    let step = min_step_ms
-        .max(1)
-        .max((span + max_points as i64 - 1) / max_points as i64);
+    // Unsigned, saturating: any request values, however large, are safe here.
+    let span = (to as i128 - from as i128).clamp(0, u64::MAX as i128 - 1) as u64 + 1;
+    let step = (min_step_ms.max(1) as u64).max(span.div_ceil(max_points as u64));
     if points.len() <= max_points && step <= 1 {
         return points;
     }
-    let buckets = ((span + step - 1) / step).max(1) as usize;
+    let buckets = span.div_ceil(step).max(1) as usize;
     let mut out: Vec<(i64, f64)> = Vec::with_capacity(buckets.min(points.len()));
     let mut cur: Option<(usize, i64, f64, u32)> = None; // (bucket, last t, sum, n)
     let flush = |c: (usize, i64, f64, u32), out: &mut Vec<(i64, f64)>| {
@@ -91,7 +90,8 @@ pub fn downsample(
         out.push((t, if n == 0 { f64::NAN } else { sum / n as f64 }));
     };
     for (t, v) in points {
-        let b = (((t - from).max(0) / step) as usize).min(buckets - 1);
+        let b = ((((t as i128 - from as i128).max(0) as u128) / step as u128) as usize)
+            .min(buckets - 1);
         match &mut cur {
             Some(c) if c.0 == b => {
                 c.1 = t;
@@ -168,7 +168,17 @@ mod tests {
             pts[..5].to_vec()
         );
         // A min step wider than span / max merges more.
-        assert_eq!(downsample(pts, 0, 99, 10, 50).len(), 2);
+        assert_eq!(downsample(pts.clone(), 0, 99, 10, 50).len(), 2);
+        // Extreme requests neither overflow nor lose the points.
+        assert_eq!(
+            downsample(pts.clone(), 0, 99, usize::MAX, i64::MAX).len(),
+            1
+        );
+        assert_eq!(
+            downsample(pts.clone(), i64::MIN, i64::MAX, usize::MAX, 0).len(),
+            100
+        );
+        assert_eq!(downsample(pts, i64::MIN, i64::MAX, 3, 0).len(), 1);
     }
 
     #[test]
