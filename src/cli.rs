@@ -26,8 +26,22 @@ pub enum Command {
     Serve(ServeArgs),
     /// Check the manifest and print every error with file:line:column.
     Validate(ManifestArg),
+    /// Render the monitoring stack (Prometheus, Loki shippers, Grafana, compose).
+    Render(RenderArgs),
     /// Send a seeded mix of good and bad requests to a running server and report.
     Chaos(ChaosArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct RenderArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Output directory (replaced as a whole, atomically).
+    #[arg(long, short = 'o', default_value = "generated")]
+    pub out: PathBuf,
+    /// Write nothing; exit 1 and show the differences if OUT is not what would be rendered.
+    #[arg(long)]
+    pub check: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -117,6 +131,68 @@ pub fn run(cli: Cli) -> ExitCode {
             ),
             Err(code) => code,
         },
+        Some(Command::Render(a)) => render(a),
+    }
+}
+
+fn render(args: RenderArgs) -> ExitCode {
+    let model = match open(&args.manifest) {
+        Ok(m) => m,
+        Err(code) => {
+            eprintln!("telltale: nothing rendered");
+            return code;
+        }
+    };
+    let log_dir = crate::render::log_dir_from(&model, &args.out);
+    let files = match crate::render::render_all(&model, log_dir) {
+        Ok(f) => f,
+        Err(e) => {
+            eprintln!("telltale: render failed, nothing written: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let out = args.out.display();
+    if args.check {
+        return match crate::render::check(&args.out, &files) {
+            Ok(d) if d.is_clean() => {
+                println!("{out}: up to date ({} files)", files.len());
+                ExitCode::SUCCESS
+            }
+            Ok(d) => {
+                eprint!("{d}");
+                eprintln!(
+                    "{out} differs from what {} renders; run `telltale render`",
+                    model.source.name
+                );
+                ExitCode::FAILURE
+            }
+            Err(e) => {
+                eprintln!("telltale: {e}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    match crate::render::write_atomic(&args.out, &files) {
+        Ok(w) => {
+            for p in files.keys() {
+                println!("  {out}/{p}");
+            }
+            println!("rendered {} files into {out}", w.files);
+            println!(
+                "Grafana admin password: {} ({})",
+                w.admin_env.display(),
+                if w.admin_env_created {
+                    "created"
+                } else {
+                    "kept"
+                }
+            );
+            ExitCode::SUCCESS
+        }
+        Err(e) => {
+            eprintln!("telltale: render failed, {out} left as it was: {e}");
+            ExitCode::FAILURE
+        }
     }
 }
 

@@ -1,9 +1,24 @@
 //! Consistency lint: every query in the manifest refers to things the
 //! manifest declares. Runs inside `validate`, so `serve` and `render` both
 //! refuse an inconsistent manifest.
+//!
+//! - PromQL (panels, alerts): every metric is declared (`_bucket`/`_sum`/`_count`
+//!   for histograms) and counters only appear under `rate`/`irate`/`increase`;
+//! - LogQL (panels): every stream-selector label is a declared Loki label
+//!   (`logging.labels`), and `level` values are levels the server writes;
+//! - panels: the datasource is one of `stack.datasources`, the grid size fits;
+//! - alerts: a promtool test fixture, and annotations that test can expand;
+//! - rules: thresholds and durations of the derived alerts.
 
 use crate::manifest::{Diagnostics, Manifest, MetricType, Source};
-use crate::promql;
+use crate::render::annotation;
+use crate::{logql, promql};
+
+/// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
+pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
+
+/// Values the server writes in the `level` log field.
+pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warning", "error"];
 
 /// Series names a declared metric exposes (histograms have three).
 fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
@@ -48,49 +63,302 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
     };
     for (i, p) in m.dashboard.panels.iter().enumerate() {
-        if p.datasource == "json" {
-            check_json_panel(src, m, i, errs);
-            continue;
+        let at = |f: &str| format!("dashboard.panels[{i}].{f}");
+        if !DATASOURCES.contains(&p.datasource.as_str()) {
+            errs.push(src.error(
+                &at("datasource"),
+                format!(
+                    "unknown datasource {:?} (known: prometheus = {:?}, loki = {:?}, json = {:?}, from stack.datasources)",
+                    p.datasource,
+                    m.stack.datasources.prometheus,
+                    m.stack.datasources.loki,
+                    m.stack.datasources.json
+                ),
+            ));
         }
-        if p.datasource != "prometheus" {
-            continue;
+        if p.targets.is_empty() {
+            errs.push(src.error(&at("targets"), "a panel needs at least one target"));
+        }
+        if !(1..=24).contains(&p.width) {
+            errs.push(src.error(
+                &at("width"),
+                format!("width {} must be 1-24 (the grid has 24 columns)", p.width),
+            ));
+        }
+        if p.height == 0 {
+            errs.push(src.error(&at("height"), "height must be at least 1"));
         }
         for (j, t) in p.targets.iter().enumerate() {
-            check_expr(
-                &format!("dashboard.panels[{i}].targets[{j}].expr"),
-                &t.expr,
-                errs,
-            );
+            let path = format!("dashboard.panels[{i}].targets[{j}].expr");
+            match p.datasource.as_str() {
+                "prometheus" => check_expr(&path, &t.expr, errs),
+                "loki" => check_logql(src, m, &path, &t.expr, errs),
+                "json" => check_json_target(src, m, &path, &t.expr, errs),
+                _ => {}
+            }
         }
     }
     for (i, a) in m.alerts.iter().enumerate() {
         check_expr(&format!("alerts[{i}].expr"), &a.expr, errs);
+        check_alert(src, i, a, errs);
+    }
+    check_rules(src, m, errs);
+    if m.dashboard.uid.is_empty()
+        || m.dashboard.uid.len() > 40
+        || !m
+            .dashboard
+            .uid
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+    {
+        errs.push(src.error(
+            "dashboard.uid",
+            "a dashboard uid is 1-40 characters of [A-Za-z0-9_-] (it is also the file name)",
+        ));
     }
 }
 
-/// A `datasource: json` panel queries targets by name: each must be declared
-/// under `datasource.targets`.
-fn check_json_panel(src: &Source, m: &Manifest, i: usize, errs: &mut Diagnostics) {
+/// Stream selectors may only use declared Loki labels.
+fn check_logql(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &mut Diagnostics) {
+    let matchers = match logql::stream_matchers(expr) {
+        Ok(x) => x,
+        Err(e) => {
+            errs.push(src.error(path, format!("cannot read LogQL: {e}")));
+            return;
+        }
+    };
+    for mt in matchers {
+        if !m.logging.labels.contains(&mt.label) {
+            errs.push(src.error(
+                path,
+                format!(
+                    "LogQL selector uses label {:?}, which is not a Loki label (logging.labels: {})",
+                    mt.label,
+                    m.logging.labels.join(", ")
+                ),
+            ));
+        } else if mt.label == "level" && mt.op == "=" && !LOG_LEVELS.contains(&mt.value.as_str()) {
+            errs.push(src.error(
+                path,
+                format!(
+                    "level {:?} never occurs (the server writes: {})",
+                    mt.value,
+                    LOG_LEVELS.join(", ")
+                ),
+            ));
+        }
+    }
+}
+
+fn check_duration(src: &Source, path: &str, v: &str, errs: &mut Diagnostics) {
+    if promql::parse_duration(v).is_none() {
+        errs.push(src.error(path, format!("bad duration {v:?} (e.g. 30s, 5m, 1h)")));
+    }
+}
+
+/// A hand-written alert must come with a test fixture its annotations can be checked against.
+fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Diagnostics) {
+    let at = |f: &str| format!("alerts[{i}].{f}");
+    check_duration(src, &at("for"), &a.for_, errs);
+    if !crate::manifest::validate::is_metric_name(&a.name) || a.name.contains(':') {
+        errs.push(src.error(
+            &at("name"),
+            format!("{:?} is not a valid alert name", a.name),
+        ));
+    }
+    let Some(t) = &a.test else {
+        errs.push(src.error(
+            &at("name"),
+            "alert has no `test:` fixture; every alert gets a promtool unit test (firing and quiet series, see README)",
+        ));
+        return;
+    };
+    if let Some(e) = &t.eval_time {
+        check_duration(src, &at("test.eval_time"), e, errs);
+    }
+    if t.firing.is_empty() {
+        errs.push(src.error(&at("test.firing"), "needs at least one input series"));
+    }
+    for (field, text) in [("summary", &a.summary), ("description", &a.description)] {
+        let check = || -> Result<(), String> {
+            for l in annotation::labels_used(text)? {
+                if l != "severity" && !t.labels.contains_key(&l) {
+                    return Err(format!(
+                        "uses label {l:?}, which test.labels does not give the firing alert"
+                    ));
+                }
+            }
+            if annotation::uses_value(text)? && t.value.is_none() {
+                return Err("uses {{ $value }}, so test.value must be set".into());
+            }
+            Ok(())
+        };
+        if let Err(e) = check() {
+            errs.push(src.error(&at(field), e));
+        }
+    }
+}
+
+/// Settings of the derived alerts.
+fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let r = &m.rules;
+    for (f, v) in [
+        ("rate_window", &r.rate_window),
+        ("error_ratio_for", &r.error_ratio_for),
+        ("latency_for", &r.latency_for),
+        ("low_stock_for", &r.low_stock_for),
+        ("target_down_for", &r.target_down_for),
+    ] {
+        check_duration(src, &format!("rules.{f}"), v, errs);
+    }
+    if !(r.error_ratio > 0.0 && r.error_ratio < 1.0) {
+        errs.push(src.error(
+            "rules.error_ratio",
+            format!("{} must be between 0 and 1 (exclusive)", r.error_ratio),
+        ));
+    }
+    if !r.low_stock_above.is_finite() || r.low_stock_above < 0.0 {
+        errs.push(src.error("rules.low_stock_above", "must be a number >= 0"));
+    }
+    let mut names = std::collections::HashSet::new();
+    for (i, o) in m.objectives.iter().enumerate() {
+        if o.name.is_empty() || !names.insert(&o.name) {
+            errs.push(src.error(
+                &format!("objectives[{i}].name"),
+                format!("objective name {:?} must be non-empty and unique", o.name),
+            ));
+        }
+        let buckets = m
+            .metrics
+            .iter()
+            .find(|x| x.name == o.metric)
+            .and_then(|x| x.buckets.as_ref());
+        if let (Some(t), Some(b)) = (o.threshold_seconds, buckets) {
+            if b.last().is_some_and(|last| (last - t).abs() < 1e-12) {
+                errs.push(src.error(
+                    &format!("objectives[{i}].threshold_seconds"),
+                    "the threshold is the largest bucket, so p95 could never be seen above it; add a larger bucket",
+                ));
+            }
+        }
+    }
+}
+
+/// A `datasource: json` panel names a target of the JSON datasource: it
+/// must be declared under `datasource.targets`.
+fn check_json_target(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &mut Diagnostics) {
     let names: Vec<&str> = m
         .datasource
         .targets
         .iter()
         .map(|t| t.name.as_str())
         .collect();
-    for (j, t) in m.dashboard.panels[i].targets.iter().enumerate() {
-        if !names.contains(&t.expr.as_str()) {
-            errs.push(src.error(
-                &format!("dashboard.panels[{i}].targets[{j}].expr"),
-                format!(
-                    "JSON-datasource panel queries undeclared target {:?} (declared in datasource.targets: {})",
-                    t.expr,
-                    if names.is_empty() {
-                        "none".to_string()
-                    } else {
-                        names.join(", ")
-                    }
-                ),
-            ));
-        }
+    if !names.contains(&expr) {
+        errs.push(src.error(
+            path,
+            format!(
+                "JSON-datasource panel queries undeclared target {expr:?} (declared in datasource.targets: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use crate::manifest::{load_str, validate, Diagnostics};
+
+    const BASE: &str = include_str!("../manifest.yaml");
+
+    /// Validates the repo manifest with `from` replaced by `to`.
+    fn errors_with(from: &str, to: &str) -> Diagnostics {
+        assert!(
+            BASE.contains(from),
+            "fixture text {from:?} not in manifest.yaml"
+        );
+        let text = BASE.replacen(from, to, 1);
+        let loaded = load_str("m.yaml", &text, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
+        validate(loaded).expect_err("expected lint errors")
+    }
+
+    fn line_of(text: &str) -> usize {
+        BASE.lines().position(|l| l.contains(text)).unwrap() + 1
+    }
+
+    #[test]
+    fn repo_manifest_is_clean() {
+        let loaded = load_str("m.yaml", BASE, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
+        validate(loaded).unwrap();
+    }
+
+    #[test]
+    fn logql_label_must_be_declared() {
+        let e = errors_with(r#"{level="error"}"#, r#"{service="x"}"#);
+        assert_eq!(e.len(), 1, "{e}");
+        let d = &e.0[0];
+        assert!(d.message.contains(r#"label "service""#), "{d}");
+        assert!(d.path.ends_with("targets[0].expr"), "{d}");
+        assert_eq!(d.line, line_of(r#"{level="error"}"#));
+    }
+
+    #[test]
+    fn logql_level_value_must_exist() {
+        let e = errors_with(r#"{level="error"}"#, r#"{level="fatal"}"#);
+        assert!(e.0[0].message.contains("never occurs"), "{e}");
+    }
+
+    #[test]
+    fn panel_datasource_must_exist() {
+        let e = errors_with(
+            "datasource: loki
+      unit: short",
+            "datasource: elastic
+      unit: short",
+        );
+        assert_eq!(e.len(), 1, "{e}");
+        assert!(
+            e.0[0].message.contains(r#"unknown datasource "elastic""#),
+            "{e}"
+        );
+        assert!(e.0[0].message.contains("telltale-loki"), "{e}");
+        assert_eq!(e.0[0].line, line_of("datasource: loki"));
+    }
+
+    #[test]
+    fn undeclared_metric_and_bare_counter_are_located() {
+        let e = errors_with(
+            "expr: system_cpu_usage_percent{",
+            "expr: system_cpu_usage_ratio{",
+        );
+        assert!(e.0[0].message.contains("undeclared metric"), "{e}");
+        let e = errors_with(
+            "sum(increase(http_requests_total{job=~\"$job\", instance=~\"$instance\"}[$__range]))",
+            "sum(http_requests_total)",
+        );
+        assert!(e.0[0].message.contains("must be wrapped in rate()"), "{e}");
+    }
+
+    #[test]
+    fn alert_needs_a_test_and_testable_annotations() {
+        let start = BASE.find("    test:\n").unwrap();
+        let end = BASE[start..].find("\n\n").unwrap() + start;
+        let e = errors_with(&BASE[start..end], "");
+        assert_eq!(e.len(), 1, "{e}");
+        assert!(e.0[0].message.contains("no `test:` fixture"), "{e}");
+        assert_eq!(e.0[0].path, "alerts[0].name");
+        let e = errors_with("{{ $labels.instance }}", "{{ $labels.region }}");
+        assert!(e.0[0].message.contains(r#"label "region""#), "{e}");
+        let e = errors_with("{{ $value }}", "{{ $value | humanize }}");
+        assert!(e.0[0].message.contains("unsupported template"), "{e}");
+    }
+
+    #[test]
+    fn grid_width_is_checked() {
+        let e = errors_with("width: 24", "width: 30");
+        assert!(e.0[0].message.contains("1-24"), "{e}");
     }
 }

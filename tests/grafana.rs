@@ -787,3 +787,69 @@ fn datasource_mistakes_in_the_manifest_are_located_errors() {
         assert_eq!(lineno, at_line, "{line}");
     }
 }
+
+#[tokio::test]
+async fn dashboard_route_serves_the_rendered_bytes() {
+    let dir = tempdir();
+    let path = copy_default_manifest(dir.path());
+    let m = model(&path);
+    let out = dir.path().join("out");
+    let (st, _, err) = run(
+        &[
+            "render",
+            "--manifest",
+            path.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert!(st.success(), "{err}");
+    let rel = format!("grafana/dashboards/{}.json", m.manifest.dashboard.uid);
+    let rendered = std::fs::read(out.join(&rel)).unwrap();
+    // The repo's generated/ is the same render of the same manifest.
+    assert_eq!(
+        rendered,
+        std::fs::read(repo().join("generated").join(&rel)).unwrap()
+    );
+
+    let api = Api::start(&path, dir.path());
+    let r = api
+        .http
+        .get(api.srv.url("/grafana/dashboard"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["content-type"], "application/json");
+    let served = r.bytes().await.unwrap();
+    assert!(
+        served[..] == rendered[..],
+        "GET /grafana/dashboard differs from the rendered file"
+    );
+    // And it holds the JSON-datasource panels, querying declared targets.
+    let dash: Value = serde_json::from_slice(&served).unwrap();
+    let json_targets: Vec<String> = dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["datasource"]["type"] == "simpod-json-datasource")
+        .flat_map(|p| p["targets"].as_array().unwrap().clone())
+        .map(|t| t["target"].as_str().unwrap().to_string())
+        .collect();
+    assert!(!json_targets.is_empty());
+    let declared = names_of(&m, None);
+    assert!(
+        json_targets.iter().all(|t| declared.contains(t)),
+        "{json_targets:?}"
+    );
+    // Each of them answers /query.
+    for t in &json_targets {
+        api.ok(
+            "/grafana/query",
+            json!({"targets": [{"target": t, "refId": "A"}]}),
+        )
+        .await;
+    }
+    assert!(api.srv.stop().success());
+}

@@ -174,6 +174,7 @@ const SECTIONS: &[&str] = &[
     "dashboard",
     "objectives",
     "alerts",
+    "rules",
     "stack",
     "datasource",
 ];
@@ -208,6 +209,7 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
     let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
     let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs);
     let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs);
+    let rules = de_or_default::<RuleSettings>(src, take("rules"), "rules", errs);
     let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
     let datasource =
         de_or_default::<DatasourceSection>(src, take("datasource"), "datasource", errs);
@@ -231,6 +233,7 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
         dashboard: dashboard?,
         objectives: objectives?,
         alerts: alerts?,
+        rules: rules?,
         stack: stack?,
         datasource: datasource?,
     })

@@ -26,6 +26,8 @@ pub struct Manifest {
     #[serde(default)]
     pub alerts: Vec<Alert>,
     #[serde(default)]
+    pub rules: RuleSettings,
+    #[serde(default)]
     pub stack: Stack,
     #[serde(default)]
     pub datasource: DatasourceSection,
@@ -284,6 +286,7 @@ pub struct Panel {
     #[serde(default)]
     pub description: String,
     /// Which datasource: `prometheus`, `loki` or `json` (uids come from `stack.datasources`).
+    /// A `json` panel's target `expr` is a target name of the JSON datasource.
     pub datasource: String,
     /// Queries: PromQL, LogQL, or a JSON-datasource target name.
     pub targets: Vec<PanelTarget>,
@@ -373,6 +376,70 @@ pub struct Alert {
     pub summary: String,
     #[serde(default)]
     pub description: String,
+    /// Fixtures for the generated promtool unit test (required: every alert
+    /// is tested firing and quiet).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub test: Option<AlertTest>,
+}
+
+/// `alerts[].test`: input series for the promtool unit test of a hand-written alert.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct AlertTest {
+    /// Series under which the alert fires at `eval_time`.
+    pub firing: Vec<TestSeries>,
+    /// Series under which it stays quiet at `eval_time`.
+    pub quiet: Vec<TestSeries>,
+    /// Labels of the firing alert besides `alertname` and `severity`.
+    #[serde(default)]
+    pub labels: std::collections::BTreeMap<String, String>,
+    /// `$value` of the firing alert, substituted into its annotations.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub value: Option<f64>,
+    /// When to evaluate, from the first sample (default: `for` + 5m).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub eval_time: Option<String>,
+}
+
+/// One promtool input series: `series` selector and expanding `values` notation
+/// (one sample per minute, e.g. `95x30` or `0+10x60`).
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct TestSeries {
+    pub series: String,
+    pub values: String,
+}
+
+/// `rules`: thresholds of the alerts derived from the metrics and objectives.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RuleSettings {
+    /// Range of the `rate()` in derived alerts.
+    pub rate_window: String,
+    /// HighErrorRatio: share of 5xx responses above which it fires.
+    pub error_ratio: f64,
+    pub error_ratio_for: String,
+    /// LatencyHigh: fires when p95 exceeds each latency objective's threshold.
+    pub latency_for: String,
+    /// LowStock: fires when a `collection.below_threshold` gauge exceeds this.
+    pub low_stock_above: f64,
+    pub low_stock_for: String,
+    /// TargetDown: how long `up == 0` must hold.
+    pub target_down_for: String,
+}
+
+impl Default for RuleSettings {
+    fn default() -> Self {
+        RuleSettings {
+            rate_window: "5m".into(),
+            error_ratio: 0.05,
+            error_ratio_for: "5m".into(),
+            latency_for: "10m".into(),
+            low_stock_above: 5.0,
+            low_stock_for: "10m".into(),
+            target_down_for: "1m".into(),
+        }
+    }
 }
 
 fn default_for() -> String {

@@ -125,18 +125,19 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         });
     }
     let rt = app.runtime.clone();
-    rt.ready.store(true, Ordering::Release);
-    tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
-    // Tests and scripts read this line to find an ephemeral port.
-    println!("telltale listening on http://{local}");
     let signal = {
         let rt = rt.clone();
+        let received = shutdown_signal()?;
         async move {
-            shutdown_signal().await;
+            received.await;
             rt.draining.store(true, Ordering::Release);
             tracing::info!(target: "telltale::server", "shutdown signal received; draining in-flight requests");
         }
     };
+    rt.ready.store(true, Ordering::Release);
+    tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
+    // Tests and scripts read this line to find an ephemeral port.
+    println!("telltale listening on http://{local}");
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app.endpoint.into_endpoint(), signal, Some(grace))
         .await
@@ -145,23 +146,26 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
     Ok(())
 }
 
-async fn shutdown_signal() {
-    let ctrl_c = async {
-        let _ = tokio::signal::ctrl_c().await;
-    };
-    #[cfg(unix)]
-    let term = async {
-        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
-            Ok(mut s) => {
-                s.recv().await;
-            }
-            Err(_) => std::future::pending::<()>().await,
+/// Registers SIGINT and SIGTERM handlers now (before the server announces
+/// itself), and resolves when either arrives.
+#[cfg(unix)]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut int =
+        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
+    let mut term =
+        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    Ok(async move {
+        tokio::select! {
+            _ = int.recv() => {},
+            _ = term.recv() => {},
         }
-    };
-    #[cfg(not(unix))]
-    let term = std::future::pending::<()>();
-    tokio::select! {
-        _ = ctrl_c => {},
-        _ = term => {},
-    }
+    })
+}
+
+#[cfg(not(unix))]
+fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+    Ok(async {
+        let _ = tokio::signal::ctrl_c().await;
+    })
 }

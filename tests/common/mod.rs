@@ -101,6 +101,12 @@ impl Server {
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
+                if !st.success() {
+                    eprintln!(
+                        "server exited with {st:?}; stderr:\n{}",
+                        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+                    );
+                }
                 return st;
             }
             if Instant::now() > deadline {

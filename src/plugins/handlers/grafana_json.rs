@@ -37,14 +37,16 @@ enum Op {
     TagKeys,
     /// `POST /tag-values` (both).
     TagValues,
+    /// `GET`: the dashboard JSON exactly as `render` writes it.
+    Dashboard,
 }
 
-const OPS: &str = "health, search, metrics, metric_payload_options, query, annotations, variable, tag_keys, tag_values";
+const OPS: &str = "health, search, metrics, metric_payload_options, query, annotations, variable, tag_keys, tag_values, dashboard";
 
 impl Op {
     fn method(self) -> &'static str {
         match self {
-            Op::Health => "GET",
+            Op::Health | Op::Dashboard => "GET",
             _ => "POST",
         }
     }
@@ -112,7 +114,8 @@ fn ok(v: serde_json::Value) -> Response {
 }
 
 async fn handle(op: Op, live: &Live, mut req: Request, limit: usize) -> Response {
-    if op == Op::Health {
+    // GETs take no body (`Dashboard` has its own endpoint and never gets here).
+    if matches!(op, Op::Health | Op::Dashboard) {
         return ok(api::health(live));
     }
     let body = match read_body(&mut req, limit).await {
@@ -120,7 +123,7 @@ async fn handle(op: Op, live: &Live, mut req: Request, limit: usize) -> Response
         Err(r) => return r,
     };
     let answer = match op {
-        Op::Health => Ok(api::health(live)),
+        Op::Health | Op::Dashboard => Ok(api::health(live)),
         Op::Search => protocol::parse(&body).map(|r| api::search(live, r)),
         Op::Metrics => protocol::parse(&body).map(|r| api::metrics(live, r)),
         Op::MetricPayloadOptions => {
@@ -140,8 +143,28 @@ async fn handle(op: Op, live: &Live, mut req: Request, limit: usize) -> Response
     }
 }
 
+/// The rendered dashboard, built once at start-up: the same bytes as
+/// `generated/grafana/dashboards/<uid>.json` for this manifest.
+fn dashboard(rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    let rendered = crate::render::render_dashboard(&rt.model).map(Bytes::from);
+    if let Err(e) = &rendered {
+        tracing::error!(error = %e, "cannot render the dashboard; /grafana/dashboard will answer 500");
+    }
+    poem::endpoint::make_sync(move |_| match &rendered {
+        Ok(body) => json_bytes(StatusCode::OK, body.clone()),
+        Err(e) => json_error(
+            StatusCode::INTERNAL_SERVER_ERROR,
+            &format!("cannot render the dashboard: {e}"),
+        ),
+    })
+    .boxed()
+}
+
 impl PreparedHandler for Prepared {
     fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+        if self.op == Op::Dashboard {
+            return dashboard(rt);
+        }
         let live = rt.datasource.clone();
         let op = self.op;
         let limit =
@@ -158,6 +181,10 @@ impl PreparedHandler for Prepared {
         let list = json!({"type": "array", "items": {"type": "object"}});
         let (request, response) = match self.op {
             Op::Health => (None, any.clone()),
+            Op::Dashboard => (
+                None,
+                json!({"type": "object", "description": "Grafana dashboard JSON, as `telltale render` writes it"}),
+            ),
             Op::Search => (
                 Some(json!({"type": "object", "properties": {"target": {"type": "string"}}})),
                 json!({"type": "array", "items": {"type": "string"}}),
@@ -188,7 +215,7 @@ impl PreparedHandler for Prepared {
         };
         let mut doc = OperationDoc::json(response);
         doc.request = request;
-        if self.op != Op::Health {
+        if !matches!(self.op, Op::Health | Op::Dashboard) {
             let err = crate::server::error::error_schema();
             doc.responses.push((
                 400,

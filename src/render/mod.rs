@@ -1,0 +1,141 @@
+//! Validated model → the monitoring stack's files (`telltale render`).
+//!
+//! Each output file comes from a [`RenderTarget`] (one file per target under
+//! `targets/`, registered in [`targets::TARGETS`]) filling a Handlebars
+//! template from `templates/` (compiled into the binary). Everything is
+//! rendered into memory first; [`write::write_atomic`] then swaps the whole
+//! tree in, and [`write::check`] compares it with what is on disk.
+//!
+//! Output is deterministic: no timestamps, every list in manifest or sorted
+//! order, maps serialized in a fixed order.
+
+pub mod annotation;
+mod engine;
+pub mod rules;
+pub mod stack;
+pub mod targets;
+pub mod write;
+
+use crate::manifest::Model;
+use handlebars::Handlebars;
+use serde_json::Value as Json;
+use std::collections::BTreeMap;
+use std::path::Path;
+
+pub use targets::RenderTarget;
+pub use write::{check, write_atomic, Drift, ADMIN_ENV_FILE};
+
+/// Rendered files: relative path (with `/`) → contents.
+pub type Files = BTreeMap<String, String>;
+
+/// What a target sees while rendering.
+pub struct Ctx<'a> {
+    pub model: &'a Model,
+    /// Where the service's log directory is, relative to the output directory
+    /// (docker-compose mounts it into the log shipper).
+    pub log_dir_from_out: String,
+    hb: Handlebars<'static>,
+    notice: String,
+}
+
+impl<'a> Ctx<'a> {
+    pub fn new(model: &'a Model, log_dir_from_out: String) -> Result<Self, String> {
+        let templates: Vec<(&str, &str)> = targets::TARGETS
+            .iter()
+            .flat_map(|t| t.templates().iter().copied())
+            .collect();
+        let manifest_name = Path::new(&model.source.name)
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "manifest.yaml".into());
+        Ok(Ctx {
+            model,
+            log_dir_from_out,
+            hb: engine::engine(&templates)?,
+            notice: format!(
+                "Generated from {manifest_name} by `telltale render`. Do not edit: change {manifest_name} and re-render."
+            ),
+        })
+    }
+
+    /// The "generated, do not edit" line (without a comment marker).
+    pub fn notice(&self) -> &str {
+        &self.notice
+    }
+
+    /// Renders template `name` with `data` (an object; `notice` is added to it).
+    pub fn render(&self, name: &str, mut data: Json) -> Result<String, String> {
+        if let Json::Object(o) = &mut data {
+            o.insert("notice".into(), Json::String(self.notice.clone()));
+        }
+        self.hb
+            .render(name, &data)
+            .map_err(|e| format!("template {name}: {e}"))
+    }
+}
+
+/// Renders every target. `log_dir_from_out` is the service's log directory as
+/// seen from the output directory (see [`log_dir_from`]).
+pub fn render_all(model: &Model, log_dir_from_out: String) -> Result<Files, String> {
+    let ctx = Ctx::new(model, log_dir_from_out)?;
+    let mut files = Files::new();
+    for t in targets::TARGETS {
+        for (path, text) in t.render(&ctx).map_err(|e| format!("{}: {e}", t.name()))? {
+            if files.insert(path.clone(), text).is_some() {
+                return Err(format!("{}: {path} is rendered twice", t.name()));
+            }
+        }
+    }
+    Ok(files)
+}
+
+/// The dashboard JSON exactly as `render` writes it (for `GET /grafana/dashboard`).
+pub fn render_dashboard(model: &Model) -> Result<String, String> {
+    let ctx = Ctx::new(model, String::new())?;
+    targets::grafana_dashboard::render_json(&ctx)
+}
+
+/// `<manifest dir>/<logging.dir>` relative to `out`, for the shipper's volume.
+///
+/// Lexical: both paths are made absolute against the current directory. An
+/// absolute `logging.dir` is used as is.
+pub fn log_dir_from(model: &Model, out: &Path) -> String {
+    let dir = Path::new(&model.manifest.logging.dir);
+    if dir.is_absolute() {
+        return dir.display().to_string();
+    }
+    let cwd = std::env::current_dir().unwrap_or_default();
+    let abs = |p: &Path| normalize(&cwd.join(p));
+    let base = model.source.base_dir.clone().unwrap_or_default();
+    let logs = abs(&base.join(dir));
+    let out = abs(out);
+    let (l, o): (Vec<_>, Vec<_>) = (logs.components().collect(), out.components().collect());
+    let common = l.iter().zip(&o).take_while(|(a, b)| a == b).count();
+    let mut rel: Vec<String> = vec!["..".into(); o.len() - common];
+    rel.extend(
+        l[common..]
+            .iter()
+            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
+    );
+    if rel.is_empty() {
+        ".".into()
+    } else {
+        rel.join("/")
+    }
+}
+
+/// Removes `.` and resolves `..` lexically.
+fn normalize(p: &Path) -> std::path::PathBuf {
+    use std::path::Component;
+    let mut out = std::path::PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            c => out.push(c),
+        }
+    }
+    out
+}

@@ -1,0 +1,531 @@
+//! Alerting and recording rules derived from the manifest, each alert with
+//! the promtool unit tests that prove it fires and stays quiet.
+//!
+//! Groups, in order:
+//! - `<service>.slo.<objective>`: error-ratio recording rules over every
+//!   burn-rate window, then Sloth-style multi-window multi-burn-rate alerts
+//!   (page: 14.4x over 5m and 1h, or 6x over 30m and 6h; ticket: 3x over 2h
+//!   and 1d, or 1x over 6h and 3d);
+//! - `<service>.service`: high 5xx ratio, p95 above each latency objective,
+//!   low stock, target down;
+//! - `<service>.manifest`: the hand-written `alerts:` with their fixtures.
+
+use super::annotation;
+use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, TestSeries};
+use crate::promql::parse_duration;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// One rule of `alerts.yml`.
+#[derive(Debug, Clone, Serialize)]
+pub struct Rule {
+    /// Recording rule name, or `None` for an alert.
+    pub record: Option<String>,
+    /// Alert name, or `None` for a recording rule.
+    pub alert: Option<String>,
+    pub expr: String,
+    #[serde(rename = "for")]
+    pub for_: Option<String>,
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Group {
+    pub name: String,
+    pub rules: Vec<Rule>,
+}
+
+/// One promtool test case: an alert evaluated once over synthetic series.
+#[derive(Debug, Clone, Serialize)]
+pub struct AlertTest {
+    pub name: String,
+    pub alertname: String,
+    pub eval_time: String,
+    pub input_series: Vec<TestSeries>,
+    /// The expected alert, or `None` when it must stay quiet.
+    pub expect: Option<Expected>,
+}
+
+#[derive(Debug, Clone, Serialize)]
+pub struct Expected {
+    pub labels: BTreeMap<String, String>,
+    pub annotations: BTreeMap<String, String>,
+}
+
+/// Everything `alerts.yml` and `alerts.test.yml` are rendered from.
+#[derive(Debug, Clone, Serialize)]
+pub struct RuleSet {
+    pub groups: Vec<Group>,
+    pub tests: Vec<AlertTest>,
+}
+
+/// A burn-rate condition: the ratio over `short` and over `long` both exceed `factor` × budget.
+pub type BurnWindows = (&'static str, &'static str, f64);
+
+/// Burn-rate alerts: kind, severity, and two window pairs (either one fires).
+pub const BURN_ALERTS: &[(&str, &str, [BurnWindows; 2])] = &[
+    ("page", "critical", [("5m", "1h", 14.4), ("30m", "6h", 6.0)]),
+    ("ticket", "warning", [("2h", "1d", 3.0), ("6h", "3d", 1.0)]),
+];
+
+/// Every window an error ratio is recorded over.
+pub const SLO_WINDOWS: &[&str] = &["5m", "30m", "1h", "2h", "6h", "1d", "3d"];
+
+/// Recording rule name of the error ratio over `window`.
+pub fn ratio_record(window: &str) -> String {
+    format!("slo:sli_error:ratio_rate{window}")
+}
+
+/// Instance label used in the synthetic test series.
+const TEST_INSTANCE: &str = "test:8001";
+
+/// `checkout-flow` → `CheckoutFlow`.
+pub fn camel(s: &str) -> String {
+    s.split(|c: char| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
+        .map(|w| {
+            let mut c = w.chars();
+            c.next()
+                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// Seconds → a Prometheus duration (`4500` → `1h15m`).
+pub fn fmt_duration(mut secs: u64) -> String {
+    if secs == 0 {
+        return "0s".into();
+    }
+    let mut out = String::new();
+    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
+        if secs >= n {
+            out.push_str(&format!("{}{unit}", secs / n));
+            secs %= n;
+        }
+    }
+    out
+}
+
+/// A number as PromQL and YAML print it (`0.25`, `5`).
+fn num(x: f64) -> String {
+    x.to_string()
+}
+
+fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
+    pairs
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+fn series(s: String, values: &str) -> TestSeries {
+    TestSeries {
+        series: s,
+        values: values.into(),
+    }
+}
+
+/// Builder of one alert and its two tests.
+struct AlertSpec {
+    name: String,
+    expr: String,
+    for_: Option<String>,
+    severity: String,
+    summary: String,
+    description: String,
+    firing: Vec<TestSeries>,
+    quiet: Vec<TestSeries>,
+    /// Labels of the firing alert besides alertname and severity.
+    fired_labels: BTreeMap<String, String>,
+    value: Option<f64>,
+    eval_time: String,
+}
+
+impl AlertSpec {
+    fn push(self, rules: &mut Vec<Rule>, tests: &mut Vec<AlertTest>) -> Result<(), String> {
+        let mut annotations = BTreeMap::new();
+        annotations.insert("summary".to_string(), self.summary);
+        if !self.description.is_empty() {
+            annotations.insert("description".to_string(), self.description);
+        }
+        let mut exp_labels = self.fired_labels.clone();
+        exp_labels.insert("severity".into(), self.severity.clone());
+        let exp_annotations = annotations
+            .iter()
+            .map(|(k, t)| {
+                annotation::expand(t, &exp_labels, self.value)
+                    .map(|v| (k.clone(), v))
+                    .map_err(|e| format!("alert {}: {k}: {e}", self.name))
+            })
+            .collect::<Result<_, _>>()?;
+        tests.push(AlertTest {
+            name: format!("{} fires", self.name),
+            alertname: self.name.clone(),
+            eval_time: self.eval_time.clone(),
+            input_series: self.firing,
+            expect: Some(Expected {
+                labels: exp_labels,
+                annotations: exp_annotations,
+            }),
+        });
+        tests.push(AlertTest {
+            name: format!("{} stays quiet", self.name),
+            alertname: self.name.clone(),
+            eval_time: self.eval_time,
+            input_series: self.quiet,
+            expect: None,
+        });
+        rules.push(Rule {
+            record: None,
+            alert: Some(self.name),
+            expr: self.expr,
+            for_: self.for_,
+            labels: labels(&[("severity", &self.severity)]),
+            annotations,
+        });
+        Ok(())
+    }
+}
+
+/// `for` plus a margin, as a promtool eval time.
+fn after(for_: &str, margin: u64) -> String {
+    fmt_duration(parse_duration(for_).unwrap_or(0) + margin)
+}
+
+/// A string option of a metric source (`options.endpoint`, ...), if set.
+fn option(metric: &Metric, key: &str) -> Option<String> {
+    match metric.options.get(key)? {
+        serde_yaml::Value::String(s) => Some(s.clone()),
+        serde_yaml::Value::Number(n) => Some(n.to_string()),
+        _ => None,
+    }
+}
+
+/// Builds every group and test.
+pub fn build(m: &Manifest) -> Result<RuleSet, String> {
+    let job = super::stack::service_job(m);
+    let sel = format!("job=\"{job}\"");
+    let r = &m.rules;
+    let w = &r.rate_window;
+    let mut groups = Vec::new();
+    let mut tests = Vec::new();
+
+    // SLOs.
+    for o in &m.objectives {
+        let budget = format!("(1 - {})", num(o.target));
+        let metric = &o.metric;
+        let error_ratio = |win: &str| {
+            match o.kind {
+            ObjectiveKind::Availability => format!(
+                "(sum(rate({metric}{{{sel}, status=~\"5..\"}}[{win}])) or vector(0)) / sum(rate({metric}{{{sel}}}[{win}]))"
+            ),
+            ObjectiveKind::Latency => format!(
+                "1 - (sum(rate({metric}_bucket{{{sel}, le=\"{}\"}}[{win}])) / sum(rate({metric}_count{{{sel}}}[{win}])))",
+                num(o.threshold_seconds.unwrap_or_default())
+            ),
+        }
+        };
+        let mut rules: Vec<Rule> = SLO_WINDOWS
+            .iter()
+            .map(|win| Rule {
+                record: Some(ratio_record(win)),
+                alert: None,
+                expr: error_ratio(win),
+                for_: None,
+                labels: labels(&[("slo", &o.name)]),
+                annotations: BTreeMap::new(),
+            })
+            .collect();
+        let (firing, quiet) = match o.kind {
+            ObjectiveKind::Availability => (
+                vec![
+                    series(
+                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"500\"}}"),
+                        "0+6x180",
+                    ),
+                    series(
+                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"200\"}}"),
+                        "0+4x180",
+                    ),
+                ],
+                vec![
+                    series(
+                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"500\"}}"),
+                        "0x180",
+                    ),
+                    series(
+                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"200\"}}"),
+                        "0+10x180",
+                    ),
+                ],
+            ),
+            ObjectiveKind::Latency => {
+                let le = num(o.threshold_seconds.unwrap_or_default());
+                let b =
+                    format!("{metric}_bucket{{{sel}, instance=\"{TEST_INSTANCE}\", le=\"{le}\"}}");
+                let c = format!("{metric}_count{{{sel}, instance=\"{TEST_INSTANCE}\"}}");
+                (
+                    vec![series(b.clone(), "0+1x180"), series(c.clone(), "0+10x180")],
+                    vec![series(b, "0+10x180"), series(c, "0+10x180")],
+                )
+            }
+        };
+        let what = match o.kind {
+            ObjectiveKind::Availability => "of requests answered without a 5xx".to_string(),
+            ObjectiveKind::Latency => format!(
+                "of requests faster than {}s",
+                num(o.threshold_seconds.unwrap_or_default())
+            ),
+        };
+        for (kind, severity, pairs) in BURN_ALERTS {
+            let cond = |(short, long, factor): &BurnWindows| {
+                format!(
+                    "({short_r}{{slo=\"{n}\"}} > ({f} * {budget}) and {long_r}{{slo=\"{n}\"}} > ({f} * {budget}))",
+                    short_r = ratio_record(short),
+                    long_r = ratio_record(long),
+                    n = o.name,
+                    f = num(*factor),
+                )
+            };
+            let expr = pairs.iter().map(cond).collect::<Vec<_>>().join(" or ");
+            let [(s1, l1, f1), (s2, l2, f2)] = pairs;
+            let days = parse_duration(&o.window).unwrap_or(0) as f64 / 86400.0;
+            AlertSpec {
+                name: format!("{}ErrorBudgetBurn{}", camel(&o.name), camel(kind)),
+                expr,
+                for_: None,
+                severity: severity.to_string(),
+                summary: format!(
+                    "{job}: {} objective ({}% {what} over {}) is burning its error budget {}",
+                    o.name,
+                    num(o.target * 100.0),
+                    o.window,
+                    if *kind == "page" { "fast" } else { "steadily" }
+                ),
+                description: format!(
+                    "Error ratio above {}x the budget over {s1} and {l1}, or above {}x over {s2} and {l2}. At {}x the whole {} budget lasts {:.1} days.",
+                    num(*f1),
+                    num(*f2),
+                    num(*f1),
+                    o.window,
+                    days / f1
+                ),
+                firing: firing.clone(),
+                quiet: quiet.clone(),
+                fired_labels: labels(&[("slo", &o.name)]),
+                value: None,
+                eval_time: if *kind == "page" { "1h10m" } else { "2h10m" }.into(),
+            }
+            .push(&mut rules, &mut tests)?;
+        }
+        groups.push(Group {
+            name: format!("{job}.slo.{}", o.name),
+            rules,
+        });
+    }
+
+    // Derived service alerts.
+    let mut rules = Vec::new();
+    let instance = format!("instance=\"{TEST_INSTANCE}\"");
+    let http = m
+        .metrics
+        .iter()
+        .find(|x| x.source == "http.requests" && x.labels.iter().any(|l| l == "status"));
+    if let Some(c) = http {
+        let c = &c.name;
+        let pct = num(r.error_ratio * 100.0);
+        AlertSpec {
+            name: "HighErrorRatio".into(),
+            expr: format!(
+                "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",
+                num(r.error_ratio)
+            ),
+            for_: Some(r.error_ratio_for.clone()),
+            severity: "critical".into(),
+            summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
+            description: format!(
+                "The share of 5xx responses of {{{{ $labels.job }}}} over {w} has been above {pct}% for {}.",
+                r.error_ratio_for
+            ),
+            firing: vec![
+                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), "0+6x30"),
+                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), "0+4x30"),
+            ],
+            quiet: vec![
+                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), "0x30"),
+                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), "0+10x30"),
+            ],
+            fired_labels: labels(&[("job", job)]),
+            value: None,
+            eval_time: after(&r.error_ratio_for, 600),
+        }
+        .push(&mut rules, &mut tests)?;
+    }
+    for o in m
+        .objectives
+        .iter()
+        .filter(|o| o.kind == ObjectiveKind::Latency)
+    {
+        let h = &o.metric;
+        let t = o.threshold_seconds.unwrap_or_default();
+        let buckets = m
+            .metrics
+            .iter()
+            .find(|x| &x.name == h && x.kind == MetricType::Histogram)
+            .and_then(|x| x.buckets.clone())
+            .unwrap_or_default();
+        let next = buckets
+            .iter()
+            .find(|b| **b > t)
+            .map(|b| num(*b))
+            .ok_or_else(|| format!("objective {}: no bucket above the threshold", o.name))?;
+        let b = |le: &str| format!("{h}_bucket{{{sel}, {instance}, le=\"{le}\"}}");
+        AlertSpec {
+            name: format!("{}P95High", camel(&o.name)),
+            expr: format!(
+                "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
+                num(t)
+            ),
+            for_: Some(r.latency_for.clone()),
+            severity: "warning".into(),
+            summary: format!(
+                "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
+                num(t),
+                o.name
+            ),
+            description: format!(
+                "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {}.",
+                o.name,
+                num(t),
+                r.latency_for
+            ),
+            firing: vec![
+                series(b(&num(t)), "0+1x40"),
+                series(b(&next), "0+10x40"),
+                series(b("+Inf"), "0+10x40"),
+            ],
+            quiet: vec![
+                series(b(&num(t)), "0+10x40"),
+                series(b(&next), "0+10x40"),
+                series(b("+Inf"), "0+10x40"),
+            ],
+            fired_labels: labels(&[("job", job)]),
+            value: None,
+            eval_time: after(&r.latency_for, 600),
+        }
+        .push(&mut rules, &mut tests)?;
+    }
+    let low: Vec<&Metric> = m
+        .metrics
+        .iter()
+        .filter(|x| x.source == "collection.below_threshold")
+        .collect();
+    for g in &low {
+        let name = if low.len() == 1 {
+            "LowStock".to_string()
+        } else {
+            format!("LowStock{}", camel(&g.name))
+        };
+        let endpoint = option(g, "endpoint").unwrap_or_else(|| "the collection".into());
+        let field = option(g, "field").unwrap_or_else(|| "stock".into());
+        let threshold = option(g, "threshold").unwrap_or_else(|| "its threshold".into());
+        let above = num(r.low_stock_above);
+        let s = format!("{}{{{sel}, {instance}}}", g.name);
+        AlertSpec {
+            name,
+            expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
+            for_: Some(r.low_stock_for.clone()),
+            severity: "warning".into(),
+            summary: format!("More than {above} items of {endpoint} are low on {field}"),
+            description: format!(
+                "{{{{ $labels.instance }}}}: more than {above} items of {endpoint} have {field} below {threshold} ({} has been above {above} for {}).",
+                g.name, r.low_stock_for
+            ),
+            firing: vec![series(s.clone(), "8x30")],
+            quiet: vec![series(s, "2x30")],
+            fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
+            value: None,
+            eval_time: after(&r.low_stock_for, 300),
+        }
+        .push(&mut rules, &mut tests)?;
+    }
+    let up = format!("up{{{sel}, {instance}}}");
+    AlertSpec {
+        name: "TargetDown".into(),
+        expr: "up == 0".into(),
+        for_: Some(r.target_down_for.clone()),
+        severity: "critical".into(),
+        summary: "Scrape target {{ $labels.instance }} of {{ $labels.job }} is down".into(),
+        description: format!(
+            "Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.",
+            r.target_down_for
+        ),
+        firing: vec![series(up.clone(), "0x20")],
+        quiet: vec![series(up, "1x20")],
+        fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
+        value: None,
+        eval_time: after(&r.target_down_for, 300),
+    }
+    .push(&mut rules, &mut tests)?;
+    groups.push(Group {
+        name: format!("{job}.service"),
+        rules,
+    });
+
+    // Hand-written alerts.
+    let mut rules = Vec::new();
+    for a in &m.alerts {
+        let t = a
+            .test
+            .as_ref()
+            .ok_or_else(|| format!("alert {} has no test fixture", a.name))?;
+        AlertSpec {
+            name: a.name.clone(),
+            expr: a.expr.clone(),
+            for_: Some(a.for_.clone()),
+            severity: a.severity.clone(),
+            summary: a.summary.clone(),
+            description: a.description.clone(),
+            firing: t.firing.clone(),
+            quiet: t.quiet.clone(),
+            fired_labels: t.labels.clone(),
+            value: t.value,
+            eval_time: t.eval_time.clone().unwrap_or_else(|| after(&a.for_, 300)),
+        }
+        .push(&mut rules, &mut tests)?;
+    }
+    if !rules.is_empty() {
+        groups.push(Group {
+            name: format!("{job}.manifest"),
+            rules,
+        });
+    }
+
+    let mut seen = std::collections::BTreeSet::new();
+    for rule in groups.iter().flat_map(|g| &g.rules) {
+        if let Some(a) = &rule.alert {
+            if !seen.insert(a.clone()) {
+                return Err(format!(
+                    "alert name {a} is used twice (a hand-written alert clashes with a derived one?)"
+                ));
+            }
+        }
+    }
+    Ok(RuleSet { groups, tests })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_and_durations() {
+        assert_eq!(camel("checkout-flow"), "CheckoutFlow");
+        assert_eq!(camel("latency"), "Latency");
+        assert_eq!(fmt_duration(4500), "1h15m");
+        assert_eq!(fmt_duration(900), "15m");
+        assert_eq!(fmt_duration(86400 + 1), "1d1s");
+    }
+}

@@ -1,0 +1,55 @@
+//! Names and addresses inside the rendered stack, derived once from the
+//! manifest so that every file refers to the same ones.
+
+use crate::manifest::{Manifest, Shipper};
+
+/// docker-compose service names (also their host names on the network).
+pub const PROMETHEUS: &str = "prometheus";
+pub const LOKI: &str = "loki";
+pub const GRAFANA: &str = "grafana";
+
+/// Where the shipper container sees the service's log directory.
+pub const LOG_MOUNT: &str = "/var/log/telltale";
+/// Where Grafana reads the provisioned dashboards.
+pub const DASHBOARDS_MOUNT: &str = "/var/lib/grafana/dashboards";
+
+/// The compose service name of the chosen log shipper.
+pub fn shipper_name(m: &Manifest) -> &'static str {
+    match m.stack.shipper {
+        Shipper::Alloy => "alloy",
+        Shipper::Promtail => "promtail",
+    }
+}
+
+/// `host:port` Prometheus scrapes the service at.
+pub fn service_target(m: &Manifest) -> String {
+    format!("{}:{}", m.stack.service_host, m.service.port)
+}
+
+/// Prometheus job name of the service.
+pub fn service_job(m: &Manifest) -> &str {
+    &m.service.name
+}
+
+pub fn prometheus_url(m: &Manifest) -> String {
+    format!("http://{PROMETHEUS}:{}", m.stack.prometheus.port)
+}
+
+pub fn loki_url(m: &Manifest) -> String {
+    format!("http://{LOKI}:{}", m.stack.loki.port)
+}
+
+/// Loki's push endpoint, for both shippers.
+pub fn loki_push_url(m: &Manifest) -> String {
+    format!("{}/loki/api/v1/push", loki_url(m))
+}
+
+/// The service's JSON-datasource API, as Grafana's container reaches it.
+pub fn json_datasource_url(m: &Manifest) -> String {
+    format!("http://{}/grafana", service_target(m))
+}
+
+/// Glob of the rotated log files, as the shipper container sees them.
+pub fn log_path_glob(m: &Manifest) -> String {
+    format!("{LOG_MOUNT}/{}", m.logging.file_glob())
+}

@@ -1,0 +1,78 @@
+//! `docker-compose.yml`: Prometheus, Loki, the chosen log shipper and Grafana.
+//!
+//! Paths are relative to the output directory (compose resolves them against
+//! the file's own directory). Grafana's admin password is never written here:
+//! it comes from the git-ignored env file `render` creates beside it.
+
+use crate::manifest::Shipper;
+use crate::render::{stack, Ctx, ADMIN_ENV_FILE};
+use serde_json::json;
+
+pub struct Target;
+
+const PATH: &str = "docker-compose.yml";
+
+impl super::RenderTarget for Target {
+    fn name(&self) -> &'static str {
+        "docker-compose"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            PATH,
+            include_str!("../../../templates/compose/docker-compose.yml.hbs"),
+        )]
+    }
+    fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
+        let m = &ctx.model.manifest;
+        let s = &m.stack;
+        let shipper = match s.shipper {
+            Shipper::Alloy => json!({
+                "name": "alloy",
+                "image": s.alloy.image,
+                "port": s.alloy.port,
+                "command": [
+                    "run",
+                    format!("--server.http.listen-addr=0.0.0.0:{}", s.alloy.port),
+                    "--storage.path=/var/lib/alloy/data",
+                    "/etc/alloy/config.alloy",
+                ],
+                "config": "./alloy/config.alloy:/etc/alloy/config.alloy:ro",
+                "data": "alloy-data:/var/lib/alloy/data",
+                "volume": "alloy-data",
+            }),
+            Shipper::Promtail => json!({
+                "name": "promtail",
+                "image": s.promtail.image,
+                "port": s.promtail.port,
+                "command": ["-config.file=/etc/promtail/promtail.yml"],
+                "config": "./promtail/promtail.yml:/etc/promtail/promtail.yml:ro",
+                "data": "promtail-positions:/var/lib/promtail",
+                "volume": "promtail-positions",
+            }),
+        };
+        let mut volumes = vec![
+            "grafana-data".to_string(),
+            "loki-data".into(),
+            "prometheus-data".into(),
+            shipper["volume"].as_str().unwrap_or_default().to_string(),
+        ];
+        volumes.sort();
+        let text = ctx.render(
+            PATH,
+            json!({
+                "project": format!("{}-monitoring", m.service.name),
+                "network": s.network,
+                "prometheus": { "name": stack::PROMETHEUS, "image": s.prometheus.image, "port": s.prometheus.port },
+                "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port },
+                "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port },
+                "shipper": shipper,
+                "log_volume": format!("{}:{}:ro", ctx.log_dir_from_out, stack::LOG_MOUNT),
+                "dashboards_mount": stack::DASHBOARDS_MOUNT,
+                "admin_env": ADMIN_ENV_FILE,
+                "volumes": volumes,
+            }),
+        )?;
+        super::check_yaml(PATH, &text)?;
+        Ok(vec![(PATH.into(), text)])
+    }
+}

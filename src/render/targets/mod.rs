@@ -1,0 +1,53 @@
+//! Render targets: one output (or a family of outputs) each.
+//!
+//! A target names its Handlebars templates (compiled in with `include_str!`)
+//! and turns the [`Ctx`] into files. Adding one is a file here plus a line in
+//! [`TARGETS`].
+
+use super::Ctx;
+
+mod alloy;
+mod compose;
+pub(crate) mod grafana_dashboard;
+mod grafana_dashboard_provider;
+mod grafana_datasources;
+mod prometheus_config;
+mod prometheus_rule_tests;
+mod prometheus_rules;
+mod promtail;
+
+/// The registry: one line per target, in output order.
+pub static TARGETS: &[&dyn RenderTarget] = &[
+    &prometheus_config::Target,
+    &prometheus_rules::Target,
+    &prometheus_rule_tests::Target,
+    &promtail::Target,
+    &alloy::Target,
+    &grafana_datasources::Target,
+    &grafana_dashboard_provider::Target,
+    &grafana_dashboard::Target,
+    &compose::Target,
+];
+
+/// One kind of output file.
+pub trait RenderTarget: Sync {
+    /// Short name, used in error messages.
+    fn name(&self) -> &'static str;
+    /// `(template name, template text)` pairs this target renders.
+    fn templates(&self) -> &'static [(&'static str, &'static str)];
+    /// Relative path (with `/`) → contents.
+    fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String>;
+}
+
+/// Parses rendered YAML back, so that a template bug is a render error
+/// rather than a broken file on disk.
+pub(crate) fn check_yaml(path: &str, text: &str) -> Result<(), String> {
+    serde_yaml::from_str::<serde_yaml::Value>(text)
+        .map(|_| ())
+        .map_err(|e| format!("{path} is not valid YAML (template bug): {e}"))
+}
+
+/// Lookup by name (for tests and tools).
+pub fn lookup(name: &str) -> Option<&'static dyn RenderTarget> {
+    TARGETS.iter().copied().find(|t| t.name() == name)
+}

@@ -1,0 +1,26 @@
+//! `prometheus/alerts.yml`: SLO recording rules and every alert (see [`crate::render::rules`]).
+
+use crate::render::{rules, Ctx};
+use serde_json::json;
+
+pub struct Target;
+
+const PATH: &str = "prometheus/alerts.yml";
+
+impl super::RenderTarget for Target {
+    fn name(&self) -> &'static str {
+        "prometheus-rules"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[(
+            PATH,
+            include_str!("../../../templates/prometheus/alerts.yml.hbs"),
+        )]
+    }
+    fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
+        let set = rules::build(&ctx.model.manifest)?;
+        let text = ctx.render(PATH, json!({ "groups": set.groups }))?;
+        super::check_yaml(PATH, &text)?;
+        Ok(vec![(PATH.into(), text)])
+    }
+}

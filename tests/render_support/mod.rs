@@ -1,0 +1,128 @@
+//! Helpers of the render tests: rendering through the real binary, reading
+//! the rendered files, editing a manifest copy, and running promtool.
+#![allow(dead_code)]
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, ExitStatus};
+
+/// `telltale render --manifest M --out OUT [extra]`, from `cwd`.
+pub fn render(manifest: &Path, out: &Path, extra: &[&str]) -> (ExitStatus, String, String) {
+    let mut args = vec![
+        "render",
+        "--manifest",
+        manifest.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    args.extend_from_slice(extra);
+    run(&args, manifest.parent().unwrap())
+}
+
+/// Renders and asserts success.
+pub fn render_ok(manifest: &Path, out: &Path) -> String {
+    let (st, stdout, stderr) = render(manifest, out, &[]);
+    assert!(st.success(), "render failed:\n{stdout}\n{stderr}");
+    stdout
+}
+
+/// Every file under `dir` (relative path → bytes).
+pub fn snapshot(dir: &Path) -> BTreeMap<String, Vec<u8>> {
+    fn walk(root: &Path, dir: &Path, out: &mut BTreeMap<String, Vec<u8>>) {
+        for e in std::fs::read_dir(dir).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                walk(root, &p, out);
+            } else {
+                let rel = p
+                    .strip_prefix(root)
+                    .unwrap()
+                    .to_string_lossy()
+                    .replace('\\', "/");
+                out.insert(rel, std::fs::read(&p).unwrap());
+            }
+        }
+    }
+    let mut out = BTreeMap::new();
+    walk(dir, dir, &mut out);
+    out
+}
+
+pub fn read(path: &Path) -> String {
+    std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+pub fn yaml(path: &Path) -> serde_json::Value {
+    let y: serde_yaml::Value = serde_yaml::from_str(&read(path))
+        .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
+    serde_json::to_value(y).unwrap()
+}
+
+pub fn json(path: &Path) -> serde_json::Value {
+    serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+/// Loads a manifest as YAML, lets `edit` change it, writes it to `to`.
+pub fn edit_manifest(from: &Path, to: &Path, edit: impl FnOnce(&mut serde_yaml::Value)) {
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&read(from)).unwrap();
+    edit(&mut v);
+    std::fs::write(to, serde_yaml::to_string(&v).unwrap()).unwrap();
+}
+
+/// `v[a][b]...` as a mutable reference (the path must exist, or its last key is added).
+pub fn at<'a>(v: &'a mut serde_yaml::Value, path: &[&str]) -> &'a mut serde_yaml::Value {
+    let mut cur = v;
+    for k in path {
+        let map = cur
+            .as_mapping_mut()
+            .unwrap_or_else(|| panic!("{k}: parent is not a mapping"));
+        cur = map
+            .entry(serde_yaml::Value::String(k.to_string()))
+            .or_insert(serde_yaml::Value::Null);
+    }
+    cur
+}
+
+/// Runs promtool; panics if it is missing (a missing tool is a failure, not a skip).
+pub fn promtool(args: &[&str], cwd: &Path) -> (bool, String) {
+    let out = Command::new("promtool")
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap_or_else(|e| panic!("promtool is required (Debian package `prometheus`): {e}"));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
+/// A temp dir with the repo manifest rendered into `<dir>/out`.
+pub struct Rendered {
+    pub dir: tempfile::TempDir,
+    pub manifest: PathBuf,
+    pub out: PathBuf,
+}
+
+pub fn rendered_default() -> Rendered {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let out = dir.path().join("out");
+    render_ok(&manifest, &out);
+    Rendered { dir, manifest, out }
+}
+
+/// `*`-only glob match (what the shippers' `file_glob` uses).
+pub fn glob_match(pattern: &str, name: &str) -> bool {
+    match pattern.split_once('*') {
+        None => pattern == name,
+        Some((head, rest)) => {
+            name.starts_with(head)
+                && (0..=name.len() - head.len()).any(|i| glob_match(rest, &name[head.len() + i..]))
+        }
+    }
+}
