@@ -28,6 +28,8 @@ pub enum Command {
     Validate(ManifestArg),
     /// Render the monitoring stack (Prometheus, Loki shippers, Grafana, compose).
     Render(RenderArgs),
+    /// Send a seeded mix of good and bad requests to a running server and report.
+    Chaos(ChaosArgs),
 }
 
 #[derive(Args, Debug, Clone)]
@@ -40,6 +42,33 @@ pub struct RenderArgs {
     /// Write nothing; exit 1 and show the differences if OUT is not what would be rendered.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct ChaosArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Base URL of the server (default: http://127.0.0.1:<service.port>).
+    #[arg(long)]
+    pub target: Option<String>,
+    /// How many requests to send.
+    #[arg(long, default_value_t = 100)]
+    pub requests: usize,
+    /// Requests in flight at once.
+    #[arg(long, short = 'c', default_value_t = 4)]
+    pub concurrency: usize,
+    /// Share of bad requests, from 0 to 1.
+    #[arg(long, default_value_t = 0.3)]
+    pub bad_ratio: f64,
+    /// Seed of the request mix (default: from the clock; printed in the report).
+    #[arg(long)]
+    pub seed: Option<u64>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-request timeout.
+    #[arg(long, default_value = "10s")]
+    pub timeout: humantime::Duration,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -85,6 +114,21 @@ pub fn run(cli: Cli) -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }
+            Err(code) => code,
+        },
+        Some(Command::Chaos(a)) => match open(&a.manifest) {
+            Ok(m) => crate::chaos::run(
+                &m,
+                crate::chaos::Options {
+                    target: a.target,
+                    requests: a.requests,
+                    concurrency: a.concurrency,
+                    bad_ratio: a.bad_ratio,
+                    seed: a.seed,
+                    json: a.json,
+                    timeout: a.timeout.into(),
+                },
+            ),
             Err(code) => code,
         },
         Some(Command::Render(a)) => render(a),

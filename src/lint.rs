@@ -36,7 +36,8 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
     out
 }
 
-/// Checks every panel and alert expression against the declared metrics.
+/// Checks every panel and alert expression against the declared metrics,
+/// and every JSON-datasource panel against the declared datasource targets.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let exposed = exposed_names(m);
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
@@ -92,10 +93,7 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             match p.datasource.as_str() {
                 "prometheus" => check_expr(&path, &t.expr, errs),
                 "loki" => check_logql(src, m, &path, &t.expr, errs),
-                "json" if t.expr.trim().is_empty() => errs.push(src.error(
-                    &path,
-                    "a JSON-datasource target names a target (e.g. low_stock_products)",
-                )),
+                "json" => check_json_target(src, m, &path, &t.expr, errs),
                 _ => {}
             }
         }
@@ -243,6 +241,30 @@ fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 ));
             }
         }
+    }
+}
+
+/// A `datasource: json` panel names a target of the JSON datasource: it
+/// must be declared under `datasource.targets`.
+fn check_json_target(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &mut Diagnostics) {
+    let names: Vec<&str> = m
+        .datasource
+        .targets
+        .iter()
+        .map(|t| t.name.as_str())
+        .collect();
+    if !names.contains(&expr) {
+        errs.push(src.error(
+            path,
+            format!(
+                "JSON-datasource panel queries undeclared target {expr:?} (declared in datasource.targets: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            ),
+        ));
     }
 }
 

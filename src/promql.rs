@@ -51,24 +51,15 @@ pub struct Selector {
     pub offset: usize,
 }
 
-const KEYWORDS: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-    "bool",
-    "and",
-    "or",
-    "unless",
-    "offset",
-    "atan2",
-    "inf",
-    "nan",
-    "Inf",
-    "NaN",
+/// Keywords that are neither metrics nor functions (besides [`LABEL_LIST`]).
+const OTHER_KEYWORDS: &[&str] = &[
+    "bool", "and", "or", "unless", "offset", "atan2", "inf", "nan", "Inf", "NaN",
 ];
+
+fn is_keyword(w: &str) -> bool {
+    LABEL_LIST.contains(&w) || OTHER_KEYWORDS.contains(&w)
+}
+
 /// Keywords followed by a parenthesised label list.
 const LABEL_LIST: &[&str] = &[
     "by",
@@ -128,7 +119,7 @@ pub fn selectors(expr: &str) -> Vec<Selector> {
                 let is_labels = LABEL_LIST.contains(&last_word.as_str());
                 let func = if is_labels {
                     None
-                } else if last_word.is_empty() || KEYWORDS.contains(&last_word.as_str()) {
+                } else if last_word.is_empty() || is_keyword(&last_word) {
                     pending.take()
                 } else {
                     Some(last_word.clone())
@@ -160,14 +151,13 @@ pub fn selectors(expr: &str) -> Vec<Selector> {
                         && !rest[k.len()..]
                             .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
                 });
-                let is_call =
-                    (j < b.len() && b[j] == b'(') || (modifier && !KEYWORDS.contains(&word));
-                if modifier && !KEYWORDS.contains(&word) {
+                let is_call = (j < b.len() && b[j] == b'(') || (modifier && !is_keyword(word));
+                if modifier && !is_keyword(word) {
                     pending = Some(word.to_string());
                 }
                 let in_label_list = parens.last().is_some_and(|p| p.1);
                 let is_var = start > 0 && b[start - 1] == b'$';
-                if !is_call && !in_label_list && !is_var && !KEYWORDS.contains(&word) {
+                if !is_call && !in_label_list && !is_var && !is_keyword(word) {
                     let function = parens.iter().rev().find_map(|p| p.0.clone());
                     out.push(Selector {
                         metric: word.to_string(),

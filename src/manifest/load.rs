@@ -176,6 +176,7 @@ const SECTIONS: &[&str] = &[
     "alerts",
     "rules",
     "stack",
+    "datasource",
 ];
 
 fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Option<Manifest> {
@@ -210,6 +211,8 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
     let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs);
     let rules = de_or_default::<RuleSettings>(src, take("rules"), "rules", errs);
     let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
+    let datasource =
+        de_or_default::<DatasourceSection>(src, take("datasource"), "datasource", errs);
     let dashboard = match take("dashboard") {
         Value::Mapping(mut d) => {
             let panels = d.remove("panels").unwrap_or(Value::Null);
@@ -232,6 +235,7 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
         alerts: alerts?,
         rules: rules?,
         stack: stack?,
+        datasource: datasource?,
     })
 }
 

@@ -16,6 +16,8 @@ pub struct Model {
     pub handlers: Vec<Arc<dyn PreparedHandler>>,
     /// One prepared source per `metrics[i]`, same order.
     pub sources: Vec<Arc<dyn PreparedSource>>,
+    /// The JSON datasource's checked targets.
+    pub datasource: crate::datasource::Spec,
 }
 
 impl std::fmt::Debug for Model {
@@ -117,6 +119,8 @@ pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
         }
     }
 
+    let datasource = crate::datasource::spec::prepare(src, &m, &mut errs);
+
     crate::lint::check(src, &m, &mut errs);
 
     if !errs.is_empty() {
@@ -127,6 +131,7 @@ pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
         source,
         handlers: handlers_out,
         sources: sources_out,
+        datasource: datasource.unwrap_or_default(),
     })
 }
 

@@ -32,6 +32,8 @@ pub struct Runtime {
     pub ready: AtomicBool,
     /// True once a shutdown signal arrived.
     pub draining: AtomicBool,
+    /// The Grafana JSON datasource's ring buffer and event store.
+    pub datasource: Arc<crate::datasource::Live>,
 }
 
 /// Everything `serve` needs, built from a model.
@@ -60,17 +62,22 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .map_err(|e| format!("cannot register process metrics: {e}"))?;
-    let (requests, duration, samplers) = (inst.http_requests, inst.http_duration, inst.samplers);
+    let (requests, duration, mut samplers) =
+        (inst.http_requests, inst.http_duration, inst.samplers);
+    let started_at = SystemTime::now();
+    let (datasource, ds_sampler) = crate::datasource::start(&model, &registry, started_at);
+    samplers.push(ds_sampler);
     let table = routes::RouteTable::new(&model.manifest);
     let http = HttpMetrics::new(table.templates(), requests, duration);
     let runtime = Arc::new(Runtime {
         model: model.clone(),
         registry,
         http,
-        started_at: SystemTime::now(),
+        started_at,
         start: Instant::now(),
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
+        datasource,
     });
     table.touch_declared(&runtime);
     let route = table.build(&runtime)?;

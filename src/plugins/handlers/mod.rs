@@ -13,6 +13,7 @@ use std::sync::Arc;
 
 mod collection;
 mod fault;
+mod grafana_json;
 mod info;
 mod probe;
 mod prometheus;
@@ -26,6 +27,7 @@ static KINDS: &[&dyn HandlerKind] = &[
     &probe::Kind,
     &fault::Kind,
     &prometheus::Kind,
+    &grafana_json::Kind,
 ];
 
 /// Finds a kind by its manifest name.

@@ -14,6 +14,9 @@ mod collection;
 mod http;
 mod system;
 
+pub use build::COMMIT;
+pub use collection::{below_threshold_items, is_below, Item};
+
 /// The registry: one line per kind.
 static KINDS: &[&dyn MetricSourceKind] = &[
     &http::Requests,

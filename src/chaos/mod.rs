@@ -1,0 +1,249 @@
+//! `telltale chaos`: a seeded mix of good and bad requests against a
+//! running server, with a progress bar and a report.
+//!
+//! ```text
+//! Model ─► plan.rs (deterministic mix, expected statuses) ─► send (N workers) ─► report.rs
+//! ```
+//!
+//! Exit status: 0 when every good request got a 2xx and every bad one its
+//! expected status; 1 otherwise; 2 when the run could not start or the
+//! target became unreachable.
+
+pub mod plan;
+pub mod report;
+
+use crate::manifest::Model;
+use indicatif::{ProgressBar, ProgressStyle};
+use plan::Planned;
+use report::{Meta, Outcome, Report};
+use std::io::IsTerminal;
+use std::process::ExitCode;
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// What the command line asked for.
+#[derive(Debug, Clone)]
+pub struct Options {
+    /// Base URL, e.g. `http://127.0.0.1:8001`; `None`: the manifest's port on loopback.
+    pub target: Option<String>,
+    pub requests: usize,
+    pub concurrency: usize,
+    pub bad_ratio: f64,
+    /// `None`: drawn from the clock (and printed, so the run can be repeated).
+    pub seed: Option<u64>,
+    pub json: bool,
+    pub timeout: Duration,
+}
+
+const MAX_REQUESTS: usize = 1_000_000;
+const MAX_CONCURRENCY: usize = 256;
+
+fn check(o: &Options) -> Result<(), String> {
+    if !(1..=MAX_REQUESTS).contains(&o.requests) {
+        return Err(format!("--requests must be from 1 to {MAX_REQUESTS}"));
+    }
+    if !(1..=MAX_CONCURRENCY).contains(&o.concurrency) {
+        return Err(format!("--concurrency must be from 1 to {MAX_CONCURRENCY}"));
+    }
+    if !(0.0..=1.0).contains(&o.bad_ratio) {
+        return Err("--bad-ratio must be from 0 to 1".into());
+    }
+    if o.timeout.is_zero() {
+        return Err("--timeout must be positive".into());
+    }
+    Ok(())
+}
+
+/// Runs chaos and prints the report; the exit code says whether it passed.
+pub fn run(model: &Model, o: Options) -> ExitCode {
+    let fail = |msg: String| {
+        eprintln!("telltale chaos: {msg}");
+        ExitCode::from(2)
+    };
+    if let Err(e) = check(&o) {
+        return fail(e);
+    }
+    let target = o
+        .target
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", model.manifest.service.port));
+    let target = target.trim_end_matches('/').to_string();
+    let base = match reqwest::Url::parse(&target) {
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some() => u,
+        Ok(_) => return fail(format!("--target {target:?} must be an http:// URL")),
+        Err(e) => return fail(format!("--target {target:?} is not a URL: {e}")),
+    };
+    let seed = o.seed.unwrap_or_else(|| {
+        std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.as_nanos() as u64)
+            .unwrap_or(0)
+    });
+    let planned = match plan::plan(model, o.requests, o.bad_ratio, seed) {
+        Ok(p) => Arc::new(p),
+        Err(e) => return fail(e),
+    };
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(o.concurrency.min(4))
+        .enable_all()
+        .build()
+    {
+        Ok(r) => r,
+        Err(e) => return fail(format!("cannot start the async runtime: {e}")),
+    };
+    let started = Instant::now();
+    let host = base.host_str().unwrap_or("127.0.0.1").to_string();
+    let port = base.port_or_known_default().unwrap_or(80);
+    if let Err(e) = rt.block_on(preflight(&host, port)) {
+        return fail(format!(
+            "cannot reach {target} ({e}); is the server running? (telltale serve)"
+        ));
+    }
+    let (outcomes, aborted) = rt.block_on(send_all(planned.clone(), &target, &o));
+    let meta = Meta {
+        target: target.clone(),
+        seed,
+        concurrency: o.concurrency,
+        bad_ratio: o.bad_ratio,
+        planned: planned.len(),
+        elapsed: started.elapsed(),
+        aborted: aborted.clone(),
+    };
+    let report = Report::build(&planned, &outcomes, meta);
+    if o.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        );
+    } else {
+        print!("{}", report.text());
+    }
+    match (aborted, report.passed()) {
+        (Some(why), _) => {
+            eprintln!("telltale chaos: stopped early: {why}");
+            ExitCode::from(2)
+        }
+        (None, true) => ExitCode::SUCCESS,
+        (None, false) => ExitCode::FAILURE,
+    }
+}
+
+/// A TCP connect (not an HTTP request, so the server's counters are untouched).
+async fn preflight(host: &str, port: u16) -> Result<(), String> {
+    let connect = tokio::net::TcpStream::connect((host, port));
+    match tokio::time::timeout(Duration::from_secs(3), connect).await {
+        Ok(Ok(_)) => Ok(()),
+        Ok(Err(e)) => Err(e.to_string()),
+        Err(_) => Err("connection timed out after 3s".into()),
+    }
+}
+
+fn progress(n: usize) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let style = ProgressStyle::with_template(
+        "{spinner} [{elapsed_precise}] {wide_bar} {pos}/{len} requests ({per_sec}) {msg}",
+    )
+    .unwrap_or_else(|_| ProgressStyle::default_bar());
+    ProgressBar::new(n as u64).with_style(style)
+}
+
+/// Sends every planned request with `o.concurrency` workers; stops on a lost connection.
+async fn send_all(
+    plan: Arc<Vec<Planned>>,
+    target: &str,
+    o: &Options,
+) -> (Vec<Option<Outcome>>, Option<String>) {
+    let client = match reqwest::Client::builder().timeout(o.timeout).build() {
+        Ok(c) => c,
+        Err(e) => return (vec![None; plan.len()], Some(format!("HTTP client: {e}"))),
+    };
+    let bar = progress(plan.len());
+    let next = Arc::new(AtomicUsize::new(0));
+    let stop = Arc::new(AtomicBool::new(false));
+    let reason: Arc<Mutex<Option<String>>> = Arc::default();
+    let results: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; plan.len()]));
+    let failures = Arc::new(AtomicUsize::new(0));
+    let mut workers = Vec::new();
+    for _ in 0..o.concurrency.min(plan.len()) {
+        let (plan, client, bar) = (plan.clone(), client.clone(), bar.clone());
+        let (next, stop, reason, results, failures) = (
+            next.clone(),
+            stop.clone(),
+            reason.clone(),
+            results.clone(),
+            failures.clone(),
+        );
+        let target = target.to_string();
+        workers.push(tokio::spawn(async move {
+            loop {
+                if stop.load(Ordering::Acquire) {
+                    break;
+                }
+                let i = next.fetch_add(1, Ordering::AcqRel);
+                let Some(p) = plan.get(i) else { break };
+                let outcome = send(&client, &target, p).await;
+                if outcome.1 {
+                    stop.store(true, Ordering::Release);
+                    let mut r = reason.lock().unwrap_or_else(|e| e.into_inner());
+                    r.get_or_insert_with(|| {
+                        format!(
+                            "lost the connection to {target}: {}",
+                            outcome.0.error.clone().unwrap_or_default()
+                        )
+                    });
+                }
+                if !outcome.1 && !outcome.0.status.is_some_and(|s| p.expect.met_by(s)) {
+                    let n = failures.fetch_add(1, Ordering::AcqRel) + 1;
+                    bar.set_message(format!("{n} unexpected"));
+                }
+                results.lock().unwrap_or_else(|e| e.into_inner())[i] = Some(outcome.0);
+                bar.inc(1);
+            }
+        }));
+    }
+    for w in workers {
+        let _ = w.await;
+    }
+    bar.finish_and_clear();
+    let results = std::mem::take(&mut *results.lock().unwrap_or_else(|e| e.into_inner()));
+    let reason = reason.lock().unwrap_or_else(|e| e.into_inner()).clone();
+    (results, reason)
+}
+
+/// One request; the flag is true when the target could not be connected to.
+async fn send(client: &reqwest::Client, target: &str, p: &Planned) -> (Outcome, bool) {
+    let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);
+    let mut req = client.request(method, format!("{target}{}", p.path));
+    if let Some(b) = &p.body {
+        req = req
+            .header("content-type", "application/json")
+            .body(b.clone());
+    }
+    let start = Instant::now();
+    match req.send().await {
+        Ok(resp) => {
+            let status = resp.status().as_u16();
+            // Read the body so the latency covers the whole response.
+            let _ = resp.bytes().await;
+            (
+                Outcome {
+                    status: Some(status),
+                    error: None,
+                    latency: start.elapsed(),
+                },
+                false,
+            )
+        }
+        Err(e) => (
+            Outcome {
+                status: None,
+                error: Some(e.to_string()),
+                latency: start.elapsed(),
+            },
+            e.is_connect(),
+        ),
+    }
+}

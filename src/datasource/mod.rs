@@ -1,0 +1,131 @@
+//! The Grafana JSON datasource behind the `grafana_json` endpoints.
+//!
+//! One implementation serves both dialects: the original SimpleJSON routes
+//! (`/search`, `/query`, `/annotations`) and what `simpod-json-datasource`
+//! 0.6+ speaks (`/metrics`, `/metric-payload-options`, `/variable`,
+//! `/tag-keys`, `/tag-values`, `filters`, annotations through `/query`).
+//!
+//! ```text
+//! manifest `datasource:` ─► spec.rs (checked targets) ─► Live ◄─ sampler.rs (timer, reads the registry)
+//!                                                          │
+//! HTTP body ─► protocol.rs (typed, 400 naming the field) ─► api.rs (answers)
+//! ```
+//!
+//! [`Live`] holds the only state: a bounded ring of samples and a bounded
+//! event store, so memory does not grow however long the server runs.
+
+pub mod annotations;
+pub mod api;
+pub mod protocol;
+pub mod ring;
+pub mod sampler;
+pub mod spec;
+
+pub use spec::Spec;
+
+use crate::manifest::{EventKind, Model};
+use annotations::{Event, Store};
+use prometheus::Registry;
+use ring::{Ring, Sample};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+/// Unix milliseconds of `t`.
+pub fn unix_ms(t: SystemTime) -> i64 {
+    match t.duration_since(std::time::UNIX_EPOCH) {
+        Ok(d) => d.as_millis() as i64,
+        Err(e) => -(e.duration().as_millis() as i64),
+    }
+}
+
+/// Unix milliseconds now.
+pub fn now_ms() -> i64 {
+    unix_ms(SystemTime::now())
+}
+
+/// The datasource's running state.
+pub struct Live {
+    pub spec: Spec,
+    ring: Mutex<Ring>,
+    events: Mutex<Store>,
+}
+
+/// A poisoned lock still holds consistent data here (every update is one push).
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Live {
+    pub fn new(spec: Spec) -> Self {
+        Live {
+            ring: Mutex::new(Ring::new(spec.retention)),
+            events: Mutex::new(Store::new(spec.annotation_capacity)),
+            spec,
+        }
+    }
+
+    pub fn push_sample(&self, s: Sample) {
+        lock(&self.ring).push(s);
+    }
+
+    pub fn push_event(&self, e: Event) {
+        tracing::info!(target: "telltale::datasource", kind = e.kind.as_str(), "{}: {}", e.title, e.text);
+        lock(&self.events).push(e);
+    }
+
+    /// Points of series `slot` in `[from, to]`.
+    pub fn points(&self, slot: usize, from: i64, to: i64) -> Vec<(i64, f64)> {
+        lock(&self.ring).points(slot, from, to)
+    }
+
+    /// Oldest and newest sample times.
+    pub fn span(&self) -> Option<(i64, i64)> {
+        lock(&self.ring).span()
+    }
+
+    /// Samples held, and the most the ring holds.
+    pub fn fill(&self) -> (usize, usize) {
+        let r = lock(&self.ring);
+        (r.len(), r.capacity())
+    }
+
+    pub fn events(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<Event> {
+        lock(&self.events).select(kinds, from, to)
+    }
+
+    pub fn event_count(&self) -> usize {
+        lock(&self.events).len()
+    }
+}
+
+/// Builds the live datasource for `model`, records the start-up events and
+/// returns the sampler to run on the server's timer.
+pub fn start(
+    model: &Model,
+    registry: &Registry,
+    started_at: SystemTime,
+) -> (Arc<Live>, crate::plugins::metrics::Sampler) {
+    let live = Arc::new(Live::new(model.datasource.clone()));
+    let t = unix_ms(started_at);
+    let svc = &model.manifest.service;
+    live.push_event(Event::new(
+        EventKind::Startup,
+        t,
+        "Server started",
+        format!(
+            "{} {} started (commit {})",
+            svc.name,
+            svc.version,
+            crate::plugins::metrics::COMMIT
+        ),
+    ));
+    if let Some(e) = sampler::initial_low_stock(&live, registry, t) {
+        live.push_event(e);
+    }
+    let mut s = sampler::Sampler::new(live.clone(), registry.clone());
+    let timer = crate::plugins::metrics::Sampler {
+        every: live.spec.every,
+        tick: Box::new(move || s.tick()),
+    };
+    (live, timer)
+}

@@ -1,0 +1,451 @@
+//! The manifest's `datasource` section → a checked [`Spec`].
+//!
+//! Every target is resolved against what the manifest declares: series
+//! name a metric of the right type, tables name a
+//! `collection.below_threshold` gauge (its rows are exactly the items the
+//! gauge counts), annotations name event kinds the server can record.
+
+use crate::manifest::{
+    DatasourceTargetKind, Diagnostics, EventKind, Manifest, MetricType, SeriesStat, Source,
+};
+use crate::plugins::metrics::below_threshold_items;
+use serde_json::Value as Json;
+use std::time::Duration;
+
+/// The validated datasource.
+#[derive(Debug, Clone)]
+pub struct Spec {
+    pub every: Duration,
+    /// Points kept per series.
+    pub retention: usize,
+    pub annotation_capacity: usize,
+    /// 5xx responses within one sample interval that make a burst.
+    pub error_burst: u64,
+    /// The `http.requests` counter, when it has a `status` label (bursts are read from it).
+    pub requests_metric: Option<String>,
+    /// The gauge whose changes are low-stock events.
+    pub low_stock: Option<String>,
+    pub targets: Vec<Target>,
+}
+
+impl Default for Spec {
+    fn default() -> Self {
+        Spec {
+            every: Duration::from_secs(5),
+            retention: 1,
+            annotation_capacity: 1,
+            error_burst: 1,
+            requests_metric: None,
+            low_stock: None,
+            targets: Vec::new(),
+        }
+    }
+}
+
+impl Spec {
+    /// The target called `name`.
+    pub fn target(&self, name: &str) -> Option<&Target> {
+        self.targets.iter().find(|t| t.name == name)
+    }
+    /// Series targets, in slot order.
+    pub fn series(&self) -> impl Iterator<Item = (&Target, &SeriesDef)> {
+        self.targets.iter().filter_map(|t| match &t.body {
+            Body::Series(s) => Some((t, s)),
+            _ => None,
+        })
+    }
+    /// Number of series slots in each ring sample.
+    pub fn series_count(&self) -> usize {
+        self.series().count()
+    }
+}
+
+/// One queryable name.
+#[derive(Debug, Clone)]
+pub struct Target {
+    pub name: String,
+    pub description: String,
+    pub body: Body,
+}
+
+#[derive(Debug, Clone)]
+pub enum Body {
+    Series(SeriesDef),
+    Table(Table),
+    Annotations(Vec<EventKind>),
+}
+
+impl Body {
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Body::Series(_) => "series",
+            Body::Table(_) => "table",
+            Body::Annotations(_) => "annotations",
+        }
+    }
+}
+
+/// A sampled series.
+#[derive(Debug, Clone)]
+pub struct SeriesDef {
+    /// Index of this series in each ring sample.
+    pub slot: usize,
+    pub metric: String,
+    pub stat: Stat,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Stat {
+    Rate,
+    ErrorRate,
+    Quantile(f64),
+    Value,
+}
+
+/// A table's column: its name and Grafana field type.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Column {
+    pub name: String,
+    /// `number`, `string`, `boolean` or `other`.
+    pub kind: &'static str,
+}
+
+/// Rows computed once from the collection's data.
+#[derive(Debug, Clone, Default)]
+pub struct Table {
+    pub columns: Vec<Column>,
+    pub rows: Vec<Vec<Json>>,
+}
+
+const MIN_INTERVAL: Duration = Duration::from_millis(100);
+const MAX_INTERVAL: Duration = Duration::from_secs(3600);
+const MAX_RETENTION: usize = 100_000;
+const MAX_ANNOTATIONS: usize = 10_000;
+
+/// Target names travel in JSON and URLs: keep them plain.
+fn is_target_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 64
+        && s.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b"_-.".contains(&b))
+}
+
+fn field_type(v: &Json) -> &'static str {
+    match v {
+        Json::Number(_) => "number",
+        Json::String(_) => "string",
+        Json::Bool(_) => "boolean",
+        _ => "other",
+    }
+}
+
+/// Checks `m.datasource`; `None` when something is wrong (errors are in `errs`).
+pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spec> {
+    let d = &m.datasource;
+    let before = errs.len();
+    let every = match humantime::parse_duration(&d.sample_interval) {
+        Ok(t) if (MIN_INTERVAL..=MAX_INTERVAL).contains(&t) => t,
+        Ok(_) => {
+            errs.push(src.error(
+                "datasource.sample_interval",
+                format!("{:?} must be from 100ms to 1h", d.sample_interval),
+            ));
+            MIN_INTERVAL
+        }
+        Err(e) => {
+            errs.push(src.error(
+                "datasource.sample_interval",
+                format!("bad duration {:?}: {e} (e.g. 5s, 500ms)", d.sample_interval),
+            ));
+            MIN_INTERVAL
+        }
+    };
+    if !(1..=MAX_RETENTION).contains(&d.retention) {
+        errs.push(src.error(
+            "datasource.retention",
+            format!("{} must be from 1 to {MAX_RETENTION} points", d.retention),
+        ));
+    }
+    let a = &d.annotations;
+    if !(1..=MAX_ANNOTATIONS).contains(&a.capacity) {
+        errs.push(src.error(
+            "datasource.annotations.capacity",
+            format!("{} must be from 1 to {MAX_ANNOTATIONS} events", a.capacity),
+        ));
+    }
+    if a.error_burst == 0 {
+        errs.push(src.error("datasource.annotations.error_burst", "must be at least 1"));
+    }
+    if let Some(name) = &a.low_stock {
+        match m.metrics.iter().find(|x| &x.name == name) {
+            None => errs.push(src.error(
+                "datasource.annotations.low_stock",
+                format!("{name:?} is not a declared metric"),
+            )),
+            Some(x) if x.kind != MetricType::Gauge => errs.push(src.error(
+                "datasource.annotations.low_stock",
+                format!("{name:?} is a {}, not a gauge", x.kind.as_str()),
+            )),
+            _ => {}
+        }
+    }
+    let requests_metric = m
+        .metrics
+        .iter()
+        .find(|x| x.source == "http.requests" && x.labels.iter().any(|l| l == "status"))
+        .map(|x| x.name.clone());
+
+    let mut targets: Vec<Target> = Vec::new();
+    let mut slot = 0;
+    for (i, t) in d.targets.iter().enumerate() {
+        let at = |f: &str| format!("datasource.targets[{i}].{f}");
+        if !is_target_name(&t.name) {
+            errs.push(src.error(
+                &at("name"),
+                format!(
+                    "{:?} is not a valid target name (1-64 letters, digits, '_', '-', '.')",
+                    t.name
+                ),
+            ));
+        }
+        if let Some(first) = d.targets[..i].iter().position(|o| o.name == t.name) {
+            errs.push(src.error(
+                &at("name"),
+                format!(
+                    "duplicate target {:?} (already declared at datasource.targets[{first}])",
+                    t.name
+                ),
+            ));
+        }
+        let kind = t.kind;
+        let not_here = |field: &str, present: bool, errs: &mut Diagnostics| {
+            if present {
+                errs.push(src.key_error(
+                    &at(field),
+                    format!(
+                        "`{field}` does not apply to a {} target",
+                        match kind {
+                            DatasourceTargetKind::Series => "series",
+                            DatasourceTargetKind::Table => "table",
+                            DatasourceTargetKind::Annotations => "annotations",
+                        }
+                    ),
+                ));
+            }
+        };
+        let body = match t.kind {
+            DatasourceTargetKind::Series => {
+                not_here("columns", !t.columns.is_empty(), errs);
+                not_here("events", !t.events.is_empty(), errs);
+                series(src, m, t, &at, slot, errs).map(|s| {
+                    slot += 1;
+                    Body::Series(s)
+                })
+            }
+            DatasourceTargetKind::Table => {
+                not_here("stat", t.stat.is_some(), errs);
+                not_here("quantile", t.quantile.is_some(), errs);
+                not_here("events", !t.events.is_empty(), errs);
+                table(src, m, t, &at, errs).map(Body::Table)
+            }
+            DatasourceTargetKind::Annotations => {
+                not_here("metric", t.metric.is_some(), errs);
+                not_here("stat", t.stat.is_some(), errs);
+                not_here("quantile", t.quantile.is_some(), errs);
+                not_here("columns", !t.columns.is_empty(), errs);
+                let events = if t.events.is_empty() {
+                    EventKind::ALL.to_vec()
+                } else {
+                    t.events.clone()
+                };
+                for (j, e) in t.events.iter().enumerate() {
+                    let why = match e {
+                        EventKind::ErrorBurst if requests_metric.is_none() => {
+                            "error_burst events need an `http.requests` counter with a `status` label"
+                        }
+                        EventKind::LowStock if a.low_stock.is_none() => {
+                            "low_stock events need `datasource.annotations.low_stock` (the gauge to watch)"
+                        }
+                        _ => continue,
+                    };
+                    errs.push(src.error(&at(&format!("events[{j}]")), why));
+                }
+                Some(Body::Annotations(events))
+            }
+        };
+        if let Some(body) = body {
+            targets.push(Target {
+                name: t.name.clone(),
+                description: t.description.clone(),
+                body,
+            });
+        }
+    }
+    (errs.len() == before).then(|| Spec {
+        every,
+        retention: d.retention,
+        annotation_capacity: a.capacity,
+        error_burst: a.error_burst,
+        requests_metric,
+        low_stock: a.low_stock.clone(),
+        targets,
+    })
+}
+
+fn series(
+    src: &Source,
+    m: &Manifest,
+    t: &crate::manifest::DatasourceTarget,
+    at: &dyn Fn(&str) -> String,
+    slot: usize,
+    errs: &mut Diagnostics,
+) -> Option<SeriesDef> {
+    let Some(name) = &t.metric else {
+        errs.push(src.error(&at("metric"), "a series target needs `metric`"));
+        return None;
+    };
+    let Some(metric) = m.metrics.iter().find(|x| &x.name == name) else {
+        errs.push(src.error(&at("metric"), format!("{name:?} is not a declared metric")));
+        return None;
+    };
+    let Some(stat) = t.stat else {
+        errs.push(src.error(
+            &at("stat"),
+            "a series target needs `stat` (rate, error_rate, quantile or value)",
+        ));
+        return None;
+    };
+    let need = |want: MetricType, errs: &mut Diagnostics| {
+        let ok = metric.kind == want;
+        if !ok {
+            errs.push(src.error(
+                &at("stat"),
+                format!(
+                    "stat {:?} needs a {}; {name:?} is a {}",
+                    format!("{stat:?}").to_lowercase(),
+                    want.as_str(),
+                    metric.kind.as_str()
+                ),
+            ));
+        }
+        ok
+    };
+    if stat != SeriesStat::Quantile && t.quantile.is_some() {
+        errs.push(src.key_error(&at("quantile"), "only `stat: quantile` takes a quantile"));
+        return None;
+    }
+    let stat = match stat {
+        SeriesStat::Rate => need(MetricType::Counter, errs).then_some(Stat::Rate)?,
+        SeriesStat::ErrorRate => {
+            need(MetricType::Counter, errs).then_some(())?;
+            if !metric.labels.iter().any(|l| l == "status") {
+                errs.push(src.error(
+                    &at("metric"),
+                    format!("error_rate needs a `status` label; {name:?} has none"),
+                ));
+                return None;
+            }
+            Stat::ErrorRate
+        }
+        SeriesStat::Quantile => {
+            need(MetricType::Histogram, errs).then_some(())?;
+            match t.quantile {
+                Some(q) if q > 0.0 && q < 1.0 => Stat::Quantile(q),
+                Some(q) => {
+                    errs.push(src.error(
+                        &at("quantile"),
+                        format!("{q} must be between 0 and 1 (exclusive)"),
+                    ));
+                    return None;
+                }
+                None => {
+                    errs.push(src.error(&at("quantile"), "stat quantile needs `quantile`"));
+                    return None;
+                }
+            }
+        }
+        SeriesStat::Value => need(MetricType::Gauge, errs).then_some(Stat::Value)?,
+    };
+    Some(SeriesDef {
+        slot,
+        metric: name.clone(),
+        stat,
+    })
+}
+
+fn table(
+    src: &Source,
+    m: &Manifest,
+    t: &crate::manifest::DatasourceTarget,
+    at: &dyn Fn(&str) -> String,
+    errs: &mut Diagnostics,
+) -> Option<Table> {
+    let Some(name) = &t.metric else {
+        errs.push(src.error(
+            &at("metric"),
+            "a table target needs `metric` (a collection.below_threshold gauge)",
+        ));
+        return None;
+    };
+    let Some(index) = m.metrics.iter().position(|x| &x.name == name) else {
+        errs.push(src.error(&at("metric"), format!("{name:?} is not a declared metric")));
+        return None;
+    };
+    if m.metrics[index].source != "collection.below_threshold" {
+        errs.push(src.error(
+            &at("metric"),
+            format!(
+                "{name:?} has source {:?}; a table needs a collection.below_threshold gauge",
+                m.metrics[index].source
+            ),
+        ));
+        return None;
+    }
+    // Errors here are the metric's own, already reported by its source kind.
+    let items = match below_threshold_items(src, m, index) {
+        Ok(items) => items,
+        Err(e) => {
+            errs.extend(e);
+            return None;
+        }
+    };
+    let all_items = items.first().map(|i| i.keys().cloned().collect::<Vec<_>>());
+    let names: Vec<String> = if t.columns.is_empty() {
+        all_items.unwrap_or_default()
+    } else {
+        t.columns.clone()
+    };
+    let mut columns = Vec::new();
+    for (j, c) in names.iter().enumerate() {
+        if !t.columns.is_empty() && names[..j].contains(c) {
+            errs.push(src.error(
+                &at(&format!("columns[{j}]")),
+                format!("duplicate column {c:?}"),
+            ));
+            continue;
+        }
+        let sample = items.iter().filter_map(|i| i.get(c)).find(|v| !v.is_null());
+        // Rows are the items below the threshold; an empty table is fine, an unknown column is not.
+        if sample.is_none() && !items.is_empty() {
+            errs.push(src.error(
+                &at(&format!("columns[{j}]")),
+                format!("no item counted by {name:?} has a field {c:?}"),
+            ));
+            continue;
+        }
+        columns.push(Column {
+            name: c.clone(),
+            kind: sample.map(field_type).unwrap_or("string"),
+        });
+    }
+    let rows = items
+        .iter()
+        .map(|i| {
+            columns
+                .iter()
+                .map(|c| i.get(&c.name).cloned().unwrap_or(Json::Null))
+                .collect()
+        })
+        .collect();
+    Some(Table { columns, rows })
+}
