@@ -225,19 +225,9 @@ fn thousandths(v: f64) -> Option<u64> {
     (v >= 0.0 && k < 1e15 && k / 1000.0 == v).then_some(k as u64)
 }
 
-/// Writes `n` in decimal (without the `fmt` machinery: this is per request).
-fn push_u64(out: &mut String, mut n: u64) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    out.push_str(std::str::from_utf8(&digits[i..]).unwrap_or("0"));
+/// Writes `n` in decimal (itoa, not the `fmt` machinery: this is per request).
+fn push_u64(out: &mut String, n: u64) {
+    out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Writes `k / 1000` the way `Display` writes that `f64` (shortest form, no

@@ -209,18 +209,8 @@ fn render_page(items: &[Bytes], limit: usize, offset: usize) -> Bytes {
     buf.freeze()
 }
 
-fn put_usize(buf: &mut BytesMut, mut n: usize) {
-    let mut digits = [0u8; 20];
-    let mut i = digits.len();
-    loop {
-        i -= 1;
-        digits[i] = b'0' + (n % 10) as u8;
-        n /= 10;
-        if n == 0 {
-            break;
-        }
-    }
-    buf.put_slice(&digits[i..]);
+fn put_usize(buf: &mut BytesMut, n: usize) {
+    buf.put_slice(itoa::Buffer::new().format(n).as_bytes());
 }
 
 /// `a=1&b=x%20y` → decoded pairs (a key with no `=` has an empty value).
