@@ -12,7 +12,7 @@ fn get(url: String) -> String {
         .enable_all()
         .build()
         .unwrap();
-    rt.block_on(async { reqwest::get(url).await.unwrap().text().await.unwrap() })
+    rt.block_on(async { get_text(&url).await })
 }
 
 fn requests_total(srv: &Server) -> f64 {

@@ -82,12 +82,7 @@ async fn logging_disabled_writes_nothing_and_metrics_still_count() {
             200
         );
     }
-    let metrics = reqwest::get(srv.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&srv.url("/metrics")).await;
     assert_eq!(
         metric_sum(&metrics, "http_requests_total", &["path=\"/products\""]),
         5.0

@@ -382,12 +382,7 @@ async fn a_new_endpoint_and_panel_need_only_a_manifest_edit() {
     assert_eq!(r.status(), 200);
     let body: Value = r.json().await.unwrap();
     assert!(body.to_string().contains("stock"), "{body}");
-    let metrics = reqwest::get(srv.url("/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = get_text(&srv.url("/metrics")).await;
     assert_eq!(
         metric_sum(
             &metrics,

@@ -163,6 +163,11 @@ pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
     )
 }
 
+/// GET `url` and return its body as text.
+pub async fn get_text(url: &str) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
 /// Blocking GET of a body (for tests that are not async).
 pub fn http_get(url: &str) -> String {
     let rt = tokio::runtime::Builder::new_current_thread()
