@@ -19,18 +19,18 @@ use tracing_subscriber::layer::Context;
 use tracing_subscriber::registry::LookupSpan;
 use tracing_subscriber::Layer;
 
-/// Where console lines go.
-pub enum Console {
-    /// Written at once, under the stderr lock (short-lived commands).
+/// Where lines go.
+pub enum Output {
+    /// Console lines only, written at once under the stderr lock
+    /// (short-lived commands).
     Stderr,
-    /// Queued to a writer thread (`serve`).
+    /// JSON lines to the file and console lines to stderr, queued to a
+    /// writer thread (`serve`).
     Sink(Sink),
 }
 
 pub struct LogLayer {
-    /// JSON lines, if a file is configured.
-    pub file: Option<Sink>,
-    pub console: Console,
+    pub output: Output,
     /// Color the console level.
     pub ansi: bool,
 }
@@ -356,7 +356,7 @@ impl LogLayer {
         line.clear();
         line.push_str("{\"timestamp\":\"");
         let stamp_at = line.len();
-        push_timestamp(line);
+        let key = push_timestamp(line);
         let stamp = stamp_at..line.len();
         line.push_str("\",\"level\":\"");
         line.push_str(json_level(meta.level()));
@@ -384,20 +384,17 @@ impl LogLayer {
             line.push_str(",\"method\":");
             push_json_str(line, r.method.as_str());
             line.push_str(",\"path\":");
-            push_json_str(line, &r.path);
+            push_json_str(line, r.path());
             spans_text.push_str("request{request_id=");
             push_text_str(spans_text, r.request_id.to_str().unwrap_or(""));
             spans_text.push_str(" method=");
             push_text_str(spans_text, r.method.as_str());
             spans_text.push_str(" path=");
-            push_text_str(spans_text, &r.path);
+            push_text_str(spans_text, r.path());
             spans_text.push_str("}: ");
         });
         line.push_str(json);
         line.push_str("}\n");
-        if let Some(file) = &self.file {
-            file.push(line.as_bytes());
-        }
 
         // The console line reuses the event's JSON buffer, now copied.
         let human = json;
@@ -412,9 +409,9 @@ impl LogLayer {
         human.push_str(message);
         human.push_str(text);
         human.push('\n');
-        match &self.console {
-            Console::Sink(s) => s.push(human.as_bytes()),
-            Console::Stderr => {
+        match &self.output {
+            Output::Sink(s) => s.push(key, line.as_bytes(), human.as_bytes()),
+            Output::Stderr => {
                 let _ = std::io::stderr().lock().write_all(human.as_bytes());
             }
         }
@@ -422,9 +419,9 @@ impl LogLayer {
 }
 
 /// Appends now as RFC 3339 UTC with microseconds, e.g.
-/// `2026-01-02T03:04:05.123456Z`. The part up to the seconds is formatted
-/// once per second per thread.
-fn push_timestamp(out: &mut String) {
+/// `2026-01-02T03:04:05.123456Z`, and returns it in microseconds since the
+/// epoch. The part up to the seconds is formatted once per second per thread.
+fn push_timestamp(out: &mut String) -> u64 {
     thread_local! {
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
@@ -452,6 +449,7 @@ fn push_timestamp(out: &mut String) {
     }
     out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
     out.push('Z');
+    secs * 1_000_000 + u64::from(micros)
 }
 
 #[cfg(test)]

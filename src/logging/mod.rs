@@ -1,7 +1,7 @@
 //! Logging: human-readable lines on the console, one flat JSON object per
 //! line in rotated files, both made by one layer (`layer.rs`). Request
-//! threads only format a line and queue it; writer threads write in batches
-//! (`sink.rs`).
+//! threads only format the lines and queue them; a writer thread writes in
+//! batches (`sink.rs`).
 //!
 //! The writers are *not* lossy: when the queue is full, request threads wait
 //! rather than drop lines, and the returned guard writes everything out on
@@ -13,7 +13,7 @@ pub mod request;
 mod sink;
 
 use crate::manifest::{Logging, Rotation};
-use layer::{Console, LogLayer};
+use layer::{LogLayer, Output};
 use sink::{Sink, SinkGuard};
 use std::io::IsTerminal;
 use tracing_appender::rolling::RollingFileAppender;
@@ -21,9 +21,9 @@ use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
 
-/// Keeps the writer threads alive; dropping it writes out every line.
+/// Keeps the writer thread alive; dropping it writes out every line.
 pub struct LogGuard {
-    _writers: Vec<SinkGuard>,
+    _writer: Option<SinkGuard>,
 }
 
 fn level_filter(level: &str) -> LevelFilter {
@@ -35,8 +35,7 @@ pub fn init_console(level: &str) {
     let _ = tracing_subscriber::registry()
         .with(level_filter(level))
         .with(LogLayer {
-            file: None,
-            console: Console::Stderr,
+            output: Output::Stderr,
             ansi: std::io::stderr().is_terminal(),
         })
         .try_init();
@@ -46,9 +45,7 @@ pub fn init_console(level: &str) {
 /// `cfg.enabled` is false, so every log macro is a disabled no-op.
 pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
     if !cfg.enabled {
-        return Ok(LogGuard {
-            _writers: Vec::new(),
-        });
+        return Ok(LogGuard { _writer: None });
     }
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", cfg.dir))?;
@@ -65,23 +62,21 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
-    // Request threads only format and queue a line; the writes happen on
-    // these two threads.
-    let (file, file_guard) = Sink::spawn(appender, "telltale-log");
-    let (console, console_guard) = Sink::spawn(std::io::stderr(), "telltale-console");
+    // Request threads only format and queue lines; the writes happen on
+    // this thread.
+    let (sink, guard) = Sink::spawn(appender, std::io::stderr(), "telltale-log");
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.
     tracing_subscriber::registry()
         .with(level)
         .with(LogLayer {
-            file: Some(file),
-            console: Console::Sink(console),
+            output: Output::Sink(sink),
             ansi: std::io::stderr().is_terminal(),
         })
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
     Ok(LogGuard {
-        _writers: vec![file_guard, console_guard],
+        _writer: Some(guard),
     })
 }

@@ -13,7 +13,6 @@ use crate::manifest::Model;
 use crate::plugins::metrics::{Installer, Sampler};
 use http_metrics::HttpMetrics;
 use poem::listener::{Acceptor, Listener, TcpListener};
-use poem::{EndpointExt, IntoEndpoint};
 use prometheus::Registry;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -39,7 +38,9 @@ pub struct Runtime {
 /// Everything `serve` needs, built from a model.
 pub struct App {
     pub runtime: Arc<Runtime>,
-    pub endpoint: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    /// Not boxed: every box between poem and a handler costs an allocation
+    /// and a copy of the request per request.
+    pub endpoint: Observe<poem::Route>,
     pub samplers: Vec<Sampler>,
 }
 
@@ -82,7 +83,7 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     table.touch_declared(&runtime);
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
-    let endpoint = Observe::new(route, runtime.clone(), limit).boxed();
+    let endpoint = Observe::new(route, runtime.clone(), limit);
     Ok(App {
         runtime,
         endpoint,
@@ -139,7 +140,7 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
     // Tests and scripts read this line to find an ephemeral port.
     println!("telltale listening on http://{local}");
     poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app.endpoint.into_endpoint(), signal, Some(grace))
+        .run_with_graceful_shutdown(app.endpoint, signal, Some(grace))
         .await
         .map_err(|e| format!("server error: {e}"))?;
     tracing::info!(target: "telltale::server", "server stopped");

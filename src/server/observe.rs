@@ -3,19 +3,18 @@
 
 use super::error::json_error;
 use super::http_metrics::method_index;
-use super::routes::{error_response, RouteTag};
+use super::routes::error_response;
 use super::Runtime;
-use crate::logging::request::{self, RequestFields};
-use poem::http::{header, HeaderValue, StatusCode};
+use crate::logging::request::{self, Context, RequestFields};
+use poem::http::{header, HeaderName, HeaderValue, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
 use std::hash::{BuildHasher, Hasher};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
 use std::time::Instant;
 
-/// Longest raw path written to a log line (the rest is cut).
-const MAX_LOGGED_PATH: usize = 512;
-const REQUEST_ID: &str = "x-request-id";
+/// A constant name: inserting a `&str` name parses and allocates it per request.
+const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 pub struct Observe<E> {
     inner: E,
@@ -68,17 +67,6 @@ pub fn new_request_id() -> HeaderValue {
     HeaderValue::from_bytes(&out).expect("hex is a valid header value")
 }
 
-fn cut(path: &str) -> &str {
-    if path.len() <= MAX_LOGGED_PATH {
-        return path;
-    }
-    let mut end = MAX_LOGGED_PATH;
-    while !path.is_char_boundary(end) {
-        end -= 1;
-    }
-    &path[..end]
-}
-
 impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
     type Output = Response;
 
@@ -86,18 +74,17 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let start = Instant::now();
         let rid = incoming_id(&req).unwrap_or_else(new_request_id);
         let method = method_index(req.method());
-        let fields = request::wanted().then(|| RequestFields {
-            request_id: rid.clone(),
-            method: req.method().clone(),
-            path: cut(req.uri().path()).to_string(),
-        });
+        let ctx = Context::new(
+            request::wanted()
+                .then(|| RequestFields::new(rid.clone(), req.method().clone(), req.uri().path())),
+        );
         let too_big = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > self.body_limit);
-        let (mut resp, fields) = if too_big {
+        let (mut resp, ctx) = if too_big {
             let resp = json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
@@ -105,22 +92,19 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
                     self.body_limit
                 ),
             );
-            (resp, fields)
+            (resp, ctx)
         } else {
-            let (result, fields) = request::scope(fields, self.inner.call(req)).await;
-            (result.unwrap_or_else(error_response), fields)
+            let (result, ctx) = request::scope(ctx, self.inner.call(req)).await;
+            (result.unwrap_or_else(error_response), ctx)
         };
-        let route = resp
-            .data::<RouteTag>()
-            .map(|t| t.0)
-            .unwrap_or_else(|| self.rt.http.unmatched());
+        let route = ctx.route().unwrap_or_else(|| self.rt.http.unmatched());
         let status = resp.status().as_u16();
         let elapsed = start.elapsed();
         self.rt
             .http
             .observe(route, method, status, elapsed.as_secs_f64());
         let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        request::sync_scope(fields, || {
+        request::sync_scope(ctx, || {
             let route = self.rt.http.template(route);
             if status >= 500 {
                 tracing::error!(target: "telltale::http", status, duration_ms, route, "request failed");

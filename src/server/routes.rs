@@ -5,15 +5,12 @@
 use super::error::json_error;
 use super::openapi;
 use super::Runtime;
+use crate::logging::request;
 use crate::manifest::Manifest;
 use poem::endpoint::BoxEndpoint;
 use poem::http::{header, HeaderValue, Method, StatusCode};
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Result, Route};
 use std::sync::Arc;
-
-/// Which route template answered; read by the observe middleware.
-#[derive(Clone, Copy, Debug)]
-pub struct RouteTag(pub usize);
 
 /// Converts a poem error into the JSON error body.
 pub fn error_response(e: poem::Error) -> Response {
@@ -143,7 +140,7 @@ impl Endpoint for PathEndpoint {
         if method == Method::HEAD {
             resp.set_body(());
         }
-        resp.set_data(RouteTag(self.tag));
+        request::set_route(self.tag);
         Ok(resp)
     }
 }
@@ -155,13 +152,13 @@ impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let mut resp = self
+        let resp = self
             .1
             .call(req)
             .await
             .map(IntoResponse::into_response)
             .unwrap_or_else(error_response);
-        resp.set_data(RouteTag(self.0));
+        request::set_route(self.0);
         Ok(resp)
     }
 }
