@@ -95,17 +95,56 @@ static TEXT_QUOTE: [bool; 256] = {
     t
 };
 
+/// Length of the longest prefix of `s` whose bytes are all `false` in
+/// `table`. Eight bytes at a time while no byte of the chunk can be in the
+/// table (`special` says so for a whole word), then byte by byte: log values
+/// are mostly clean, so this is most of the cost of escaping them.
+fn clean_prefix(s: &[u8], table: &[bool; 256], special: fn(u64) -> bool) -> usize {
+    let mut i = 0;
+    while let Some(chunk) = s.get(i..i + 8) {
+        let word = u64::from_le_bytes(chunk.try_into().unwrap_or_default());
+        if special(word) {
+            break;
+        }
+        i += 8;
+    }
+    i + s[i..].iter().take_while(|&&b| !table[b as usize]).count()
+}
+
+const ONES: u64 = 0x0101_0101_0101_0101;
+const HIGHS: u64 = 0x8080_8080_8080_8080;
+
+/// Whether any byte of `x` is below `n` (n <= 128). Exact as a yes/no.
+const fn has_less(x: u64, n: u8) -> bool {
+    x.wrapping_sub(ONES * n as u64) & !x & HIGHS != 0
+}
+
+/// Whether any byte of `x` equals `b`.
+const fn has_byte(x: u64, b: u8) -> bool {
+    has_less(x ^ (ONES * b as u64), 1)
+}
+
+/// A word that may hold a byte of [`JSON_ESCAPE`].
+fn json_special(x: u64) -> bool {
+    has_less(x, 0x20) || has_byte(x, b'"') || has_byte(x, b'\\')
+}
+
+/// A word that may hold a byte of [`TEXT_QUOTE`].
+fn text_special(x: u64) -> bool {
+    has_less(x, 0x21) || has_byte(x, b'"') || has_byte(x, b'\\') || has_byte(x, 0x7f)
+}
+
 /// Appends `s` as a JSON string; runs that need no escape are copied whole.
 fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
-    let bytes = s.as_bytes();
-    let mut start = 0;
-    for (i, &b) in bytes.iter().enumerate() {
-        if !JSON_ESCAPE[b as usize] {
-            continue;
-        }
-        // Escaped bytes are ASCII, so `start..i` is on char boundaries.
-        out.push_str(&s[start..i]);
+    let mut rest = s;
+    loop {
+        let n = clean_prefix(rest.as_bytes(), &JSON_ESCAPE, json_special);
+        // Escaped bytes are ASCII, so `n` is on a char boundary.
+        out.push_str(&rest[..n]);
+        let Some(&b) = rest.as_bytes().get(n) else {
+            break;
+        };
         match b {
             b'"' => out.push_str("\\\""),
             b'\\' => out.push_str("\\\\"),
@@ -118,15 +157,14 @@ fn push_json_str(out: &mut String, s: &str) {
                 let _ = write!(out, "\\u{b:04x}");
             }
         }
-        start = i + 1;
+        rest = &rest[n + 1..];
     }
-    out.push_str(&s[start..]);
     out.push('"');
 }
 
 /// Appends `s` bare if it is a plain token, else quoted like `Debug`.
 fn push_text_str(out: &mut String, s: &str) {
-    if !s.is_empty() && !s.bytes().any(|b| TEXT_QUOTE[b as usize]) {
+    if !s.is_empty() && clean_prefix(s.as_bytes(), &TEXT_QUOTE, text_special) == s.len() {
         out.push_str(s);
     } else {
         let _ = write!(out, "{s:?}");
@@ -379,14 +417,15 @@ impl LogLayer {
             }
         }
         super::request::with_current(|r| {
+            let request_id = r.request_id.to_str().unwrap_or("");
             line.push_str(",\"request_id\":");
-            push_json_str(line, r.request_id.to_str().unwrap_or(""));
+            push_json_str(line, request_id);
             line.push_str(",\"method\":");
             push_json_str(line, r.method.as_str());
             line.push_str(",\"path\":");
             push_json_str(line, r.path());
             spans_text.push_str("request{request_id=");
-            push_text_str(spans_text, r.request_id.to_str().unwrap_or(""));
+            push_text_str(spans_text, request_id);
             spans_text.push_str(" method=");
             push_text_str(spans_text, r.method.as_str());
             spans_text.push_str(" path=");
@@ -440,15 +479,13 @@ fn push_timestamp(out: &mut String) -> u64 {
         }
         out.push_str(&cached.1);
     });
-    out.push('.');
-    let mut digits = [b'0'; 6];
+    let mut tail = *b".000000Z";
     let mut n = micros;
-    for d in digits.iter_mut().rev() {
+    for d in tail[1..7].iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.push_str(std::str::from_utf8(&digits).unwrap_or("000000"));
-    out.push('Z');
+    out.extend(tail.map(char::from));
     secs * 1_000_000 + u64::from(micros)
 }
 
@@ -475,6 +512,31 @@ mod tests {
         ] {
             assert_eq!(json(s), serde_json::to_string(s).unwrap(), "for {s:?}");
         }
+    }
+
+    #[test]
+    fn every_byte_at_every_offset_is_escaped_and_quoted_like_the_byte_wise_rule() {
+        for len in [1, 7, 8, 9, 17] {
+            for at in 0..len {
+                for b in 0u8..=0x7f {
+                    let mut v = vec![b'a'; len];
+                    v[at] = b;
+                    let s = String::from_utf8(v).unwrap();
+                    assert_eq!(json(&s), serde_json::to_string(&s).unwrap(), "{s:?}");
+                    let mut text = String::new();
+                    push_text_str(&mut text, &s);
+                    let bare = !TEXT_QUOTE[b as usize];
+                    assert_eq!(text == s, bare, "{s:?} gave {text}");
+                }
+            }
+        }
+        let long = format!(
+            "{}\u{e9}{}\"{}",
+            "x".repeat(13),
+            "y".repeat(8),
+            "z".repeat(30)
+        );
+        assert_eq!(json(&long), serde_json::to_string(&long).unwrap());
     }
 
     #[test]
