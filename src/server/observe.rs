@@ -8,9 +8,9 @@ use super::Runtime;
 use crate::logging::request::{self, Context, RequestFields};
 use poem::http::{header, HeaderName, HeaderValue, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
-use std::hash::{BuildHasher, Hasher};
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, OnceLock};
+use std::cell::Cell;
+use std::hash::BuildHasher;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// A constant name: inserting a `&str` name parses and allocates it per request.
@@ -43,23 +43,40 @@ fn incoming_id(req: &Request) -> Option<HeaderValue> {
     ok.then(|| v.clone())
 }
 
-/// 32 hex digits: a process-random key hashed with a counter (unique, unguessable order).
+/// 32 hex digits: 128 bits from a per-thread splitmix64 sequence whose
+/// start is random (seeded from the standard library's per-process random
+/// keys). Distinct within a thread (splitmix64's output is a bijection of its
+/// state), and across threads unless two random 64-bit starts land within a
+/// run's length of each other. Not a secret: ids only correlate lines.
+/// Cheaper than the two keyed SipHash rounds it replaced (callgrind: 580
+/// instructions per request, most of the request id's cost).
 pub fn new_request_id() -> HeaderValue {
-    static KEYS: OnceLock<(
-        std::collections::hash_map::RandomState,
-        std::collections::hash_map::RandomState,
-    )> = OnceLock::new();
-    static COUNTER: AtomicU64 = AtomicU64::new(0);
-    let (a, b) = KEYS.get_or_init(Default::default);
-    let n = COUNTER.fetch_add(1, Ordering::Relaxed);
-    let mut h1 = a.build_hasher();
-    h1.write_u64(n);
-    let mut h2 = b.build_hasher();
-    h2.write_u64(n);
+    thread_local! {
+        static STATE: Cell<u64> = Cell::new(random_start());
+    }
+    fn random_start() -> u64 {
+        std::collections::hash_map::RandomState::new().hash_one(0u8)
+    }
+    fn splitmix64(state: &Cell<u64>) -> u64 {
+        let x = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
+        state.set(x);
+        let mut z = x;
+        z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+        z ^ (z >> 31)
+    }
+    let (a, b) = STATE
+        .try_with(|s| (splitmix64(s), splitmix64(s)))
+        .unwrap_or_else(|_| {
+            // Thread-local storage already gone (a thread exiting): a fresh
+            // random start for this one id.
+            let s = Cell::new(random_start());
+            (splitmix64(&s), splitmix64(&s))
+        });
     // Hex by hand: `format!` was a tenth of the middleware's cost.
     const HEX: &[u8; 16] = b"0123456789abcdef";
     let mut out = [0u8; 32];
-    for (half, v) in out.chunks_exact_mut(16).zip([h1.finish(), h2.finish()]) {
+    for (half, v) in out.chunks_exact_mut(16).zip([a, b]) {
         for (i, d) in half.iter_mut().enumerate() {
             *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
         }
@@ -124,10 +141,21 @@ mod tests {
     use super::new_request_id;
 
     #[test]
-    fn request_ids_are_32_hex_digits_and_distinct() {
-        let ids: Vec<String> = (0..1000)
-            .map(|_| new_request_id().to_str().unwrap().to_string())
+    fn request_ids_are_32_hex_digits_and_distinct_across_threads() {
+        let threads: Vec<_> = (0..4)
+            .map(|_| {
+                std::thread::spawn(|| {
+                    (0..1000)
+                        .map(|_| new_request_id().to_str().unwrap().to_string())
+                        .collect::<Vec<_>>()
+                })
+            })
             .collect();
+        let ids: Vec<String> = threads
+            .into_iter()
+            .flat_map(|t| t.join().unwrap())
+            .collect();
+        assert_eq!(ids.len(), 4000);
         for id in &ids {
             assert_eq!(id.len(), 32, "{id}");
             assert!(
