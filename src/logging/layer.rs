@@ -417,18 +417,28 @@ impl LogLayer {
             }
         }
         super::request::with_current(|r| {
-            let request_id = r.request_id.to_str().unwrap_or("");
-            line.push_str(",\"request_id\":");
-            push_json_str(line, request_id);
-            line.push_str(",\"method\":");
-            push_json_str(line, r.method.as_str());
-            line.push_str(",\"path\":");
+            // The id and the method are plain by construction (see
+            // `RequestId` and `RequestFields::method`): no escape scan.
+            let (request_id, method) = (r.request_id.as_str(), r.method.as_str());
+            for part in [
+                ",\"request_id\":\"",
+                request_id,
+                "\",\"method\":\"",
+                method,
+                "\",\"path\":",
+            ] {
+                line.push_str(part);
+            }
             push_json_str(line, r.path());
-            spans_text.push_str("request{request_id=");
-            push_text_str(spans_text, request_id);
-            spans_text.push_str(" method=");
-            push_text_str(spans_text, r.method.as_str());
-            spans_text.push_str(" path=");
+            for part in [
+                "request{request_id=",
+                request_id,
+                " method=",
+                method,
+                " path=",
+            ] {
+                spans_text.push_str(part);
+            }
             push_text_str(spans_text, r.path());
             spans_text.push_str("}: ");
         });
@@ -563,6 +573,30 @@ mod tests {
         assert_eq!(thousandths(0.1 + 0.2), None);
         assert_eq!(thousandths(-1.0), None);
         assert_eq!(thousandths(f64::NAN), None);
+    }
+
+    /// What lets the layer write request ids and methods without a scan.
+    #[test]
+    fn request_ids_and_methods_never_need_an_escape_or_quotes() {
+        use poem::http::{HeaderValue, Method};
+        let mut ids = 0;
+        let mut methods = 0;
+        for b in 0u8..=0xff {
+            let plain = !JSON_ESCAPE[b as usize] && !TEXT_QUOTE[b as usize];
+            if let Ok(v) = HeaderValue::from_bytes(&[b'x', b]) {
+                if super::super::request::RequestId::from_header(&v).is_some() {
+                    assert!(plain, "request id byte {b:#x}");
+                    ids += 1;
+                }
+            }
+            if Method::from_bytes(&[b'X', b]).is_ok() {
+                assert!(plain, "method byte {b:#x}");
+                methods += 1;
+            }
+        }
+        // Both accept something (62 alphanumerics and more), so the loop
+        // above checked real cases.
+        assert!(ids > 62 && methods > 62, "{ids} {methods}");
     }
 
     #[test]
