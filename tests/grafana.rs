@@ -234,10 +234,12 @@ async fn series_come_from_the_ring_and_respect_range_and_max_data_points() {
     api.wait_samples(h["samples"].as_u64().unwrap() + 3).await;
     let to = now_ms();
     let from = to - 60_000;
+    // intervalMs 1: with the sampler's own 100 ms, two samples read less than
+    // 100 ms apart (a tick delayed by a loaded machine) would share a bucket.
     let q = |target: &str, max: u64| {
         json!({
             "range": {"from": iso(from), "to": iso(to), "raw": {"from": "now-1m", "to": "now"}},
-            "interval": "100ms", "intervalMs": 100, "maxDataPoints": max,
+            "interval": "1ms", "intervalMs": 1, "maxDataPoints": max,
             "targets": [{"target": target, "refId": "A"}]
         })
     };
