@@ -584,7 +584,7 @@ mod tests {
         for b in 0u8..=0xff {
             let plain = !JSON_ESCAPE[b as usize] && !TEXT_QUOTE[b as usize];
             if let Ok(v) = HeaderValue::from_bytes(&[b'x', b]) {
-                if super::super::request::RequestId::from_header(&v).is_some() {
+                if crate::logging::request::RequestId::from_header(&v).is_some() {
                     assert!(plain, "request id byte {b:#x}");
                     ids += 1;
                 }
