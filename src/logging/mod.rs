@@ -9,17 +9,24 @@
 //! in the file.
 
 mod layer;
+mod pagecache;
 pub mod request;
 mod sink;
 
 use crate::manifest::{Logging, Rotation};
 use layer::{LogLayer, Output};
+use pagecache::{DropBehind, Locate};
 use sink::{Sink, SinkGuard};
+use std::fs::File;
 use std::io::IsTerminal;
+use std::os::fd::AsFd;
 use tracing_appender::rolling::RollingFileAppender;
 use tracing_subscriber::filter::LevelFilter;
 use tracing_subscriber::layer::SubscriberExt;
 use tracing_subscriber::util::SubscriberInitExt;
+
+/// Log files are `<file>.<period>.log` (`<file>.log` without rotation).
+const SUFFIX: &str = "log";
 
 /// Keeps the writer thread alive; dropping it writes out every line.
 pub struct LogGuard {
@@ -58,13 +65,26 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
     let appender = RollingFileAppender::builder()
         .rotation(rotation)
         .filename_prefix(&cfg.file)
-        .filename_suffix("log")
+        .filename_suffix(SUFFIX)
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
+    // What has been written is dropped from the page cache behind the
+    // writer, in the file and in stderr if it is redirected to a file.
+    let file = DropBehind::new(
+        appender,
+        Locate::Newest {
+            dir: cfg.dir.clone().into(),
+            prefix: format!("{}.", cfg.file),
+            suffix: format!(".{SUFFIX}"),
+        },
+    );
+    let stderr = std::io::stderr();
+    let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
+    let console = DropBehind::new(stderr, Locate::Fd(console_file));
     // Request threads only format and queue lines; the writes happen on
     // this thread.
-    let (sink, guard) = Sink::spawn(appender, std::io::stderr(), "telltale-log");
+    let (sink, guard) = Sink::spawn(file, console, "telltale-log");
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.
