@@ -291,7 +291,7 @@ mod tests {
                 at += 1;
             }
             out.write_all(&chunk).unwrap();
-            if at % MIB == 0 {
+            if at.is_multiple_of(MIB) {
                 out.flush().unwrap();
             }
         }
