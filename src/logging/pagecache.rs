@@ -16,9 +16,9 @@
 //!   steps earlier and so normally long finished, then drops the now clean
 //!   pages (`posix_fadvise(POSIX_FADV_DONTNEED)`).
 //!
-//! This is the streaming-write pattern the `sync_file_range(2)` page
-//! describes. The last `KEEP` bytes stay cached for a shipper that tails
-//! the file. Nothing is lost: only clean copies of bytes already on disk are
+//! This is the usual way to stream a large file out without filling the
+//! cache. The last `KEEP` bytes stay cached for a shipper that tails the
+//! file. Nothing is lost: only clean copies of bytes already on disk are
 //! dropped, and the wrapped writer's own writes are untouched.
 //!
 //! The wrapped writer may switch files (the rolling appender does at each
