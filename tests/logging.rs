@@ -92,3 +92,69 @@ async fn logging_disabled_writes_nothing_and_metrics_still_count() {
     let console = std::fs::read_to_string(dir.path().join("server.stderr")).unwrap();
     assert!(!console.contains("request completed"), "{console}");
 }
+
+/// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
+fn resident(path: &std::path::Path) -> u64 {
+    let out = std::process::Command::new("fincore")
+        .args(["--bytes", "--noheadings", "--output", "RES"])
+        .arg(path)
+        .output()
+        .expect("run fincore (util-linux)");
+    assert!(out.status.success(), "fincore: {out:?}");
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.trim()
+        .parse()
+        .unwrap_or_else(|_| panic!("fincore said {text:?}"))
+}
+
+/// With `logging.drop_page_cache: true`, serves 41,600 requests whose
+/// logged path is cut to 512 bytes (about 30 MiB of log file); returns the
+/// log file's size and how much of it is cached.
+async fn log_with_drop_page_cache() -> (u64, u64) {
+    // On the build's file system: tmpfs (often /tmp) cannot drop pages.
+    let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
+    let manifest = copy_default_manifest(dir.path());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    let setting = "\nlogging:\n  drop_page_cache: true\n";
+    std::fs::write(&manifest, text.replace("\nlogging:\n", setting)).unwrap();
+    let srv = Server::start(&manifest, dir.path());
+    let client = reqwest::Client::new();
+    let url = srv.url(&format!("/{}", "x".repeat(600)));
+    let tasks: Vec<_> = (0..16)
+        .map(|_| {
+            let (client, url) = (client.clone(), url.clone());
+            tokio::spawn(async move {
+                for _ in 0..2600 {
+                    let r = client.get(&url).send().await.unwrap();
+                    assert_eq!(r.status(), 404);
+                }
+            })
+        })
+        .collect();
+    for t in tasks {
+        t.await.unwrap();
+    }
+    assert!(srv.stop().success());
+    let logs: Vec<_> = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    assert_eq!(logs.len(), 1, "{logs:?}");
+    let size = std::fs::metadata(&logs[0]).unwrap().len();
+    (size, resident(&logs[0]))
+}
+
+#[tokio::test]
+async fn drop_page_cache_keeps_only_the_log_tail_cached() {
+    // Without the setting the kernel keeps the whole file cached (the unit
+    // tests of `pagecache.rs` show both sides); with it, only the tail.
+    let (size, kept) = log_with_drop_page_cache().await;
+    assert!(size > 28 << 20, "only {size} B logged");
+    // KEEP (16 MiB) plus up to one STEP (4 MiB) written since the last advice.
+    assert!(
+        kept <= 20 << 20,
+        "with drop_page_cache, {kept} of {size} B stayed cached \
+         (is {} on tmpfs, which cannot drop pages?)",
+        env!("CARGO_TARGET_TMPDIR")
+    );
+}

@@ -69,22 +69,26 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
-    // What has been written is dropped from the page cache behind the
-    // writer, in the file and in stderr if it is redirected to a file.
-    let file = DropBehind::new(
-        appender,
-        Locate::Newest {
-            dir: cfg.dir.clone().into(),
-            prefix: format!("{}.", cfg.file),
-            suffix: format!(".{SUFFIX}"),
-        },
-    );
-    let stderr = std::io::stderr();
-    let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
-    let console = DropBehind::new(stderr, Locate::Fd(console_file));
     // Request threads only format and queue lines; the writes happen on
     // this thread.
-    let (sink, guard) = Sink::spawn(file, console, "telltale-log");
+    let (sink, guard) = if cfg.drop_page_cache {
+        // What has been written is dropped from the page cache behind the
+        // writer, in the file and in stderr if it is redirected to a file.
+        let file = DropBehind::new(
+            appender,
+            Locate::Newest {
+                dir: cfg.dir.clone().into(),
+                prefix: format!("{}.", cfg.file),
+                suffix: format!(".{SUFFIX}"),
+            },
+        );
+        let stderr = std::io::stderr();
+        let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
+        let console = DropBehind::new(stderr, Locate::Fd(console_file));
+        Sink::spawn(file, console, "telltale-log")
+    } else {
+        Sink::spawn(appender, std::io::stderr(), "telltale-log")
+    };
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.

@@ -171,6 +171,12 @@ pub struct Logging {
     /// How many rotated files are kept.
     #[serde(default = "default_max_files")]
     pub max_files: usize,
+    /// Drop what the log writer has written (file, and stderr if redirected
+    /// to a file) from the page cache, 16 MiB behind the end. Off by
+    /// default: it bounds the cache a busy log takes, but measured here at
+    /// about 3 % of requests/s (README, item 21).
+    #[serde(default)]
+    pub drop_page_cache: bool,
     /// JSON fields every request line carries (the shippers extract these).
     #[serde(default = "default_log_fields")]
     pub fields: Vec<String>,
@@ -188,6 +194,7 @@ impl Default for Logging {
             level: default_log_level(),
             rotation: Rotation::default(),
             max_files: default_max_files(),
+            drop_page_cache: false,
             fields: default_log_fields(),
             labels: default_log_labels(),
         }
