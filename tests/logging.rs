@@ -1,6 +1,7 @@
 //! The request log: one JSON line per request in the file, one human line on
 //! the console, nothing at all with `logging.enabled: false`.
 mod common;
+use common::fincore::resident;
 use common::*;
 
 fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
@@ -91,20 +92,6 @@ async fn logging_disabled_writes_nothing_and_metrics_still_count() {
     assert!(!dir.path().join("logs").exists(), "no log directory");
     let console = std::fs::read_to_string(dir.path().join("server.stderr")).unwrap();
     assert!(!console.contains("request completed"), "{console}");
-}
-
-/// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
-fn resident(path: &std::path::Path) -> u64 {
-    let out = std::process::Command::new("fincore")
-        .args(["--bytes", "--noheadings", "--output", "RES"])
-        .arg(path)
-        .output()
-        .expect("run fincore (util-linux)");
-    assert!(out.status.success(), "fincore: {out:?}");
-    let text = String::from_utf8_lossy(&out.stdout);
-    text.trim()
-        .parse()
-        .unwrap_or_else(|_| panic!("fincore said {text:?}"))
 }
 
 /// With `logging.drop_page_cache: true`, serves 41,600 requests whose

@@ -243,26 +243,16 @@ mod sys {
 }
 
 #[cfg(test)]
+#[path = "../../tests/common/fincore.rs"]
+mod fincore;
+
+#[cfg(test)]
 mod tests {
+    use super::fincore::resident;
     use super::*;
     use std::path::Path;
-    use std::process::Command;
 
     const MIB: u64 = 1024 * 1024;
-
-    /// Bytes of `path` in the page cache, as `fincore` (util-linux) counts them.
-    fn resident(path: &Path) -> u64 {
-        let out = Command::new("fincore")
-            .args(["--bytes", "--noheadings", "--output", "RES"])
-            .arg(path)
-            .output()
-            .expect("run fincore (util-linux)");
-        assert!(out.status.success(), "fincore: {out:?}");
-        let text = String::from_utf8_lossy(&out.stdout);
-        text.trim()
-            .parse()
-            .unwrap_or_else(|_| panic!("fincore said {text:?}"))
-    }
 
     /// A directory on the file system the tests were built on (a disk, not
     /// tmpfs, whose pages cannot be dropped).

@@ -1,6 +1,8 @@
 //! Shared test harness: the real `telltale` binary on an ephemeral port.
 #![allow(dead_code)]
 
+pub mod fincore;
+
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, ExitStatus, Stdio};
