@@ -1,5 +1,6 @@
 //! The request log: one JSON line per request in the file, one human line on
-//! the console, nothing at all with `logging.enabled: false`.
+//! the console, nothing at all with `logging.enabled: false`, and only the
+//! file's tail in the page cache with `logging.drop_page_cache: true`.
 mod common;
 use common::fincore::resident;
 use common::*;
