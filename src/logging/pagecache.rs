@@ -55,7 +55,7 @@ pub enum Locate {
 }
 
 impl Locate {
-    fn open(&mut self) -> Option<File> {
+    fn open(&self) -> Option<File> {
         match self {
             Locate::Newest {
                 dir,
@@ -79,8 +79,8 @@ impl Locate {
             }
             Locate::Fd(file) => {
                 let file = file.as_ref().ok()?;
-                let is_file = file.metadata().is_ok_and(|m| m.is_file());
-                is_file.then(|| file.try_clone().ok()).flatten()
+                file.metadata().ok().filter(|m| m.is_file())?;
+                file.try_clone().ok()
             }
         }
     }
