@@ -17,6 +17,8 @@ use poem::http::{HeaderValue, Method};
 use std::cell::Cell;
 use std::future::Future;
 use std::hash::BuildHasher;
+use std::pin::Pin;
+use tokio::task::futures::TaskLocalFuture;
 use tracing::level_filters::LevelFilter;
 
 /// Longest raw path written to a log line (the rest is cut).
@@ -180,15 +182,21 @@ pub fn wanted() -> bool {
     LevelFilter::current() != LevelFilter::OFF
 }
 
-/// Runs `f` with `ctx` as the current request; gives it back after.
-pub async fn scope<F: Future>(ctx: Context, f: F) -> (F::Output, Context) {
-    let mut fut = std::pin::pin!(CURRENT.scope(ctx, f));
-    let out = fut.as_mut().await;
-    let ctx = fut
-        .as_mut()
-        .take_value()
-        .unwrap_or_else(|| Context::new(None));
-    (out, ctx)
+/// `f` with `ctx` as the current request. Await it pinned in place, then
+/// [`take_back`] the context.
+///
+/// A plain function, not an `async fn` that awaits `f` and returns the
+/// context: such a wrapper keeps its arguments (the whole inner future) and
+/// the task-local future that holds them again, so the request's future
+/// doubled in size, and poem copies that future into its box on every
+/// request.
+pub fn scoped<F: Future>(ctx: Context, f: F) -> TaskLocalFuture<Context, F> {
+    CURRENT.scope(ctx, f)
+}
+
+/// The context given to [`scoped`], once its future has completed.
+pub fn take_back<F: Future>(fut: Pin<&mut TaskLocalFuture<Context, F>>) -> Context {
+    fut.take_value().unwrap_or_else(|| Context::new(None))
 }
 
 /// Runs `f` with `ctx` as the current request (for the request line).
@@ -288,12 +296,16 @@ mod tests {
         }
     }
 
+    async fn route_after(f: impl Future<Output = ()>) -> Option<usize> {
+        let mut fut = std::pin::pin!(scoped(Context::new(None), f));
+        fut.as_mut().await;
+        take_back(fut).route()
+    }
+
     #[tokio::test]
     async fn the_route_set_inside_the_scope_comes_back() {
-        let (_, ctx) = scope(Context::new(None), async { set_route(3) }).await;
-        assert_eq!(ctx.route(), Some(3));
-        let (_, ctx) = scope(Context::new(None), async {}).await;
-        assert_eq!(ctx.route(), None);
+        assert_eq!(route_after(async { set_route(3) }).await, Some(3));
+        assert_eq!(route_after(async {}).await, None);
         set_route(5); // outside a request: ignored, no panic
     }
 }

@@ -232,37 +232,58 @@ fn write_out(out: &mut impl Write, data: &[u8], failed: &mut bool) {
 }
 
 /// Merges several threads' queues into `file` and `console` in timestamp
-/// order; stable, so each thread's lines keep their order. `order` is
-/// scratch space.
-fn merge(
-    queues: &[Queue],
-    order: &mut Vec<(u64, usize, usize)>,
-    file: &mut Vec<u8>,
-    console: &mut Vec<u8>,
-) {
-    order.clear();
-    for (qi, q) in queues.iter().enumerate() {
-        order.extend(q.lines.iter().enumerate().map(|(li, l)| (l.0, qi, li)));
-    }
-    order.sort_by_key(|&(key, _, _)| key);
+/// order. Each queue is already in its thread's time order, so this is a
+/// k-way merge: the earliest next line wins (the lower queue on a tie) and
+/// its queue's following lines go with it, copied as one run, while they
+/// stay ahead of every other queue. Each thread's lines keep their order
+/// even if the clock steps back. `next` is scratch space.
+fn merge(queues: &[Queue], next: &mut Vec<usize>, file: &mut Vec<u8>, console: &mut Vec<u8>) {
+    next.clear();
+    next.resize(queues.len(), 0);
     file.clear();
     console.clear();
-    for &(_, qi, li) in order.iter() {
+    // Where line `li` of `q` starts in its `file` and `console` buffers.
+    let start = |q: &Queue, li: usize| match li {
+        0 => (0, 0),
+        _ => (q.lines[li - 1].1, q.lines[li - 1].2),
+    };
+    loop {
+        // The earliest next line, and the runner-up it must stay ahead of.
+        let mut best: Option<(u64, usize)> = None;
+        let mut rival: Option<(u64, usize)> = None;
+        for (qi, q) in queues.iter().enumerate() {
+            let Some(&(key, _, _)) = q.lines.get(next[qi]) else {
+                continue;
+            };
+            if best.is_none_or(|b| (key, qi) < b) {
+                rival = best;
+                best = Some((key, qi));
+            } else if rival.is_none_or(|r| (key, qi) < r) {
+                rival = Some((key, qi));
+            }
+        }
+        let Some((_, qi)) = best else { break };
         let q = &queues[qi];
-        let (fs, cs) = match li {
-            0 => (0, 0),
-            _ => (q.lines[li - 1].1, q.lines[li - 1].2),
-        };
-        let (_, fe, ce) = q.lines[li];
+        let first = next[qi];
+        let mut end = first + 1;
+        while let Some(&(key, _, _)) = q.lines.get(end) {
+            if rival.is_some_and(|r| (key, qi) > r) {
+                break;
+            }
+            end += 1;
+        }
+        let (fs, cs) = start(q, first);
+        let (_, fe, ce) = q.lines[end - 1];
         file.extend_from_slice(&q.file[fs..fe]);
         console.extend_from_slice(&q.console[cs..ce]);
+        next[qi] = end;
     }
 }
 
 fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C) {
     let mut taken: Vec<Queue> = Vec::new();
     let mut spares: Vec<Queue> = Vec::new();
-    let mut order: Vec<(u64, usize, usize)> = Vec::new();
+    let mut next: Vec<usize> = Vec::new();
     let (mut out_file, mut out_console) = (Vec::new(), Vec::new());
     let (mut file_failed, mut console_failed) = (false, false);
     loop {
@@ -310,7 +331,7 @@ fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C) {
             write_out(&mut file, &only.file, &mut file_failed);
             write_out(&mut console, &only.console, &mut console_failed);
         } else if !taken.is_empty() {
-            merge(&taken, &mut order, &mut out_file, &mut out_console);
+            merge(&taken, &mut next, &mut out_file, &mut out_console);
             write_out(&mut file, &out_file, &mut file_failed);
             write_out(&mut console, &out_console, &mut console_failed);
         }
@@ -413,8 +434,8 @@ mod tests {
             queue(&[(2, "b2"), (5, "b5"), (7, "b7")]),
             queue(&[(0, "c0"), (10, "c10")]),
         ];
-        let (mut order, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
-        merge(&queues, &mut order, &mut file, &mut console);
+        let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
+        merge(&queues, &mut next, &mut file, &mut console);
         let want = ["c0", "a1", "b2", "a5", "a5bis", "b5", "b7", "a9", "c10"];
         assert_eq!(
             String::from_utf8(file).unwrap(),
@@ -424,6 +445,63 @@ mod tests {
             String::from_utf8(console).unwrap(),
             want.map(|w| format!("c{w}\n")).concat()
         );
+    }
+
+    /// The k-way merge gives what a stable sort of every line by timestamp
+    /// gives, on queues with many ties and runs of every length.
+    #[test]
+    fn merge_equals_a_stable_sort_by_timestamp() {
+        let mut seed = 0x2545_f491_4f6c_dd1du64;
+        let mut rand = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        let mut checked = 0;
+        for _ in 0..300 {
+            let k = 1 + rand(5) as usize;
+            let owned: Vec<Vec<(u64, String)>> = (0..k)
+                .map(|qi| {
+                    let mut key = rand(4);
+                    (0..rand(12))
+                        .map(|li| {
+                            key += rand(3); // 0: a tie with the line before
+                            (key, format!("q{qi}l{li}"))
+                        })
+                        .collect()
+                })
+                .collect();
+            let queues: Vec<Queue> = owned
+                .iter()
+                .map(|q| queue(&q.iter().map(|(k, t)| (*k, t.as_str())).collect::<Vec<_>>()))
+                .collect();
+            let mut all: Vec<(u64, &str)> = owned
+                .iter()
+                .flat_map(|q| q.iter().map(|(k, t)| (*k, t.as_str())))
+                .collect();
+            all.sort_by_key(|&(key, _)| key); // stable: queue order on ties
+            let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
+            merge(&queues, &mut next, &mut file, &mut console);
+            let want: String = all.iter().map(|(_, t)| format!("{t}\n")).collect();
+            assert_eq!(String::from_utf8(file).unwrap(), want);
+            let want: String = all.iter().map(|(_, t)| format!("c{t}\n")).collect();
+            assert_eq!(String::from_utf8(console).unwrap(), want);
+            checked += all.len();
+        }
+        assert!(checked > 1000, "{checked}");
+    }
+
+    /// A clock that steps back does not reorder one thread's lines.
+    #[test]
+    fn merge_keeps_each_threads_order_when_the_clock_steps_back() {
+        let queues = [
+            queue(&[(10, "a10"), (3, "a3"), (4, "a4")]),
+            queue(&[(5, "b5")]),
+        ];
+        let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
+        merge(&queues, &mut next, &mut file, &mut console);
+        assert_eq!(String::from_utf8(file).unwrap(), "b5\na10\na3\na4\n");
     }
 
     #[test]

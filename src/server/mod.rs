@@ -170,3 +170,25 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
         let _ = tokio::signal::ctrl_c().await;
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use poem::{Endpoint, Request};
+
+    /// poem copies the middleware's future into a box on every request. It
+    /// holds the router's future once (not twice, as when the task-local
+    /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).
+    #[test]
+    fn the_middlewares_future_holds_the_routers_future_once() {
+        let model = crate::manifest::open(None).unwrap_or_else(|e| panic!("{e:?}"));
+        let app = assemble(Arc::new(model)).unwrap();
+        let req = || Request::builder().uri_str("/products").finish();
+        let router = std::mem::size_of_val(&poem::Route::new().call(req()));
+        let observe = std::mem::size_of_val(&app.endpoint.call(req()));
+        assert!(
+            observe < router + 2 * std::mem::size_of::<Request>() + 512,
+            "middleware future {observe} bytes, router future {router}"
+        );
+    }
+}

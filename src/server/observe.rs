@@ -61,8 +61,13 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
             );
             (resp, ctx)
         } else {
-            let (result, ctx) = request::scope(ctx, self.inner.call(req)).await;
-            (result.unwrap_or_else(error_response), ctx)
+            // Pinned here, in this future's own state (see `request::scoped`).
+            let mut fut = std::pin::pin!(request::scoped(ctx, self.inner.call(req)));
+            let result = fut.as_mut().await;
+            (
+                result.unwrap_or_else(error_response),
+                request::take_back(fut),
+            )
         };
         let route = ctx.route().unwrap_or_else(|| self.rt.http.unmatched());
         let status = resp.status().as_u16();
