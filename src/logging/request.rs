@@ -1,5 +1,5 @@
 //! The request an event belongs to. The HTTP middleware runs each request
-//! inside [`scope`]; the log layer adds the request's fields (`request_id`,
+//! inside [`scoped`]; the log layer adds the request's fields (`request_id`,
 //! `method`, `path`) to every event logged meanwhile: the handler's own lines
 //! and the request line. The router records in the same place which route
 //! template answered ([`set_route`]), for the middleware's metrics and
