@@ -146,3 +146,33 @@ async fn drop_page_cache_keeps_only_the_log_tail_cached() {
         env!("CARGO_TARGET_TMPDIR")
     );
 }
+
+/// `logging.level` filters request lines like every other line: at `warn`,
+/// a 200 writes nothing and a 4xx writes its warning.
+#[tokio::test]
+async fn request_lines_below_the_level_are_not_written() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert!(text.contains("\n  level: info\n"));
+    std::fs::write(
+        &manifest,
+        text.replace("\n  level: info\n", "\n  level: warn\n"),
+    )
+    .unwrap();
+    let srv = Server::start(&manifest, dir.path());
+    for _ in 0..3 {
+        let ok = reqwest::get(srv.url("/products")).await.unwrap();
+        assert_eq!(ok.status(), 200);
+    }
+    let bad = reqwest::get(srv.url("/products?limit=abc")).await.unwrap();
+    assert_eq!(bad.status(), 400);
+    assert!(srv.stop().success());
+    let requests: Vec<_> = log_lines(dir.path())
+        .into_iter()
+        .filter(|l| l["logger"] == "telltale::http")
+        .collect();
+    assert_eq!(requests.len(), 1, "{requests:?}");
+    assert_eq!(requests[0]["level"], "warning");
+    assert_eq!(requests[0]["status"], 400);
+}

@@ -8,6 +8,7 @@
 //! Here each field is rendered once per format, strings are escaped a run at
 //! a time, the timestamp is formatted once, and buffers are reused per thread.
 
+use super::request::RequestFields;
 use super::sink::Sink;
 use std::cell::RefCell;
 use std::fmt::Write as _;
@@ -135,7 +136,7 @@ fn text_special(x: u64) -> bool {
 }
 
 /// Appends `s` as a JSON string; runs that need no escape are copied whole.
-fn push_json_str(out: &mut String, s: &str) {
+pub(super) fn push_json_str(out: &mut String, s: &str) {
     out.push('"');
     let mut rest = s;
     loop {
@@ -163,7 +164,7 @@ fn push_json_str(out: &mut String, s: &str) {
 }
 
 /// Appends `s` bare if it is a plain token, else quoted like `Debug`.
-fn push_text_str(out: &mut String, s: &str) {
+pub(super) fn push_text_str(out: &mut String, s: &str) {
     if !s.is_empty() && clean_prefix(s.as_bytes(), &TEXT_QUOTE, text_special) == s.len() {
         out.push_str(s);
     } else {
@@ -264,13 +265,13 @@ fn thousandths(v: f64) -> Option<u64> {
 }
 
 /// Writes `n` in decimal (itoa, not the `fmt` machinery: this is per request).
-fn push_u64(out: &mut String, n: u64) {
+pub(super) fn push_u64(out: &mut String, n: u64) {
     out.push_str(itoa::Buffer::new().format(n));
 }
 
 /// Writes `k / 1000` the way `Display` writes that `f64` (shortest form, no
 /// trailing zeros, e.g. `12.5`, `0.001`, `3`), without the float formatter.
-fn push_thousandths(out: &mut String, k: u64) {
+pub(super) fn push_thousandths(out: &mut String, k: u64) {
     let (int, mut frac) = (k / 1000, k % 1000);
     push_u64(out, int);
     if frac != 0 {
@@ -290,7 +291,7 @@ fn push_thousandths(out: &mut String, k: u64) {
 }
 
 /// The file's level names (what the shippers' pipelines match on).
-fn json_level(l: &Level) -> &'static str {
+pub(super) fn json_level(l: &Level) -> &'static str {
     match *l {
         Level::ERROR => "error",
         Level::WARN => "warning",
@@ -300,7 +301,7 @@ fn json_level(l: &Level) -> &'static str {
     }
 }
 
-fn console_level(l: &Level, ansi: bool) -> &'static str {
+pub(super) fn console_level(l: &Level, ansi: bool) -> &'static str {
     match (*l, ansi) {
         (Level::ERROR, false) => "ERROR",
         (Level::WARN, false) => " WARN",
@@ -394,7 +395,8 @@ impl LogLayer {
         line.clear();
         line.push_str("{\"timestamp\":\"");
         let stamp_at = line.len();
-        let key = push_timestamp(line);
+        let key = now_micros();
+        push_timestamp_at(line, key);
         let stamp = stamp_at..line.len();
         line.push_str("\",\"level\":\"");
         line.push_str(json_level(meta.level()));
@@ -416,32 +418,7 @@ impl LogLayer {
                 spans_text.push_str(": ");
             }
         }
-        super::request::with_current(|r| {
-            // The id and the method are plain by construction (see
-            // `RequestId` and `RequestFields::method`): no escape scan.
-            let (request_id, method) = (r.request_id.as_str(), r.method.as_str());
-            for part in [
-                ",\"request_id\":\"",
-                request_id,
-                "\",\"method\":\"",
-                method,
-                "\",\"path\":",
-            ] {
-                line.push_str(part);
-            }
-            push_json_str(line, r.path());
-            for part in [
-                "request{request_id=",
-                request_id,
-                " method=",
-                method,
-                " path=",
-            ] {
-                spans_text.push_str(part);
-            }
-            push_text_str(spans_text, r.path());
-            spans_text.push_str("}: ");
-        });
+        super::request::with_current(|r| push_request_fields(line, spans_text, r));
         line.push_str(json);
         line.push_str("}\n");
 
@@ -459,7 +436,7 @@ impl LogLayer {
         human.push_str(text);
         human.push('\n');
         match &self.output {
-            Output::Sink(s) => s.push(key, line.as_bytes(), human.as_bytes()),
+            Output::Sink(s) => s.push(key, line, human),
             Output::Stderr => {
                 let _ = std::io::stderr().lock().write_all(human.as_bytes());
             }
@@ -467,20 +444,53 @@ impl LogLayer {
     }
 }
 
-/// Appends now as RFC 3339 UTC with microseconds, e.g.
-/// `2026-01-02T03:04:05.123456Z`, and returns it in microseconds since the
-/// epoch. The part up to the seconds is formatted once per second per thread.
-fn push_timestamp(out: &mut String) -> u64 {
+/// Appends the current request's fields: `,"request_id":…,"method":…,"path":…`
+/// to the JSON line and `request{request_id=… method=… path=…}: ` to the
+/// console line's span part (shared by events and request lines).
+pub(super) fn push_request_fields(line: &mut String, spans_text: &mut String, r: &RequestFields) {
+    // The id and the method are plain by construction (see `RequestId` and
+    // `RequestFields::method`): no escape scan.
+    let (request_id, method) = (r.request_id(), r.method.as_str());
+    for part in [
+        ",\"request_id\":\"",
+        request_id,
+        "\",\"method\":\"",
+        method,
+        "\",\"path\":",
+    ] {
+        line.push_str(part);
+    }
+    push_json_str(line, r.path());
+    for part in [
+        "request{request_id=",
+        request_id,
+        " method=",
+        method,
+        " path=",
+    ] {
+        spans_text.push_str(part);
+    }
+    push_text_str(spans_text, r.path());
+    spans_text.push_str("}: ");
+}
+
+/// Now, in microseconds since the epoch (a line's timestamp and sort key).
+pub(super) fn now_micros() -> u64 {
+    let since = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default();
+    since.as_secs() * 1_000_000 + u64::from(since.subsec_micros())
+}
+
+/// Appends `micros` (since the epoch) as RFC 3339 UTC with microseconds,
+/// e.g. `2026-01-02T03:04:05.123456Z`. The part up to the seconds is
+/// formatted once per second per thread.
+pub(super) fn push_timestamp_at(out: &mut String, micros: u64) {
     thread_local! {
         static SECOND: RefCell<(u64, String)> = const { RefCell::new((u64::MAX, String::new())) };
     }
-    let now = std::time::SystemTime::now();
-    let since = now
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default();
-    let (secs, micros) = (since.as_secs(), since.subsec_micros());
-    SECOND.with(|cell| {
-        let mut cached = cell.borrow_mut();
+    let (secs, micros) = (micros / 1_000_000, (micros % 1_000_000) as u32);
+    let push_seconds = |cached: &mut (u64, String), out: &mut String| {
         if cached.0 != secs {
             let whole = std::time::UNIX_EPOCH + std::time::Duration::from_secs(secs);
             let mut s = humantime::format_rfc3339_seconds(whole).to_string();
@@ -488,15 +498,21 @@ fn push_timestamp(out: &mut String) -> u64 {
             *cached = (secs, s);
         }
         out.push_str(&cached.1);
+    };
+    let pushed = SECOND.try_with(|cell| match cell.try_borrow_mut() {
+        Ok(mut cached) => push_seconds(&mut cached, out),
+        Err(_) => push_seconds(&mut (u64::MAX, String::new()), out),
     });
+    if pushed.is_err() {
+        push_seconds(&mut (u64::MAX, String::new()), out);
+    }
     let mut tail = *b".000000Z";
     let mut n = micros;
     for d in tail[1..7].iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.extend(tail.map(char::from));
-    secs * 1_000_000 + u64::from(micros)
+    out.push_str(std::str::from_utf8(&tail).unwrap_or_default());
 }
 
 #[cfg(test)]

@@ -1,7 +1,8 @@
 //! Logging: human-readable lines on the console, one flat JSON object per
 //! line in rotated files, both made by one layer (`layer.rs`). Request
 //! threads only format the lines and queue them; a writer thread writes in
-//! batches (`sink.rs`).
+//! batches (`sink.rs`). The request line itself is queued as a record and
+//! rendered by the writer (`request_line.rs`).
 //!
 //! The writers are *not* lossy: when the queue is full, request threads wait
 //! rather than drop lines, and the returned guard writes everything out on
@@ -11,7 +12,10 @@
 mod layer;
 mod pagecache;
 pub mod request;
+mod request_line;
 mod sink;
+
+pub use request_line::RequestLine;
 
 use crate::manifest::{Logging, Rotation};
 use layer::{LogLayer, Output};
@@ -69,6 +73,7 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
+    let ansi = std::io::stderr().is_terminal();
     // Request threads only format and queue lines; the writes happen on
     // this thread.
     let (sink, guard) = if cfg.drop_page_cache {
@@ -85,9 +90,9 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         let stderr = std::io::stderr();
         let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
         let console = DropBehind::new(stderr, Locate::Fd(console_file));
-        Sink::spawn(file, console, "telltale-log")
+        Sink::spawn(file, console, "telltale-log", ansi)
     } else {
-        Sink::spawn(appender, std::io::stderr(), "telltale-log")
+        Sink::spawn(appender, std::io::stderr(), "telltale-log", ansi)
     };
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are
@@ -95,11 +100,12 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
     tracing_subscriber::registry()
         .with(level)
         .with(LogLayer {
-            output: Output::Sink(sink),
-            ansi: std::io::stderr().is_terminal(),
+            output: Output::Sink(sink.clone()),
+            ansi,
         })
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
+    request_line::install(sink);
     Ok(LogGuard {
         _writer: Some(guard),
     })

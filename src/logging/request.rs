@@ -25,6 +25,9 @@ use tracing::level_filters::LevelFilter;
 const MAX_LOGGED_PATH: usize = 512;
 /// Paths up to this length are kept without an allocation.
 const INLINE_PATH: usize = 80;
+/// Request ids up to this length (generated ones have 32 characters, UUIDs
+/// 36) are kept without an allocation.
+const INLINE_ID: usize = 48;
 
 /// Longest incoming `x-request-id` that is kept.
 const MAX_ID: usize = 128;
@@ -99,56 +102,72 @@ impl RequestId {
     }
 }
 
-/// The logged fields of one request.
+/// The logged fields of one request, copied out of the request so that
+/// they share nothing with it: a request line carries them to the log writer
+/// thread, and an allocation freed on another thread than the one that made
+/// it costs both threads (the allocator's per-thread caches stop working).
+#[derive(Clone)]
 pub struct RequestFields {
-    pub request_id: RequestId,
+    request_id: InlineStr<INLINE_ID>,
     /// Only token characters (RFC 9110 `tchar`, which `http` enforces), so,
     /// like the id, it is written without an escape scan.
     pub method: Method,
-    path: LoggedPath,
+    path: InlineStr<INLINE_PATH>,
 }
 
-/// The raw path, cut to [`MAX_LOGGED_PATH`]; inline when short, because
-/// copying a `String` (or cloning the request's `Uri`, whose bytes are not
-/// shared yet) is an allocation per request.
-enum LoggedPath {
-    Inline { len: u8, buf: [u8; INLINE_PATH] },
+/// A string kept inline when it has at most `N` bytes (`N` < 256).
+#[derive(Clone)]
+enum InlineStr<const N: usize> {
+    Inline { len: u8, buf: [u8; N] },
     Heap(Box<str>),
 }
 
+impl<const N: usize> InlineStr<N> {
+    fn new(s: &str) -> Self {
+        if s.len() <= N {
+            let mut buf = [0; N];
+            buf[..s.len()].copy_from_slice(s.as_bytes());
+            InlineStr::Inline {
+                len: s.len() as u8,
+                buf,
+            }
+        } else {
+            InlineStr::Heap(s.into())
+        }
+    }
+
+    fn as_str(&self) -> &str {
+        match self {
+            // Whole chars of a `&str` were copied in `new`.
+            InlineStr::Inline { len, buf } => {
+                std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
+            }
+            InlineStr::Heap(s) => s,
+        }
+    }
+}
+
 impl RequestFields {
-    pub fn new(request_id: RequestId, method: Method, path: &str) -> Self {
+    pub fn new(request_id: &RequestId, method: Method, path: &str) -> Self {
         let mut end = path.len().min(MAX_LOGGED_PATH);
         while !path.is_char_boundary(end) {
             end -= 1;
         }
-        let path = &path[..end];
-        let path = if path.len() <= INLINE_PATH {
-            let mut buf = [0; INLINE_PATH];
-            buf[..path.len()].copy_from_slice(path.as_bytes());
-            LoggedPath::Inline {
-                len: path.len() as u8,
-                buf,
-            }
-        } else {
-            LoggedPath::Heap(path.into())
-        };
         RequestFields {
-            request_id,
+            request_id: InlineStr::new(request_id.as_str()),
             method,
-            path,
+            path: InlineStr::new(&path[..end]),
         }
+    }
+
+    /// The request id (plain ASCII, see [`RequestId`]).
+    pub fn request_id(&self) -> &str {
+        self.request_id.as_str()
     }
 
     /// The raw path, cut to a loggable length on a char boundary.
     pub fn path(&self) -> &str {
-        match &self.path {
-            // Whole chars of a `&str` were copied in `new`.
-            LoggedPath::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
-            }
-            LoggedPath::Heap(s) => s,
-        }
+        self.path.as_str()
     }
 }
 
@@ -170,6 +189,11 @@ impl Context {
     /// The route tag [`set_route`] recorded, if any.
     pub fn route(&self) -> Option<usize> {
         self.route.get()
+    }
+
+    /// The request's log fields (none when logging is off).
+    pub fn into_fields(self) -> Option<RequestFields> {
+        self.fields
     }
 }
 
@@ -199,7 +223,8 @@ pub fn take_back<F: Future>(fut: Pin<&mut TaskLocalFuture<Context, F>>) -> Conte
     fut.take_value().unwrap_or_else(|| Context::new(None))
 }
 
-/// Runs `f` with `ctx` as the current request (for the request line).
+/// Runs `f` with `ctx` as the current request.
+#[cfg(test)]
 pub fn sync_scope<R>(ctx: Context, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(ctx, f)
 }
@@ -225,7 +250,9 @@ mod tests {
 
     fn path(path: &str) -> String {
         let id = RequestId::from_header(&HeaderValue::from_static("id")).unwrap();
-        RequestFields::new(id, Method::GET, path).path().to_string()
+        RequestFields::new(&id, Method::GET, path)
+            .path()
+            .to_string()
     }
 
     #[test]
@@ -247,6 +274,17 @@ mod tests {
         assert!(cut.len() == MAX_LOGGED_PATH - 1 && long.starts_with(&cut));
         let short = "/é".repeat(INLINE_PATH / 3 - 1);
         assert_eq!(path(&short), short);
+    }
+
+    #[test]
+    fn request_ids_of_every_allowed_length_are_logged_whole() {
+        for len in [1, INLINE_ID - 1, INLINE_ID, INLINE_ID + 1, MAX_ID] {
+            let id = "i".repeat(len);
+            let rid = RequestId::from_header(&HeaderValue::from_str(&id).unwrap()).unwrap();
+            let fields = RequestFields::new(&rid, Method::GET, "/");
+            assert_eq!(fields.request_id(), id);
+            assert_eq!(fields.clone().request_id(), id);
+        }
     }
 
     #[test]

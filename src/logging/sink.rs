@@ -19,6 +19,7 @@
 //! Not lossy: when a thread has [`MAX_QUEUED`] bytes waiting, it blocks until
 //! the writer catches up, and dropping the [`SinkGuard`] writes out everything.
 
+use super::request_line::RequestLine;
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -36,20 +37,27 @@ pub const MAX_QUEUED: usize = 8 * 1024 * 1024;
 /// One thread's lines, not yet written.
 #[derive(Default)]
 struct Queue {
-    file: Vec<u8>,
-    console: Vec<u8>,
+    file: String,
+    console: String,
     /// Per line: its timestamp key and where it ends in `file` and `console`.
+    /// A record's line takes no bytes there: it is rendered when written.
     lines: Vec<(u64, usize, usize)>,
+    /// Request lines not rendered yet, each with its index in `lines`.
+    records: Vec<(usize, RequestLine)>,
 }
+
+/// What a queued record counts for against [`BATCH`] and [`MAX_QUEUED`].
+const RECORD_BYTES: usize = std::mem::size_of::<(usize, RequestLine)>();
 
 impl Queue {
     fn bytes(&self) -> usize {
-        self.file.len() + self.console.len()
+        self.file.len() + self.console.len() + self.records.len() * RECORD_BYTES
     }
     fn clear(&mut self) {
         self.file.clear();
         self.console.clear();
         self.lines.clear();
+        self.records.clear();
     }
 }
 
@@ -120,8 +128,9 @@ thread_local! {
 }
 
 impl Sink {
-    /// Starts a writer thread named `name` in front of `file` and `console`.
-    pub fn spawn<F, C>(file: F, console: C, name: &str) -> (Sink, SinkGuard)
+    /// Starts a writer thread named `name` in front of `file` and `console`
+    /// (`ansi`: request lines color their console level).
+    pub fn spawn<F, C>(file: F, console: C, name: &str, ansi: bool) -> (Sink, SinkGuard)
     where
         F: Write + Send + 'static,
         C: Write + Send + 'static,
@@ -131,7 +140,7 @@ impl Sink {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || writer(&shared, file, console))
+                .spawn(move || writer(&shared, file, console, ansi))
                 .expect("spawn the log writer thread")
         };
         (
@@ -181,7 +190,29 @@ impl Sink {
 
     /// Queues one event: its file line and console line (each with its
     /// `\n`) and its timestamp in microseconds, the order they are written in.
-    pub fn push(&self, key: u64, file: &[u8], console: &[u8]) {
+    pub fn push(&self, key: u64, file: &str, console: &str) {
+        self.enqueue(|q| {
+            q.file.push_str(file);
+            q.console.push_str(console);
+            let record = (key, q.file.len(), q.console.len());
+            q.lines.push(record);
+        });
+    }
+
+    /// Queues a request line, stamped `key` (microseconds since the epoch);
+    /// the writer renders it (`RequestLine::render`).
+    pub fn push_record(&self, key: u64, line: RequestLine) {
+        self.enqueue(|q| {
+            let at = q.lines.len();
+            let record = (key, q.file.len(), q.console.len());
+            q.lines.push(record);
+            q.records.push((at, line));
+        });
+    }
+
+    /// Runs `add` on this thread's queue, waiting first if it is full, and
+    /// wakes the writer if it is idle or the queue now holds a batch.
+    fn enqueue(&self, add: impl FnOnce(&mut Queue)) {
         self.with_slot(|slot| {
             let mut q = slot.lock();
             if q.bytes() >= MAX_QUEUED {
@@ -190,10 +221,7 @@ impl Sink {
                 q = slot.lock();
             }
             let before = q.bytes();
-            q.file.extend_from_slice(file);
-            q.console.extend_from_slice(console);
-            let record = (key, q.file.len(), q.console.len());
-            q.lines.push(record);
+            add(&mut q);
             let full = before < BATCH && q.bytes() >= BATCH;
             drop(q);
             // Only an idle writer or a full batch is worth a wake-up: a
@@ -217,11 +245,11 @@ impl Sink {
 }
 
 /// Writes `data` to `out`; reports the first failure of a run only.
-fn write_out(out: &mut impl Write, data: &[u8], failed: &mut bool) {
+fn write_out(out: &mut impl Write, data: &str, failed: &mut bool) {
     if data.is_empty() {
         return;
     }
-    match out.write_all(data).and_then(|()| out.flush()) {
+    match out.write_all(data.as_bytes()).and_then(|()| out.flush()) {
         Ok(()) => *failed = false,
         Err(e) if !*failed => {
             *failed = true;
@@ -231,28 +259,67 @@ fn write_out(out: &mut impl Write, data: &[u8], failed: &mut bool) {
     }
 }
 
+/// How the writer thread renders queued request lines, and its scratch space.
+#[derive(Default)]
+struct Render {
+    ansi: bool,
+    spans: String,
+}
+
+/// Appends lines `first..end` of `q` to `file` and `console`: the bytes of
+/// rendered lines as whole runs, records rendered in their place. `rec` is
+/// the index in `q.records` of the first record not written yet.
+#[allow(clippy::too_many_arguments)]
+fn copy_lines(
+    q: &Queue,
+    first: usize,
+    end: usize,
+    rec: &mut usize,
+    file: &mut String,
+    console: &mut String,
+    render: &mut Render,
+) {
+    let (mut fs, mut cs) = match first {
+        0 => (0, 0),
+        _ => (q.lines[first - 1].1, q.lines[first - 1].2),
+    };
+    while let Some((li, line)) = q.records.get(*rec).filter(|(li, _)| *li < end) {
+        // A record takes no bytes: it sits where the lines before it end.
+        let (key, fe, ce) = q.lines[*li];
+        file.push_str(&q.file[fs..fe]);
+        console.push_str(&q.console[cs..ce]);
+        line.render(key, render.ansi, file, console, &mut render.spans);
+        (fs, cs) = (fe, ce);
+        *rec += 1;
+    }
+    let (_, fe, ce) = q.lines[end - 1];
+    file.push_str(&q.file[fs..fe]);
+    console.push_str(&q.console[cs..ce]);
+}
+
 /// Merges several threads' queues into `file` and `console` in timestamp
 /// order. Each queue is already in its thread's time order, so this is a
 /// k-way merge: the earliest next line wins (the lower queue on a tie) and
-/// its queue's following lines go with it, copied as one run, while they
-/// stay ahead of every other queue. Each thread's lines keep their order
-/// even if the clock steps back. `next` is scratch space.
-fn merge(queues: &[Queue], next: &mut Vec<usize>, file: &mut Vec<u8>, console: &mut Vec<u8>) {
+/// its queue's following lines go with it, as one run, while they stay
+/// ahead of every other queue. Each thread's lines keep their order even if
+/// the clock steps back. `next` is scratch space.
+fn merge(
+    queues: &[Queue],
+    next: &mut Vec<(usize, usize)>,
+    file: &mut String,
+    console: &mut String,
+    render: &mut Render,
+) {
     next.clear();
-    next.resize(queues.len(), 0);
+    next.resize(queues.len(), (0, 0));
     file.clear();
     console.clear();
-    // Where line `li` of `q` starts in its `file` and `console` buffers.
-    let start = |q: &Queue, li: usize| match li {
-        0 => (0, 0),
-        _ => (q.lines[li - 1].1, q.lines[li - 1].2),
-    };
     loop {
         // The earliest next line, and the runner-up it must stay ahead of.
         let mut best: Option<(u64, usize)> = None;
         let mut rival: Option<(u64, usize)> = None;
         for (qi, q) in queues.iter().enumerate() {
-            let Some(&(key, _, _)) = q.lines.get(next[qi]) else {
+            let Some(&(key, _, _)) = q.lines.get(next[qi].0) else {
                 continue;
             };
             if best.is_none_or(|b| (key, qi) < b) {
@@ -264,7 +331,7 @@ fn merge(queues: &[Queue], next: &mut Vec<usize>, file: &mut Vec<u8>, console: &
         }
         let Some((_, qi)) = best else { break };
         let q = &queues[qi];
-        let first = next[qi];
+        let (first, mut rec) = next[qi];
         let mut end = first + 1;
         while let Some(&(key, _, _)) = q.lines.get(end) {
             if rival.is_some_and(|r| (key, qi) > r) {
@@ -272,19 +339,20 @@ fn merge(queues: &[Queue], next: &mut Vec<usize>, file: &mut Vec<u8>, console: &
             }
             end += 1;
         }
-        let (fs, cs) = start(q, first);
-        let (_, fe, ce) = q.lines[end - 1];
-        file.extend_from_slice(&q.file[fs..fe]);
-        console.extend_from_slice(&q.console[cs..ce]);
-        next[qi] = end;
+        copy_lines(q, first, end, &mut rec, file, console, render);
+        next[qi] = (end, rec);
     }
 }
 
-fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C) {
+fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C, ansi: bool) {
+    let mut render = Render {
+        ansi,
+        ..Render::default()
+    };
     let mut taken: Vec<Queue> = Vec::new();
     let mut spares: Vec<Queue> = Vec::new();
-    let mut next: Vec<usize> = Vec::new();
-    let (mut out_file, mut out_console) = (Vec::new(), Vec::new());
+    let mut next: Vec<(usize, usize)> = Vec::new();
+    let (mut out_file, mut out_console) = (String::new(), String::new());
     let (mut file_failed, mut console_failed) = (false, false);
     loop {
         // Sleep until there is something to write (or the guard is dropped).
@@ -327,13 +395,24 @@ fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C) {
             sh.room.notify_all();
         }
 
-        if let [only] = taken.as_slice() {
-            write_out(&mut file, &only.file, &mut file_failed);
-            write_out(&mut console, &only.console, &mut console_failed);
-        } else if !taken.is_empty() {
-            merge(&taken, &mut next, &mut out_file, &mut out_console);
-            write_out(&mut file, &out_file, &mut file_failed);
-            write_out(&mut console, &out_console, &mut console_failed);
+        match taken.as_slice() {
+            [] => {}
+            // One queue with nothing to render: its bytes are the output.
+            [only] if only.records.is_empty() => {
+                write_out(&mut file, &only.file, &mut file_failed);
+                write_out(&mut console, &only.console, &mut console_failed);
+            }
+            queues => {
+                merge(
+                    queues,
+                    &mut next,
+                    &mut out_file,
+                    &mut out_console,
+                    &mut render,
+                );
+                write_out(&mut file, &out_file, &mut file_failed);
+                write_out(&mut console, &out_console, &mut console_failed);
+            }
         }
         for mut q in taken.drain(..) {
             q.clear();
@@ -381,7 +460,7 @@ mod tests {
     #[test]
     fn every_line_is_written_whole_and_in_order_per_thread() {
         let (file, console) = (Out::default(), Out::default());
-        let (sink, guard) = Sink::spawn(file.clone(), console.clone(), "test-sink");
+        let (sink, guard) = Sink::spawn(file.clone(), console.clone(), "test-sink", false);
         let clock = Arc::new(std::sync::atomic::AtomicU64::new(0));
         let threads: Vec<_> = (0..4)
             .map(|t| {
@@ -392,7 +471,7 @@ mod tests {
                         // interleaved across threads.
                         let key = clock.fetch_add(1, Ordering::Relaxed);
                         let line = format!("{key} {t} {i}\n");
-                        sink.push(key, line.as_bytes(), format!("c {line}").as_bytes());
+                        sink.push(key, &line, &format!("c {line}"));
                     }
                 })
             })
@@ -416,11 +495,40 @@ mod tests {
         assert_eq!(console.lines().count(), 80_000);
     }
 
+    /// A request line for test line `text` (those that start with `R`).
+    fn record(text: &str) -> RequestLine {
+        use crate::logging::request::{RequestFields, RequestId};
+        let id = RequestId::from_header(&poem::http::HeaderValue::from_static("id")).unwrap();
+        RequestLine {
+            fields: RequestFields::new(&id, poem::http::Method::GET, &format!("/{text}")),
+            status: 200,
+            duration_us: 1,
+            route: "/r",
+        }
+    }
+
+    /// The file and console lines the writer gives for test line `text`.
+    fn written(key: u64, text: &str) -> (String, String) {
+        let (mut file, mut console) = (String::new(), String::new());
+        if text.starts_with('R') {
+            record(text).render(key, false, &mut file, &mut console, &mut String::new());
+        } else {
+            (file, console) = (format!("{text}\n"), format!("c{text}\n"));
+        }
+        (file, console)
+    }
+
+    /// A queue of lines; those whose text starts with `R` are request
+    /// records, the others rendered bytes.
     fn queue(lines: &[(u64, &str)]) -> Queue {
         let mut q = Queue::default();
         for (key, text) in lines {
-            q.file.extend_from_slice(format!("{text}\n").as_bytes());
-            q.console.extend_from_slice(format!("c{text}\n").as_bytes());
+            if text.starts_with('R') {
+                q.records.push((q.lines.len(), record(text)));
+            } else {
+                q.file.push_str(&format!("{text}\n"));
+                q.console.push_str(&format!("c{text}\n"));
+            }
             q.lines.push((*key, q.file.len(), q.console.len()));
         }
         q
@@ -434,21 +542,22 @@ mod tests {
             queue(&[(2, "b2"), (5, "b5"), (7, "b7")]),
             queue(&[(0, "c0"), (10, "c10")]),
         ];
-        let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
-        merge(&queues, &mut next, &mut file, &mut console);
+        let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
+        merge(
+            &queues,
+            &mut next,
+            &mut file,
+            &mut console,
+            &mut Render::default(),
+        );
         let want = ["c0", "a1", "b2", "a5", "a5bis", "b5", "b7", "a9", "c10"];
-        assert_eq!(
-            String::from_utf8(file).unwrap(),
-            want.map(|w| format!("{w}\n")).concat()
-        );
-        assert_eq!(
-            String::from_utf8(console).unwrap(),
-            want.map(|w| format!("c{w}\n")).concat()
-        );
+        assert_eq!(file, want.map(|w| format!("{w}\n")).concat());
+        assert_eq!(console, want.map(|w| format!("c{w}\n")).concat());
     }
 
     /// The k-way merge gives what a stable sort of every line by timestamp
-    /// gives, on queues with many ties and runs of every length.
+    /// gives, on queues with many ties and runs of every length, with request
+    /// records (rendered by the merge) among the rendered lines.
     #[test]
     fn merge_equals_a_stable_sort_by_timestamp() {
         let mut seed = 0x2545_f491_4f6c_dd1du64;
@@ -458,7 +567,7 @@ mod tests {
             seed ^= seed << 17;
             seed % n
         };
-        let mut checked = 0;
+        let (mut checked, mut records) = (0, 0);
         for _ in 0..300 {
             let k = 1 + rand(5) as usize;
             let owned: Vec<Vec<(u64, String)>> = (0..k)
@@ -467,7 +576,8 @@ mod tests {
                     (0..rand(12))
                         .map(|li| {
                             key += rand(3); // 0: a tie with the line before
-                            (key, format!("q{qi}l{li}"))
+                            let kind = if rand(3) == 0 { "R" } else { "" };
+                            (key, format!("{kind}q{qi}l{li}"))
                         })
                         .collect()
                 })
@@ -481,15 +591,24 @@ mod tests {
                 .flat_map(|q| q.iter().map(|(k, t)| (*k, t.as_str())))
                 .collect();
             all.sort_by_key(|&(key, _)| key); // stable: queue order on ties
-            let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
-            merge(&queues, &mut next, &mut file, &mut console);
-            let want: String = all.iter().map(|(_, t)| format!("{t}\n")).collect();
-            assert_eq!(String::from_utf8(file).unwrap(), want);
-            let want: String = all.iter().map(|(_, t)| format!("c{t}\n")).collect();
-            assert_eq!(String::from_utf8(console).unwrap(), want);
+            let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
+            merge(
+                &queues,
+                &mut next,
+                &mut file,
+                &mut console,
+                &mut Render::default(),
+            );
+            let want: Vec<(String, String)> = all.iter().map(|&(k, t)| written(k, t)).collect();
+            assert_eq!(file, want.iter().map(|w| w.0.as_str()).collect::<String>());
+            assert_eq!(
+                console,
+                want.iter().map(|w| w.1.as_str()).collect::<String>()
+            );
             checked += all.len();
+            records += all.iter().filter(|(_, t)| t.starts_with('R')).count();
         }
-        assert!(checked > 1000, "{checked}");
+        assert!(checked > 1000 && records > 300, "{checked} {records}");
     }
 
     /// A clock that steps back does not reorder one thread's lines.
@@ -499,19 +618,25 @@ mod tests {
             queue(&[(10, "a10"), (3, "a3"), (4, "a4")]),
             queue(&[(5, "b5")]),
         ];
-        let (mut next, mut file, mut console) = (Vec::new(), Vec::new(), Vec::new());
-        merge(&queues, &mut next, &mut file, &mut console);
-        assert_eq!(String::from_utf8(file).unwrap(), "b5\na10\na3\na4\n");
+        let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
+        merge(
+            &queues,
+            &mut next,
+            &mut file,
+            &mut console,
+            &mut Render::default(),
+        );
+        assert_eq!(file, "b5\na10\na3\na4\n");
     }
 
     #[test]
     fn a_line_reaches_the_output_without_a_shutdown() {
         let (file, console) = (Out::default(), Out::default());
-        let (sink, _guard) = Sink::spawn(file.clone(), console.clone(), "test-sink");
+        let (sink, _guard) = Sink::spawn(file.clone(), console.clone(), "test-sink", false);
         for round in 0..3 {
             // The writer goes idle between rounds; each first line wakes it.
             let want = "hello\n".repeat(round + 1);
-            sink.push(round as u64, b"hello\n", b"");
+            sink.push(round as u64, "hello\n", "");
             let deadline = std::time::Instant::now() + Duration::from_secs(10);
             while file.text() != want {
                 assert!(std::time::Instant::now() < deadline, "line never written");
@@ -535,12 +660,11 @@ mod tests {
             }
         }
         let file = Out::default();
-        let (sink, guard) = Sink::spawn(Slow(file.clone()), std::io::sink(), "test-sink");
-        let line = vec![b'x'; 64 * 1024 - 1];
-        let line = [line.as_slice(), b"\n"].concat();
+        let (sink, guard) = Sink::spawn(Slow(file.clone()), std::io::sink(), "test-sink", false);
+        let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
         let n = 3 * MAX_QUEUED / line.len();
         for i in 0..n {
-            sink.push(i as u64, &line, b"");
+            sink.push(i as u64, &line, "");
         }
         drop(guard);
         assert_eq!(file.0.lock().unwrap().len(), n * line.len());

@@ -6,8 +6,8 @@
 
 use poem::http::Method;
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
-use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::collections::{BTreeSet, HashMap};
+use std::sync::{Mutex, OnceLock};
 
 /// The `path` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
@@ -35,13 +35,27 @@ pub fn method_label(i: usize) -> &'static str {
     METHODS[i]
 }
 
+/// `s` for the rest of the process: each distinct route template is leaked
+/// once (a closed set, from the manifest), so that a request line can carry
+/// its route to the log writer thread without a reference count.
+fn intern(s: String) -> &'static str {
+    static SEEN: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
+    let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
+    if let Some(&known) = seen.get(s.as_str()) {
+        return known;
+    }
+    let s: &'static str = Box::leak(s.into_boxed_str());
+    seen.insert(s);
+    s
+}
+
 struct MethodSlot {
     duration: Option<Histogram>,
     by_status: Box<[OnceLock<Option<IntCounter>>]>,
 }
 
 struct RouteSlot {
-    path: String,
+    path: &'static str,
     methods: [OnceLock<MethodSlot>; 8],
 }
 
@@ -64,12 +78,12 @@ impl HttpMetrics {
         let mut routes: Vec<RouteSlot> = paths
             .into_iter()
             .map(|path| RouteSlot {
-                path,
+                path: intern(path),
                 methods: Default::default(),
             })
             .collect();
         routes.push(RouteSlot {
-            path: UNMATCHED.into(),
+            path: UNMATCHED,
             methods: Default::default(),
         });
         let (requests, requests_labels) = requests.map_or((None, vec![]), |(v, l)| (Some(v), l));
@@ -84,8 +98,8 @@ impl HttpMetrics {
     }
 
     /// The `path` label of route tag `route`.
-    pub fn template(&self, route: usize) -> &str {
-        &self.routes[route.min(self.routes.len() - 1)].path
+    pub fn template(&self, route: usize) -> &'static str {
+        self.routes[route.min(self.routes.len() - 1)].path
     }
 
     /// The route tag used for requests that matched no route.
@@ -138,7 +152,7 @@ impl HttpMetrics {
         let slot = &self.routes[route.min(self.routes.len() - 1)];
         let ms = slot.methods[method].get_or_init(|| MethodSlot {
             duration: self.duration.as_ref().map(|d| {
-                let v = Self::values(&self.duration_labels, &slot.path, method_label(method), "");
+                let v = Self::values(&self.duration_labels, slot.path, method_label(method), "");
                 d.with(&v)
             }),
             by_status: (100..600).map(|_| OnceLock::new()).collect(),
@@ -147,7 +161,7 @@ impl HttpMetrics {
         let counter = ms.by_status[(code - 100) as usize].get_or_init(|| {
             self.requests.as_ref().map(|r| {
                 let s = code.to_string();
-                let v = Self::values(&self.requests_labels, &slot.path, method_label(method), &s);
+                let v = Self::values(&self.requests_labels, slot.path, method_label(method), &s);
                 r.with(&v)
             })
         });

@@ -1,11 +1,12 @@
 //! The one middleware: request id, request log context, metrics, the
-//! request log line and JSON errors for everything the routes did not answer.
+//! request line (`logging::RequestLine`) and JSON errors for everything the routes did not answer.
 
 use super::error::json_error;
 use super::http_metrics::method_index;
 use super::routes::error_response;
 use super::Runtime;
 use crate::logging::request::{self, Context, RequestFields, RequestId};
+use crate::logging::RequestLine;
 use poem::http::{header, HeaderName, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
 use std::sync::Arc;
@@ -43,7 +44,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let method = method_index(req.method());
         let ctx = Context::new(
             request::wanted()
-                .then(|| RequestFields::new(rid.clone(), req.method().clone(), req.uri().path())),
+                .then(|| RequestFields::new(&rid, req.method().clone(), req.uri().path())),
         );
         let too_big = req
             .headers()
@@ -75,17 +76,15 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         self.rt
             .http
             .observe(route, method, status, elapsed.as_secs_f64());
-        let duration_ms = (elapsed.as_secs_f64() * 1e6).round() / 1e3;
-        request::sync_scope(ctx, || {
-            let route = self.rt.http.template(route);
-            if status >= 500 {
-                tracing::error!(target: "telltale::http", status, duration_ms, route, "request failed");
-            } else if status >= 400 {
-                tracing::warn!(target: "telltale::http", status, duration_ms, route, "request rejected");
-            } else {
-                tracing::info!(target: "telltale::http", status, duration_ms, route, "request completed");
+        if let Some(fields) = ctx.into_fields() {
+            RequestLine {
+                fields,
+                status,
+                duration_us: (elapsed.as_secs_f64() * 1e6).round() as u64,
+                route: self.rt.http.template(route),
             }
-        });
+            .log();
+        }
         resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         Ok(resp)
     }
