@@ -506,13 +506,17 @@ pub(super) fn push_timestamp_at(out: &mut String, micros: u64) {
     if pushed.is_err() {
         push_seconds(&mut (u64::MAX, String::new()), out);
     }
-    let mut tail = *b".000000Z";
+    let mut digits = [0u8; 6];
     let mut n = micros;
-    for d in tail[1..7].iter_mut().rev() {
+    for d in digits.iter_mut().rev() {
         *d = b'0' + (n % 10) as u8;
         n /= 10;
     }
-    out.push_str(std::str::from_utf8(&tail).unwrap_or_default());
+    out.push('.');
+    for d in digits {
+        out.push(char::from(d));
+    }
+    out.push('Z');
 }
 
 #[cfg(test)]

@@ -13,6 +13,7 @@
 //! a tag in the response's extensions, which cost two allocations per
 //! request (the extensions map and its table).
 
+use arrayvec::ArrayString;
 use poem::http::{HeaderValue, Method};
 use std::cell::Cell;
 use std::future::Future;
@@ -115,33 +116,26 @@ pub struct RequestFields {
     path: InlineStr<INLINE_PATH>,
 }
 
-/// A string kept inline when it has at most `N` bytes (`N` < 256).
+/// A string kept inline when it has at most `N` bytes. `ArrayString` rather
+/// than a byte array: reading it back needs no UTF-8 check (the log writer
+/// reads every request's id and path, twice for the path).
 #[derive(Clone)]
 enum InlineStr<const N: usize> {
-    Inline { len: u8, buf: [u8; N] },
+    Inline(ArrayString<N>),
     Heap(Box<str>),
 }
 
 impl<const N: usize> InlineStr<N> {
     fn new(s: &str) -> Self {
-        if s.len() <= N {
-            let mut buf = [0; N];
-            buf[..s.len()].copy_from_slice(s.as_bytes());
-            InlineStr::Inline {
-                len: s.len() as u8,
-                buf,
-            }
-        } else {
-            InlineStr::Heap(s.into())
+        match ArrayString::from(s) {
+            Ok(inline) => InlineStr::Inline(inline),
+            Err(_) => InlineStr::Heap(s.into()),
         }
     }
 
     fn as_str(&self) -> &str {
         match self {
-            // Whole chars of a `&str` were copied in `new`.
-            InlineStr::Inline { len, buf } => {
-                std::str::from_utf8(&buf[..*len as usize]).unwrap_or_default()
-            }
+            InlineStr::Inline(s) => s,
             InlineStr::Heap(s) => s,
         }
     }

@@ -48,22 +48,28 @@ pub(super) fn install(sink: Sink) {
     let _ = SINK.set(sink);
 }
 
+/// A request line's level: `error` for 5xx, `warning` for 4xx, else `info`.
+fn level_of(status: u16) -> Level {
+    match status {
+        500.. => Level::ERROR,
+        400..=499 => Level::WARN,
+        _ => Level::INFO,
+    }
+}
+
+/// A request line's message, by status like its level.
+fn message_of(status: u16) -> &'static str {
+    match status {
+        500.. => "request failed",
+        400..=499 => "request rejected",
+        _ => "request completed",
+    }
+}
+
 impl RequestLine {
     /// `error` for 5xx, `warning` for 4xx, else `info`.
     pub fn level(&self) -> Level {
-        match self.status {
-            500.. => Level::ERROR,
-            400..=499 => Level::WARN,
-            _ => Level::INFO,
-        }
-    }
-
-    fn message(&self) -> &'static str {
-        match self.status {
-            500.. => "request failed",
-            400..=499 => "request rejected",
-            _ => "request completed",
-        }
+        level_of(self.status)
     }
 
     /// Queues the line, stamped now, if its level is enabled and a logger
@@ -82,22 +88,21 @@ impl RequestLine {
     pub(super) fn render(
         &self,
         micros: u64,
-        ansi: bool,
+        style: &Style,
         file: &mut String,
         console: &mut String,
         spans: &mut String,
     ) {
-        let (level, message) = (self.level(), self.message());
+        let parts = &style.levels[match self.status {
+            500.. => 0,
+            400..=499 => 1,
+            _ => 2,
+        }];
         file.push_str("{\"timestamp\":\"");
         let stamp = file.len();
         push_timestamp_at(file, micros);
         let stamp = stamp..file.len();
-        file.push_str("\",\"level\":\"");
-        file.push_str(json_level(&level));
-        file.push_str("\",\"logger\":");
-        push_json_str(file, TARGET);
-        file.push_str(",\"message\":");
-        push_json_str(file, message);
+        file.push_str(&parts.json);
         spans.clear();
         push_request_fields(file, spans, &self.fields);
         file.push_str(",\"status\":");
@@ -109,20 +114,54 @@ impl RequestLine {
         file.push_str("}\n");
 
         console.push_str(&file[stamp]);
-        console.push(' ');
-        console.push_str(console_level(&level, ansi));
-        console.push(' ');
+        console.push_str(&parts.console_level);
         console.push_str(spans);
-        console.push_str(TARGET);
-        console.push_str(": ");
-        console.push_str(message);
-        console.push_str(" status=");
+        console.push_str(&parts.console);
         push_u64(console, self.status.into());
         console.push_str(" duration_ms=");
         push_thousandths(console, self.duration_us);
         console.push_str(" route=");
         push_text_str(console, self.route);
         console.push('\n');
+    }
+}
+
+/// The parts of a request line that depend only on its level (and on the
+/// console's colors), rendered once by the writer thread.
+pub(super) struct Style {
+    /// Error, warning, info.
+    levels: [LevelParts; 3],
+}
+
+struct LevelParts {
+    /// `","level":…,"logger":…,"message":…` (after the timestamp).
+    json: String,
+    /// ` LEVEL ` (after the timestamp).
+    console_level: String,
+    /// `telltale::http: request completed status=` (after the request's fields).
+    console: String,
+}
+
+impl Style {
+    pub(super) fn new(ansi: bool) -> Self {
+        let parts = |status: u16| {
+            let (level, message) = (level_of(status), message_of(status));
+            let mut json = String::from("\",\"level\":\"");
+            json.push_str(json_level(&level));
+            json.push_str("\",\"logger\":");
+            push_json_str(&mut json, TARGET);
+            json.push_str(",\"message\":");
+            push_json_str(&mut json, message);
+            LevelParts {
+                json,
+                console_level: format!(" {} ", console_level(&level, ansi)),
+                console: format!("{TARGET}: {message} status="),
+            }
+        };
+        // In the order `render` picks them.
+        Style {
+            levels: [parts(500), parts(400), parts(200)],
+        }
     }
 }
 
@@ -249,7 +288,7 @@ mod tests {
             (599, Level::ERROR, "request failed"),
         ] {
             assert_eq!(line(status).level(), level, "{status}");
-            assert_eq!(line(status).message(), message, "{status}");
+            assert_eq!(message_of(status), message, "{status}");
         }
     }
 }

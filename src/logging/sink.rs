@@ -19,7 +19,7 @@
 //! Not lossy: when a thread has [`MAX_QUEUED`] bytes waiting, it blocks until
 //! the writer catches up, and dropping the [`SinkGuard`] writes out everything.
 
-use super::request_line::RequestLine;
+use super::request_line::{RequestLine, Style};
 use std::cell::RefCell;
 use std::io::Write;
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -260,10 +260,18 @@ fn write_out(out: &mut impl Write, data: &str, failed: &mut bool) {
 }
 
 /// How the writer thread renders queued request lines, and its scratch space.
-#[derive(Default)]
 struct Render {
-    ansi: bool,
+    style: Style,
     spans: String,
+}
+
+impl Render {
+    fn new(ansi: bool) -> Self {
+        Render {
+            style: Style::new(ansi),
+            spans: String::new(),
+        }
+    }
 }
 
 /// Appends lines `first..end` of `q` to `file` and `console`: the bytes of
@@ -288,7 +296,7 @@ fn copy_lines(
         let (key, fe, ce) = q.lines[*li];
         file.push_str(&q.file[fs..fe]);
         console.push_str(&q.console[cs..ce]);
-        line.render(key, render.ansi, file, console, &mut render.spans);
+        line.render(key, &render.style, file, console, &mut render.spans);
         (fs, cs) = (fe, ce);
         *rec += 1;
     }
@@ -345,10 +353,7 @@ fn merge(
 }
 
 fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C, ansi: bool) {
-    let mut render = Render {
-        ansi,
-        ..Render::default()
-    };
+    let mut render = Render::new(ansi);
     let mut taken: Vec<Queue> = Vec::new();
     let mut spares: Vec<Queue> = Vec::new();
     let mut next: Vec<(usize, usize)> = Vec::new();
@@ -511,7 +516,8 @@ mod tests {
     fn written(key: u64, text: &str) -> (String, String) {
         let (mut file, mut console) = (String::new(), String::new());
         if text.starts_with('R') {
-            record(text).render(key, false, &mut file, &mut console, &mut String::new());
+            let style = Style::new(false);
+            record(text).render(key, &style, &mut file, &mut console, &mut String::new());
         } else {
             (file, console) = (format!("{text}\n"), format!("c{text}\n"));
         }
@@ -548,7 +554,7 @@ mod tests {
             &mut next,
             &mut file,
             &mut console,
-            &mut Render::default(),
+            &mut Render::new(false),
         );
         let want = ["c0", "a1", "b2", "a5", "a5bis", "b5", "b7", "a9", "c10"];
         assert_eq!(file, want.map(|w| format!("{w}\n")).concat());
@@ -597,7 +603,7 @@ mod tests {
                 &mut next,
                 &mut file,
                 &mut console,
-                &mut Render::default(),
+                &mut Render::new(false),
             );
             let want: Vec<(String, String)> = all.iter().map(|&(k, t)| written(k, t)).collect();
             assert_eq!(file, want.iter().map(|w| w.0.as_str()).collect::<String>());
@@ -624,7 +630,7 @@ mod tests {
             &mut next,
             &mut file,
             &mut console,
-            &mut Render::default(),
+            &mut Render::new(false),
         );
         assert_eq!(file, "b5\na10\na3\na4\n");
     }
