@@ -1,8 +1,9 @@
 //! The request an event belongs to. The HTTP middleware runs each request
 //! inside [`scoped`]; the log layer adds the request's fields (`request_id`,
-//! `method`, `path`) to every event logged meanwhile: the handler's own lines
-//! and the request line. The router records in the same place which route
-//! template answered ([`set_route`]), for the middleware's metrics and
+//! `method`, `path`) to every event logged meanwhile (the handler's own
+//! lines), and the middleware takes them back for the request line
+//! ([`Context::into_fields`]). The router records in the same place which
+//! route template answered ([`set_route`]), for the middleware's metrics and
 //! request line.
 //!
 //! A tokio task-local rather than a tracing span: the same context for a
