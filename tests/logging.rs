@@ -16,6 +16,13 @@ fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
     lines
 }
 
+/// Replaces `from` (which must be there) with `to` in the manifest at `path`.
+fn edit(path: &std::path::Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the manifest");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
 #[tokio::test]
 async fn every_request_leaves_one_json_line_and_one_console_line() {
     let dir = tempdir();
@@ -70,13 +77,7 @@ async fn every_request_leaves_one_json_line_and_one_console_line() {
 async fn logging_disabled_writes_nothing_and_metrics_still_count() {
     let dir = tempdir();
     let manifest = copy_default_manifest(dir.path());
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("\nlogging:\n"));
-    std::fs::write(
-        &manifest,
-        text.replace("\nlogging:\n", "\nlogging:\n  enabled: false\n"),
-    )
-    .unwrap();
+    edit(&manifest, "\nlogging:\n", "\nlogging:\n  enabled: false\n");
     let srv = Server::start(&manifest, dir.path());
     for _ in 0..5 {
         assert_eq!(
@@ -102,9 +103,11 @@ async fn log_with_drop_page_cache() -> (u64, u64) {
     // On the build's file system: tmpfs (often /tmp) cannot drop pages.
     let dir = tempfile::tempdir_in(env!("CARGO_TARGET_TMPDIR")).unwrap();
     let manifest = copy_default_manifest(dir.path());
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let setting = "\nlogging:\n  drop_page_cache: true\n";
-    std::fs::write(&manifest, text.replace("\nlogging:\n", setting)).unwrap();
+    edit(
+        &manifest,
+        "\nlogging:\n",
+        "\nlogging:\n  drop_page_cache: true\n",
+    );
     let srv = Server::start(&manifest, dir.path());
     let client = reqwest::Client::new();
     let url = srv.url(&format!("/{}", "x".repeat(600)));
@@ -153,13 +156,7 @@ async fn drop_page_cache_keeps_only_the_log_tail_cached() {
 async fn request_lines_below_the_level_are_not_written() {
     let dir = tempdir();
     let manifest = copy_default_manifest(dir.path());
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    assert!(text.contains("\n  level: info\n"));
-    std::fs::write(
-        &manifest,
-        text.replace("\n  level: info\n", "\n  level: warn\n"),
-    )
-    .unwrap();
+    edit(&manifest, "\n  level: info\n", "\n  level: warn\n");
     let srv = Server::start(&manifest, dir.path());
     for _ in 0..3 {
         let ok = reqwest::get(srv.url("/products")).await.unwrap();

@@ -169,28 +169,10 @@ impl Style {
 mod tests {
     use super::super::layer::{LogLayer, Output};
     use super::super::request::{self, Context, RequestId};
+    use super::super::sink::tests::Out;
     use super::*;
     use poem::http::{HeaderValue, Method};
-    use std::io::Write;
-    use std::sync::{Arc, Mutex};
     use tracing_subscriber::layer::SubscriberExt;
-
-    #[derive(Clone, Default)]
-    struct Out(Arc<Mutex<Vec<u8>>>);
-    impl Write for Out {
-        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
-            self.0.lock().unwrap().extend_from_slice(b);
-            Ok(b.len())
-        }
-        fn flush(&mut self) -> std::io::Result<()> {
-            Ok(())
-        }
-    }
-    impl Out {
-        fn text(&self) -> String {
-            String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
-        }
-    }
 
     fn fields(id: &str, method: Method, path: &str) -> RequestFields {
         let id = RequestId::from_header(&HeaderValue::from_str(id).unwrap()).unwrap();

@@ -441,12 +441,12 @@ impl Drop for SinkGuard {
 }
 
 #[cfg(test)]
-mod tests {
+pub(super) mod tests {
     use super::*;
 
     /// A `Write` whose bytes the test can read after the sink is gone.
     #[derive(Clone, Default)]
-    struct Out(Arc<Mutex<Vec<u8>>>);
+    pub(in crate::logging) struct Out(pub Arc<Mutex<Vec<u8>>>);
     impl Write for Out {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(b);
@@ -457,7 +457,7 @@ mod tests {
         }
     }
     impl Out {
-        fn text(&self) -> String {
+        pub(in crate::logging) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
         }
     }
@@ -540,6 +540,14 @@ mod tests {
         q
     }
 
+    /// What the writer writes for `queues`: the file's and the console's.
+    fn merged(queues: &[Queue]) -> (String, String) {
+        let (mut file, mut console) = (String::new(), String::new());
+        let render = &mut Render::new(false);
+        merge(queues, &mut Vec::new(), &mut file, &mut console, render);
+        (file, console)
+    }
+
     #[test]
     fn merged_queues_are_in_timestamp_order_and_stable() {
         let queues = [
@@ -548,14 +556,7 @@ mod tests {
             queue(&[(2, "b2"), (5, "b5"), (7, "b7")]),
             queue(&[(0, "c0"), (10, "c10")]),
         ];
-        let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
-        merge(
-            &queues,
-            &mut next,
-            &mut file,
-            &mut console,
-            &mut Render::new(false),
-        );
+        let (file, console) = merged(&queues);
         let want = ["c0", "a1", "b2", "a5", "a5bis", "b5", "b7", "a9", "c10"];
         assert_eq!(file, want.map(|w| format!("{w}\n")).concat());
         assert_eq!(console, want.map(|w| format!("c{w}\n")).concat());
@@ -597,14 +598,7 @@ mod tests {
                 .flat_map(|q| q.iter().map(|(k, t)| (*k, t.as_str())))
                 .collect();
             all.sort_by_key(|&(key, _)| key); // stable: queue order on ties
-            let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
-            merge(
-                &queues,
-                &mut next,
-                &mut file,
-                &mut console,
-                &mut Render::new(false),
-            );
+            let (file, console) = merged(&queues);
             let want: Vec<(String, String)> = all.iter().map(|&(k, t)| written(k, t)).collect();
             assert_eq!(file, want.iter().map(|w| w.0.as_str()).collect::<String>());
             assert_eq!(
@@ -624,14 +618,7 @@ mod tests {
             queue(&[(10, "a10"), (3, "a3"), (4, "a4")]),
             queue(&[(5, "b5")]),
         ];
-        let (mut next, mut file, mut console) = (Vec::new(), String::new(), String::new());
-        merge(
-            &queues,
-            &mut next,
-            &mut file,
-            &mut console,
-            &mut Render::new(false),
-        );
+        let (file, _) = merged(&queues);
         assert_eq!(file, "b5\na10\na3\na4\n");
     }
 
