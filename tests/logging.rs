@@ -16,13 +16,6 @@ fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
     lines
 }
 
-/// Replaces `from` (which must be there) with `to` in the manifest at `path`.
-fn edit(path: &std::path::Path, from: &str, to: &str) {
-    let text = std::fs::read_to_string(path).unwrap();
-    assert!(text.contains(from), "{from:?} not in the manifest");
-    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
-}
-
 #[tokio::test]
 async fn every_request_leaves_one_json_line_and_one_console_line() {
     let dir = tempdir();

@@ -521,13 +521,11 @@ async fn a_new_endpoint_needs_only_a_manifest_edit_and_a_restart() {
         r#"[{"id": 1, "total": 9.5}, {"id": 2, "total": 12.0}]"#,
     )
     .unwrap();
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    let text = text.replacen(
+    edit(
+        &manifest,
         "endpoints:\n",
         "endpoints:\n  - path: /orders\n    summary: List orders\n    tags: [orders]\n    handler: collection\n    data: data/orders.json\n",
-        1,
     );
-    std::fs::write(&manifest, text).unwrap();
     let srv = Server::start(&manifest, dir.path());
     let (s, page) = get_json(&srv.url("/orders?limit=1")).await;
     assert_eq!(s, 200);

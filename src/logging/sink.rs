@@ -446,7 +446,7 @@ pub(super) mod tests {
 
     /// A `Write` whose bytes the test can read after the sink is gone.
     #[derive(Clone, Default)]
-    pub(in crate::logging) struct Out(pub Arc<Mutex<Vec<u8>>>);
+    pub(in crate::logging) struct Out(Arc<Mutex<Vec<u8>>>);
     impl Write for Out {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0.lock().unwrap().extend_from_slice(b);

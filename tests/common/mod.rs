@@ -151,6 +151,14 @@ pub fn copy_default_manifest(dir: &Path) -> PathBuf {
     dir.join("manifest.yaml")
 }
 
+/// Replaces the first `from` (which must be there) with `to` in the
+/// manifest at `path`.
+pub fn edit(path: &Path, from: &str, to: &str) {
+    let text = std::fs::read_to_string(path).unwrap();
+    assert!(text.contains(from), "{from:?} not in the manifest");
+    std::fs::write(path, text.replacen(from, to, 1)).unwrap();
+}
+
 /// Runs the binary with `args`; returns (status, stdout, stderr).
 pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
     let out = Command::new(bin())
