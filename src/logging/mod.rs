@@ -9,6 +9,7 @@
 //! drop. So after a graceful shutdown, N requests have left N request lines
 //! in the file.
 
+mod console;
 mod layer;
 mod pagecache;
 pub mod request;
@@ -31,6 +32,17 @@ use tracing_subscriber::util::SubscriberInitExt;
 
 /// Log files are `<file>.<period>.log` (`<file>.log` without rotation).
 const SUFFIX: &str = "log";
+
+/// The installed writer, for [`health`].
+static HEALTH: std::sync::OnceLock<Sink> = std::sync::OnceLock::new();
+
+/// The log writer's state: `None` when no file log is installed (console
+/// only, or `logging.enabled: false`).
+pub fn health() -> Option<&'static sink::Health> {
+    HEALTH.get().map(Sink::health)
+}
+
+pub use sink::Health;
 
 /// Keeps the writer thread alive; dropping it writes out every line.
 pub struct LogGuard {
@@ -89,11 +101,12 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         );
         let stderr = std::io::stderr();
         let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
-        let console = DropBehind::new(stderr, Locate::Fd(console_file));
+        let console = DropBehind::new(console::Console::new(), Locate::Fd(console_file));
         Sink::spawn(file, console, "telltale-log", ansi)
     } else {
-        Sink::spawn(appender, std::io::stderr(), "telltale-log", ansi)
+        Sink::spawn(appender, console::Console::new(), "telltale-log", ansi)
     };
+    let _ = HEALTH.set(sink.clone());
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.

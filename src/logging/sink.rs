@@ -16,16 +16,25 @@
 //! two request threads fought over the locks and over the buffers' cache
 //! lines.
 //!
-//! Not lossy: when a thread has [`MAX_QUEUED`] bytes waiting, it blocks until
-//! the writer catches up, and dropping the [`SinkGuard`] writes out everything.
+//! Not lossy while the writer lives: when a thread has [`MAX_QUEUED`] bytes
+//! waiting, it blocks until the writer catches up, and dropping the
+//! [`SinkGuard`] writes out everything.
+//!
+//! A failing output never stops the other one. A console that cannot be
+//! written (`2>/dev/full`, a closed pipe, a reader that stopped reading) has
+//! its lines dropped, batch by batch, while the file goes on; the first
+//! failure of each output is reported once, in the other output, and every
+//! failed batch is counted ([`Health`]). The writer thread catches its own
+//! panics: if it ever stops, [`Health::writer_alive`] turns false (readiness
+//! fails) and request threads drop their lines instead of waiting for it.
 
 use super::request_line::{RequestLine, Style};
 use std::cell::RefCell;
 use std::io::Write;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, Weak};
 use std::thread::JoinHandle;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 /// Longest a line waits in memory while the server is busy. Also what
 /// bounds the writer's bursts: it renders and writes a whole gather's lines
@@ -37,6 +46,10 @@ pub const GATHER: Duration = Duration::from_millis(10);
 pub const BATCH: usize = 256 * 1024;
 /// Bytes queued by one thread at which it waits for the writer (back-pressure).
 pub const MAX_QUEUED: usize = 8 * 1024 * 1024;
+/// Longest a request thread waits for room in its queue. A writer that is
+/// alive writes a full queue in milliseconds; one stuck longer than this
+/// (an output that blocks forever) costs the line, never the request.
+pub const MAX_WAIT: Duration = Duration::from_secs(5);
 
 /// One thread's lines, not yet written.
 #[derive(Default)]
@@ -79,6 +92,26 @@ impl Slot {
     }
 }
 
+/// What the writer has been through, readable from any thread.
+#[derive(Default, Debug)]
+pub struct Health {
+    /// The writer thread stopped (it panicked); nothing is written any more.
+    dead: AtomicBool,
+    /// Batches the console could not take (each one dropped).
+    pub console_errors: AtomicU64,
+    /// Batches the file could not take (each one dropped).
+    pub file_errors: AtomicU64,
+    /// Lines dropped because the writer was gone or stuck past [`MAX_WAIT`].
+    pub dropped_lines: AtomicU64,
+}
+
+impl Health {
+    /// False once the writer thread has stopped for any reason but shutdown.
+    pub fn writer_alive(&self) -> bool {
+        !self.dead.load(Ordering::Acquire)
+    }
+}
+
 #[derive(Default)]
 struct Shared {
     /// Every thread's queue; the writer drains them all.
@@ -91,6 +124,7 @@ struct Shared {
     room: Condvar,
     /// The writer is asleep until the next line (not gathering a batch).
     idle: AtomicBool,
+    health: Health,
 }
 
 fn relock<T>(r: std::sync::LockResult<T>) -> T {
@@ -158,6 +192,11 @@ impl Sink {
         )
     }
 
+    /// The writer's error counts and whether it still runs.
+    pub fn health(&self) -> &Health {
+        &self.shared.health
+    }
+
     /// A new queue, drained by the writer like every other.
     fn register(&self) -> Arc<Slot> {
         let slot = Arc::new(Slot::default());
@@ -217,12 +256,18 @@ impl Sink {
     /// Runs `add` on this thread's queue, waiting first if it is full, and
     /// wakes the writer if it is idle or the queue now holds a batch.
     fn enqueue(&self, add: impl FnOnce(&mut Queue)) {
+        let health = &self.shared.health;
         self.with_slot(|slot| {
             let mut q = slot.lock();
             if q.bytes() >= MAX_QUEUED {
                 drop(q);
                 self.wait_for_room(slot);
                 q = slot.lock();
+            }
+            // Nobody will write it: a dead writer, or one stuck past MAX_WAIT.
+            if !health.writer_alive() || q.bytes() >= MAX_QUEUED {
+                health.dropped_lines.fetch_add(1, Ordering::Relaxed);
+                return;
             }
             let before = q.bytes();
             add(&mut q);
@@ -237,29 +282,142 @@ impl Sink {
         });
     }
 
+    /// Waits until the writer has taken this thread's queue, at most
+    /// [`MAX_WAIT`], and not at all once the writer is gone.
     fn wait_for_room(&self, slot: &Slot) {
         let sh = &self.shared;
+        let deadline = Instant::now() + MAX_WAIT;
         let mut closed = sh.closed();
         sh.idle.store(false, Ordering::SeqCst);
         sh.wake.notify_one();
-        while !*closed && slot.lock().bytes() >= MAX_QUEUED {
-            closed = relock(sh.room.wait(closed));
+        while !*closed && sh.health.writer_alive() && slot.lock().bytes() >= MAX_QUEUED {
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                break;
+            }
+            closed = relock(sh.room.wait_timeout(closed, left)).0;
         }
     }
 }
 
-/// Writes `data` to `out`; reports the first failure of a run only.
-fn write_out(out: &mut impl Write, data: &str, failed: &mut bool) {
-    if data.is_empty() {
-        return;
-    }
-    match out.write_all(data.as_bytes()).and_then(|()| out.flush()) {
-        Ok(()) => *failed = false,
-        Err(e) if !*failed => {
-            *failed = true;
-            eprintln!("telltale: cannot write log lines: {e}");
+/// Which output a write went to.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Which {
+    File,
+    Console,
+}
+
+impl Which {
+    fn name(self) -> &'static str {
+        match self {
+            Which::File => "file",
+            Which::Console => "console",
         }
-        Err(_) => {}
+    }
+}
+
+/// One output of the writer and what it has been through.
+struct Output<W: Write> {
+    out: W,
+    which: Which,
+    /// The first failure has been reported (once per process).
+    reported: bool,
+}
+
+/// The first write error of an output, as the line the other output gets.
+fn failure_line(which: Which, err: &std::io::Error) -> (String, String) {
+    let message = format!(
+        "cannot write log lines to the {}: {err}; its lines are dropped while it fails, the {} goes on",
+        which.name(),
+        match which {
+            Which::File => "console",
+            Which::Console => "file",
+        }
+    );
+    let key = super::layer::now_micros();
+    let mut stamp = String::new();
+    super::layer::push_timestamp_at(&mut stamp, key);
+    let json = serde_json::json!({
+        "timestamp": stamp,
+        "level": "error",
+        "logger": "telltale::logging",
+        "message": message,
+        "output": which.name(),
+    });
+    (
+        format!("{json}\n"),
+        format!("{stamp} ERROR telltale::logging: {message}\n"),
+    )
+}
+
+/// The lines that say the writer thread stopped.
+fn death_lines(why: &str) -> (String, String) {
+    let message = format!(
+        "the log writer stopped: {why}; log lines are dropped from now on and /ready fails"
+    );
+    let mut stamp = String::new();
+    super::layer::push_timestamp_at(&mut stamp, super::layer::now_micros());
+    let json = serde_json::json!({
+        "timestamp": stamp,
+        "level": "error",
+        "logger": "telltale::logging",
+        "message": message,
+    });
+    (
+        format!("{json}\n"),
+        format!("{stamp} ERROR telltale::logging: {message}\n"),
+    )
+}
+
+impl<W: Write> Output<W> {
+    fn new(out: W, which: Which) -> Self {
+        Output {
+            out,
+            which,
+            reported: false,
+        }
+    }
+
+    /// Writes `data`; on failure drops it, counts it in `health` and
+    /// returns the error the first time (for the other output to report).
+    fn write(&mut self, data: &str, health: &Health) -> Option<std::io::Error> {
+        if data.is_empty() {
+            return None;
+        }
+        let r = self
+            .out
+            .write_all(data.as_bytes())
+            .and_then(|()| self.out.flush());
+        let e = r.err()?;
+        match self.which {
+            Which::File => &health.file_errors,
+            Which::Console => &health.console_errors,
+        }
+        .fetch_add(1, Ordering::Relaxed);
+        if std::mem::replace(&mut self.reported, true) {
+            None
+        } else {
+            Some(e)
+        }
+    }
+}
+
+/// Both outputs: each failure is reported once in the other one.
+struct Outputs<F: Write, C: Write> {
+    file: Output<F>,
+    console: Output<C>,
+}
+
+impl<F: Write, C: Write> Outputs<F, C> {
+    fn write(&mut self, file: &str, console: &str, health: &Health) {
+        if let Some(e) = self.file.write(file, health) {
+            let (_, text) = failure_line(Which::File, &e);
+            let _ = self.console.write(&text, health);
+        }
+        if let Some(e) = self.console.write(console, health) {
+            let (json, _) = failure_line(Which::Console, &e);
+            let _ = self.file.write(&json, health);
+        }
     }
 }
 
@@ -356,13 +514,43 @@ fn merge(
     }
 }
 
-fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C, ansi: bool) {
+/// The writer thread: [`write_loop`] until the guard is dropped. A panic in
+/// it (a bug, never an I/O error) is caught: the writer marks itself dead,
+/// says so in both outputs, and wakes every thread waiting for room.
+fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool) {
+    let mut outs = Outputs {
+        file: Output::new(file, Which::File),
+        console: Output::new(console, Which::Console),
+    };
+    let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        write_loop(sh, &mut outs, ansi)
+    }));
+    if let Err(panic) = run {
+        sh.health.dead.store(true, Ordering::Release);
+        let why = panic
+            .downcast_ref::<&str>()
+            .map(|s| s.to_string())
+            .or_else(|| panic.downcast_ref::<String>().cloned())
+            .unwrap_or_else(|| "unknown panic".into());
+        let (json, text) = death_lines(&why);
+        // Either output may be what panicked: each write is guarded.
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = outs.console.out.write_all(text.as_bytes());
+        }));
+        let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+            let _ = outs.file.out.write_all(json.as_bytes());
+        }));
+        let _closed = sh.closed();
+        sh.room.notify_all();
+    }
+}
+
+fn write_loop<F: Write, C: Write>(sh: &Shared, outs: &mut Outputs<F, C>, ansi: bool) {
     let mut render = Render::new(ansi);
     let mut taken: Vec<Queue> = Vec::new();
     let mut spares: Vec<Queue> = Vec::new();
     let mut next: Vec<(usize, usize)> = Vec::new();
     let (mut out_file, mut out_console) = (String::new(), String::new());
-    let (mut file_failed, mut console_failed) = (false, false);
     loop {
         // Sleep until there is something to write (or the guard is dropped).
         // `idle` is set before looking, under the lock a pusher takes to
@@ -408,8 +596,7 @@ fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C, ansi: bo
             [] => {}
             // One queue with nothing to render: its bytes are the output.
             [only] if only.records.is_empty() => {
-                write_out(&mut file, &only.file, &mut file_failed);
-                write_out(&mut console, &only.console, &mut console_failed);
+                outs.write(&only.file, &only.console, &sh.health);
             }
             queues => {
                 merge(
@@ -419,8 +606,7 @@ fn writer<F: Write, C: Write>(sh: &Shared, mut file: F, mut console: C, ansi: bo
                     &mut out_console,
                     &mut render,
                 );
-                write_out(&mut file, &out_file, &mut file_failed);
-                write_out(&mut console, &out_console, &mut console_failed);
+                outs.write(&out_file, &out_console, &sh.health);
             }
         }
         for mut q in taken.drain(..) {
@@ -665,5 +851,79 @@ pub(super) mod tests {
         }
         drop(guard);
         assert_eq!(file.0.lock().unwrap().len(), n * line.len());
+    }
+
+    #[test]
+    fn a_writer_that_panics_is_reported_and_never_blocks_request_threads() {
+        /// An output whose code has a bug.
+        struct Panics;
+        impl Write for Panics {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                panic!("bug in an output");
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let console = Out::default();
+        let (sink, guard) = Sink::spawn(Panics, console.clone(), "test-sink", false);
+        sink.push(1, "first\n", "first\n");
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while sink.health().writer_alive() {
+            assert!(
+                Instant::now() < deadline,
+                "the writer's death is never seen"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        // Far past MAX_QUEUED: every push returns at once, and is counted.
+        let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
+        let started = Instant::now();
+        for i in 0..(2 * MAX_QUEUED / line.len()) {
+            sink.push(i as u64, &line, "");
+        }
+        assert!(
+            started.elapsed() < MAX_WAIT,
+            "pushes waited for a dead writer"
+        );
+        assert!(sink.health().dropped_lines.load(Ordering::Relaxed) > 0);
+        drop(guard);
+        assert!(
+            console
+                .text()
+                .contains("the log writer stopped: bug in an output"),
+            "{}",
+            console.text()
+        );
+    }
+
+    #[test]
+    fn a_failing_console_is_reported_once_in_the_file_and_the_file_goes_on() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28)) // ENOSPC, as /dev/full
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let file = Out::default();
+        let (sink, guard) = Sink::spawn(file.clone(), Broken, "test-sink", false);
+        for round in 0..3u64 {
+            sink.push(round, "line\n", "line\n");
+            std::thread::sleep(GATHER * 3);
+        }
+        let health = sink.health();
+        assert!(health.writer_alive());
+        assert_eq!(health.console_errors.load(Ordering::Relaxed), 3);
+        drop(guard);
+        let text = file.text();
+        assert_eq!(text.matches("line\n").count(), 3, "{text}");
+        assert_eq!(
+            text.matches("cannot write log lines to the console")
+                .count(),
+            1
+        );
     }
 }

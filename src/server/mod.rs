@@ -8,6 +8,7 @@ pub mod http_metrics;
 mod observe;
 mod openapi;
 mod routes;
+mod self_metrics;
 
 use crate::manifest::Model;
 use crate::plugins::metrics::{Installer, Sampler};
@@ -63,6 +64,11 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
             prometheus::process_collector::ProcessCollector::for_self(),
         ))
         .map_err(|e| format!("cannot register process metrics: {e}"))?;
+    registry
+        .register(Box::new(
+            self_metrics::LogWriter::new().map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("cannot register the log writer's metrics: {e}"))?;
     let (requests, duration, mut samplers) =
         (inst.http_requests, inst.http_duration, inst.samplers);
     let started_at = SystemTime::now();
@@ -137,8 +143,13 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
     };
     rt.ready.store(true, Ordering::Release);
     tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
-    // Tests and scripts read this line to find an ephemeral port.
-    println!("telltale listening on http://{local}");
+    // Tests and scripts read this line to find an ephemeral port. A closed
+    // stdout must not stop the server (println! would panic).
+    {
+        use std::io::Write;
+        let mut out = std::io::stdout().lock();
+        let _ = writeln!(out, "telltale listening on http://{local}").and_then(|()| out.flush());
+    }
     poem::Server::new_with_acceptor(acceptor)
         .run_with_graceful_shutdown(app.endpoint, signal, Some(grace))
         .await

@@ -37,8 +37,20 @@ impl Server {
 
     pub fn start_with(manifest: &Path, workdir: &Path, extra: &[&str]) -> Server {
         std::fs::create_dir_all(workdir).unwrap();
+        let stderr = std::fs::File::create(workdir.join("server.stderr")).unwrap();
+        Self::start_stdio(manifest, workdir, extra, stderr.into()).0
+    }
+
+    /// Like [`Server::start_with`], with stderr going to `stderr`; also
+    /// returns the child's stderr pipe when `stderr` was `Stdio::piped()`.
+    pub fn start_stdio(
+        manifest: &Path,
+        workdir: &Path,
+        extra: &[&str],
+        stderr: Stdio,
+    ) -> (Server, Option<std::process::ChildStderr>) {
+        std::fs::create_dir_all(workdir).unwrap();
         let stderr_path = workdir.join("server.stderr");
-        let stderr = std::fs::File::create(&stderr_path).unwrap();
         let mut child = Command::new(bin())
             .arg("serve")
             .arg("--manifest")
@@ -50,6 +62,7 @@ impl Server {
             .stderr(stderr)
             .spawn()
             .expect("spawn telltale");
+        let pipe = child.stderr.take();
         let stdout = child.stdout.take().unwrap();
         let (tx, rx) = std::sync::mpsc::channel();
         std::thread::spawn(move || {
@@ -75,13 +88,14 @@ impl Server {
                 }
             }
         };
-        Server {
+        let server = Server {
             child: Some(child),
             base: format!("http://127.0.0.1:{port}"),
             port,
             workdir: workdir.to_path_buf(),
             stderr_path,
-        }
+        };
+        (server, pipe)
     }
 
     pub fn url(&self, path: &str) -> String {

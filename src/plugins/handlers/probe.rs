@@ -53,10 +53,17 @@ impl PreparedHandler for Prepared {
             Probe::Ready => {
                 let ready = rt.ready.load(Ordering::Acquire);
                 let draining = rt.draining.load(Ordering::Acquire);
-                if ready && !draining {
+                let logging = crate::logging::health().is_none_or(|h| h.writer_alive());
+                if ready && !draining && logging {
                     respond(StatusCode::OK, json!({"status": "ready"}))
                 } else {
-                    let reason = if draining { "shutting down" } else { "loading" };
+                    let reason = if draining {
+                        "shutting down"
+                    } else if !logging {
+                        "the log writer stopped"
+                    } else {
+                        "loading"
+                    };
                     respond(
                         StatusCode::SERVICE_UNAVAILABLE,
                         json!({"status": "not_ready", "reason": reason}),

@@ -1,0 +1,82 @@
+//! telltale's own health as metrics, beside the `process_*` families: what
+//! the log writer has been through (`logging::health`).
+
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{IntCounterVec, IntGauge, Opts};
+
+/// `telltale_log_write_errors_total{output}`, `telltale_log_lines_dropped_total`
+/// and `telltale_log_writer_up`, read from the writer at each scrape.
+pub struct LogWriter {
+    errors: IntCounterVec,
+    dropped: IntCounterVec,
+    up: IntGauge,
+}
+
+impl LogWriter {
+    pub fn new() -> prometheus::Result<LogWriter> {
+        Ok(LogWriter {
+            errors: IntCounterVec::new(
+                Opts::new(
+                    "telltale_log_write_errors_total",
+                    "Batches of log lines an output could not take (they were dropped).",
+                ),
+                &["output"],
+            )?,
+            dropped: IntCounterVec::new(
+                Opts::new(
+                    "telltale_log_lines_dropped_total",
+                    "Log lines dropped because the log writer was gone or stuck.",
+                ),
+                &[],
+            )?,
+            up: IntGauge::new(
+                "telltale_log_writer_up",
+                "1 while the log writer thread runs (or no file log is configured).",
+            )?,
+        })
+    }
+
+    fn refresh(&self) {
+        let Some(h) = crate::logging::health() else {
+            self.up.set(1);
+            return;
+        };
+        use std::sync::atomic::Ordering::Relaxed;
+        let catch_up = |c: prometheus::IntCounter, total: u64| {
+            let have = c.get();
+            if total > have {
+                c.inc_by(total - have);
+            }
+        };
+        catch_up(
+            self.errors.with_label_values(&["file"]),
+            h.file_errors.load(Relaxed),
+        );
+        catch_up(
+            self.errors.with_label_values(&["console"]),
+            h.console_errors.load(Relaxed),
+        );
+        catch_up(
+            self.dropped.with_label_values::<&str>(&[]),
+            h.dropped_lines.load(Relaxed),
+        );
+        self.up.set(i64::from(h.writer_alive()));
+    }
+}
+
+impl Collector for LogWriter {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut d = self.errors.desc();
+        d.extend(self.dropped.desc());
+        d.extend(self.up.desc());
+        d
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        self.refresh();
+        let mut f = self.errors.collect();
+        f.extend(self.dropped.collect());
+        f.extend(self.up.collect());
+        f
+    }
+}
