@@ -412,21 +412,61 @@ fn select_events(
 }
 
 /// `POST /query`: series from the ring, tables, and (simpod) annotations as a table.
+///
+/// Bounded by `datasource.limits`: at most `max_targets` targets,
+/// `max_filters` filters and `max_columns` named columns (each a 400 naming
+/// the limit), `default_max_points` points per series when `maxDataPoints`
+/// is absent, and `max_response_bytes` of answer (a 413). The answer is
+/// measured target by target as it is built, so an oversized one stops
+/// being built at the target that crosses the limit.
 pub fn query(live: &Live, req: QueryRequest) -> Answer {
+    let limits = &live.spec.limits;
     let (from, to) = time_range(req.range.as_ref(), "range")?;
     if req.max_data_points == Some(0) {
         return Err(BadField::new("maxDataPoints", "must be at least 1"));
     }
-    let max_points = req
-        .max_data_points
-        .map_or(usize::MAX, |n| usize::try_from(n).unwrap_or(usize::MAX));
+    if req.targets.len() > limits.max_targets {
+        return Err(BadField::new(
+            "targets",
+            &format!(
+                "{} targets in one query; the limit is {} (datasource.limits.max_targets)",
+                req.targets.len(),
+                limits.max_targets
+            ),
+        ));
+    }
+    let filters = req.adhoc_filters.len() + req.filters.len();
+    if filters > limits.max_filters {
+        return Err(BadField::new(
+            if req.filters.is_empty() {
+                "adhocFilters"
+            } else {
+                "filters"
+            },
+            &format!(
+                "{filters} filters in one query; the limit is {} (datasource.limits.max_filters)",
+                limits.max_filters
+            ),
+        ));
+    }
+    let max_points = req.max_data_points.map_or(limits.default_max_points, |n| {
+        usize::try_from(n).unwrap_or(usize::MAX)
+    });
     let min_step = req
         .interval_ms
         .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
     let mut conds = compile_filters(live, &req.adhoc_filters, "adhocFilters")?;
     conds.extend(compile_filters(live, &req.filters, "filters")?);
     let mut out = Vec::with_capacity(req.targets.len());
+    // Bytes of the answer so far: `[`, `]`, the commas and each target's JSON.
+    let mut size = 2usize;
     for (i, q) in req.targets.iter().enumerate() {
+        if let Some(last) = out.last() {
+            size += 1 + json_len(last);
+            if size > limits.max_response_bytes {
+                return Err(too_large(i - 1, limits.max_response_bytes));
+            }
+        }
         let Some(name) = q.target.as_deref().filter(|n| !n.is_empty()) else {
             continue;
         };
@@ -459,6 +499,16 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
             }
             Body::Table(tb) => {
                 let cols = payload_list(q.payload.as_ref(), &at, Some("columns"))?;
+                if cols.as_ref().is_some_and(|c| c.len() > limits.max_columns) {
+                    return Err(BadField::new(
+                        &format!("{at}.columns"),
+                        &format!(
+                            "{} columns named; the limit is {} (datasource.limits.max_columns)",
+                            cols.as_ref().map_or(0, Vec::len),
+                            limits.max_columns
+                        ),
+                    ));
+                }
                 let (columns, rows) = select_table(tb, cols, &conds, &at)?;
                 out.push(table_json(&ref_id, columns, rows));
             }
@@ -488,7 +538,41 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
             }
         }
     }
+    if let Some(last) = out.last() {
+        size += json_len(last);
+        if size > limits.max_response_bytes {
+            return Err(too_large(out.len() - 1, limits.max_response_bytes));
+        }
+    }
     Ok(Json::Array(out))
+}
+
+/// Bytes of `v` as compact JSON, counted without keeping them.
+fn json_len(v: &Json) -> usize {
+    struct Count(usize);
+    impl std::io::Write for Count {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            self.0 += b.len();
+            Ok(b.len())
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    let mut c = Count(0);
+    let _ = serde_json::to_writer(&mut c, v);
+    c.0
+}
+
+/// The 413 for an answer that grew past the limit at target `i`.
+fn too_large(i: usize, limit: usize) -> BadField {
+    BadField::too_large(
+        &format!("targets[{i}]"),
+        &format!(
+            "the answer would exceed {limit} bytes (datasource.limits.max_response_bytes); \
+             ask for fewer targets, columns or points"
+        ),
+    )
 }
 
 /// `POST /annotations` (SimpleJSON): `annotation.query` names an annotations target (empty: all events).

@@ -10,12 +10,15 @@ use serde::de::DeserializeOwned;
 use serde::{Deserialize, Deserializer};
 use serde_json::Value as Json;
 
-/// A 400 naming the offending field of a request body.
+/// A 400 naming the offending field of a request body (a 413 when the
+/// answer would be larger than `datasource.limits.max_response_bytes`).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct BadField {
     /// Path such as `targets[0].refId` (`body` for the whole body).
     pub field: String,
     pub message: String,
+    /// The answer, not the request, is too large.
+    pub too_large: bool,
 }
 
 impl BadField {
@@ -23,12 +26,29 @@ impl BadField {
         BadField {
             field: field.into(),
             message: message.into(),
+            too_large: false,
+        }
+    }
+
+    /// A 413: what `field` asks for makes an answer over a limit.
+    pub fn too_large(field: &str, message: &str) -> Self {
+        BadField {
+            too_large: true,
+            ..BadField::new(field, message)
         }
     }
 
     /// The JSON error response.
     pub fn response(&self) -> Response {
-        bad_field(&self.field, &self.message)
+        if self.too_large {
+            crate::server::error::bad_field_status(
+                poem::http::StatusCode::PAYLOAD_TOO_LARGE,
+                &self.field,
+                &self.message,
+            )
+        } else {
+            bad_field(&self.field, &self.message)
+        }
     }
 }
 

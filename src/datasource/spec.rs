@@ -26,6 +26,8 @@ pub struct Spec {
     /// The gauge whose changes are low-stock events.
     pub low_stock: Option<String>,
     pub targets: Vec<Target>,
+    /// What one request may cost.
+    pub limits: crate::manifest::QueryLimits,
 }
 
 impl Default for Spec {
@@ -38,6 +40,7 @@ impl Default for Spec {
             requests_metric: None,
             low_stock: None,
             targets: Vec::new(),
+            limits: Default::default(),
         }
     }
 }
@@ -173,6 +176,21 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
             format!("{} must be from 1 to {MAX_ANNOTATIONS} events", a.capacity),
         ));
     }
+    let l = &d.limits;
+    for (field, v, max) in [
+        ("max_targets", l.max_targets, 10_000),
+        ("max_columns", l.max_columns, 10_000),
+        ("max_filters", l.max_filters, 10_000),
+        ("default_max_points", l.default_max_points, MAX_RETENTION),
+        ("max_response_bytes", l.max_response_bytes, 1 << 30),
+    ] {
+        if !(1..=max).contains(&v) {
+            errs.push(src.error(
+                &format!("datasource.limits.{field}"),
+                format!("{v} must be from 1 to {max}"),
+            ));
+        }
+    }
     if a.error_burst == 0 {
         errs.push(src.error("datasource.annotations.error_burst", "must be at least 1"));
     }
@@ -289,6 +307,7 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
         requests_metric,
         low_stock: a.low_stock.clone(),
         targets,
+        limits: d.limits.clone(),
     })
 }
 

@@ -572,6 +572,9 @@ pub struct DatasourceSection {
     pub retention: usize,
     #[serde(default)]
     pub annotations: AnnotationSettings,
+    /// What one request may cost; over a limit is a 400 or 413 naming it.
+    #[serde(default)]
+    pub limits: QueryLimits,
     #[serde(default)]
     pub targets: Vec<DatasourceTarget>,
 }
@@ -582,7 +585,37 @@ impl Default for DatasourceSection {
             sample_interval: default_sample_interval(),
             retention: default_retention(),
             annotations: AnnotationSettings::default(),
+            limits: QueryLimits::default(),
             targets: Vec::new(),
+        }
+    }
+}
+
+/// `datasource.limits`: the most one `/query` (or `/annotations`) request
+/// may ask for, so that no request costs more than a bounded amount.
+#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[serde(deny_unknown_fields, default)]
+pub struct QueryLimits {
+    /// Targets in one query (`targets[]`); more is a 400.
+    pub max_targets: usize,
+    /// Columns named in one table target's `payload.columns`; more is a 400.
+    pub max_columns: usize,
+    /// Filters in one query (`adhocFilters` plus `filters`); more is a 400.
+    pub max_filters: usize,
+    /// Points per series when the query has no `maxDataPoints`.
+    pub default_max_points: usize,
+    /// Bytes of one response; a larger answer is a 413 (narrow the query).
+    pub max_response_bytes: usize,
+}
+
+impl Default for QueryLimits {
+    fn default() -> Self {
+        QueryLimits {
+            max_targets: 32,
+            max_columns: 64,
+            max_filters: 32,
+            default_max_points: 1000,
+            max_response_bytes: 4 << 20,
         }
     }
 }

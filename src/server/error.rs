@@ -32,11 +32,16 @@ pub fn bad_param(name: &str, message: &str) -> Response {
 
 /// A 400 naming the offending JSON field of a request body.
 pub fn bad_field(field: &str, message: &str) -> Response {
+    bad_field_status(StatusCode::BAD_REQUEST, field, message)
+}
+
+/// A 4xx naming the JSON field of a request body that caused it.
+pub fn bad_field_status(status: StatusCode, field: &str, message: &str) -> Response {
     body(
-        StatusCode::BAD_REQUEST,
+        status,
         json!({
-            "status": 400,
-            "error": "Bad Request",
+            "status": status.as_u16(),
+            "error": status.canonical_reason().unwrap_or("Error"),
             "message": format!("invalid request body at `{field}`: {message}"),
             "field": field,
         }),
