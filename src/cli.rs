@@ -36,7 +36,9 @@ pub enum Command {
 pub struct RenderArgs {
     #[command(flatten)]
     pub manifest: ManifestArg,
-    /// Output directory (replaced as a whole, atomically).
+    /// Output directory, replaced atomically. Only a new or empty folder, or
+    /// one render wrote (listed in its .telltale-render), is replaced; anything
+    /// else, or a folder holding the manifest or its data, is refused (exit 2).
     #[arg(long, short = 'o', default_value = "generated")]
     pub out: PathBuf,
     /// Write nothing; exit 1 and show the differences if OUT is not what would be rendered.
@@ -172,7 +174,7 @@ fn render(args: RenderArgs) -> ExitCode {
             }
         };
     }
-    match crate::render::write_atomic(&args.out, &files) {
+    match crate::render::write_atomic(&args.out, &files, &inputs(&model)) {
         Ok(w) => {
             for p in files.keys() {
                 println!("  {out}/{p}");
@@ -189,11 +191,33 @@ fn render(args: RenderArgs) -> ExitCode {
             );
             ExitCode::SUCCESS
         }
-        Err(e) => {
+        Err(crate::render::WriteError::Refused(e)) => {
+            eprintln!("telltale: render refused: {e}");
+            ExitCode::from(2)
+        }
+        Err(crate::render::WriteError::Failed(e)) => {
             eprintln!("telltale: render failed, {out} left as it was: {e}");
             ExitCode::FAILURE
         }
     }
+}
+
+/// The files a render must never replace: the manifest and its data files
+/// (none for the embedded manifest).
+fn inputs(model: &Model) -> Vec<PathBuf> {
+    let Some(base) = &model.source.base_dir else {
+        return Vec::new();
+    };
+    let mut v = vec![PathBuf::from(&model.source.name)];
+    v.extend(
+        model
+            .manifest
+            .endpoints
+            .iter()
+            .filter_map(|e| e.data.as_ref())
+            .map(|d| base.join(d)),
+    );
+    v
 }
 
 fn serve(args: ServeArgs) -> ExitCode {

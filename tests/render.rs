@@ -38,6 +38,7 @@ fn renders_every_file_with_a_do_not_edit_notice() {
     let names: Vec<&str> = files.keys().map(String::as_str).collect();
     let mut want: Vec<&str> = RENDERED.to_vec();
     want.push(".grafana-admin.env");
+    want.push(".telltale-render");
     want.sort();
     assert_eq!(names, want);
     for f in RENDERED {
@@ -325,6 +326,12 @@ fn check_reports_changed_missing_and_extra_files() {
     assert!(err.contains("extra:   grafana/notes.txt"), "{err}");
     assert_eq!(snapshot(&r.out), before, "--check must not write");
 
+    // The hand-made file is not render's to remove: refused, untouched.
+    let (st, _, err) = render(&r.manifest, &r.out, &[]);
+    assert_eq!(st.code(), Some(2), "{err}");
+    assert!(err.contains("grafana/notes.txt"), "{err}");
+    assert_eq!(snapshot(&r.out), before, "a refused render must not write");
+    std::fs::remove_file(r.out.join("grafana/notes.txt")).unwrap();
     render_ok(&r.manifest, &r.out);
     let (st, _, _) = render(&r.manifest, &r.out, &["--check"]);
     assert!(st.success());

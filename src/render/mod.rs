@@ -23,7 +23,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use targets::RenderTarget;
-pub use write::{check, write_atomic, Drift, ADMIN_ENV_FILE};
+pub use write::{check, may_replace, write_atomic, Drift, WriteError, ADMIN_ENV_FILE, MARKER};
 
 /// Rendered files: relative path (with `/`) → contents.
 pub type Files = BTreeMap<String, String>;
@@ -125,7 +125,7 @@ pub fn log_dir_from(model: &Model, out: &Path) -> String {
 }
 
 /// Removes `.` and resolves `..` lexically.
-fn normalize(p: &Path) -> std::path::PathBuf {
+pub(crate) fn normalize(p: &Path) -> std::path::PathBuf {
     use std::path::Component;
     let mut out = std::path::PathBuf::new();
     for c in p.components() {

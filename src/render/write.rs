@@ -5,6 +5,14 @@
 //! previous tree as it was (at worst, a stale `<out>.tmp-*` sibling that the
 //! next render removes). [`check`] reports how a directory differs from
 //! what would be rendered.
+//!
+//! Render removes only what it wrote. Every tree it writes holds a
+//! [`MARKER`] file that lists its files; an existing `out` is replaced only
+//! if everything in it is listed there (or, for a tree rendered before the
+//! marker existed, is a file this render writes too). Anything else, an
+//! `out` that holds the manifest or its data, or a non-directory, is
+//! refused before anything is touched ([`WriteError::Refused`]). A stale
+//! temporary sibling is removed only if its own marker lists all it holds.
 
 use super::Files;
 use std::fmt::Write as _;
@@ -15,6 +23,143 @@ use std::path::{Path, PathBuf};
 /// Grafana admin credentials beside `docker-compose.yml`: created once with a
 /// random password, kept across renders, git-ignored, ignored by `--check`.
 pub const ADMIN_ENV_FILE: &str = ".grafana-admin.env";
+
+/// The list of files render wrote into a tree, written first, so that even
+/// a killed render's temporary tree says what it holds.
+pub const MARKER: &str = ".telltale-render";
+
+/// Why [`write_atomic`] wrote nothing.
+#[derive(Debug, PartialEq, Eq)]
+pub enum WriteError {
+    /// `out` holds what render did not write: nothing was touched (exit 2).
+    Refused(String),
+    /// An I/O error; `out` is as it was.
+    Failed(String),
+}
+
+impl std::fmt::Display for WriteError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            WriteError::Refused(m) | WriteError::Failed(m) => f.write_str(m),
+        }
+    }
+}
+
+impl From<String> for WriteError {
+    fn from(m: String) -> Self {
+        WriteError::Failed(m)
+    }
+}
+
+/// The marker's text for `files`: a comment, then one path a line.
+fn marker_text(files: &Files) -> String {
+    let mut s = String::from(
+        "# Written by `telltale render`: every file it wrote in this folder, one a line.\n\
+         # render replaces these and removes nothing else. Do not edit.\n",
+    );
+    for p in files.keys().map(String::as_str).chain([ADMIN_ENV_FILE]) {
+        s.push_str(p);
+        s.push('\n');
+    }
+    s
+}
+
+/// The paths a marker lists, or `None` when `dir` has no marker.
+fn marker_list(dir: &Path) -> Result<Option<std::collections::BTreeSet<String>>, String> {
+    match fs::read_to_string(dir.join(MARKER)) {
+        Ok(t) => Ok(Some(
+            t.lines()
+                .filter(|l| !l.starts_with('#') && !l.is_empty())
+                .map(String::from)
+                .chain([MARKER.to_string()])
+                .collect(),
+        )),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(format!("cannot read {}: {e}", dir.join(MARKER).display())),
+    }
+}
+
+/// Absolute, with `.`/`..` resolved and symlinks followed where the path exists.
+fn resolved(p: &Path) -> PathBuf {
+    if let Ok(c) = fs::canonicalize(p) {
+        return c;
+    }
+    let abs = super::normalize(&std::env::current_dir().unwrap_or_default().join(p));
+    if abs.exists() {
+        return fs::canonicalize(&abs).unwrap_or(abs);
+    }
+    match (abs.parent(), abs.file_name()) {
+        (Some(parent), Some(name)) => resolved(parent).join(name),
+        _ => abs,
+    }
+}
+
+/// Refuses an `out` that render may not replace; touches nothing.
+/// `protected`: the manifest and its data files.
+pub fn may_replace(out: &Path, files: &Files, protected: &[PathBuf]) -> Result<(), WriteError> {
+    let shown = out.display();
+    let out_abs = resolved(out);
+    for p in protected {
+        if resolved(p).starts_with(&out_abs) {
+            return Err(WriteError::Refused(format!(
+                "--out {shown} holds {}, which render would replace; \
+                 render into a folder of its own (e.g. generated); nothing was touched",
+                p.display()
+            )));
+        }
+    }
+    let meta = match fs::symlink_metadata(out) {
+        Ok(m) => m,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(WriteError::Failed(format!("cannot inspect {shown}: {e}"))),
+    };
+    if !meta.is_dir() {
+        return Err(WriteError::Refused(format!(
+            "--out {shown} exists and is not a directory; nothing was touched"
+        )));
+    }
+    let mut on_disk = Vec::new();
+    walk(out, "", &mut on_disk)?;
+    if on_disk.is_empty() {
+        return Ok(());
+    }
+    let (listed, how) = match marker_list(out)? {
+        Some(l) => (l, "listed in its .telltale-render"),
+        // Rendered before the marker existed: only files this render writes.
+        None => (
+            files
+                .keys()
+                .cloned()
+                .chain([ADMIN_ENV_FILE.to_string()])
+                .collect(),
+            "files telltale render writes (it has no .telltale-render)",
+        ),
+    };
+    let foreign: Vec<&String> = on_disk.iter().filter(|p| !listed.contains(*p)).collect();
+    if foreign.is_empty() {
+        return Ok(());
+    }
+    let mut names: Vec<&str> = foreign.iter().take(5).map(|s| s.as_str()).collect();
+    if foreign.len() > 5 {
+        names.push("...");
+    }
+    Err(WriteError::Refused(format!(
+        "--out {shown} holds {} file(s) that render did not write ({}); it replaces only \
+         {how}. Move them away or choose another folder; nothing was touched",
+        foreign.len(),
+        names.join(", ")
+    )))
+}
+
+/// A stale temporary tree of a killed render: a directory whose own marker
+/// lists everything in it.
+fn is_own_temp(dir: &Path) -> bool {
+    let Ok(Some(listed)) = marker_list(dir) else {
+        return false;
+    };
+    let mut on_disk = Vec::new();
+    walk(dir, "", &mut on_disk).is_ok() && on_disk.iter().all(|p| listed.contains(p))
+}
 
 /// What [`write_atomic`] did.
 #[derive(Debug)]
@@ -74,9 +219,11 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
     f.sync_all().map_err(fail)
 }
 
-/// Writes `files` under `tmp`, plus the admin env file (kept from `out` or new).
+/// Writes `files` under `tmp`, after the marker that lists them, plus the
+/// admin env file (kept from `out` or new).
 fn fill(tmp: &Path, out: &Path, files: &Files) -> Result<bool, String> {
     fs::create_dir(tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
+    write_file(&tmp.join(MARKER), marker_text(files).as_bytes(), false)?;
     for (rel, text) in files {
         write_file(&tmp.join(rel), text.as_bytes(), false)?;
     }
@@ -95,18 +242,26 @@ fn fill(tmp: &Path, out: &Path, files: &Files) -> Result<bool, String> {
     }
 }
 
-/// Replaces `out` with exactly `files` (and the kept admin env file).
-pub fn write_atomic(out: &Path, files: &Files) -> Result<Written, String> {
+/// Replaces `out` with exactly `files` (and the kept admin env file), if
+/// [`may_replace`] allows it. `protected`: the manifest and its data files.
+pub fn write_atomic(
+    out: &Path,
+    files: &Files,
+    protected: &[PathBuf],
+) -> Result<Written, WriteError> {
+    may_replace(out, files, protected)?;
     let (parent, name) = parent_and_name(out)?;
     fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
-    // Leftovers of a render that was killed: only while `out` itself is intact.
+    // Leftovers of a render that was killed: only while `out` itself is
+    // intact, and only trees that render wrote.
     if out.is_dir() {
         if let Ok(entries) = fs::read_dir(&parent) {
             for e in entries.flatten() {
-                if e.file_name()
+                let stale = e
+                    .file_name()
                     .to_string_lossy()
-                    .starts_with(&format!("{name}.tmp-"))
-                {
+                    .starts_with(&format!("{name}.tmp-"));
+                if stale && e.file_type().is_ok_and(|t| t.is_dir()) && is_own_temp(&e.path()) {
                     let _ = fs::remove_dir_all(e.path());
                 }
             }
@@ -125,24 +280,24 @@ pub fn write_atomic(out: &Path, files: &Files) -> Result<Written, String> {
         Ok(c) => c,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(e);
+            return Err(e.into());
         }
     };
     if out.exists() {
         let old = parent.join(format!("{name}.tmp-old-{stamp}"));
         if let Err(e) = fs::rename(out, &old) {
             let _ = fs::remove_dir_all(&tmp);
-            return Err(format!("cannot move {} aside: {e}", out.display()));
+            return Err(format!("cannot move {} aside: {e}", out.display()).into());
         }
         if let Err(e) = fs::rename(&tmp, out) {
             let _ = fs::rename(&old, out);
             let _ = fs::remove_dir_all(&tmp);
-            return Err(format!("cannot move the new tree into place: {e}"));
+            return Err(format!("cannot move the new tree into place: {e}").into());
         }
         let _ = fs::remove_dir_all(&old);
     } else if let Err(e) = fs::rename(&tmp, out) {
         let _ = fs::remove_dir_all(&tmp);
-        return Err(format!("cannot move the new tree into place: {e}"));
+        return Err(format!("cannot move the new tree into place: {e}").into());
     }
     Ok(Written {
         files: files.len(),
@@ -212,6 +367,10 @@ pub fn check(out: &Path, files: &Files) -> Result<Drift, String> {
         walk(out, "", &mut on_disk)?;
     }
     on_disk.retain(|p| p != ADMIN_ENV_FILE);
+    // The marker is compared like a rendered file.
+    let mut files = files.clone();
+    files.insert(MARKER.into(), marker_text(&files));
+    let files = &files;
     on_disk.sort();
     for p in &on_disk {
         if !files.contains_key(p) {
@@ -300,7 +459,7 @@ mod tests {
         let mut files = Files::new();
         files.insert("a/b.yml".into(), "x: 1\n".into());
         files.insert("c.json".into(), "{}\n".into());
-        let w = write_atomic(&out, &files).unwrap();
+        let w = write_atomic(&out, &files, &[]).unwrap();
         assert!(w.admin_env_created);
         let pw = fs::read_to_string(&w.admin_env).unwrap();
         assert!(pw.contains("GF_SECURITY_ADMIN_PASSWORD="));
@@ -312,14 +471,131 @@ mod tests {
         let drift = check(&out, &files).unwrap();
         assert_eq!(drift.missing, ["d.txt"]);
         assert_eq!(drift.extra, ["a/b.yml"]);
-        assert_eq!(drift.changed.len(), 1);
+        let changed: Vec<&str> = drift.changed.iter().map(|c| c.0.as_str()).collect();
+        assert_eq!(changed, [MARKER, "c.json"]);
 
-        let w = write_atomic(&out, &files).unwrap();
+        let w = write_atomic(&out, &files, &[]).unwrap();
         assert!(!w.admin_env_created);
         assert_eq!(fs::read_to_string(&w.admin_env).unwrap(), pw);
         assert!(check(&out, &files).unwrap().is_clean());
         assert!(!out.join("a/b.yml").exists());
         let siblings: Vec<_> = fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(siblings.len(), 1, "no temp directories left behind");
+    }
+
+    fn one_file() -> Files {
+        let mut files = Files::new();
+        files.insert("prometheus/prometheus.yml".into(), "x: 1\n".into());
+        files
+    }
+
+    /// Every file under `dir` with its bytes.
+    fn snapshot(dir: &Path) -> Vec<(String, Vec<u8>)> {
+        let mut paths = Vec::new();
+        walk(dir, "", &mut paths).unwrap();
+        paths.sort();
+        paths
+            .into_iter()
+            .map(|p| {
+                let b = fs::read(dir.join(&p)).unwrap();
+                (p, b)
+            })
+            .collect()
+    }
+
+    #[test]
+    fn a_folder_render_did_not_write_is_refused_untouched() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("project");
+        fs::create_dir_all(out.join("data")).unwrap();
+        fs::write(out.join("notes.txt"), "mine\n").unwrap();
+        fs::write(out.join("data/products.yaml"), "- id: 1\n").unwrap();
+        let before = snapshot(&out);
+        let e = write_atomic(&out, &one_file(), &[]).unwrap_err();
+        let WriteError::Refused(msg) = e else {
+            panic!("{e:?}")
+        };
+        assert!(msg.contains("2 file(s) that render did not write"), "{msg}");
+        assert!(msg.contains("notes.txt"), "{msg}");
+        assert_eq!(snapshot(&out), before, "nothing touched");
+        assert_eq!(fs::read_dir(dir.path()).unwrap().count(), 1, "no temp left");
+    }
+
+    #[test]
+    fn a_file_added_to_a_rendered_folder_is_never_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("gen");
+        write_atomic(&out, &one_file(), &[]).unwrap();
+        fs::write(out.join("keep.me"), "user's\n").unwrap();
+        let e = write_atomic(&out, &one_file(), &[]).unwrap_err();
+        assert!(
+            matches!(&e, WriteError::Refused(m) if m.contains("keep.me")),
+            "{e:?}"
+        );
+        assert_eq!(fs::read_to_string(out.join("keep.me")).unwrap(), "user's\n");
+        // What render wrote, it may replace: the listed files only.
+        fs::remove_file(out.join("keep.me")).unwrap();
+        write_atomic(&out, &one_file(), &[]).unwrap();
+    }
+
+    #[test]
+    fn an_out_holding_the_manifest_or_a_file_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let manifest = dir.path().join("manifest.yaml");
+        fs::write(&manifest, "service: {}\n").unwrap();
+        let e = write_atomic(dir.path(), &one_file(), std::slice::from_ref(&manifest)).unwrap_err();
+        assert!(
+            matches!(&e, WriteError::Refused(m) if m.contains("manifest.yaml")),
+            "{e:?}"
+        );
+        // Through `..` and `.` too.
+        fs::create_dir(dir.path().join("sub")).unwrap();
+        let sneaky = dir.path().join("sub/../.");
+        let e = write_atomic(&sneaky, &one_file(), std::slice::from_ref(&manifest)).unwrap_err();
+        assert!(matches!(e, WriteError::Refused(_)), "{e:?}");
+        let e = write_atomic(&manifest, &one_file(), &[]).unwrap_err();
+        assert!(
+            matches!(&e, WriteError::Refused(m) if m.contains("not a directory")),
+            "{e:?}"
+        );
+        assert_eq!(fs::read_to_string(&manifest).unwrap(), "service: {}\n");
+    }
+
+    #[test]
+    fn only_renders_own_stale_temp_trees_are_removed() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("gen");
+        write_atomic(&out, &one_file(), &[]).unwrap();
+        // A user's folder that happens to match the pattern, and a killed
+        // render's tree (its marker lists what it holds).
+        let theirs = dir.path().join("gen.tmp-backup");
+        fs::create_dir(&theirs).unwrap();
+        fs::write(theirs.join("important.db"), "data").unwrap();
+        let stale = dir.path().join("gen.tmp-1-2");
+        fs::create_dir(&stale).unwrap();
+        fs::write(stale.join(MARKER), marker_text(&one_file())).unwrap();
+        fs::create_dir(stale.join("prometheus")).unwrap();
+        fs::write(stale.join("prometheus/prometheus.yml"), "x").unwrap();
+        write_atomic(&out, &one_file(), &[]).unwrap();
+        assert_eq!(
+            fs::read_to_string(theirs.join("important.db")).unwrap(),
+            "data"
+        );
+        assert!(!stale.exists(), "the killed render's tree is gone");
+    }
+
+    #[test]
+    fn a_tree_rendered_before_the_marker_is_still_replaced() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = dir.path().join("gen");
+        fs::create_dir_all(out.join("prometheus")).unwrap();
+        fs::write(out.join("prometheus/prometheus.yml"), "old\n").unwrap();
+        fs::write(out.join(ADMIN_ENV_FILE), "pw\n").unwrap();
+        write_atomic(&out, &one_file(), &[]).unwrap();
+        assert_eq!(
+            fs::read_to_string(out.join(ADMIN_ENV_FILE)).unwrap(),
+            "pw\n"
+        );
+        assert!(out.join(MARKER).exists());
     }
 }
