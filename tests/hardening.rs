@@ -254,7 +254,7 @@ async fn grafana_query_points_and_response_size_are_capped() {
         &srv,
         format!(
             r#"{{{range},"targets":[{}]}}"#,
-            vec![r#"{"target":"low_stock_products"}"#; 10].join(",")
+            [r#"{"target":"low_stock_products"}"#; 10].join(",")
         ),
     )
     .await;
