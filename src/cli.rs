@@ -92,18 +92,46 @@ pub struct ServeArgs {
     pub port: Option<u16>,
 }
 
-/// Loads and validates, printing diagnostics on failure.
-pub fn open(arg: &ManifestArg) -> Result<Model, ExitCode> {
-    manifest::open(arg.manifest.as_deref()).map_err(|d| {
-        eprintln!("{d}");
-        ExitCode::FAILURE
-    })
+/// What the commands run with: the kinds a manifest may name, and the
+/// manifest used when there is neither `--manifest` nor `./manifest.yaml`.
+#[derive(Debug, Clone)]
+pub struct Context {
+    pub registry: crate::plugins::Registry,
+    /// (display name, text); `None`: the demo manifest compiled into telltale.
+    pub embedded: Option<(String, &'static str)>,
 }
 
+impl Default for Context {
+    fn default() -> Self {
+        Context {
+            registry: crate::plugins::Registry::builtin(),
+            embedded: None,
+        }
+    }
+}
+
+impl Context {
+    /// Loads and validates, printing diagnostics on failure.
+    pub fn open(&self, arg: &ManifestArg) -> Result<Model, ExitCode> {
+        let embedded = self.embedded.as_ref().map(|(n, t)| (n.as_str(), *t));
+        manifest::open_or(arg.manifest.as_deref(), &self.registry, embedded).map_err(|d| {
+            eprintln!("{d}");
+            ExitCode::FAILURE
+        })
+    }
+}
+
+/// Runs `cli` with the built-in kinds only.
 pub fn run(cli: Cli) -> ExitCode {
+    run_with(cli, &Context::default())
+}
+
+/// Runs `cli` with the kinds and default manifest of `ctx`.
+pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
+    let open = |a: &ManifestArg| ctx.open(a);
     match cli.command {
-        None => serve(cli.serve),
-        Some(Command::Serve(a)) => serve(a),
+        None => serve(cli.serve, ctx),
+        Some(Command::Serve(a)) => serve(a, ctx),
         Some(Command::Validate(a)) => match open(&a) {
             Ok(m) => {
                 println!(
@@ -133,12 +161,12 @@ pub fn run(cli: Cli) -> ExitCode {
             ),
             Err(code) => code,
         },
-        Some(Command::Render(a)) => render(a),
+        Some(Command::Render(a)) => render(a, ctx),
     }
 }
 
-fn render(args: RenderArgs) -> ExitCode {
-    let model = match open(&args.manifest) {
+fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
+    let model = match ctx.open(&args.manifest) {
         Ok(m) => m,
         Err(code) => {
             eprintln!("telltale: nothing rendered");
@@ -220,8 +248,8 @@ fn inputs(model: &Model) -> Vec<PathBuf> {
     v
 }
 
-fn serve(args: ServeArgs) -> ExitCode {
-    let model = match open(&args.manifest) {
+fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
+    let model = match ctx.open(&args.manifest) {
         Ok(m) => Arc::new(m),
         Err(code) => {
             eprintln!("telltale: refusing to start with an invalid manifest");

@@ -282,7 +282,7 @@ mod tests {
         );
         let text = BASE.replacen(from, to, 1);
         let loaded = load_str("m.yaml", &text, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
-        validate(loaded).expect_err("expected lint errors")
+        validate(loaded, &crate::plugins::Registry::builtin()).expect_err("expected lint errors")
     }
 
     fn line_of(text: &str) -> usize {
@@ -292,7 +292,7 @@ mod tests {
     #[test]
     fn repo_manifest_is_clean() {
         let loaded = load_str("m.yaml", BASE, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
-        validate(loaded).unwrap();
+        validate(loaded, &crate::plugins::Registry::builtin()).unwrap();
     }
 
     #[test]

@@ -1,6 +1,4 @@
-use clap::Parser;
-use std::process::ExitCode;
-
-fn main() -> ExitCode {
-    telltale::cli::run(telltale::cli::Cli::parse())
+//! The `telltale` binary: the built-in kinds and the demo manifest.
+fn main() -> std::process::ExitCode {
+    telltale::App::new().run_cli()
 }

@@ -28,7 +28,7 @@ fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBu
 }
 
 fn model(path: &Path) -> Model {
-    telltale::manifest::open(Some(path)).expect("manifest is valid")
+    telltale::manifest::open(Some(path), &telltale::Registry::builtin()).expect("manifest is valid")
 }
 
 fn names_of(m: &Model, kind: Option<DatasourceTargetKind>) -> Vec<String> {

@@ -325,7 +325,11 @@ mod tests {
     use super::*;
 
     fn model() -> Model {
-        crate::manifest::validate(crate::manifest::load_embedded().unwrap()).unwrap()
+        crate::manifest::validate(
+            crate::manifest::load_embedded().unwrap(),
+            &crate::plugins::Registry::builtin(),
+        )
+        .unwrap()
     }
 
     /// The plan without the time-dependent query ranges.

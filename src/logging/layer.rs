@@ -418,7 +418,18 @@ impl LogLayer {
                 spans_text.push_str(": ");
             }
         }
-        super::request::with_current(|r| push_request_fields(line, spans_text, r));
+        super::request::with_current(|r, route| {
+            push_request_fields(line, spans_text, r);
+            if let Some(route) = route {
+                line.push_str(",\"route\":");
+                push_json_str(line, route);
+                // Inside the request span's braces: `... path=/x route=/x}: `.
+                spans_text.truncate(spans_text.len() - 3);
+                spans_text.push_str(" route=");
+                push_text_str(spans_text, route);
+                spans_text.push_str("}: ");
+            }
+        });
         line.push_str(json);
         line.push_str("}\n");
 

@@ -171,6 +171,8 @@ impl RequestFields {
 pub struct Context {
     fields: Option<RequestFields>,
     route: Cell<Option<usize>>,
+    /// The route's template, once known: handlers' log lines carry it.
+    template: Cell<Option<&'static str>>,
 }
 
 impl Context {
@@ -178,6 +180,7 @@ impl Context {
         Context {
             fields,
             route: Cell::new(None),
+            template: Cell::new(None),
         }
     }
 
@@ -230,11 +233,21 @@ pub fn set_route(tag: usize) {
     let _ = CURRENT.try_with(|c| c.route.set(Some(tag)));
 }
 
-/// Calls `f` with the current request's fields, if any.
-pub(super) fn with_current(f: impl FnOnce(&RequestFields)) {
+/// Records the route tag and its template before the handler runs, so that
+/// the handler's own log lines carry `route` (a no-op outside a request).
+pub fn set_route_template(tag: usize, template: &'static str) {
+    let _ = CURRENT.try_with(|c| {
+        c.route.set(Some(tag));
+        c.template.set(Some(template));
+    });
+}
+
+/// Calls `f` with the current request's fields, if any, and its route
+/// template once the router has found it.
+pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>)) {
     let _ = CURRENT.try_with(|c| {
         if let Some(fields) = &c.fields {
-            f(fields)
+            f(fields, c.template.get())
         }
     });
 }

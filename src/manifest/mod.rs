@@ -18,14 +18,30 @@ pub use validate::{validate, Model};
 
 use std::path::Path;
 
-/// Loads and validates: the one entry point of `serve`, `validate` and `render`.
+/// Loads and validates with the kinds of `registry`.
 ///
 /// With no path, `./manifest.yaml` is used when it exists, else the embedded copy.
-pub fn open(path: Option<&Path>) -> Result<Model, Diagnostics> {
+pub fn open(
+    path: Option<&Path>,
+    registry: &crate::plugins::Registry,
+) -> Result<Model, Diagnostics> {
+    open_or(path, registry, None)
+}
+
+/// Like [`open`], with `embedded` (display name, text) instead of the demo
+/// manifest when there is neither a path nor a `./manifest.yaml`.
+pub fn open_or(
+    path: Option<&Path>,
+    registry: &crate::plugins::Registry,
+    embedded: Option<(&str, &str)>,
+) -> Result<Model, Diagnostics> {
     let loaded = match path {
         Some(p) => load_file(p)?,
         None if Path::new("manifest.yaml").exists() => load_file(Path::new("manifest.yaml"))?,
-        None => load_embedded()?,
+        None => match embedded {
+            Some((name, text)) => load_str(name, text, None)?,
+            None => load_embedded()?,
+        },
     };
-    validate(loaded)
+    validate(loaded, registry)
 }

@@ -127,8 +127,10 @@ pub struct Metric {
     #[serde(rename = "type")]
     pub kind: MetricType,
     pub help: String,
+    /// Label names (`[method, path]`); for `source: app`, each with its
+    /// closed set of values: `[{name: payment, values: [card, cash]}]`.
     #[serde(default)]
-    pub labels: Vec<String>,
+    pub labels: Vec<Label>,
     /// Histogram bucket upper bounds, strictly increasing.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub buckets: Option<Vec<f64>>,
@@ -136,6 +138,102 @@ pub struct Metric {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_null")]
     pub options: Value,
+}
+
+/// One label of a metric: a name, or a name with its closed set of values.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Label {
+    pub name: String,
+    /// The values user code may give (`source: app`); empty for the other sources.
+    pub values: Vec<String>,
+    /// What a value outside `values` is counted as (default `other`).
+    pub fallback: Option<String>,
+}
+
+impl Label {
+    /// A label with no declared values.
+    pub fn named(name: &str) -> Label {
+        Label {
+            name: name.into(),
+            values: Vec::new(),
+            fallback: None,
+        }
+    }
+    /// The fallback value: the declared one, else `other`.
+    pub fn fallback(&self) -> &str {
+        self.fallback.as_deref().unwrap_or("other")
+    }
+    /// Every series value: the declared values, then the fallback unless it is one of them.
+    pub fn series_values(&self) -> Vec<&str> {
+        let mut v: Vec<&str> = self.values.iter().map(String::as_str).collect();
+        if !v.contains(&self.fallback()) {
+            v.push(self.fallback());
+        }
+        v
+    }
+}
+
+impl PartialEq<str> for Label {
+    fn eq(&self, other: &str) -> bool {
+        self.name == other
+    }
+}
+
+impl std::fmt::Display for Label {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.name)
+    }
+}
+
+/// `labels[]` entry written as a mapping.
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct LabelSpec {
+    name: String,
+    #[serde(default)]
+    values: Vec<String>,
+    #[serde(default)]
+    fallback: Option<String>,
+}
+
+impl<'de> Deserialize<'de> for Label {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Label;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str("a label name, or {name, values, fallback}")
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<Label, E> {
+                Ok(Label::named(v))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, map: A) -> Result<Label, A::Error> {
+                let s = LabelSpec::deserialize(serde::de::value::MapAccessDeserializer::new(map))?;
+                Ok(Label {
+                    name: s.name,
+                    values: s.values,
+                    fallback: s.fallback,
+                })
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+impl Serialize for Label {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::SerializeMap;
+        if self.values.is_empty() && self.fallback.is_none() {
+            return s.serialize_str(&self.name);
+        }
+        let mut m = s.serialize_map(None)?;
+        m.serialize_entry("name", &self.name)?;
+        m.serialize_entry("values", &self.values)?;
+        if let Some(f) = &self.fallback {
+            m.serialize_entry("fallback", f)?;
+        }
+        m.end()
+    }
 }
 
 /// Log file rotation period.

@@ -3,8 +3,9 @@
 use super::diag::Diagnostics;
 use super::load::{Loaded, Source};
 use super::model::*;
-use crate::plugins::handlers::{self, HandlerCtx, PreparedHandler};
-use crate::plugins::metrics::{self, MetricCtx, PreparedSource};
+use crate::plugins::handlers::{HandlerCtx, PreparedHandler};
+use crate::plugins::metrics::{MetricCtx, PreparedSource};
+use crate::plugins::Registry;
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::Arc;
 
@@ -55,8 +56,8 @@ const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPT
 const UNBOUNDED_LOG_FIELDS: &[&str] =
     &["timestamp", "message", "request_id", "path", "duration_ms"];
 
-/// Checks everything and prepares the plugins.
-pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
+/// Checks everything and prepares the plugins, whose kinds come from `registry`.
+pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostics> {
     let Loaded {
         manifest: m,
         source,
@@ -72,29 +73,7 @@ pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
     check_stack(src, &m, &mut errs);
 
     // Plugins: each kind validates its own options and loads its data.
-    let mut handlers_out = Vec::new();
-    for (i, ep) in m.endpoints.iter().enumerate() {
-        let ctx = HandlerCtx {
-            index: i,
-            endpoint: ep,
-            manifest: &m,
-            source: src,
-        };
-        match handlers::lookup(&ep.handler) {
-            None => errs.push(src.error(
-                &format!("endpoints[{i}].handler"),
-                format!(
-                    "unknown handler kind {:?} (known: {})",
-                    ep.handler,
-                    handlers::names().join(", ")
-                ),
-            )),
-            Some(kind) => match kind.prepare(&ctx) {
-                Ok(h) => handlers_out.push(h),
-                Err(e) => errs.extend(e),
-            },
-        }
-    }
+    // Metric sources first: handlers' setup asks for the app metrics.
     let mut sources_out = Vec::new();
     for (i, metric) in m.metrics.iter().enumerate() {
         let ctx = MetricCtx {
@@ -103,13 +82,13 @@ pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
             manifest: &m,
             source: src,
         };
-        match metrics::lookup(&metric.source) {
+        match registry.source(&metric.source) {
             None => errs.push(src.error(
                 &format!("metrics[{i}].source"),
                 format!(
-                    "unknown metric source {:?} (known: {})",
+                    "unknown metric source {:?} (registered: {})",
                     metric.source,
-                    metrics::names().join(", ")
+                    registry.source_names().join(", ")
                 ),
             )),
             Some(kind) => match kind.prepare(&ctx) {
@@ -119,6 +98,33 @@ pub fn validate(loaded: Loaded) -> Result<Model, Diagnostics> {
         }
     }
 
+    let apps = crate::plugins::metrics::app::AppFamilies::new(
+        sources_out.iter().filter_map(|s| s.app_family()).collect(),
+    );
+    let mut handlers_out = Vec::new();
+    for (i, ep) in m.endpoints.iter().enumerate() {
+        let ctx = HandlerCtx {
+            index: i,
+            endpoint: ep,
+            manifest: &m,
+            source: src,
+            apps: &apps,
+        };
+        match registry.handler(&ep.handler) {
+            None => errs.push(src.error(
+                &format!("endpoints[{i}].handler"),
+                format!(
+                    "unknown handler kind {:?} (registered: {})",
+                    ep.handler,
+                    registry.handler_names().join(", ")
+                ),
+            )),
+            Some(kind) => match kind.prepare(&ctx) {
+                Ok(h) => handlers_out.push(h),
+                Err(e) => errs.extend(e),
+            },
+        }
+    }
     let datasource = crate::datasource::spec::prepare(src, &m, &mut errs);
 
     crate::lint::check(src, &m, &mut errs);
@@ -266,6 +272,7 @@ fn check_metrics(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
         let mut labels = HashSet::new();
         for (j, l) in metric.labels.iter().enumerate() {
+            let l = l.name.as_str();
             if !is_label_name(l) {
                 errs.push(src.error(
                     &format!("metrics[{i}].labels[{j}]"),

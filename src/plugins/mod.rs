@@ -1,5 +1,6 @@
-//! Plugin registries. Each kind is one file behind one trait; adding a kind
-//! means writing that file and adding one line to the registry's `KINDS`.
+//! Plugin kinds, and the [`Registry`] value that holds them. Each built-in
+//! kind is one file behind one trait, registered by name into the registry
+//! that `App` builds, through the same calls as a user's own kinds.
 //!
 //! - [`handlers`]: what an endpoint does (`endpoints[].handler`).
 //! - [`metrics`]: what feeds a metric family (`metrics[].source`).
@@ -7,3 +8,6 @@
 
 pub mod handlers;
 pub mod metrics;
+mod registry;
+
+pub use registry::Registry;

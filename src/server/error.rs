@@ -18,13 +18,18 @@ pub fn json_error(status: StatusCode, message: &str) -> Response {
 
 /// A 400 naming the offending query parameter.
 pub fn bad_param(name: &str, message: &str) -> Response {
+    bad_param_in("query", name, message)
+}
+
+/// A 400 naming the offending parameter of `place` (`query` or `path`).
+pub fn bad_param_in(place: &str, name: &str, message: &str) -> Response {
     let status = StatusCode::BAD_REQUEST;
     body(
         status,
         json!({
             "status": 400,
             "error": "Bad Request",
-            "message": format!("invalid query parameter `{name}`: {message}"),
+            "message": format!("invalid {place} parameter `{name}`: {message}"),
             "parameter": name,
         }),
     )

@@ -6,7 +6,7 @@
 pub mod error;
 pub mod http_metrics;
 mod observe;
-mod openapi;
+pub(crate) mod openapi;
 mod routes;
 mod self_metrics;
 
@@ -192,7 +192,8 @@ mod tests {
     /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).
     #[test]
     fn the_middlewares_future_holds_the_routers_future_once() {
-        let model = crate::manifest::open(None).unwrap_or_else(|e| panic!("{e:?}"));
+        let model = crate::manifest::open(None, &crate::plugins::Registry::builtin())
+            .unwrap_or_else(|e| panic!("{e:?}"));
         let app = assemble(Arc::new(model)).unwrap();
         let req = || Request::builder().uri_str("/products").finish();
         let router = std::mem::size_of_val(&poem::Route::new().call(req()));

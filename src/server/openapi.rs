@@ -16,6 +16,7 @@ use std::collections::HashMap;
 use std::sync::OnceLock;
 
 struct Op {
+    path: String,
     method: Method,
     summary: &'static str,
     description: &'static str,
@@ -47,7 +48,16 @@ impl OpenApi for ManifestApi {
         vec![MetaApi { paths }]
     }
 
-    fn register(_registry: &mut Registry) {}
+    /// The schemas of typed handlers' types (poem-openapi's own registry).
+    fn register(registry: &mut Registry) {
+        for (_, ops) in OPS.get().into_iter().flatten() {
+            for op in ops {
+                if let Some(t) = &op.doc.typed {
+                    (t.0)(registry);
+                }
+            }
+        }
+    }
 
     /// Routes are served by the manifest's own route table, not by poem-openapi.
     fn add_routes(
@@ -57,7 +67,46 @@ impl OpenApi for ManifestApi {
     }
 }
 
+/// The `{name}` segments of a route template.
+fn template_params(path: &str) -> impl Iterator<Item = &str> {
+    path.split('/')
+        .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
+}
+
 fn operation(op: &Op) -> MetaOperation {
+    let mut m = if let Some(t) = &op.doc.typed {
+        let t = (t.0)(&mut Registry::new());
+        let mut m = untyped(op);
+        m.params = t.params;
+        m.request = t.request;
+        m.responses = t.responses;
+        m
+    } else {
+        untyped(op)
+    };
+    // Every template parameter is declared (a string unless the handler typed it).
+    for name in template_params(&op.path) {
+        if !m
+            .params
+            .iter()
+            .any(|p| p.name == name && p.in_type == MetaParamIn::Path)
+        {
+            m.params.push(MetaOperationParam {
+                name: name.to_string(),
+                schema: schema(&serde_json::json!({"type": "string"})),
+                in_type: MetaParamIn::Path,
+                description: None,
+                required: true,
+                deprecated: false,
+                explode: true,
+                style: None,
+            });
+        }
+    }
+    m
+}
+
+fn untyped(op: &Op) -> MetaOperation {
     let d = &op.doc;
     MetaOperation {
         method: op.method.clone(),
@@ -136,6 +185,11 @@ fn schema(v: &Json) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(s))
 }
 
+/// The schema of telltale's JSON error body.
+pub fn error_schema_ref() -> MetaSchemaRef {
+    schema(&crate::server::error::error_schema())
+}
+
 /// Builds the poem-openapi service (spec + swagger UI) for `model`.
 pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
     let m = &model.manifest;
@@ -143,6 +197,7 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
         let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
             let op = Op {
+                path: ep.path.clone(),
                 method: Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
                     .unwrap_or(Method::GET),
                 summary: leak(&ep.summary),

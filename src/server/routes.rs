@@ -82,6 +82,7 @@ impl RouteTable {
                 .join(", ");
             let ep = PathEndpoint {
                 tag,
+                template: rt.http.template(tag),
                 allow: HeaderValue::from_str(&allow).map_err(|e| e.to_string())?,
                 methods: eps,
             };
@@ -110,6 +111,8 @@ fn poem_template(t: &str) -> String {
 
 struct PathEndpoint {
     tag: usize,
+    /// The route template (interned), for handlers' log lines.
+    template: &'static str,
     allow: HeaderValue,
     methods: Vec<(Method, BoxEndpoint<'static, Response>)>,
 }
@@ -130,6 +133,7 @@ impl Endpoint for PathEndpoint {
         });
         let handler = found.map(|(_, ep)| DynEndpoint::call(&**ep, req));
         async move {
+            request::set_route_template(self.tag, self.template);
             let mut resp = match handler {
                 Some(fut) => fut.await.unwrap_or_else(error_response),
                 None => {
@@ -181,6 +185,7 @@ mod tests {
     fn the_path_endpoints_future_holds_no_request() {
         let ep = PathEndpoint {
             tag: 0,
+            template: "/x",
             allow: HeaderValue::from_static("GET"),
             methods: vec![(
                 Method::GET,

@@ -93,7 +93,7 @@ impl HandlerKind for Kind {
 }
 
 /// Reads the whole body, refusing more than `limit` bytes even without a Content-Length.
-async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, Response> {
+pub(super) async fn read_body(req: &mut Request, limit: usize) -> Result<Bytes, Response> {
     req.take_body()
         .into_bytes_limit(limit)
         .await

@@ -17,27 +17,20 @@ mod grafana_json;
 mod info;
 mod probe;
 mod prometheus;
+pub mod typed;
 
 pub use collection::load_items;
 
-/// The registry: one line per kind.
-static KINDS: &[&dyn HandlerKind] = &[
-    &collection::Kind,
-    &info::Kind,
-    &probe::Kind,
-    &fault::Kind,
-    &prometheus::Kind,
-    &grafana_json::Kind,
-];
-
-/// Finds a kind by its manifest name.
-pub fn lookup(name: &str) -> Option<&'static dyn HandlerKind> {
-    KINDS.iter().copied().find(|k| k.name() == name)
-}
-
-/// Every registered kind name, for error messages.
-pub fn names() -> Vec<&'static str> {
-    KINDS.iter().map(|k| k.name()).collect()
+/// The built-in kinds, as [`crate::plugins::Registry::builtin`] registers them.
+pub(crate) fn builtin() -> Vec<Arc<dyn HandlerKind>> {
+    vec![
+        Arc::new(collection::Kind),
+        Arc::new(info::Kind),
+        Arc::new(probe::Kind),
+        Arc::new(fault::Kind),
+        Arc::new(prometheus::Kind),
+        Arc::new(grafana_json::Kind),
+    ]
 }
 
 /// What a kind sees while preparing one endpoint.
@@ -46,6 +39,8 @@ pub struct HandlerCtx<'a> {
     pub endpoint: &'a Endpoint,
     pub manifest: &'a Manifest,
     pub source: &'a Source,
+    /// The `source: app` metrics, prepared before any handler.
+    pub apps: &'a crate::plugins::metrics::app::AppFamilies,
 }
 
 impl HandlerCtx<'_> {
@@ -75,8 +70,9 @@ impl HandlerCtx<'_> {
     }
 }
 
-/// A handler kind.
-pub trait HandlerKind: Sync {
+/// A handler kind. A user's typed handlers implement [`crate::Handler`]
+/// instead, which [`crate::App::handler`] adapts to this trait.
+pub trait HandlerKind: Send + Sync {
     /// The name used in `endpoints[].handler`.
     fn name(&self) -> &'static str;
     /// Checks options and loads data.
@@ -116,7 +112,31 @@ pub struct OperationDoc {
     /// JSON schema of the request body, if it takes one.
     pub request: Option<Json>,
     /// (status, description, content type, JSON schema) of each response.
+    /// The first is the success status the route's series start at.
     pub responses: Vec<(u16, String, &'static str, Json)>,
+    /// A typed handler's operation from poem-openapi's own types; when set,
+    /// it replaces `params`, `request` and `responses` in the document.
+    pub typed: Option<TypedDocFn>,
+}
+
+/// A typed operation: parameters, body and responses as poem-openapi
+/// builds them from the handler's types.
+pub struct TypedDoc {
+    pub params: Vec<poem_openapi::registry::MetaOperationParam>,
+    pub request: Option<poem_openapi::registry::MetaRequest>,
+    pub responses: poem_openapi::registry::MetaResponses,
+}
+
+/// Makes a [`TypedDoc`], registering its schemas in the given registry.
+#[derive(Clone)]
+pub struct TypedDocFn(
+    pub Arc<dyn Fn(&mut poem_openapi::registry::Registry) -> TypedDoc + Send + Sync>,
+);
+
+impl std::fmt::Debug for TypedDocFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedDocFn")
+    }
 }
 
 impl OperationDoc {
@@ -136,6 +156,7 @@ impl OperationDoc {
             params: Vec::new(),
             request: None,
             responses: vec![(status, description.into(), content_type, schema)],
+            typed: None,
         }
     }
 }

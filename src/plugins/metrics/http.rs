@@ -56,7 +56,7 @@ impl PreparedSource for PreparedRequests {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let v = IntCounterVec::new(opts(m), &label_names(m))?;
         inst.registry.register(Box::new(v.clone()))?;
-        inst.http_requests = Some((v, m.labels.clone()));
+        inst.http_requests = Some((v, m.labels.iter().map(|l| l.name.clone()).collect()));
         Ok(())
     }
 }
@@ -69,7 +69,7 @@ impl PreparedSource for PreparedDuration {
         }
         let v = HistogramVec::new(o, &label_names(m))?;
         inst.registry.register(Box::new(v.clone()))?;
-        inst.http_duration = Some((v, m.labels.clone()));
+        inst.http_duration = Some((v, m.labels.iter().map(|l| l.name.clone()).collect()));
         Ok(())
     }
 }

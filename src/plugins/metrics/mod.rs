@@ -9,6 +9,7 @@ use prometheus::{HistogramVec, IntCounterVec, Registry};
 use std::sync::Arc;
 use std::time::Duration;
 
+pub mod app;
 mod build;
 mod collection;
 mod http;
@@ -17,24 +18,17 @@ mod system;
 pub use build::COMMIT;
 pub use collection::{below_threshold_items, is_below, Item};
 
-/// The registry: one line per kind.
-static KINDS: &[&dyn MetricSourceKind] = &[
-    &http::Requests,
-    &http::Duration,
-    &system::Cpu,
-    &system::Memory,
-    &collection::BelowThreshold,
-    &build::Info,
-];
-
-/// Finds a kind by its manifest name.
-pub fn lookup(name: &str) -> Option<&'static dyn MetricSourceKind> {
-    KINDS.iter().copied().find(|k| k.name() == name)
-}
-
-/// Every registered kind name, for error messages.
-pub fn names() -> Vec<&'static str> {
-    KINDS.iter().map(|k| k.name()).collect()
+/// The built-in kinds, as [`crate::plugins::Registry::builtin`] registers them.
+pub(crate) fn builtin() -> Vec<Arc<dyn MetricSourceKind>> {
+    vec![
+        Arc::new(http::Requests),
+        Arc::new(http::Duration),
+        Arc::new(system::Cpu),
+        Arc::new(system::Memory),
+        Arc::new(collection::BelowThreshold),
+        Arc::new(build::Info),
+        Arc::new(app::Kind),
+    ]
 }
 
 /// What a kind sees while preparing one metric.
@@ -70,7 +64,16 @@ impl MetricCtx<'_> {
     /// Labels must come from this closed set (bounded cardinality).
     pub fn labels_within(&self, allowed: &[&str]) -> Result<(), Diagnostics> {
         for (j, l) in self.metric.labels.iter().enumerate() {
-            if !allowed.contains(&l.as_str()) {
+            if !l.values.is_empty() || l.fallback.is_some() {
+                return Err(Diagnostics(vec![self.source.error(
+                    &self.at(&format!("labels[{j}]")),
+                    format!(
+                        "source {:?} fills label {:?} itself; values and fallback are for source: app",
+                        self.metric.source, l.name
+                    ),
+                )]));
+            }
+            if !allowed.contains(&l.name.as_str()) {
                 return Err(Diagnostics(vec![self.source.error(
                     &self.at(&format!("labels[{j}]")),
                     format!(
@@ -97,7 +100,7 @@ impl MetricCtx<'_> {
 }
 
 /// A metric source kind.
-pub trait MetricSourceKind: Sync {
+pub trait MetricSourceKind: Send + Sync {
     /// The name used in `metrics[].source`.
     fn name(&self) -> &'static str;
     /// Checks the declaration and options.
@@ -108,6 +111,10 @@ pub trait MetricSourceKind: Sync {
 pub trait PreparedSource: Send + Sync {
     /// Registers the family in `inst.registry` and wires it up.
     fn install(&self, metric: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()>;
+    /// For `source: app`: the family handlers' `setup` may ask for.
+    fn app_family(&self) -> Option<Arc<app::AppFamily>> {
+        None
+    }
 }
 
 /// Something to run on a timer (not per request).
@@ -133,5 +140,5 @@ pub fn opts(m: &Metric) -> prometheus::Opts {
 
 /// Label names as `&str`.
 pub fn label_names(m: &Metric) -> Vec<&str> {
-    m.labels.iter().map(String::as_str).collect()
+    m.labels.iter().map(|l| l.name.as_str()).collect()
 }

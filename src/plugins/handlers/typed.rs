@@ -1,0 +1,676 @@
+//! Typed handler kinds: a user's async handler with typed path parameters,
+//! query, JSON body and response, documented from poem-openapi's own types
+//! (`Object`, `ApiResponse`) and registry.
+//!
+//! [`Kind`] adapts a [`Handler`] to [`HandlerKind`], so a user's kind goes
+//! through the same registry, validation and route table as the built-ins:
+//! its options are parsed (unknown keys are errors) and its
+//! [`Handler::setup`] runs during `validate`, where a metric it asks for
+//! that the manifest does not declare is a located error.
+//!
+//! Bad input never reaches the handler: a path or query parameter of the
+//! wrong type is a 400 naming the parameter, malformed JSON a 400 with its
+//! line and column, and a body that does not match its type a 422 naming
+//! the field (`items[0].qty`), checked against the type's own schema.
+
+use super::{HandlerCtx, HandlerKind, OperationDoc, PreparedHandler, TypedDoc};
+use crate::manifest::Diagnostics;
+use crate::plugins::metrics::app::{AppCounter, AppFamilies, AppGauge, AppHistogram};
+use crate::server::error::{bad_field_status, bad_param_in, json_error};
+use crate::server::Runtime;
+use poem::endpoint::BoxEndpoint;
+use poem::http::StatusCode;
+use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+use poem_openapi::registry::{
+    MetaMediaType, MetaOperationParam, MetaParamIn, MetaRequest, MetaResponse, MetaResponses,
+    MetaSchema, MetaSchemaRef, Registry,
+};
+use poem_openapi::types::{IsObjectType, ParseFromJSON};
+use poem_openapi::ApiResponse;
+use serde::de::DeserializeOwned;
+use serde_json::{Map, Value as Json};
+use std::future::Future;
+use std::sync::Arc;
+
+/// A handler kind of your own: register it with [`crate::App::handler`]
+/// and name it in `endpoints[].handler`.
+///
+/// ```ignore
+/// impl telltale::Handler for Create {
+///     type Options = CreateOptions;      // serde; `options:` of the endpoint
+///     type Path = telltale::Empty;       // or a poem-openapi `Object`
+///     type Query = telltale::Empty;
+///     type Body = NewOrder;              // a poem-openapi `Object`
+///     type Response = CreateResponse;    // a poem-openapi `ApiResponse`
+///     type State = Metrics;              // built once by `setup`
+///     fn name(&self) -> &'static str { "orders.create" }
+///     fn setup(&self, _: CreateOptions, ctx: &mut telltale::Setup<'_>) -> Result<Metrics, String> {
+///         Ok(Metrics { placed: ctx.counter("orders_placed_total", ["payment"])? })
+///     }
+///     async fn handle(&self, m: &Metrics, req: telltale::Input<Empty, Empty, NewOrder>) -> CreateResponse {
+///         m.placed.inc([&req.body.payment]);
+///         CreateResponse::Created(poem_openapi::payload::Json(/* ... */))
+///     }
+/// }
+/// ```
+pub trait Handler: Send + Sync + 'static {
+    /// The endpoint's `options:` (use `#[serde(deny_unknown_fields)]`).
+    type Options: DeserializeOwned + Default + Send + 'static;
+    /// Path parameters (`/orders/{id}`): a poem-openapi `Object`, or [`Empty`].
+    type Path: Params;
+    /// Query parameters: a poem-openapi `Object`, or [`Empty`].
+    type Query: Params;
+    /// The JSON request body: a poem-openapi `Object`, or [`Empty`] for none.
+    type Body: RequestBody;
+    /// What it answers: a poem-openapi `ApiResponse`.
+    type Response: ApiResponse + IntoResponse + Send + 'static;
+    /// What [`Handler::setup`] builds once and every request sees.
+    type State: Send + Sync + 'static;
+
+    /// The name used in `endpoints[].handler`.
+    fn name(&self) -> &'static str;
+
+    /// Runs once per endpoint, during `validate` and at start-up: checks the
+    /// options and resolves metric handles. An `Err` is reported at the
+    /// endpoint's location in the manifest.
+    fn setup(&self, options: Self::Options, ctx: &mut Setup<'_>) -> Result<Self::State, String>;
+
+    /// Answers one request whose input has already been parsed and checked.
+    fn handle(
+        &self,
+        state: &Self::State,
+        input: Input<Self::Path, Self::Query, Self::Body>,
+    ) -> impl Future<Output = Self::Response> + Send;
+}
+
+/// One request's typed input.
+#[derive(Debug)]
+pub struct Input<P, Q, B> {
+    pub path: P,
+    pub query: Q,
+    pub body: B,
+}
+
+/// What a handler's [`Handler::setup`] can see and ask for.
+pub struct Setup<'a> {
+    /// The endpoint's route template, e.g. `/orders/{id}`.
+    pub path: &'a str,
+    /// Its method, upper case.
+    pub method: String,
+    apps: &'a AppFamilies,
+}
+
+impl Setup<'_> {
+    /// The `source: app` counter `name`, with exactly these label names in
+    /// this order (`[]` for none).
+    pub fn counter<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppCounter<N>, String> {
+        self.apps.counter(name, labels)
+    }
+    /// The `source: app` gauge `name`.
+    pub fn gauge<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppGauge<N>, String> {
+        self.apps.gauge(name, labels)
+    }
+    /// The `source: app` histogram `name`.
+    pub fn histogram<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppHistogram<N>, String> {
+        self.apps.histogram(name, labels)
+    }
+}
+
+/// `options:` of a handler that takes none (any key is an error).
+#[derive(Debug, Clone, Copy, Default, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct NoOptions {}
+
+/// No parameters, or no request body.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Empty;
+
+/// Why a request's input was refused, as its JSON error response.
+#[derive(Debug)]
+pub struct InputError(Box<Response>);
+
+impl InputError {
+    fn new(r: Response) -> Self {
+        InputError(Box::new(r))
+    }
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// Path or query parameters: a poem-openapi `Object` (each field one
+/// parameter), or [`Empty`].
+pub trait Params: Sized + Send + 'static {
+    /// The documented parameters (schemas registered in `registry`).
+    fn describe(registry: &mut Registry, location: MetaParamIn) -> Vec<MetaOperationParam>;
+    /// Parses the parameters that `get` finds by name in `place`.
+    fn parse(
+        place: MetaParamIn,
+        get: &dyn Fn(&str) -> Vec<String>,
+        registry: &Registry,
+    ) -> Result<Self, InputError>;
+}
+
+impl Params for Empty {
+    fn describe(_: &mut Registry, _: MetaParamIn) -> Vec<MetaOperationParam> {
+        Vec::new()
+    }
+    fn parse(
+        _: MetaParamIn,
+        _: &dyn Fn(&str) -> Vec<String>,
+        _: &Registry,
+    ) -> Result<Self, InputError> {
+        Ok(Empty)
+    }
+}
+
+/// The object schema of `T`, resolved through `registry`.
+fn object_schema<'r>(registry: &'r Registry, r: &'r MetaSchemaRef) -> Option<&'r MetaSchema> {
+    match r {
+        MetaSchemaRef::Inline(s) => Some(s),
+        MetaSchemaRef::Reference(name) => registry.schemas.get(name),
+    }
+}
+
+impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
+    fn describe(registry: &mut Registry, location: MetaParamIn) -> Vec<MetaOperationParam> {
+        T::register(registry);
+        let r = T::schema_ref();
+        let Some(s) = object_schema(registry, &r) else {
+            return Vec::new();
+        };
+        s.properties
+            .iter()
+            .map(|(name, schema)| MetaOperationParam {
+                name: name.to_string(),
+                schema: schema.clone(),
+                in_type: location,
+                description: object_schema(registry, schema)
+                    .and_then(|p| p.description)
+                    .map(String::from),
+                // A path parameter is always required.
+                required: location == MetaParamIn::Path || s.required.contains(name),
+                deprecated: false,
+                explode: true,
+                style: None,
+            })
+            .collect()
+    }
+
+    fn parse(
+        place: MetaParamIn,
+        get: &dyn Fn(&str) -> Vec<String>,
+        registry: &Registry,
+    ) -> Result<Self, InputError> {
+        let param_error = |name: &str, msg: &str| {
+            let place = if place == MetaParamIn::Path {
+                "path"
+            } else {
+                "query"
+            };
+            InputError::new(bad_param_in(place, name, msg))
+        };
+        let scalar = |name: &str, raw: &str, schema: Option<&MetaSchema>| {
+            scalar(name, raw, schema).map_err(|m| param_error(name, &m))
+        };
+        let r = T::schema_ref();
+        let mut obj = Map::new();
+        if let Some(s) = object_schema(registry, &r) {
+            for (name, schema) in &s.properties {
+                let raw = get(name);
+                if raw.is_empty() {
+                    if s.required.contains(name) {
+                        return Err(param_error(name, "is required"));
+                    }
+                    continue;
+                }
+                let ps = object_schema(registry, schema);
+                let v = if ps.is_some_and(|p| p.ty == "array") {
+                    let item = ps
+                        .and_then(|p| p.items.as_deref())
+                        .and_then(|i| object_schema(registry, i));
+                    let vals: Result<Vec<Json>, _> =
+                        raw.iter().map(|x| scalar(name, x, item)).collect();
+                    Json::Array(vals?)
+                } else {
+                    scalar(name, &raw[0], ps)?
+                };
+                obj.insert(name.to_string(), v);
+            }
+        }
+        let v = Json::Object(obj);
+        if let Err((field, msg)) = check(&v, &r, registry, "") {
+            return Err(param_error(&field, &msg));
+        }
+        T::parse_from_json(Some(v)).map_err(|e| {
+            InputError::new(json_error(
+                StatusCode::BAD_REQUEST,
+                &format!("invalid parameters: {}", e.message()),
+            ))
+        })
+    }
+}
+
+/// A parameter's text as the JSON value its schema expects.
+fn scalar(_name: &str, raw: &str, schema: Option<&MetaSchema>) -> Result<Json, String> {
+    let ty = schema.map_or("string", |s| s.ty);
+    let shown: String = raw.chars().take(64).collect();
+    let bad = |what: &str| format!("expected {what}, got {shown:?}");
+    match ty {
+        "integer" => raw
+            .parse::<i64>()
+            .map(Json::from)
+            .or_else(|_| raw.parse::<u64>().map(Json::from))
+            .map_err(|_| bad("an integer")),
+        "number" => raw
+            .parse::<f64>()
+            .ok()
+            .and_then(serde_json::Number::from_f64)
+            .map(Json::Number)
+            .ok_or_else(|| bad("a number")),
+        "boolean" => raw
+            .parse::<bool>()
+            .map(Json::Bool)
+            .map_err(|_| bad("true or false")),
+        _ => Ok(Json::String(raw.to_string())),
+    }
+}
+
+/// A JSON request body: a poem-openapi `Object`, or [`Empty`] for none.
+pub trait RequestBody: Sized + Send + 'static {
+    /// The body's schema, registered in `registry`; `None` takes no body.
+    fn describe(registry: &mut Registry) -> Option<MetaSchemaRef>;
+    /// Parses the body (`None`: the request had none).
+    fn parse(body: Option<&[u8]>, registry: &Registry) -> Result<Self, InputError>;
+}
+
+impl RequestBody for Empty {
+    fn describe(_: &mut Registry) -> Option<MetaSchemaRef> {
+        None
+    }
+    fn parse(_: Option<&[u8]>, _: &Registry) -> Result<Self, InputError> {
+        Ok(Empty)
+    }
+}
+
+impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
+    fn describe(registry: &mut Registry) -> Option<MetaSchemaRef> {
+        T::register(registry);
+        Some(T::schema_ref())
+    }
+
+    fn parse(body: Option<&[u8]>, registry: &Registry) -> Result<Self, InputError> {
+        let unprocessable = |field: &str, msg: &str| {
+            InputError::new(bad_field_status(
+                StatusCode::UNPROCESSABLE_ENTITY,
+                field,
+                msg,
+            ))
+        };
+        let Some(bytes) = body.filter(|b| !b.iter().all(u8::is_ascii_whitespace)) else {
+            return Err(InputError::new(json_error(
+                StatusCode::BAD_REQUEST,
+                "a JSON request body is required",
+            )));
+        };
+        let v: Json = serde_json::from_slice(bytes).map_err(|e| {
+            InputError::new(bad_field_status(
+                StatusCode::BAD_REQUEST,
+                "body",
+                &format!("malformed JSON: {e}"),
+            ))
+        })?;
+        let r = T::schema_ref();
+        if let Err((field, msg)) = check(&v, &r, registry, "") {
+            let field = if field.is_empty() {
+                "body".into()
+            } else {
+                field
+            };
+            return Err(unprocessable(&field, &msg));
+        }
+        T::parse_from_json(Some(v)).map_err(|e| unprocessable("body", e.message()))
+    }
+}
+
+/// Checks `v` against `schema` (types, required fields, enums, bounds,
+/// nested objects and arrays); the first mismatch, with its path.
+fn check(
+    v: &Json,
+    schema: &MetaSchemaRef,
+    reg: &Registry,
+    at: &str,
+) -> Result<(), (String, String)> {
+    let Some(s) = object_schema(reg, schema) else {
+        return Ok(());
+    };
+    let fail = |msg: String| Err((at.to_string(), msg));
+    if v.is_null() {
+        return if s.nullable || s.ty.is_empty() {
+            Ok(())
+        } else {
+            fail(format!("must be {} {}, not null", article(s.ty), s.ty))
+        };
+    }
+    match s.ty {
+        "object" => {
+            let Some(obj) = v.as_object() else {
+                return fail(format!("must be an object, not {}", kind_of(v)));
+            };
+            for name in &s.required {
+                if !obj.contains_key(*name) {
+                    return Err((join(at, name), "missing required field".into()));
+                }
+            }
+            for (name, ps) in &s.properties {
+                if let Some(x) = obj.get(*name) {
+                    check(x, ps, reg, &join(at, name))?;
+                }
+            }
+        }
+        "array" => {
+            let Some(items) = v.as_array() else {
+                return fail(format!("must be an array, not {}", kind_of(v)));
+            };
+            if let Some(item) = &s.items {
+                for (i, x) in items.iter().enumerate() {
+                    check(x, item, reg, &format!("{at}[{i}]"))?;
+                }
+            }
+        }
+        "string" => {
+            let Some(text) = v.as_str() else {
+                return fail(format!("must be a string, not {}", kind_of(v)));
+            };
+            if !s.enum_items.is_empty() && !s.enum_items.iter().any(|e| e == v) {
+                let allowed: Vec<String> = s.enum_items.iter().map(|e| e.to_string()).collect();
+                return fail(format!("must be one of {}", allowed.join(", ")));
+            }
+            if let Some(max) = s.max_length {
+                if text.chars().count() > max {
+                    return fail(format!("must be at most {max} characters"));
+                }
+            }
+            if let Some(min) = s.min_length {
+                if text.chars().count() < min {
+                    return fail(format!("must be at least {min} characters"));
+                }
+            }
+        }
+        "integer" => {
+            if !(v.is_i64() || v.is_u64()) {
+                return fail(format!("must be an integer, not {}", kind_of(v)));
+            }
+            bounds(v.as_f64().unwrap_or(0.0), s).or_else(fail)?;
+        }
+        "number" => {
+            let Some(x) = v.as_f64() else {
+                return fail(format!("must be a number, not {}", kind_of(v)));
+            };
+            bounds(x, s).or_else(fail)?;
+        }
+        "boolean" if !v.is_boolean() => {
+            return fail(format!("must be true or false, not {}", kind_of(v)));
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+fn bounds(x: f64, s: &MetaSchema) -> Result<(), String> {
+    let excl_min = s.exclusive_minimum.unwrap_or(false);
+    let excl_max = s.exclusive_maximum.unwrap_or(false);
+    if let Some(min) = s.minimum {
+        if x < min || (excl_min && x == min) {
+            return Err(format!(
+                "must be {} {min}",
+                if excl_min { "above" } else { "at least" }
+            ));
+        }
+    }
+    if let Some(max) = s.maximum {
+        if x > max || (excl_max && x == max) {
+            return Err(format!(
+                "must be {} {max}",
+                if excl_max { "below" } else { "at most" }
+            ));
+        }
+    }
+    Ok(())
+}
+
+fn join(at: &str, name: &str) -> String {
+    if at.is_empty() {
+        name.to_string()
+    } else {
+        format!("{at}.{name}")
+    }
+}
+
+fn article(ty: &str) -> &'static str {
+    if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
+        "an"
+    } else {
+        "a"
+    }
+}
+
+fn kind_of(v: &Json) -> &'static str {
+    match v {
+        Json::Null => "null",
+        Json::Bool(_) => "a boolean",
+        Json::Number(_) => "a number",
+        Json::String(_) => "a string",
+        Json::Array(_) => "an array",
+        Json::Object(_) => "an object",
+    }
+}
+
+/// A [`Handler`] as a [`HandlerKind`], for the registry.
+pub struct Kind<H>(Arc<H>);
+
+impl<H: Handler> Kind<H> {
+    pub fn new(handler: H) -> Self {
+        Kind(Arc::new(handler))
+    }
+}
+
+impl<H: Handler> HandlerKind for Kind<H> {
+    fn name(&self) -> &'static str {
+        self.0.name()
+    }
+
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
+        ctx.no_data()?;
+        let options: H::Options = ctx.options()?;
+        let mut setup = Setup {
+            path: &ctx.endpoint.path,
+            method: ctx.endpoint.method.to_ascii_uppercase(),
+            apps: ctx.apps,
+        };
+        let state = self.0.setup(options, &mut setup).map_err(|e| {
+            Diagnostics(vec![ctx.source.error(
+                &ctx.at("handler"),
+                format!("handler kind {:?}: {e}", self.0.name()),
+            )])
+        })?;
+        // The schemas the input is checked against, registered once.
+        let mut registry = Registry::new();
+        H::Path::describe(&mut registry, MetaParamIn::Path);
+        H::Query::describe(&mut registry, MetaParamIn::Query);
+        let has_body = H::Body::describe(&mut registry).is_some();
+        H::Response::register(&mut registry);
+        Ok(Arc::new(Prepared::<H> {
+            shared: Arc::new(Shared {
+                handler: self.0.clone(),
+                state,
+                registry,
+                has_body,
+            }),
+        }))
+    }
+}
+
+struct Shared<H: Handler> {
+    handler: Arc<H>,
+    state: H::State,
+    registry: Registry,
+    /// `H::Body` is a JSON body (not [`Empty`]).
+    has_body: bool,
+}
+
+struct Prepared<H: Handler> {
+    shared: Arc<Shared<H>>,
+}
+
+/// The documented operation of `H`: parameters, body and responses, plus
+/// telltale's own JSON errors for refused input.
+fn typed_doc<H: Handler>(registry: &mut Registry) -> TypedDoc {
+    let mut params = H::Path::describe(registry, MetaParamIn::Path);
+    params.extend(H::Query::describe(registry, MetaParamIn::Query));
+    let request = H::Body::describe(registry).map(|schema| MetaRequest {
+        description: None,
+        content: vec![MetaMediaType {
+            content_type: "application/json",
+            schema,
+        }],
+        required: true,
+    });
+    H::Response::register(registry);
+    let mut responses = H::Response::meta();
+    let error = crate::server::openapi::error_schema_ref;
+    let has = |r: &MetaResponses, s: u16| r.responses.iter().any(|x| x.status == Some(s));
+    if !has(&responses, 400) {
+        responses.responses.push(MetaResponse {
+            description: "Bad request: a parameter or the JSON body is malformed",
+            status: Some(400),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: error(),
+            }],
+            headers: Vec::new(),
+        });
+    }
+    if request.is_some() && !has(&responses, 422) {
+        responses.responses.push(MetaResponse {
+            description: "The JSON body does not match its schema (`field` names where)",
+            status: Some(422),
+            status_range: None,
+            content: vec![MetaMediaType {
+                content_type: "application/json",
+                schema: error(),
+            }],
+            headers: Vec::new(),
+        });
+    }
+    TypedDoc {
+        params,
+        request,
+        responses,
+    }
+}
+
+impl<H: Handler> PreparedHandler for Prepared<H> {
+    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+        let limit =
+            usize::try_from(rt.model.manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
+        TypedEndpoint {
+            shared: self.shared.clone(),
+            limit,
+        }
+        .boxed()
+    }
+
+    fn doc(&self) -> OperationDoc {
+        let first = H::Response::meta()
+            .responses
+            .first()
+            .and_then(|r| r.status)
+            .unwrap_or(200);
+        OperationDoc {
+            params: Vec::new(),
+            request: None,
+            responses: vec![(first, "Success".into(), "application/json", Json::Null)],
+            typed: Some(super::TypedDocFn(Arc::new(typed_doc::<H>))),
+        }
+    }
+}
+
+struct TypedEndpoint<H: Handler> {
+    shared: Arc<Shared<H>>,
+    limit: usize,
+}
+
+impl<H: Handler> TypedEndpoint<H> {
+    async fn input(
+        &self,
+        req: &mut Request,
+    ) -> Result<Input<H::Path, H::Query, H::Body>, InputError> {
+        let reg = &self.shared.registry;
+        let path = H::Path::parse(
+            MetaParamIn::Path,
+            &|name| {
+                req.raw_path_param(name)
+                    .map(String::from)
+                    .into_iter()
+                    .collect()
+            },
+            reg,
+        )?;
+        let pairs: Vec<(String, String)> = req.params().unwrap_or_default();
+        let query = H::Query::parse(
+            MetaParamIn::Query,
+            &|name| {
+                pairs
+                    .iter()
+                    .filter(|(k, _)| k == name)
+                    .map(|(_, v)| v.clone())
+                    .collect()
+            },
+            reg,
+        )?;
+        let body = if self.shared.has_body {
+            if let Some(ct) = req.content_type() {
+                if !ct.starts_with("application/json") {
+                    return Err(InputError::new(json_error(
+                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                        &format!("content type {ct:?} is not application/json"),
+                    )));
+                }
+            }
+            let bytes = super::grafana_json::read_body(req, self.limit)
+                .await
+                .map_err(InputError::new)?;
+            H::Body::parse(Some(&bytes), reg)?
+        } else {
+            H::Body::parse(None, reg)?
+        };
+        Ok(Input { path, query, body })
+    }
+}
+
+impl<H: Handler> Endpoint for TypedEndpoint<H> {
+    type Output = Response;
+
+    async fn call(&self, mut req: Request) -> poem::Result<Response> {
+        let input = match self.input(&mut req).await {
+            Ok(i) => i,
+            Err(e) => return Ok(e.into_response()),
+        };
+        let sh = &self.shared;
+        Ok(sh.handler.handle(&sh.state, input).await.into_response())
+    }
+}
