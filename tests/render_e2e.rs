@@ -5,117 +5,11 @@
 
 mod common;
 mod render_support;
+use common::prom::*;
 use common::*;
 use render_support::*;
 use serde_json::Value;
-use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
-
-/// A real `prometheus` on a free loopback port, killed on drop.
-struct Prometheus {
-    child: Child,
-    base: String,
-    log: std::path::PathBuf,
-}
-
-impl Drop for Prometheus {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-impl Prometheus {
-    async fn start(config: &Path, dir: &Path) -> Prometheus {
-        let port = free_port();
-        let log = dir.join("prometheus.log");
-        let child = Command::new("prometheus")
-            .arg(format!("--config.file={}", config.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.join("tsdb").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(&log).unwrap())
-            .spawn()
-            .unwrap_or_else(|e| {
-                panic!("prometheus is required (Debian package `prometheus`): {e}")
-            });
-        let p = Prometheus {
-            child,
-            base: format!("http://127.0.0.1:{port}"),
-            log,
-        };
-        let deadline = Instant::now() + Duration::from_secs(60);
-        loop {
-            if let Ok(r) = reqwest::get(format!("{}/-/ready", p.base)).await {
-                if r.status() == 200 {
-                    return p;
-                }
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready:\n{}",
-                read(&p.log)
-            );
-            tokio::time::sleep(Duration::from_millis(200)).await;
-        }
-    }
-
-    async fn api(&self, path: &str, query: &[(&str, &str)]) -> Value {
-        let qs: Vec<String> = query
-            .iter()
-            .map(|(k, v)| format!("{k}={}", urlencode(v)))
-            .collect();
-        let r = reqwest::get(format!("{}{path}?{}", self.base, qs.join("&")))
-            .await
-            .unwrap();
-        r.json().await.unwrap()
-    }
-
-    /// `/api/v1/query`: Ok(result series) or Err(error text).
-    async fn query(&self, q: &str) -> Result<Vec<Value>, String> {
-        let v = self.api("/api/v1/query", &[("query", q)]).await;
-        if v["status"] == "success" {
-            Ok(v["data"]["result"].as_array().cloned().unwrap_or_default())
-        } else {
-            Err(format!("{}: {}", v["errorType"], v["error"]))
-        }
-    }
-}
-
-/// Percent-encodes a query parameter value.
-fn urlencode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
-}
-
-/// Grafana's variables, as Grafana would substitute them for this test's scrape interval.
-fn substitute(expr: &str) -> String {
-    expr.replace("$__rate_interval", "1m")
-        .replace("$__range", "5m")
-        .replace("$__interval", "5s")
-        .replace("${job}", ".+")
-        .replace("${instance}", ".+")
-        .replace("$job", ".+")
-        .replace("$instance", ".+")
-}
 
 /// Good and bad requests: 2xx, 4xx and 5xx.
 async fn traffic(srv: &Server, rounds: usize) {
@@ -158,112 +52,16 @@ async fn every_panel_has_data_and_every_rule_evaluates_in_a_real_prometheus() {
 
     // Prometheus scrapes a few seconds after it is ready; send traffic once it
     // has seen the server, so that every counter increases between scrapes.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while prom
-        .query("up == 1")
-        .await
-        .map(|s| s.is_empty())
-        .unwrap_or(true)
-    {
-        assert!(
-            Instant::now() < deadline,
-            "no successful scrape:\n{}",
-            read(&prom.log)
-        );
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    wait_for_scrape(&prom).await;
     traffic(&srv, 20).await;
 
-    let dash = json(&out.join("grafana/dashboards/ecommerce-api.json"));
-    let mut queries = Vec::new();
-    for p in dash["panels"].as_array().unwrap() {
-        if p["datasource"]["type"] == "prometheus" {
-            for t in p["targets"].as_array().unwrap() {
-                queries.push((
-                    p["title"].as_str().unwrap().to_string(),
-                    substitute(t["expr"].as_str().unwrap()),
-                ));
-            }
-        }
-    }
-    assert!(queries.len() >= 7, "{queries:?}");
-    let rules_file = yaml(&out.join("prometheus/alerts.yml"));
-    let n_rules: usize = rules_file["groups"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|g| g["rules"].as_array().unwrap().len())
-        .sum();
-
-    // Wait until every panel has data and every rule has been evaluated.
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let mut problems;
-    loop {
-        problems = Vec::new();
-        for (title, q) in &queries {
-            // At least one series with a number (a rate over no data would be NaN).
-            let finite = |s: &Value| {
-                s["value"][1]
-                    .as_str()
-                    .and_then(|v| v.parse::<f64>().ok())
-                    .is_some_and(f64::is_finite)
-            };
-            match prom.query(q).await {
-                Ok(series) if series.iter().any(finite) => {}
-                Ok(series) => {
-                    problems.push(format!("panel {title:?}: no data for {q}: {series:?}"))
-                }
-                Err(e) => problems.push(format!("panel {title:?}: {e} in {q}")),
-            }
-        }
-        let rules = prom.api("/api/v1/rules", &[]).await;
-        let mut seen = 0;
-        for g in rules["data"]["groups"].as_array().unwrap() {
-            for r in g["rules"].as_array().unwrap() {
-                seen += 1;
-                let name = r["name"].as_str().unwrap();
-                if r["health"] != "ok" {
-                    problems.push(format!(
-                        "rule {name}: health {} {}",
-                        r["health"], r["lastError"]
-                    ));
-                }
-                if r["lastEvaluation"]
-                    .as_str()
-                    .unwrap_or("0001")
-                    .starts_with("0001")
-                {
-                    problems.push(format!("rule {name}: not evaluated yet"));
-                }
-            }
-        }
-        if seen != n_rules {
-            problems.push(format!(
-                "prometheus loaded {seen} rules, alerts.yml has {n_rules}"
-            ));
-        }
-        if problems.is_empty() || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    assert!(
-        problems.is_empty(),
-        "{}\n{}",
-        problems.join("\n"),
-        read(&prom.log)
-    );
-
-    // Every rule expression also evaluates through the query API.
-    for g in rules_file["groups"].as_array().unwrap() {
-        for r in g["rules"].as_array().unwrap() {
-            let expr = r["expr"].as_str().unwrap();
-            prom.query(expr)
-                .await
-                .unwrap_or_else(|e| panic!("{expr}: {e}"));
-        }
-    }
-
+    let queries = panels_have_data_and_rules_evaluate(
+        &prom,
+        &out.join("grafana/dashboards/ecommerce-api.json"),
+        &out.join("prometheus/alerts.yml"),
+    )
+    .await;
+    assert!(queries >= 7, "{queries} panel queries");
     // The real traffic had 5xx: the SLO error ratio is recorded above zero,
     // the fast burn-rate alert fires (no `for`), and the 5xx-ratio alert is pending.
     let ratio = prom

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fincore;
+pub mod prom;
 
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};

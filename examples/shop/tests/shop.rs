@@ -1,0 +1,545 @@
+//! The shop as its own process: typed handlers, business metrics, the
+//! OpenAPI document, validation of its manifest, and its dashboard and
+//! alert proven against a real Prometheus.
+
+#[path = "../../../tests/common/prom.rs"]
+mod prom;
+
+use prom::*;
+use serde_json::{json, Value};
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+fn shop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// A running shop, killed on drop unless stopped.
+struct Shop {
+    child: Option<Child>,
+    base: String,
+    port: u16,
+}
+
+impl Shop {
+    fn start(manifest: &Path, dir: &Path) -> Shop {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
+            .args(["serve", "--manifest"])
+            .arg(manifest)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("shop.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let stdout = child.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                let _ = tx.send(line);
+            }
+        });
+        let port = loop {
+            match rx.recv_timeout(Duration::from_secs(30)) {
+                Ok(line) => {
+                    if let Some(a) = line.strip_prefix("telltale listening on http://") {
+                        break a.rsplit(':').next().unwrap().parse().unwrap();
+                    }
+                }
+                Err(_) => panic!(
+                    "shop did not start:\n{}",
+                    std::fs::read_to_string(dir.join("shop.stderr")).unwrap_or_default()
+                ),
+            }
+        };
+        Shop {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+
+    /// SIGTERM and a clean exit (the log file is flushed).
+    fn stop(mut self) {
+        let mut c = self.child.take().unwrap();
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(c.wait().unwrap().success());
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shop-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// The shop's manifest copied into `dir`, edited by `f`.
+fn manifest_in(dir: &Path, f: impl FnOnce(&mut serde_yaml::Value)) -> PathBuf {
+    let text = std::fs::read_to_string(shop_dir().join("manifest.yaml")).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    f(&mut v);
+    let p = dir.join("manifest.yaml");
+    std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
+    p
+}
+
+fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+async fn post(c: &reqwest::Client, shop: &Shop, body: &str) -> (u16, Value) {
+    let r = c
+        .post(shop.url("/orders"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// `orders_placed_total` series of a `/metrics` text: (payment, value).
+fn placed(metrics: &str) -> Vec<(String, f64)> {
+    metrics
+        .lines()
+        .filter_map(|l| l.strip_prefix("orders_placed_total{payment=\""))
+        .map(|rest| {
+            let (payment, value) = rest.split_once("\"} ").unwrap();
+            (payment.to_string(), value.parse().unwrap())
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn good_orders_count_and_bad_ones_are_refused_naming_the_field() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let c = reqwest::Client::new();
+    let metrics = || async {
+        c.get(shop.url("/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    };
+    let before = placed(&metrics().await);
+    let names = |v: &[(String, f64)]| v.iter().map(|(p, _)| p.clone()).collect::<Vec<_>>();
+    assert_eq!(
+        names(&before),
+        ["card", "cash", "other", "voucher"],
+        "every series at zero from the start"
+    );
+    assert!(before.iter().all(|(_, v)| *v == 0.0));
+
+    let mut accepted = 0;
+    for (i, payment) in ["card", "cash", "voucher", "card", "bitcoin", "card"]
+        .iter()
+        .enumerate()
+    {
+        let body = json!({"product_id": 1 + i % 3, "quantity": 2, "payment": payment}).to_string();
+        let (status, order) = post(&c, &shop, &body).await;
+        assert_eq!(status, 201, "{order}");
+        assert_eq!(order["payment"], *payment);
+        accepted += 1;
+    }
+    // Each bad order: (body, status, field named).
+    for (body, status, field) in [
+        (r#"{"product_id": 1, "quantity": 2, "#, 400, "body"),
+        (r#"{"product_id": 1, "payment": "card"}"#, 422, "quantity"),
+        (
+            r#"{"product_id": 1, "quantity": "two", "payment": "card"}"#,
+            422,
+            "quantity",
+        ),
+        (
+            r#"{"product_id": 1, "quantity": 0, "payment": "card"}"#,
+            422,
+            "quantity",
+        ),
+        (
+            r#"{"product_id": "x", "quantity": 1, "payment": "card"}"#,
+            422,
+            "product_id",
+        ),
+        (r#"[]"#, 422, "body"),
+    ] {
+        let (got, err) = post(&c, &shop, body).await;
+        assert_eq!(got, status, "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+        assert_eq!(err["status"], status);
+        assert!(err["message"].as_str().unwrap().contains(field), "{err}");
+    }
+    let (got, err) = post(&c, &shop, "").await;
+    assert_eq!(got, 400, "{err}");
+    let (got, err) = post(
+        &c,
+        &shop,
+        r#"{"product_id": 99, "quantity": 1, "payment": "card"}"#,
+    )
+    .await;
+    assert_eq!(got, 404, "{err}");
+
+    let after = placed(&metrics().await);
+    assert_eq!(
+        names(&after),
+        names(&before),
+        "no series outside the declared set"
+    );
+    let total: f64 = after.iter().map(|(_, v)| v).sum();
+    assert_eq!(total, accepted as f64, "one count per accepted order");
+    let get = |p: &str| after.iter().find(|(x, _)| x == p).unwrap().1;
+    assert_eq!(
+        (get("card"), get("cash"), get("voucher"), get("other")),
+        (3.0, 1.0, 1.0, 1.0)
+    );
+    let m = metrics().await;
+    assert!(
+        m.contains(&format!("order_value_euros_count {accepted}")),
+        "{m}"
+    );
+    shop.stop();
+
+    // The value outside the set was reported once, at warn level.
+    let logs = std::fs::read_dir(dir.path().join("logs")).unwrap();
+    let text: String = logs
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let warned: Vec<&str> = text
+        .lines()
+        .filter(|l| l.contains("outside the declared set"))
+        .collect();
+    assert_eq!(warned.len(), 1, "{warned:?}");
+    assert!(warned[0].contains(r#""level":"warning""#) && warned[0].contains("bitcoin"));
+}
+
+#[tokio::test]
+async fn orders_by_id_with_a_typed_path_parameter() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let c = reqwest::Client::new();
+    let (_, order) = post(
+        &c,
+        &shop,
+        r#"{"product_id": 2, "quantity": 3, "payment": "cash"}"#,
+    )
+    .await;
+    let id = order["id"].as_u64().unwrap();
+    let r = c
+        .get(shop.url(&format!("/orders/{id}")))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let got: Value = r.json().await.unwrap();
+    assert_eq!(got["total_euros"], 120.0);
+    let r = c.get(shop.url("/orders/12345")).send().await.unwrap();
+    assert_eq!(r.status(), 404);
+    assert_eq!(
+        r.headers()["content-type"],
+        "application/json; charset=utf-8"
+    );
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["status"], 404);
+    let r = c.get(shop.url("/orders/abc")).send().await.unwrap();
+    assert_eq!(r.status(), 400);
+    let err: Value = r.json().await.unwrap();
+    assert_eq!(err["parameter"], "id", "{err}");
+    // Both routes are counted under their templates, never the raw URL.
+    let m = c
+        .get(shop.url("/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(m.contains(r#"path="/orders/{id}",status="404""#), "{m}");
+    assert!(!m.contains("/orders/12345"));
+    shop.stop();
+    // The handler's own log lines carry request_id and route.
+    let text: String = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    let placed: Value = text
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["message"] == "order placed")
+        .expect("the handler's line");
+    assert_eq!(placed["route"], "/orders");
+    assert_eq!(placed["request_id"].as_str().unwrap().len(), 32);
+    assert_eq!(placed["logger"], "shop::orders");
+}
+
+/// The venv's bin directory (made by scripts/install-test-deps).
+fn venv_bin(tool: &str) -> PathBuf {
+    let root = shop_dir().join("../..");
+    let p = root.join(".venv/bin").join(tool);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-test-deps",
+        p.display()
+    );
+    p
+}
+
+#[tokio::test]
+async fn the_openapi_document_lists_the_order_types_and_passes_a_validator() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let doc: Value = reqwest::get(shop.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    shop.stop();
+    let schemas = &doc["components"]["schemas"];
+    for name in ["NewOrder", "Order", "Problem"] {
+        assert!(schemas[name].is_object(), "{name} missing: {schemas}");
+    }
+    let new_order = &schemas["NewOrder"];
+    let mut required: Vec<&str> = new_order["required"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    required.sort();
+    assert_eq!(required, ["payment", "product_id", "quantity"]);
+    assert_eq!(new_order["properties"]["quantity"]["minimum"], 1.0);
+    let post = &doc["paths"]["/orders"]["post"];
+    assert_eq!(
+        post["requestBody"]["content"]["application/json"]["schema"]["$ref"],
+        "#/components/schemas/NewOrder"
+    );
+    for status in ["201", "404", "400", "422"] {
+        assert!(post["responses"][status].is_object(), "{status}: {post}");
+    }
+    let params = doc["paths"]["/orders/{id}"]["get"]["parameters"]
+        .as_array()
+        .unwrap();
+    assert_eq!(params.len(), 1);
+    assert_eq!(params[0]["name"], "id");
+    assert_eq!(params[0]["in"], "path");
+    assert_eq!(params[0]["required"], true);
+    assert_eq!(params[0]["schema"]["type"], "integer");
+
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = Command::new(venv_bin("openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn validate_reports_every_mistake_about_handlers_and_app_metrics_at_once() {
+    let dir = tempdir();
+    let m = manifest_in(dir.path(), |v| {
+        let eps = v["endpoints"].as_sequence_mut().unwrap();
+        eps[0]["options"]["colour"] = "red".into(); // unknown option key
+        eps[1]["handler"] = "orders.fetch".into(); // unknown kind
+        let metrics = v["metrics"].as_sequence_mut().unwrap();
+        metrics.retain(|x| x["name"] != "orders_placed_total"); // undeclared
+        let value = metrics
+            .iter_mut()
+            .find(|x| x["name"] == "order_value_euros")
+            .unwrap();
+        value["type"] = "gauge".into(); // wrong type
+        value.as_mapping_mut().unwrap().remove("buckets");
+        v["dashboard"]["panels"] = serde_yaml::Value::Sequence(vec![]);
+        v["alerts"] = serde_yaml::Value::Sequence(vec![]);
+    });
+    let (code, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    let shown = m.display().to_string();
+    for want in [
+        "endpoints[0].options.colour: unknown field `colour`",
+        "endpoints[1].handler: unknown handler kind \"orders.fetch\" (registered: collection, info, probe, fault, prometheus, grafana_json, orders.create, orders.get)",
+    ] {
+        assert!(err.contains(want), "missing {want:?} in:\n{err}");
+    }
+    // Each line starts with file:line:column.
+    assert!(
+        err.lines()
+            .filter(|l| !l.trim().is_empty())
+            .all(|l| l.starts_with(&shown) || l.starts_with(' ') || l.contains("error")),
+        "{err}"
+    );
+
+    // Setup's errors, once the options are right: undeclared and mistyped metrics.
+    let m = manifest_in(dir.path(), |v| {
+        let metrics = v["metrics"].as_sequence_mut().unwrap();
+        metrics.retain(|x| x["name"] != "orders_placed_total");
+        v["dashboard"]["panels"] = serde_yaml::Value::Sequence(vec![]);
+        v["alerts"] = serde_yaml::Value::Sequence(vec![]);
+    });
+    let (code, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    // Located at the endpoint's `handler:` value.
+    let text = std::fs::read_to_string(&m).unwrap();
+    let (line, col) = text
+        .lines()
+        .enumerate()
+        .find_map(|(i, l)| l.find("orders.create").map(|c| (i + 1, c + 1)))
+        .unwrap();
+    let want = format!(
+        "{shown}:{line}:{col}: endpoints[0].handler: handler kind \"orders.create\": \
+         metric \"orders_placed_total\" is not declared with source: app"
+    );
+    assert!(err.contains(&want), "missing {want:?} in:\n{err}");
+    let m = manifest_in(dir.path(), |v| {
+        let metrics = v["metrics"].as_sequence_mut().unwrap();
+        let placed = metrics
+            .iter_mut()
+            .find(|x| x["name"] == "orders_placed_total")
+            .unwrap();
+        placed["type"] = "gauge".into();
+        v["dashboard"]["panels"] = serde_yaml::Value::Sequence(vec![]);
+        v["alerts"] = serde_yaml::Value::Sequence(vec![]);
+    });
+    let (code, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        err.contains("metric \"orders_placed_total\" is a gauge, not a counter"),
+        "{err}"
+    );
+    let m = manifest_in(dir.path(), |v| {
+        let metrics = v["metrics"].as_sequence_mut().unwrap();
+        let placed = metrics
+            .iter_mut()
+            .find(|x| x["name"] == "orders_placed_total")
+            .unwrap();
+        placed["labels"] = serde_yaml::from_str("[{name: method, values: [a, b]}]").unwrap();
+        v["dashboard"]["panels"] = serde_yaml::Value::Sequence(vec![]);
+        v["alerts"] = serde_yaml::Value::Sequence(vec![]);
+    });
+    let (code, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("has labels [method], not [payment]"), "{err}");
+    // A label of an app metric without its values.
+    let m = manifest_in(dir.path(), |v| {
+        let metrics = v["metrics"].as_sequence_mut().unwrap();
+        let placed = metrics
+            .iter_mut()
+            .find(|x| x["name"] == "orders_placed_total")
+            .unwrap();
+        placed["labels"] = serde_yaml::from_str("[payment]").unwrap();
+    });
+    let (code, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir.path());
+    assert_eq!(code, 1, "{err}");
+    assert!(err.contains("metrics[2].labels[0]: label \"payment\" of an app metric needs its closed set of values"), "{err}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn every_business_panel_has_data_and_the_alert_evaluates_in_a_real_prometheus() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let m = manifest_in(dir.path(), |v| {
+        v["service"]["port"] = (shop.port as u64).into();
+        v["stack"]["service_host"] = "127.0.0.1".into();
+        v["stack"]["scrape_interval"] = "1s".into();
+        v["stack"]["evaluation_interval"] = "1s".into();
+    });
+    let out = dir.path().join("stack");
+    let (code, stdout, err) = run(
+        &[
+            "render",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}{err}");
+
+    // The alert's own promtool test passes on the rendered rules.
+    let t = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(out.join("prometheus/alerts.test.yml"))
+        .output()
+        .expect("promtool is required (Debian package prometheus)");
+    assert!(
+        t.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&t.stdout),
+        String::from_utf8_lossy(&t.stderr)
+    );
+    let tests = std::fs::read_to_string(out.join("prometheus/alerts.test.yml")).unwrap();
+    assert!(tests.contains("UnknownPaymentMethods"), "{tests}");
+
+    let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
+    wait_for_scrape(&prom).await;
+    let c = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(8);
+    let mut i = 0;
+    while Instant::now() < deadline {
+        let payment = ["card", "cash", "voucher", "iou"][i % 4];
+        let body =
+            json!({"product_id": 1 + i % 3, "quantity": 1 + i % 5, "payment": payment}).to_string();
+        let (status, _) = post(&c, &shop, &body).await;
+        assert_eq!(status, 201);
+        i += 1;
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n = panels_have_data_and_rules_evaluate(
+        &prom,
+        &out.join("grafana/dashboards/shop.json"),
+        &out.join("prometheus/alerts.yml"),
+    )
+    .await;
+    assert!(n >= 4, "{n} panel queries");
+    // The business panel's series are the declared payment values.
+    let by_payment = prom
+        .query(r#"sum by (payment) (orders_placed_total{job="shop"})"#)
+        .await
+        .unwrap();
+    let mut seen: Vec<&str> = by_payment
+        .iter()
+        .map(|s| s["metric"]["payment"].as_str().unwrap())
+        .collect();
+    seen.sort();
+    assert_eq!(seen, ["card", "cash", "other", "voucher"]);
+    drop(prom);
+    shop.stop();
+}
