@@ -142,6 +142,23 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                     m.manifest.dashboard.panels.len(),
                     m.manifest.objectives.len()
                 );
+                let limit = m
+                    .manifest
+                    .service
+                    .series_limit
+                    .map_or("no series_limit".to_string(), |l| {
+                        format!("series_limit {l}")
+                    });
+                println!(
+                    "series budget: at most {} series ({limit}; largest: {})",
+                    m.budget.total(),
+                    m.budget
+                        .largest(3)
+                        .iter()
+                        .map(|(n, c)| format!("{n} {c}"))
+                        .collect::<Vec<_>>()
+                        .join(", ")
+                );
                 ExitCode::SUCCESS
             }
             Err(code) => code,

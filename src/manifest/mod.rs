@@ -5,6 +5,7 @@
 //! prepares each plugin. The server and the renderer only ever see a
 //! [`Model`], so anything they rely on is checked here once.
 
+pub mod budget;
 pub mod diag;
 pub mod load;
 pub mod model;

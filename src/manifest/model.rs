@@ -53,6 +53,12 @@ pub struct Service {
     /// How long a graceful shutdown waits for in-flight requests.
     #[serde(default = "default_shutdown_secs")]
     pub shutdown_timeout_seconds: u64,
+    /// Most series `/metrics` may expose, by the budget `validate` computes
+    /// from the closed label sets; over it is an error naming the metrics
+    /// that cost the most. Unset: no limit (the budget is still printed and
+    /// sets the scrape config's `sample_limit`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub series_limit: Option<u64>,
 }
 
 fn default_host() -> String {

@@ -19,6 +19,10 @@ pub struct Model {
     pub sources: Vec<Arc<dyn PreparedSource>>,
     /// The JSON datasource's checked targets.
     pub datasource: crate::datasource::Spec,
+    /// The most series each metric can expose (see `manifest::budget`).
+    pub budget: super::budget::Budget,
+    /// The closed set of the HTTP families' `status` values.
+    pub statuses: super::budget::Statuses,
 }
 
 impl std::fmt::Debug for Model {
@@ -127,6 +131,39 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
     }
     let datasource = crate::datasource::spec::prepare(src, &m, &mut errs);
 
+    // The series budget, once every handler and source is prepared.
+    let mut budget = super::budget::Budget::default();
+    let mut statuses = super::budget::Statuses::default();
+    if handlers_out.len() == m.endpoints.len() && sources_out.len() == m.metrics.len() {
+        let documented: Vec<u16> = handlers_out.iter().flat_map(|h| h.statuses()).collect();
+        let (shape, s) = super::budget::http_shape(&m, documented);
+        statuses = s;
+        for (metric, src) in m.metrics.iter().zip(&sources_out) {
+            budget
+                .metrics
+                .push((metric.name.clone(), src.max_series(metric, &shape)));
+        }
+        if let Some(limit) = m.service.series_limit {
+            let total = budget.total();
+            if total as u64 > limit {
+                let top: Vec<String> = budget
+                    .largest(3)
+                    .iter()
+                    .map(|(n, c)| format!("{n} {c}"))
+                    .collect();
+                errs.push(src.error(
+                    "service.series_limit",
+                    format!(
+                        "the metrics can expose up to {total} series, over the limit of {limit} \
+                         (largest: {}; plus {} of telltale's own)",
+                        top.join(", "),
+                        super::budget::OWN_SERIES
+                    ),
+                ));
+            }
+        }
+    }
+
     crate::lint::check(src, &m, &mut errs);
 
     if !errs.is_empty() {
@@ -138,6 +175,8 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
         handlers: handlers_out,
         sources: sources_out,
         datasource: datasource.unwrap_or_default(),
+        budget,
+        statuses,
     })
 }
 

@@ -2,7 +2,8 @@
 //!
 //! Labels are bounded by construction: `path` is a route template (or one
 //! fixed value for unmatched requests), `method` a closed set of eight and
-//! `status` a number from 100 to 599.
+//! `status` one of the closed set of `manifest::budget::Statuses` (a status
+//! outside it counts under its class, `4xx`).
 
 use poem::http::Method;
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
@@ -66,6 +67,8 @@ pub struct HttpMetrics {
     requests_labels: Vec<String>,
     duration_labels: Vec<String>,
     routes: Vec<RouteSlot>,
+    /// The closed set of `status` values (others count under their class).
+    statuses: crate::manifest::budget::Statuses,
 }
 
 impl HttpMetrics {
@@ -74,6 +77,7 @@ impl HttpMetrics {
         paths: Vec<String>,
         requests: Option<(IntCounterVec, Vec<String>)>,
         duration: Option<(HistogramVec, Vec<String>)>,
+        statuses: crate::manifest::budget::Statuses,
     ) -> Self {
         let mut routes: Vec<RouteSlot> = paths
             .into_iter()
@@ -94,6 +98,7 @@ impl HttpMetrics {
             requests_labels,
             duration_labels,
             routes,
+            statuses,
         }
     }
 
@@ -160,7 +165,7 @@ impl HttpMetrics {
         let code = status.clamp(100, 599);
         let counter = ms.by_status[(code - 100) as usize].get_or_init(|| {
             self.requests.as_ref().map(|r| {
-                let s = code.to_string();
+                let s = self.statuses.label(code);
                 let v = Self::values(&self.requests_labels, slot.path, method_label(method), &s);
                 r.with(&v)
             })

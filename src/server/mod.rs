@@ -75,7 +75,12 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     let (datasource, ds_sampler) = crate::datasource::start(&model, &registry, started_at);
     samplers.push(ds_sampler);
     let table = routes::RouteTable::new(&model.manifest);
-    let http = HttpMetrics::new(table.templates(), requests, duration);
+    let http = HttpMetrics::new(
+        table.templates(),
+        requests,
+        duration,
+        model.statuses.clone(),
+    );
     let runtime = Arc::new(Runtime {
         model: model.clone(),
         registry,

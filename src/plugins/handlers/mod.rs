@@ -85,6 +85,19 @@ pub trait PreparedHandler: Send + Sync {
     fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response>;
     /// What the OpenAPI document says about it.
     fn doc(&self) -> OperationDoc;
+    /// Every status it documents (the HTTP families' closed `status` set).
+    fn statuses(&self) -> Vec<u16> {
+        let d = self.doc();
+        match &d.typed {
+            Some(t) => (t.0)(&mut poem_openapi::registry::Registry::new())
+                .responses
+                .responses
+                .iter()
+                .filter_map(|r| r.status)
+                .collect(),
+            None => d.responses.iter().map(|r| r.0).collect(),
+        }
+    }
 }
 
 /// Where a parameter is read from.

@@ -53,6 +53,9 @@ fn unique(ctx: &MetricCtx<'_>) -> Result<(), Diagnostics> {
 }
 
 impl PreparedSource for PreparedRequests {
+    fn max_series(&self, m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+        http_series(m, http)
+    }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let v = IntCounterVec::new(opts(m), &label_names(m))?;
         inst.registry.register(Box::new(v.clone()))?;
@@ -62,6 +65,9 @@ impl PreparedSource for PreparedRequests {
 }
 
 impl PreparedSource for PreparedDuration {
+    fn max_series(&self, m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+        http_series(m, http)
+    }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let mut o = prometheus::HistogramOpts::new(m.name.clone(), m.help.clone());
         if let Some(b) = &m.buckets {
@@ -72,4 +78,13 @@ impl PreparedSource for PreparedDuration {
         inst.http_duration = Some((v, m.labels.iter().map(|l| l.name.clone()).collect()));
         Ok(())
     }
+}
+
+/// Route templates × methods × statuses (the labels it has), times a
+/// histogram's series per label set.
+fn http_series(m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+    m.labels.iter().map(|l| http.values(&l.name)).fold(
+        crate::manifest::budget::per_label_set(m),
+        usize::saturating_mul,
+    )
 }

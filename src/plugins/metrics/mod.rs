@@ -111,6 +111,19 @@ pub trait MetricSourceKind: Send + Sync {
 pub trait PreparedSource: Send + Sync {
     /// Registers the family in `inst.registry` and wires it up.
     fn install(&self, metric: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()>;
+    /// The most series this family can expose (see `manifest::budget`):
+    /// by default the product of its labels' declared values (each with
+    /// its fallback), times the series of one histogram sample.
+    fn max_series(&self, metric: &Metric, _http: &crate::manifest::budget::HttpShape) -> usize {
+        metric
+            .labels
+            .iter()
+            .map(|l| l.series_values().len().max(1))
+            .fold(
+                crate::manifest::budget::per_label_set(metric),
+                usize::saturating_mul,
+            )
+    }
     /// For `source: app`: the family handlers' `setup` may ask for.
     fn app_family(&self) -> Option<Arc<app::AppFamily>> {
         None

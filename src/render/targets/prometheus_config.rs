@@ -22,6 +22,7 @@ impl super::RenderTarget for Target {
         let mut jobs = vec![json!({
             "job": stack::service_job(m),
             "targets": [stack::service_target(m)],
+            "sample_limit": ctx.model.budget.sample_limit(),
         })];
         for t in &m.stack.extra_targets {
             jobs.push(json!({ "job": t.job, "targets": t.targets }));
