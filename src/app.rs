@@ -42,8 +42,8 @@ impl App {
     }
 
     /// Registers a typed handler kind under the name it reports
-    /// ([`crate::Handler::name`]).
-    pub fn handler<H: crate::Handler>(self, handler: H) -> App {
+    /// (`Handler::name`).
+    pub fn handler<H: crate::plugins::handlers::typed::Handler>(self, handler: H) -> App {
         self.handler_kind(crate::plugins::handlers::typed::Kind::new(handler))
     }
 

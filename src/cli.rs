@@ -1,6 +1,6 @@
 //! Command-line interface: `serve` (default), `validate`, `render`, `chaos`.
 
-use crate::manifest::{self, Model};
+use crate::model::{self, Model};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -114,7 +114,7 @@ impl Context {
     /// Loads and validates, printing diagnostics on failure.
     pub fn open(&self, arg: &ManifestArg) -> Result<Model, ExitCode> {
         let embedded = self.embedded.as_ref().map(|(n, t)| (n.as_str(), *t));
-        manifest::open_or(arg.manifest.as_deref(), &self.registry, embedded).map_err(|d| {
+        model::open_or(arg.manifest.as_deref(), &self.registry, embedded).map_err(|d| {
             eprintln!("{d}");
             ExitCode::FAILURE
         })

@@ -1,14 +1,17 @@
 //! telltale: one manifest → an instrumented HTTP service and its whole
 //! monitoring stack.
 //!
-//! Data flow, and the folder each step lives in:
+//! Data flow, and the folder each stage lives in; each imports only the
+//! stages to its left (`tests/layering.rs` checks it):
 //!
 //! ```text
-//! manifest.yaml ─► manifest/ (load, validate) ─► Model ─┬─► server/  (serve) ◄─ datasource/ (/grafana/*)
-//!                  lint.rs, promql.rs                   ├─► render/  (render)
-//!                                                       └─► chaos/   (chaos, a client of a running server)
-//! plugins/handlers  endpoint kinds       plugins/metrics  metric source kinds
-//! plugins/registry  the Registry value that App builds and hands down
+//! manifest.yaml ─► manifest/ ─► model/ ─┬─► server/  serve: routes, metrics, /grafana/* (server/datasource)
+//!                  parse,       validate, ├─► render/  render: Prometheus, Alloy/Promtail, Grafana, compose
+//!                  locate       lint,     └─► chaos/   chaos: a client of a running server
+//!                               budget
+//! logging/   the log writer (used by server/)
+//! plugins/   the built-in handler and metric source kinds, implementing model/kinds.rs
+//! app.rs     App: builds the Registry (built-ins, then yours) and runs the CLI (cli.rs)
 //! ```
 //!
 //! A service of your own is an [`App`] with its own [`Handler`] kinds and
@@ -17,20 +20,17 @@
 pub mod app;
 pub mod chaos;
 pub mod cli;
-pub mod datasource;
-pub mod lint;
 pub mod logging;
-pub mod logql;
 pub mod manifest;
+pub mod model;
 pub mod plugins;
-pub mod promql;
 pub mod render;
 pub mod server;
 
 pub use app::App;
+pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
+pub use model::Registry;
 pub use plugins::handlers::typed::{Empty, Handler, Input, NoOptions, Setup};
-pub use plugins::metrics::app::{AppCounter, AppGauge, AppHistogram};
-pub use plugins::Registry;
 /// The poem-openapi telltale is built with: derive `Object` and
 /// `ApiResponse` for a handler's types with this version.
 pub use poem_openapi;

@@ -7,7 +7,8 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use telltale::manifest::{DatasourceTargetKind, Model};
+use telltale::manifest::DatasourceTargetKind;
+use telltale::model::Model;
 
 /// The repo manifest with a faster sampler (and optionally a smaller ring).
 fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBuf {
@@ -28,7 +29,7 @@ fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBu
 }
 
 fn model(path: &Path) -> Model {
-    telltale::manifest::open(Some(path), &telltale::Registry::builtin()).expect("manifest is valid")
+    telltale::model::open(Some(path), &telltale::Registry::builtin()).expect("manifest is valid")
 }
 
 fn names_of(m: &Model, kind: Option<DatasourceTargetKind>) -> Vec<String> {

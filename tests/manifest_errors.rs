@@ -58,7 +58,7 @@ fn every_fixture_reports_its_message_at_its_line() {
             fx.lines.len(),
             "{name}: each `# expect:` needs one `# <-E` marker"
         );
-        let diags = match telltale::manifest::open(Some(&fx.path), &telltale::Registry::builtin()) {
+        let diags = match telltale::model::open(Some(&fx.path), &telltale::Registry::builtin()) {
             Ok(_) => {
                 failures.push(format!("{name}: manifest was accepted"));
                 continue;
@@ -157,5 +157,5 @@ fn the_embedded_manifest_is_the_repo_manifest() {
     );
     // And it validates without any file on disk (data files embedded too).
     let loaded = telltale::manifest::load_embedded().unwrap();
-    telltale::manifest::validate(loaded, &telltale::Registry::builtin()).unwrap();
+    telltale::model::validate(loaded, &telltale::Registry::builtin()).unwrap();
 }

@@ -12,7 +12,7 @@
 pub mod plan;
 pub mod report;
 
-use crate::manifest::Model;
+use crate::model::Model;
 use indicatif::{ProgressBar, ProgressStyle};
 use plan::Planned;
 use report::{Meta, Outcome, Report};

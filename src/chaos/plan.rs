@@ -2,8 +2,8 @@
 //! of five kinds, each with the status it must get. Same seed, same
 //! manifest → the same sequence.
 
-use crate::datasource::spec::Body as TargetBody;
-use crate::manifest::Model;
+use crate::model::datasource::Body as TargetBody;
+use crate::model::Model;
 use serde_yaml::Value as Yaml;
 
 /// SplitMix64: tiny, fast and good enough to pick requests.
@@ -134,7 +134,9 @@ fn datasource_body(model: &Model, op: &str, rng: &mut Rng) -> Option<String> {
                 return None;
             }
             let t = &spec.targets[rng.below(spec.targets.len())];
-            let to = crate::datasource::now_ms();
+            let to = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
             serde_json::json!({
                 "range": {"from": to - 5 * 60_000, "to": to},
                 "interval": "5s", "intervalMs": 5000, "maxDataPoints": 300,
@@ -325,7 +327,7 @@ mod tests {
     use super::*;
 
     fn model() -> Model {
-        crate::manifest::validate(
+        crate::model::validate(
             crate::manifest::load_embedded().unwrap(),
             &crate::plugins::Registry::builtin(),
         )

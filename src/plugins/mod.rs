@@ -8,6 +8,24 @@
 
 pub mod handlers;
 pub mod metrics;
-mod registry;
 
-pub use registry::Registry;
+pub use crate::model::Registry;
+
+impl Registry {
+    /// The built-in kinds: `collection`, `info`, `probe`, `fault`,
+    /// `prometheus`, `grafana_json`; `http.requests`, `http.duration`,
+    /// `system.cpu`, `system.memory`, `collection.below_threshold`,
+    /// `build.info` and `app`.
+    pub fn builtin() -> Registry {
+        let mut r = Registry::empty();
+        for k in handlers::builtin() {
+            r.add_handler_kind(k)
+                .expect("built-in handler names are distinct");
+        }
+        for k in metrics::builtin() {
+            r.add_source_kind(k)
+                .expect("built-in source names are distinct");
+        }
+        r
+    }
+}

@@ -9,14 +9,13 @@
 //! Output is deterministic: no timestamps, every list in manifest or sorted
 //! order, maps serialized in a fixed order.
 
-pub mod annotation;
 mod engine;
 pub mod rules;
 pub mod stack;
 pub mod targets;
 pub mod write;
 
-use crate::manifest::Model;
+use crate::model::Model;
 use handlebars::Handlebars;
 use serde_json::Value as Json;
 use std::collections::BTreeMap;

@@ -10,9 +10,9 @@
 //!   low stock, target down;
 //! - `<service>.manifest`: the hand-written `alerts:` with their fixtures.
 
-use super::annotation;
 use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, TestSeries};
-use crate::promql::parse_duration;
+use crate::model::annotation;
+use crate::model::promql::parse_duration;
 use serde::Serialize;
 use std::collections::BTreeMap;
 

@@ -68,7 +68,7 @@ pub struct HttpMetrics {
     duration_labels: Vec<String>,
     routes: Vec<RouteSlot>,
     /// The closed set of `status` values (others count under their class).
-    statuses: crate::manifest::budget::Statuses,
+    statuses: crate::model::budget::Statuses,
 }
 
 impl HttpMetrics {
@@ -77,7 +77,7 @@ impl HttpMetrics {
         paths: Vec<String>,
         requests: Option<(IntCounterVec, Vec<String>)>,
         duration: Option<(HistogramVec, Vec<String>)>,
-        statuses: crate::manifest::budget::Statuses,
+        statuses: crate::model::budget::Statuses,
     ) -> Self {
         let mut routes: Vec<RouteSlot> = paths
             .into_iter()

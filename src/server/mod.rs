@@ -3,6 +3,7 @@
 //! `assemble` builds the registry, the routes and the docs from a [`Model`];
 //! `serve` binds, runs the samplers and shuts down gracefully.
 
+pub mod datasource;
 pub mod error;
 pub mod http_metrics;
 mod observe;
@@ -10,8 +11,8 @@ pub(crate) mod openapi;
 mod routes;
 mod self_metrics;
 
-use crate::manifest::Model;
-use crate::plugins::metrics::{Installer, Sampler};
+use crate::model::kinds::{Installer, Sampler};
+use crate::model::Model;
 use http_metrics::HttpMetrics;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use prometheus::Registry;
@@ -33,7 +34,32 @@ pub struct Runtime {
     /// True once a shutdown signal arrived.
     pub draining: AtomicBool,
     /// The Grafana JSON datasource's ring buffer and event store.
-    pub datasource: Arc<crate::datasource::Live>,
+    pub datasource: Arc<datasource::Live>,
+}
+
+impl crate::model::kinds::Host for Runtime {
+    fn model(&self) -> &Arc<Model> {
+        &self.model
+    }
+    fn registry(&self) -> &Registry {
+        &self.registry
+    }
+    fn ready(&self) -> bool {
+        self.ready.load(Ordering::Acquire)
+    }
+    fn draining(&self) -> bool {
+        self.draining.load(Ordering::Acquire)
+    }
+    fn started_at(&self) -> SystemTime {
+        self.started_at
+    }
+    fn uptime(&self) -> std::time::Duration {
+        self.start.elapsed()
+    }
+    fn extension(&self, t: std::any::TypeId) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        (t == std::any::TypeId::of::<Arc<datasource::Live>>())
+            .then_some(&self.datasource as &(dyn std::any::Any + Send + Sync))
+    }
 }
 
 /// Everything `serve` needs, built from a model.
@@ -72,7 +98,7 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     let (requests, duration, mut samplers) =
         (inst.http_requests, inst.http_duration, inst.samplers);
     let started_at = SystemTime::now();
-    let (datasource, ds_sampler) = crate::datasource::start(&model, &registry, started_at);
+    let (datasource, ds_sampler) = datasource::start(&model, &registry, started_at);
     samplers.push(ds_sampler);
     let table = routes::RouteTable::new(&model.manifest);
     let http = HttpMetrics::new(
@@ -197,7 +223,7 @@ mod tests {
     /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).
     #[test]
     fn the_middlewares_future_holds_the_routers_future_once() {
-        let model = crate::manifest::open(None, &crate::plugins::Registry::builtin())
+        let model = crate::model::open(None, &crate::plugins::Registry::builtin())
             .unwrap_or_else(|e| panic!("{e:?}"));
         let app = assemble(Arc::new(model)).unwrap();
         let req = || Request::builder().uri_str("/products").finish();

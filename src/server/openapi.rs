@@ -3,8 +3,8 @@
 //! poem-openapi's `OpenApi` trait is static (no `self` in `meta()`), so the
 //! operations live in a process-wide `OnceLock`, filled once from the model.
 
-use crate::manifest::Model;
-use crate::plugins::handlers::{OperationDoc, ParamIn};
+use crate::model::kinds::{OperationDoc, ParamIn};
+use crate::model::Model;
 use poem::http::Method;
 use poem_openapi::registry::{
     MetaApi, MetaMediaType, MetaOperation, MetaOperationParam, MetaParamIn, MetaPath, MetaRequest,

@@ -69,11 +69,12 @@ impl RouteTable {
 
     pub fn build(&self, rt: &Arc<Runtime>) -> Result<Route, String> {
         let model = &rt.model;
+        let host: Arc<dyn crate::model::kinds::Host> = rt.clone();
         let mut route = Route::new();
         for (tag, (template, methods)) in self.paths.iter().enumerate() {
             let eps: Vec<(Method, BoxEndpoint<'static, Response>)> = methods
                 .iter()
-                .map(|(m, i)| (m.clone(), model.handlers[*i].endpoint(rt)))
+                .map(|(m, i)| (m.clone(), model.handlers[*i].endpoint(&host)))
                 .collect();
             let allow = eps
                 .iter()

@@ -45,52 +45,6 @@ struct Pages {
     default_page: Bytes,
 }
 
-/// Reads the endpoint's data file as a list of objects.
-pub fn load_items(
-    src: &Source,
-    ep: &Endpoint,
-    index: usize,
-) -> Result<Vec<serde_json::Map<String, Json>>, Diagnostics> {
-    let at = format!("endpoints[{index}].data");
-    let fail = |msg: String| Diagnostics(vec![src.error(&at, msg)]);
-    let rel = ep.data.as_deref().ok_or_else(|| {
-        Diagnostics(vec![src.error(
-            &format!("endpoints[{index}]"),
-            "handler kind \"collection\" needs a `data:` file",
-        )])
-    })?;
-    let (text, path) = src.read_data(rel).map_err(fail)?;
-    let value: serde_yaml::Value = serde_yaml::from_str(&text).map_err(|e| {
-        let loc = e
-            .location()
-            .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
-            .unwrap_or_else(|| path.display().to_string());
-        fail(format!("malformed data file {loc}: {e}"))
-    })?;
-    let json: Json = serde_json::to_value(&value).map_err(|e| {
-        fail(format!(
-            "data file {} is not JSON-compatible: {e}",
-            path.display()
-        ))
-    })?;
-    let Json::Array(list) = json else {
-        return Err(fail(format!(
-            "data file {} must hold a list of objects",
-            path.display()
-        )));
-    };
-    list.into_iter()
-        .enumerate()
-        .map(|(i, v)| match v {
-            Json::Object(o) => Ok(o),
-            _ => Err(fail(format!(
-                "data file {}: item {i} is not an object",
-                path.display()
-            ))),
-        })
-        .collect()
-}
-
 fn schema_of(v: &Json) -> Json {
     match v {
         Json::Null => json!({}),
@@ -247,7 +201,7 @@ fn hex(c: u8) -> Option<u8> {
 }
 
 impl PreparedHandler for Collection {
-    fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let pages = self.pages.clone();
         make_sync(move |req: Request| match page(&pages, &req) {
             Ok(r) => r,

@@ -54,7 +54,7 @@ impl HandlerKind for Kind {
 }
 
 impl PreparedHandler for Fault {
-    fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let (status, message) = (self.status, self.message.clone());
         make_sync(move |_| {
             tracing::error!(status = status.as_u16(), "{message}");

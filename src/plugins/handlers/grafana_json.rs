@@ -4,7 +4,7 @@
 //! `crate::datasource`, which owns the protocol.
 
 use super::*;
-use crate::datasource::{api, protocol, Live};
+use crate::server::datasource::{api, protocol, Live};
 use crate::server::error::json_error;
 use bytes::Bytes;
 use poem::error::ReadBodyError;
@@ -145,8 +145,8 @@ async fn handle(op: Op, live: &Live, mut req: Request, limit: usize) -> Response
 
 /// The rendered dashboard, built once at start-up: the same bytes as
 /// `generated/grafana/dashboards/<uid>.json` for this manifest.
-fn dashboard(rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
-    let rendered = crate::render::render_dashboard(&rt.model).map(Bytes::from);
+fn dashboard(rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
+    let rendered = crate::render::render_dashboard(rt.model()).map(Bytes::from);
     if let Err(e) = &rendered {
         tracing::error!(error = %e, "cannot render the dashboard; /grafana/dashboard will answer 500");
     }
@@ -161,14 +161,23 @@ fn dashboard(rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
 }
 
 impl PreparedHandler for Prepared {
-    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         if self.op == Op::Dashboard {
             return dashboard(rt);
         }
-        let live = rt.datasource.clone();
         let op = self.op;
         let limit =
-            usize::try_from(rt.model.manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
+            usize::try_from(rt.model().manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
+        // A server that runs no JSON datasource store (never telltale's own).
+        let Some(live) = rt.get::<Arc<Live>>().cloned() else {
+            return poem::endpoint::make_sync(|_| {
+                json_error(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "this server runs no Grafana JSON datasource",
+                )
+            })
+            .boxed();
+        };
         poem::endpoint::make(move |req: Request| {
             let live = live.clone();
             async move { handle(op, &live, req, limit).await }

@@ -45,7 +45,7 @@ impl HandlerKind for Kind {
 pub struct NoOptions {}
 
 impl PreparedHandler for Info {
-    fn endpoint(&self, _rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let body = self.body.clone();
         make_sync(move |_| json_bytes(StatusCode::OK, body.clone())).boxed()
     }

@@ -7,7 +7,6 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde::Deserialize;
 use serde_json::json;
-use std::sync::atomic::Ordering;
 
 pub struct Kind;
 
@@ -45,14 +44,14 @@ fn respond(status: StatusCode, body: Json) -> Response {
 }
 
 impl PreparedHandler for Prepared {
-    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let rt = rt.clone();
         let probe = self.0;
         make_sync(move |_| match probe {
             Probe::Health => respond(StatusCode::OK, json!({"status": "ok"})),
             Probe::Ready => {
-                let ready = rt.ready.load(Ordering::Acquire);
-                let draining = rt.draining.load(Ordering::Acquire);
+                let ready = rt.ready();
+                let draining = rt.draining();
                 let logging = crate::logging::health().is_none_or(|h| h.writer_alive());
                 if ready && !draining && logging {
                     respond(StatusCode::OK, json!({"status": "ready"}))
@@ -74,8 +73,8 @@ impl PreparedHandler for Prepared {
                 StatusCode::OK,
                 json!({
                     "status": "started",
-                    "started_at": humantime::format_rfc3339_millis(rt.started_at).to_string(),
-                    "uptime_seconds": rt.start.elapsed().as_secs_f64(),
+                    "started_at": humantime::format_rfc3339_millis(rt.started_at()).to_string(),
+                    "uptime_seconds": rt.uptime().as_secs_f64(),
                 }),
             ),
         })

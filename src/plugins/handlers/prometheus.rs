@@ -24,10 +24,10 @@ impl HandlerKind for Kind {
 }
 
 impl PreparedHandler for Prepared {
-    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let rt = rt.clone();
         make_sync(move |_| {
-            let families = rt.registry.gather();
+            let families = rt.registry().gather();
             let mut buf = Vec::with_capacity(16 * 1024);
             match TextEncoder::new().encode(&families, &mut buf) {
                 Ok(()) => Response::builder()

@@ -13,11 +13,10 @@
 //! line and column, and a body that does not match its type a 422 naming
 //! the field (`items[0].qty`), checked against the type's own schema.
 
-use super::{HandlerCtx, HandlerKind, OperationDoc, PreparedHandler, TypedDoc};
+use super::{HandlerCtx, HandlerKind, Host, OperationDoc, PreparedHandler, TypedDoc};
 use crate::manifest::Diagnostics;
-use crate::plugins::metrics::app::{AppCounter, AppFamilies, AppGauge, AppHistogram};
+use crate::model::app_metrics::{AppCounter, AppFamilies, AppGauge, AppHistogram};
 use crate::server::error::{bad_field_status, bad_param_in, json_error};
-use crate::server::Runtime;
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
 use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
@@ -584,9 +583,9 @@ fn typed_doc<H: Handler>(registry: &mut Registry) -> TypedDoc {
 }
 
 impl<H: Handler> PreparedHandler for Prepared<H> {
-    fn endpoint(&self, rt: &Arc<Runtime>) -> BoxEndpoint<'static, Response> {
+    fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let limit =
-            usize::try_from(rt.model.manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
+            usize::try_from(rt.model().manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
         TypedEndpoint {
             shared: self.shared.clone(),
             limit,

@@ -7,7 +7,7 @@ pub struct Info;
 struct Prepared;
 
 /// Git commit the binary was built from (set by build.rs).
-pub const COMMIT: &str = env!("TELLTALE_COMMIT");
+pub use crate::model::COMMIT;
 
 impl MetricSourceKind for Info {
     fn name(&self) -> &'static str {

@@ -2,6 +2,7 @@
 //! Label values come only from route templates and closed sets.
 
 use super::*;
+use prometheus::{HistogramVec, IntCounterVec};
 
 pub struct Requests;
 pub struct Duration;
@@ -53,7 +54,7 @@ fn unique(ctx: &MetricCtx<'_>) -> Result<(), Diagnostics> {
 }
 
 impl PreparedSource for PreparedRequests {
-    fn max_series(&self, m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+    fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
     }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
@@ -65,7 +66,7 @@ impl PreparedSource for PreparedRequests {
 }
 
 impl PreparedSource for PreparedDuration {
-    fn max_series(&self, m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+    fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
     }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
@@ -82,9 +83,9 @@ impl PreparedSource for PreparedDuration {
 
 /// Route templates × methods × statuses (the labels it has), times a
 /// histogram's series per label set.
-fn http_series(m: &Metric, http: &crate::manifest::budget::HttpShape) -> usize {
+fn http_series(m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
     m.labels.iter().map(|l| http.values(&l.name)).fold(
-        crate::manifest::budget::per_label_set(m),
+        crate::model::budget::per_label_set(m),
         usize::saturating_mul,
     )
 }

@@ -1,7 +1,7 @@
 //! Just enough LogQL reading for the consistency lint: the label matchers of
 //! every stream selector (`{level="error", logger=~".+"}`).
 //!
-//! Like [`crate::promql`], a tokenizer, not a parser: Grafana's own LogQL
+//! Like [`super::promql`], a tokenizer, not a parser: Grafana's own LogQL
 //! grammar (`@grafana/lezer-logql`, in `tests/js`) is the final word.
 
 /// One `label op "value"` inside a stream selector.

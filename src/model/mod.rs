@@ -1,13 +1,59 @@
-//! Semantic checks over a deserialized manifest, reported all at once.
+//! The validated model: a deserialized manifest (`crate::manifest`) whose
+//! every field has been checked, all errors reported at once, with each
+//! endpoint's and metric's plugin prepared by its kind from the
+//! [`Registry`] that `App` built. The server, the renderer and chaos only
+//! ever see a [`Model`], so anything they rely on is checked here once.
+//!
+//! Stages import only downward: `manifest` (parse, locate) ← `model`
+//! (validate) ← `server`, `render`, `chaos`. The built-in kinds in
+//! `plugins/` implement [`kinds`]' traits and sit above every stage.
 
-use super::diag::Diagnostics;
-use super::load::{Loaded, Source};
-use super::model::*;
-use crate::plugins::handlers::{HandlerCtx, PreparedHandler};
-use crate::plugins::metrics::{MetricCtx, PreparedSource};
-use crate::plugins::Registry;
+pub mod annotation;
+pub mod app_metrics;
+pub mod budget;
+pub mod data;
+pub mod datasource;
+pub mod kinds;
+pub mod lint;
+pub mod logql;
+pub mod promql;
+mod registry;
+
+pub use registry::Registry;
+
+/// The git commit telltale was built from (`build.rs`), for `build_info`.
+pub const COMMIT: &str = env!("TELLTALE_COMMIT");
+
+use crate::manifest::*;
+use kinds::{HandlerCtx, MetricCtx, PreparedHandler, PreparedSource};
 use std::collections::{BTreeMap, HashMap, HashSet};
+use std::path::Path;
 use std::sync::Arc;
+
+/// Loads and validates with the kinds of `registry`.
+///
+/// With no path, `./manifest.yaml` is used when it exists, else the embedded copy.
+pub fn open(path: Option<&Path>, registry: &Registry) -> Result<Model, Diagnostics> {
+    open_or(path, registry, None)
+}
+
+/// Like [`open`], with `embedded` (display name, text) instead of the demo
+/// manifest when there is neither a path nor a `./manifest.yaml`.
+pub fn open_or(
+    path: Option<&Path>,
+    registry: &Registry,
+    embedded: Option<(&str, &str)>,
+) -> Result<Model, Diagnostics> {
+    let loaded = match path {
+        Some(p) => load_file(p)?,
+        None if Path::new("manifest.yaml").exists() => load_file(Path::new("manifest.yaml"))?,
+        None => match embedded {
+            Some((name, text)) => load_str(name, text, None)?,
+            None => load_embedded()?,
+        },
+    };
+    validate(loaded, registry)
+}
 
 /// A manifest that passed every check, with its plugins prepared.
 pub struct Model {
@@ -18,11 +64,11 @@ pub struct Model {
     /// One prepared source per `metrics[i]`, same order.
     pub sources: Vec<Arc<dyn PreparedSource>>,
     /// The JSON datasource's checked targets.
-    pub datasource: crate::datasource::Spec,
+    pub datasource: datasource::Spec,
     /// The most series each metric can expose (see `manifest::budget`).
-    pub budget: super::budget::Budget,
+    pub budget: budget::Budget,
     /// The closed set of the HTTP families' `status` values.
-    pub statuses: super::budget::Statuses,
+    pub statuses: budget::Statuses,
 }
 
 impl std::fmt::Debug for Model {
@@ -102,9 +148,8 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
         }
     }
 
-    let apps = crate::plugins::metrics::app::AppFamilies::new(
-        sources_out.iter().filter_map(|s| s.app_family()).collect(),
-    );
+    let apps =
+        app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
     let mut handlers_out = Vec::new();
     for (i, ep) in m.endpoints.iter().enumerate() {
         let ctx = HandlerCtx {
@@ -129,14 +174,14 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
             },
         }
     }
-    let datasource = crate::datasource::spec::prepare(src, &m, &mut errs);
+    let datasource = datasource::prepare(src, &m, &mut errs);
 
     // The series budget, once every handler and source is prepared.
-    let mut budget = super::budget::Budget::default();
-    let mut statuses = super::budget::Statuses::default();
+    let mut budget = budget::Budget::default();
+    let mut statuses = budget::Statuses::default();
     if handlers_out.len() == m.endpoints.len() && sources_out.len() == m.metrics.len() {
         let documented: Vec<u16> = handlers_out.iter().flat_map(|h| h.statuses()).collect();
-        let (shape, s) = super::budget::http_shape(&m, documented);
+        let (shape, s) = budget::http_shape(&m, documented);
         statuses = s;
         for (metric, src) in m.metrics.iter().zip(&sources_out) {
             budget
@@ -157,14 +202,14 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
                         "the metrics can expose up to {total} series, over the limit of {limit} \
                          (largest: {}; plus {} of telltale's own)",
                         top.join(", "),
-                        super::budget::OWN_SERIES
+                        budget::OWN_SERIES
                     ),
                 ));
             }
         }
     }
 
-    crate::lint::check(src, &m, &mut errs);
+    lint::check(src, &m, &mut errs);
 
     if !errs.is_empty() {
         return Err(errs.finish());
@@ -405,7 +450,7 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 format!("target {} must be between 0 and 1 (exclusive)", o.target),
             ));
         }
-        if crate::promql::parse_duration(&o.window).is_none() {
+        if crate::model::promql::parse_duration(&o.window).is_none() {
             errs.push(src.error(&at("window"), format!("bad duration {:?}", o.window)));
         }
         let Some(metric) = metrics.get(o.metric.as_str()) else {
@@ -491,7 +536,7 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         ("scrape_interval", &s.scrape_interval),
         ("evaluation_interval", &s.evaluation_interval),
     ] {
-        if crate::promql::parse_duration(v).is_none() {
+        if crate::model::promql::parse_duration(v).is_none() {
             errs.push(src.error(
                 &format!("stack.{f}"),
                 format!("bad duration {v:?} (e.g. 15s, 1m)"),

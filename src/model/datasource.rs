@@ -5,10 +5,10 @@
 //! `collection.below_threshold` gauge (its rows are exactly the items the
 //! gauge counts), annotations name event kinds the server can record.
 
+use super::data::below_threshold_items;
 use crate::manifest::{
     DatasourceTargetKind, Diagnostics, EventKind, Manifest, MetricType, SeriesStat, Source,
 };
-use crate::plugins::metrics::below_threshold_items;
 use serde_json::Value as Json;
 use std::time::Duration;
 

@@ -10,9 +10,9 @@
 //! - alerts: a promtool test fixture, and annotations that test can expand;
 //! - rules: thresholds and durations of the derived alerts.
 
+use super::{logql, promql};
 use crate::manifest::{Diagnostics, Manifest, MetricType, Source};
-use crate::render::annotation;
-use crate::{logql, promql};
+use crate::model::annotation;
 
 /// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
 pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
@@ -160,7 +160,7 @@ fn check_duration(src: &Source, path: &str, v: &str, errs: &mut Diagnostics) {
 fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Diagnostics) {
     let at = |f: &str| format!("alerts[{i}].{f}");
     check_duration(src, &at("for"), &a.for_, errs);
-    if !crate::manifest::validate::is_metric_name(&a.name) || a.name.contains(':') {
+    if !crate::model::is_metric_name(&a.name) || a.name.contains(':') {
         errs.push(src.error(
             &at("name"),
             format!("{:?} is not a valid alert name", a.name),
@@ -270,9 +270,10 @@ fn check_json_target(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &
 
 #[cfg(test)]
 mod tests {
-    use crate::manifest::{load_str, validate, Diagnostics};
+    use crate::manifest::{load_str, Diagnostics};
+    use crate::model::validate;
 
-    const BASE: &str = include_str!("../manifest.yaml");
+    const BASE: &str = include_str!("../../manifest.yaml");
 
     /// Validates the repo manifest with `from` replaced by `to`.
     fn errors_with(from: &str, to: &str) -> Diagnostics {

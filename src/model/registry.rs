@@ -1,9 +1,8 @@
-//! The plugin registry: a value that [`crate::App`] builds and hands to
-//! validation and the server. Built-in kinds are registered through the
-//! same calls as a user's own ([`Registry::builtin`]).
+//! The plugin registry: a value that `App` builds and hands to validation
+//! and the server. Built-in kinds are registered through the same calls as
+//! a user's own (`Registry::builtin`, in `plugins/`).
 
-use super::handlers::HandlerKind;
-use super::metrics::MetricSourceKind;
+use super::kinds::{HandlerKind, MetricSourceKind};
 use std::sync::Arc;
 
 /// Every handler kind and metric source kind a manifest may name.
@@ -26,23 +25,6 @@ impl Registry {
     /// No kinds at all.
     pub fn empty() -> Registry {
         Registry::default()
-    }
-
-    /// The built-in kinds: `collection`, `info`, `probe`, `fault`,
-    /// `prometheus`, `grafana_json`; `http.requests`, `http.duration`,
-    /// `system.cpu`, `system.memory`, `collection.below_threshold`,
-    /// `build.info` and `app`.
-    pub fn builtin() -> Registry {
-        let mut r = Registry::empty();
-        for k in super::handlers::builtin() {
-            r.add_handler_kind(k)
-                .expect("built-in handler names are distinct");
-        }
-        for k in super::metrics::builtin() {
-            r.add_source_kind(k)
-                .expect("built-in source names are distinct");
-        }
-        r
     }
 
     /// Registers a handler kind under the name it reports; a name already

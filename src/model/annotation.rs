@@ -28,7 +28,7 @@ fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
         if action == "$value" {
             out.push(Part::Value);
         } else if let Some(l) = action.strip_prefix("$labels.") {
-            if !crate::manifest::validate::is_label_name(l) {
+            if !crate::model::is_label_name(l) {
                 return Err(format!("{l:?} is not a label name"));
             }
             out.push(Part::Label(l));

@@ -6,7 +6,7 @@
 //! `/tag-keys`, `/tag-values`, `filters`, annotations through `/query`).
 //!
 //! ```text
-//! manifest `datasource:` ─► spec.rs (checked targets) ─► Live ◄─ sampler.rs (timer, reads the registry)
+//! manifest `datasource:` ─► model/datasource.rs (checked targets) ─► Live ◄─ sampler.rs (timer, reads the registry)
 //!                                                          │
 //! HTTP body ─► protocol.rs (typed, 400 naming the field) ─► api.rs (answers)
 //! ```
@@ -19,11 +19,12 @@ pub mod api;
 pub mod protocol;
 pub mod ring;
 pub mod sampler;
-pub mod spec;
 
+pub use crate::model::datasource as spec;
 pub use spec::Spec;
 
-use crate::manifest::{EventKind, Model};
+use crate::manifest::EventKind;
+use crate::model::Model;
 use annotations::{Event, Store};
 use prometheus::Registry;
 use ring::{Ring, Sample};
@@ -104,7 +105,7 @@ pub fn start(
     model: &Model,
     registry: &Registry,
     started_at: SystemTime,
-) -> (Arc<Live>, crate::plugins::metrics::Sampler) {
+) -> (Arc<Live>, crate::model::kinds::Sampler) {
     let live = Arc::new(Live::new(model.datasource.clone()));
     let t = unix_ms(started_at);
     let svc = &model.manifest.service;
@@ -116,14 +117,14 @@ pub fn start(
             "{} {} started (commit {})",
             svc.name,
             svc.version,
-            crate::plugins::metrics::COMMIT
+            crate::model::COMMIT
         ),
     ));
     if let Some(e) = sampler::initial_low_stock(&live, registry, t) {
         live.push_event(e);
     }
     let mut s = sampler::Sampler::new(live.clone(), registry.clone());
-    let timer = crate::plugins::metrics::Sampler {
+    let timer = crate::model::kinds::Sampler {
         every: live.spec.every,
         tick: Box::new(move || s.tick()),
     };

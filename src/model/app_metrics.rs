@@ -1,0 +1,312 @@
+//! The application's own metrics (`source: app`), as validation prepares
+//! them: every series of each family created at zero, and the typed handles
+//! a handler's `setup` asks for. See `plugins/metrics/app.rs` for the
+//! source kind and the rules it checks.
+
+use super::kinds::{label_names, opts};
+use crate::manifest::{Label, Metric, MetricType};
+use prometheus::core::Collector;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+/// One label's closed set, as series indices.
+struct LabelSet {
+    name: String,
+    /// Series values: declared, then the fallback.
+    values: Vec<String>,
+    fallback: usize,
+    /// A value outside the set was reported.
+    warned: AtomicBool,
+}
+
+enum Series {
+    Counter(prometheus::CounterVec, Vec<prometheus::Counter>),
+    Gauge(prometheus::GaugeVec, Vec<prometheus::Gauge>),
+    Histogram(prometheus::HistogramVec, Vec<prometheus::Histogram>),
+}
+
+/// An app metric's family and every one of its series.
+pub struct AppFamily {
+    name: String,
+    kind: MetricType,
+    labels: Vec<LabelSet>,
+    series: Series,
+}
+
+impl AppFamily {
+    /// Every series of `m`, created at zero.
+    pub fn new(m: &Metric) -> prometheus::Result<AppFamily> {
+        let labels: Vec<LabelSet> = m
+            .labels
+            .iter()
+            .map(|l: &Label| {
+                let values: Vec<String> = l.series_values().into_iter().map(String::from).collect();
+                let fallback = values.iter().position(|v| v == l.fallback()).unwrap_or(0);
+                LabelSet {
+                    name: l.name.clone(),
+                    values,
+                    fallback,
+                    warned: AtomicBool::new(false),
+                }
+            })
+            .collect();
+        let names = label_names(m);
+        // Every combination, in index order (the last label varies fastest).
+        let total: usize = labels.iter().map(|l| l.values.len()).product();
+        let combo = |mut i: usize| -> Vec<&str> {
+            let mut v = vec![""; labels.len()];
+            for (j, l) in labels.iter().enumerate().rev() {
+                v[j] = &l.values[i % l.values.len()];
+                i /= l.values.len();
+            }
+            v
+        };
+        let series = match m.kind {
+            MetricType::Counter => {
+                let vec = prometheus::CounterVec::new(opts(m), &names)?;
+                let s = (0..total)
+                    .map(|i| vec.with_label_values(&combo(i)))
+                    .collect();
+                Series::Counter(vec, s)
+            }
+            MetricType::Gauge => {
+                let vec = prometheus::GaugeVec::new(opts(m), &names)?;
+                let s = (0..total)
+                    .map(|i| vec.with_label_values(&combo(i)))
+                    .collect();
+                Series::Gauge(vec, s)
+            }
+            MetricType::Histogram => {
+                let mut o = prometheus::HistogramOpts::new(m.name.clone(), m.help.clone());
+                if let Some(b) = &m.buckets {
+                    o = o.buckets(b.clone());
+                }
+                let vec = prometheus::HistogramVec::new(o, &names)?;
+                let s = (0..total)
+                    .map(|i| vec.with_label_values(&combo(i)))
+                    .collect();
+                Series::Histogram(vec, s)
+            }
+        };
+        Ok(AppFamily {
+            name: m.name.clone(),
+            kind: m.kind,
+            labels,
+            series,
+        })
+    }
+
+    /// The family, for the server's registry.
+    pub fn collector(&self) -> Box<dyn Collector> {
+        match &self.series {
+            Series::Counter(v, _) => Box::new(v.clone()),
+            Series::Gauge(v, _) => Box::new(v.clone()),
+            Series::Histogram(v, _) => Box::new(v.clone()),
+        }
+    }
+
+    /// The series index of `values` (one per label, in order); a value
+    /// outside a label's set counts as its fallback, reported once.
+    fn index(&self, values: &[&str]) -> usize {
+        let mut i = 0;
+        for (l, v) in self.labels.iter().zip(values) {
+            let k = match l.values.iter().position(|x| x == v) {
+                Some(k) => k,
+                None => {
+                    if !l.warned.swap(true, Ordering::Relaxed) {
+                        tracing::warn!(
+                            target: "telltale::metrics",
+                            metric = %self.name,
+                            label = %l.name,
+                            value = %truncate(v),
+                            fallback = %l.values[l.fallback],
+                            "a label value outside the declared set was counted as the fallback \
+                             (reported once per label)"
+                        );
+                    }
+                    l.fallback
+                }
+            };
+            i = i * l.values.len() + k;
+        }
+        i
+    }
+
+    fn check(&self, want: MetricType, labels: &[&str]) -> Result<(), String> {
+        if self.kind != want {
+            return Err(format!(
+                "metric {:?} is a {}, not a {}",
+                self.name,
+                self.kind.as_str(),
+                want.as_str()
+            ));
+        }
+        let have: Vec<&str> = self.labels.iter().map(|l| l.name.as_str()).collect();
+        if have != labels {
+            return Err(format!(
+                "metric {:?} has labels [{}], not [{}]",
+                self.name,
+                have.join(", "),
+                labels.join(", ")
+            ));
+        }
+        Ok(())
+    }
+}
+
+/// A value as it goes into a log line: at most 64 characters.
+fn truncate(v: &str) -> &str {
+    match v.char_indices().nth(64) {
+        Some((at, _)) => &v[..at],
+        None => v,
+    }
+}
+
+/// The manifest's app metrics, by name: what handlers' `setup` asks for.
+#[derive(Default)]
+pub struct AppFamilies(Vec<Arc<AppFamily>>);
+
+impl AppFamilies {
+    pub fn new(families: Vec<Arc<AppFamily>>) -> Self {
+        AppFamilies(families)
+    }
+
+    fn find(
+        &self,
+        name: &str,
+        want: MetricType,
+        labels: &[&str],
+    ) -> Result<Arc<AppFamily>, String> {
+        let f = self.0.iter().find(|f| f.name == name).ok_or_else(|| {
+            let names: Vec<&str> = self.0.iter().map(|f| f.name.as_str()).collect();
+            format!(
+                "metric {name:?} is not declared with source: app in metrics[] (app metrics: {})",
+                if names.is_empty() {
+                    "none".to_string()
+                } else {
+                    names.join(", ")
+                }
+            )
+        })?;
+        f.check(want, labels)?;
+        Ok(f.clone())
+    }
+
+    /// The counter `name` with these label names.
+    pub fn counter<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppCounter<N>, String> {
+        let f = self.find(name, MetricType::Counter, &labels)?;
+        match &f.series {
+            Series::Counter(_, s) => Ok(AppCounter(f.clone(), s.clone().into())),
+            _ => Err(format!("metric {name:?} is not a counter")),
+        }
+    }
+
+    /// The gauge `name` with these label names.
+    pub fn gauge<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppGauge<N>, String> {
+        let f = self.find(name, MetricType::Gauge, &labels)?;
+        match &f.series {
+            Series::Gauge(_, s) => Ok(AppGauge(f.clone(), s.clone().into())),
+            _ => Err(format!("metric {name:?} is not a gauge")),
+        }
+    }
+
+    /// The histogram `name` with these label names.
+    pub fn histogram<const N: usize>(
+        &self,
+        name: &str,
+        labels: [&str; N],
+    ) -> Result<AppHistogram<N>, String> {
+        let f = self.find(name, MetricType::Histogram, &labels)?;
+        match &f.series {
+            Series::Histogram(_, s) => Ok(AppHistogram(f.clone(), s.clone().into())),
+            _ => Err(format!("metric {name:?} is not a histogram")),
+        }
+    }
+}
+
+/// A handle on an app counter with `N` labels.
+#[derive(Clone)]
+pub struct AppCounter<const N: usize>(Arc<AppFamily>, Arc<[prometheus::Counter]>);
+
+impl<const N: usize> AppCounter<N> {
+    fn at(&self, i: usize) -> &prometheus::Counter {
+        // In range: `index` is built from the same label sets as the series.
+        &self.1[i]
+    }
+    /// Adds 1 to the series of `values` (one per label).
+    pub fn inc(&self, values: [&str; N]) {
+        self.at(self.0.index(&values)).inc();
+    }
+    /// Adds `v` (not negative) to the series of `values`.
+    pub fn inc_by(&self, values: [&str; N], v: f64) {
+        if v >= 0.0 {
+            self.at(self.0.index(&values)).inc_by(v);
+        }
+    }
+    /// The value of the series of `values`.
+    pub fn get(&self, values: [&str; N]) -> f64 {
+        self.at(self.0.index(&values)).get()
+    }
+    /// The series of `values`, resolved once: `inc()` on it is one atomic add.
+    pub fn series(&self, values: [&str; N]) -> prometheus::Counter {
+        self.at(self.0.index(&values)).clone()
+    }
+}
+
+/// A handle on an app gauge with `N` labels.
+#[derive(Clone)]
+pub struct AppGauge<const N: usize>(Arc<AppFamily>, Arc<[prometheus::Gauge]>);
+
+impl<const N: usize> AppGauge<N> {
+    fn at(&self, i: usize) -> &prometheus::Gauge {
+        // In range: `index` is built from the same label sets as the series.
+        &self.1[i]
+    }
+    /// Sets the series of `values` to `v`.
+    pub fn set(&self, values: [&str; N], v: f64) {
+        self.at(self.0.index(&values)).set(v);
+    }
+    /// Adds `v` (may be negative) to the series of `values`.
+    pub fn add(&self, values: [&str; N], v: f64) {
+        self.at(self.0.index(&values)).add(v);
+    }
+    /// The value of the series of `values`.
+    pub fn get(&self, values: [&str; N]) -> f64 {
+        self.at(self.0.index(&values)).get()
+    }
+    /// The series of `values`, resolved once.
+    pub fn series(&self, values: [&str; N]) -> prometheus::Gauge {
+        self.at(self.0.index(&values)).clone()
+    }
+}
+
+/// A handle on an app histogram with `N` labels.
+#[derive(Clone)]
+pub struct AppHistogram<const N: usize>(Arc<AppFamily>, Arc<[prometheus::Histogram]>);
+
+impl<const N: usize> AppHistogram<N> {
+    fn at(&self, i: usize) -> &prometheus::Histogram {
+        // In range: `index` is built from the same label sets as the series.
+        &self.1[i]
+    }
+    /// Records `v` in the series of `values`.
+    pub fn observe(&self, values: [&str; N], v: f64) {
+        self.at(self.0.index(&values)).observe(v);
+    }
+    /// Observations so far in the series of `values`.
+    pub fn count(&self, values: [&str; N]) -> u64 {
+        self.at(self.0.index(&values)).get_sample_count()
+    }
+    /// The series of `values`, resolved once.
+    pub fn series(&self, values: [&str; N]) -> prometheus::Histogram {
+        self.at(self.0.index(&values)).clone()
+    }
+}

@@ -1,0 +1,304 @@
+//! The plugin interface: the traits every handler kind and metric source
+//! kind implements, built-in or a user's, and what each sees. Validation
+//! (`model`) calls `prepare()`; the server calls `endpoint()` and
+//! `install()` with the running state behind [`Host`]. The built-in kinds
+//! themselves live in `plugins/`, above every stage.
+
+use super::Model;
+use crate::manifest::{Diagnostics, Endpoint, Manifest, Metric, MetricType, Source};
+use poem::endpoint::BoxEndpoint;
+use poem::Response;
+use prometheus::{HistogramVec, IntCounterVec, Registry};
+use serde_json::Value as Json;
+use std::any::Any;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+/// What a running server offers the endpoints it builds.
+pub trait Host: Send + Sync {
+    /// The validated manifest being served.
+    fn model(&self) -> &Arc<Model>;
+    /// The metrics registry `/metrics` encodes.
+    fn registry(&self) -> &Registry;
+    /// Data and metrics are loaded and the socket is bound.
+    fn ready(&self) -> bool;
+    /// A shutdown signal arrived.
+    fn draining(&self) -> bool;
+    /// When the server started, and for how long it has run.
+    fn started_at(&self) -> SystemTime;
+    fn uptime(&self) -> Duration;
+    /// A part of the server's state by type (the JSON datasource's store).
+    fn extension(&self, type_id: std::any::TypeId) -> Option<&(dyn Any + Send + Sync)>;
+}
+
+impl dyn Host {
+    /// The server's state of type `T`, if it has one.
+    pub fn get<T: Any + Send + Sync>(&self) -> Option<&T> {
+        self.extension(std::any::TypeId::of::<T>())
+            .and_then(|a| a.downcast_ref::<T>())
+    }
+}
+
+/// What a kind sees while preparing one endpoint.
+pub struct HandlerCtx<'a> {
+    pub index: usize,
+    pub endpoint: &'a Endpoint,
+    pub manifest: &'a Manifest,
+    pub source: &'a Source,
+    /// The `source: app` metrics, prepared before any handler.
+    pub apps: &'a super::app_metrics::AppFamilies,
+}
+
+impl HandlerCtx<'_> {
+    /// `endpoints[i].<field>`, for diagnostics.
+    pub fn at(&self, field: &str) -> String {
+        format!("endpoints[{}].{field}", self.index)
+    }
+    /// Parses `options:` as `T` (unknown keys are errors).
+    pub fn options<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, Diagnostics> {
+        let mut errs = Diagnostics::default();
+        self.source
+            .options(&self.endpoint.options, &self.at("options"), &mut errs)
+            .ok_or(errs)
+    }
+    /// Fails when the kind takes no `data:` file but one was given.
+    pub fn no_data(&self) -> Result<(), Diagnostics> {
+        match self.endpoint.data {
+            Some(_) => Err(Diagnostics(vec![self.source.error(
+                &self.at("data"),
+                format!(
+                    "handler kind {:?} takes no data file",
+                    self.endpoint.handler
+                ),
+            )])),
+            None => Ok(()),
+        }
+    }
+}
+
+/// A handler kind. A user's typed handlers implement `telltale::Handler`
+/// instead, which `App::handler` adapts to this trait.
+pub trait HandlerKind: Send + Sync {
+    /// The name used in `endpoints[].handler`.
+    fn name(&self) -> &'static str;
+    /// Checks options and loads data.
+    fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics>;
+}
+
+/// A validated endpoint, ready to serve.
+pub trait PreparedHandler: Send + Sync {
+    /// The poem endpoint; called once at start-up, with the running
+    /// server's state.
+    fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response>;
+    /// What the OpenAPI document says about it.
+    fn doc(&self) -> OperationDoc;
+    /// Every status it documents (the HTTP families' closed `status` set).
+    fn statuses(&self) -> Vec<u16> {
+        let d = self.doc();
+        match &d.typed {
+            Some(t) => (t.0)(&mut poem_openapi::registry::Registry::new())
+                .responses
+                .responses
+                .iter()
+                .filter_map(|r| r.status)
+                .collect(),
+            None => d.responses.iter().map(|r| r.0).collect(),
+        }
+    }
+}
+
+/// Where a parameter is read from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ParamIn {
+    Query,
+    Path,
+}
+
+/// One documented parameter.
+#[derive(Debug, Clone)]
+pub struct ParamDoc {
+    pub name: String,
+    pub location: ParamIn,
+    /// JSON schema of the value.
+    pub schema: Json,
+    pub required: bool,
+    pub description: String,
+}
+
+/// OpenAPI facts of one operation.
+#[derive(Debug, Clone)]
+pub struct OperationDoc {
+    pub params: Vec<ParamDoc>,
+    /// JSON schema of the request body, if it takes one.
+    pub request: Option<Json>,
+    /// (status, description, content type, JSON schema) of each response.
+    /// The first is the success status the route's series start at.
+    pub responses: Vec<(u16, String, &'static str, Json)>,
+    /// A typed handler's operation from poem-openapi's own types; when set,
+    /// it replaces `params`, `request` and `responses` in the document.
+    pub typed: Option<TypedDocFn>,
+}
+
+/// A typed operation: parameters, body and responses as poem-openapi
+/// builds them from the handler's types.
+pub struct TypedDoc {
+    pub params: Vec<poem_openapi::registry::MetaOperationParam>,
+    pub request: Option<poem_openapi::registry::MetaRequest>,
+    pub responses: poem_openapi::registry::MetaResponses,
+}
+
+/// Makes a [`TypedDoc`], registering its schemas in the given registry.
+#[derive(Clone)]
+pub struct TypedDocFn(
+    pub Arc<dyn Fn(&mut poem_openapi::registry::Registry) -> TypedDoc + Send + Sync>,
+);
+
+impl std::fmt::Debug for TypedDocFn {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("TypedDocFn")
+    }
+}
+
+impl OperationDoc {
+    /// A JSON operation with one success response.
+    pub fn json(schema: Json) -> Self {
+        Self::single(200, "Success", "application/json", schema)
+    }
+
+    /// An operation with exactly one documented response.
+    pub fn single(
+        status: u16,
+        description: &str,
+        content_type: &'static str,
+        schema: Json,
+    ) -> Self {
+        OperationDoc {
+            params: Vec::new(),
+            request: None,
+            responses: vec![(status, description.into(), content_type, schema)],
+            typed: None,
+        }
+    }
+}
+
+/// What a kind sees while preparing one metric.
+pub struct MetricCtx<'a> {
+    pub index: usize,
+    pub metric: &'a Metric,
+    pub manifest: &'a Manifest,
+    pub source: &'a Source,
+}
+
+impl MetricCtx<'_> {
+    pub fn at(&self, field: &str) -> String {
+        format!("metrics[{}].{field}", self.index)
+    }
+    fn fail(&self, field: &str, msg: String) -> Diagnostics {
+        Diagnostics(vec![self.source.error(&self.at(field), msg)])
+    }
+    /// The source only feeds one metric type.
+    pub fn require_type(&self, t: MetricType) -> Result<(), Diagnostics> {
+        if self.metric.kind == t {
+            return Ok(());
+        }
+        Err(self.fail(
+            "type",
+            format!(
+                "source {:?} produces a {}, not a {}",
+                self.metric.source,
+                t.as_str(),
+                self.metric.kind.as_str()
+            ),
+        ))
+    }
+    /// Labels must come from this closed set (bounded cardinality).
+    pub fn labels_within(&self, allowed: &[&str]) -> Result<(), Diagnostics> {
+        for (j, l) in self.metric.labels.iter().enumerate() {
+            if !l.values.is_empty() || l.fallback.is_some() {
+                return Err(Diagnostics(vec![self.source.error(
+                    &self.at(&format!("labels[{j}]")),
+                    format!(
+                        "source {:?} fills label {:?} itself; values and fallback are for source: app",
+                        self.metric.source, l.name
+                    ),
+                )]));
+            }
+            if !allowed.contains(&l.name.as_str()) {
+                return Err(Diagnostics(vec![self.source.error(
+                    &self.at(&format!("labels[{j}]")),
+                    format!(
+                        "source {:?} cannot fill label {l:?} (it can fill: {})",
+                        self.metric.source,
+                        if allowed.is_empty() {
+                            "none".to_string()
+                        } else {
+                            allowed.join(", ")
+                        }
+                    ),
+                )]));
+            }
+        }
+        Ok(())
+    }
+    /// Parses `options:` as `T` (unknown keys are errors).
+    pub fn options<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, Diagnostics> {
+        let mut errs = Diagnostics::default();
+        self.source
+            .options(&self.metric.options, &self.at("options"), &mut errs)
+            .ok_or(errs)
+    }
+}
+
+/// A metric source kind.
+pub trait MetricSourceKind: Send + Sync {
+    /// The name used in `metrics[].source`.
+    fn name(&self) -> &'static str;
+    /// Checks the declaration and options.
+    fn prepare(&self, ctx: &MetricCtx<'_>) -> Result<Arc<dyn PreparedSource>, Diagnostics>;
+}
+
+/// A validated source, ready to install.
+pub trait PreparedSource: Send + Sync {
+    /// Registers the family in `inst.registry` and wires it up.
+    fn install(&self, metric: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()>;
+    /// The most series this family can expose (see `manifest::budget`):
+    /// by default the product of its labels' declared values (each with
+    /// its fallback), times the series of one histogram sample.
+    fn max_series(&self, metric: &Metric, _http: &super::budget::HttpShape) -> usize {
+        metric
+            .labels
+            .iter()
+            .map(|l| l.series_values().len().max(1))
+            .fold(super::budget::per_label_set(metric), usize::saturating_mul)
+    }
+    /// For `source: app`: the family handlers' `setup` may ask for.
+    fn app_family(&self) -> Option<Arc<super::app_metrics::AppFamily>> {
+        None
+    }
+}
+
+/// Something to run on a timer (not per request).
+pub struct Sampler {
+    pub every: Duration,
+    pub tick: Box<dyn FnMut() + Send>,
+}
+
+/// What installing sources produces for the server.
+pub struct Installer<'a> {
+    pub registry: &'a Registry,
+    /// Fed by the HTTP middleware on every request.
+    /// With the declared label names, in order.
+    pub http_requests: Option<(IntCounterVec, Vec<String>)>,
+    pub http_duration: Option<(HistogramVec, Vec<String>)>,
+    pub samplers: Vec<Sampler>,
+}
+
+/// `prometheus::Opts` for a declared metric.
+pub fn opts(m: &Metric) -> prometheus::Opts {
+    prometheus::Opts::new(m.name.clone(), m.help.clone())
+}
+
+/// Label names as `&str`.
+pub fn label_names(m: &Metric) -> Vec<&str> {
+    m.labels.iter().map(|l| l.name.as_str()).collect()
+}
