@@ -337,3 +337,45 @@ fn walkdir(d: &std::path::Path) -> Vec<(String, Vec<u8>)> {
     }
     out
 }
+
+/// The compose file publishes the unauthenticated Prometheus (lifecycle
+/// API on), Loki and the shipper, and Grafana, on 127.0.0.1 unless the
+/// manifest says `publish: all`; Grafana keeps its login either way.
+#[test]
+fn compose_publishes_the_stack_on_loopback_unless_told_otherwise() {
+    let dir = tempdir();
+    let m = copy_default_manifest(dir.path());
+    let ports = |out: &str| -> Vec<String> {
+        let (st, o, e) = run(
+            &["render", "--manifest", m.to_str().unwrap(), "--out", out],
+            dir.path(),
+        );
+        assert!(st.success(), "{o}{e}");
+        let text =
+            std::fs::read_to_string(dir.path().join(out).join("docker-compose.yml")).unwrap();
+        let v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+        let mut all = Vec::new();
+        for (_, svc) in v["services"].as_mapping().unwrap() {
+            for p in svc["ports"].as_sequence().unwrap() {
+                all.push(p.as_str().unwrap().to_string());
+            }
+            let env = serde_yaml::to_string(&svc["environment"]).unwrap();
+            assert!(!env.contains("GF_AUTH_ANONYMOUS_ENABLED: 'true'"), "{env}");
+        }
+        all.sort();
+        all
+    };
+    let default = ports("a");
+    assert_eq!(default.len(), 4, "{default:?}");
+    assert!(
+        default.iter().all(|p| p.starts_with("127.0.0.1:")),
+        "{default:?}"
+    );
+    edit(
+        &m,
+        "  shipper: alloy\n",
+        "  shipper: alloy\n  publish: all\n  publish_grafana: all\n",
+    );
+    let open = ports("b");
+    assert!(open.iter().all(|p| p.starts_with("0.0.0.0:")), "{open:?}");
+}

@@ -388,7 +388,7 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         let p = port(name);
         assert_eq!(
             svc["ports"],
-            serde_json::json!([format!("{p}:{p}")]),
+            serde_json::json!([format!("127.0.0.1:{p}:{p}")]),
             "{name}"
         );
         for v in svc["volumes"].as_array().unwrap() {

@@ -577,6 +577,28 @@ pub enum Shipper {
     Alloy,
 }
 
+/// Where docker-compose publishes the stack's ports on the host.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum Publish {
+    /// On 127.0.0.1 only: Prometheus (with its lifecycle API), Loki and the
+    /// shipper have no authentication.
+    #[default]
+    Loopback,
+    /// On every interface of the host.
+    All,
+}
+
+impl Publish {
+    /// The host address compose binds published ports to.
+    pub fn address(self) -> &'static str {
+        match self {
+            Publish::Loopback => "127.0.0.1",
+            Publish::All => "0.0.0.0",
+        }
+    }
+}
+
 /// `stack`: ports, images and settings of the monitoring containers.
 #[derive(Debug, Clone, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -587,6 +609,12 @@ pub struct Stack {
     pub scrape_interval: String,
     pub evaluation_interval: String,
     pub shipper: Shipper,
+    /// Where compose publishes Prometheus, Loki and the shipper: `loopback`
+    /// (127.0.0.1, the default: they have no authentication) or `all`.
+    pub publish: Publish,
+    /// Where compose publishes Grafana, which keeps its login: `loopback`
+    /// (the default) or `all`.
+    pub publish_grafana: Publish,
     pub prometheus: Component,
     pub loki: Component,
     pub promtail: Component,
@@ -608,6 +636,8 @@ impl Default for Stack {
             scrape_interval: "15s".into(),
             evaluation_interval: "15s".into(),
             shipper: Shipper::default(),
+            publish: Publish::default(),
+            publish_grafana: Publish::default(),
             prometheus: Component::new("prom/prometheus:v2.53.2", 9090),
             loki: Component::new("grafana/loki:3.3.2", 3100),
             promtail: Component::new("grafana/promtail:3.3.2", 9080),

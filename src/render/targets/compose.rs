@@ -62,6 +62,8 @@ impl super::RenderTarget for Target {
             json!({
                 "project": format!("{}-monitoring", m.service.name),
                 "network": s.network,
+                "bind": s.publish.address(),
+                "bind_grafana": s.publish_grafana.address(),
                 "prometheus": { "name": stack::PROMETHEUS, "image": s.prometheus.image, "port": s.prometheus.port },
                 "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port },
                 "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port },
