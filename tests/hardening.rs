@@ -379,3 +379,185 @@ fn compose_publishes_the_stack_on_loopback_unless_told_otherwise() {
     let open = ports("b");
     assert!(open.iter().all(|p| p.starts_with("0.0.0.0:")), "{open:?}");
 }
+
+/// `validate` on `m`: (exit code, stderr).
+fn validate(m: &std::path::Path, dir: &std::path::Path) -> (Option<i32>, String) {
+    let (st, _, err) = run(&["validate", "--manifest", m.to_str().unwrap()], dir);
+    (st.code(), err)
+}
+
+/// A FIFO, a directory or an oversized file given as `data:` is a located
+/// error at once; nothing hangs and nothing is read into memory.
+#[test]
+fn data_files_are_regular_files_within_the_limit() {
+    let dir = tempdir();
+    let m = copy_default_manifest(dir.path());
+    let fifo = dir.path().join("data/fifo.yaml");
+    let st = std::process::Command::new("mkfifo")
+        .arg(&fifo)
+        .status()
+        .unwrap();
+    assert!(st.success());
+    edit(&m, "data: data/users.yaml", "data: data/fifo.yaml");
+    let started = std::time::Instant::now();
+    let (code, err) = validate(&m, dir.path());
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(10),
+        "validate hung on a FIFO"
+    );
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("endpoints[2].data: data file") && err.contains("is not a regular file"),
+        "{err}"
+    );
+    // Located at the field's value: file:line:column.
+    let line = std::fs::read_to_string(&m)
+        .unwrap()
+        .lines()
+        .position(|l| l.contains("data/fifo.yaml"))
+        .unwrap()
+        + 1;
+    assert!(err.contains(&format!("manifest.yaml:{line}:")), "{err}");
+    // serve refuses the same way, without hanging.
+    let (st, _, err) = run(
+        &["serve", "--manifest", m.to_str().unwrap(), "--port", "0"],
+        dir.path(),
+    );
+    assert_eq!(st.code(), Some(1), "{err}");
+    assert!(err.contains("is not a regular file"), "{err}");
+
+    edit(&m, "data: data/fifo.yaml", "data: data");
+    let (code, err) = validate(&m, dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("is not a regular file"), "{err}");
+
+    // Over the limit: the default (8 MiB), then a declared one.
+    let big = dir.path().join("data/big.yaml");
+    let item = "- {id: 1, name: padding padding padding padding padding padding padding}\n";
+    std::fs::write(&big, item.repeat((9 << 20) / item.len())).unwrap();
+    edit(&m, "data: data\n", "data: data/big.yaml\n");
+    let (code, err) = validate(&m, dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains("over service.data_limit_bytes (8388608)"),
+        "{err}"
+    );
+    edit(
+        &m,
+        "  shutdown_timeout_seconds: 10\n",
+        "  shutdown_timeout_seconds: 10\n  data_limit_bytes: 100\n",
+    );
+    edit(&m, "data: data/big.yaml", "data: data/users.yaml");
+    let (code, err) = validate(&m, dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(err.contains("over service.data_limit_bytes (100)"), "{err}");
+}
+
+/// An unbounded drain and a log directory serve could not write are
+/// `validate` errors at their fields.
+#[test]
+fn validate_bounds_the_drain_and_checks_the_log_directory() {
+    let dir = tempdir();
+    let m = copy_default_manifest(dir.path());
+    edit(
+        &m,
+        "shutdown_timeout_seconds: 10",
+        "shutdown_timeout_seconds: 18446744073709551615",
+    );
+    edit(&m, "  dir: logs\n", "  dir: manifest.yaml/logs\n");
+    let (code, err) = validate(&m, dir.path());
+    assert_eq!(code, Some(1), "{err}");
+    assert!(
+        err.contains(
+            "service.shutdown_timeout_seconds: 18446744073709551615 must be from 1 to 600 seconds"
+        ),
+        "{err}"
+    );
+    assert!(
+        err.contains("logging.dir: manifest.yaml exists and is not a directory"),
+        "{err}"
+    );
+    assert!(err.contains("2 errors"), "both in one run: {err}");
+}
+
+/// A server that cannot bind says so and never that it started; every
+/// signal that ends a running one (SIGHUP included) drains and flushes.
+#[tokio::test]
+async fn bind_failure_and_every_ending_signal_are_clean() {
+    let dir = tempdir();
+    let m = copy_default_manifest(dir.path());
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = taken.local_addr().unwrap().port().to_string();
+    let (st, out, err) = run(
+        &[
+            "serve",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port,
+        ],
+        dir.path(),
+    );
+    assert_eq!(st.code(), Some(1), "{out}{err}");
+    assert!(err.contains("cannot listen on 127.0.0.1:"), "{err}");
+    assert!(
+        !out.contains("listening") && !err.contains("listening"),
+        "{out}{err}"
+    );
+    let logs: String = std::fs::read_dir(dir.path().join("logs"))
+        .map(|d| {
+            d.map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert!(!logs.contains("Server started"), "{logs}");
+    drop(taken);
+
+    for signal in ["HUP", "QUIT", "INT"] {
+        let run_dir = dir.path().join(signal);
+        let m = copy_default_manifest(&run_dir);
+        let srv = Server::start(&m, &run_dir);
+        for _ in 0..25 {
+            assert_eq!(
+                reqwest::get(srv.url("/products")).await.unwrap().status(),
+                200
+            );
+        }
+        let pid = srv.pid().to_string();
+        let st = std::process::Command::new("kill")
+            .args([&format!("-{signal}"), &pid])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+        while std::path::Path::new(&format!("/proc/{pid}")).exists()
+            && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
+                .unwrap_or_default()
+                .contains(") Z")
+        {
+            assert!(
+                std::time::Instant::now() < deadline,
+                "SIG{signal} did not stop the server"
+            );
+            std::thread::sleep(std::time::Duration::from_millis(20));
+        }
+        let lines = log_lines(&run_dir);
+        let requests = lines
+            .iter()
+            .filter(|l| l["logger"] == "telltale::http")
+            .count();
+        assert_eq!(requests, 25, "SIG{signal}: every request line flushed");
+        assert!(
+            lines.iter().any(|l| l["signal"] == format!("SIG{signal}")),
+            "SIG{signal}: the drain is logged"
+        );
+        assert!(
+            lines.last().unwrap()["message"] == "server stopped",
+            "{:?}",
+            lines.last()
+        );
+        drop(srv);
+    }
+}

@@ -57,14 +57,38 @@ impl Source {
         }
     }
 
-    /// Reads a data file named in the manifest (relative to the manifest).
-    pub fn read_data(&self, rel: &str) -> Result<(String, PathBuf), String> {
+    /// Reads a data file named in the manifest (relative to the manifest):
+    /// a regular file of at most `limit` bytes. Anything else (a FIFO, a
+    /// device, a directory) is refused before it is opened, so it cannot hang.
+    pub fn read_data(&self, rel: &str, limit: u64) -> Result<(String, PathBuf), String> {
         match &self.base_dir {
             Some(dir) => {
+                use std::io::Read;
                 let p = dir.join(rel);
-                std::fs::read_to_string(&p)
-                    .map(|t| (t, p.clone()))
-                    .map_err(|e| format!("cannot read data file {}: {e}", p.display()))
+                let shown = p.display();
+                let meta = std::fs::metadata(&p)
+                    .map_err(|e| format!("cannot read data file {shown}: {e}"))?;
+                if !meta.is_file() {
+                    return Err(format!(
+                        "data file {shown} is not a regular file (a FIFO, device or directory is never read)"
+                    ));
+                }
+                if meta.len() > limit {
+                    return Err(format!(
+                        "data file {shown} has {} bytes, over service.data_limit_bytes ({limit})",
+                        meta.len()
+                    ));
+                }
+                let mut text = String::new();
+                std::fs::File::open(&p)
+                    .and_then(|f| f.take(limit + 1).read_to_string(&mut text))
+                    .map_err(|e| format!("cannot read data file {shown}: {e}"))?;
+                if text.len() as u64 > limit {
+                    return Err(format!(
+                        "data file {shown} grew past service.data_limit_bytes ({limit}) while read"
+                    ));
+                }
+                Ok((text, p.clone()))
             }
             None => EMBEDDED_DATA
                 .iter()

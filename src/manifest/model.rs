@@ -53,6 +53,10 @@ pub struct Service {
     /// How long a graceful shutdown waits for in-flight requests.
     #[serde(default = "default_shutdown_secs")]
     pub shutdown_timeout_seconds: u64,
+    /// Largest data file (`endpoints[].data`) read, in bytes; only regular
+    /// files are read. Parsed data takes about 30 times its size in memory.
+    #[serde(default = "default_data_limit")]
+    pub data_limit_bytes: u64,
     /// Most series `/metrics` may expose, by the budget `validate` computes
     /// from the closed label sets; over it is an error naming the metrics
     /// that cost the most. Unset: no limit (the budget is still printed and
@@ -72,6 +76,9 @@ fn default_body_limit() -> u64 {
 }
 fn default_shutdown_secs() -> u64 {
     10
+}
+fn default_data_limit() -> u64 {
+    8 << 20
 }
 
 /// `endpoints[]`: one HTTP route served by a handler kind.

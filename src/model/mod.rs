@@ -101,6 +101,11 @@ pub fn is_label_name(s: &str) -> bool {
         && !s.starts_with("__")
 }
 
+/// The longest graceful drain `service.shutdown_timeout_seconds` may ask for.
+const MAX_SHUTDOWN_SECS: u64 = 600;
+/// The largest `service.data_limit_bytes`.
+const MAX_DATA_LIMIT: u64 = 256 << 20;
+
 const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 /// Fields that would make unbounded Loki streams if used as labels.
 const UNBOUNDED_LOG_FIELDS: &[&str] =
@@ -245,6 +250,24 @@ fn check_service(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     if m.service.body_limit_bytes == 0 {
         errs.push(src.error("service.body_limit_bytes", "must be greater than 0"));
     }
+    if !(1..=MAX_SHUTDOWN_SECS).contains(&m.service.shutdown_timeout_seconds) {
+        errs.push(src.error(
+            "service.shutdown_timeout_seconds",
+            format!(
+                "{} must be from 1 to {MAX_SHUTDOWN_SECS} seconds",
+                m.service.shutdown_timeout_seconds
+            ),
+        ));
+    }
+    if !(1..=MAX_DATA_LIMIT).contains(&m.service.data_limit_bytes) {
+        errs.push(src.error(
+            "service.data_limit_bytes",
+            format!(
+                "{} must be from 1 to {MAX_DATA_LIMIT} bytes",
+                m.service.data_limit_bytes
+            ),
+        ));
+    }
 }
 
 fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
@@ -280,6 +303,48 @@ fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
+}
+
+/// Whether `serve` could create and write log files in `dir` (relative to
+/// the working directory, as `serve` takes it): the directory, or the
+/// nearest ancestor that exists, must be a writable directory.
+fn writable_dir(dir: &Path) -> Result<(), String> {
+    let mut p = dir;
+    loop {
+        match std::fs::metadata(p) {
+            Ok(meta) if !meta.is_dir() => {
+                return Err(format!("{} exists and is not a directory", p.display()))
+            }
+            Ok(_) => break,
+            Err(_) => match p.parent() {
+                Some(parent) if !parent.as_os_str().is_empty() => p = parent,
+                _ => {
+                    p = Path::new(".");
+                    break;
+                }
+            },
+        }
+    }
+    #[cfg(unix)]
+    {
+        use std::os::unix::ffi::OsStrExt;
+        let c = std::ffi::CString::new(p.as_os_str().as_bytes())
+            .map_err(|_| format!("{} is not a valid path", p.display()))?;
+        // SAFETY: a valid NUL-terminated path; access(2) reads nothing else.
+        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
+            let e = std::io::Error::last_os_error();
+            return Err(if p == dir {
+                format!("cannot write log files in {}: {e}", dir.display())
+            } else {
+                format!(
+                    "cannot create {}: {} is not writable ({e})",
+                    dir.display(),
+                    p.display()
+                )
+            });
+        }
+    }
+    Ok(())
 }
 
 /// `/a/{id}` and `/a/{other}` are the same route.
@@ -415,6 +480,11 @@ fn check_logging(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
     if l.max_files == 0 {
         errs.push(src.error("logging.max_files", "must keep at least one file"));
+    }
+    if l.enabled {
+        if let Err(why) = writable_dir(Path::new(&l.dir)) {
+            errs.push(src.error("logging.dir", why));
+        }
     }
     for (i, f) in l.fields.iter().enumerate() {
         if !REQUEST_LOG_FIELDS.contains(&f.as_str()) {

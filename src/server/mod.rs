@@ -151,6 +151,9 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         .and_then(|a| a.as_socket_addr().copied())
         .map(|a| a.to_string())
         .unwrap_or_else(|| format!("{host}:{port}"));
+    app.runtime
+        .datasource
+        .record_startup(&model, app.runtime.started_at);
     for mut s in app.samplers {
         tokio::spawn(async move {
             let mut t = tokio::time::interval(s.every);
@@ -167,9 +170,9 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         let rt = rt.clone();
         let received = shutdown_signal()?;
         async move {
-            received.await;
+            let name = received.await;
             rt.draining.store(true, Ordering::Release);
-            tracing::info!(target: "telltale::server", "shutdown signal received; draining in-flight requests");
+            tracing::info!(target: "telltale::server", signal = name, "shutdown signal received; draining in-flight requests");
         }
     };
     rt.ready.store(true, Ordering::Release);
@@ -189,27 +192,33 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
     Ok(())
 }
 
-/// Registers SIGINT and SIGTERM handlers now (before the server announces
-/// itself), and resolves when either arrives.
+/// Registers handlers for every signal that ends the server (SIGINT,
+/// SIGTERM, SIGHUP, SIGQUIT) now, before the server announces itself, and
+/// resolves with the first that arrives: each one drains and flushes.
 #[cfg(unix)]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
     use tokio::signal::unix::{signal, SignalKind};
-    let mut int =
-        signal(SignalKind::interrupt()).map_err(|e| format!("cannot handle SIGINT: {e}"))?;
-    let mut term =
-        signal(SignalKind::terminate()).map_err(|e| format!("cannot handle SIGTERM: {e}"))?;
+    let on =
+        |k: SignalKind, name: &str| signal(k).map_err(|e| format!("cannot handle {name}: {e}"));
+    let mut int = on(SignalKind::interrupt(), "SIGINT")?;
+    let mut term = on(SignalKind::terminate(), "SIGTERM")?;
+    let mut hup = on(SignalKind::hangup(), "SIGHUP")?;
+    let mut quit = on(SignalKind::quit(), "SIGQUIT")?;
     Ok(async move {
         tokio::select! {
-            _ = int.recv() => {},
-            _ = term.recv() => {},
+            _ = int.recv() => "SIGINT",
+            _ = term.recv() => "SIGTERM",
+            _ = hup.recv() => "SIGHUP",
+            _ = quit.recv() => "SIGQUIT",
         }
     })
 }
 
 #[cfg(not(unix))]
-fn shutdown_signal() -> Result<impl std::future::Future<Output = ()>, String> {
+fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
     Ok(async {
         let _ = tokio::signal::ctrl_c().await;
+        "Ctrl-C"
     })
 }
 

@@ -78,7 +78,12 @@ impl HandlerKind for Kind {
                 ),
             )]));
         }
-        let items = load_items(ctx.source, ctx.endpoint, ctx.index)?;
+        let items = load_items(
+            ctx.source,
+            ctx.endpoint,
+            ctx.index,
+            ctx.manifest.service.data_limit_bytes,
+        )?;
         let item_schema = items
             .first()
             .map(|o| schema_of(&Json::Object(o.clone())))

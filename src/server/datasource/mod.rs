@@ -69,6 +69,23 @@ impl Live {
         lock(&self.ring).push(s);
     }
 
+    /// Records the start-up event: called once the socket is bound, so a
+    /// server that fails to bind never says it started.
+    pub fn record_startup(&self, model: &Model, started_at: SystemTime) {
+        let svc = &model.manifest.service;
+        self.push_event(Event::new(
+            EventKind::Startup,
+            unix_ms(started_at),
+            "Server started",
+            format!(
+                "{} {} started (commit {})",
+                svc.name,
+                svc.version,
+                crate::model::COMMIT
+            ),
+        ));
+    }
+
     pub fn push_event(&self, e: Event) {
         tracing::info!(target: "telltale::datasource", kind = e.kind.as_str(), "{}: {}", e.title, e.text);
         lock(&self.events).push(e);
@@ -108,18 +125,6 @@ pub fn start(
 ) -> (Arc<Live>, crate::model::kinds::Sampler) {
     let live = Arc::new(Live::new(model.datasource.clone()));
     let t = unix_ms(started_at);
-    let svc = &model.manifest.service;
-    live.push_event(Event::new(
-        EventKind::Startup,
-        t,
-        "Server started",
-        format!(
-            "{} {} started (commit {})",
-            svc.name,
-            svc.version,
-            crate::model::COMMIT
-        ),
-    ));
     if let Some(e) = sampler::initial_low_stock(&live, registry, t) {
         live.push_event(e);
     }
