@@ -47,6 +47,25 @@ pub struct HandlerCtx<'a> {
     pub source: &'a Source,
     /// The `source: app` metrics, prepared before any handler.
     pub apps: &'a super::app_metrics::AppFamilies,
+    /// What kinds compute once per manifest and share between endpoints
+    /// (so that N endpoints of a kind cost O(N), not O(N²)).
+    pub cache: &'a Cache,
+}
+
+/// A per-validation memo, keyed by name: one value of each type per key.
+#[derive(Default)]
+pub struct Cache(std::cell::RefCell<std::collections::HashMap<&'static str, Box<dyn Any>>>);
+
+impl Cache {
+    /// The value under `key`, computed by `f` the first time.
+    pub fn get_or_insert<T: Clone + 'static>(&self, key: &'static str, f: impl FnOnce() -> T) -> T {
+        if let Some(v) = self.0.borrow().get(key).and_then(|b| b.downcast_ref::<T>()) {
+            return v.clone();
+        }
+        let v = f();
+        self.0.borrow_mut().insert(key, Box::new(v.clone()));
+        v
+    }
 }
 
 impl HandlerCtx<'_> {

@@ -153,6 +153,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
         }
     }
 
+    let cache = kinds::Cache::default();
     let apps =
         app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
     let mut handlers_out = Vec::new();
@@ -163,6 +164,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
             manifest: &m,
             source: src,
             apps: &apps,
+            cache: &cache,
         };
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(

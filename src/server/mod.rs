@@ -67,7 +67,7 @@ pub struct App {
     pub runtime: Arc<Runtime>,
     /// Not boxed: every box between poem and a handler costs an allocation
     /// and a copy of the request per request.
-    pub endpoint: Observe<poem::Route>,
+    pub endpoint: Observe<routes::Router>,
     pub samplers: Vec<Sampler>,
 }
 

@@ -195,6 +195,7 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
     let m = &model.manifest;
     OPS.get_or_init(|| {
         let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
+        let mut at: HashMap<&str, usize> = HashMap::new();
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
             let op = Op {
                 path: ep.path.clone(),
@@ -205,9 +206,12 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
                 tags: ep.tags.iter().map(|t| leak(t)).collect(),
                 doc: h.doc(),
             };
-            match paths.iter_mut().find(|(p, _)| *p == ep.path) {
-                Some((_, ops)) => ops.push(op),
-                None => paths.push((ep.path.clone(), vec![op])),
+            match at.get(ep.path.as_str()) {
+                Some(&k) => paths[k].1.push(op),
+                None => {
+                    at.insert(&ep.path, paths.len());
+                    paths.push((ep.path.clone(), vec![op]));
+                }
             }
         }
         paths

@@ -33,12 +33,17 @@ const SPEC: &str = "/openapi.json";
 impl RouteTable {
     pub fn new(m: &Manifest) -> Self {
         let mut paths: Vec<(String, Vec<(Method, usize)>)> = Vec::new();
+        // Template → its index in `paths`: linear in the endpoints.
+        let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, ep) in m.endpoints.iter().enumerate() {
             let method = Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
                 .unwrap_or(Method::GET);
-            match paths.iter_mut().find(|(p, _)| *p == ep.path) {
-                Some((_, ms)) => ms.push((method, i)),
-                None => paths.push((ep.path.clone(), vec![(method, i)])),
+            match at.get(ep.path.as_str()) {
+                Some(&k) => paths[k].1.push((method, i)),
+                None => {
+                    at.insert(&ep.path, paths.len());
+                    paths.push((ep.path.clone(), vec![(method, i)]));
+                }
             }
         }
         RouteTable { paths }
@@ -67,10 +72,11 @@ impl RouteTable {
         }
     }
 
-    pub fn build(&self, rt: &Arc<Runtime>) -> Result<Route, String> {
+    pub fn build(&self, rt: &Arc<Runtime>) -> Result<Router, String> {
         let model = &rt.model;
         let host: Arc<dyn crate::model::kinds::Host> = rt.clone();
         let mut route = Route::new();
+        let mut statics = std::collections::HashMap::new();
         for (tag, (template, methods)) in self.paths.iter().enumerate() {
             let eps: Vec<(Method, BoxEndpoint<'static, Response>)> = methods
                 .iter()
@@ -87,13 +93,60 @@ impl RouteTable {
                 allow: HeaderValue::from_str(&allow).map_err(|e| e.to_string())?,
                 methods: eps,
             };
-            route = route.at(poem_template(template), ep);
+            if template.contains('{') {
+                route = route.at(poem_template(template), ep);
+            } else {
+                statics.insert(template.clone(), ep);
+            }
         }
         let n = self.paths.len();
         let service = openapi::service(model);
         route = route.at(SPEC, Tagged(n, service.spec_endpoint().map_to_response()));
         route = route.nest(DOCS, Tagged(n + 1, service.swagger_ui().map_to_response()));
-        Ok(route)
+        Ok(Router { statics, route })
+    }
+}
+
+/// The routes: paths without parameters in a hash map (poem's `Route::at`
+/// compiles a regex per route, so 20,000 of them took seconds to add), the
+/// templated ones and the docs in poem's router.
+pub struct Router {
+    statics: std::collections::HashMap<String, PathEndpoint>,
+    route: Route,
+}
+
+pin_project_lite::pin_project! {
+    /// The future of either kind of route, without boxing.
+    #[project = EitherProj]
+    pub enum Either<A, B> {
+        Static { #[pin] fut: A },
+        Route { #[pin] fut: B },
+    }
+}
+
+impl<A: Future, B: Future<Output = A::Output>> Future for Either<A, B> {
+    type Output = A::Output;
+    fn poll(
+        self: std::pin::Pin<&mut Self>,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<A::Output> {
+        match self.project() {
+            EitherProj::Static { fut } => fut.poll(cx),
+            EitherProj::Route { fut } => fut.poll(cx),
+        }
+    }
+}
+
+impl Endpoint for Router {
+    type Output = Response;
+
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        match self.statics.get(req.uri().path()) {
+            Some(ep) => Either::Static { fut: ep.call(req) },
+            None => Either::Route {
+                fut: self.route.call(req),
+            },
+        }
     }
 }
 

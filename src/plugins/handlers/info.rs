@@ -20,22 +20,24 @@ impl HandlerKind for Kind {
         ctx.no_data()?;
         ctx.options::<NoOptions>()?;
         let m = ctx.manifest;
-        let endpoints: Vec<_> = m
-            .endpoints
-            .iter()
-            .map(|e| json!({"method": e.method.to_ascii_uppercase(), "path": e.path, "summary": e.summary}))
-            .collect();
-        let body = json!({
-            "service": m.service.name,
-            "version": m.service.version,
-            "description": m.service.description,
-            "endpoints": endpoints,
-            "docs": "/docs",
-            "openapi": "/openapi.json",
+        // The same body for every `info` endpoint of the manifest: built once.
+        let body = ctx.cache.get_or_insert("info.body", || {
+            let endpoints: Vec<_> = m
+                .endpoints
+                .iter()
+                .map(|e| json!({"method": e.method.to_ascii_uppercase(), "path": e.path, "summary": e.summary}))
+                .collect();
+            let body = json!({
+                "service": m.service.name,
+                "version": m.service.version,
+                "description": m.service.description,
+                "endpoints": endpoints,
+                "docs": "/docs",
+                "openapi": "/openapi.json",
+            });
+            bytes::Bytes::from(serde_json::to_vec(&body).unwrap_or_default())
         });
-        Ok(Arc::new(Info {
-            body: serde_json::to_vec(&body).expect("json").into(),
-        }))
+        Ok(Arc::new(Info { body }))
     }
 }
 
