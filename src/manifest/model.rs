@@ -53,6 +53,9 @@ pub struct Service {
     /// How long a graceful shutdown waits for in-flight requests.
     #[serde(default = "default_shutdown_secs")]
     pub shutdown_timeout_seconds: u64,
+    /// Connection limits: read deadlines and a cap on open connections.
+    #[serde(default)]
+    pub limits: ConnectionLimits,
     /// Largest data file (`endpoints[].data`) read, in bytes; only regular
     /// files are read. Parsed data takes about 30 times its size in memory.
     #[serde(default = "default_data_limit")]
@@ -63,6 +66,35 @@ pub struct Service {
     /// sets the scrape config's `sample_limit`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub series_limit: Option<u64>,
+}
+
+/// `service.limits`: what one connection may hold, and how many may be open.
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(deny_unknown_fields, default)]
+pub struct ConnectionLimits {
+    /// From a request's first byte to the end of its headers; a client
+    /// slower than this (slowloris) is disconnected.
+    pub header_timeout_seconds: u64,
+    /// From the end of the headers until the response starts: a body that
+    /// never arrives is cut off.
+    pub body_timeout_seconds: u64,
+    /// A connection with no request in flight (kept alive, or new and
+    /// silent) is closed after this.
+    pub idle_timeout_seconds: u64,
+    /// Connections open at once; at the cap new ones wait in the kernel's
+    /// backlog until one closes.
+    pub max_connections: usize,
+}
+
+impl Default for ConnectionLimits {
+    fn default() -> Self {
+        ConnectionLimits {
+            header_timeout_seconds: 10,
+            body_timeout_seconds: 30,
+            idle_timeout_seconds: 60,
+            max_connections: 1024,
+        }
+    }
 }
 
 fn default_host() -> String {

@@ -261,6 +261,25 @@ fn check_service(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ),
         ));
     }
+    let l = &m.service.limits;
+    for (field, v) in [
+        ("header_timeout_seconds", l.header_timeout_seconds),
+        ("body_timeout_seconds", l.body_timeout_seconds),
+        ("idle_timeout_seconds", l.idle_timeout_seconds),
+    ] {
+        if !(1..=3600).contains(&v) {
+            errs.push(src.error(
+                &format!("service.limits.{field}"),
+                format!("{v} must be from 1 to 3600 seconds"),
+            ));
+        }
+    }
+    if !(1..=1_000_000).contains(&l.max_connections) {
+        errs.push(src.error(
+            "service.limits.max_connections",
+            format!("{} must be from 1 to 1000000", l.max_connections),
+        ));
+    }
     if !(1..=MAX_DATA_LIMIT).contains(&m.service.data_limit_bytes) {
         errs.push(src.error(
             "service.data_limit_bytes",

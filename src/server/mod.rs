@@ -6,6 +6,7 @@
 pub mod datasource;
 pub mod error;
 pub mod http_metrics;
+mod limits;
 mod observe;
 pub(crate) mod openapi;
 mod routes;
@@ -33,6 +34,8 @@ pub struct Runtime {
     pub ready: AtomicBool,
     /// True once a shutdown signal arrived.
     pub draining: AtomicBool,
+    /// What the connection limits counted (`server::limits`).
+    pub connections: Arc<limits::Counts>,
     /// The Grafana JSON datasource's ring buffer and event store.
     pub datasource: Arc<datasource::Live>,
 }
@@ -95,6 +98,12 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
             self_metrics::LogWriter::new().map_err(|e| e.to_string())?,
         ))
         .map_err(|e| format!("cannot register the log writer's metrics: {e}"))?;
+    let connections = Arc::new(limits::Counts::default());
+    registry
+        .register(Box::new(
+            self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("cannot register the connection metrics: {e}"))?;
     let (requests, duration, mut samplers) =
         (inst.http_requests, inst.http_duration, inst.samplers);
     let started_at = SystemTime::now();
@@ -115,6 +124,7 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
         start: Instant::now(),
         ready: AtomicBool::new(false),
         draining: AtomicBool::new(false),
+        connections: connections.clone(),
         datasource,
     });
     table.touch_declared(&runtime);
@@ -145,6 +155,18 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         .into_acceptor()
         .await
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    let l = &svc.limits;
+    let secs = std::time::Duration::from_secs;
+    let acceptor = limits::Guarded::new(
+        acceptor,
+        limits::Limits {
+            header: secs(l.header_timeout_seconds),
+            body: secs(l.body_timeout_seconds),
+            idle: secs(l.idle_timeout_seconds),
+            max_connections: l.max_connections,
+        },
+        app.runtime.connections.clone(),
+    );
     let local = acceptor
         .local_addr()
         .first()

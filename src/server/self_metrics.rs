@@ -80,3 +80,50 @@ impl Collector for LogWriter {
         f
     }
 }
+
+/// `telltale_accept_errors_total` and `telltale_connections_timed_out_total`,
+/// read from the connection limits at each scrape.
+pub struct Connections {
+    counts: std::sync::Arc<super::limits::Counts>,
+    accept_errors: prometheus::IntCounter,
+    timed_out: prometheus::IntCounter,
+}
+
+impl Connections {
+    pub fn new(counts: std::sync::Arc<super::limits::Counts>) -> prometheus::Result<Self> {
+        Ok(Connections {
+            counts,
+            accept_errors: prometheus::IntCounter::new(
+                "telltale_accept_errors_total",
+                "Failed accept calls (e.g. at the fd limit); each is followed by a back-off.",
+            )?,
+            timed_out: prometheus::IntCounter::new(
+                "telltale_connections_timed_out_total",
+                "Connections closed because a header, body or idle deadline passed.",
+            )?,
+        })
+    }
+}
+
+impl Collector for Connections {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut d = self.accept_errors.desc();
+        d.extend(self.timed_out.desc());
+        d
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        use std::sync::atomic::Ordering::Relaxed;
+        for (c, total) in [
+            (&self.accept_errors, self.counts.accept_errors.load(Relaxed)),
+            (&self.timed_out, self.counts.timed_out.load(Relaxed)),
+        ] {
+            let have = c.get();
+            if total > have {
+                c.inc_by(total - have);
+            }
+        }
+        let mut f = self.accept_errors.collect();
+        f.extend(self.timed_out.collect());
+        f
+    }
+}

@@ -1,0 +1,306 @@
+//! Connection limits, in front of poem's accept loop: a cap on open
+//! connections, back-off when `accept` fails (at the fd limit it fails at
+//! once, and poem's loop would retry it on a full core), and per-connection
+//! deadlines enforced in the socket itself:
+//!
+//! - **header**: from a request's first byte to the end of its head
+//!   (`\r\n\r\n`): a slowloris that trickles a header line every few
+//!   seconds is closed when it runs out;
+//! - **body**: from the end of the head until the response starts: a body
+//!   that never arrives;
+//! - **idle**: a kept-alive connection with no request in flight (and a
+//!   new one that sends nothing).
+//!
+//! The connection cap is a semaphore: at the cap, `accept` waits for a
+//! connection to close instead of taking more (new clients wait in the
+//! kernel's backlog). The values come from `service.limits`.
+
+use poem::http::uri::Scheme;
+use poem::listener::Acceptor;
+use poem::web::{LocalAddr, RemoteAddr};
+use std::future::Future;
+use std::io;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::sync::{OwnedSemaphorePermit, Semaphore};
+use tokio::time::{Instant, Sleep};
+
+/// The deadlines and the cap (see the module doc).
+#[derive(Debug, Clone, Copy)]
+pub struct Limits {
+    pub header: Duration,
+    pub body: Duration,
+    pub idle: Duration,
+    pub max_connections: usize,
+}
+
+/// Shortest and longest wait after a failed `accept`.
+const BACKOFF_MIN: Duration = Duration::from_millis(5);
+const BACKOFF_MAX: Duration = Duration::from_secs(1);
+
+/// What the acceptor counts, for `/metrics`.
+#[derive(Debug, Default)]
+pub struct Counts {
+    /// `accept` calls that failed (e.g. EMFILE at the fd limit).
+    pub accept_errors: AtomicU64,
+    /// Connections closed because a deadline passed.
+    pub timed_out: AtomicU64,
+}
+
+/// An acceptor with the cap, the back-off and the deadlines.
+pub struct Guarded<A> {
+    inner: A,
+    limits: Limits,
+    slots: Arc<Semaphore>,
+    backoff: Duration,
+    counts: Arc<Counts>,
+}
+
+impl<A> Guarded<A> {
+    pub fn new(inner: A, limits: Limits, counts: Arc<Counts>) -> Self {
+        Guarded {
+            inner,
+            limits,
+            slots: Arc::new(Semaphore::new(limits.max_connections.max(1))),
+            backoff: BACKOFF_MIN,
+            counts,
+        }
+    }
+}
+
+impl<A: Acceptor> Acceptor for Guarded<A> {
+    type Io = Deadlines<A::Io>;
+
+    fn local_addr(&self) -> Vec<LocalAddr> {
+        self.inner.local_addr()
+    }
+
+    async fn accept(&mut self) -> io::Result<(Self::Io, LocalAddr, RemoteAddr, Scheme)> {
+        // At the cap, wait for a connection to close.
+        let permit = self
+            .slots
+            .clone()
+            .acquire_owned()
+            .await
+            .map_err(|_| io::Error::other("connection slots closed"))?;
+        loop {
+            match self.inner.accept().await {
+                Ok((io, local, remote, scheme)) => {
+                    self.backoff = BACKOFF_MIN;
+                    let io = Deadlines::new(io, self.limits, permit, self.counts.clone());
+                    return Ok((io, local, remote, scheme));
+                }
+                Err(e) => {
+                    let n = self.counts.accept_errors.fetch_add(1, Ordering::Relaxed);
+                    if n == 0 || self.backoff == BACKOFF_MAX {
+                        tracing::warn!(
+                            target: "telltale::server",
+                            error = %e,
+                            retry_ms = self.backoff.as_millis() as u64,
+                            "cannot accept a connection; backing off"
+                        );
+                    }
+                    tokio::time::sleep(self.backoff).await;
+                    self.backoff = (self.backoff * 2).min(BACKOFF_MAX);
+                }
+            }
+        }
+    }
+}
+
+/// Where a connection is in its current request.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    /// No request in flight: the idle deadline runs.
+    Idle,
+    /// Reading a request's head; `matched` bytes of `\r\n\r\n` seen so far.
+    Head { matched: u8 },
+    /// The head is in; the body deadline runs until the response starts.
+    Body,
+    /// The response is being written: no read deadline.
+    Responding,
+}
+
+/// A socket whose reads fail with `TimedOut` once its phase's deadline
+/// passes (hyper then closes the connection); holds a connection slot.
+pub struct Deadlines<Io> {
+    io: Io,
+    limits: Limits,
+    phase: Phase,
+    timer: Pin<Box<Sleep>>,
+    counts: Arc<Counts>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<Io> Deadlines<Io> {
+    fn new(io: Io, limits: Limits, slot: OwnedSemaphorePermit, counts: Arc<Counts>) -> Self {
+        Deadlines {
+            io,
+            limits,
+            phase: Phase::Idle,
+            timer: Box::pin(tokio::time::sleep(limits.idle)),
+            counts,
+            _slot: slot,
+        }
+    }
+
+    fn enter(&mut self, phase: Phase) {
+        let d = match phase {
+            Phase::Idle => self.limits.idle,
+            Phase::Head { .. } => self.limits.header,
+            Phase::Body => self.limits.body,
+            Phase::Responding => {
+                self.phase = phase;
+                return;
+            }
+        };
+        if std::mem::discriminant(&self.phase) != std::mem::discriminant(&phase) {
+            self.timer.as_mut().reset(Instant::now() + d);
+        }
+        self.phase = phase;
+    }
+
+    /// Follows the bytes a read returned through the request's phases.
+    fn saw(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            match self.phase {
+                Phase::Idle | Phase::Responding => {
+                    // A new request (pipelined, or after the last response).
+                    if b == b'\r' || b == b'\n' {
+                        continue;
+                    }
+                    self.enter(Phase::Head { matched: 0 });
+                }
+                Phase::Head { matched } => {
+                    let want = b"\r\n\r\n"[matched as usize];
+                    let next = if b == want {
+                        matched + 1
+                    } else if b == b'\r' {
+                        1
+                    } else {
+                        0
+                    };
+                    if next == 4 {
+                        self.enter(Phase::Body);
+                    } else {
+                        self.phase = Phase::Head { matched: next };
+                    }
+                }
+                Phase::Body => return,
+            }
+        }
+    }
+}
+
+impl<Io: AsyncRead + Unpin> AsyncRead for Deadlines<Io> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        if this.phase != Phase::Responding && this.timer.as_mut().poll(cx).is_ready() {
+            this.counts.timed_out.fetch_add(1, Ordering::Relaxed);
+            let what = match this.phase {
+                Phase::Idle => "idle",
+                Phase::Head { .. } => "request head",
+                _ => "request body",
+            };
+            return Poll::Ready(Err(io::Error::new(
+                io::ErrorKind::TimedOut,
+                format!("{what} deadline passed"),
+            )));
+        }
+        let before = buf.filled().len();
+        let r = Pin::new(&mut this.io).poll_read(cx, buf);
+        if let Poll::Ready(Ok(())) = r {
+            let new = buf.filled()[before..].to_vec();
+            this.saw(&new);
+        }
+        r
+    }
+}
+
+impl<Io: AsyncWrite + Unpin> AsyncWrite for Deadlines<Io> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        data: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        // The response has started: the request's read deadlines are over.
+        if matches!(this.phase, Phase::Body | Phase::Head { .. }) {
+            this.enter(Phase::Responding);
+        }
+        Pin::new(&mut this.io).poll_write(cx, data)
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        let this = &mut *self;
+        let r = Pin::new(&mut this.io).poll_flush(cx);
+        // A flushed response: the connection is idle until the next request.
+        if r.is_ready() && this.phase == Phase::Responding {
+            this.enter(Phase::Idle);
+        }
+        r
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let this = &mut *self;
+        if matches!(this.phase, Phase::Body | Phase::Head { .. }) {
+            this.enter(Phase::Responding);
+        }
+        Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn conn() -> Deadlines<tokio::io::DuplexStream> {
+        let (a, _b) = tokio::io::duplex(64);
+        let limits = Limits {
+            header: Duration::from_secs(1),
+            body: Duration::from_secs(2),
+            idle: Duration::from_secs(3),
+            max_connections: 1,
+        };
+        let slot = Arc::new(Semaphore::new(1)).try_acquire_owned().unwrap();
+        Deadlines::new(a, limits, slot, Arc::default())
+    }
+
+    #[tokio::test]
+    async fn phases_follow_the_request_head_across_reads() {
+        let mut c = conn();
+        assert_eq!(c.phase, Phase::Idle);
+        c.saw(b"GET / HTTP/1.1\r\nHost: x\r");
+        assert_eq!(c.phase, Phase::Head { matched: 1 });
+        c.saw(b"\n\r");
+        assert_eq!(c.phase, Phase::Head { matched: 3 });
+        c.saw(b"\nbody");
+        assert_eq!(c.phase, Phase::Body);
+        c.enter(Phase::Responding);
+        c.enter(Phase::Idle);
+        c.saw(b"\r\n");
+        assert_eq!(c.phase, Phase::Idle, "blank lines between requests");
+        c.saw(b"P");
+        assert_eq!(c.phase, Phase::Head { matched: 0 });
+    }
+}
