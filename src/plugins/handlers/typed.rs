@@ -149,14 +149,34 @@ impl InputError {
     }
 }
 
+/// What parsing a [`Params`] type needs, resolved once at start-up from
+/// the type's schema, so that a request looks nothing up by name.
+#[derive(Default)]
+pub struct Plan {
+    fields: Vec<PlanField>,
+    /// The object's schema, for the bounds and enums of given values.
+    schema: Option<MetaSchemaRef>,
+}
+
+struct PlanField {
+    name: &'static str,
+    /// JSON type of the value (`integer`, `array`, ...), and of an array's items.
+    ty: &'static str,
+    item: &'static str,
+    required: bool,
+}
+
 /// Path or query parameters: a poem-openapi `Object` (each field one
 /// parameter), or [`Empty`].
 pub trait Params: Sized + Send + 'static {
     /// The documented parameters (schemas registered in `registry`).
     fn describe(registry: &mut Registry, location: MetaParamIn) -> Vec<MetaOperationParam>;
+    /// The parsing plan, from the schemas `describe` registered.
+    fn plan(registry: &Registry) -> Plan;
     /// Parses the parameters that `get` finds by name in `place`.
     fn parse(
         place: MetaParamIn,
+        plan: &Plan,
         get: &dyn Fn(&str) -> Vec<String>,
         registry: &Registry,
     ) -> Result<Self, InputError>;
@@ -166,8 +186,12 @@ impl Params for Empty {
     fn describe(_: &mut Registry, _: MetaParamIn) -> Vec<MetaOperationParam> {
         Vec::new()
     }
+    fn plan(_: &Registry) -> Plan {
+        Plan::default()
+    }
     fn parse(
         _: MetaParamIn,
+        _: &Plan,
         _: &dyn Fn(&str) -> Vec<String>,
         _: &Registry,
     ) -> Result<Self, InputError> {
@@ -208,8 +232,37 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
             .collect()
     }
 
+    fn plan(registry: &Registry) -> Plan {
+        let r = T::schema_ref();
+        let Some(s) = object_schema(registry, &r) else {
+            return Plan::default();
+        };
+        let fields = s
+            .properties
+            .iter()
+            .map(|(name, schema)| {
+                let ps = object_schema(registry, schema);
+                let item = ps
+                    .and_then(|p| p.items.as_deref())
+                    .and_then(|i| object_schema(registry, i))
+                    .map_or("string", |i| i.ty);
+                PlanField {
+                    name,
+                    ty: ps.map_or("string", |p| p.ty),
+                    item,
+                    required: s.required.contains(name),
+                }
+            })
+            .collect();
+        Plan {
+            fields,
+            schema: Some(r),
+        }
+    }
+
     fn parse(
         place: MetaParamIn,
+        plan: &Plan,
         get: &dyn Fn(&str) -> Vec<String>,
         registry: &Registry,
     ) -> Result<Self, InputError> {
@@ -221,37 +274,30 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
             };
             InputError::new(bad_param_in(place, name, msg))
         };
-        let scalar = |name: &str, raw: &str, schema: Option<&MetaSchema>| {
-            scalar(name, raw, schema).map_err(|m| param_error(name, &m))
-        };
-        let r = T::schema_ref();
         let mut obj = Map::new();
-        if let Some(s) = object_schema(registry, &r) {
-            for (name, schema) in &s.properties {
-                let raw = get(name);
-                if raw.is_empty() {
-                    if s.required.contains(name) {
-                        return Err(param_error(name, "is required"));
-                    }
-                    continue;
+        for f in &plan.fields {
+            let raw = get(f.name);
+            if raw.is_empty() {
+                if f.required {
+                    return Err(param_error(f.name, "is required"));
                 }
-                let ps = object_schema(registry, schema);
-                let v = if ps.is_some_and(|p| p.ty == "array") {
-                    let item = ps
-                        .and_then(|p| p.items.as_deref())
-                        .and_then(|i| object_schema(registry, i));
-                    let vals: Result<Vec<Json>, _> =
-                        raw.iter().map(|x| scalar(name, x, item)).collect();
-                    Json::Array(vals?)
-                } else {
-                    scalar(name, &raw[0], ps)?
-                };
-                obj.insert(name.to_string(), v);
+                continue;
             }
+            let v = if f.ty == "array" {
+                let vals: Result<Vec<Json>, String> =
+                    raw.iter().map(|x| scalar(f.item, x)).collect();
+                Json::Array(vals.map_err(|m| param_error(f.name, &m))?)
+            } else {
+                scalar(f.ty, &raw[0]).map_err(|m| param_error(f.name, &m))?
+            };
+            obj.insert(f.name.to_string(), v);
         }
         let v = Json::Object(obj);
-        if let Err((field, msg)) = check(&v, &r, registry, "") {
-            return Err(param_error(&field, &msg));
+        // Bounds and enums of the values given (none given: nothing to check).
+        if let (Some(r), false) = (&plan.schema, v.as_object().is_some_and(Map::is_empty)) {
+            if let Err((field, msg)) = check(&v, r, registry, "") {
+                return Err(param_error(&field, &msg));
+            }
         }
         T::parse_from_json(Some(v)).map_err(|e| {
             InputError::new(json_error(
@@ -262,9 +308,8 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
     }
 }
 
-/// A parameter's text as the JSON value its schema expects.
-fn scalar(_name: &str, raw: &str, schema: Option<&MetaSchema>) -> Result<Json, String> {
-    let ty = schema.map_or("string", |s| s.ty);
+/// A parameter's text as the JSON value of type `ty` (`integer`, ...).
+fn scalar(ty: &str, raw: &str) -> Result<Json, String> {
     let shown: String = raw.chars().take(64).collect();
     let bad = |what: &str| format!("expected {what}, got {shown:?}");
     match ty {
@@ -511,12 +556,15 @@ impl<H: Handler> HandlerKind for Kind<H> {
         H::Query::describe(&mut registry, MetaParamIn::Query);
         let has_body = H::Body::describe(&mut registry).is_some();
         H::Response::register(&mut registry);
+        let (path_plan, query_plan) = (H::Path::plan(&registry), H::Query::plan(&registry));
         Ok(Arc::new(Prepared::<H> {
             shared: Arc::new(Shared {
                 handler: self.0.clone(),
                 state,
                 registry,
                 has_body,
+                path_plan,
+                query_plan,
             }),
         }))
     }
@@ -528,6 +576,8 @@ struct Shared<H: Handler> {
     registry: Registry,
     /// `H::Body` is a JSON body (not [`Empty`]).
     has_body: bool,
+    path_plan: Plan,
+    query_plan: Plan,
 }
 
 struct Prepared<H: Handler> {
@@ -618,9 +668,11 @@ impl<H: Handler> TypedEndpoint<H> {
         &self,
         req: &mut Request,
     ) -> Result<Input<H::Path, H::Query, H::Body>, InputError> {
-        let reg = &self.shared.registry;
+        let sh = &self.shared;
+        let reg = &sh.registry;
         let path = H::Path::parse(
             MetaParamIn::Path,
+            &sh.path_plan,
             &|name| {
                 req.raw_path_param(name)
                     .map(String::from)
@@ -629,9 +681,14 @@ impl<H: Handler> TypedEndpoint<H> {
             },
             reg,
         )?;
-        let pairs: Vec<(String, String)> = req.params().unwrap_or_default();
+        // No query string, no parsing (and no allocation).
+        let pairs: Vec<(String, String)> = match req.uri().query() {
+            Some(q) if !q.is_empty() => req.params().unwrap_or_default(),
+            _ => Vec::new(),
+        };
         let query = H::Query::parse(
             MetaParamIn::Query,
+            &sh.query_plan,
             &|name| {
                 pairs
                     .iter()
