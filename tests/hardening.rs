@@ -6,17 +6,6 @@ mod common;
 use common::*;
 use std::process::Stdio;
 
-fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines() {
-            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
-        }
-    }
-    lines
-}
-
 /// Serves `n` requests on 8 connections, checking each answers 200.
 async fn load(srv: &Server, n: usize) {
     let client = reqwest::Client::new();

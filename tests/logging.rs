@@ -5,17 +5,6 @@ mod common;
 use common::fincore::resident;
 use common::*;
 
-fn log_lines(dir: &std::path::Path) -> Vec<serde_json::Value> {
-    let mut lines = Vec::new();
-    for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
-        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
-        for line in text.lines() {
-            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
-        }
-    }
-    lines
-}
-
 #[tokio::test]
 async fn every_request_leaves_one_json_line_and_one_console_line() {
     let dir = tempdir();

@@ -225,3 +225,15 @@ pub fn metric_sum(text: &str, name: &str, matchers: &[&str]) -> f64 {
         .map(|(_, v)| v)
         .sum()
 }
+
+/// Every JSON line of the log files under `<dir>/logs`, parsed.
+pub fn log_lines(dir: &Path) -> Vec<serde_json::Value> {
+    let mut lines = Vec::new();
+    for entry in std::fs::read_dir(dir.join("logs")).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        for line in text.lines() {
+            lines.push(serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}")));
+        }
+    }
+    lines
+}
