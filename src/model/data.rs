@@ -30,9 +30,7 @@ pub fn load_items(
             .location()
             .map(|l| format!("{}:{}:{}", path.display(), l.line(), l.column()))
             .unwrap_or_else(|| path.display().to_string());
-        fail(format!(
-            "malformed or not JSON-compatible data file {loc}: {e}"
-        ))
+        fail(format!("malformed data file {loc}: {e}"))
     })?;
     drop(text);
     let Json::Array(list) = json else {
