@@ -218,8 +218,7 @@ impl<Io: AsyncRead + Unpin> AsyncRead for Deadlines<Io> {
         let before = buf.filled().len();
         let r = Pin::new(&mut this.io).poll_read(cx, buf);
         if let Poll::Ready(Ok(())) = r {
-            let new = buf.filled()[before..].to_vec();
-            this.saw(&new);
+            this.saw(&buf.filled()[before..]);
         }
         r
     }
