@@ -124,6 +124,9 @@ struct Shared {
     room: Condvar,
     /// The writer is asleep until the next line (not gathering a batch).
     idle: AtomicBool,
+    /// A thread waited [`MAX_WAIT`] for room in vain: until the writer takes
+    /// the queues again, full queues drop lines at once instead of waiting.
+    stuck: AtomicBool,
     health: Health,
 }
 
@@ -286,6 +289,11 @@ impl Sink {
     /// [`MAX_WAIT`], and not at all once the writer is gone.
     fn wait_for_room(&self, slot: &Slot) {
         let sh = &self.shared;
+        // The writer already failed to make room within MAX_WAIT: do not
+        // make every request wait that long again.
+        if sh.stuck.load(Ordering::Acquire) {
+            return;
+        }
         let deadline = Instant::now() + MAX_WAIT;
         let mut closed = sh.closed();
         sh.idle.store(false, Ordering::SeqCst);
@@ -293,6 +301,7 @@ impl Sink {
         while !*closed && sh.health.writer_alive() && slot.lock().bytes() >= MAX_QUEUED {
             let left = deadline.saturating_duration_since(Instant::now());
             if left.is_zero() {
+                sh.stuck.store(true, Ordering::Release);
                 break;
             }
             closed = relock(sh.room.wait_timeout(closed, left)).0;
@@ -574,7 +583,8 @@ fn write_loop<F: Write, C: Write>(sh: &Shared, outs: &mut Outputs<F, C>, ansi: b
         let is_closed = *closed;
         drop(closed);
 
-        // Take every queue, leaving an empty one in its place.
+        // Take every queue, leaving an empty one in its place: room again.
+        sh.stuck.store(false, Ordering::Release);
         {
             let mut slots = sh.slots();
             slots.retain(|slot| {
@@ -925,5 +935,41 @@ pub(super) mod tests {
                 .count(),
             1
         );
+    }
+
+    #[test]
+    fn a_stuck_writer_costs_one_wait_then_lines_drop_at_once() {
+        /// An output whose reader never reads again.
+        struct Stuck;
+        impl Write for Stuck {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                loop {
+                    std::thread::park();
+                }
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (sink, guard) = Sink::spawn(Stuck, std::io::sink(), "test-sink", false);
+        // Dropping the guard would join a writer that never returns.
+        std::mem::forget(guard);
+        let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
+        let started = Instant::now();
+        for i in 0..(2 * MAX_QUEUED / line.len()) {
+            sink.push(i as u64, &line, "");
+        }
+        let first = started.elapsed();
+        assert!(first >= MAX_WAIT, "gave up before MAX_WAIT: {first:?}");
+        assert!(first < 2 * MAX_WAIT, "waited more than once: {first:?}");
+        let again = Instant::now();
+        for i in 0..200 {
+            sink.push(i, &line, "");
+        }
+        assert!(
+            again.elapsed() < Duration::from_secs(1),
+            "each line waited again"
+        );
+        assert!(sink.health().dropped_lines.load(Ordering::Relaxed) >= 200);
     }
 }

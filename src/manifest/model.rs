@@ -75,8 +75,9 @@ pub struct ConnectionLimits {
     /// From a request's first byte to the end of its headers; a client
     /// slower than this (slowloris) is disconnected.
     pub header_timeout_seconds: u64,
-    /// From the end of the headers until the response starts: a body that
-    /// never arrives is cut off.
+    /// From the end of the headers until the response starts, restarted by
+    /// every chunk of body received: a body that stalls is cut off. It also
+    /// bounds how long a handler may take to start its response.
     pub body_timeout_seconds: u64,
     /// A connection with no request in flight (kept alive, or new and
     /// silent) is closed after this.

@@ -151,6 +151,20 @@ pub fn may_replace(out: &Path, files: &Files, protected: &[PathBuf]) -> Result<(
     )))
 }
 
+/// `<name>.tmp-<pid>-<nanos>` or `<name>.tmp-old-<pid>-<nanos>`: the only
+/// names render gives its temporary trees (a user's `gen.tmp-backup` is not one).
+fn is_temp_name(file: &str, name: &str) -> bool {
+    let Some(rest) = file
+        .strip_prefix(name)
+        .and_then(|r| r.strip_prefix(".tmp-"))
+    else {
+        return false;
+    };
+    let rest = rest.strip_prefix("old-").unwrap_or(rest);
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    matches!(rest.split_once('-'), Some((pid, nanos)) if digits(pid) && digits(nanos))
+}
+
 /// A stale temporary tree of a killed render: a directory whose own marker
 /// lists everything in it.
 fn is_own_temp(dir: &Path) -> bool {
@@ -257,10 +271,7 @@ pub fn write_atomic(
     if out.is_dir() {
         if let Ok(entries) = fs::read_dir(&parent) {
             for e in entries.flatten() {
-                let stale = e
-                    .file_name()
-                    .to_string_lossy()
-                    .starts_with(&format!("{name}.tmp-"));
+                let stale = is_temp_name(&e.file_name().to_string_lossy(), &name);
                 if stale && e.file_type().is_ok_and(|t| t.is_dir()) && is_own_temp(&e.path()) {
                     let _ = fs::remove_dir_all(e.path());
                 }
@@ -566,8 +577,11 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let out = dir.path().join("gen");
         write_atomic(&out, &one_file(), &[]).unwrap();
-        // A user's folder that happens to match the pattern, and a killed
-        // render's tree (its marker lists what it holds).
+        // A user's folders that look like render's (one even a copy of a
+        // rendered tree), and a killed render's tree.
+        let copy = dir.path().join("gen.tmp-copy");
+        fs::create_dir(&copy).unwrap();
+        fs::write(copy.join(MARKER), marker_text(&one_file())).unwrap();
         let theirs = dir.path().join("gen.tmp-backup");
         fs::create_dir(&theirs).unwrap();
         fs::write(theirs.join("important.db"), "data").unwrap();
@@ -582,6 +596,10 @@ mod tests {
             "data"
         );
         assert!(!stale.exists(), "the killed render's tree is gone");
+        assert!(
+            copy.join(MARKER).exists(),
+            "a user's copy is not render's temp tree"
+        );
     }
 
     #[test]

@@ -6,8 +6,11 @@
 //! - **header**: from a request's first byte to the end of its head
 //!   (`\r\n\r\n`): a slowloris that trickles a header line every few
 //!   seconds is closed when it runs out;
-//! - **body**: from the end of the head until the response starts: a body
-//!   that never arrives;
+//! - **body**: from the end of the head until the response starts,
+//!   restarted by every chunk of body that arrives: a body that stalls is
+//!   cut off. It also bounds how long a handler may take to start its
+//!   response while the client's socket is read, so it must exceed the
+//!   slowest handler;
 //! - **idle**: a kept-alive connection with no request in flight (and a
 //!   new one that sends nothing).
 //!
@@ -190,7 +193,12 @@ impl<Io> Deadlines<Io> {
                         self.phase = Phase::Head { matched: next };
                     }
                 }
-                Phase::Body => return,
+                // Body bytes arrive: the body deadline restarts (a slow
+                // upload that keeps coming is not cut; one that stalls is).
+                Phase::Body => {
+                    self.timer.as_mut().reset(Instant::now() + self.limits.body);
+                    return;
+                }
             }
         }
     }
@@ -231,8 +239,9 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Deadlines<Io> {
         data: &[u8],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        // The response has started: the request's read deadlines are over.
-        if matches!(this.phase, Phase::Body | Phase::Head { .. }) {
+        // A response is being written (its head, or more of its body after
+        // a flush): no read deadline runs until it is flushed.
+        if this.phase != Phase::Responding {
             this.enter(Phase::Responding);
         }
         Pin::new(&mut this.io).poll_write(cx, data)
@@ -258,7 +267,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Deadlines<Io> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
-        if matches!(this.phase, Phase::Body | Phase::Head { .. }) {
+        if this.phase != Phase::Responding {
             this.enter(Phase::Responding);
         }
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)

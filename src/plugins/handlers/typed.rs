@@ -683,7 +683,12 @@ impl<H: Handler> TypedEndpoint<H> {
         )?;
         // No query string, no parsing (and no allocation).
         let pairs: Vec<(String, String)> = match req.uri().query() {
-            Some(q) if !q.is_empty() => req.params().unwrap_or_default(),
+            Some(q) if !q.is_empty() => req.params().map_err(|e| {
+                InputError::new(json_error(
+                    StatusCode::BAD_REQUEST,
+                    &format!("malformed query string: {e}"),
+                ))
+            })?,
             _ => Vec::new(),
         };
         let query = H::Query::parse(

@@ -84,7 +84,10 @@ impl MetricSourceKind for Kind {
             series = series.saturating_mul(l.series_values().len());
         }
         let per = if m.kind == MetricType::Histogram {
-            m.buckets.as_ref().map_or(12, |b| b.len() + 3)
+            m.buckets
+                .as_ref()
+                .map_or(prometheus::DEFAULT_BUCKETS.len(), Vec::len)
+                + 3
         } else {
             1
         };
