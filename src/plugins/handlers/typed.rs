@@ -295,7 +295,7 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
         let v = Json::Object(obj);
         // Bounds and enums of the values given (none given: nothing to check).
         if let (Some(r), false) = (&plan.schema, v.as_object().is_some_and(Map::is_empty)) {
-            if let Err((field, msg)) = check(&v, r, registry, "") {
+            if let Err((field, msg)) = check(&v, r, registry) {
                 return Err(param_error(&field, &msg));
             }
         }
@@ -377,7 +377,7 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
             ))
         })?;
         let r = T::schema_ref();
-        if let Err((field, msg)) = check(&v, &r, registry, "") {
+        if let Err((field, msg)) = check(&v, &r, registry) {
             let field = if field.is_empty() {
                 "body".into()
             } else {
@@ -390,17 +390,14 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
 }
 
 /// Checks `v` against `schema` (types, required fields, enums, bounds,
-/// nested objects and arrays); the first mismatch, with its path.
-fn check(
-    v: &Json,
-    schema: &MetaSchemaRef,
-    reg: &Registry,
-    at: &str,
-) -> Result<(), (String, String)> {
+/// nested objects and arrays); the first mismatch, with its path relative
+/// to `v` (`items[0].qty`, empty for `v` itself). The path is built only
+/// on a mismatch: a valid body costs no string per field.
+fn check(v: &Json, schema: &MetaSchemaRef, reg: &Registry) -> Result<(), (String, String)> {
     let Some(s) = object_schema(reg, schema) else {
         return Ok(());
     };
-    let fail = |msg: String| Err((at.to_string(), msg));
+    let fail = |msg: String| Err((String::new(), msg));
     if v.is_null() {
         return if s.nullable || s.ty.is_empty() {
             Ok(())
@@ -415,12 +412,12 @@ fn check(
             };
             for name in &s.required {
                 if !obj.contains_key(*name) {
-                    return Err((join(at, name), "missing required field".into()));
+                    return Err((name.to_string(), "missing required field".into()));
                 }
             }
             for (name, ps) in &s.properties {
                 if let Some(x) = obj.get(*name) {
-                    check(x, ps, reg, &join(at, name))?;
+                    check(x, ps, reg).map_err(|(p, m)| (under(name, &p), m))?;
                 }
             }
         }
@@ -430,7 +427,7 @@ fn check(
             };
             if let Some(item) = &s.items {
                 for (i, x) in items.iter().enumerate() {
-                    check(x, item, reg, &format!("{at}[{i}]"))?;
+                    check(x, item, reg).map_err(|(p, m)| (under(&format!("[{i}]"), &p), m))?;
                 }
             }
         }
@@ -495,11 +492,12 @@ fn bounds(x: f64, s: &MetaSchema) -> Result<(), String> {
     Ok(())
 }
 
-fn join(at: &str, name: &str) -> String {
-    if at.is_empty() {
-        name.to_string()
-    } else {
-        format!("{at}.{name}")
+/// `step` (a field name or `[i]`) followed by the `rest` of a path below it.
+fn under(step: &str, rest: &str) -> String {
+    match rest.chars().next() {
+        None => step.to_string(),
+        Some('[') => format!("{step}{rest}"),
+        Some(_) => format!("{step}.{rest}"),
     }
 }
 
@@ -733,5 +731,17 @@ impl<H: Handler> Endpoint for TypedEndpoint<H> {
         };
         let sh = &self.shared;
         Ok(sh.handler.handle(&sh.state, input).await.into_response())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn mismatch_paths_name_nested_fields_and_items() {
+        assert_eq!(under("items", "[0].qty"), "items[0].qty");
+        assert_eq!(under("[0]", "qty"), "[0].qty");
+        assert_eq!(under("qty", ""), "qty");
     }
 }
