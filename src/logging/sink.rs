@@ -955,8 +955,10 @@ pub(super) mod tests {
         // Dropping the guard would join a writer that never returns.
         std::mem::forget(guard);
         let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
+        // The writer takes at most one queue (at most MAX_QUEUED bytes)
+        // before it sticks, so 3 × MAX_QUEUED of lines fill the queue again.
         let started = Instant::now();
-        for i in 0..(2 * MAX_QUEUED / line.len()) {
+        for i in 0..(3 * MAX_QUEUED / line.len()) {
             sink.push(i as u64, &line, "");
         }
         let first = started.elapsed();
