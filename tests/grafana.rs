@@ -603,7 +603,7 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         ("/grafana/query", "{\"targets\": [".into(), 400, "targets"),
         ("/grafana/query", "{\"targets\": [}".into(), 400, "targets[0]"),
         ("/grafana/query", "not json".into(), 400, "body"),
-        ("/grafana/query", "{}".into(), 400, "body"),
+        ("/grafana/query", "{}".into(), 400, "targets"),
         ("/grafana/query", r#"{"targets": {"target": "x"}}"#.into(), 400, "targets"),
         ("/grafana/query", r#"{"targets": [{"target": "cpu_percent", "refId": 7}]}"#.into(), 400, "targets[0].refId"),
         ("/grafana/query", r#"{"targets": [{"target": "cpu_percent"}, {"target": "nope"}]}"#.into(), 400, "targets[1].target"),
@@ -617,12 +617,12 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         ("/grafana/query", r#"{"targets": [{"target": "low_stock_products", "payload": "{oops"}]}"#.into(), 400, "targets[0].payload"),
         ("/grafana/query", r#"{"filters": [{"key": "color", "operator": "=", "value": "red"}], "targets": []}"#.into(), 400, "filters[0].key"),
         ("/grafana/query", r#"{"adhocFilters": [{"key": "stock", "operator": "=~", "value": ".*"}], "targets": []}"#.into(), 400, "adhocFilters[0].operator"),
-        ("/grafana/query", r#"{"filters": [{"key": "stock"}], "targets": []}"#.into(), 400, "filters[0]"),
+        ("/grafana/query", r#"{"filters": [{"key": "stock"}], "targets": []}"#.into(), 400, "filters[0].operator"),
         ("/grafana/search", r#"{"target": 5}"#.into(), 400, "target"),
         ("/grafana/metrics", r#"{"metric": []}"#.into(), 400, "metric"),
         ("/grafana/metric-payload-options", r#"{"metric": "nope", "name": "columns"}"#.into(), 400, "metric"),
         ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent", "name": "columns"}"#.into(), 400, "name"),
-        ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent"}"#.into(), 400, "body"),
+        ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent"}"#.into(), 400, "name"),
         ("/grafana/annotations", r#"{"annotation": {"query": "nope"}}"#.into(), 400, "annotation.query"),
         ("/grafana/annotations", r#"{"annotation": {"query": 3}}"#.into(), 400, "annotation.query"),
         ("/grafana/annotations", r#"{"annotation": {"query": "cpu_percent"}}"#.into(), 400, "annotation.query"),
@@ -630,7 +630,7 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         ("/grafana/variable", r#"{"payload": {"target": 1}}"#.into(), 400, "payload.target"),
         ("/grafana/variable", r#"{"payload": {"target": "low_stock_products.nope"}}"#.into(), 400, "payload.target"),
         ("/grafana/tag-values", r#"{"key": "nope"}"#.into(), 400, "key"),
-        ("/grafana/tag-values", "{}".into(), 400, "body"),
+        ("/grafana/tag-values", "{}".into(), 400, "key"),
         ("/grafana/tag-keys", r#"{"a": "#.into(), 400, "a"),
     ];
     for (route, body, status, field) in &cases {
@@ -659,16 +659,29 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
     let (s, v) = api.post_raw("/grafana/query", padded).await;
     assert_eq!((s, v), (200, json!([])));
 
-    // Extreme but valid numbers are answered, not overflowed.
+    // The documented extremes (2^53 - 1, exact in JSON) are answered, not
+    // overflowed; one past them is a 400 naming the field.
+    let max = (1i64 << 53) - 1;
     let v = api
         .ok(
             "/grafana/query",
-            json!({"intervalMs": u64::MAX, "maxDataPoints": u64::MAX,
-                   "range": {"from": i64::MIN, "to": i64::MAX},
+            json!({"intervalMs": max, "maxDataPoints": max,
+                   "range": {"from": -max, "to": max},
                    "targets": [{"target": "cpu_percent"}]}),
         )
         .await;
     assert_eq!(v[0]["target"], "cpu_percent");
+    let (s, v) = api
+        .post(
+            "/grafana/query",
+            json!({"maxDataPoints": u64::MAX, "targets": []}),
+        )
+        .await;
+    assert_eq!(
+        (s, v["field"].as_str()),
+        (400, Some("maxDataPoints")),
+        "{v}"
+    );
 
     // Wrong methods are 405s.
     let r = api
@@ -710,7 +723,8 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
     let expected_400 = cases
         .iter()
         .filter(|c| c.0 == "/grafana/query" && c.2 == 400)
-        .count() as f64;
+        .count() as f64
+        + 1.0; // maxDataPoints one past its maximum
     assert_eq!(four_xx, expected_400);
     assert!(api.srv.stop().success());
 }

@@ -61,6 +61,43 @@ impl Spec {
     pub fn series_count(&self) -> usize {
         self.series().count()
     }
+    /// The table columns, each name once (the filter and tag keys).
+    pub fn columns(&self) -> Vec<&Column> {
+        let mut out: Vec<&Column> = Vec::new();
+        for t in &self.targets {
+            if let Body::Table(tb) = &t.body {
+                for c in &tb.columns {
+                    if !out.iter().any(|o| o.name == c.name) {
+                        out.push(c);
+                    }
+                }
+            }
+        }
+        out
+    }
+    /// Some target serves annotations (so `tags` is a key too).
+    pub fn has_annotations(&self) -> bool {
+        self.targets
+            .iter()
+            .any(|t| matches!(t.body, Body::Annotations(_)))
+    }
+    /// Every filter and tag key: the columns, plus `tags` with annotations.
+    pub fn keys(&self) -> Vec<&str> {
+        let mut keys: Vec<&str> = self.columns().iter().map(|c| c.name.as_str()).collect();
+        if self.has_annotations() {
+            keys.push("tags");
+        }
+        keys
+    }
+    /// The names of the targets whose body is of `kind` (`series`, `table`,
+    /// `annotations`; `None`: all).
+    pub fn names(&self, kind: Option<&str>) -> Vec<&str> {
+        self.targets
+            .iter()
+            .filter(|t| kind.is_none_or(|k| t.body.kind() == k))
+            .map(|t| t.name.as_str())
+            .collect()
+    }
 }
 
 /// One queryable name.

@@ -50,6 +50,8 @@ pub struct HandlerCtx<'a> {
     /// What kinds compute once per manifest and share between endpoints
     /// (so that N endpoints of a kind cost O(N), not O(N²)).
     pub cache: &'a Cache,
+    /// The JSON datasource's checked targets (empty if it has errors).
+    pub datasource: &'a super::datasource::Spec,
 }
 
 /// A per-validation memo, keyed by name: one value of each type per key.
@@ -150,6 +152,9 @@ pub struct OperationDoc {
     pub params: Vec<ParamDoc>,
     /// JSON schema of the request body, if it takes one.
     pub request: Option<Json>,
+    /// A request without a body is refused (else an empty body is taken
+    /// as the schema's default).
+    pub request_required: bool,
     /// (status, description, content type, JSON schema) of each response.
     /// The first is the success status the route's series start at.
     pub responses: Vec<(u16, String, &'static str, Json)>,
@@ -194,6 +199,7 @@ impl OperationDoc {
         OperationDoc {
             params: Vec::new(),
             request: None,
+            request_required: false,
             responses: vec![(status, description.into(), content_type, schema)],
             typed: None,
         }

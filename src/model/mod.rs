@@ -153,6 +153,8 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
         }
     }
 
+    // Before the handlers: the datasource's routes document its targets.
+    let datasource = datasource::prepare(src, &m, &mut errs).unwrap_or_default();
     let cache = kinds::Cache::default();
     let apps =
         app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
@@ -165,6 +167,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
             source: src,
             apps: &apps,
             cache: &cache,
+            datasource: &datasource,
         };
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
@@ -181,7 +184,6 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
             },
         }
     }
-    let datasource = datasource::prepare(src, &m, &mut errs);
 
     // The series budget, once every handler and source is prepared.
     let mut budget = budget::Budget::default();
@@ -226,7 +228,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
         source,
         handlers: handlers_out,
         sources: sources_out,
-        datasource: datasource.unwrap_or_default(),
+        datasource,
         budget,
         statuses,
     })

@@ -36,6 +36,18 @@ pub fn bad_param_in(place: &str, name: &str, message: &str) -> Response {
 }
 
 /// A 400 naming the offending JSON field of a request body.
+/// At most this many characters of a client's value are echoed back.
+pub const ECHO_CHARS: usize = 64;
+
+/// `s` cut to [`ECHO_CHARS`] characters (with `…` when cut): what an error
+/// body or a log line may echo of a client's method, path or value.
+pub fn capped(s: &str) -> std::borrow::Cow<'_, str> {
+    match s.char_indices().nth(ECHO_CHARS) {
+        None => s.into(),
+        Some((end, _)) => format!("{}…", &s[..end]).into(),
+    }
+}
+
 pub fn bad_field(field: &str, message: &str) -> Response {
     bad_field_status(StatusCode::BAD_REQUEST, field, message)
 }

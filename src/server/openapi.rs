@@ -137,7 +137,7 @@ fn untyped(op: &Op) -> MetaOperation {
                 content_type: "application/json",
                 schema: schema(s),
             }],
-            required: true,
+            required: d.request_required,
         }),
         responses: MetaResponses {
             responses: d
@@ -162,8 +162,9 @@ fn untyped(op: &Op) -> MetaOperation {
     }
 }
 
-/// A JSON-schema value → poem-openapi's schema model (the subset we emit).
-fn schema(v: &Json) -> MetaSchemaRef {
+/// A JSON-schema value → poem-openapi's schema model (the subset we emit,
+/// which is also the subset the handlers check bodies against).
+pub(crate) fn schema(v: &Json) -> MetaSchemaRef {
     let mut s = MetaSchema::new(v.get("type").and_then(Json::as_str).map(leak).unwrap_or(""));
     s.format = v.get("format").and_then(Json::as_str).map(leak);
     s.description = v.get("description").and_then(Json::as_str).map(leak);
@@ -182,6 +183,14 @@ fn schema(v: &Json) -> MetaSchemaRef {
     if let Some(items) = v.get("items") {
         s.items = Some(Box::new(schema(items)));
     }
+    if let Some(Json::Array(any)) = v.get("anyOf") {
+        s.any_of = any.iter().map(schema).collect();
+    }
+    let size = |k: &str| v.get(k).and_then(Json::as_u64).map(|n| n as usize);
+    s.max_items = size("maxItems");
+    s.min_length = size("minLength");
+    s.max_length = size("maxLength");
+    s.nullable = v.get("nullable").and_then(Json::as_bool).unwrap_or(false);
     MetaSchemaRef::Inline(Box::new(s))
 }
 

@@ -194,7 +194,8 @@ impl Endpoint for PathEndpoint {
                     let mut r = json_error(
                         StatusCode::METHOD_NOT_ALLOWED,
                         &format!(
-                            "method {method} is not allowed here (allowed: {})",
+                            "method {} is not allowed here (allowed: {})",
+                            super::error::capped(method.as_str()),
                             self.allow.to_str().unwrap_or("")
                         ),
                     );
@@ -211,19 +212,32 @@ impl Endpoint for PathEndpoint {
     }
 }
 
-/// Tags a built-in endpoint (docs, spec) with its route.
+/// Tags a built-in endpoint (docs, spec) with its route; both are read-only,
+/// so any method but GET and HEAD is a JSON 405.
 struct Tagged<E>(usize, E);
 
 impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let resp = self
-            .1
-            .call(req)
-            .await
-            .map(IntoResponse::into_response)
-            .unwrap_or_else(error_response);
+        let resp = if matches!(*req.method(), Method::GET | Method::HEAD) {
+            self.1
+                .call(req)
+                .await
+                .map(IntoResponse::into_response)
+                .unwrap_or_else(error_response)
+        } else {
+            let mut r = json_error(
+                StatusCode::METHOD_NOT_ALLOWED,
+                &format!(
+                    "method {} is not allowed here (allowed: GET, HEAD)",
+                    super::error::capped(req.method().as_str())
+                ),
+            );
+            r.headers_mut()
+                .insert(header::ALLOW, HeaderValue::from_static("GET, HEAD"));
+            r
+        };
         request::set_route(self.0);
         Ok(resp)
     }

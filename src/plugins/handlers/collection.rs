@@ -108,12 +108,18 @@ impl HandlerKind for Kind {
 struct ParamError(String, String);
 
 /// Parses an integer query parameter within `[min, max]`.
+/// Largest `offset` (2^53 - 1: exact in JSON, and far past any page).
+const MAX_OFFSET: usize = (1 << 53) - 1;
+
 fn int_param(raw: &str, name: &str, min: usize, max: usize) -> Result<Option<usize>, ParamError> {
     match raw.parse::<usize>() {
         Ok(n) if (min..=max).contains(&n) => Ok(Some(n)),
         _ => Err(ParamError(
             name.into(),
-            format!("expected an integer from {min} to {max}, got {raw:?}"),
+            format!(
+                "expected an integer from {min} to {max}, got {:?}",
+                crate::server::error::capped(raw)
+            ),
         )),
     }
 }
@@ -127,10 +133,10 @@ fn page(c: &Pages, req: &Request) -> Result<Response, ParamError> {
     for (k, v) in form_pairs(query) {
         match k.as_ref() {
             "limit" => limit = int_param(&v, "limit", 1, c.opts.max_limit)?,
-            "offset" => offset = int_param(&v, "offset", 0, usize::MAX)?,
+            "offset" => offset = int_param(&v, "offset", 0, MAX_OFFSET)?,
             other => {
                 return Err(ParamError(
-                    other.into(),
+                    crate::server::error::capped(other).into_owned(),
                     "unknown query parameter (known: limit, offset)".into(),
                 ))
             }
@@ -236,7 +242,7 @@ impl PreparedHandler for Collection {
             ParamDoc {
                 name: "offset".into(),
                 location: ParamIn::Query,
-                schema: json!({"type": "integer", "minimum": 0, "default": 0}),
+                schema: json!({"type": "integer", "minimum": 0, "maximum": MAX_OFFSET, "default": 0}),
                 required: false,
                 description: "Items to skip".into(),
             },

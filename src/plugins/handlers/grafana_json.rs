@@ -11,7 +11,7 @@ use poem::error::ReadBodyError;
 use poem::http::StatusCode;
 use poem::{EndpointExt, Request};
 use serde::Deserialize;
-use serde_json::json;
+use serde_json::{json, Value as Json};
 
 pub struct Kind;
 
@@ -60,6 +60,126 @@ struct Options {
 
 struct Prepared {
     op: Op,
+    /// The body's schema, documented and checked (`None`: takes no body).
+    body: Option<Arc<BodySchema>>,
+}
+
+/// A request body's JSON schema: the one `/openapi.json` shows, and the
+/// one each body is checked against before it is parsed, so that the
+/// document and the server cannot disagree.
+struct BodySchema {
+    json: Json,
+    checked: poem_openapi::registry::MetaSchemaRef,
+    /// An empty body is refused (else it counts as `{}`: Grafana sends
+    /// none to some resource routes).
+    required: bool,
+}
+
+/// Largest integer the body's integer fields take (2^53 - 1: exact in JSON).
+const MAX_INT: u64 = (1 << 53) - 1;
+
+/// A string schema taking only `values` (any string when there are none).
+fn one_of(values: Vec<&str>, description: &str) -> Json {
+    let mut v = json!({"type": "string", "description": description});
+    if !values.is_empty() {
+        v["enum"] = json!(values);
+    }
+    v
+}
+
+/// The body `op` takes: its schema, and whether it may be absent. Names
+/// (targets, columns, keys) are enumerated from the manifest's datasource.
+fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, bool)> {
+    fn with(first: &[&str], names: Vec<&str>) -> Vec<String> {
+        first
+            .iter()
+            .copied()
+            .chain(names)
+            .map(String::from)
+            .collect()
+    }
+    fn strs(v: &[String]) -> Vec<&str> {
+        v.iter().map(String::as_str).collect()
+    }
+    let targets = with(&[""], spec.names(None));
+    let mut variables = with(&["", "*"], spec.names(Some("table")));
+    for t in &spec.targets {
+        if let crate::model::datasource::Body::Table(tb) = &t.body {
+            variables.extend(tb.columns.iter().map(|c| format!("{}.{}", t.name, c.name)));
+        }
+    }
+    let annotation_targets = with(&[""], spec.names(Some("annotations")));
+    let any = json!({"description": "any JSON value"});
+    let time = json!({"anyOf": [
+        {"type": "string", "format": "date-time", "description": "RFC 3339, UTC (`Z`)"},
+        {"type": "integer", "minimum": -(MAX_INT as i64), "maximum": MAX_INT, "description": "Unix milliseconds"}
+    ]});
+    let range = json!({"type": "object", "required": ["from", "to"],
+        "properties": {"from": time, "to": time}});
+    let filter = json!({"type": "object", "required": ["key", "operator"], "properties": {
+        "key": one_of(spec.keys(), "a key /tag-keys lists"),
+        "operator": {"type": "string", "enum": ["=", "!=", "<", ">", "=|", "!=|"]},
+        "value": {"type": "string"},
+        "values": {"type": "array", "items": {"type": "string"}}}});
+    let object_or_text = json!({"anyOf": [{"type": "object"}, {"type": "string"}]});
+    let (schema, required) = match op {
+        Op::Health | Op::Dashboard => return None,
+        Op::Search => (
+            json!({"type": "object", "properties": {"target": {"type": "string"}}}),
+            false,
+        ),
+        Op::Metrics => (
+            json!({"type": "object", "properties": {"metric": {"type": "string"}, "payload": any}}),
+            false,
+        ),
+        Op::MetricPayloadOptions => (
+            json!({"type": "object", "required": ["metric", "name"], "properties": {
+                "metric": one_of(spec.names(None), "a target /search lists"),
+                "name": {"type": "string", "enum": ["columns", "events"]}, "payload": any}}),
+            true,
+        ),
+        Op::Query => (
+            json!({
+                "type": "object",
+                "required": ["targets"],
+                "properties": {
+                    "range": range,
+                    "interval": {"type": "string"},
+                    "intervalMs": {"type": "integer", "minimum": 0, "maximum": MAX_INT},
+                    "maxDataPoints": {"type": "integer", "minimum": 1, "maximum": MAX_INT},
+                    "targets": {"type": "array", "items": {"type": "object", "properties": {
+                        "target": one_of(strs(&targets), "a name /search lists; absent or empty: skipped"),
+                        "refId": {"type": "string"},
+                        "type": {"type": "string", "enum": ["timeserie", "timeseries", "table"]},
+                        "payload": object_or_text,
+                        "hide": {"type": "boolean"}}}},
+                    "filters": {"type": "array", "items": filter},
+                    "adhocFilters": {"type": "array", "items": filter}
+                }
+            }),
+            true,
+        ),
+        Op::Annotations => (
+            json!({"type": "object", "properties": {"range": range, "annotation": {
+                "type": "object", "properties": {
+                    "query": one_of(strs(&annotation_targets), "an annotations target; absent or empty: every event"),
+                    "name": {"type": "string"}}}}}),
+            false,
+        ),
+        Op::Variable => (
+            json!({"type": "object", "properties": {"payload": {"anyOf": [
+                {"type": "object", "properties": {"target": one_of(strs(&variables), "")}},
+                one_of(strs(&variables), "a table, `table.column`, or empty or `*` for the target names")]},
+                "range": range}}),
+            false,
+        ),
+        Op::TagKeys => (json!({"type": "object"}), false),
+        Op::TagValues => (
+            json!({"type": "object", "required": ["key"], "properties": {"key": one_of(spec.keys(), "a key /tag-keys lists")}}),
+            true,
+        ),
+    };
+    Some((schema, required))
 }
 
 impl HandlerKind for Kind {
@@ -88,7 +208,14 @@ impl HandlerKind for Kind {
                 ),
             )]));
         }
-        Ok(Arc::new(Prepared { op }))
+        let body = body_schema(op, ctx.datasource).map(|(json, required)| {
+            Arc::new(BodySchema {
+                checked: crate::server::openapi::schema(&json),
+                json,
+                required,
+            })
+        });
+        Ok(Arc::new(Prepared { op, body }))
     }
 }
 
@@ -113,29 +240,67 @@ fn ok(v: serde_json::Value) -> Response {
     json_bytes(StatusCode::OK, serde_json::to_vec(&v).unwrap_or_default())
 }
 
-async fn handle(op: Op, live: &Live, mut req: Request, limit: usize) -> Response {
-    // GETs take no body (`Dashboard` has its own endpoint and never gets here).
-    if matches!(op, Op::Health | Op::Dashboard) {
-        return ok(api::health(live));
+/// The body as JSON, checked against `schema`: a 400 naming the field
+/// when it is missing, malformed or of the wrong shape.
+fn checked_body(bytes: &[u8], schema: &BodySchema) -> Result<Json, protocol::BadField> {
+    if bytes.is_empty() {
+        if schema.required {
+            return Err(protocol::BadField::new(
+                "body",
+                "a JSON request body is required",
+            ));
+        }
+        return Ok(Json::Object(Default::default()));
     }
-    let body = match read_body(&mut req, limit).await {
+    let v: Json = protocol::parse(bytes)?;
+    let registry = poem_openapi::registry::Registry::new();
+    super::typed::check(&v, &schema.checked, &registry).map_err(|(field, msg)| {
+        protocol::BadField::new(if field.is_empty() { "body" } else { &field }, &msg)
+    })?;
+    Ok(v)
+}
+
+async fn handle(
+    op: Op,
+    schema: Option<&BodySchema>,
+    live: &Live,
+    mut req: Request,
+    limit: usize,
+) -> Response {
+    // GETs take no body (`Dashboard` has its own endpoint and never gets here).
+    let Some(schema) = schema else {
+        return ok(api::health(live));
+    };
+    let bytes = match read_body(&mut req, limit).await {
         Ok(b) => b,
         Err(r) => return r,
     };
+    // A query's counts first, on the typed body (cheap): 40k targets in a
+    // 1 MB body are refused before they are built as a JSON tree.
+    if op == Op::Query && !bytes.is_empty() {
+        if let Ok(counts) = protocol::parse::<protocol::QueryCounts>(&bytes) {
+            if let Err(e) = api::query_limits(live, &counts) {
+                return e.response();
+            }
+        }
+    }
+    let v = match checked_body(&bytes, schema) {
+        Ok(v) => v,
+        Err(e) => return e.response(),
+    };
+    fn body<T: serde::de::DeserializeOwned>(v: &Json) -> Result<T, protocol::BadField> {
+        protocol::parse_value(v, "")
+    }
     let answer = match op {
         Op::Health | Op::Dashboard => Ok(api::health(live)),
-        Op::Search => protocol::parse(&body).map(|r| api::search(live, r)),
-        Op::Metrics => protocol::parse(&body).map(|r| api::metrics(live, r)),
-        Op::MetricPayloadOptions => {
-            protocol::parse(&body).and_then(|r| api::payload_options(live, r))
-        }
-        Op::Query => protocol::parse(&body).and_then(|r| api::query(live, r)),
-        Op::Annotations => protocol::parse(&body).and_then(|r| api::annotations(live, r)),
-        Op::Variable => protocol::parse(&body).and_then(|r| api::variable(live, r)),
-        Op::TagKeys => {
-            protocol::parse::<protocol::TagKeysRequest>(&body).map(|_| api::tag_keys(live))
-        }
-        Op::TagValues => protocol::parse(&body).and_then(|r| api::tag_values(live, r)),
+        Op::Search => body(&v).map(|r| api::search(live, r)),
+        Op::Metrics => body(&v).map(|r| api::metrics(live, r)),
+        Op::MetricPayloadOptions => body(&v).and_then(|r| api::payload_options(live, r)),
+        Op::Query => body(&v).and_then(|r| api::query(live, r)),
+        Op::Annotations => body(&v).and_then(|r| api::annotations(live, r)),
+        Op::Variable => body(&v).and_then(|r| api::variable(live, r)),
+        Op::TagKeys => body::<protocol::TagKeysRequest>(&v).map(|_| api::tag_keys(live)),
+        Op::TagValues => body(&v).and_then(|r| api::tag_values(live, r)),
     };
     match answer {
         Ok(v) => ok(v),
@@ -166,6 +331,7 @@ impl PreparedHandler for Prepared {
             return dashboard(rt);
         }
         let op = self.op;
+        let schema = self.body.clone();
         let limit =
             usize::try_from(rt.model().manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
         // A server that runs no JSON datasource store (never telltale's own).
@@ -179,8 +345,8 @@ impl PreparedHandler for Prepared {
             .boxed();
         };
         poem::endpoint::make(move |req: Request| {
-            let live = live.clone();
-            async move { handle(op, &live, req, limit).await }
+            let (live, schema) = (live.clone(), schema.clone());
+            async move { handle(op, schema.as_deref(), &live, req, limit).await }
         })
         .boxed()
     }
@@ -188,42 +354,17 @@ impl PreparedHandler for Prepared {
     fn doc(&self) -> OperationDoc {
         let any = json!({"type": "object"});
         let list = json!({"type": "array", "items": {"type": "object"}});
-        let (request, response) = match self.op {
-            Op::Health => (None, any.clone()),
-            Op::Dashboard => (
-                None,
-                json!({"type": "object", "description": "Grafana dashboard JSON, as `telltale render` writes it"}),
-            ),
-            Op::Search => (
-                Some(json!({"type": "object", "properties": {"target": {"type": "string"}}})),
-                json!({"type": "array", "items": {"type": "string"}}),
-            ),
-            Op::Query => (
-                Some(json!({
-                    "type": "object",
-                    "required": ["targets"],
-                    "properties": {
-                        "range": {"type": "object", "properties": {
-                            "from": {"type": "string", "format": "date-time"},
-                            "to": {"type": "string", "format": "date-time"}}},
-                        "interval": {"type": "string"},
-                        "intervalMs": {"type": "integer", "minimum": 0},
-                        "maxDataPoints": {"type": "integer", "minimum": 1},
-                        "targets": {"type": "array", "items": {"type": "object", "properties": {
-                            "target": {"type": "string"},
-                            "refId": {"type": "string"},
-                            "type": {"type": "string", "enum": ["timeserie", "timeseries", "table"]},
-                            "payload": {"type": "object"}}}},
-                        "filters": list.clone(),
-                        "adhocFilters": list.clone()
-                    }
-                })),
-                list.clone(),
-            ),
-            _ => (Some(any.clone()), list.clone()),
+        let response = match self.op {
+            Op::Health => any,
+            Op::Dashboard => {
+                json!({"type": "object", "description": "Grafana dashboard JSON, as `telltale render` writes it"})
+            }
+            Op::Search => json!({"type": "array", "items": {"type": "string"}}),
+            _ => list,
         };
         let mut doc = OperationDoc::json(response);
-        doc.request = request;
+        doc.request = self.body.as_ref().map(|b| b.json.clone());
+        doc.request_required = self.body.as_ref().is_some_and(|b| b.required);
         if !matches!(self.op, Op::Health | Op::Dashboard) {
             let err = crate::server::error::error_schema();
             doc.responses.push((

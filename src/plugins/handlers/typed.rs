@@ -393,11 +393,42 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
 /// nested objects and arrays); the first mismatch, with its path relative
 /// to `v` (`items[0].qty`, empty for `v` itself). The path is built only
 /// on a mismatch: a valid body costs no string per field.
-fn check(v: &Json, schema: &MetaSchemaRef, reg: &Registry) -> Result<(), (String, String)> {
+pub(crate) fn check(
+    v: &Json,
+    schema: &MetaSchemaRef,
+    reg: &Registry,
+) -> Result<(), (String, String)> {
     let Some(s) = object_schema(reg, schema) else {
         return Ok(());
     };
     let fail = |msg: String| Err((String::new(), msg));
+    if !s.any_of.is_empty() {
+        let mut errors = Vec::new();
+        for alt in &s.any_of {
+            match check(v, alt, reg) {
+                Ok(()) => return Ok(()),
+                Err(e) => errors.push((alt, e)),
+            }
+        }
+        // The alternative of the value's own type says what is wrong inside it.
+        let same_type = |alt: &MetaSchemaRef| {
+            object_schema(reg, alt).is_some_and(|a| kind_of(v).ends_with(a.ty))
+        };
+        if let Some((_, e)) = errors.iter().find(|(alt, _)| same_type(alt)) {
+            return Err(e.clone());
+        }
+        let kinds: Vec<String> = s
+            .any_of
+            .iter()
+            .filter_map(|alt| object_schema(reg, alt))
+            .map(|alt| format!("{} {}", article(alt.ty), alt.ty))
+            .collect();
+        return fail(format!(
+            "must be {}, not {}",
+            kinds.join(" or "),
+            kind_of(v)
+        ));
+    }
     if v.is_null() {
         return if s.nullable || s.ty.is_empty() {
             Ok(())
@@ -425,6 +456,11 @@ fn check(v: &Json, schema: &MetaSchemaRef, reg: &Registry) -> Result<(), (String
             let Some(items) = v.as_array() else {
                 return fail(format!("must be an array, not {}", kind_of(v)));
             };
+            if let Some(max) = s.max_items {
+                if items.len() > max {
+                    return fail(format!("must have at most {max} items"));
+                }
+            }
             if let Some(item) = &s.items {
                 for (i, x) in items.iter().enumerate() {
                     check(x, item, reg).map_err(|(p, m)| (under(&format!("[{i}]"), &p), m))?;
@@ -650,6 +686,7 @@ impl<H: Handler> PreparedHandler for Prepared<H> {
         OperationDoc {
             params: Vec::new(),
             request: None,
+            request_required: false,
             responses: vec![(first, "Success".into(), "application/json", Json::Null)],
             typed: Some(super::TypedDocFn(Arc::new(typed_doc::<H>))),
         }

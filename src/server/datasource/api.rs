@@ -9,6 +9,7 @@ use super::protocol::*;
 use super::spec::{Body, Column, Table, Target};
 use super::Live;
 use crate::manifest::EventKind;
+use crate::server::error::capped;
 use serde_json::{json, Map, Value as Json};
 
 pub type Answer = Result<Json, BadField>;
@@ -23,9 +24,12 @@ fn known(live: &Live) -> String {
 }
 
 fn lookup<'a>(live: &'a Live, name: &str, at: &str) -> Result<&'a Target, BadField> {
-    live.spec
-        .target(name)
-        .ok_or_else(|| BadField::new(at, &format!("unknown target {name:?} ({})", known(live))))
+    live.spec.target(name).ok_or_else(|| {
+        BadField::new(
+            at,
+            &format!("unknown target {:?} ({})", capped(name), known(live)),
+        )
+    })
 }
 
 /// `GET /health` and the connection test (`GET /`).
@@ -100,8 +104,9 @@ pub fn payload_options(live: &Live, req: PayloadOptionsRequest) -> Answer {
             Err(BadField::new(
                 "name",
                 &format!(
-                    "target {:?} has no payload {name:?} (it has: {has})",
-                    t.name
+                    "target {:?} has no payload {:?} (it has: {has})",
+                    t.name,
+                    capped(name)
                 ),
             ))
         }
@@ -135,24 +140,11 @@ fn text(v: &Json) -> String {
 }
 
 fn column_keys(live: &Live) -> Vec<&Column> {
-    let mut out: Vec<&Column> = Vec::new();
-    for t in &live.spec.targets {
-        if let Body::Table(tb) = &t.body {
-            for c in &tb.columns {
-                if !out.iter().any(|o| o.name == c.name) {
-                    out.push(c);
-                }
-            }
-        }
-    }
-    out
+    live.spec.columns()
 }
 
 fn has_annotations(live: &Live) -> bool {
-    live.spec
-        .targets
-        .iter()
-        .any(|t| matches!(t.body, Body::Annotations(_)))
+    live.spec.has_annotations()
 }
 
 fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond>, BadField> {
@@ -164,13 +156,13 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
             let at = |x: &str| format!("{field}[{i}].{x}");
             let is_tags = tags && f.key == "tags";
             if !is_tags && !cols.iter().any(|c| c.name == f.key) {
-                let mut keys: Vec<&str> = cols.iter().map(|c| c.name.as_str()).collect();
-                if tags {
-                    keys.push("tags");
-                }
                 return Err(BadField::new(
                     &at("key"),
-                    &format!("unknown filter key {:?} (keys: {})", f.key, keys.join(", ")),
+                    &format!(
+                        "unknown filter key {:?} (keys: {})",
+                        capped(&f.key),
+                        live.spec.keys().join(", ")
+                    ),
                 ));
             }
             let op = match f.operator.as_str() {
@@ -184,8 +176,9 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                     return Err(BadField::new(
                         &at("operator"),
                         &format!(
-                            "operator {other:?} is not supported for {:?} (supported: {})",
-                            f.key,
+                            "operator {:?} is not supported for {:?} (supported: {})",
+                            capped(other),
+                            capped(&f.key),
                             if is_tags {
                                 "=, !=, =|, !=|"
                             } else {
@@ -385,7 +378,11 @@ fn event_kinds(
                         let have: Vec<&str> = own.iter().map(|k| k.as_str()).collect();
                         BadField::new(
                             &format!("{at}.events[{j}]"),
-                            &format!("unknown event {name:?} (events: {})", have.join(", ")),
+                            &format!(
+                                "unknown event {:?} (events: {})",
+                                capped(name),
+                                have.join(", ")
+                            ),
                         )
                     })
             })
@@ -411,6 +408,37 @@ fn select_events(
         .collect()
 }
 
+/// The counts a query may ask for (`datasource.limits`): checked on the
+/// typed body before anything else is built from it.
+pub fn query_limits(live: &Live, req: &QueryCounts) -> Result<(), BadField> {
+    let limits = &live.spec.limits;
+    let (targets, adhoc_filters, filters) = (req.targets.0, req.adhoc_filters.0, req.filters.0);
+    if targets > limits.max_targets {
+        return Err(BadField::new(
+            "targets",
+            &format!(
+                "{targets} targets in one query; the limit is {} (datasource.limits.max_targets)",
+                limits.max_targets
+            ),
+        ));
+    }
+    if adhoc_filters + filters > limits.max_filters {
+        let filters = adhoc_filters + filters;
+        return Err(BadField::new(
+            if req.filters.0 == 0 {
+                "adhocFilters"
+            } else {
+                "filters"
+            },
+            &format!(
+                "{filters} filters in one query; the limit is {} (datasource.limits.max_filters)",
+                limits.max_filters
+            ),
+        ));
+    }
+    Ok(())
+}
+
 /// `POST /query`: series from the ring, tables, and (simpod) annotations as a table.
 ///
 /// Bounded by `datasource.limits`: at most `max_targets` targets,
@@ -425,30 +453,14 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
     if req.max_data_points == Some(0) {
         return Err(BadField::new("maxDataPoints", "must be at least 1"));
     }
-    if req.targets.len() > limits.max_targets {
-        return Err(BadField::new(
-            "targets",
-            &format!(
-                "{} targets in one query; the limit is {} (datasource.limits.max_targets)",
-                req.targets.len(),
-                limits.max_targets
-            ),
-        ));
-    }
-    let filters = req.adhoc_filters.len() + req.filters.len();
-    if filters > limits.max_filters {
-        return Err(BadField::new(
-            if req.filters.is_empty() {
-                "adhocFilters"
-            } else {
-                "filters"
-            },
-            &format!(
-                "{filters} filters in one query; the limit is {} (datasource.limits.max_filters)",
-                limits.max_filters
-            ),
-        ));
-    }
+    query_limits(
+        live,
+        &QueryCounts {
+            targets: Count(req.targets.len()),
+            adhoc_filters: Count(req.adhoc_filters.len()),
+            filters: Count(req.filters.len()),
+        },
+    )?;
     let max_points = req.max_data_points.map_or(limits.default_max_points, |n| {
         usize::try_from(n).unwrap_or(usize::MAX)
     });
@@ -664,7 +676,7 @@ pub fn variable(live: &Live, req: VariableRequest) -> Answer {
         Some(c) => tb.columns.iter().position(|x| x.name == c).ok_or_else(|| {
             BadField::new(
                 "payload.target",
-                &format!("table {name:?} has no column {c:?}"),
+                &format!("table {name:?} has no column {:?}", capped(c)),
             )
         })?,
     };
@@ -707,7 +719,7 @@ pub fn tag_values(live: &Live, req: TagValuesRequest) -> Answer {
     } else {
         return Err(BadField::new(
             "key",
-            &format!("unknown key {:?} (see /tag-keys)", req.key),
+            &format!("unknown key {:?} (see /tag-keys)", capped(&req.key)),
         ));
     };
     Ok(vals.into_iter().map(|v| json!({"text": v})).collect())

@@ -52,14 +52,8 @@ impl BadField {
     }
 }
 
-/// Parses `body` as `T`. An empty body counts as `{}` (Grafana sends none
-/// to some resource routes).
+/// Parses `body` as `T`; a syntax error names the field it is in.
 pub fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T, BadField> {
-    let body: &[u8] = if body.iter().all(u8::is_ascii_whitespace) {
-        b"{}"
-    } else {
-        body
-    };
     let mut de = serde_json::Deserializer::from_slice(body);
     let v = serde_path_to_error::deserialize(&mut de).map_err(|e| {
         let msg = e.inner().to_string();
@@ -186,6 +180,68 @@ pub struct QueryRequest {
     pub adhoc_filters: Vec<Filter>,
     #[serde(default)]
     pub filters: Vec<Filter>,
+}
+
+/// How many targets and filters a `/query` body holds, read without
+/// building them (any other shape counts 0: the schema check names it).
+#[derive(Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct QueryCounts {
+    #[serde(default)]
+    pub targets: Count,
+    #[serde(default)]
+    pub adhoc_filters: Count,
+    #[serde(default)]
+    pub filters: Count,
+}
+
+/// The length of a JSON array, its items skipped unread (0 for a non-array).
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct Count(pub usize);
+
+impl<'de> Deserialize<'de> for Count {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> serde::de::Visitor<'de> for V {
+            type Value = Count;
+            fn expecting(&self, f: &mut std::fmt::Formatter) -> std::fmt::Result {
+                f.write_str("any JSON value")
+            }
+            fn visit_seq<A: serde::de::SeqAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                let mut n = 0;
+                while a.next_element::<serde::de::IgnoredAny>()?.is_some() {
+                    n += 1;
+                }
+                Ok(Count(n))
+            }
+            fn visit_map<A: serde::de::MapAccess<'de>>(self, mut a: A) -> Result<Count, A::Error> {
+                while a
+                    .next_entry::<serde::de::IgnoredAny, serde::de::IgnoredAny>()?
+                    .is_some()
+                {}
+                Ok(Count(0))
+            }
+            fn visit_bool<E>(self, _: bool) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_i64<E>(self, _: i64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_u64<E>(self, _: u64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_f64<E>(self, _: f64) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_str<E>(self, _: &str) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+            fn visit_unit<E>(self) -> Result<Count, E> {
+                Ok(Count(0))
+            }
+        }
+        d.deserialize_any(V)
+    }
 }
 
 /// `POST /search` (SimpleJSON): the text typed so far.

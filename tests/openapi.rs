@@ -1,0 +1,225 @@
+//! The OpenAPI document is the truth (hardening item 5): a real validator
+//! accepts it, every body and method rule it states is the server's, and
+//! schemathesis, fuzzing the running server against it with every check,
+//! finds nothing but the by-design exceptions in tests/fuzz/schemathesis.toml.
+mod common;
+use common::*;
+use serde_json::{json, Value};
+use std::process::Command;
+
+/// A tool of the git-ignored venv that scripts/install-test-deps fills.
+fn venv_bin(tool: &str) -> std::path::PathBuf {
+    let p = repo().join(".venv/bin").join(tool);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-test-deps",
+        p.display()
+    );
+    p
+}
+
+/// The default manifest plus a templated route, served.
+fn start() -> (tempfile::TempDir, Server) {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    edit(
+        &manifest,
+        "  - path: /health\n",
+        "  - path: /things/{id}\n    method: GET\n    summary: A templated route\n    handler: info\n  - path: /health\n",
+    );
+    let srv = Server::start(&manifest, dir.path());
+    (dir, srv)
+}
+
+async fn doc(srv: &Server) -> Value {
+    reqwest::get(srv.url("/openapi.json"))
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_document_passes_openapi_spec_validator() {
+    let (dir, srv) = start();
+    let doc = doc(&srv).await;
+    let params = &doc["paths"]["/things/{id}"]["get"]["parameters"];
+    assert_eq!(params[0]["name"], "id", "the path parameter is declared");
+    assert_eq!(params[0]["in"], "path");
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = Command::new(venv_bin("openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[tokio::test]
+async fn the_docs_routes_answer_only_get_and_head() {
+    let (_dir, srv) = start();
+    let client = reqwest::Client::new();
+    for path in ["/openapi.json", "/docs", "/docs/"] {
+        for method in ["POST", "PUT", "DELETE", "PATCH"] {
+            let r = client
+                .request(method.parse().unwrap(), srv.url(path))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 405, "{method} {path}");
+            assert_eq!(r.headers()["allow"], "GET, HEAD");
+            let body: Value = r.json().await.unwrap();
+            assert_eq!(body["status"], 405);
+        }
+        let r = client.head(srv.url(path)).send().await.unwrap();
+        assert!(r.status().is_success(), "HEAD {path}: {}", r.status());
+    }
+}
+
+/// For every operation with a body, a request without one is refused
+/// exactly when the document says the body is required.
+#[tokio::test]
+async fn a_missing_body_is_refused_exactly_when_the_document_requires_one() {
+    let (_dir, srv) = start();
+    let doc = doc(&srv).await;
+    let client = reqwest::Client::new();
+    let mut checked = 0;
+    for (path, ops) in doc["paths"].as_object().unwrap() {
+        for (method, op) in ops.as_object().unwrap() {
+            let Some(body) = op.get("requestBody") else {
+                continue;
+            };
+            let required = body["required"].as_bool().unwrap_or(false);
+            let r = client
+                .request(method.to_uppercase().parse().unwrap(), srv.url(path))
+                .send()
+                .await
+                .unwrap();
+            let status = r.status().as_u16();
+            if required {
+                assert_eq!(status, 400, "{method} {path} without its required body");
+                let e: Value = r.json().await.unwrap();
+                assert!(e["message"].as_str().unwrap().contains("required"), "{e}");
+            } else {
+                assert_eq!(status, 200, "{method} {path}: its body is optional");
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 8, "only {checked} operations take a body");
+}
+
+#[tokio::test]
+async fn enforced_fields_are_required_and_objects_refuse_arrays() {
+    let (_dir, srv) = start();
+    let doc = doc(&srv).await;
+    let schema = |path: &str| {
+        doc["paths"][path]["post"]["requestBody"]["content"]["application/json"]["schema"].clone()
+    };
+    let required = |path: &str| -> Vec<String> {
+        serde_json::from_value(schema(path)["required"].clone()).unwrap_or_default()
+    };
+    assert!(required("/grafana/metric-payload-options").contains(&"metric".to_string()));
+    assert!(required("/grafana/tag-values").contains(&"key".to_string()));
+    let filter = &schema("/grafana/query")["properties"]["adhocFilters"]["items"];
+    assert_eq!(filter["required"], json!(["key", "operator"]));
+    // The names a body may use are the manifest's.
+    let targets =
+        &schema("/grafana/query")["properties"]["targets"]["items"]["properties"]["target"]["enum"];
+    assert!(
+        targets.as_array().unwrap().contains(&json!("request_rate")),
+        "{targets}"
+    );
+
+    let client = reqwest::Client::new();
+    let post = |path: &str, body: Value| {
+        let (client, url) = (client.clone(), srv.url(path));
+        async move {
+            let r = client.post(url).json(&body).send().await.unwrap();
+            (r.status().as_u16(), r.json::<Value>().await.unwrap())
+        }
+    };
+    // `[]` where an object is declared, even in a skipped placeholder target.
+    for (path, body, field) in [
+        (
+            "/grafana/query",
+            json!({"targets": [{"target": "", "payload": []}]}),
+            "targets[0].payload",
+        ),
+        (
+            "/grafana/annotations",
+            json!({"annotation": []}),
+            "annotation",
+        ),
+        ("/grafana/search", json!([]), "body"),
+        (
+            "/grafana/query",
+            json!({"targets": [], "interval": null}),
+            "interval",
+        ),
+    ] {
+        let (status, e) = post(path, body.clone()).await;
+        assert_eq!(status, 400, "{path} {body}: {e}");
+        assert_eq!(e["field"], field, "{e}");
+    }
+    // A missing enforced field is named.
+    let (status, e) = post(
+        "/grafana/query",
+        json!({"targets": [], "adhocFilters": [{}]}),
+    )
+    .await;
+    assert_eq!(
+        (status, e["field"].as_str()),
+        (400, Some("adhocFilters[0].key")),
+        "{e}"
+    );
+}
+
+#[test]
+fn schemathesis_finds_no_failures() {
+    let (_dir, srv) = start();
+    let seconds = std::env::var("TELLTALE_FUZZ_SECONDS").unwrap_or_else(|_| "45".into());
+    let out = Command::new(venv_bin("schemathesis"))
+        .arg("--config-file")
+        .arg(repo().join("tests/fuzz/schemathesis.toml"))
+        .args(["run", &srv.url("/openapi.json")])
+        .args([
+            "--max-time",
+            &seconds,
+            "--workers",
+            "2",
+            "--continue-on-failure",
+        ])
+        .args(["--request-timeout", "10"])
+        .env("NO_COLOR", "1")
+        .output()
+        .unwrap();
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success() && text.contains("No issues found"),
+        "schemathesis:\n{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // Every operation was exercised, not skipped.
+    let ops = doc_ops(&srv);
+    assert!(
+        text.contains(&format!("Tested: {ops}")),
+        "not all {ops} operations were tested:\n{text}"
+    );
+}
+
+fn doc_ops(srv: &Server) -> usize {
+    let doc: Value = serde_json::from_str(&http_get(&srv.url("/openapi.json"))).unwrap();
+    doc["paths"]
+        .as_object()
+        .unwrap()
+        .values()
+        .map(|ops| ops.as_object().unwrap().len())
+        .sum()
+}
