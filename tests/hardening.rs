@@ -686,3 +686,100 @@ async fn at_the_fd_limit_the_server_backs_off_and_recovers() {
     assert!(metric_sum(&metrics, "telltale_accept_errors_total", &[]) >= 1.0);
     assert!(srv.stop().success());
 }
+
+/// Sends `bytes` on a fresh connection; returns what came back (up to 64 KB).
+fn raw(port: u16, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
+        .unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < 64 << 10 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
+/// Requests hyper refuses before routing (414, 431, malformed 400) are
+/// counted under the `unmatched` path and logged, one line each; a 100 KB
+/// method is echoed cut, in the answer and in the log.
+#[tokio::test]
+async fn requests_refused_before_routing_are_counted_and_logged() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let srv = Server::start(&manifest, dir.path());
+    let port = srv.port;
+    let unmatched = |text: &str| {
+        parse_metrics(text)
+            .iter()
+            .filter(|(s, _)| {
+                s.starts_with("http_requests_total{") && s.contains("path=\"unmatched\"")
+            })
+            .map(|(_, v)| v)
+            .sum::<f64>()
+    };
+    let before = unmatched(&get_text(&srv.url("/metrics")).await);
+
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    assert!(raw(port, long_uri.as_bytes()).starts_with("HTTP/1.1 414"));
+    let big_head = format!(
+        "GET / HTTP/1.1\r\nHost: x\r\nX: {}\r\n\r\n",
+        "a".repeat(500_000)
+    );
+    assert!(raw(port, big_head.as_bytes()).starts_with("HTTP/1.1 431"));
+    assert!(raw(port, b"GARBAGE\r\n\r\n").starts_with("HTTP/1.1 400"));
+    let method = "A".repeat(100_000);
+    let answer = raw(
+        port,
+        format!("{method} /health HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+    );
+    assert!(
+        answer.starts_with("HTTP/1.1 405"),
+        "{}",
+        &answer[..answer.len().min(200)]
+    );
+    assert!(answer.len() < 1024, "{} bytes answered", answer.len());
+
+    let after = unmatched(&get_text(&srv.url("/metrics")).await);
+    assert_eq!(
+        after - before,
+        3.0,
+        "the three refused requests are counted"
+    );
+    let text = get_text(&srv.url("/metrics")).await;
+    assert!(
+        text.lines().any(|l| l.starts_with("http_requests_total{")
+            && l.contains("path=\"unmatched\"")
+            && l.contains("method=\"GET\"")),
+        "the method of a refused GET is kept"
+    );
+    assert!(srv.stop().success());
+
+    let lines = log_lines(dir.path());
+    let refused: Vec<_> = lines
+        .iter()
+        .filter(|l| {
+            l["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("refused before routing"))
+        })
+        .collect();
+    let statuses: Vec<u64> = refused
+        .iter()
+        .filter_map(|l| l["status"].as_u64())
+        .collect();
+    assert_eq!(statuses, vec![414, 431, 400], "{refused:?}");
+    let longest = lines.iter().map(|l| l.to_string().len()).max().unwrap();
+    assert!(longest < 4096, "a log line of {longest} bytes");
+    let logged_method = lines
+        .iter()
+        .filter_map(|l| l["method"].as_str())
+        .find(|m| m.starts_with("AAAA"))
+        .expect("the long-method request is logged");
+    assert!(logged_method.len() <= 32, "{logged_method}");
+}

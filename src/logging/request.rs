@@ -23,6 +23,9 @@ use std::pin::Pin;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::level_filters::LevelFilter;
 
+/// Longest method logged (longer ones are cut: `http` accepts any token).
+pub const MAX_LOGGED_METHOD: usize = 32;
+
 /// Longest raw path written to a log line (the rest is cut).
 const MAX_LOGGED_PATH: usize = 512;
 /// Paths up to this length are kept without an allocation.
@@ -148,6 +151,13 @@ impl RequestFields {
         while !path.is_char_boundary(end) {
             end -= 1;
         }
+        // A method is a token of any length: a long one is logged cut, and
+        // stays a token (any prefix of one is).
+        let method = if method.as_str().len() > MAX_LOGGED_METHOD {
+            Method::from_bytes(&method.as_str().as_bytes()[..MAX_LOGGED_METHOD]).unwrap_or(method)
+        } else {
+            method
+        };
         RequestFields {
             request_id: InlineStr::new(request_id.as_str()),
             method,

@@ -142,6 +142,14 @@ impl HttpMetrics {
         }
     }
 
+    /// Counts one request that was refused before it was routed (its
+    /// duration is unknown, so the latency histogram does not see it).
+    pub fn count_only(&self, route: usize, method: usize, status: u16) {
+        if let (_, Some(c)) = self.handles(route, method, status) {
+            c.inc();
+        }
+    }
+
     /// Creates the series of a declared route at zero, so every declared
     /// family is exposed before the first request and `rate()` starts at 0.
     pub fn touch(&self, route: usize, method: usize, status: u16) {

@@ -52,6 +52,71 @@ pub struct Counts {
     pub accept_errors: AtomicU64,
     /// Connections closed because a deadline passed.
     pub timed_out: AtomicU64,
+    /// Told of each request hyper refused before routing.
+    pub on_reject: OnReject,
+}
+
+/// A request that hyper answered itself, before it reached a route: a URI
+/// too long (414), a head too large (431) or a malformed request (400).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Rejected {
+    /// The request's method, if it is a standard one (else `None`).
+    pub method: Option<&'static str>,
+    pub status: u16,
+    pub peer: Option<std::net::SocketAddr>,
+}
+
+/// Where [`Rejected`] requests are reported (set once, at start-up).
+#[derive(Default)]
+pub struct OnReject(std::sync::OnceLock<Box<dyn Fn(Rejected) + Send + Sync>>);
+
+impl OnReject {
+    pub fn set(&self, f: impl Fn(Rejected) + Send + Sync + 'static) {
+        let _ = self.0.set(Box::new(f));
+    }
+    fn report(&self, r: Rejected) {
+        if let Some(f) = self.0.get() {
+            f(r);
+        }
+    }
+}
+
+impl std::fmt::Debug for OnReject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.get().is_some() {
+            "OnReject(set)"
+        } else {
+            "OnReject(unset)"
+        })
+    }
+}
+
+/// The standard method a request head starts with, if any.
+fn method_of(head: &[u8]) -> Option<&'static str> {
+    const KNOWN: [&str; 9] = [
+        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
+    ];
+    let token = head.split(|&b| b == b' ').next()?;
+    KNOWN.into_iter().find(|m| m.as_bytes() == token)
+}
+
+/// The status of a response head that hyper wrote itself: a 4xx without
+/// the `x-request-id` every routed response carries.
+fn hyper_rejection(head: &[u8]) -> Option<u16> {
+    if head.len() < 12 || !head.starts_with(b"HTTP/1.") || head[9] != b'4' {
+        return None;
+    }
+    let end = head
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .unwrap_or(head.len());
+    let routed = head[..end]
+        .windows(14)
+        .any(|w| w.eq_ignore_ascii_case(b"x-request-id: "));
+    if routed {
+        return None;
+    }
+    std::str::from_utf8(&head[9..12]).ok()?.parse().ok()
 }
 
 /// An acceptor with the cap, the back-off and the deadlines.
@@ -94,7 +159,8 @@ impl<A: Acceptor> Acceptor for Guarded<A> {
             match self.inner.accept().await {
                 Ok((io, local, remote, scheme)) => {
                     self.backoff = BACKOFF_MIN;
-                    let io = Deadlines::new(io, self.limits, permit, self.counts.clone());
+                    let mut io = Deadlines::new(io, self.limits, permit, self.counts.clone());
+                    io.peer = remote.as_socket_addr().copied();
                     return Ok((io, local, remote, scheme));
                 }
                 Err(e) => {
@@ -136,6 +202,10 @@ pub struct Deadlines<Io> {
     phase: Phase,
     timer: Pin<Box<Sleep>>,
     counts: Arc<Counts>,
+    /// The first bytes of the current request's head (its method).
+    start: [u8; 8],
+    start_len: u8,
+    peer: Option<std::net::SocketAddr>,
     _slot: OwnedSemaphorePermit,
 }
 
@@ -147,6 +217,9 @@ impl<Io> Deadlines<Io> {
             phase: Phase::Idle,
             timer: Box::pin(tokio::time::sleep(limits.idle)),
             counts,
+            start: [0; 8],
+            start_len: 0,
+            peer: None,
             _slot: slot,
         }
     }
@@ -167,6 +240,23 @@ impl<Io> Deadlines<Io> {
         self.phase = phase;
     }
 
+    /// A response starts with `head`: one hyper wrote itself (a request
+    /// refused before routing) is reported.
+    fn responding(&mut self, head: &[u8]) {
+        if let Some(status) = hyper_rejection(head) {
+            let method = match self.phase {
+                Phase::Idle => None,
+                _ => method_of(&self.start[..self.start_len as usize]),
+            };
+            self.counts.on_reject.report(Rejected {
+                method,
+                status,
+                peer: self.peer,
+            });
+        }
+        self.enter(Phase::Responding);
+    }
+
     /// Follows the bytes a read returned through the request's phases.
     fn saw(&mut self, bytes: &[u8]) {
         for &b in bytes {
@@ -177,8 +267,14 @@ impl<Io> Deadlines<Io> {
                         continue;
                     }
                     self.enter(Phase::Head { matched: 0 });
+                    self.start[0] = b;
+                    self.start_len = 1;
                 }
                 Phase::Head { matched } => {
+                    if (self.start_len as usize) < self.start.len() {
+                        self.start[self.start_len as usize] = b;
+                        self.start_len += 1;
+                    }
                     let want = b"\r\n\r\n"[matched as usize];
                     let next = if b == want {
                         matched + 1
@@ -242,7 +338,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Deadlines<Io> {
         // A response is being written (its head, or more of its body after
         // a flush): no read deadline runs until it is flushed.
         if this.phase != Phase::Responding {
-            this.enter(Phase::Responding);
+            this.responding(data);
         }
         Pin::new(&mut this.io).poll_write(cx, data)
     }
@@ -268,7 +364,7 @@ impl<Io: AsyncWrite + Unpin> AsyncWrite for Deadlines<Io> {
     ) -> Poll<io::Result<usize>> {
         let this = &mut *self;
         if this.phase != Phase::Responding {
-            this.enter(Phase::Responding);
+            this.responding(bufs.first().map_or(&[][..], |b| &b[..]));
         }
         Pin::new(&mut this.io).poll_write_vectored(cx, bufs)
     }
@@ -310,5 +406,16 @@ mod tests {
         assert_eq!(c.phase, Phase::Idle, "blank lines between requests");
         c.saw(b"P");
         assert_eq!(c.phase, Phase::Head { matched: 0 });
+    }
+
+    #[test]
+    fn hyper_rejections_are_told_from_routed_responses() {
+        let own = b"HTTP/1.1 431 Request Header Fields Too Large\r\nconnection: close\r\ncontent-length: 0\r\n\r\n";
+        assert_eq!(hyper_rejection(own), Some(431));
+        let routed = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nx-request-id: 2a4f\r\n\r\n";
+        assert_eq!(hyper_rejection(routed), None);
+        assert_eq!(hyper_rejection(b"HTTP/1.1 200 OK\r\n\r\n"), None);
+        assert_eq!(method_of(b"POST /x"), Some("POST"));
+        assert_eq!(method_of(b"AAAAAAAA"), None);
     }
 }

@@ -138,6 +138,36 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     })
 }
 
+/// Counts and logs each request hyper refuses before routing (414, 431,
+/// malformed 400): under the `unmatched` path and a standard method (or
+/// `OTHER`), so the labels stay a closed set.
+fn report_rejections(rt: &Arc<Runtime>) {
+    let weak = Arc::downgrade(rt);
+    rt.connections.on_reject.set(move |r: limits::Rejected| {
+        let Some(rt) = weak.upgrade() else {
+            return;
+        };
+        let method = r
+            .method
+            .and_then(|m| poem::http::Method::from_bytes(m.as_bytes()).ok())
+            .map_or(7, |m| http_metrics::method_index(&m));
+        rt.http.count_only(rt.http.unmatched(), method, r.status);
+        let reason = match r.status {
+            414 => "the request target is too long",
+            431 => "the request head is too large",
+            _ => "the request is malformed",
+        };
+        let peer = r.peer.map(|p| p.to_string()).unwrap_or_default();
+        tracing::warn!(
+            target: "telltale::http",
+            status = r.status,
+            method = http_metrics::method_label(method),
+            peer = %peer,
+            "request refused before routing: {reason}"
+        );
+    });
+}
+
 /// Where to listen (overrides of the manifest's `service.host`/`port`).
 pub struct Bind {
     pub host: Option<String>,
@@ -167,6 +197,7 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         },
         app.runtime.connections.clone(),
     );
+    report_rejections(&app.runtime);
     let local = acceptor
         .local_addr()
         .first()
