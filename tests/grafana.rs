@@ -621,7 +621,7 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         ("/grafana/search", r#"{"target": 5}"#.into(), 400, "target"),
         ("/grafana/metrics", r#"{"metric": []}"#.into(), 400, "metric"),
         ("/grafana/metric-payload-options", r#"{"metric": "nope", "name": "columns"}"#.into(), 400, "metric"),
-        ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent", "name": "columns"}"#.into(), 400, "name"),
+        ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent", "name": "columns"}"#.into(), 400, "metric"),
         ("/grafana/metric-payload-options", r#"{"metric": "cpu_percent"}"#.into(), 400, "name"),
         ("/grafana/annotations", r#"{"annotation": {"query": "nope"}}"#.into(), 400, "annotation.query"),
         ("/grafana/annotations", r#"{"annotation": {"query": 3}}"#.into(), 400, "annotation.query"),

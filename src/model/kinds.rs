@@ -161,6 +161,10 @@ pub struct OperationDoc {
     /// A typed handler's operation from poem-openapi's own types; when set,
     /// it replaces `params`, `request` and `responses` in the document.
     pub typed: Option<TypedDocFn>,
+    /// Named schemas the others refer to as `{"$ref": "#/components/schemas/<name>"}`,
+    /// held once by the document however many operations use them (a name
+    /// must always stand for the same schema).
+    pub components: Vec<(String, Json)>,
 }
 
 /// A typed operation: parameters, body and responses as poem-openapi
@@ -202,6 +206,7 @@ impl OperationDoc {
             request_required: false,
             responses: vec![(status, description.into(), content_type, schema)],
             typed: None,
+            components: Vec::new(),
         }
     }
 }

@@ -73,6 +73,14 @@ fn body(status: StatusCode, v: serde_json::Value) -> Response {
 }
 
 /// JSON schema of the error body, for the OpenAPI document.
+/// The name of [`error_schema`] among the document's shared schemas.
+pub const ERROR_SCHEMA: &str = "Error";
+
+/// A reference to [`error_schema`], which every document holds once.
+pub fn error_ref() -> serde_json::Value {
+    json!({"$ref": format!("#/components/schemas/{ERROR_SCHEMA}")})
+}
+
 pub fn error_schema() -> serde_json::Value {
     json!({
         "type": "object",

@@ -26,6 +26,9 @@ struct Op {
 
 static OPS: OnceLock<Vec<(String, Vec<Op>)>> = OnceLock::new();
 
+/// The shared schemas of the operations (`components.schemas`), by name.
+static COMPONENTS: OnceLock<Vec<(String, Json)>> = OnceLock::new();
+
 fn leak(s: &str) -> &'static str {
     Box::leak(s.to_string().into_boxed_str())
 }
@@ -48,8 +51,13 @@ impl OpenApi for ManifestApi {
         vec![MetaApi { paths }]
     }
 
-    /// The schemas of typed handlers' types (poem-openapi's own registry).
+    /// The shared schemas, and those of typed handlers' types (poem-openapi's own registry).
     fn register(registry: &mut Registry) {
+        for (name, json) in COMPONENTS.get().into_iter().flatten() {
+            if let MetaSchemaRef::Inline(s) = schema(json) {
+                registry.schemas.insert(name.clone(), *s);
+            }
+        }
         for (_, ops) in OPS.get().into_iter().flatten() {
             for op in ops {
                 if let Some(t) = &op.doc.typed {
@@ -165,6 +173,13 @@ fn untyped(op: &Op) -> MetaOperation {
 /// A JSON-schema value → poem-openapi's schema model (the subset we emit,
 /// which is also the subset the handlers check bodies against).
 pub(crate) fn schema(v: &Json) -> MetaSchemaRef {
+    if let Some(name) = v
+        .get("$ref")
+        .and_then(Json::as_str)
+        .and_then(|r| r.strip_prefix("#/components/schemas/"))
+    {
+        return MetaSchemaRef::Reference(name.to_string());
+    }
     let mut s = MetaSchema::new(v.get("type").and_then(Json::as_str).map(leak).unwrap_or(""));
     s.format = v.get("format").and_then(Json::as_str).map(leak);
     s.description = v.get("description").and_then(Json::as_str).map(leak);
@@ -194,15 +209,21 @@ pub(crate) fn schema(v: &Json) -> MetaSchemaRef {
     MetaSchemaRef::Inline(Box::new(s))
 }
 
-/// The schema of telltale's JSON error body.
+/// The schema of telltale's JSON error body (a reference to the shared one).
 pub fn error_schema_ref() -> MetaSchemaRef {
-    schema(&crate::server::error::error_schema())
+    MetaSchemaRef::Reference(crate::server::error::ERROR_SCHEMA.to_string())
 }
 
 /// Builds the poem-openapi service (spec + swagger UI) for `model`.
 pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
     let m = &model.manifest;
+    let mut components: Vec<(String, Json)> = vec![(
+        crate::server::error::ERROR_SCHEMA.to_string(),
+        crate::server::error::error_schema(),
+    )];
     OPS.get_or_init(|| {
+        let mut named: std::collections::HashSet<String> =
+            components.iter().map(|(n, _)| n.clone()).collect();
         let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
         let mut at: HashMap<&str, usize> = HashMap::new();
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
@@ -215,6 +236,11 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
                 tags: ep.tags.iter().map(|t| leak(t)).collect(),
                 doc: h.doc(),
             };
+            for (name, json) in &op.doc.components {
+                if named.insert(name.clone()) {
+                    components.push((name.clone(), json.clone()));
+                }
+            }
             match at.get(ep.path.as_str()) {
                 Some(&k) => paths[k].1.push(op),
                 None => {
@@ -225,6 +251,7 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
         }
         paths
     });
+    COMPONENTS.get_or_init(|| components);
     let mut svc = OpenApiService::new(
         ManifestApi,
         m.service.name.clone(),
@@ -234,4 +261,84 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
         svc = svc.description(m.service.description.clone());
     }
     svc
+}
+
+/// An API with no operations: its Swagger UI page is the template the
+/// real document is put into.
+struct NoApi;
+
+impl OpenApi for NoApi {
+    fn meta() -> Vec<MetaApi> {
+        Vec::new()
+    }
+    fn register(_: &mut Registry) {}
+    fn add_routes(
+        self,
+        _route_table: &mut HashMap<String, HashMap<Method, poem::endpoint::BoxEndpoint<'static>>>,
+    ) {
+    }
+}
+
+/// The document (`/openapi.json`) and the docs UI (`/docs`), with the
+/// document built and serialized once: poem-openapi's `spec_endpoint` and
+/// `swagger_ui` would each build it (at 20,000 endpoints, a second each).
+pub struct Docs {
+    pub spec: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    pub ui: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+}
+
+/// How poem-openapi's Swagger UI page is given the document, and how ours is.
+const EMBEDDED: &str = "spec: spec,";
+const FETCHED: &str = "url: \"/openapi.json\",";
+
+pub fn docs(model: &Model) -> Docs {
+    use poem::EndpointExt;
+    let service = service(model);
+    let spec = service.spec();
+    // The UI page of an empty document, with the real one put in its place.
+    let empty = OpenApiService::new(NoApi, "", "");
+    let template = empty.swagger_ui_html();
+    let empty_spec = empty.spec();
+    // The page fetches the document from `/openapi.json` rather than holding
+    // a second copy of it (20,000 endpoints make a document of megabytes).
+    let html = if template.contains(&empty_spec) && template.contains(EMBEDDED) {
+        template
+            .replacen(&empty_spec, "null", 1)
+            .replacen(EMBEDDED, FETCHED, 1)
+    } else {
+        service.swagger_ui_html()
+    };
+    let body = bytes::Bytes::from(spec);
+    let spec = poem::endpoint::make_sync(move |_| {
+        poem::Response::builder()
+            .content_type("application/json")
+            .body(body.clone())
+    })
+    .boxed();
+    let ui = DocsPage {
+        page: bytes::Bytes::from(html),
+        // The UI's OAuth2 redirect page does not depend on the document.
+        receiver: empty.swagger_ui().map_to_response().boxed(),
+    }
+    .boxed();
+    Docs { spec, ui }
+}
+
+/// `/docs`: the UI page, and `/docs/oauth-receiver.html`.
+struct DocsPage {
+    page: bytes::Bytes,
+    receiver: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+}
+
+impl poem::Endpoint for DocsPage {
+    type Output = poem::Response;
+
+    async fn call(&self, req: poem::Request) -> poem::Result<poem::Response> {
+        if req.uri().path().ends_with("/oauth-receiver.html") {
+            return self.receiver.call(req).await;
+        }
+        Ok(poem::Response::builder()
+            .content_type("text/html; charset=utf-8")
+            .body(self.page.clone()))
+    }
 }

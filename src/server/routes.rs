@@ -9,7 +9,7 @@ use crate::logging::request;
 use crate::manifest::Manifest;
 use poem::endpoint::{BoxEndpoint, DynEndpoint};
 use poem::http::{header, HeaderValue, Method, StatusCode};
-use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response, Result, Route};
+use poem::{Endpoint, IntoResponse, Request, Response, Result, Route};
 use std::future::Future;
 use std::sync::Arc;
 
@@ -100,9 +100,9 @@ impl RouteTable {
             }
         }
         let n = self.paths.len();
-        let service = openapi::service(model);
-        route = route.at(SPEC, Tagged(n, service.spec_endpoint().map_to_response()));
-        route = route.nest(DOCS, Tagged(n + 1, service.swagger_ui().map_to_response()));
+        let docs = openapi::docs(model);
+        route = route.at(SPEC, Tagged(n, docs.spec));
+        route = route.nest(DOCS, Tagged(n + 1, docs.ui));
         Ok(Router { statics, route })
     }
 }

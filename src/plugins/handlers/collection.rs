@@ -32,14 +32,15 @@ impl Default for Options {
 
 struct Collection {
     pages: Arc<Pages>,
-    /// JSON schema of one item, derived from the data.
-    item_schema: Json,
+    /// The page's schema (items derived from the data), shared by the
+    /// endpoints of one data file as a named schema of the document.
+    page_schema: Arc<(String, Json)>,
 }
 
 /// What a request needs; the data never change after startup.
 struct Pages {
-    /// Each item, already serialized.
-    items: Vec<Bytes>,
+    /// Each item, already serialized (shared by the endpoints of one file).
+    items: Arc<[Bytes]>,
     opts: Options,
     /// The answer to a request without a query, rendered once.
     default_page: Bytes,
@@ -78,20 +79,7 @@ impl HandlerKind for Kind {
                 ),
             )]));
         }
-        let items = load_items(
-            ctx.source,
-            ctx.endpoint,
-            ctx.index,
-            ctx.manifest.service.data_limit_bytes,
-        )?;
-        let item_schema = items
-            .first()
-            .map(|o| schema_of(&Json::Object(o.clone())))
-            .unwrap_or(json!({"type": "object"}));
-        let items: Vec<Bytes> = items
-            .iter()
-            .map(|o| Bytes::from(serde_json::to_vec(o).expect("json")))
-            .collect();
+        let (items, page_schema) = loaded(ctx)?;
         let default_page = render_page(&items, opts.default_limit, 0);
         Ok(Arc::new(Collection {
             pages: Arc::new(Pages {
@@ -99,9 +87,58 @@ impl HandlerKind for Kind {
                 opts,
                 default_page,
             }),
-            item_schema,
+            page_schema,
         }))
     }
+}
+
+/// A data file's items, serialized, and the schema of a page of them
+/// (its component name, and the schema).
+type Loaded = (Arc<[Bytes]>, Arc<(String, Json)>);
+
+/// The items of the endpoint's data file, read and serialized once per
+/// file and validation (20,000 endpoints of one file read it once). A file
+/// that fails is not kept: each endpoint naming it gets its own error.
+fn loaded(ctx: &HandlerCtx<'_>) -> Result<Loaded, Diagnostics> {
+    type Files = std::rc::Rc<std::cell::RefCell<std::collections::HashMap<String, Loaded>>>;
+    let files: Files = ctx.cache.get_or_insert("collection.files", Files::default);
+    let key = ctx.endpoint.data.clone().unwrap_or_default();
+    if let Some(hit) = files.borrow().get(&key) {
+        return Ok(hit.clone());
+    }
+    let items = load_items(
+        ctx.source,
+        ctx.endpoint,
+        ctx.index,
+        ctx.manifest.service.data_limit_bytes,
+    )?;
+    let item_schema = items
+        .first()
+        .map(|o| schema_of(&Json::Object(o.clone())))
+        .unwrap_or(json!({"type": "object"}));
+    let page = json!({
+        "type": "object",
+        "required": ["items", "total", "limit", "offset"],
+        "properties": {
+            "items": {"type": "array", "items": item_schema},
+            "total": {"type": "integer", "description": "Number of items in the collection"},
+            "limit": {"type": "integer"},
+            "offset": {"type": "integer"}
+        }
+    });
+    let name: String = format!("Page_{key}")
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() { c } else { '_' })
+        .collect();
+    let page_schema = Arc::new((name, page));
+    let items: Arc<[Bytes]> = items
+        .iter()
+        .map(|o| Bytes::from(serde_json::to_vec(o).expect("json")))
+        .collect();
+    files
+        .borrow_mut()
+        .insert(key, (items.clone(), page_schema.clone()));
+    Ok((items, page_schema))
 }
 
 /// A rejected query parameter: its name and why.
@@ -221,16 +258,9 @@ impl PreparedHandler for Collection {
         .boxed()
     }
     fn doc(&self) -> OperationDoc {
-        let mut doc = OperationDoc::json(json!({
-            "type": "object",
-            "required": ["items", "total", "limit", "offset"],
-            "properties": {
-                "items": {"type": "array", "items": self.item_schema},
-                "total": {"type": "integer", "description": "Number of items in the collection"},
-                "limit": {"type": "integer"},
-                "offset": {"type": "integer"}
-            }
-        }));
+        let (name, page) = &*self.page_schema;
+        let mut doc = OperationDoc::json(json!({"$ref": format!("#/components/schemas/{name}")}));
+        doc.components = vec![(name.clone(), page.clone())];
         doc.params = vec![
             ParamDoc {
                 name: "limit".into(),
@@ -251,7 +281,7 @@ impl PreparedHandler for Collection {
             400,
             "Bad query parameter".into(),
             "application/json",
-            crate::server::error::error_schema(),
+            crate::server::error::error_ref(),
         ));
         doc
     }

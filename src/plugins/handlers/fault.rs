@@ -67,7 +67,7 @@ impl PreparedHandler for Fault {
             self.status.as_u16(),
             "Simulated failure",
             "application/json",
-            crate::server::error::error_schema(),
+            crate::server::error::error_ref(),
         )
     }
 }

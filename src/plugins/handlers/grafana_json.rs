@@ -132,12 +132,18 @@ fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, b
             json!({"type": "object", "properties": {"metric": {"type": "string"}, "payload": any}}),
             false,
         ),
-        Op::MetricPayloadOptions => (
-            json!({"type": "object", "required": ["metric", "name"], "properties": {
-                "metric": one_of(spec.names(None), "a target /search lists"),
-                "name": {"type": "string", "enum": ["columns", "events"]}, "payload": any}}),
-            true,
-        ),
+        // Tables have the payload option `columns`, annotations `events`.
+        Op::MetricPayloadOptions => {
+            let option = |kind: &str, name: &str| {
+                json!({"type": "object", "required": ["metric", "name"], "properties": {
+                    "metric": one_of(spec.names(Some(kind)), &format!("a {kind} target")),
+                    "name": {"type": "string", "enum": [name]}, "payload": any}})
+            };
+            (
+                json!({"anyOf": [option("table", "columns"), option("annotations", "events")]}),
+                true,
+            )
+        }
         Op::Query => (
             json!({
                 "type": "object",
@@ -366,7 +372,7 @@ impl PreparedHandler for Prepared {
         doc.request = self.body.as_ref().map(|b| b.json.clone());
         doc.request_required = self.body.as_ref().is_some_and(|b| b.required);
         if !matches!(self.op, Op::Health | Op::Dashboard) {
-            let err = crate::server::error::error_schema();
+            let err = crate::server::error::error_ref();
             doc.responses.push((
                 400,
                 "Malformed body, wrong shape or unknown target (the body names the field)".into(),

@@ -689,6 +689,7 @@ impl<H: Handler> PreparedHandler for Prepared<H> {
             request_required: false,
             responses: vec![(first, "Success".into(), "application/json", Json::Null)],
             typed: Some(super::TypedDocFn(Arc::new(typed_doc::<H>))),
+            components: Vec::new(),
         }
     }
 }
