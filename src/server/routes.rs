@@ -246,6 +246,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use poem::EndpointExt;
 
     /// poem boxes this endpoint's future on every request; it holds the
     /// handler's boxed future, not a copy of the request.

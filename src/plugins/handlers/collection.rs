@@ -301,7 +301,7 @@ mod tests {
             .collect();
         let pages = Pages {
             default_page: render_page(&items, 20, 0),
-            items,
+            items: items.into(),
             opts: Options::default(),
         };
         let body = |uri: &str| {
