@@ -40,7 +40,9 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
 /// and every JSON-datasource panel against the declared datasource targets.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let exposed = exposed_names(m);
+    let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
+        check_windows(src, path, expr, scrape, errs);
         for sel in promql::selectors(expr) {
             match exposed.iter().find(|(n, _)| *n == sel.metric) {
                 None => errs.push(src.error(
@@ -200,8 +202,62 @@ fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Di
 }
 
 /// Settings of the derived alerts.
+/// Every literal range window is at least four scrape intervals: `rate()`
+/// needs two samples in its window, and four leave room for a missed
+/// scrape. Grafana's `$__rate_interval` is exactly that.
+fn check_windows(src: &Source, path: &str, expr: &str, scrape: u64, errs: &mut Diagnostics) {
+    for w in promql::windows(expr) {
+        if w.text.starts_with('$') {
+            continue;
+        }
+        match promql::parse_duration(&w.text) {
+            Some(secs) if scrape > 0 && secs < 4 * scrape => errs.push(src.error(
+                path,
+                format!(
+                    "window [{}] of {}() is shorter than 4 scrape intervals ({}s, stack.scrape_interval {}s): use at least {}s{}",
+                    w.text,
+                    w.function.as_deref().unwrap_or("a range selector"),
+                    4 * scrape,
+                    scrape,
+                    4 * scrape,
+                    if path.starts_with("dashboard.") { ", or $__rate_interval" } else { "" }
+                ),
+            )),
+            Some(_) => {}
+            None => errs.push(src.error(
+                path,
+                format!("window [{}] is not a Prometheus duration such as 5m", w.text),
+            )),
+        }
+    }
+}
+
 fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let r = &m.rules;
+    let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
+    if let Some(w) = promql::parse_duration(&r.rate_window) {
+        if scrape > 0 && w < 4 * scrape {
+            errs.push(src.error(
+                "rules.rate_window",
+                format!(
+                    "{} is shorter than 4 scrape intervals ({}s, stack.scrape_interval {}): the derived alerts' rate() would miss samples",
+                    r.rate_window,
+                    4 * scrape,
+                    m.stack.scrape_interval
+                ),
+            ));
+        }
+    }
+    // The shortest SLO burn-rate window is 5m.
+    if !m.objectives.is_empty() && scrape > 75 {
+        errs.push(src.error(
+            "stack.scrape_interval",
+            format!(
+                "{} is too long for the objectives: their shortest burn-rate window (5m) needs at least 4 scrapes (at most 75s)",
+                m.stack.scrape_interval
+            ),
+        ));
+    }
     for (f, v) in [
         ("rate_window", &r.rate_window),
         ("error_ratio_for", &r.error_ratio_for),

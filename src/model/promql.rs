@@ -185,9 +185,79 @@ pub fn selectors(expr: &str) -> Vec<Selector> {
     out
 }
 
+/// A range written in an expression: `[5m]`, or the range of a subquery `[1h:1m]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Window {
+    /// The range as written (`5m`, `$__rate_interval`).
+    pub text: String,
+    /// The function the ranged selector is under (`rate`, `avg_over_time`, ...).
+    pub function: Option<String>,
+}
+
+/// Every range window of `expr`, in order.
+pub fn windows(expr: &str) -> Vec<Window> {
+    let b = expr.as_bytes();
+    let sels = selectors(expr);
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < b.len() {
+        match b[i] {
+            b'"' | b'\'' | b'`' => i = skip_quoted(b, i),
+            b'{' => {
+                i += 1;
+                while i < b.len() && b[i] != b'}' {
+                    i = if matches!(b[i], b'"' | b'\'' | b'`') {
+                        skip_quoted(b, i)
+                    } else {
+                        i + 1
+                    };
+                }
+                i += 1;
+            }
+            b'[' => {
+                let start = i + 1;
+                while i < b.len() && b[i] != b']' {
+                    i += 1;
+                }
+                let inner = &expr[start..i.min(expr.len())];
+                let range = inner.split(':').next().unwrap_or("").trim();
+                let function = sels
+                    .iter()
+                    .rev()
+                    .find(|s| s.offset < start)
+                    .and_then(|s| s.function.clone());
+                out.push(Window {
+                    text: range.to_string(),
+                    function,
+                });
+                i += 1;
+            }
+            _ => i += 1,
+        }
+    }
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn windows_are_found_with_their_function() {
+        let w = windows(r#"sum(rate(a{x="[1m]"}[30s])) / avg_over_time(b[$__rate_interval]) + max_over_time(c[1h:1m])"#);
+        let got: Vec<(&str, Option<&str>)> = w
+            .iter()
+            .map(|w| (w.text.as_str(), w.function.as_deref()))
+            .collect();
+        assert_eq!(
+            got,
+            [
+                ("30s", Some("rate")),
+                ("$__rate_interval", Some("avg_over_time")),
+                ("1h", Some("max_over_time"))
+            ]
+        );
+    }
 
     #[test]
     fn durations() {
