@@ -535,6 +535,13 @@ pub struct Alert {
     pub summary: String,
     #[serde(default)]
     pub description: String,
+    /// This alert's runbook (default: `rules.runbook_url`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub runbook_url: Option<String>,
+    /// The title of the panel its `panel_url` opens (default: the first
+    /// panel that queries one of its metrics).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub panel: Option<String>,
     /// Fixtures for the generated promtool unit test (required: every alert
     /// is tested firing and quiet).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -585,6 +592,9 @@ pub struct RuleSettings {
     pub low_stock_for: String,
     /// TargetDown: how long `up == 0` must hold.
     pub target_down_for: String,
+    /// Every alert's `runbook_url` (unless the alert sets its own):
+    /// `{alert}` and `{service}` are replaced.
+    pub runbook_url: String,
 }
 
 impl Default for RuleSettings {
@@ -597,6 +607,7 @@ impl Default for RuleSettings {
             low_stock_above: 5.0,
             low_stock_for: "10m".into(),
             target_down_for: "1m".into(),
+            runbook_url: "https://runbooks.example.com/{service}/{alert}".into(),
         }
     }
 }
@@ -660,6 +671,10 @@ pub struct Stack {
     pub promtail: Component,
     pub alloy: Component,
     pub grafana: Component,
+    /// Grafana's address in alert links (`runbook_url` aside): default
+    /// `http://localhost:<grafana.port>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub grafana_url: Option<String>,
     /// Alertmanager address (`host:port`), if one is used.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub alertmanager: Option<String>,
@@ -683,6 +698,7 @@ impl Default for Stack {
             promtail: Component::new("grafana/promtail:3.3.2", 9080),
             alloy: Component::new("grafana/alloy:v1.5.1", 12345),
             grafana: Component::new("grafana/grafana:11.4.0", 3000),
+            grafana_url: None,
             alertmanager: None,
             extra_targets: Vec::new(),
             datasources: DatasourceUids::default(),

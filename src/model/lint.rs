@@ -17,6 +17,15 @@ use crate::model::annotation;
 /// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
 pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
 
+/// Series Prometheus itself writes for every scrape target (gauges).
+pub const SCRAPE_SERIES: &[&str] = &[
+    "up",
+    "scrape_duration_seconds",
+    "scrape_samples_scraped",
+    "scrape_samples_post_metric_relabeling",
+    "scrape_series_added",
+];
+
 /// Values the server writes in the `level` log field.
 pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warning", "error"];
 
@@ -44,6 +53,9 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
         check_windows(src, path, expr, scrape, errs);
         for sel in promql::selectors(expr) {
+            if SCRAPE_SERIES.contains(&sel.metric.as_str()) {
+                continue;
+            }
             match exposed.iter().find(|(n, _)| *n == sel.metric) {
                 None => errs.push(src.error(
                     path,
@@ -64,8 +76,19 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             }
         }
     };
+    let mut titles = std::collections::HashSet::new();
     for (i, p) in m.dashboard.panels.iter().enumerate() {
         let at = |f: &str| format!("dashboard.panels[{i}].{f}");
+        // A panel's id (and every link to it) is derived from its title.
+        if !titles.insert(p.title.as_str()) {
+            errs.push(src.error(
+                &at("title"),
+                format!(
+                    "panel title {:?} is used twice (titles name the panels that alerts link to)",
+                    p.title
+                ),
+            ));
+        }
         if !DATASOURCES.contains(&p.datasource.as_str()) {
             errs.push(src.error(
                 &at("datasource"),
@@ -102,6 +125,23 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
     for (i, a) in m.alerts.iter().enumerate() {
         check_expr(&format!("alerts[{i}].expr"), &a.expr, errs);
+        if let Some(t) = &a.panel {
+            if !m.dashboard.panels.iter().any(|p| &p.title == t) {
+                let known: Vec<&str> = m
+                    .dashboard
+                    .panels
+                    .iter()
+                    .map(|p| p.title.as_str())
+                    .collect();
+                errs.push(src.error(
+                    &format!("alerts[{i}].panel"),
+                    format!("no panel is titled {t:?} (panels: {})", known.join(", ")),
+                ));
+            }
+        }
+        if let Some(u) = &a.runbook_url {
+            check_url_pattern(src, &format!("alerts[{i}].runbook_url"), u, errs);
+        }
         check_alert(src, i, a, errs);
     }
     check_rules(src, m, errs);
@@ -202,6 +242,27 @@ fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Di
 }
 
 /// Settings of the derived alerts.
+/// A link pattern: an absolute http(s) URL whose only placeholders are
+/// `{alert}` and `{service}`.
+fn check_url_pattern(src: &Source, path: &str, u: &str, errs: &mut Diagnostics) {
+    if !(u.starts_with("http://") || u.starts_with("https://")) {
+        errs.push(src.error(path, format!("{u:?} is not an http(s) URL")));
+    }
+    let mut rest = u;
+    while let Some(i) = rest.find('{') {
+        let tail = &rest[i..];
+        let end = tail.find('}').map_or(tail.len(), |e| e + 1);
+        let ph = &tail[..end];
+        if ph != "{alert}" && ph != "{service}" {
+            errs.push(src.error(
+                path,
+                format!("unknown placeholder {ph:?} (known: {{alert}}, {{service}})"),
+            ));
+        }
+        rest = &tail[end..];
+    }
+}
+
 /// Every literal range window is at least four scrape intervals: `rate()`
 /// needs two samples in its window, and four leave room for a missed
 /// scrape. Grafana's `$__rate_interval` is exactly that.
@@ -234,6 +295,12 @@ fn check_windows(src: &Source, path: &str, expr: &str, scrape: u64, errs: &mut D
 
 fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let r = &m.rules;
+    check_url_pattern(src, "rules.runbook_url", &r.runbook_url, errs);
+    if let Some(g) = &m.stack.grafana_url {
+        if !(g.starts_with("http://") || g.starts_with("https://")) {
+            errs.push(src.error("stack.grafana_url", format!("{g:?} is not an http(s) URL")));
+        }
+    }
     let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
     if let Some(w) = promql::parse_duration(&r.rate_window) {
         if scrape > 0 && w < 4 * scrape {

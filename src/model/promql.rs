@@ -244,7 +244,9 @@ mod tests {
 
     #[test]
     fn windows_are_found_with_their_function() {
-        let w = windows(r#"sum(rate(a{x="[1m]"}[30s])) / avg_over_time(b[$__rate_interval]) + max_over_time(c[1h:1m])"#);
+        let w = windows(
+            r#"sum(rate(a{x="[1m]"}[30s])) / avg_over_time(b[$__rate_interval]) + max_over_time(c[1h:1m])"#,
+        );
         let got: Vec<(&str, Option<&str>)> = w
             .iter()
             .map(|w| (w.text.as_str(), w.function.as_deref()))

@@ -10,6 +10,7 @@
 //!   low stock, target down;
 //! - `<service>.manifest`: the hand-written `alerts:` with their fixtures.
 
+use super::links;
 use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, TestSeries};
 use crate::model::annotation;
 use crate::model::promql::parse_duration;
@@ -141,11 +142,47 @@ struct AlertSpec {
     fired_labels: BTreeMap<String, String>,
     value: Option<f64>,
     eval_time: String,
+    /// Metric families it is about (its panel is the first that shows one).
+    metrics: Vec<String>,
+    /// A label its panel should show (`status` for error alerts).
+    prefer: Option<&'static str>,
+    /// A panel title chosen in the manifest, and a runbook of its own.
+    panel: Option<String>,
+    runbook: Option<String>,
 }
 
 impl AlertSpec {
-    fn push(self, rules: &mut Vec<Rule>, tests: &mut Vec<AlertTest>) -> Result<(), String> {
+    /// The alert's links: its runbook, the dashboard, and the panel that
+    /// shows its metric (when one does).
+    fn links(&self, m: &Manifest) -> Vec<(&'static str, String)> {
+        let runbook = self
+            .runbook
+            .clone()
+            .unwrap_or_else(|| m.rules.runbook_url.clone())
+            .replace("{alert}", &self.name)
+            .replace("{service}", &m.service.name);
+        let mut out = vec![
+            ("runbook_url", runbook),
+            ("dashboard_url", links::dashboard_url(m)),
+        ];
+        let metrics: Vec<&str> = self.metrics.iter().map(String::as_str).collect();
+        if let Some(i) = links::panel_for(m, &metrics, self.prefer, self.panel.as_deref()) {
+            let id = links::panel_ids(&m.dashboard.panels)[i];
+            out.push(("panel_url", links::panel_url(m, id)));
+        }
+        out
+    }
+
+    fn push(
+        self,
+        m: &Manifest,
+        rules: &mut Vec<Rule>,
+        tests: &mut Vec<AlertTest>,
+    ) -> Result<(), String> {
         let mut annotations = BTreeMap::new();
+        for (k, v) in self.links(m) {
+            annotations.insert(k.to_string(), v);
+        }
         annotations.insert("summary".to_string(), self.summary);
         if !self.description.is_empty() {
             annotations.insert("description".to_string(), self.description);
@@ -305,9 +342,11 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                     if *kind == "page" { "fast" } else { "steadily" }
                 ),
                 description: format!(
-                    "Error ratio above {}x the budget over {s1} and {l1}, or above {}x over {s2} and {l2}. At {}x the whole {} budget lasts {:.1} days.",
+                    "The error ratio of {metric} is above {}x the budget ({}%) over {s1} and {l1}, or above {}x ({}%) over {s2} and {l2}. At {}x the whole {} budget lasts {:.1} days.",
                     num(*f1),
+                    num(f1 * (1.0 - o.target) * 100.0),
                     num(*f2),
+                    num(f2 * (1.0 - o.target) * 100.0),
                     num(*f1),
                     o.window,
                     days / f1
@@ -317,8 +356,12 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 fired_labels: labels(&[("slo", &o.name)]),
                 value: None,
                 eval_time: if *kind == "page" { "1h10m" } else { "2h10m" }.into(),
+                metrics: vec![metric.clone()],
+                prefer: (o.kind == ObjectiveKind::Availability).then_some("status"),
+                panel: None,
+                runbook: None,
             }
-            .push(&mut rules, &mut tests)?;
+            .push(m, &mut rules, &mut tests)?;
         }
         groups.push(Group {
             name: format!("{job}.slo.{}", o.name),
@@ -346,7 +389,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             severity: "critical".into(),
             summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
             description: format!(
-                "The share of 5xx responses of {{{{ $labels.job }}}} over {w} has been above {pct}% for {}.",
+                "The share of 5xx responses in {c} of {{{{ $labels.job }}}} over {w} has been above {pct}% for {}.",
                 r.error_ratio_for
             ),
             firing: vec![
@@ -360,8 +403,12 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             fired_labels: labels(&[("job", job)]),
             value: None,
             eval_time: after(&r.error_ratio_for, 600),
+            metrics: vec![c.clone()],
+            prefer: Some("status"),
+            panel: None,
+            runbook: None,
         }
-        .push(&mut rules, &mut tests)?;
+        .push(m, &mut rules, &mut tests)?;
     }
     for o in m
         .objectives
@@ -414,8 +461,12 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             fired_labels: labels(&[("job", job)]),
             value: None,
             eval_time: after(&r.latency_for, 600),
+            metrics: vec![h.clone()],
+            prefer: None,
+            panel: None,
+            runbook: None,
         }
-        .push(&mut rules, &mut tests)?;
+        .push(m, &mut rules, &mut tests)?;
     }
     let low: Vec<&Metric> = m
         .metrics
@@ -448,8 +499,12 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
             value: None,
             eval_time: after(&r.low_stock_for, 300),
+            metrics: vec![g.name.clone()],
+            prefer: None,
+            panel: None,
+            runbook: None,
         }
-        .push(&mut rules, &mut tests)?;
+        .push(m, &mut rules, &mut tests)?;
     }
     let up = format!("up{{{sel}, {instance}}}");
     AlertSpec {
@@ -459,7 +514,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         severity: "critical".into(),
         summary: "Scrape target {{ $labels.instance }} of {{ $labels.job }} is down".into(),
         description: format!(
-            "Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.",
+            "up is 0: Prometheus has failed to scrape {{{{ $labels.instance }}}} (job {{{{ $labels.job }}}}) for {}.",
             r.target_down_for
         ),
         firing: vec![series(up.clone(), "0x20")],
@@ -467,8 +522,12 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
         value: None,
         eval_time: after(&r.target_down_for, 300),
+        metrics: vec!["up".into()],
+        prefer: None,
+        panel: None,
+        runbook: None,
     }
-    .push(&mut rules, &mut tests)?;
+    .push(m, &mut rules, &mut tests)?;
     groups.push(Group {
         name: format!("{job}.service"),
         rules,
@@ -487,14 +546,29 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             for_: Some(a.for_.clone()),
             severity: a.severity.clone(),
             summary: a.summary.clone(),
-            description: a.description.clone(),
+            // It names the metric and the threshold: the expression is
+            // added unless the text already names one of its metrics.
+            description: if a.description.is_empty() {
+                format!("`{}` has held for {}.", a.expr, a.for_)
+            } else if links::families(&a.expr)
+                .iter()
+                .any(|f| a.description.contains(f.as_str()))
+            {
+                a.description.clone()
+            } else {
+                format!("{} (`{}` for {})", a.description, a.expr, a.for_)
+            },
             firing: t.firing.clone(),
             quiet: t.quiet.clone(),
             fired_labels: t.labels.clone(),
             value: t.value,
             eval_time: t.eval_time.clone().unwrap_or_else(|| after(&a.for_, 300)),
+            metrics: links::families(&a.expr),
+            prefer: None,
+            panel: a.panel.clone(),
+            runbook: a.runbook_url.clone(),
         }
-        .push(&mut rules, &mut tests)?;
+        .push(m, &mut rules, &mut tests)?;
     }
     if !rules.is_empty() {
         groups.push(Group {

@@ -83,6 +83,7 @@ fn parse(name: &str, text: &str) -> Result<Json, String> {
 /// The dashboard JSON as written to disk.
 pub fn render_json(ctx: &Ctx) -> Result<String, String> {
     let m = &ctx.model.manifest;
+    let ids = crate::render::links::panel_ids(&m.dashboard.panels);
     let mut panels = Vec::new();
     for (i, (p, (x, y))) in m
         .dashboard
@@ -117,7 +118,8 @@ pub fn render_json(ctx: &Ctx) -> Result<String, String> {
             })
             .collect();
         let data = json!({
-            "id": i + 1,
+            "id": ids[i],
+            "links": crate::render::links::logs_link(m, p).map(|l| vec![l]),
             "title": p.title,
             "description": p.description,
             "type": p.kind,

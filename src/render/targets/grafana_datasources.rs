@@ -26,7 +26,8 @@ impl super::RenderTarget for Target {
             json!({
                 "prometheus": { "uid": ds.prometheus, "url": stack::prometheus_url(m),
                                 "time_interval": m.stack.scrape_interval },
-                "loki": { "uid": ds.loki, "url": stack::loki_url(m) },
+                "loki": { "uid": ds.loki, "url": stack::loki_url(m),
+                          "derived_fields": [crate::render::links::request_id_field(m)] },
                 "json": { "uid": ds.json, "url": stack::json_datasource_url(m),
                           "name": format!("{} JSON", m.service.name) },
             }),

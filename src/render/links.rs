@@ -1,0 +1,245 @@
+//! Links between the signals: an alert to its runbook, its dashboard and
+//! the exact panel that shows its metric; an HTTP panel to the log lines of
+//! the same route in Grafana Explore; a logged `request_id` to every line
+//! of that request. Built from the manifest alone, so they point at what
+//! `render` really writes (panel ids, the labels the shipper sets).
+
+use crate::manifest::{Manifest, Panel};
+use crate::model::promql;
+use serde_json::{json, Value as Json};
+
+/// Grafana's address as alert links name it (`stack.grafana_url`, else
+/// the published Grafana port on localhost), without a trailing `/`.
+pub fn grafana_url(m: &Manifest) -> String {
+    match &m.stack.grafana_url {
+        Some(u) => u.trim_end_matches('/').to_string(),
+        None => format!("http://localhost:{}", m.stack.grafana.port),
+    }
+}
+
+/// `<grafana>/d/<uid>`.
+pub fn dashboard_url(m: &Manifest) -> String {
+    format!("{}/d/{}", grafana_url(m), m.dashboard.uid)
+}
+
+/// The link that opens panel `id` alone.
+pub fn panel_url(m: &Manifest, id: u32) -> String {
+    format!("{}?viewPanel={id}", dashboard_url(m))
+}
+
+/// 32-bit FNV-1a: a panel id that depends on its title only.
+fn fnv1a(s: &str) -> u32 {
+    s.bytes().fold(0x811c_9dc5, |h, b| {
+        (h ^ u32::from(b)).wrapping_mul(0x0100_0193)
+    })
+}
+
+/// Each panel's id, derived from its title (titles are unique), so that
+/// adding, removing or moving a panel keeps the others' ids and the alert
+/// links to them. Ids are 1-9999; a clash takes the next free id.
+pub fn panel_ids(panels: &[Panel]) -> Vec<u32> {
+    let mut taken = std::collections::HashSet::new();
+    panels
+        .iter()
+        .map(|p| {
+            let mut id = fnv1a(&p.title) % 9999 + 1;
+            while !taken.insert(id) {
+                id = id % 9999 + 1;
+            }
+            id
+        })
+        .collect()
+}
+
+/// A histogram's series names (`_bucket`, `_sum`, `_count`) as its family name.
+fn family(name: &str) -> &str {
+    ["_bucket", "_sum", "_count"]
+        .iter()
+        .find_map(|s| name.strip_suffix(s))
+        .unwrap_or(name)
+}
+
+/// The first Prometheus panel that queries one of `metrics` (family
+/// names), preferring one whose queries name the label `prefer` (an error
+/// alert opens the panel split by `status`): its index. `title` picks the
+/// panel by title instead.
+pub fn panel_for(
+    m: &Manifest,
+    metrics: &[&str],
+    prefer: Option<&str>,
+    title: Option<&str>,
+) -> Option<usize> {
+    let panels = &m.dashboard.panels;
+    if let Some(t) = title {
+        return panels.iter().position(|p| p.title == t);
+    }
+    let shows = |p: &Panel| {
+        p.datasource == "prometheus"
+            && p.targets.iter().any(|t| {
+                promql::selectors(&t.expr)
+                    .iter()
+                    .any(|s| metrics.contains(&family(&s.metric)))
+            })
+    };
+    let preferred = prefer.and_then(|label| {
+        panels
+            .iter()
+            .position(|p| shows(p) && p.targets.iter().any(|t| t.expr.contains(label)))
+    });
+    preferred.or_else(|| panels.iter().position(shows))
+}
+
+/// The metric families an expression selects.
+pub fn families(expr: &str) -> Vec<String> {
+    let mut out: Vec<String> = Vec::new();
+    for s in promql::selectors(expr) {
+        let f = family(&s.metric).to_string();
+        if !out.contains(&f) {
+            out.push(f);
+        }
+    }
+    out
+}
+
+/// The stream selector of the service's request lines, from the labels the
+/// shipper really sets (`logging.labels`).
+pub fn request_stream(m: &Manifest) -> String {
+    let labels = &m.logging.labels;
+    if labels.iter().any(|l| l == "logger") {
+        r#"{logger="telltale::http"}"#.to_string()
+    } else if let Some(l) = labels.first() {
+        format!("{{{l}=~\".+\"}}")
+    } else {
+        r#"{job=~".+"}"#.to_string()
+    }
+}
+
+/// Request-line fields a panel's series can be matched on: the field of
+/// the log line, and the metric label with the same value.
+const MATCHED: [(&str, &str); 3] = [
+    ("route", "path"),
+    ("method", "method"),
+    ("status", "status"),
+];
+
+/// The labels an expression's aggregations keep (`sum by (path, status)`).
+fn by_labels(expr: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut rest = expr;
+    while let Some(i) = rest.find("by") {
+        let after = rest[i + 2..].trim_start();
+        let word_start = i == 0
+            || !rest[..i]
+                .chars()
+                .last()
+                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
+        if word_start && after.starts_with('(') {
+            if let Some(end) = after.find(')') {
+                out.extend(after[1..end].split(',').map(|s| s.trim().to_string()));
+            }
+        }
+        rest = &rest[i + 2..];
+    }
+    out
+}
+
+/// A data link from an HTTP panel (one whose queries use an `http.*`
+/// metric) to Grafana Explore: the Loki query for the request lines of the
+/// series clicked (its route, and its method and status when the panel
+/// keeps them), over the panel's time range.
+pub fn logs_link(m: &Manifest, p: &Panel) -> Option<Json> {
+    if p.datasource != "prometheus" {
+        return None;
+    }
+    let http: Vec<&str> = m
+        .metrics
+        .iter()
+        .filter(|x| x.source.starts_with("http."))
+        .map(|x| x.name.as_str())
+        .collect();
+    let exprs: Vec<&str> = p.targets.iter().map(|t| t.expr.as_str()).collect();
+    if !exprs
+        .iter()
+        .any(|e| families(e).iter().any(|f| http.contains(&f.as_str())))
+    {
+        return None;
+    }
+    let kept: Vec<String> = exprs.iter().flat_map(|e| by_labels(e)).collect();
+    let fields = &m.logging.fields;
+    let mut query = format!("{} | json", request_stream(m));
+    for (field, label) in MATCHED {
+        // The route template is logged as `route`; without it, `path` (the
+        // raw path: the same for routes without parameters).
+        let field = if field == "route" && !fields.iter().any(|f| f == "route") {
+            "path"
+        } else {
+            field
+        };
+        if kept.iter().any(|k| k == label) && fields.iter().any(|f| f == field) {
+            query.push_str(&format!(" | {field}=\"${{__field.labels.{label}}}\""));
+        }
+    }
+    let pane = json!({
+        "a": {
+            "datasource": m.stack.datasources.loki,
+            "queries": [{
+                "refId": "A",
+                "datasource": {"type": "loki", "uid": m.stack.datasources.loki},
+                "expr": query,
+            }],
+            "range": {"from": "${__from}", "to": "${__to}"},
+        }
+    });
+    Some(json!({
+        "title": "Request logs",
+        "url": format!("/explore?schemaVersion=1&panes={pane}"),
+    }))
+}
+
+/// A stream selector matching every line of the service (any logger).
+fn any_stream(m: &Manifest) -> String {
+    match m.logging.labels.first() {
+        Some(l) => format!("{{{l}=~\".+\"}}"),
+        None => r#"{job=~".+"}"#.to_string(),
+    }
+}
+
+/// The Loki datasource's derived field: a `request_id` in a line links to
+/// every line of that request.
+pub fn request_id_field(m: &Manifest) -> Json {
+    json!({
+        "name": "request_id",
+        "matcherRegex": "\"request_id\":\"([^\"]+)\"",
+        "datasourceUid": m.stack.datasources.loki,
+        "url": format!("{} |= \"${{__value.raw}}\"", any_stream(m)),
+        "urlDisplayLabel": "Every line of this request",
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn by_labels_are_read_from_aggregations() {
+        assert_eq!(
+            by_labels("sum by (path, status) (rate(x[1m])) / sum by(path) (y)"),
+            ["path", "status", "path"]
+        );
+        assert!(by_labels("sum(rate(bytes_total[1m]))").is_empty());
+    }
+
+    #[test]
+    fn panel_ids_depend_on_titles_only() {
+        let panel = |t: &str| -> Panel {
+            serde_yaml::from_str(&format!(
+                "{{title: {t}, type: stat, datasource: prometheus, targets: [{{expr: x}}]}}"
+            ))
+            .unwrap()
+        };
+        let a = panel_ids(&[panel("A"), panel("B"), panel("C")]);
+        let b = panel_ids(&[panel("C"), panel("New"), panel("A")]);
+        assert_eq!((a[0], a[2]), (b[2], b[0]), "A and C keep their ids");
+        assert!(a.iter().all(|id| (1..=9999).contains(id)));
+    }
+}
