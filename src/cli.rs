@@ -1,4 +1,4 @@
-//! Command-line interface: `serve` (default), `validate`, `render`, `chaos`.
+//! Command-line interface: `serve` (default), `validate`, `render`, `chaos`, `verify`.
 
 use crate::model::{self, Model};
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +30,27 @@ pub enum Command {
     Render(RenderArgs),
     /// Send a seeded mix of good and bad requests to a running server and report.
     Chaos(ChaosArgs),
+    /// Run every panel query and rule of the manifest against a live
+    /// Prometheus (and Loki): which return data, and why the others do not.
+    Verify(VerifyArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    pub manifest: ManifestArg,
+    /// Base URL of the Prometheus to check, e.g. http://prometheus:9090.
+    #[arg(long)]
+    pub prometheus: String,
+    /// Base URL of a Loki: the log panels are checked too.
+    #[arg(long)]
+    pub loki: Option<String>,
+    /// Print the report as JSON.
+    #[arg(long)]
+    pub json: bool,
+    /// Per-query timeout.
+    #[arg(long, default_value = "10s")]
+    pub timeout: humantime::Duration,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -179,6 +200,18 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
             Err(code) => code,
         },
         Some(Command::Render(a)) => render(a, ctx),
+        Some(Command::Verify(a)) => match open(&a.manifest) {
+            Ok(m) => crate::verify::run(
+                &m,
+                crate::verify::Options {
+                    prometheus: a.prometheus,
+                    loki: a.loki,
+                    json: a.json,
+                    timeout: a.timeout.into(),
+                },
+            ),
+            Err(code) => code,
+        },
     }
 }
 

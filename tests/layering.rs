@@ -17,6 +17,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("server", vec!["manifest", "model", "logging"]),
         ("render", vec!["manifest", "model"]),
         ("chaos", vec!["manifest", "model"]),
+        ("verify", vec!["manifest", "model", "render"]),
         (
             "plugins",
             vec!["manifest", "model", "logging", "server", "render"],
@@ -25,7 +26,7 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         (
             "cli",
             vec![
-                "manifest", "model", "logging", "server", "render", "chaos", "plugins",
+                "manifest", "model", "logging", "server", "render", "chaos", "verify", "plugins",
             ],
         ),
         ("lib", vec!["app", "model", "plugins"]),
