@@ -74,9 +74,16 @@ pub struct ChaosArgs {
     /// Base URL of the server (default: http://127.0.0.1:<service.port>).
     #[arg(long)]
     pub target: Option<String>,
-    /// How many requests to send.
-    #[arg(long, default_value_t = 100)]
-    pub requests: usize,
+    /// How many requests to send (default 100, or rate × duration with --rate).
+    #[arg(long)]
+    pub requests: Option<usize>,
+    /// Sustained traffic at this many requests per second (with --duration),
+    /// so that the dashboard's rates move; without it, a burst.
+    #[arg(long)]
+    pub rate: Option<f64>,
+    /// How long sustained traffic lasts, e.g. 2m (with --rate).
+    #[arg(long, requires = "rate")]
+    pub duration: Option<humantime::Duration>,
     /// Requests in flight at once.
     #[arg(long, short = 'c', default_value_t = 4)]
     pub concurrency: usize,
@@ -111,6 +118,30 @@ pub struct ServeArgs {
     /// Listen port (overrides service.port; 0 picks a free one).
     #[arg(long)]
     pub port: Option<u16>,
+}
+
+/// How many requests `chaos` sends: `--requests`, else rate × duration
+/// with `--rate` (duration default 1m), else 100.
+fn chaos_requests(a: &ChaosArgs) -> Result<usize, String> {
+    match (a.requests, a.rate) {
+        (Some(_), Some(_)) if a.duration.is_some() => {
+            Err("give --requests or --rate with --duration, not both".into())
+        }
+        (Some(n), _) => Ok(n),
+        (None, Some(rate)) => {
+            let secs = a
+                .duration
+                .map_or(60.0, |d| std::time::Duration::from(d).as_secs_f64());
+            let n = (rate * secs).ceil();
+            if !(n >= 1.0 && n <= 1e6) {
+                return Err(format!(
+                    "--rate {rate} for {secs}s is {n} requests; it must be from 1 to 1000000"
+                ));
+            }
+            Ok(n as usize)
+        }
+        (None, None) => Ok(100),
+    }
 }
 
 /// What the commands run with: the kinds a manifest may name, and the
@@ -184,20 +215,28 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
             }
             Err(code) => code,
         },
-        Some(Command::Chaos(a)) => match open(&a.manifest) {
-            Ok(m) => crate::chaos::run(
-                &m,
-                crate::chaos::Options {
-                    target: a.target,
-                    requests: a.requests,
-                    concurrency: a.concurrency,
-                    bad_ratio: a.bad_ratio,
-                    seed: a.seed,
-                    json: a.json,
-                    timeout: a.timeout.into(),
-                },
-            ),
-            Err(code) => code,
+        Some(Command::Chaos(a)) => match (open(&a.manifest), chaos_requests(&a)) {
+            (_, Err(e)) => {
+                eprintln!("telltale chaos: {e}");
+                ExitCode::from(2)
+            }
+            (Ok(m), Ok(requests)) => {
+                eprintln!("telltale: manifest {}", m.origin());
+                crate::chaos::run(
+                    &m,
+                    crate::chaos::Options {
+                        target: a.target,
+                        requests,
+                        rate: a.rate,
+                        concurrency: a.concurrency,
+                        bad_ratio: a.bad_ratio,
+                        seed: a.seed,
+                        json: a.json,
+                        timeout: a.timeout.into(),
+                    },
+                )
+            }
+            (Err(code), _) => code,
         },
         Some(Command::Render(a)) => render(a, ctx),
         Some(Command::Verify(a)) => match open(&a.manifest) {
@@ -223,6 +262,7 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             return code;
         }
     };
+    eprintln!("telltale: manifest {}", model.origin());
     let log_dir = crate::render::log_dir_from(&model, &args.out);
     let files = match crate::render::render_all(&model, log_dir) {
         Ok(f) => f,
@@ -313,6 +353,7 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -246,3 +246,55 @@ fn an_unreachable_target_stops_with_a_clear_message() {
     assert_eq!(st.code(), Some(2));
     assert!(err.contains("--bad-ratio"), "{err}");
 }
+
+/// `--rate N --duration D`: sustained traffic, N per second for D, paced
+/// (the last request cannot leave before D has nearly passed), every one
+/// counted by the server; and which manifest was used is said.
+#[test]
+fn sustained_traffic_is_paced_at_its_rate() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let m = manifest.to_str().unwrap();
+    let srv = Server::start(&manifest, dir.path());
+    let before = requests_total(&srv);
+    let started = std::time::Instant::now();
+    let mut args = vec!["chaos", "--manifest", m, "--target"];
+    let target = srv.url("");
+    args.push(&target);
+    args.extend(["--json", "--seed", "7", "--rate", "40", "--duration", "2s"]);
+    let (st, out, err) = run(&args, dir.path());
+    let took = started.elapsed();
+    assert!(st.success(), "{out}{err}");
+    let v: Value = serde_json::from_str(&out).unwrap();
+    let sent: u64 = mix(&v).iter().map(|r| r.2).sum();
+    assert_eq!(sent, 80, "40/s for 2s");
+    // Request 79 leaves at 79/40 s = 1.975 s after the first.
+    assert!(
+        took.as_secs_f64() >= 1.9,
+        "80 requests at 40/s took {took:?}"
+    );
+    // Plus the first /metrics request, counted once it was answered.
+    assert_eq!(requests_total(&srv) - before, 81.0);
+    let path = std::fs::canonicalize(&manifest).unwrap();
+    assert!(
+        err.contains(&format!("telltale: manifest {}", path.display())),
+        "{err}"
+    );
+    // Both a count and a rate with a duration is refused.
+    let (st, _, err) = run(
+        &[
+            "chaos",
+            "--manifest",
+            m,
+            "--requests",
+            "5",
+            "--rate",
+            "5",
+            "--duration",
+            "1s",
+        ],
+        dir.path(),
+    );
+    assert_eq!(st.code(), Some(2));
+    assert!(err.contains("not both"), "{err}");
+}

@@ -189,7 +189,7 @@ async fn enforced_fields_are_required_and_objects_refuse_arrays() {
 
 #[test]
 fn schemathesis_finds_no_failures() {
-    let (_dir, srv) = start();
+    let (dir, srv) = start();
     let seconds = std::env::var("TELLTALE_FUZZ_SECONDS").unwrap_or_else(|_| "45".into());
     let out = Command::new(venv_bin("schemathesis"))
         .arg("--config-file")
@@ -204,6 +204,8 @@ fn schemathesis_finds_no_failures() {
         ])
         .args(["--request-timeout", "10"])
         .env("NO_COLOR", "1")
+        // Its cache (`.schemathesis/`) goes to the test's folder, not the repo.
+        .current_dir(dir.path())
         .output()
         .unwrap();
     let text = String::from_utf8_lossy(&out.stdout);

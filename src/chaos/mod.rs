@@ -34,7 +34,13 @@ pub struct Options {
     pub seed: Option<u64>,
     pub json: bool,
     pub timeout: Duration,
+    /// Sustained traffic: requests per second (the `requests` are then
+    /// spread over `requests / rate` seconds rather than sent at once).
+    pub rate: Option<f64>,
 }
+
+/// Most requests per second `--rate` takes.
+pub const MAX_RATE: f64 = 10_000.0;
 
 const MAX_REQUESTS: usize = 1_000_000;
 const MAX_CONCURRENCY: usize = 256;
@@ -51,6 +57,13 @@ fn check(o: &Options) -> Result<(), String> {
     }
     if o.timeout.is_zero() {
         return Err("--timeout must be positive".into());
+    }
+    if let Some(r) = o.rate {
+        if !(r > 0.0 && r <= MAX_RATE) {
+            return Err(format!(
+                "--rate must be above 0 and at most {MAX_RATE} requests/s"
+            ));
+        }
     }
     Ok(())
 }
@@ -162,6 +175,8 @@ async fn send_all(
     };
     let bar = progress(plan.len());
     let next = Arc::new(AtomicUsize::new(0));
+    let started = tokio::time::Instant::now();
+    let rate = o.rate;
     let stop = Arc::new(AtomicBool::new(false));
     let reason: Arc<Mutex<Option<String>>> = Arc::default();
     let results: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; plan.len()]));
@@ -184,6 +199,11 @@ async fn send_all(
                 }
                 let i = next.fetch_add(1, Ordering::AcqRel);
                 let Some(p) = plan.get(i) else { break };
+                // Sustained traffic: request i leaves at i / rate seconds.
+                if let Some(rate) = rate {
+                    let at = started + Duration::from_secs_f64(i as f64 / rate);
+                    tokio::time::sleep_until(at).await;
+                }
                 let outcome = send(&client, &target, p).await;
                 if outcome.1 {
                     stop.store(true, Ordering::Release);

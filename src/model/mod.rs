@@ -80,6 +80,20 @@ impl std::fmt::Debug for Model {
 }
 
 impl Model {
+    /// Which manifest this is, for people: its absolute path, or that it is
+    /// the copy compiled into the binary.
+    pub fn origin(&self) -> String {
+        match &self.source.base_dir {
+            None => format!(
+                "the manifest compiled into this binary ({}; no --manifest and no ./manifest.yaml)",
+                self.source.name
+            ),
+            Some(_) => std::fs::canonicalize(&self.source.name)
+                .map(|p| p.display().to_string())
+                .unwrap_or_else(|_| self.source.name.clone()),
+        }
+    }
+
     /// The declared metric called `name`.
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.manifest.metrics.iter().find(|m| m.name == name)
