@@ -133,7 +133,7 @@ fn chaos_requests(a: &ChaosArgs) -> Result<usize, String> {
                 .duration
                 .map_or(60.0, |d| std::time::Duration::from(d).as_secs_f64());
             let n = (rate * secs).ceil();
-            if !(n >= 1.0 && n <= 1e6) {
+            if !(1.0..=1e6).contains(&n) {
                 return Err(format!(
                     "--rate {rate} for {secs}s is {n} requests; it must be from 1 to 1000000"
                 ));
