@@ -102,6 +102,11 @@ impl HandlerCtx<'_> {
 pub trait HandlerKind: Send + Sync {
     /// The name used in `endpoints[].handler`.
     fn name(&self) -> &'static str;
+    /// The methods it can serve (upper case; HEAD goes with GET); `None`:
+    /// any. Another method in `endpoints[].method` is a located error.
+    fn methods(&self) -> Option<&'static [&'static str]> {
+        None
+    }
     /// Checks options and loads data.
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics>;
 }

@@ -17,6 +17,66 @@ use crate::model::annotation;
 /// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
 pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
 
+/// Panel types Grafana 11 ships (core panels).
+pub const PANEL_TYPES: &[&str] = &[
+    "alertlist", "annolist", "barchart", "bargauge", "candlestick", "canvas", "dashlist",
+    "datagrid", "flamegraph", "gauge", "geomap", "heatmap", "histogram", "logs", "news",
+    "nodeGraph", "piechart", "stat", "state-timeline", "status-history", "table", "text",
+    "timeseries", "traces", "trend", "xychart",
+];
+
+/// Grafana's unit ids (the common ones of every category); a custom unit
+/// is written `suffix:…`, `prefix:…`, `si:…`, `count:…`, `currency:…` or `time:…`.
+pub const UNITS: &[&str] = &[
+    "none", "short", "percent", "percentunit", "humidity", "dB", "hex0x", "hex", "sci", "locale",
+    "pixel", "ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtdurations", "dthms",
+    "dtdhms", "timeticks", "clockms", "clocks", "cps", "ops", "reqps", "rps", "wps", "iops",
+    "eventsps", "messagesps", "recps", "rowsps", "cpm", "opm", "rpm", "wpm", "eventspm",
+    "bits", "bytes", "kbytes", "mbytes", "gbytes", "tbytes", "pbytes", "decbits", "decbytes",
+    "deckbytes", "decmbytes", "decgbytes", "dectbytes", "decpbytes", "pps", "binBps", "Bps",
+    "binbps", "bps", "KiBs", "Kibits", "KBs", "Kbits", "MiBs", "Mibits", "MBs", "Mbits", "GiBs",
+    "Gibits", "GBs", "Gbits", "TiBs", "Tibits", "TBs", "Tbits", "bool", "bool_yes_no",
+    "bool_on_off", "currencyUSD", "currencyEUR", "currencyGBP", "currencyJPY", "celsius",
+    "fahrenheit", "kelvin", "hertz", "watt", "kwatt", "volt", "amp", "dateTimeAsIso",
+    "dateTimeAsUS", "dateTimeFromNow",
+];
+
+const CUSTOM_UNIT_PREFIXES: &[&str] = &["suffix:", "prefix:", "si:", "count:", "currency:", "time:"];
+
+/// Edit distance (Levenshtein, by characters), for "did you mean".
+fn distance(a: &str, b: &str) -> usize {
+    let b: Vec<char> = b.chars().collect();
+    let mut row: Vec<usize> = (0..=b.len()).collect();
+    for (i, ca) in a.chars().enumerate() {
+        let mut prev = row[0];
+        row[0] = i + 1;
+        for (j, cb) in b.iter().enumerate() {
+            let cur = row[j + 1];
+            row[j + 1] = if ca == *cb {
+                prev
+            } else {
+                1 + prev.min(row[j]).min(row[j + 1])
+            };
+            prev = cur;
+        }
+    }
+    row[b.len()]
+}
+
+/// The closest name of `set` to `name` (case-insensitive first).
+fn nearest<'a>(name: &str, set: &[&'a str]) -> &'a str {
+    set.iter()
+        .copied()
+        .min_by_key(|c| {
+            if c.eq_ignore_ascii_case(name) {
+                0
+            } else {
+                1 + distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase())
+            }
+        })
+        .unwrap_or("")
+}
+
 /// Series Prometheus itself writes for every scrape target (gauges).
 pub const SCRAPE_SERIES: &[&str] = &[
     "up",
@@ -103,6 +163,29 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
         if p.targets.is_empty() {
             errs.push(src.error(&at("targets"), "a panel needs at least one target"));
+        }
+        if !PANEL_TYPES.contains(&p.kind.as_str()) {
+            errs.push(src.error(
+                &at("type"),
+                format!(
+                    "unknown panel type {:?}: did you mean {:?}? (Grafana's: {})",
+                    p.kind,
+                    nearest(&p.kind, PANEL_TYPES),
+                    PANEL_TYPES.join(", ")
+                ),
+            ));
+        }
+        if !UNITS.contains(&p.unit.as_str())
+            && !CUSTOM_UNIT_PREFIXES.iter().any(|c| p.unit.starts_with(c))
+        {
+            errs.push(src.error(
+                &at("unit"),
+                format!(
+                    "unknown unit {:?}: did you mean {:?}? (or a custom unit such as \"suffix: items\")",
+                    p.unit,
+                    nearest(&p.unit, UNITS)
+                ),
+            ));
         }
         if !(1..=24).contains(&p.width) {
             errs.push(src.error(
@@ -388,6 +471,19 @@ fn check_json_target(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &
                 }
             ),
         ));
+    }
+}
+
+#[cfg(test)]
+mod nearest_tests {
+    use super::*;
+
+    #[test]
+    fn nearest_names_are_suggested() {
+        assert_eq!(nearest("timeserie", PANEL_TYPES), "timeseries");
+        assert_eq!(nearest("Stat", PANEL_TYPES), "stat");
+        assert_eq!(nearest("reqs", UNITS), "reqps");
+        assert_eq!(distance("kitten", "sitting"), 3);
     }
 }
 

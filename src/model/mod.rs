@@ -192,10 +192,25 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
                     registry.handler_names().join(", ")
                 ),
             )),
-            Some(kind) => match kind.prepare(&ctx) {
-                Ok(h) => handlers_out.push(h),
-                Err(e) => errs.extend(e),
-            },
+            Some(kind) => {
+                let method = ep.method.to_ascii_uppercase();
+                match kind.methods() {
+                    Some(allowed) if !allowed.contains(&method.as_str()) => {
+                        errs.push(src.error(
+                            &format!("endpoints[{i}].method"),
+                            format!(
+                                "handler kind {:?} serves {}, not {method}",
+                                ep.handler,
+                                allowed.join(", ")
+                            ),
+                        ))
+                    }
+                    _ => match kind.prepare(&ctx) {
+                        Ok(h) => handlers_out.push(h),
+                        Err(e) => errs.extend(e),
+                    },
+                }
+            }
         }
     }
 
@@ -650,7 +665,24 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
+    // Prometheus refuses two scrape configs with one job_name.
+    let mut jobs: std::collections::HashMap<&str, String> =
+        std::collections::HashMap::from([(m.service.name.as_str(), "service.name".to_string())]);
     for (i, t) in s.extra_targets.iter().enumerate() {
+        let at = format!("stack.extra_targets[{i}].job");
+        if t.job.trim().is_empty() {
+            errs.push(src.error(&at, "a job name is required"));
+        } else if let Some(first) = jobs.get(t.job.as_str()) {
+            errs.push(src.error(
+                &at,
+                format!(
+                    "job {:?} is already the job of {first}: Prometheus refuses two scrape configs with one job_name",
+                    t.job
+                ),
+            ));
+        } else {
+            jobs.insert(&t.job, format!("stack.extra_targets[{i}]"));
+        }
         for (j, addr) in t.targets.iter().enumerate() {
             let ok = addr
                 .rsplit_once(':')

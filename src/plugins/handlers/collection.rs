@@ -68,6 +68,9 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "collection"
     }
+    fn methods(&self) -> Option<&'static [&'static str]> {
+        Some(&["GET"])
+    }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         let opts: Options = ctx.options()?;
         if opts.max_limit == 0 || opts.default_limit == 0 || opts.default_limit > opts.max_limit {

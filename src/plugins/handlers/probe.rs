@@ -32,6 +32,9 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "probe"
     }
+    fn methods(&self) -> Option<&'static [&'static str]> {
+        Some(&["GET"])
+    }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
         let o: Options = ctx.options()?;

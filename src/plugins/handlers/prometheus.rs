@@ -16,6 +16,9 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "prometheus"
     }
+    fn methods(&self) -> Option<&'static [&'static str]> {
+        Some(&["GET"])
+    }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
         ctx.options::<NoOptions>()?;
