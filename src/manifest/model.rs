@@ -184,6 +184,48 @@ pub struct Metric {
     pub source: String,
     #[serde(default, skip_serializing_if = "is_null")]
     pub options: Value,
+    /// The alert derived from this metric (HighErrorRatio from the
+    /// `http.requests` counter, a low-stock alert from each
+    /// `collection.below_threshold` gauge, `<Objective>P95High` from the
+    /// `http.duration` histogram), tuned or turned off.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub alert: Option<DerivedAlert>,
+}
+
+/// `metrics[].alert`: one derived alert's settings; each unset field keeps
+/// the default from `rules`.
+#[derive(Debug, Clone, Deserialize, Serialize)]
+#[serde(deny_unknown_fields)]
+pub struct DerivedAlert {
+    /// `false` drops the alert (and its tests).
+    #[serde(default = "default_true")]
+    pub enabled: bool,
+    /// Its name (default: from the metric alone, so adding another metric
+    /// never renames it).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
+    /// The threshold: the 5xx share for HighErrorRatio, the item count for
+    /// a low-stock alert.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub threshold: Option<f64>,
+    /// How long the condition must hold.
+    #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
+    pub for_: Option<String>,
+    /// The `severity` label.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub severity: Option<String>,
+}
+
+impl Default for DerivedAlert {
+    fn default() -> Self {
+        DerivedAlert {
+            enabled: true,
+            name: None,
+            threshold: None,
+            for_: None,
+            severity: None,
+        }
+    }
 }
 
 /// One label of a metric: a name, or a name with its closed set of values.

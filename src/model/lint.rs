@@ -19,29 +19,134 @@ pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
 
 /// Panel types Grafana 11 ships (core panels).
 pub const PANEL_TYPES: &[&str] = &[
-    "alertlist", "annolist", "barchart", "bargauge", "candlestick", "canvas", "dashlist",
-    "datagrid", "flamegraph", "gauge", "geomap", "heatmap", "histogram", "logs", "news",
-    "nodeGraph", "piechart", "stat", "state-timeline", "status-history", "table", "text",
-    "timeseries", "traces", "trend", "xychart",
+    "alertlist",
+    "annolist",
+    "barchart",
+    "bargauge",
+    "candlestick",
+    "canvas",
+    "dashlist",
+    "datagrid",
+    "flamegraph",
+    "gauge",
+    "geomap",
+    "heatmap",
+    "histogram",
+    "logs",
+    "news",
+    "nodeGraph",
+    "piechart",
+    "stat",
+    "state-timeline",
+    "status-history",
+    "table",
+    "text",
+    "timeseries",
+    "traces",
+    "trend",
+    "xychart",
 ];
 
 /// Grafana's unit ids (the common ones of every category); a custom unit
 /// is written `suffix:…`, `prefix:…`, `si:…`, `count:…`, `currency:…` or `time:…`.
 pub const UNITS: &[&str] = &[
-    "none", "short", "percent", "percentunit", "humidity", "dB", "hex0x", "hex", "sci", "locale",
-    "pixel", "ns", "µs", "ms", "s", "m", "h", "d", "dtdurationms", "dtdurations", "dthms",
-    "dtdhms", "timeticks", "clockms", "clocks", "cps", "ops", "reqps", "rps", "wps", "iops",
-    "eventsps", "messagesps", "recps", "rowsps", "cpm", "opm", "rpm", "wpm", "eventspm",
-    "bits", "bytes", "kbytes", "mbytes", "gbytes", "tbytes", "pbytes", "decbits", "decbytes",
-    "deckbytes", "decmbytes", "decgbytes", "dectbytes", "decpbytes", "pps", "binBps", "Bps",
-    "binbps", "bps", "KiBs", "Kibits", "KBs", "Kbits", "MiBs", "Mibits", "MBs", "Mbits", "GiBs",
-    "Gibits", "GBs", "Gbits", "TiBs", "Tibits", "TBs", "Tbits", "bool", "bool_yes_no",
-    "bool_on_off", "currencyUSD", "currencyEUR", "currencyGBP", "currencyJPY", "celsius",
-    "fahrenheit", "kelvin", "hertz", "watt", "kwatt", "volt", "amp", "dateTimeAsIso",
-    "dateTimeAsUS", "dateTimeFromNow",
+    "none",
+    "short",
+    "percent",
+    "percentunit",
+    "humidity",
+    "dB",
+    "hex0x",
+    "hex",
+    "sci",
+    "locale",
+    "pixel",
+    "ns",
+    "µs",
+    "ms",
+    "s",
+    "m",
+    "h",
+    "d",
+    "dtdurationms",
+    "dtdurations",
+    "dthms",
+    "dtdhms",
+    "timeticks",
+    "clockms",
+    "clocks",
+    "cps",
+    "ops",
+    "reqps",
+    "rps",
+    "wps",
+    "iops",
+    "eventsps",
+    "messagesps",
+    "recps",
+    "rowsps",
+    "cpm",
+    "opm",
+    "rpm",
+    "wpm",
+    "eventspm",
+    "bits",
+    "bytes",
+    "kbytes",
+    "mbytes",
+    "gbytes",
+    "tbytes",
+    "pbytes",
+    "decbits",
+    "decbytes",
+    "deckbytes",
+    "decmbytes",
+    "decgbytes",
+    "dectbytes",
+    "decpbytes",
+    "pps",
+    "binBps",
+    "Bps",
+    "binbps",
+    "bps",
+    "KiBs",
+    "Kibits",
+    "KBs",
+    "Kbits",
+    "MiBs",
+    "Mibits",
+    "MBs",
+    "Mbits",
+    "GiBs",
+    "Gibits",
+    "GBs",
+    "Gbits",
+    "TiBs",
+    "Tibits",
+    "TBs",
+    "Tbits",
+    "bool",
+    "bool_yes_no",
+    "bool_on_off",
+    "currencyUSD",
+    "currencyEUR",
+    "currencyGBP",
+    "currencyJPY",
+    "celsius",
+    "fahrenheit",
+    "kelvin",
+    "hertz",
+    "watt",
+    "kwatt",
+    "volt",
+    "amp",
+    "dateTimeAsIso",
+    "dateTimeAsUS",
+    "dateTimeFromNow",
 ];
 
-const CUSTOM_UNIT_PREFIXES: &[&str] = &["suffix:", "prefix:", "si:", "count:", "currency:", "time:"];
+const CUSTOM_UNIT_PREFIXES: &[&str] =
+    &["suffix:", "prefix:", "si:", "count:", "currency:", "time:"];
 
 /// Edit distance (Levenshtein, by characters), for "did you mean".
 fn distance(a: &str, b: &str) -> usize {
@@ -376,9 +481,78 @@ fn check_windows(src: &Source, path: &str, expr: &str, scrape: u64, errs: &mut D
     }
 }
 
+/// `metrics[i].alert`: the metric derives an alert, and the settings fit it.
+fn check_derived(
+    src: &Source,
+    m: &Manifest,
+    i: usize,
+    metric: &crate::manifest::Metric,
+    a: &crate::manifest::DerivedAlert,
+    errs: &mut Diagnostics,
+) {
+    let at = |f: &str| format!("metrics[{i}].alert.{f}");
+    let latency = m
+        .objectives
+        .iter()
+        .any(|o| o.metric == metric.name && o.kind == crate::manifest::ObjectiveKind::Latency);
+    let kind = match metric.source.as_str() {
+        "http.requests" if metric.labels.iter().any(|l| l.name == "status") => "error-ratio",
+        "collection.below_threshold" => "low-stock",
+        "http.duration" if latency => "p95",
+        _ => {
+            errs.push(src.error(
+                &format!("metrics[{i}].alert"),
+                format!(
+                    "no alert is derived from {:?} (source {}): only the http.requests counter with a status label, \
+                     collection.below_threshold gauges and http.duration histograms of latency objectives derive one",
+                    metric.name, metric.source
+                ),
+            ));
+            return;
+        }
+    };
+    if let Some(n) = &a.name {
+        if kind == "p95" {
+            errs.push(src.error(
+                &at("name"),
+                "a P95High alert is named after its objective (<Objective>P95High)",
+            ));
+        } else if !crate::model::is_metric_name(n) || n.contains(':') {
+            errs.push(src.error(&at("name"), format!("{n:?} is not a valid alert name")));
+        }
+    }
+    if let Some(t) = a.threshold {
+        match kind {
+            "error-ratio" if !(t > 0.0 && t < 1.0) => errs.push(src.error(
+                &at("threshold"),
+                format!("{t} must be a share of requests between 0 and 1 (exclusive)"),
+            )),
+            "low-stock" if !t.is_finite() || t < 0.0 => {
+                errs.push(src.error(&at("threshold"), "must be a number of items >= 0"))
+            }
+            "p95" => errs.push(src.error(
+                &at("threshold"),
+                "a P95High alert's threshold is its objective's threshold_seconds",
+            )),
+            _ => {}
+        }
+    }
+    if let Some(f) = &a.for_ {
+        check_duration(src, &at("for"), f, errs);
+    }
+    if a.severity.as_deref().is_some_and(|s| s.trim().is_empty()) {
+        errs.push(src.error(&at("severity"), "must not be empty"));
+    }
+}
+
 fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let r = &m.rules;
     check_url_pattern(src, "rules.runbook_url", &r.runbook_url, errs);
+    for (i, metric) in m.metrics.iter().enumerate() {
+        if let Some(a) = &metric.alert {
+            check_derived(src, m, i, metric, a, errs);
+        }
+    }
     if let Some(g) = &m.stack.grafana_url {
         if !(g.starts_with("http://") || g.starts_with("https://")) {
             errs.push(src.error("stack.grafana_url", format!("{g:?} is not an http(s) URL")));

@@ -195,16 +195,14 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
             Some(kind) => {
                 let method = ep.method.to_ascii_uppercase();
                 match kind.methods() {
-                    Some(allowed) if !allowed.contains(&method.as_str()) => {
-                        errs.push(src.error(
-                            &format!("endpoints[{i}].method"),
-                            format!(
-                                "handler kind {:?} serves {}, not {method}",
-                                ep.handler,
-                                allowed.join(", ")
-                            ),
-                        ))
-                    }
+                    Some(allowed) if !allowed.contains(&method.as_str()) => errs.push(src.error(
+                        &format!("endpoints[{i}].method"),
+                        format!(
+                            "handler kind {:?} serves {}, not {method}",
+                            ep.handler,
+                            allowed.join(", ")
+                        ),
+                    )),
                     _ => match kind.prepare(&ctx) {
                         Ok(h) => handlers_out.push(h),
                         Err(e) => errs.extend(e),

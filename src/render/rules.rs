@@ -240,6 +240,11 @@ fn option(metric: &Metric, key: &str) -> Option<String> {
     }
 }
 
+/// A metric's derived-alert settings (`metrics[].alert`), or the defaults.
+fn tuning(metric: &Metric) -> crate::manifest::DerivedAlert {
+    metric.alert.clone().unwrap_or_default()
+}
+
 /// Builds every group and test.
 pub fn build(m: &Manifest) -> Result<RuleSet, String> {
     let job = super::stack::service_job(m);
@@ -376,25 +381,31 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         .metrics
         .iter()
         .find(|x| x.source == "http.requests" && x.labels.iter().any(|l| l == "status"));
-    if let Some(c) = http {
-        let c = &c.name;
-        let pct = num(r.error_ratio * 100.0);
+    if let Some((metric, tune)) = http.map(|c| (c, tuning(c))).filter(|(_, t)| t.enabled) {
+        let c = &metric.name;
+        let ratio = tune.threshold.unwrap_or(r.error_ratio);
+        let for_ = tune
+            .for_
+            .clone()
+            .unwrap_or_else(|| r.error_ratio_for.clone());
+        let pct = num(ratio * 100.0);
+        // Of 10 requests a second, enough 5xx to be above the threshold.
+        let errors = ((ratio * 10.0).floor() as u32 + 1).min(10);
         AlertSpec {
-            name: "HighErrorRatio".into(),
+            name: tune.name.clone().unwrap_or_else(|| "HighErrorRatio".into()),
             expr: format!(
                 "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",
-                num(r.error_ratio)
+                num(ratio)
             ),
-            for_: Some(r.error_ratio_for.clone()),
-            severity: "critical".into(),
+            for_: Some(for_.clone()),
+            severity: tune.severity.clone().unwrap_or_else(|| "critical".into()),
             summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
             description: format!(
-                "The share of 5xx responses in {c} of {{{{ $labels.job }}}} over {w} has been above {pct}% for {}.",
-                r.error_ratio_for
+                "The share of 5xx responses in {c} of {{{{ $labels.job }}}} over {w} has been above {pct}% for {for_}.",
             ),
             firing: vec![
-                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), "0+6x30"),
-                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), "0+4x30"),
+                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), &format!("0+{errors}x30")),
+                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), &format!("0+{}x30", 10 - errors)),
             ],
             quiet: vec![
                 series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), "0x30"),
@@ -402,7 +413,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             ],
             fired_labels: labels(&[("job", job)]),
             value: None,
-            eval_time: after(&r.error_ratio_for, 600),
+            eval_time: after(&for_, 600),
             metrics: vec![c.clone()],
             prefer: Some("status"),
             panel: None,
@@ -416,6 +427,16 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         .filter(|o| o.kind == ObjectiveKind::Latency)
     {
         let h = &o.metric;
+        let tune = m
+            .metrics
+            .iter()
+            .find(|x| &x.name == h)
+            .map(tuning)
+            .unwrap_or_default();
+        if !tune.enabled {
+            continue;
+        }
+        let for_ = tune.for_.clone().unwrap_or_else(|| r.latency_for.clone());
         let t = o.threshold_seconds.unwrap_or_default();
         let buckets = m
             .metrics
@@ -435,18 +456,17 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
                 num(t)
             ),
-            for_: Some(r.latency_for.clone()),
-            severity: "warning".into(),
+            for_: Some(for_.clone()),
+            severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
             summary: format!(
                 "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
                 num(t),
                 o.name
             ),
             description: format!(
-                "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {}.",
+                "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {for_}.",
                 o.name,
                 num(t),
-                r.latency_for
             ),
             firing: vec![
                 series(b(&num(t)), "0+1x40"),
@@ -460,7 +480,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             ],
             fired_labels: labels(&[("job", job)]),
             value: None,
-            eval_time: after(&r.latency_for, 600),
+            eval_time: after(&for_, 600),
             metrics: vec![h.clone()],
             prefer: None,
             panel: None,
@@ -474,31 +494,37 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         .filter(|x| x.source == "collection.below_threshold")
         .collect();
     for g in &low {
-        let name = if low.len() == 1 {
-            "LowStock".to_string()
-        } else {
-            format!("LowStock{}", camel(&g.name))
-        };
+        let tune = tuning(g);
+        if !tune.enabled {
+            continue;
+        }
+        // From the gauge alone: another gauge never renames it.
+        let name = tune
+            .name
+            .clone()
+            .unwrap_or_else(|| camel(g.name.strip_suffix("_total").unwrap_or(&g.name)));
+        let above_n = tune.threshold.unwrap_or(r.low_stock_above);
+        let for_ = tune.for_.clone().unwrap_or_else(|| r.low_stock_for.clone());
         let endpoint = option(g, "endpoint").unwrap_or_else(|| "the collection".into());
         let field = option(g, "field").unwrap_or_else(|| "stock".into());
         let threshold = option(g, "threshold").unwrap_or_else(|| "its threshold".into());
-        let above = num(r.low_stock_above);
+        let above = num(above_n);
         let s = format!("{}{{{sel}, {instance}}}", g.name);
         AlertSpec {
             name,
             expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
-            for_: Some(r.low_stock_for.clone()),
-            severity: "warning".into(),
+            for_: Some(for_.clone()),
+            severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
             summary: format!("More than {above} items of {endpoint} are low on {field}"),
             description: format!(
-                "{{{{ $labels.instance }}}}: more than {above} items of {endpoint} have {field} below {threshold} ({} has been above {above} for {}).",
-                g.name, r.low_stock_for
+                "{{{{ $labels.instance }}}}: more than {above} items of {endpoint} have {field} below {threshold} ({} has been above {above} for {for_}).",
+                g.name
             ),
-            firing: vec![series(s.clone(), "8x30")],
-            quiet: vec![series(s, "2x30")],
+            firing: vec![series(s.clone(), &format!("{}x30", num(above_n.floor() + 3.0)))],
+            quiet: vec![series(s, &format!("{}x30", num((above_n / 2.0).floor())))],
             fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
             value: None,
-            eval_time: after(&r.low_stock_for, 300),
+            eval_time: after(&for_, 300),
             metrics: vec![g.name.clone()],
             prefer: None,
             panel: None,
