@@ -1,4 +1,4 @@
-//! Command-line interface: `serve` (default), `validate`, `render`, `chaos`, `verify`.
+//! Command-line interface: `serve` (default), `validate`, `render`, `chaos`, `verify`, `schema`.
 
 use crate::model::{self, Model};
 use clap::{Args, Parser, Subcommand};
@@ -30,6 +30,8 @@ pub enum Command {
     Render(RenderArgs),
     /// Send a seeded mix of good and bad requests to a running server and report.
     Chaos(ChaosArgs),
+    /// Print the JSON Schema of manifest.yaml (for editors; render writes it too).
+    Schema,
     /// Run every panel query and rule of the manifest against a live
     /// Prometheus (and Loki): which return data, and why the others do not.
     Verify(VerifyArgs),
@@ -239,6 +241,10 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
             (Err(code), _) => code,
         },
         Some(Command::Render(a)) => render(a, ctx),
+        Some(Command::Schema) => {
+            print!("{}", crate::manifest::schema());
+            ExitCode::SUCCESS
+        }
         Some(Command::Verify(a)) => match open(&a.manifest) {
             Ok(m) => crate::verify::run(
                 &m,

@@ -7,17 +7,6 @@ use common::*;
 use serde_json::{json, Value};
 use std::process::Command;
 
-/// A tool of the git-ignored venv that scripts/install-test-deps fills.
-fn venv_bin(tool: &str) -> std::path::PathBuf {
-    let p = repo().join(".venv/bin").join(tool);
-    assert!(
-        p.exists(),
-        "{} is missing: run scripts/install-test-deps",
-        p.display()
-    );
-    p
-}
-
 /// The default manifest plus a templated route, served.
 fn start() -> (tempfile::TempDir, Server) {
     let dir = tempdir();

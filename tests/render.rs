@@ -16,6 +16,7 @@ const RENDERED: &[&str] = &[
     "grafana/dashboards/ecommerce-api.json",
     "grafana/provisioning/dashboards/dashboards.yml",
     "grafana/provisioning/datasources/datasources.yml",
+    "manifest.schema.json",
     "prometheus/alerts.test.yml",
     "prometheus/alerts.yml",
     "prometheus/prometheus.yml",
@@ -44,7 +45,17 @@ fn renders_every_file_with_a_do_not_edit_notice() {
     for f in RENDERED {
         let text = read(&r.out.join(f));
         let notice = "Generated from manifest.yaml by `telltale render`. Do not edit";
-        if f.ends_with(".json") {
+        if *f == "manifest.schema.json" {
+            // From the manifest's types, not from manifest.yaml.
+            let comment = json(&r.out.join(f))["$comment"]
+                .as_str()
+                .unwrap()
+                .to_string();
+            assert!(
+                comment.starts_with("Generated from telltale's manifest types"),
+                "{comment}"
+            );
+        } else if f.ends_with(".json") {
             assert!(json(&r.out.join(f))["description"]
                 .as_str()
                 .unwrap()
@@ -305,7 +316,7 @@ fn check_reports_changed_missing_and_extra_files() {
     let r = rendered_default();
     let (st, out, _) = render(&r.manifest, &r.out, &["--check"]);
     assert!(st.success());
-    assert!(out.contains("up to date (9 files)"), "{out}");
+    assert!(out.contains("up to date (10 files)"), "{out}");
 
     let prom = r.out.join("prometheus/prometheus.yml");
     let text = read(&prom);

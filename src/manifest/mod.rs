@@ -13,3 +13,18 @@ pub mod spans;
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load_embedded, load_file, load_str, Loaded, Source};
 pub use model::*;
+
+/// The JSON Schema (draft 2020-12) of `manifest.yaml`, generated from
+/// [`Manifest`] and the types below it: their doc comments are its
+/// descriptions. `telltale schema` prints it; `render` writes it.
+pub fn schema() -> String {
+    let mut schema = schemars::schema_for!(Manifest);
+    schema.insert("title".into(), "telltale manifest.yaml".into());
+    schema.insert(
+        "$comment".into(),
+        "Generated from telltale's manifest types by `telltale schema` (and `telltale render`). Do not edit.".into(),
+    );
+    let mut text = serde_json::to_string_pretty(&schema).unwrap_or_default();
+    text.push('\n');
+    text
+}

@@ -5,11 +5,12 @@
 //! `metrics[].options`) stay as raw YAML here and are parsed by the plugin
 //! kind that owns them, with the same strictness.
 
+use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
 /// The whole manifest.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub service: Service,
@@ -34,7 +35,7 @@ pub struct Manifest {
 }
 
 /// `service`: who the server is and where it listens.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Service {
     pub name: String,
@@ -69,7 +70,7 @@ pub struct Service {
 }
 
 /// `service.limits`: what one connection may hold, and how many may be open.
-#[derive(Debug, Clone, Copy, Deserialize, Serialize, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Deserialize, Serialize, JsonSchema, PartialEq, Eq)]
 #[serde(deny_unknown_fields, default)]
 pub struct ConnectionLimits {
     /// From a request's first byte to the end of its headers; a client
@@ -115,7 +116,7 @@ fn default_data_limit() -> u64 {
 }
 
 /// `endpoints[]`: one HTTP route served by a handler kind.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Endpoint {
     /// Route template, e.g. `/products` or `/products/{id}`.
@@ -132,6 +133,7 @@ pub struct Endpoint {
     pub handler: String,
     /// Kind-specific options, validated by the kind.
     #[serde(default, skip_serializing_if = "is_null")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub options: Value,
     /// Data file (YAML or JSON), relative to the manifest's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -147,7 +149,7 @@ pub(crate) fn is_null(v: &Value) -> bool {
 }
 
 /// Prometheus metric type.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum MetricType {
     Counter,
@@ -166,7 +168,7 @@ impl MetricType {
 }
 
 /// `metrics[]`: one Prometheus family fed by a metric source kind.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Metric {
     pub name: String,
@@ -183,6 +185,7 @@ pub struct Metric {
     /// Name of a registered metric source kind (see `telltale::plugins::metrics`).
     pub source: String,
     #[serde(default, skip_serializing_if = "is_null")]
+    #[schemars(with = "Option<serde_json::Value>")]
     pub options: Value,
     /// The alert derived from this metric (HighErrorRatio from the
     /// `http.requests` counter, a low-stock alert from each
@@ -194,7 +197,7 @@ pub struct Metric {
 
 /// `metrics[].alert`: one derived alert's settings; each unset field keeps
 /// the default from `rules`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DerivedAlert {
     /// `false` drops the alert (and its tests).
@@ -308,6 +311,31 @@ impl<'de> Deserialize<'de> for Label {
     }
 }
 
+/// In the schema, a label is its name, or a mapping with its values.
+impl JsonSchema for Label {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "Label".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A label name, or (for `source: app`) `{name, values, fallback}`: its closed set of values and what any other value counts as (default `other`).",
+            "anyOf": [
+                {"type": "string"},
+                {
+                    "type": "object",
+                    "additionalProperties": false,
+                    "required": ["name"],
+                    "properties": {
+                        "name": {"type": "string"},
+                        "values": {"type": "array", "items": {"type": "string"}},
+                        "fallback": {"type": "string"}
+                    }
+                }
+            ]
+        })
+    }
+}
+
 impl Serialize for Label {
     fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
         use serde::ser::SerializeMap;
@@ -325,7 +353,7 @@ impl Serialize for Label {
 }
 
 /// Log file rotation period.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Rotation {
     Minutely,
@@ -336,7 +364,7 @@ pub enum Rotation {
 }
 
 /// `logging`: where JSON logs go and which fields Loki indexes.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Logging {
     /// `false` turns every log line off (console and file); metrics are
@@ -434,7 +462,7 @@ fn default_log_labels() -> Vec<String> {
 }
 
 /// `dashboard`: the Grafana dashboard rendered from the manifest.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Dashboard {
     #[serde(default = "default_dash_uid")]
@@ -477,7 +505,7 @@ fn default_time_from() -> String {
 }
 
 /// `dashboard.panels[]`.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Panel {
     pub title: String,
@@ -513,7 +541,7 @@ fn default_height() -> u32 {
     8
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct PanelTarget {
     pub expr: String,
@@ -521,7 +549,7 @@ pub struct PanelTarget {
     pub legend: String,
 }
 
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Threshold {
     /// `null`/absent for the base step.
@@ -531,7 +559,7 @@ pub struct Threshold {
 }
 
 /// Objective kind.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum ObjectiveKind {
     /// Share of requests that are not 5xx.
@@ -541,7 +569,7 @@ pub enum ObjectiveKind {
 }
 
 /// `objectives[]`: an SLO, source of burn-rate alerts.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Objective {
     pub name: String,
@@ -565,7 +593,7 @@ fn default_slo_window() -> String {
 }
 
 /// `alerts[]`: a hand-written alert rule (burn-rate alerts are generated from `objectives`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Alert {
     pub name: String,
@@ -591,7 +619,7 @@ pub struct Alert {
 }
 
 /// `alerts[].test`: input series for the promtool unit test of a hand-written alert.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct AlertTest {
     /// Series under which the alert fires at `eval_time`.
@@ -611,7 +639,7 @@ pub struct AlertTest {
 
 /// One promtool input series: `series` selector and expanding `values` notation
 /// (one sample per minute, e.g. `95x30` or `0+10x60`).
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct TestSeries {
     pub series: String,
@@ -619,7 +647,7 @@ pub struct TestSeries {
 }
 
 /// `rules`: thresholds of the alerts derived from the metrics and objectives.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct RuleSettings {
     /// Range of the `rate()` in derived alerts.
@@ -662,7 +690,7 @@ fn default_severity() -> String {
 }
 
 /// Which log shipper docker-compose runs.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Shipper {
     Promtail,
@@ -671,7 +699,7 @@ pub enum Shipper {
 }
 
 /// Where docker-compose publishes the stack's ports on the host.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
 #[serde(rename_all = "lowercase")]
 pub enum Publish {
     /// On 127.0.0.1 only: Prometheus (with its lifecycle API), Loki and the
@@ -693,7 +721,7 @@ impl Publish {
 }
 
 /// `stack`: ports, images and settings of the monitoring containers.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct Stack {
     /// How containers reach the host running telltale.
@@ -749,7 +777,7 @@ impl Default for Stack {
 }
 
 /// One container of the stack.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct Component {
     pub image: String,
@@ -766,7 +794,7 @@ impl Component {
 }
 
 /// An extra Prometheus scrape job.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct ScrapeTarget {
     pub job: String,
@@ -774,7 +802,7 @@ pub struct ScrapeTarget {
 }
 
 /// Pinned Grafana datasource uids.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct DatasourceUids {
     pub prometheus: String,
@@ -793,7 +821,7 @@ impl Default for DatasourceUids {
 }
 
 /// `datasource`: what the Grafana JSON datasource (`grafana_json` endpoints) serves.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasourceSection {
     /// How often series are sampled, e.g. `5s` (100ms to 1h).
@@ -825,7 +853,7 @@ impl Default for DatasourceSection {
 
 /// `datasource.limits`: the most one `/query` (or `/annotations`) request
 /// may ask for, so that no request costs more than a bounded amount.
-#[derive(Debug, Clone, Deserialize, Serialize, PartialEq)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema, PartialEq)]
 #[serde(deny_unknown_fields, default)]
 pub struct QueryLimits {
     /// Targets in one query (`targets[]`); more is a 400.
@@ -860,7 +888,7 @@ fn default_retention() -> usize {
 }
 
 /// `datasource.annotations`: the bounded event store.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
 pub struct AnnotationSettings {
     /// Events kept; the oldest is dropped first.
@@ -883,7 +911,7 @@ impl Default for AnnotationSettings {
 }
 
 /// What a datasource target returns.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "lowercase")]
 pub enum DatasourceTargetKind {
     /// A time series sampled into the ring buffer.
@@ -895,7 +923,7 @@ pub enum DatasourceTargetKind {
 }
 
 /// How a series target turns a metric into one number per sample.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum SeriesStat {
     /// Per-second increase of a counter (all its series summed).
@@ -909,7 +937,7 @@ pub enum SeriesStat {
 }
 
 /// Event kinds the server records as annotations.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize, Serialize, JsonSchema)]
 #[serde(rename_all = "snake_case")]
 pub enum EventKind {
     Startup,
@@ -933,7 +961,7 @@ impl EventKind {
 }
 
 /// `datasource.targets[]`: one name Grafana can query.
-#[derive(Debug, Clone, Deserialize, Serialize)]
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
 pub struct DatasourceTarget {
     /// What panels put in `targets[].expr` (letters, digits, `_`, `-`, `.`).

@@ -237,3 +237,14 @@ pub fn log_lines(dir: &Path) -> Vec<serde_json::Value> {
     }
     lines
 }
+
+/// A tool of the git-ignored venv that scripts/install-test-deps fills.
+pub fn venv_bin(tool: &str) -> PathBuf {
+    let p = repo().join(".venv/bin").join(tool);
+    assert!(
+        p.exists(),
+        "{} is missing: run scripts/install-test-deps",
+        p.display()
+    );
+    p
+}

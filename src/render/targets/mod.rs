@@ -11,6 +11,7 @@ mod compose;
 pub(crate) mod grafana_dashboard;
 mod grafana_dashboard_provider;
 mod grafana_datasources;
+mod manifest_schema;
 mod prometheus_config;
 mod prometheus_rule_tests;
 mod prometheus_rules;
@@ -27,6 +28,7 @@ pub static TARGETS: &[&dyn RenderTarget] = &[
     &grafana_dashboard_provider::Target,
     &grafana_dashboard::Target,
     &compose::Target,
+    &manifest_schema::Target,
 ];
 
 /// One kind of output file.

@@ -1,0 +1,23 @@
+//! `manifest.schema.json`: the JSON Schema of `manifest.yaml`, generated
+//! from the manifest's types (their doc comments are its descriptions), so
+//! that an editor completes and checks the file (`manifest.yaml` names it in
+//! its `yaml-language-server` comment) and `render --check` keeps it current.
+
+use crate::render::Ctx;
+
+pub struct Target;
+
+/// Where it is written, relative to the output directory.
+pub const PATH: &str = "manifest.schema.json";
+
+impl super::RenderTarget for Target {
+    fn name(&self) -> &'static str {
+        "manifest-schema"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        &[]
+    }
+    fn render(&self, _ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
+        Ok(vec![(PATH.into(), crate::manifest::schema())])
+    }
+}
