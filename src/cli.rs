@@ -74,6 +74,7 @@ pub struct ChaosArgs {
     #[command(flatten)]
     pub manifest: ManifestArg,
     /// Base URL of the server (default: http://127.0.0.1:<service.port>).
+    /// Without --manifest, its /openapi.json must list the manifest's endpoints.
     #[arg(long)]
     pub target: Option<String>,
     /// How many requests to send (default 100, or rate × duration with --rate).
@@ -230,6 +231,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                         target: a.target,
                         requests,
                         rate: a.rate,
+                        manifest_given: a.manifest.manifest.is_some(),
                         concurrency: a.concurrency,
                         bad_ratio: a.bad_ratio,
                         seed: a.seed,

@@ -298,3 +298,48 @@ fn sustained_traffic_is_paced_at_its_rate() {
     assert_eq!(st.code(), Some(2));
     assert!(err.contains("not both"), "{err}");
 }
+
+/// Without --manifest (run from a folder with no manifest.yaml, so the
+/// embedded demo is used), chaos checks the target's /openapi.json: another
+/// API is refused (exit 2, both differences named); the same API passes.
+#[test]
+fn without_a_manifest_chaos_refuses_a_server_with_another_api() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    edit(
+        &manifest,
+        "endpoints:\n",
+        "endpoints:\n  - path: /orders\n    summary: Orders\n    handler: info\n",
+    );
+    let other = Server::start(&manifest, dir.path());
+    let elsewhere = tempdir();
+    let target = other.url("");
+    let (st, out, err) = run(
+        &["chaos", "--target", &target, "--requests", "5"],
+        elsewhere.path(),
+    );
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    assert!(
+        err.contains("serves another API than the manifest compiled into this binary"),
+        "{err}"
+    );
+    assert!(err.contains("only on the server: [GET /orders]"), "{err}");
+
+    let same_dir = tempdir();
+    let same = copy_default_manifest(same_dir.path());
+    let demo = Server::start(&same, same_dir.path());
+    let target = demo.url("");
+    let (st, out, err) = run(
+        &[
+            "chaos",
+            "--target",
+            &target,
+            "--requests",
+            "20",
+            "--seed",
+            "3",
+        ],
+        elsewhere.path(),
+    );
+    assert!(st.success(), "{out}{err}");
+}

@@ -34,6 +34,9 @@ pub struct Options {
     pub seed: Option<u64>,
     pub json: bool,
     pub timeout: Duration,
+    /// The manifest was named with `--manifest`; otherwise the target's own
+    /// `/openapi.json` must list the same operations as the manifest used.
+    pub manifest_given: bool,
     /// Sustained traffic: requests per second (the `requests` are then
     /// spread over `requests / rate` seconds rather than sent at once).
     pub rate: Option<f64>,
@@ -113,6 +116,11 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
             "cannot reach {target} ({e}); is the server running? (telltale serve)"
         ));
     }
+    if !o.manifest_given {
+        if let Err(e) = rt.block_on(same_api(model, &target, o.timeout)) {
+            return fail(e);
+        }
+    }
     let (outcomes, aborted) = rt.block_on(send_all(planned.clone(), &target, &o));
     let meta = Meta {
         target: target.clone(),
@@ -140,6 +148,69 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         (None, true) => ExitCode::SUCCESS,
         (None, false) => ExitCode::FAILURE,
     }
+}
+
+/// The operations (`GET /products`, ...) the target's `/openapi.json` lists
+/// are those of `model`: without `--manifest`, chaos must not test one
+/// service's endpoints against another (run from another folder, it would
+/// use the demo manifest).
+async fn same_api(model: &Model, target: &str, timeout: Duration) -> Result<(), String> {
+    let url = format!("{target}/openapi.json");
+    let client = reqwest::Client::builder()
+        .timeout(timeout)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let doc: serde_json::Value = client
+        .get(&url)
+        .send()
+        .await
+        .and_then(|r| r.error_for_status())
+        .map_err(|e| format!("cannot read {url} to check which API it serves: {e}"))?
+        .json()
+        .await
+        .map_err(|e| format!("{url} is not an OpenAPI document: {e}"))?;
+    let served: std::collections::BTreeSet<String> = doc["paths"]
+        .as_object()
+        .into_iter()
+        .flatten()
+        .flat_map(|(path, ops)| {
+            ops.as_object()
+                .into_iter()
+                .flatten()
+                .map(move |(m, _)| format!("{} {path}", m.to_ascii_uppercase()))
+        })
+        .collect();
+    let declared: std::collections::BTreeSet<String> = model
+        .manifest
+        .endpoints
+        .iter()
+        .map(|e| format!("{} {}", e.method.to_ascii_uppercase(), e.path))
+        .collect();
+    if served == declared {
+        return Ok(());
+    }
+    let list = |v: Vec<&String>| {
+        let n = v.len();
+        let shown: Vec<&str> = v.into_iter().take(5).map(String::as_str).collect();
+        format!(
+            "{}{}",
+            shown.join(", "),
+            if n > 5 {
+                format!(" (+{} more)", n - 5)
+            } else {
+                String::new()
+            }
+        )
+    };
+    let only_served: Vec<&String> = served.difference(&declared).collect();
+    let only_declared: Vec<&String> = declared.difference(&served).collect();
+    Err(format!(
+        "{target} serves another API than {}: only on the server: [{}]; only in the manifest: [{}]. \
+         Pass --manifest with the server's own manifest",
+        model.origin(),
+        list(only_served),
+        list(only_declared)
+    ))
 }
 
 /// A TCP connect (not an HTTP request, so the server's counters are untouched).
