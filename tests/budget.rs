@@ -55,7 +55,16 @@ fn over_the_series_limit_is_a_located_error_naming_the_largest_metrics() {
     );
     assert!(err.contains(&want), "{err}");
     assert!(err.contains("largest: http_requests_total"), "{err}");
-    assert!(err.contains(":13:17:"), "located at the value: {err}");
+    let line = std::fs::read_to_string(&m)
+        .unwrap()
+        .lines()
+        .position(|l| l.starts_with("  series_limit:"))
+        .unwrap()
+        + 1;
+    assert!(
+        err.contains(&format!(":{line}:17:")),
+        "located at the value: {err}"
+    );
     edit(
         &m,
         &format!("series_limit: {}", budget - 1),

@@ -301,44 +301,152 @@ fn de_list<T: DeserializeOwned>(
     ok.then_some(out)
 }
 
+/// Most errors reported for one value before giving up on it.
+const MAX_ERRORS_PER_VALUE: usize = 64;
+
+/// One step of a serde path: a mapping key or a sequence index.
+#[derive(Debug, PartialEq)]
+enum Step {
+    Key(String),
+    Index(usize),
+}
+
+/// `targets[0].expr` → [Key targets, Index 0, Key expr]; `.` → [].
+fn steps(path: &str) -> Vec<Step> {
+    let mut out = Vec::new();
+    if path == "." {
+        return out;
+    }
+    for part in path.split('.') {
+        let (key, mut rest) = match part.find('[') {
+            Some(i) => (&part[..i], &part[i..]),
+            None => (part, ""),
+        };
+        if !key.is_empty() {
+            out.push(Step::Key(key.to_string()));
+        }
+        while let Some(r) = rest.strip_prefix('[') {
+            let Some(end) = r.find(']') else { break };
+            if let Ok(i) = r[..end].parse() {
+                out.push(Step::Index(i));
+            }
+            rest = &r[end + 1..];
+        }
+    }
+    out
+}
+
+/// Removes the mapping entry at `steps` from `v` (the field that failed),
+/// so that deserializing again finds the next error. `false` when the path
+/// does not end at a mapping key.
+fn remove_at(v: &mut Value, steps: &[Step]) -> bool {
+    let Some((last, parents)) = steps.split_last() else {
+        return false;
+    };
+    let mut cur = v;
+    for s in parents {
+        cur = match (s, cur) {
+            (Step::Key(k), Value::Mapping(m)) => match m.get_mut(k.as_str()) {
+                Some(next) => next,
+                None => return false,
+            },
+            (Step::Index(i), Value::Sequence(items)) => match items.get_mut(*i) {
+                Some(next) => next,
+                None => return false,
+            },
+            _ => return false,
+        };
+    }
+    match (last, cur) {
+        (Step::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        _ => false,
+    }
+}
+
 /// Deserializes `v` as `T`; an error is located through its serde path.
+/// After an error the offending field is set aside and `v` is read again,
+/// so that every mistake in one value is reported, not only the first.
 pub(crate) fn de_value<T: DeserializeOwned>(
     src: &Source,
     v: &Value,
     path: &str,
     errs: &mut Diagnostics,
 ) -> Option<T> {
-    match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-        Ok(t) => Some(t),
-        Err(e) => {
-            let inner = e.path().to_string();
-            let full = match inner.as_str() {
-                "." => path.to_string(),
-                p if p.starts_with('[') => format!("{path}{p}"),
-                p if path.is_empty() => p.to_string(),
-                p => format!("{path}.{p}"),
+    let mut v = v.clone();
+    // Inner paths of the fields set aside: a later "missing field" for one
+    // of them is a consequence, not a new mistake.
+    let mut removed: Vec<String> = Vec::new();
+    for _ in 0..MAX_ERRORS_PER_VALUE {
+        let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
+            Ok(t) => return removed.is_empty().then_some(t),
+            Err(e) => e,
+        };
+        let inner = e.path().to_string();
+        let msg = strip_location(&e.inner().to_string());
+        if let Some(field) = msg
+            .strip_prefix("missing field `")
+            .and_then(|r| r.split('`').next())
+        {
+            let key = if inner == "." {
+                field.to_string()
+            } else {
+                format!("{inner}.{field}")
             };
-            let msg = strip_location(&e.inner().to_string());
-            // "unknown field `x`" points at the offending key itself.
-            if let Some(field) = msg
-                .strip_prefix("unknown field `")
-                .and_then(|r| r.split('`').next())
-            {
-                // serde_path_to_error already ends the path with the field.
-                let key_path = if full == field || full.ends_with(&format!(".{field}")) {
-                    full.clone()
-                } else if full.is_empty() {
+            if removed.contains(&key) {
+                return None;
+            }
+        }
+        let full = match inner.as_str() {
+            "." => path.to_string(),
+            p if p.starts_with('[') => format!("{path}{p}"),
+            p if path.is_empty() => p.to_string(),
+            p => format!("{path}.{p}"),
+        };
+        // "unknown field `x`" points at the offending key itself.
+        let unknown = msg
+            .strip_prefix("unknown field `")
+            .and_then(|r| r.split('`').next())
+            .map(str::to_string);
+        let mut at = steps(&inner);
+        if let Some(field) = &unknown {
+            // serde_path_to_error already ends the path with the field.
+            let key_path = if full == *field || full.ends_with(&format!(".{field}")) {
+                full.clone()
+            } else {
+                if at.last() != Some(&Step::Key(field.clone())) {
+                    at.push(Step::Key(field.clone()));
+                }
+                if full.is_empty() {
                     field.to_string()
                 } else {
                     format!("{full}.{field}")
-                };
-                errs.push(src.key_error(&key_path, msg));
-            } else {
-                errs.push(src.error(&full, msg));
-            }
-            None
+                }
+            };
+            errs.push(src.key_error(&key_path, msg));
+        } else {
+            errs.push(src.error(&full, msg));
         }
+        let key = if inner == "." {
+            String::new()
+        } else {
+            inner.clone()
+        };
+        let key = match &unknown {
+            Some(f) if !key.ends_with(f.as_str()) => {
+                if key.is_empty() {
+                    f.clone()
+                } else {
+                    format!("{key}.{f}")
+                }
+            }
+            _ => key,
+        };
+        if !remove_at(&mut v, &at) {
+            return None;
+        }
+        removed.push(key);
     }
+    None
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic carries that already.
@@ -346,6 +454,38 @@ fn strip_location(msg: &str) -> String {
     match msg.rfind(" at line ") {
         Some(i) => msg[..i].to_string(),
         None => msg.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod every_error {
+    use super::*;
+
+    #[test]
+    fn paths_split_into_keys_and_indexes() {
+        assert_eq!(
+            steps("targets[0].expr"),
+            [
+                Step::Key("targets".into()),
+                Step::Index(0),
+                Step::Key("expr".into())
+            ]
+        );
+        assert!(steps(".").is_empty());
+    }
+
+    #[test]
+    fn every_bad_field_of_one_value_is_reported() {
+        let text = "service:\n  name: x\n  version: 1.0\n  port: nope\n  host: [1]\n  shutdown_timeout_seconds: soon\n";
+        let src = load_str("m.yaml", text, None).err().unwrap();
+        let shown = src.to_string();
+        for field in [
+            "service.port",
+            "service.host",
+            "service.shutdown_timeout_seconds",
+        ] {
+            assert!(shown.contains(field), "{field} missing from:\n{shown}");
+        }
     }
 }
 
