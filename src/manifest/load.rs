@@ -457,6 +457,13 @@ fn strip_location(msg: &str) -> String {
     }
 }
 
+/// Used by validation to quote the mapping keys a plugin accepts.
+pub fn mapping_keys(m: &Mapping) -> Vec<String> {
+    m.keys()
+        .filter_map(|k| k.as_str().map(str::to_string))
+        .collect()
+}
+
 #[cfg(test)]
 mod every_error {
     use super::*;
@@ -487,11 +494,4 @@ mod every_error {
             assert!(shown.contains(field), "{field} missing from:\n{shown}");
         }
     }
-}
-
-/// Used by validation to quote the mapping keys a plugin accepts.
-pub fn mapping_keys(m: &Mapping) -> Vec<String> {
-    m.keys()
-        .filter_map(|k| k.as_str().map(str::to_string))
-        .collect()
 }
