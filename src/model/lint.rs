@@ -210,14 +210,93 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
     out
 }
 
+/// The labels a series of `name` can carry: a declared metric's (with `le`
+/// on a histogram's `_bucket`), Prometheus's own series', plus `job` and
+/// `instance`, which every scraped series has. `None` for an unknown name.
+fn labels_of(m: &Manifest, name: &str) -> Option<Vec<String>> {
+    let mut out: Vec<String> = vec!["job".into(), "instance".into()];
+    if SCRAPE_SERIES.contains(&name) {
+        return Some(out);
+    }
+    for metric in &m.metrics {
+        let family = match metric.kind {
+            MetricType::Histogram => ["_bucket", "_sum", "_count"]
+                .iter()
+                .find_map(|s| name.strip_suffix(s))
+                .filter(|f| *f == metric.name),
+            _ => (name == metric.name).then_some(name),
+        };
+        if family.is_some() {
+            out.extend(metric.labels.iter().map(|l| l.name.clone()));
+            if name.ends_with("_bucket") {
+                out.push("le".into());
+            }
+            return Some(out);
+        }
+    }
+    None
+}
+
+/// A diagnostic at `column` (0-based) inside the expression at `path`:
+/// exact when the expression is a one-line scalar, plain or quoted.
+fn at_column(
+    src: &Source,
+    path: &str,
+    column: usize,
+    message: String,
+) -> crate::manifest::Diagnostic {
+    let mut d = src.error(path, message);
+    if let Some(line) = src.text.lines().nth(d.line.saturating_sub(1)) {
+        let start = d.column.saturating_sub(1);
+        let quoted = line[start.min(line.len())..].starts_with(['"', '\'']);
+        d.column += column + usize::from(quoted);
+    }
+    d
+}
+
 /// Checks every panel and alert expression against the declared metrics,
 /// and every JSON-datasource panel against the declared datasource targets.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let exposed = exposed_names(m);
     let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
+        let analysis = match promql::analyze(expr) {
+            Ok(a) => a,
+            Err(e) => {
+                errs.push(at_column(
+                    src,
+                    path,
+                    e.column,
+                    format!(
+                        "PromQL syntax error at column {} of the expression: {}",
+                        e.column + 1,
+                        e.message
+                    ),
+                ));
+                return;
+            }
+        };
         check_windows(src, path, expr, scrape, errs);
-        for sel in promql::selectors(expr) {
+        // Labels each selected metric has: its declared ones, plus the
+        // target's (`job`, `instance`) and `le` on a histogram's buckets.
+        let mut known: Vec<String> = Vec::new();
+        for sel in &analysis.selectors {
+            let has = labels_of(m, &sel.metric);
+            if let Some(has) = &has {
+                for l in &sel.labels {
+                    if !has.contains(l) {
+                        errs.push(src.error(
+                            path,
+                            format!(
+                                "{:?} has no label {l:?} (its labels: {})",
+                                sel.metric,
+                                has.join(", ")
+                            ),
+                        ));
+                    }
+                }
+                known.extend(has.iter().cloned());
+            }
             if SCRAPE_SERIES.contains(&sel.metric.as_str()) {
                 continue;
             }
@@ -238,6 +317,26 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                     ))
                 }
                 _ => {}
+            }
+        }
+        // `by`/`without`/`on`/`ignoring` name labels of the metrics selected.
+        if analysis
+            .selectors
+            .iter()
+            .all(|s| labels_of(m, &s.metric).is_some())
+        {
+            for l in &analysis.grouping {
+                if !known.contains(l) {
+                    known.sort();
+                    known.dedup();
+                    errs.push(src.error(
+                        path,
+                        format!(
+                            "grouping label {l:?} is not a label of any metric in the expression (they have: {})",
+                            known.join(", ")
+                        ),
+                    ));
+                }
             }
         }
     };

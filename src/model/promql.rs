@@ -1,8 +1,11 @@
-//! Just enough PromQL reading for the consistency lint: which metric names
-//! an expression selects, and which of them sit under `rate`-like functions.
-//!
-//! This is a tokenizer, not a full parser: the real parser (Prometheus
-//! itself, via `promtool` and the end-to-end test) is the final word.
+//! PromQL reading for the lint, the links and `verify`, on a real parser
+//! (the `promql-parser` crate, the same grammar as Prometheus): the metrics
+//! an expression selects, with the function each sits under and the labels
+//! its matchers name, and the labels its `by`/`without`/`on`/`ignoring`
+//! clauses name. Grafana's variables (`$__rate_interval`, `$job`, ...) are
+//! replaced by values of the same kind before parsing.
+
+use promql_parser::parser::{self, Expr};
 
 /// Prometheus duration (`15s`, `1m30s`, `30d`) in seconds.
 pub fn parse_duration(s: &str) -> Option<u64> {
@@ -45,30 +48,163 @@ pub fn parse_duration(s: &str) -> Option<u64> {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
     pub metric: String,
-    /// Innermost enclosing function, if any (`rate`, `sum`, ...).
+    /// Innermost enclosing function or aggregation, if any (`rate`, `sum`, ...).
     pub function: Option<String>,
-    /// Byte offset in the expression.
-    pub offset: usize,
+    /// Labels its matchers name (besides `__name__`).
+    pub labels: Vec<String>,
 }
 
-/// Keywords that are neither metrics nor functions (besides [`LABEL_LIST`]).
-const OTHER_KEYWORDS: &[&str] = &[
-    "bool", "and", "or", "unless", "offset", "atan2", "inf", "nan", "Inf", "NaN",
-];
-
-fn is_keyword(w: &str) -> bool {
-    LABEL_LIST.contains(&w) || OTHER_KEYWORDS.contains(&w)
+/// What the lint needs to know of an expression.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Analysis {
+    pub selectors: Vec<Selector>,
+    /// Labels named by `by`, `without`, `on`, `ignoring`, `group_left`, `group_right`.
+    pub grouping: Vec<String>,
 }
 
-/// Keywords followed by a parenthesised label list.
-const LABEL_LIST: &[&str] = &[
-    "by",
-    "without",
-    "on",
-    "ignoring",
-    "group_left",
-    "group_right",
-];
+/// Grafana's variables, replaced for the parser: ranges by a duration,
+/// anything else (inside strings, where they appear) left alone.
+const RANGE_VARIABLES: [&str; 4] = ["$__rate_interval", "$__interval", "$__range", "$__auto"];
+
+/// `expr` as the parser reads it, and for each replacement its position
+/// in the original and the difference in length (to map columns back).
+fn for_parser(expr: &str) -> (String, Vec<(usize, isize)>) {
+    let mut out = String::with_capacity(expr.len());
+    let mut shifts = Vec::new();
+    let mut i = 0;
+    while i < expr.len() {
+        let rest = &expr[i..];
+        match RANGE_VARIABLES.iter().find(|v| rest.starts_with(**v)) {
+            Some(v) => {
+                out.push_str("1m");
+                shifts.push((i, v.len() as isize - 2));
+                i += v.len();
+            }
+            None => {
+                let c = rest.chars().next().unwrap_or(' ');
+                out.push(c);
+                i += c.len_utf8();
+            }
+        }
+    }
+    (out, shifts)
+}
+
+/// A syntax error: the parser's message and the 0-based column (in the
+/// original expression) where the expression stops being a valid start.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SyntaxError {
+    pub message: String,
+    pub column: usize,
+}
+
+/// Whether a parser message only says the input ended too soon (so a
+/// longer text could still be valid).
+fn is_incomplete(msg: &str) -> bool {
+    let m = msg.to_ascii_lowercase();
+    m.contains("end of input") || m.contains("unclosed") || m.contains("invalid promql query")
+}
+
+/// Parses `expr` (Grafana variables allowed).
+pub fn analyze(expr: &str) -> Result<Analysis, SyntaxError> {
+    let (text, shifts) = for_parser(expr);
+    let parsed = parser::parse(&text).map_err(|message| {
+        // The column: the first prefix the parser rejects for a reason
+        // other than ending too soon (the parser's messages carry none).
+        let mut at = text.len();
+        for (i, c) in text.char_indices() {
+            let end = i + c.len_utf8();
+            if let Err(e) = parser::parse(&text[..end]) {
+                if !is_incomplete(&e) {
+                    at = i;
+                    break;
+                }
+            }
+        }
+        let mut column = at;
+        for (pos, delta) in &shifts {
+            if *pos < column {
+                column = (column as isize + delta) as usize;
+            }
+        }
+        SyntaxError { message, column }
+    })?;
+    let mut a = Analysis::default();
+    walk(&parsed, None, &mut a);
+    Ok(a)
+}
+
+fn labels_of(l: &promql_parser::label::Labels) -> impl Iterator<Item = String> + '_ {
+    l.labels.iter().cloned()
+}
+
+fn walk(e: &Expr, function: Option<&str>, a: &mut Analysis) {
+    match e {
+        Expr::Aggregate(x) => {
+            if let Some(m) = &x.modifier {
+                a.grouping.extend(labels_of(m.labels()));
+            }
+            let op = x.op.to_string();
+            if let Some(p) = &x.param {
+                walk(p, function, a);
+            }
+            walk(&x.expr, Some(&op), a);
+        }
+        Expr::Unary(x) => walk(&x.expr, function, a),
+        Expr::Binary(x) => {
+            if let Some(m) = &x.modifier {
+                if let Some(matching) = &m.matching {
+                    a.grouping.extend(labels_of(matching.labels()));
+                }
+                if let Some(l) = m.card.labels() {
+                    a.grouping.extend(labels_of(l));
+                }
+            }
+            walk(&x.lhs, function, a);
+            walk(&x.rhs, function, a);
+        }
+        Expr::Paren(x) => walk(&x.expr, function, a),
+        Expr::Subquery(x) => walk(&x.expr, function, a),
+        Expr::VectorSelector(vs) => selector(vs, function, a),
+        Expr::MatrixSelector(ms) => selector(&ms.vs, function, a),
+        Expr::Call(c) => {
+            for arg in &c.args.args {
+                walk(arg, Some(c.func.name), a);
+            }
+        }
+        Expr::NumberLiteral(_) | Expr::StringLiteral(_) | Expr::Extension(_) => {}
+    }
+}
+
+fn selector(vs: &parser::VectorSelector, function: Option<&str>, a: &mut Analysis) {
+    let name = vs.name.clone().or_else(|| {
+        vs.matchers
+            .matchers
+            .iter()
+            .find(|m| m.name == "__name__")
+            .map(|m| m.value.clone())
+    });
+    let Some(metric) = name else { return };
+    let labels = vs
+        .matchers
+        .matchers
+        .iter()
+        .chain(vs.matchers.or_matchers.iter().flatten())
+        .filter(|m| m.name != "__name__")
+        .map(|m| m.name.clone())
+        .collect();
+    a.selectors.push(Selector {
+        metric,
+        function: function.map(str::to_string),
+        labels,
+    });
+}
+
+/// Metric names selected by `expr`, with the function each appears under
+/// (none when it does not parse: `validate` reports that).
+pub fn selectors(expr: &str) -> Vec<Selector> {
+    analyze(expr).map(|a| a.selectors).unwrap_or_default()
+}
 
 /// Index just past the string literal that starts at `start`.
 fn skip_quoted(b: &[u8], start: usize) -> usize {
@@ -83,108 +219,6 @@ fn skip_quoted(b: &[u8], start: usize) -> usize {
     i + 1
 }
 
-/// Metric names selected by `expr`, with the function each appears under.
-pub fn selectors(expr: &str) -> Vec<Selector> {
-    let b = expr.as_bytes();
-    let mut out = Vec::new();
-    // Stack of open parens: Some(function name) or None (grouping / label list).
-    let mut parens: Vec<(Option<String>, bool)> = Vec::new();
-    let mut i = 0;
-    let mut last_word = String::new();
-    // `sum by (x) (...)`: the aggregation named before its modifier.
-    let mut pending: Option<String> = None;
-    while i < b.len() {
-        let c = b[i] as char;
-        match c {
-            '"' | '\'' | '`' => i = skip_quoted(b, i),
-            '{' => {
-                // label matchers: skip to the closing brace, honouring strings
-                i += 1;
-                while i < b.len() && b[i] != b'}' {
-                    i = if matches!(b[i], b'"' | b'\'' | b'`') {
-                        skip_quoted(b, i)
-                    } else {
-                        i + 1
-                    };
-                }
-                i += 1;
-            }
-            '[' => {
-                while i < b.len() && b[i] != b']' {
-                    i += 1;
-                }
-                i += 1;
-            }
-            '(' => {
-                let is_labels = LABEL_LIST.contains(&last_word.as_str());
-                let func = if is_labels {
-                    None
-                } else if last_word.is_empty() || is_keyword(&last_word) {
-                    pending.take()
-                } else {
-                    Some(last_word.clone())
-                };
-                parens.push((func, is_labels));
-                last_word.clear();
-                i += 1;
-            }
-            ')' => {
-                parens.pop();
-                last_word.clear();
-                i += 1;
-            }
-            c if c.is_ascii_alphabetic() || c == '_' || c == ':' => {
-                let start = i;
-                while i < b.len()
-                    && ((b[i] as char).is_ascii_alphanumeric() || b[i] == b'_' || b[i] == b':')
-                {
-                    i += 1;
-                }
-                let word = &expr[start..i];
-                let mut j = i;
-                while j < b.len() && (b[j] as char).is_whitespace() {
-                    j += 1;
-                }
-                let rest = &expr[j..];
-                let modifier = ["by", "without"].iter().any(|k| {
-                    rest.starts_with(k)
-                        && !rest[k.len()..]
-                            .starts_with(|c: char| c.is_ascii_alphanumeric() || c == '_')
-                });
-                let is_call = (j < b.len() && b[j] == b'(') || (modifier && !is_keyword(word));
-                if modifier && !is_keyword(word) {
-                    pending = Some(word.to_string());
-                }
-                let in_label_list = parens.last().is_some_and(|p| p.1);
-                let is_var = start > 0 && b[start - 1] == b'$';
-                if !is_call && !in_label_list && !is_var && !is_keyword(word) {
-                    let function = parens.iter().rev().find_map(|p| p.0.clone());
-                    out.push(Selector {
-                        metric: word.to_string(),
-                        function,
-                        offset: start,
-                    });
-                }
-                last_word = word.to_string();
-            }
-            c if c.is_ascii_digit() || c == '.' => {
-                // numbers (incl. 1e3, 0x1f) — skip
-                while i < b.len() && ((b[i] as char).is_ascii_alphanumeric() || b[i] == b'.') {
-                    i += 1;
-                }
-                last_word.clear();
-            }
-            _ => {
-                if !c.is_whitespace() {
-                    last_word.clear();
-                }
-                i += 1;
-            }
-        }
-    }
-    out
-}
-
 /// A range written in an expression: `[5m]`, or the range of a subquery `[1h:1m]`.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Window {
@@ -197,8 +231,9 @@ pub struct Window {
 /// Every range window of `expr`, in order.
 pub fn windows(expr: &str) -> Vec<Window> {
     let b = expr.as_bytes();
-    let sels = selectors(expr);
     let mut out = Vec::new();
+    // Open parentheses: the identifier before each (a function, or none).
+    let mut open: Vec<Option<String>> = Vec::new();
     let mut i = 0;
     while i < b.len() {
         match b[i] {
@@ -221,15 +256,36 @@ pub fn windows(expr: &str) -> Vec<Window> {
                 }
                 let inner = &expr[start..i.min(expr.len())];
                 let range = inner.split(':').next().unwrap_or("").trim();
-                let function = sels
-                    .iter()
-                    .rev()
-                    .find(|s| s.offset < start)
-                    .and_then(|s| s.function.clone());
+                let function = open.iter().rev().find_map(|f| f.clone());
                 out.push(Window {
                     text: range.to_string(),
                     function,
                 });
+                i += 1;
+            }
+            b'(' => {
+                let before = expr[..i].trim_end();
+                let word: String = before
+                    .chars()
+                    .rev()
+                    .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                    .collect::<Vec<_>>()
+                    .into_iter()
+                    .rev()
+                    .collect();
+                let keyword = [
+                    "by",
+                    "without",
+                    "on",
+                    "ignoring",
+                    "group_left",
+                    "group_right",
+                ];
+                open.push((!word.is_empty() && !keyword.contains(&word.as_str())).then_some(word));
+                i += 1;
+            }
+            b')' => {
+                open.pop();
                 i += 1;
             }
             _ => i += 1,
@@ -293,5 +349,21 @@ mod tests {
         assert_eq!(names, ["http_requests_total", "foo_total"]);
         assert_eq!(s[0].function.as_deref(), Some("sum"));
         assert_eq!(s[1].function, None);
+    }
+
+    #[test]
+    fn labels_and_grouping_are_read() {
+        let a = analyze(r#"sum by (path) (rate(x_total{job=~"$job", nolabel="x"}[$__rate_interval])) / ignoring(status) sum(y)"#).unwrap();
+        assert_eq!(a.selectors[0].labels, ["job", "nolabel"]);
+        assert_eq!(a.grouping, ["status", "path"]);
+    }
+
+    #[test]
+    fn a_syntax_error_has_its_column() {
+        let e = analyze("sum(rate(x[5m])) ++ )").unwrap_err();
+        assert_eq!(e.column, 20, "{e:?}");
+        let e = analyze("rate(x[$__rate_interval]) ) ").unwrap_err();
+        assert_eq!(e.column, 26, "{e:?}");
+        assert!(analyze("sum(rate(x[5m])").is_err());
     }
 }
