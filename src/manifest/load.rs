@@ -119,17 +119,42 @@ pub struct Loaded {
     pub source: Source,
 }
 
+/// A manifest that did not deserialize cleanly: its errors and, when every
+/// section could be read (bad fields set aside, bad list items dropped),
+/// the rest of it, so that validation can report its errors too.
+#[derive(Debug)]
+pub struct Failed {
+    pub diagnostics: Diagnostics,
+    pub partial: Option<Box<Loaded>>,
+    /// `name`, `path` or `title` of each list item that could not be read.
+    pub dropped: Vec<String>,
+}
+
+impl From<Failed> for Diagnostics {
+    fn from(f: Failed) -> Self {
+        f.diagnostics
+    }
+}
+
+impl std::fmt::Display for Failed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        self.diagnostics.fmt(f)
+    }
+}
+
 /// Loads and deserializes `path` (no semantic validation yet).
-pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
+pub fn load_file(path: &Path) -> Result<Loaded, Failed> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        Diagnostics(vec![Diagnostic {
+    let text = std::fs::read_to_string(path).map_err(|e| Failed {
+        diagnostics: Diagnostics(vec![Diagnostic {
             file: name.clone(),
             line: 1,
             column: 1,
             path: String::new(),
             message: format!("cannot read manifest: {e}"),
-        }])
+        }]),
+        partial: None,
+        dropped: Vec::new(),
     })?;
     let base = path
         .parent()
@@ -145,20 +170,22 @@ pub fn load_file(path: &Path) -> Result<Loaded, Diagnostics> {
 }
 
 /// Loads the manifest compiled into the binary.
-pub fn load_embedded() -> Result<Loaded, Diagnostics> {
+pub fn load_embedded() -> Result<Loaded, Failed> {
     load_str(EMBEDDED_NAME, EMBEDDED_MANIFEST, None)
 }
 
 /// Loads manifest text; `base_dir` resolves relative data files.
-pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loaded, Diagnostics> {
-    let whole = |line, column, message: String| {
-        Diagnostics(vec![Diagnostic {
+pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loaded, Failed> {
+    let whole = |line, column, message: String| Failed {
+        diagnostics: Diagnostics(vec![Diagnostic {
             file: name.to_string(),
             line,
             column,
             path: String::new(),
             message,
-        }])
+        }]),
+        partial: None,
+        dropped: Vec::new(),
     };
     let spans = SpanIndex::build(text)
         .map_err(|((l, c), msg)| whole(l, c, format!("YAML syntax error: {msg}")))?;
@@ -180,13 +207,18 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
         )
     })?;
     let mut errs = Diagnostics::default();
-    let manifest = deserialize_manifest(&source, root, &mut errs);
+    let mut dropped = Vec::new();
+    let manifest = deserialize_manifest(&source, root, &mut errs, &mut dropped);
     match manifest {
         Some(m) if errs.is_empty() => Ok(Loaded {
             manifest: m,
             source,
         }),
-        _ => Err(errs.finish()),
+        m => Err(Failed {
+            diagnostics: errs.finish(),
+            partial: m.map(|manifest| Box::new(Loaded { manifest, source })),
+            dropped,
+        }),
     }
 }
 
@@ -203,7 +235,15 @@ const SECTIONS: &[&str] = &[
     "datasource",
 ];
 
-fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Option<Manifest> {
+/// The manifest as far as it can be read: a bad field is reported and left
+/// at its default, a bad list item reported and dropped (its name kept in
+/// `dropped`). `None` only without a readable `service`.
+fn deserialize_manifest(
+    src: &Source,
+    root: Value,
+    errs: &mut Diagnostics,
+    dropped: &mut Vec<String>,
+) -> Option<Manifest> {
     let Value::Mapping(mut map) = root else {
         errs.push(src.error(
             "",
@@ -226,13 +266,13 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
             errs.push(src.error("", "missing required section `service`"));
             None
         }
-        v => de_value::<Service>(src, &v, "service", errs),
+        v => de_best::<Service>(src, &v, "service", errs),
     };
-    let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs);
-    let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs);
+    let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs, dropped);
+    let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs, dropped);
     let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
-    let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs);
-    let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs);
+    let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs, dropped);
+    let alerts = de_list::<Alert>(src, take("alerts"), "alerts", errs, dropped);
     let rules = de_or_default::<RuleSettings>(src, take("rules"), "rules", errs);
     let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
     let datasource =
@@ -241,7 +281,7 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
         Value::Mapping(mut d) => {
             let panels = d.remove("panels").unwrap_or(Value::Null);
             let mut dash = de_or_default::<Dashboard>(src, Value::Mapping(d), "dashboard", errs);
-            let panels = de_list::<Panel>(src, panels, "dashboard.panels", errs);
+            let panels = de_list::<Panel>(src, panels, "dashboard.panels", errs, dropped);
             if let (Some(d), Some(p)) = (dash.as_mut(), panels) {
                 d.panels = p;
             }
@@ -251,15 +291,15 @@ fn deserialize_manifest(src: &Source, root: Value, errs: &mut Diagnostics) -> Op
     };
     Some(Manifest {
         service: service?,
-        endpoints: endpoints?,
-        metrics: metrics?,
-        logging: logging?,
-        dashboard: dashboard?,
-        objectives: objectives?,
-        alerts: alerts?,
-        rules: rules?,
-        stack: stack?,
-        datasource: datasource?,
+        endpoints: endpoints.unwrap_or_default(),
+        metrics: metrics.unwrap_or_default(),
+        logging: logging.unwrap_or_default(),
+        dashboard: dashboard.unwrap_or_default(),
+        objectives: objectives.unwrap_or_default(),
+        alerts: alerts.unwrap_or_default(),
+        rules: rules.unwrap_or_default(),
+        stack: stack.unwrap_or_default(),
+        datasource: datasource.unwrap_or_default(),
     })
 }
 
@@ -272,15 +312,17 @@ fn de_or_default<T: DeserializeOwned + Default>(
     if v.is_null() {
         return Some(T::default());
     }
-    de_value(src, &v, path, errs)
+    de_best(src, &v, path, errs)
 }
 
-/// Deserializes each element on its own, so one bad item does not hide the next.
+/// Deserializes each element on its own, so one bad item does not hide the
+/// next; an item that cannot be read at all is dropped (its name noted).
 fn de_list<T: DeserializeOwned>(
     src: &Source,
     v: Value,
     path: &str,
     errs: &mut Diagnostics,
+    dropped: &mut Vec<String>,
 ) -> Option<Vec<T>> {
     let items = match v {
         Value::Null => return Some(Vec::new()),
@@ -291,14 +333,18 @@ fn de_list<T: DeserializeOwned>(
         }
     };
     let mut out = Vec::with_capacity(items.len());
-    let mut ok = true;
     for (i, item) in items.iter().enumerate() {
-        match de_value::<T>(src, item, &format!("{path}[{i}]"), errs) {
+        match de_best::<T>(src, item, &format!("{path}[{i}]"), errs) {
             Some(t) => out.push(t),
-            None => ok = false,
+            None => dropped.extend(
+                ["name", "path", "title"]
+                    .iter()
+                    .find_map(|k| item.get(*k).and_then(Value::as_str))
+                    .map(str::to_string),
+            ),
         }
     }
-    ok.then_some(out)
+    Some(out)
 }
 
 /// Most errors reported for one value before giving up on it.
@@ -372,13 +418,37 @@ pub(crate) fn de_value<T: DeserializeOwned>(
     path: &str,
     errs: &mut Diagnostics,
 ) -> Option<T> {
+    match de_inner(src, v, path, errs) {
+        (Some(t), true) => Some(t),
+        _ => None,
+    }
+}
+
+/// Like [`de_value`], but the value read with its bad fields set aside
+/// (at their defaults) is returned too: the rest is still checked.
+fn de_best<T: DeserializeOwned>(
+    src: &Source,
+    v: &Value,
+    path: &str,
+    errs: &mut Diagnostics,
+) -> Option<T> {
+    de_inner(src, v, path, errs).0
+}
+
+/// The value, and whether it was read without any error.
+fn de_inner<T: DeserializeOwned>(
+    src: &Source,
+    v: &Value,
+    path: &str,
+    errs: &mut Diagnostics,
+) -> (Option<T>, bool) {
     let mut v = v.clone();
     // Inner paths of the fields set aside: a later "missing field" for one
     // of them is a consequence, not a new mistake.
     let mut removed: Vec<String> = Vec::new();
     for _ in 0..MAX_ERRORS_PER_VALUE {
         let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-            Ok(t) => return removed.is_empty().then_some(t),
+            Ok(t) => return (Some(t), removed.is_empty()),
             Err(e) => e,
         };
         let inner = e.path().to_string();
@@ -393,7 +463,7 @@ pub(crate) fn de_value<T: DeserializeOwned>(
                 format!("{inner}.{field}")
             };
             if removed.contains(&key) {
-                return None;
+                return (None, false);
             }
         }
         let full = match inner.as_str() {
@@ -442,11 +512,11 @@ pub(crate) fn de_value<T: DeserializeOwned>(
             _ => key,
         };
         if !remove_at(&mut v, &at) {
-            return None;
+            return (None, false);
         }
         removed.push(key);
     }
-    None
+    (None, false)
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic carries that already.

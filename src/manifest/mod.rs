@@ -11,7 +11,7 @@ pub mod model;
 pub mod spans;
 
 pub use diag::{Diagnostic, Diagnostics};
-pub use load::{load_embedded, load_file, load_str, Loaded, Source};
+pub use load::{load_embedded, load_file, load_str, Failed, Loaded, Source};
 pub use model::*;
 
 /// The JSON Schema (draft 2020-12) of `manifest.yaml`, generated from

@@ -45,14 +45,47 @@ pub fn open_or(
     embedded: Option<(&str, &str)>,
 ) -> Result<Model, Diagnostics> {
     let loaded = match path {
-        Some(p) => load_file(p)?,
-        None if Path::new("manifest.yaml").exists() => load_file(Path::new("manifest.yaml"))?,
+        Some(p) => load_file(p),
+        None if Path::new("manifest.yaml").exists() => load_file(Path::new("manifest.yaml")),
         None => match embedded {
-            Some((name, text)) => load_str(name, text, None)?,
-            None => load_embedded()?,
+            Some((name, text)) => load_str(name, text, None),
+            None => load_embedded(),
         },
     };
-    validate(loaded, registry)
+    match loaded {
+        Ok(l) => validate(l, registry),
+        Err(failed) => Err(with_semantic_errors(failed, registry)),
+    }
+}
+
+/// Every error at once: a manifest with type errors is still validated as
+/// far as it was read (bad fields at their defaults, bad list items
+/// dropped), and those errors are added, except the ones that only follow
+/// from a dropped item (a reference to its name) or repeat a field's
+/// type error.
+fn with_semantic_errors(failed: crate::manifest::Failed, registry: &Registry) -> Diagnostics {
+    let crate::manifest::Failed {
+        diagnostics: mut errs,
+        partial,
+        dropped,
+    } = failed;
+    if let Some(partial) = partial {
+        if let Err(more) = validate(*partial, registry) {
+            let typed: Vec<String> = errs.0.iter().map(|d| d.path.clone()).collect();
+            for d in more.0 {
+                let follows = dropped
+                    .iter()
+                    .any(|name| d.message.contains(&format!("{name:?}")))
+                    || typed
+                        .iter()
+                        .any(|p| !p.is_empty() && d.path.starts_with(p.as_str()));
+                if !follows {
+                    errs.push(d);
+                }
+            }
+        }
+    }
+    errs.finish()
 }
 
 /// A manifest that passed every check, with its plugins prepared.
