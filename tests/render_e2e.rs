@@ -38,16 +38,7 @@ async fn every_panel_has_data_and_every_rule_evaluates_in_a_real_prometheus() {
     let srv = Server::start(&base, dir.path());
 
     // Render from a copy of the manifest pointed at this server, scraped every second.
-    let manifest = dir.path().join("e2e.yaml");
-    edit_manifest(&base, &manifest, |v| {
-        *at(v, &["service", "port"]) = (srv.port as u64).into();
-        *at(v, &["stack", "service_host"]) = "127.0.0.1".into();
-        *at(v, &["stack", "scrape_interval"]) = "1s".into();
-        *at(v, &["stack", "evaluation_interval"]) = "1s".into();
-        *at(v, &["stack", "extra_targets"]) = serde_yaml::Value::Sequence(vec![]);
-    });
-    let out = dir.path().join("stack");
-    render_ok(&manifest, &out);
+    let (manifest, out) = render_for_test_server(&base, dir.path(), srv.port);
     let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
 
     // Prometheus scrapes a few seconds after it is ready; send traffic once it

@@ -30,16 +30,7 @@ async fn verify_finds_every_panel_with_data_and_names_why_others_are_empty() {
     let dir = tempdir();
     let base = copy_default_manifest(dir.path());
     let srv = Server::start(&base, dir.path());
-    let manifest = dir.path().join("e2e.yaml");
-    edit_manifest(&base, &manifest, |v| {
-        *at(v, &["service", "port"]) = (srv.port as u64).into();
-        *at(v, &["stack", "service_host"]) = "127.0.0.1".into();
-        *at(v, &["stack", "scrape_interval"]) = "1s".into();
-        *at(v, &["stack", "evaluation_interval"]) = "1s".into();
-        *at(v, &["stack", "extra_targets"]) = serde_yaml::Value::Sequence(vec![]);
-    });
-    let out = dir.path().join("stack");
-    render_ok(&manifest, &out);
+    let (manifest, out) = render_for_test_server(&base, dir.path(), srv.port);
     let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
     wait_for_scrape(&prom).await;
     let c = reqwest::Client::new();

@@ -126,3 +126,20 @@ pub fn glob_match(pattern: &str, name: &str) -> bool {
         }
     }
 }
+
+/// A copy of `base` (as `<dir>/e2e.yaml`) pointed at a test server on
+/// `port`, scraped and evaluated every second, without extra targets,
+/// rendered into `<dir>/stack`; returns (manifest, output directory).
+pub fn render_for_test_server(base: &Path, dir: &Path, port: u16) -> (PathBuf, PathBuf) {
+    let manifest = dir.join("e2e.yaml");
+    edit_manifest(base, &manifest, |v| {
+        *at(v, &["service", "port"]) = (port as u64).into();
+        *at(v, &["stack", "service_host"]) = "127.0.0.1".into();
+        *at(v, &["stack", "scrape_interval"]) = "1s".into();
+        *at(v, &["stack", "evaluation_interval"]) = "1s".into();
+        *at(v, &["stack", "extra_targets"]) = serde_yaml::Value::Sequence(vec![]);
+    });
+    let out = dir.join("stack");
+    render_ok(&manifest, &out);
+    (manifest, out)
+}
