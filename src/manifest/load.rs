@@ -199,12 +199,15 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
         let (l, c) = e
             .location()
             .map(|l| (l.line(), l.column()))
+            .or_else(|| first_alias(text))
             .unwrap_or((1, 1));
-        whole(
-            l,
-            c,
-            format!("YAML error: {}", strip_location(&e.to_string())),
-        )
+        let msg = strip_location(&e.to_string());
+        let hint = if msg.contains("limit exceeded") {
+            " (the aliases from here on expand to too many nodes)"
+        } else {
+            ""
+        };
+        whole(l, c, format!("YAML error: {msg}{hint}"))
     })?;
     let mut errs = Diagnostics::default();
     let mut dropped = Vec::new();
@@ -220,6 +223,33 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
             dropped,
         }),
     }
+}
+
+/// Where the first alias (`*name`) is used: serde_yaml gives no location
+/// when aliases expand past its limits (the "billion laughs"), and that is
+/// where the expansion starts.
+fn first_alias(text: &str) -> Option<(usize, usize)> {
+    for (i, line) in text.lines().enumerate() {
+        let code = line.split(" #").next().unwrap_or(line);
+        let mut quote: Option<char> = None;
+        for (j, c) in code.char_indices() {
+            match (quote, c) {
+                (None, '"' | '\'') => quote = Some(c),
+                (Some(q), c) if c == q => quote = None,
+                (None, '*') => {
+                    let next = code[j + 1..].chars().next();
+                    let before = code[..j].chars().last();
+                    if next.is_some_and(|n| n.is_alphanumeric() || n == '_')
+                        && before.is_none_or(|b| b.is_whitespace() || "[{,:-".contains(b))
+                    {
+                        return Some((i + 1, code[..j].chars().count() + 1));
+                    }
+                }
+                _ => {}
+            }
+        }
+    }
+    None
 }
 
 const SECTIONS: &[&str] = &[
@@ -549,6 +579,20 @@ mod every_error {
             ]
         );
         assert!(steps(".").is_empty());
+    }
+
+    #[test]
+    fn a_billion_laughs_is_located_at_its_first_alias() {
+        let mut text = String::from("service: &a [\"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\", \"lol\"]\n");
+        for (i, name) in ["b", "c", "d", "e", "f", "g", "h", "i"].iter().enumerate() {
+            let prev = ["a", "b", "c", "d", "e", "f", "g", "h"][i];
+            let list = vec![format!("*{prev}"); 9].join(", ");
+            text.push_str(&format!("{name}: &{name} [{list}]\n"));
+        }
+        let e = load_str("m.yaml", &text, None).err().unwrap();
+        let d = &e.diagnostics.0[0];
+        assert_eq!((d.line, d.column), (2, 8), "{e}");
+        assert!(d.message.contains("expand to too many nodes"), "{e}");
     }
 
     #[test]
