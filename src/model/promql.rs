@@ -60,6 +60,8 @@ pub struct Analysis {
     pub selectors: Vec<Selector>,
     /// Labels named by `by`, `without`, `on`, `ignoring`, `group_left`, `group_right`.
     pub grouping: Vec<String>,
+    /// Labels aggregations keep (`by`): those a panel's series carry.
+    pub by: Vec<String>,
 }
 
 /// Grafana's variables, replaced for the parser: ranges by a duration,
@@ -143,6 +145,9 @@ fn walk(e: &Expr, function: Option<&str>, a: &mut Analysis) {
         Expr::Aggregate(x) => {
             if let Some(m) = &x.modifier {
                 a.grouping.extend(labels_of(m.labels()));
+                if m.is_include() {
+                    a.by.extend(labels_of(m.labels()));
+                }
             }
             let op = x.op.to_string();
             if let Some(p) = &x.param {

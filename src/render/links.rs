@@ -124,23 +124,7 @@ const MATCHED: [(&str, &str); 3] = [
 
 /// The labels an expression's aggregations keep (`sum by (path, status)`).
 fn by_labels(expr: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    let mut rest = expr;
-    while let Some(i) = rest.find("by") {
-        let after = rest[i + 2..].trim_start();
-        let word_start = i == 0
-            || !rest[..i]
-                .chars()
-                .last()
-                .is_some_and(|c| c.is_ascii_alphanumeric() || c == '_');
-        if word_start && after.starts_with('(') {
-            if let Some(end) = after.find(')') {
-                out.extend(after[1..end].split(',').map(|s| s.trim().to_string()));
-            }
-        }
-        rest = &rest[i + 2..];
-    }
-    out
+    promql::analyze(expr).map(|a| a.by).unwrap_or_default()
 }
 
 /// A data link from an HTTP panel (one whose queries use an `http.*`
