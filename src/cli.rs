@@ -121,6 +121,10 @@ pub struct ServeArgs {
     /// Listen port (overrides service.port; 0 picks a free one).
     #[arg(long)]
     pub port: Option<u16>,
+    /// Reload when the manifest or one of its data files changes on disk
+    /// (SIGHUP always reloads).
+    #[arg(long)]
+    pub watch: bool,
 }
 
 /// How many requests `chaos` sends: `--requests`, else rate × duration
@@ -300,7 +304,7 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             }
         };
     }
-    match crate::render::write_atomic(&args.out, &files, &inputs(&model)) {
+    match crate::render::write_atomic(&args.out, &files, &model.inputs()) {
         Ok(w) => {
             for p in files.keys() {
                 println!("  {out}/{p}");
@@ -326,24 +330,6 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// The files a render must never replace: the manifest and its data files
-/// (none for the embedded manifest).
-fn inputs(model: &Model) -> Vec<PathBuf> {
-    let Some(base) = &model.source.base_dir else {
-        return Vec::new();
-    };
-    let mut v = vec![PathBuf::from(&model.source.name)];
-    v.extend(
-        model
-            .manifest
-            .endpoints
-            .iter()
-            .filter_map(|e| e.data.as_ref())
-            .map(|d| base.join(d)),
-    );
-    v
 }
 
 fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
@@ -376,7 +362,11 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
         host: args.host,
         port: args.port,
     };
-    let result = runtime.block_on(crate::server::serve(model, bind));
+    let reload = crate::server::Reload {
+        registry: ctx.registry.clone(),
+        watch: args.watch,
+    };
+    let result = runtime.block_on(crate::server::serve(model, bind, reload));
     // Flush the log file before exiting.
     drop(runtime);
     drop(guard);

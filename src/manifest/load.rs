@@ -187,8 +187,9 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
         partial: None,
         dropped: Vec::new(),
     };
-    let spans = SpanIndex::build(text)
-        .map_err(|((l, c), msg)| whole(l, c, format!("YAML syntax error: {msg}")))?;
+    let spans = SpanIndex::build(text).map_err(|((l, c), msg)| {
+        before_syntax_error(name, text, whole(l, c, format!("YAML syntax error: {msg}")))
+    })?;
     let source = Source {
         name: name.to_string(),
         text: text.to_string(),
@@ -207,7 +208,7 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
         } else {
             ""
         };
-        whole(l, c, format!("YAML error: {msg}{hint}"))
+        before_syntax_error(name, text, whole(l, c, format!("YAML error: {msg}{hint}")))
     })?;
     let mut errs = Diagnostics::default();
     let mut dropped = Vec::new();
@@ -223,6 +224,73 @@ pub fn load_str(name: &str, text: &str, base_dir: Option<PathBuf>) -> Result<Loa
             dropped,
         }),
     }
+}
+
+/// A YAML error stops only what follows it: the top-level sections before
+/// the one it is in are still read, and their type errors (and unknown
+/// keys) are reported with it. Their semantic checks are not run, since
+/// they may refer to what the error hid.
+fn before_syntax_error(name: &str, text: &str, mut failed: Failed) -> Failed {
+    let Some(err) = failed.diagnostics.0.first_mut() else {
+        return failed;
+    };
+    let lines: Vec<&str> = text.lines().collect();
+    let top = |l: &str| {
+        l.chars()
+            .next()
+            .is_some_and(|c| !c.is_whitespace() && c != '#' && c != '-')
+    };
+    // The top-level key line that starts the section holding the error.
+    let Some(cut) = (0..err.line.min(lines.len()))
+        .rev()
+        .find(|&i| top(lines[i]))
+    else {
+        return failed;
+    };
+    if cut == 0 {
+        return failed;
+    }
+    let section = lines[cut]
+        .split(':')
+        .next()
+        .unwrap_or("")
+        .trim()
+        .to_string();
+    err.message = format!(
+        "{} (section `{section}` and those after it were not checked)",
+        err.message
+    );
+    let prefix = lines[..cut].join("\n") + "\n";
+    let Ok(spans) = SpanIndex::build(&prefix) else {
+        return failed;
+    };
+    let Ok(root) = serde_yaml::from_str::<Value>(&prefix) else {
+        return failed;
+    };
+    let present: Vec<String> = match &root {
+        Value::Mapping(m) => m
+            .keys()
+            .filter_map(|k| k.as_str())
+            .map(String::from)
+            .collect(),
+        _ => return failed,
+    };
+    let source = Source {
+        name: name.to_string(),
+        text: prefix.clone(),
+        base_dir: None,
+        spans,
+    };
+    let mut errs = Diagnostics::default();
+    let _ = deserialize_manifest(&source, root, &mut errs, &mut Vec::new());
+    let first = |p: &str| p.split(['.', '[']).next().unwrap_or("").to_string();
+    failed.diagnostics.0.extend(
+        errs.0
+            .into_iter()
+            .filter(|d| !d.path.is_empty() && present.contains(&first(&d.path))),
+    );
+    failed.diagnostics = std::mem::take(&mut failed.diagnostics).finish();
+    failed
 }
 
 /// Where the first alias (`*name`) is used: serde_yaml gives no location
@@ -579,6 +647,27 @@ mod every_error {
             ]
         );
         assert!(steps(".").is_empty());
+    }
+
+    #[test]
+    fn a_syntax_error_stops_only_what_follows_it() {
+        let text = "service:\n  name: x\n  version: \"1\"\n  port: \"x\"\nendpoints:\n  - path: /\n    tags: [a, b\n    summary: oops\nmetrics:\n  - name: BAD NAME\n";
+        let e = load_str("m.yaml", text, None).err().unwrap();
+        let shown: Vec<String> = e.diagnostics.0.iter().map(|d| d.to_string()).collect();
+        assert_eq!(shown.len(), 2, "{shown:?}");
+        assert!(
+            shown[0].starts_with("m.yaml:4:9: service.port: invalid type"),
+            "{shown:?}"
+        );
+        assert!(shown[1].contains("YAML syntax error"), "{shown:?}");
+        assert!(
+            shown[1].contains("section `endpoints` and those after it were not checked"),
+            "{shown:?}"
+        );
+        // Nothing from the unchecked sections, and no "missing section" noise.
+        assert!(shown
+            .iter()
+            .all(|s| !s.contains("metrics") && !s.contains("missing")));
     }
 
     #[test]

@@ -22,8 +22,9 @@ pub const METHOD_VALUES: usize = 8;
 /// Route values besides the templates: `/openapi.json`, `/docs`, `unmatched`.
 pub const EXTRA_ROUTES: usize = 3;
 /// Series of telltale's own families (`process_*`, `telltale_log_*`,
-/// `telltale_accept_errors_total`, `telltale_connections_timed_out_total`).
-pub const OWN_SERIES: usize = 14;
+/// `telltale_accept_errors_total`, `telltale_connections_timed_out_total`,
+/// `telltale_config_*`).
+pub const OWN_SERIES: usize = 18;
 /// `sample_limit` is the budget plus this share, for series a future
 /// version adds before the manifest is rendered again.
 pub const HEADROOM: f64 = 0.25;

@@ -18,8 +18,9 @@ use std::time::{Duration, SystemTime};
 pub trait Host: Send + Sync {
     /// The validated manifest being served.
     fn model(&self) -> &Arc<Model>;
-    /// The metrics registry `/metrics` encodes.
-    fn registry(&self) -> &Registry;
+    /// Every family `/metrics` encodes, sorted by name: the declared ones
+    /// and telltale's own.
+    fn gather(&self) -> Vec<prometheus::proto::MetricFamily>;
     /// Data and metrics are loaded and the socket is bound.
     fn ready(&self) -> bool;
     /// A shutdown signal arrived.
@@ -309,6 +310,15 @@ pub trait PreparedSource: Send + Sync {
     /// For `source: app`: the family handlers' `setup` may ask for.
     fn app_family(&self) -> Option<Arc<super::app_metrics::AppFamily>> {
         None
+    }
+    /// Whether the family accumulates (counters, histograms, gauges the
+    /// application sets), so that a reload must keep it: when the new
+    /// manifest declares the metric exactly as before, the server keeps
+    /// this prepared source and the family it installed, values and all.
+    /// `false` (the default) installs the family afresh from the new
+    /// manifest, as for a gauge sampled on a timer or read from data.
+    fn keeps_values(&self) -> bool {
+        false
     }
 }
 

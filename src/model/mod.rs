@@ -58,6 +58,41 @@ pub fn open_or(
     }
 }
 
+/// Loads `path` again for a reload and validates it. The metric sources
+/// that keep values ([`PreparedSource::keeps_values`]) and are declared
+/// exactly as in `previous` are carried over, so that the server keeps
+/// their families and the handlers update the same series.
+pub fn reopen(path: &Path, registry: &Registry, previous: &Model) -> Result<Model, Diagnostics> {
+    match load_file(path) {
+        Ok(l) => validate_after(l, registry, Some(previous)),
+        Err(failed) => Err(with_semantic_errors(failed, registry)),
+    }
+}
+
+/// The prepared source to use for `metric`: `fresh`, or the one `previous`
+/// prepared for the same declaration when both keep values.
+fn carried(
+    previous: Option<&Model>,
+    metric: &Metric,
+    fresh: Arc<dyn PreparedSource>,
+) -> Arc<dyn PreparedSource> {
+    let Some(prev) = previous else {
+        return fresh;
+    };
+    if !fresh.keeps_values() {
+        return fresh;
+    }
+    let same = |m: &Metric| {
+        m.name == metric.name && serde_json::to_value(m).ok() == serde_json::to_value(metric).ok()
+    };
+    prev.manifest
+        .metrics
+        .iter()
+        .zip(&prev.sources)
+        .find(|(m, s)| same(m) && s.keeps_values())
+        .map_or(fresh, |(_, s)| s.clone())
+}
+
 /// Every error at once: a manifest with type errors is still validated as
 /// far as it was read (bad fields at their defaults, bad list items
 /// dropped), and those errors are added, except the ones that only follow
@@ -127,6 +162,24 @@ impl Model {
         }
     }
 
+    /// The files this model was read from: the manifest and its data files
+    /// (none for the embedded manifest). Render never replaces them; a
+    /// watching server reloads when one changes.
+    pub fn inputs(&self) -> Vec<std::path::PathBuf> {
+        let Some(base) = &self.source.base_dir else {
+            return Vec::new();
+        };
+        let mut v = vec![std::path::PathBuf::from(&self.source.name)];
+        v.extend(
+            self.manifest
+                .endpoints
+                .iter()
+                .filter_map(|e| e.data.as_ref())
+                .map(|d| base.join(d)),
+        );
+        v
+    }
+
     /// The declared metric called `name`.
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.manifest.metrics.iter().find(|m| m.name == name)
@@ -160,6 +213,16 @@ const UNBOUNDED_LOG_FIELDS: &[&str] =
 
 /// Checks everything and prepares the plugins, whose kinds come from `registry`.
 pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostics> {
+    validate_after(loaded, registry, None)
+}
+
+/// [`validate`], carrying over from `previous` (a reload) the prepared
+/// sources that keep values (see [`reopen`]).
+pub fn validate_after(
+    loaded: Loaded,
+    registry: &Registry,
+    previous: Option<&Model>,
+) -> Result<Model, Diagnostics> {
     let Loaded {
         manifest: m,
         source,
@@ -194,7 +257,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
                 ),
             )),
             Some(kind) => match kind.prepare(&ctx) {
-                Ok(s) => sources_out.push(s),
+                Ok(s) => sources_out.push(carried(previous, metric, s)),
                 Err(e) => errs.extend(e),
             },
         }

@@ -39,7 +39,7 @@ pub fn method_label(i: usize) -> &'static str {
 /// `s` for the rest of the process: each distinct route template is leaked
 /// once (a closed set, from the manifest), so that a request line can carry
 /// its route to the log writer thread without a reference count.
-fn intern(s: String) -> &'static str {
+pub(crate) fn intern(s: String) -> &'static str {
     static SEEN: Mutex<BTreeSet<&'static str>> = Mutex::new(BTreeSet::new());
     let mut seen = SEEN.lock().unwrap_or_else(|e| e.into_inner());
     if let Some(&known) = seen.get(s.as_str()) {

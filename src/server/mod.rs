@@ -5,15 +5,17 @@
 
 pub mod datasource;
 pub mod error;
+pub(crate) mod families;
 pub mod http_metrics;
 mod limits;
 mod observe;
 pub(crate) mod openapi;
+mod reload;
 mod routes;
 mod self_metrics;
 
-use crate::model::kinds::{Installer, Sampler};
 use crate::model::Model;
+use families::{Families, Tasks, Unit};
 use http_metrics::HttpMetrics;
 use poem::listener::{Acceptor, Listener, TcpListener};
 use prometheus::Registry;
@@ -22,12 +24,10 @@ use std::sync::Arc;
 use std::time::{Instant, SystemTime};
 
 pub use observe::Observe;
+pub use reload::Reload;
 
-/// Shared state every handler can see.
-pub struct Runtime {
-    pub model: Arc<Model>,
-    pub registry: Registry,
-    pub http: HttpMetrics,
+/// What lives as long as the process, across reloads.
+pub struct Process {
     pub started_at: SystemTime,
     pub start: Instant,
     /// True once data and metrics are loaded and the socket is bound.
@@ -36,6 +36,52 @@ pub struct Runtime {
     pub draining: AtomicBool,
     /// What the connection limits counted (`server::limits`).
     pub connections: Arc<limits::Counts>,
+    /// telltale's own families: process, log writer, connections, reloads.
+    pub own: Registry,
+    /// The outcome of reloads (`telltale_config_last_reload_*`).
+    pub reloads: reload::Stats,
+}
+
+impl Process {
+    pub fn new() -> Result<Arc<Process>, String> {
+        let own = Registry::new();
+        #[cfg(target_os = "linux")]
+        own.register(Box::new(
+            prometheus::process_collector::ProcessCollector::for_self(),
+        ))
+        .map_err(|e| format!("cannot register process metrics: {e}"))?;
+        own.register(Box::new(
+            self_metrics::LogWriter::new().map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("cannot register the log writer's metrics: {e}"))?;
+        let connections = Arc::new(limits::Counts::default());
+        own.register(Box::new(
+            self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("cannot register the connection metrics: {e}"))?;
+        let started_at = SystemTime::now();
+        let reloads = reload::Stats::new(&own, started_at)
+            .map_err(|e| format!("cannot register the reload metrics: {e}"))?;
+        Ok(Arc::new(Process {
+            started_at,
+            start: Instant::now(),
+            ready: AtomicBool::new(false),
+            draining: AtomicBool::new(false),
+            connections,
+            own,
+            reloads,
+        }))
+    }
+}
+
+/// The state handlers see: one per served manifest (a reload makes a new
+/// one; requests in flight finish on the one they started on).
+pub struct Runtime {
+    pub model: Arc<Model>,
+    pub process: Arc<Process>,
+    /// The families `/metrics` exposes.
+    pub metrics: Arc<Families>,
+    pub http: HttpMetrics,
     /// The Grafana JSON datasource's ring buffer and event store.
     pub datasource: Arc<datasource::Live>,
 }
@@ -44,20 +90,20 @@ impl crate::model::kinds::Host for Runtime {
     fn model(&self) -> &Arc<Model> {
         &self.model
     }
-    fn registry(&self) -> &Registry {
-        &self.registry
+    fn gather(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.metrics.gather()
     }
     fn ready(&self) -> bool {
-        self.ready.load(Ordering::Acquire)
+        self.process.ready.load(Ordering::Acquire)
     }
     fn draining(&self) -> bool {
-        self.draining.load(Ordering::Acquire)
+        self.process.draining.load(Ordering::Acquire)
     }
     fn started_at(&self) -> SystemTime {
-        self.started_at
+        self.process.started_at
     }
     fn uptime(&self) -> std::time::Duration {
-        self.start.elapsed()
+        self.process.start.elapsed()
     }
     fn extension(&self, t: std::any::TypeId) -> Option<&(dyn std::any::Any + Send + Sync)> {
         (t == std::any::TypeId::of::<Arc<datasource::Live>>())
@@ -65,51 +111,78 @@ impl crate::model::kinds::Host for Runtime {
     }
 }
 
-/// Everything `serve` needs, built from a model.
+/// Everything one manifest serves: its runtime, its routes and its timers.
 pub struct App {
     pub runtime: Arc<Runtime>,
     /// Not boxed: every box between poem and a handler costs an allocation
     /// and a copy of the request per request.
     pub endpoint: Observe<routes::Router>,
-    pub samplers: Vec<Sampler>,
+    /// The declared (template, method) pairs, for the next reload to prune
+    /// the series of routes it removes.
+    declared: Vec<(String, String)>,
+    /// The datasource's sampler.
+    tasks: Tasks,
+}
+
+impl App {
+    /// Starts the timers not started yet (new units and the datasource's).
+    fn start(&self) {
+        self.runtime.metrics.start();
+        self.tasks.start();
+    }
 }
 
 /// Installs the metric sources and builds the routes.
 pub fn assemble(model: Arc<Model>) -> Result<App, String> {
-    let registry = Registry::new();
-    let mut inst = Installer {
-        registry: &registry,
-        http_requests: None,
-        http_duration: None,
-        samplers: Vec::new(),
-    };
+    assemble_after(model, Process::new()?, None)
+}
+
+/// Builds the app for `model`. After a reload (`previous`), a metric whose
+/// prepared source the model carried over keeps its installed family, and
+/// the HTTP families lose the series of routes `model` no longer declares.
+fn assemble_after(
+    model: Arc<Model>,
+    process: Arc<Process>,
+    previous: Option<&App>,
+) -> Result<App, String> {
+    let mut units = Vec::with_capacity(model.sources.len());
     for (metric, src) in model.manifest.metrics.iter().zip(&model.sources) {
-        src.install(metric, &mut inst)
-            .map_err(|e| format!("cannot register metric {}: {e}", metric.name))?;
+        let kept = previous.and_then(|p| {
+            p.runtime
+                .metrics
+                .units
+                .iter()
+                .find(|u| Arc::ptr_eq(&u.source, src))
+                .cloned()
+        });
+        units.push(match kept {
+            Some(u) => u,
+            None => Arc::new(Unit::install(metric, src)?),
+        });
     }
-    #[cfg(target_os = "linux")]
-    registry
-        .register(Box::new(
-            prometheus::process_collector::ProcessCollector::for_self(),
-        ))
-        .map_err(|e| format!("cannot register process metrics: {e}"))?;
-    registry
-        .register(Box::new(
-            self_metrics::LogWriter::new().map_err(|e| e.to_string())?,
-        ))
-        .map_err(|e| format!("cannot register the log writer's metrics: {e}"))?;
-    let connections = Arc::new(limits::Counts::default());
-    registry
-        .register(Box::new(
-            self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
-        ))
-        .map_err(|e| format!("cannot register the connection metrics: {e}"))?;
-    let (requests, duration, mut samplers) =
-        (inst.http_requests, inst.http_duration, inst.samplers);
-    let started_at = SystemTime::now();
-    let (datasource, ds_sampler) = datasource::start(&model, &registry, started_at);
-    samplers.push(ds_sampler);
+    let requests = units.iter().find_map(|u| u.http_requests.clone());
+    let duration = units.iter().find_map(|u| u.http_duration.clone());
+    let metrics = Arc::new(Families {
+        own: process.own.clone(),
+        units,
+    });
+    let (datasource, ds_sampler) = datasource::start(
+        &model,
+        &metrics,
+        process.started_at,
+        previous.map(|p| &*p.runtime.datasource),
+    );
     let table = routes::RouteTable::new(&model.manifest);
+    let declared = table.declared();
+    if let Some(p) = previous {
+        let gone = reload::Gone::new(&p.declared, &declared);
+        if let Some((v, labels)) = &requests {
+            gone.prune(v, labels);
+        }
+        if let Some((v, labels)) = &duration {
+            gone.prune(v, labels);
+        }
+    }
     let http = HttpMetrics::new(
         table.templates(),
         requests,
@@ -118,13 +191,9 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     );
     let runtime = Arc::new(Runtime {
         model: model.clone(),
-        registry,
+        process,
+        metrics,
         http,
-        started_at,
-        start: Instant::now(),
-        ready: AtomicBool::new(false),
-        draining: AtomicBool::new(false),
-        connections: connections.clone(),
         datasource,
     });
     table.touch_declared(&runtime);
@@ -134,38 +203,44 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
     Ok(App {
         runtime,
         endpoint,
-        samplers,
+        declared,
+        tasks: Tasks::new(vec![ds_sampler]),
     })
 }
 
 /// Counts and logs each request hyper refuses before routing (414, 431,
 /// malformed 400): under the `unmatched` path and a standard method (or
 /// `OTHER`), so the labels stay a closed set.
-fn report_rejections(rt: &Arc<Runtime>) {
-    let weak = Arc::downgrade(rt);
-    rt.connections.on_reject.set(move |r: limits::Rejected| {
-        let Some(rt) = weak.upgrade() else {
-            return;
-        };
-        let method = r
-            .method
-            .and_then(|m| poem::http::Method::from_bytes(m.as_bytes()).ok())
-            .map_or(7, |m| http_metrics::method_index(&m));
-        rt.http.count_only(rt.http.unmatched(), method, r.status);
-        let reason = match r.status {
-            414 => "the request target is too long",
-            431 => "the request head is too large",
-            _ => "the request is malformed",
-        };
-        let peer = r.peer.map(|p| p.to_string()).unwrap_or_default();
-        tracing::warn!(
-            target: "telltale::http",
-            status = r.status,
-            method = http_metrics::method_label(method),
-            peer = %peer,
-            "request refused before routing: {reason}"
-        );
-    });
+fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
+    let weak = Arc::downgrade(current);
+    process
+        .connections
+        .on_reject
+        .set(move |r: limits::Rejected| {
+            let Some(current) = weak.upgrade() else {
+                return;
+            };
+            let app = current.load_full();
+            let rt = &app.runtime;
+            let method = r
+                .method
+                .and_then(|m| poem::http::Method::from_bytes(m.as_bytes()).ok())
+                .map_or(7, |m| http_metrics::method_index(&m));
+            rt.http.count_only(rt.http.unmatched(), method, r.status);
+            let reason = match r.status {
+                414 => "the request target is too long",
+                431 => "the request head is too large",
+                _ => "the request is malformed",
+            };
+            let peer = r.peer.map(|p| p.to_string()).unwrap_or_default();
+            tracing::warn!(
+                target: "telltale::http",
+                status = r.status,
+                method = http_metrics::method_label(method),
+                peer = %peer,
+                "request refused before routing: {reason}"
+            );
+        });
 }
 
 /// Where to listen (overrides of the manifest's `service.host`/`port`).
@@ -174,13 +249,15 @@ pub struct Bind {
     pub port: Option<u16>,
 }
 
-/// Runs until SIGINT/SIGTERM, then drains in-flight requests.
-pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
+/// Runs until SIGINT/SIGTERM, then drains in-flight requests. SIGHUP (and,
+/// with `reload.watch`, a change to the manifest or a data file) reloads.
+pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), String> {
     let svc = &model.manifest.service;
     let host = bind.host.unwrap_or_else(|| svc.host.clone());
     let port = bind.port.unwrap_or(svc.port as u16);
     let grace = std::time::Duration::from_secs(svc.shutdown_timeout_seconds);
-    let app = assemble(model.clone())?;
+    let process = Process::new()?;
+    let app = assemble_after(model.clone(), process.clone(), None)?;
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await
@@ -195,9 +272,8 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
             idle: secs(l.idle_timeout_seconds),
             max_connections: l.max_connections,
         },
-        app.runtime.connections.clone(),
+        process.connections.clone(),
     );
-    report_rejections(&app.runtime);
     let local = acceptor
         .local_addr()
         .first()
@@ -206,29 +282,22 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         .unwrap_or_else(|| format!("{host}:{port}"));
     app.runtime
         .datasource
-        .record_startup(&model, app.runtime.started_at);
-    for mut s in app.samplers {
-        tokio::spawn(async move {
-            let mut t = tokio::time::interval(s.every);
-            t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-            t.tick().await;
-            loop {
-                t.tick().await;
-                (s.tick)();
-            }
-        });
-    }
-    let rt = app.runtime.clone();
+        .record_startup(&model, process.started_at);
+    app.start();
+    let current = Arc::new(reload::Current::new(app));
+    report_rejections(&current, &process);
     let signal = {
-        let rt = rt.clone();
+        let process = process.clone();
         let received = shutdown_signal()?;
         async move {
             let name = received.await;
-            rt.draining.store(true, Ordering::Release);
+            process.draining.store(true, Ordering::Release);
             tracing::info!(target: "telltale::server", signal = name, "shutdown signal received; draining in-flight requests");
         }
     };
-    rt.ready.store(true, Ordering::Release);
+    // Before the server announces itself: a SIGHUP from then on reloads.
+    let reloader = reload::start(current.clone(), process.clone(), reload)?;
+    process.ready.store(true, Ordering::Release);
     tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
     // Tests and scripts read this line to find an ephemeral port. A closed
     // stdout must not stop the server (println! would panic).
@@ -237,17 +306,20 @@ pub async fn serve(model: Arc<Model>, bind: Bind) -> Result<(), String> {
         let mut out = std::io::stdout().lock();
         let _ = writeln!(out, "telltale listening on http://{local}").and_then(|()| out.flush());
     }
-    poem::Server::new_with_acceptor(acceptor)
-        .run_with_graceful_shutdown(app.endpoint, signal, Some(grace))
+    let served = poem::Server::new_with_acceptor(acceptor)
+        .run_with_graceful_shutdown(reload::Served(current), signal, Some(grace))
         .await
-        .map_err(|e| format!("server error: {e}"))?;
+        .map_err(|e| format!("server error: {e}"));
+    reloader.abort();
+    served?;
     tracing::info!(target: "telltale::server", "server stopped");
     Ok(())
 }
 
 /// Registers handlers for every signal that ends the server (SIGINT,
-/// SIGTERM, SIGHUP, SIGQUIT) now, before the server announces itself, and
+/// SIGTERM, SIGQUIT) now, before the server announces itself, and
 /// resolves with the first that arrives: each one drains and flushes.
+/// SIGHUP reloads (`reload::start`).
 #[cfg(unix)]
 fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, String> {
     use tokio::signal::unix::{signal, SignalKind};
@@ -255,13 +327,11 @@ fn shutdown_signal() -> Result<impl std::future::Future<Output = &'static str>, 
         |k: SignalKind, name: &str| signal(k).map_err(|e| format!("cannot handle {name}: {e}"));
     let mut int = on(SignalKind::interrupt(), "SIGINT")?;
     let mut term = on(SignalKind::terminate(), "SIGTERM")?;
-    let mut hup = on(SignalKind::hangup(), "SIGHUP")?;
     let mut quit = on(SignalKind::quit(), "SIGQUIT")?;
     Ok(async move {
         tokio::select! {
             _ = int.recv() => "SIGINT",
             _ = term.recv() => "SIGTERM",
-            _ = hup.recv() => "SIGHUP",
             _ = quit.recv() => "SIGQUIT",
         }
     })

@@ -1,7 +1,9 @@
 //! The OpenAPI document and docs UI, built from the manifest at start-up.
 //!
 //! poem-openapi's `OpenApi` trait is static (no `self` in `meta()`), so the
-//! operations live in a process-wide `OnceLock`, filled once from the model.
+//! operations of the document being built sit in a process-wide slot while
+//! [`docs`] builds it (under a lock, once per start or reload) and are taken
+//! out again; the served document is the bytes it produced.
 
 use crate::model::kinds::{OperationDoc, ParamIn};
 use crate::model::Model;
@@ -13,7 +15,7 @@ use poem_openapi::registry::{
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::Value as Json;
 use std::collections::HashMap;
-use std::sync::OnceLock;
+use std::sync::{Arc, Mutex, MutexGuard};
 
 struct Op {
     path: String,
@@ -24,13 +26,31 @@ struct Op {
     doc: OperationDoc,
 }
 
-static OPS: OnceLock<Vec<(String, Vec<Op>)>> = OnceLock::new();
+/// What the document being built holds.
+struct Built {
+    paths: Vec<(String, Vec<Op>)>,
+    /// The shared schemas of the operations (`components.schemas`), by name.
+    components: Vec<(String, Json)>,
+}
 
-/// The shared schemas of the operations (`components.schemas`), by name.
-static COMPONENTS: OnceLock<Vec<(String, Json)>> = OnceLock::new();
+/// The document being built; `None` between builds.
+static BUILDING: Mutex<Option<Arc<Built>>> = Mutex::new(None);
+/// Held for a whole build, so that two builds never share `BUILDING`.
+static BUILD: Mutex<()> = Mutex::new(());
 
+fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+fn building() -> Option<Arc<Built>> {
+    lock(&BUILDING).clone()
+}
+
+/// poem-openapi's metadata wants `&'static str`: each distinct text is
+/// kept once, so reloading the same manifest again and again allocates
+/// nothing more.
 fn leak(s: &str) -> &'static str {
-    Box::leak(s.to_string().into_boxed_str())
+    super::http_metrics::intern(s.to_string())
 }
 
 /// The manifest's API, as poem-openapi sees it.
@@ -38,10 +58,11 @@ pub struct ManifestApi;
 
 impl OpenApi for ManifestApi {
     fn meta() -> Vec<MetaApi> {
-        let Some(paths) = OPS.get() else {
+        let Some(built) = building() else {
             return Vec::new();
         };
-        let paths = paths
+        let paths = built
+            .paths
             .iter()
             .map(|(path, ops)| MetaPath {
                 path: path.clone(),
@@ -53,12 +74,15 @@ impl OpenApi for ManifestApi {
 
     /// The shared schemas, and those of typed handlers' types (poem-openapi's own registry).
     fn register(registry: &mut Registry) {
-        for (name, json) in COMPONENTS.get().into_iter().flatten() {
+        let Some(built) = building() else {
+            return;
+        };
+        for (name, json) in &built.components {
             if let MetaSchemaRef::Inline(s) = schema(json) {
                 registry.schemas.insert(name.clone(), *s);
             }
         }
-        for (_, ops) in OPS.get().into_iter().flatten() {
+        for (_, ops) in &built.paths {
             for op in ops {
                 if let Some(t) = &op.doc.typed {
                     (t.0)(registry);
@@ -214,14 +238,14 @@ pub fn error_schema_ref() -> MetaSchemaRef {
     MetaSchemaRef::Reference(crate::server::error::ERROR_SCHEMA.to_string())
 }
 
-/// Builds the poem-openapi service (spec + swagger UI) for `model`.
-pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
+/// The operations and shared schemas of `model`'s document.
+fn operations(model: &Model) -> Built {
     let m = &model.manifest;
     let mut components: Vec<(String, Json)> = vec![(
         crate::server::error::ERROR_SCHEMA.to_string(),
         crate::server::error::error_schema(),
     )];
-    OPS.get_or_init(|| {
+    let paths = {
         let mut named: std::collections::HashSet<String> =
             components.iter().map(|(n, _)| n.clone()).collect();
         let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
@@ -250,8 +274,14 @@ pub fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
             }
         }
         paths
-    });
-    COMPONENTS.get_or_init(|| components);
+    };
+    Built { paths, components }
+}
+
+/// The poem-openapi service (spec + swagger UI) for `model`; it sees the
+/// operations only while they are in `BUILDING` (see [`docs`]).
+fn service(model: &Model) -> OpenApiService<ManifestApi, ()> {
+    let m = &model.manifest;
     let mut svc = OpenApiService::new(
         ManifestApi,
         m.service.name.clone(),
@@ -292,6 +322,15 @@ const EMBEDDED: &str = "spec: spec,";
 const FETCHED: &str = "url: \"/openapi.json\",";
 
 pub fn docs(model: &Model) -> Docs {
+    let built = Arc::new(operations(model));
+    let _one_build = lock(&BUILD);
+    *lock(&BUILDING) = Some(built);
+    let docs = docs_while_building(model);
+    *lock(&BUILDING) = None;
+    docs
+}
+
+fn docs_while_building(model: &Model) -> Docs {
     use poem::EndpointExt;
     let service = service(model);
     let spec = service.spec();

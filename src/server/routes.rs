@@ -57,6 +57,14 @@ impl RouteTable {
         t
     }
 
+    /// The declared (template, method) pairs.
+    pub fn declared(&self) -> Vec<(String, String)> {
+        self.paths
+            .iter()
+            .flat_map(|(p, ms)| ms.iter().map(|(m, _)| (p.clone(), m.to_string())))
+            .collect()
+    }
+
     /// Starts each declared (route, method) at zero with its documented success status.
     pub fn touch_declared(&self, rt: &Runtime) {
         for (tag, (_, methods)) in self.paths.iter().enumerate() {

@@ -30,7 +30,7 @@ impl PreparedHandler for Prepared {
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let rt = rt.clone();
         make_sync(move |_| {
-            let families = rt.registry().gather();
+            let families = rt.gather();
             let mut buf = Vec::with_capacity(16 * 1024);
             match TextEncoder::new().encode(&families, &mut buf) {
                 Ok(()) => Response::builder()

@@ -120,4 +120,7 @@ impl PreparedSource for Prepared {
     fn app_family(&self) -> Option<Arc<AppFamily>> {
         Some(self.0.clone())
     }
+    fn keeps_values(&self) -> bool {
+        true
+    }
 }

@@ -57,6 +57,9 @@ impl PreparedSource for PreparedRequests {
     fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
     }
+    fn keeps_values(&self) -> bool {
+        true
+    }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let v = IntCounterVec::new(opts(m), &label_names(m))?;
         inst.registry.register(Box::new(v.clone()))?;
@@ -68,6 +71,9 @@ impl PreparedSource for PreparedRequests {
 impl PreparedSource for PreparedDuration {
     fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
+    }
+    fn keeps_values(&self) -> bool {
+        true
     }
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let mut o = prometheus::HistogramOpts::new(m.name.clone(), m.help.clone());

@@ -71,6 +71,13 @@ impl Store {
         }
     }
 
+    /// Appends `other`'s events (oldest first); the capacity still holds.
+    pub fn absorb(&mut self, other: &Store) {
+        for e in &other.events {
+            self.push(e.clone());
+        }
+    }
+
     pub fn push(&mut self, e: Event) {
         if self.events.len() == self.cap {
             self.events.pop_front();

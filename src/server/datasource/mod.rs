@@ -6,7 +6,7 @@
 //! `/tag-keys`, `/tag-values`, `filters`, annotations through `/query`).
 //!
 //! ```text
-//! manifest `datasource:` ─► model/datasource.rs (checked targets) ─► Live ◄─ sampler.rs (timer, reads the registry)
+//! manifest `datasource:` ─► model/datasource.rs (checked targets) ─► Live ◄─ sampler.rs (timer, reads the families)
 //!                                                          │
 //! HTTP body ─► protocol.rs (typed, 400 naming the field) ─► api.rs (answers)
 //! ```
@@ -25,8 +25,8 @@ pub use spec::Spec;
 
 use crate::manifest::EventKind;
 use crate::model::Model;
+use crate::server::families::Families;
 use annotations::{Event, Store};
-use prometheus::Registry;
 use ring::{Ring, Sample};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -62,6 +62,22 @@ impl Live {
             ring: Mutex::new(Ring::new(spec.retention)),
             events: Mutex::new(Store::new(spec.annotation_capacity)),
             spec,
+        }
+    }
+
+    /// Takes over what `old` (the datasource before a reload) recorded: its
+    /// events, and its samples when both sample the same series at the
+    /// same interval (else the ring starts empty: old samples would land in
+    /// the wrong series).
+    pub fn carry_from(&self, old: &Live) {
+        lock(&self.events).absorb(&lock(&old.events));
+        let layout = |s: &Spec| {
+            s.series()
+                .map(|(t, d)| (t.name.clone(), d.metric.clone(), d.stat, d.slot))
+                .collect::<Vec<_>>()
+        };
+        if self.spec.every == old.spec.every && layout(&self.spec) == layout(&old.spec) {
+            lock(&self.ring).absorb(&lock(&old.ring));
         }
     }
 
@@ -116,19 +132,26 @@ impl Live {
     }
 }
 
-/// Builds the live datasource for `model`, records the start-up events and
-/// returns the sampler to run on the server's timer.
+/// Builds the live datasource for `model` and returns the sampler to run on
+/// the server's timer. At start-up (no `previous`) it records the
+/// low-stock state; after a reload it carries over what `previous` recorded.
 pub fn start(
     model: &Model,
-    registry: &Registry,
+    families: &Arc<Families>,
     started_at: SystemTime,
+    previous: Option<&Live>,
 ) -> (Arc<Live>, crate::model::kinds::Sampler) {
     let live = Arc::new(Live::new(model.datasource.clone()));
-    let t = unix_ms(started_at);
-    if let Some(e) = sampler::initial_low_stock(&live, registry, t) {
-        live.push_event(e);
+    match previous {
+        Some(old) => live.carry_from(old),
+        None => {
+            let t = unix_ms(started_at);
+            if let Some(e) = sampler::initial_low_stock(&live, families, t) {
+                live.push_event(e);
+            }
+        }
     }
-    let mut s = sampler::Sampler::new(live.clone(), registry.clone());
+    let mut s = sampler::Sampler::new(live.clone(), families.clone());
     let timer = crate::model::kinds::Sampler {
         every: live.spec.every,
         tick: Box::new(move || s.tick()),

@@ -40,6 +40,13 @@ impl Ring {
     }
 
     /// Appends, dropping the oldest sample when full.
+    /// Appends `other`'s samples (oldest first); the capacity still holds.
+    pub fn absorb(&mut self, other: &Ring) {
+        for s in &other.samples {
+            self.push(s.clone());
+        }
+    }
+
     pub fn push(&mut self, s: Sample) {
         if self.samples.len() == self.cap {
             self.samples.pop_front();

@@ -1,5 +1,5 @@
 //! The timer that feeds the ring and the event store from the server's own
-//! Prometheus registry: no second set of counters, the datasource reads
+//! metric families: no second set of counters, the datasource reads
 //! exactly what `/metrics` exposes.
 
 use super::annotations::Event;
@@ -7,8 +7,8 @@ use super::ring::Sample;
 use super::spec::{Spec, Stat};
 use super::Live;
 use crate::manifest::EventKind;
+use crate::server::families::Families;
 use prometheus::proto::MetricFamily;
-use prometheus::Registry;
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -34,12 +34,12 @@ struct Reading {
 /// Sampler state between ticks.
 pub struct Sampler {
     live: Arc<Live>,
-    registry: Registry,
+    families: Arc<Families>,
     prev: Reading,
 }
 
-fn families(registry: &Registry) -> Vec<MetricFamily> {
-    registry.gather()
+fn families(f: &Families) -> Vec<MetricFamily> {
+    f.gather()
 }
 
 fn label<'a>(m: &'a prometheus::proto::Metric, name: &str) -> Option<&'a str> {
@@ -170,18 +170,18 @@ fn value(stat: Stat, now: &Raw, before: &Raw, dt_s: f64) -> f64 {
 
 impl Sampler {
     /// Takes a first reading now (so that the first tick already has rates).
-    pub fn new(live: Arc<Live>, registry: Registry) -> Self {
-        let prev = read(&live.spec, &families(&registry), super::now_ms());
+    pub fn new(live: Arc<Live>, fams: Arc<Families>) -> Self {
+        let prev = read(&live.spec, &families(&fams), super::now_ms());
         Sampler {
             live,
-            registry,
+            families: fams,
             prev,
         }
     }
 
     /// One tick: a ring sample, and events for 5xx bursts and low-stock changes.
     pub fn tick(&mut self) {
-        let now = read(&self.live.spec, &families(&self.registry), super::now_ms());
+        let now = read(&self.live.spec, &families(&self.families), super::now_ms());
         self.record(now);
     }
 
@@ -259,8 +259,8 @@ fn low_stock_change(before: &Reading, now: &Reading) -> Option<Event> {
 }
 
 /// The low-stock state at start-up, as an event (when something is low).
-pub fn initial_low_stock(live: &Live, registry: &Registry, t_ms: i64) -> Option<Event> {
-    let r = read(&live.spec, &families(registry), t_ms);
+pub fn initial_low_stock(live: &Live, fams: &Families, t_ms: i64) -> Option<Event> {
+    let r = read(&live.spec, &families(fams), t_ms);
     let n = r.low_stock.filter(|n| *n > 0.0)?;
     Some(Event::new(
         EventKind::LowStock,

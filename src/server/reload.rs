@@ -1,0 +1,372 @@
+//! Hot reload: SIGHUP, or with `serve --watch` a change to the manifest or
+//! one of its data files, loads and validates the manifest again.
+//!
+//! - A manifest that fails validation changes nothing: the old one keeps
+//!   serving, and every located error is logged.
+//! - One that passes becomes a new [`App`], swapped in with one atomic
+//!   store. Each request loads the current app once, so requests in flight
+//!   finish on the app they started on, and no request sees half of each.
+//! - Families whose declaration is unchanged and that keep values (the HTTP
+//!   families, `source: app`) are carried over with their values; the
+//!   series of removed routes and metrics leave `/metrics` at the swap.
+//! - The outcome is exposed as Prometheus names its own:
+//!   `telltale_config_last_reload_successful`,
+//!   `telltale_config_last_reload_success_timestamp_seconds`, and
+//!   `telltale_config_reloads_total{result}`.
+
+use super::{App, Process};
+use arc_swap::ArcSwap;
+use poem::{Endpoint, Request, Response, Result};
+use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
+use prometheus::{Gauge, IntCounter, IntCounterVec, IntGauge, Opts, Registry};
+use std::collections::{HashMap, HashSet};
+use std::future::Future;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime};
+
+/// How reloads are triggered, and the kinds a reloaded manifest may name.
+pub struct Reload {
+    pub registry: crate::model::Registry,
+    /// Also reload when the manifest or a data file changes on disk.
+    pub watch: bool,
+}
+
+/// The app being served.
+pub struct Current(ArcSwap<App>);
+
+impl Current {
+    pub fn new(app: App) -> Current {
+        Current(ArcSwap::from_pointee(app))
+    }
+    pub fn load_full(&self) -> Arc<App> {
+        self.0.load_full()
+    }
+}
+
+/// The server's endpoint: the current app, loaded once per request.
+pub struct Served(pub Arc<Current>);
+
+impl Endpoint for Served {
+    type Output = Response;
+
+    fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
+        let app = self.0.load_full();
+        async move { app.endpoint.call(req).await }
+    }
+}
+
+/// The reload metrics (in the process's own registry).
+pub struct Stats {
+    successful: IntGauge,
+    success_time: Gauge,
+    success: IntCounter,
+    failure: IntCounter,
+}
+
+impl Stats {
+    /// Start-up counts as the first successful load, as in Prometheus.
+    pub fn new(registry: &Registry, started_at: SystemTime) -> prometheus::Result<Stats> {
+        let successful = IntGauge::new(
+            "telltale_config_last_reload_successful",
+            "Whether the last manifest reload succeeded (1) or failed (0; the previous manifest is still served).",
+        )?;
+        let success_time = Gauge::new(
+            "telltale_config_last_reload_success_timestamp_seconds",
+            "When the manifest being served was loaded (start-up or the last successful reload), in Unix seconds.",
+        )?;
+        let total = IntCounterVec::new(
+            Opts::new(
+                "telltale_config_reloads_total",
+                "Manifest reloads after start-up, by result (success, failure).",
+            ),
+            &["result"],
+        )?;
+        registry.register(Box::new(successful.clone()))?;
+        registry.register(Box::new(success_time.clone()))?;
+        registry.register(Box::new(total.clone()))?;
+        successful.set(1);
+        success_time.set(unix_seconds(started_at));
+        Ok(Stats {
+            successful,
+            success_time,
+            success: total.with_label_values(&["success"]),
+            failure: total.with_label_values(&["failure"]),
+        })
+    }
+
+    fn succeeded(&self) {
+        self.successful.set(1);
+        self.success_time.set(unix_seconds(SystemTime::now()));
+        self.success.inc();
+    }
+
+    fn failed(&self) {
+        self.successful.set(0);
+        self.failure.inc();
+    }
+}
+
+fn unix_seconds(t: SystemTime) -> f64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+/// The routes a reload removed, for pruning the HTTP families.
+pub struct Gone {
+    /// Templates no longer served by any method.
+    paths: HashSet<String>,
+    /// (template, method) pairs no longer declared.
+    pairs: HashSet<(String, String)>,
+}
+
+impl Gone {
+    pub fn new(before: &[(String, String)], after: &[(String, String)]) -> Gone {
+        let now: HashSet<&String> = after.iter().map(|(p, _)| p).collect();
+        let after: HashSet<&(String, String)> = after.iter().collect();
+        Gone {
+            paths: before
+                .iter()
+                .filter(|(p, _)| !now.contains(p))
+                .map(|(p, _)| p.clone())
+                .collect(),
+            pairs: before
+                .iter()
+                .filter(|pair| !after.contains(pair))
+                .cloned()
+                .collect(),
+        }
+    }
+
+    /// Removes from `vec` the series of removed routes: those under a
+    /// template no longer served (whatever their method: 405s too), and
+    /// those of a (template, method) pair no longer declared.
+    pub fn prune<T: MetricVecBuilder>(&self, vec: &MetricVec<T>, labels: &[String]) {
+        if self.paths.is_empty() && self.pairs.is_empty() {
+            return;
+        }
+        for family in vec.collect() {
+            for m in family.get_metric() {
+                let values: HashMap<&str, &str> = m
+                    .get_label()
+                    .iter()
+                    .map(|l| (l.name(), l.value()))
+                    .collect();
+                let Some(&path) = values.get("path") else {
+                    return;
+                };
+                let method = values.get("method").copied();
+                let gone = self.paths.contains(path)
+                    || method.is_some_and(|method| {
+                        self.pairs.contains(&(path.to_string(), method.to_string()))
+                    });
+                if gone && values.len() == labels.len() {
+                    let _ = vec.remove(&values);
+                }
+            }
+        }
+    }
+}
+
+/// Starts the task that reloads on SIGHUP (and on file changes with
+/// `watch`). The SIGHUP handler is in place when this returns.
+pub fn start(
+    current: Arc<Current>,
+    process: Arc<Process>,
+    cfg: Reload,
+) -> Result<tokio::task::JoinHandle<()>, String> {
+    #[cfg(unix)]
+    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
+    let mut watch = if cfg.watch {
+        let w = Watch::new(tx).map_err(|e| format!("cannot watch the manifest: {e}"))?;
+        Some(w)
+    } else {
+        None
+    };
+    if let Some(w) = &mut watch {
+        w.follow(&current.load_full().runtime.model.inputs());
+    }
+    Ok(tokio::spawn(async move {
+        loop {
+            #[cfg(unix)]
+            let hangup = hup.recv();
+            #[cfg(not(unix))]
+            let hangup = std::future::pending::<Option<()>>();
+            let why = tokio::select! {
+                Some(()) = hangup => "SIGHUP",
+                Some(()) = rx.recv() => {
+                    // An editor's save is several events: one reload for all.
+                    tokio::time::sleep(Duration::from_millis(200)).await;
+                    while rx.try_recv().is_ok() {}
+                    "a watched file changed"
+                }
+                else => return,
+            };
+            if let Some(inputs) = reload(&current, &process, &cfg.registry, why).await {
+                if let Some(w) = &mut watch {
+                    w.follow(&inputs);
+                }
+            }
+        }
+    }))
+}
+
+/// One reload; the new model's input files when it succeeded.
+async fn reload(
+    current: &Arc<Current>,
+    process: &Arc<Process>,
+    registry: &crate::model::Registry,
+    why: &'static str,
+) -> Option<Vec<PathBuf>> {
+    let old = current.load_full();
+    let model = &old.runtime.model;
+    if model.source.base_dir.is_none() {
+        tracing::warn!(target: "telltale::reload", reason = why,
+            "{why}: the manifest compiled into this binary cannot change; nothing reloaded");
+        return None;
+    }
+    let path = PathBuf::from(&model.source.name);
+    let started = Instant::now();
+    let built = {
+        let (old, process, registry) = (old.clone(), process.clone(), registry.clone());
+        tokio::task::spawn_blocking(move || {
+            let m = crate::model::reopen(&path, &registry, &old.runtime.model)
+                .map_err(|d| d.0.iter().map(ToString::to_string).collect::<Vec<_>>())?;
+            super::assemble_after(Arc::new(m), process, Some(&old)).map_err(|e| vec![e])
+        })
+        .await
+        .unwrap_or_else(|e| Err(vec![format!("the reload task failed: {e}")]))
+    };
+    match built {
+        Ok(app) => {
+            for (field, before, after) in restart_only(model, &app.runtime.model) {
+                tracing::warn!(target: "telltale::reload", field,
+                    "{field} changed ({before} → {after}); it takes effect at the next restart");
+            }
+            let kept = app
+                .runtime
+                .metrics
+                .units
+                .iter()
+                .filter(|u| old.runtime.metrics.units.iter().any(|o| Arc::ptr_eq(o, u)))
+                .count();
+            let m = &app.runtime.model.manifest;
+            let (endpoints, metrics) = (m.endpoints.len(), m.metrics.len());
+            let inputs = app.runtime.model.inputs();
+            app.start();
+            current.0.store(Arc::new(app));
+            process.reloads.succeeded();
+            let ms = started.elapsed().as_secs_f64() * 1e3;
+            tracing::info!(target: "telltale::reload", reason = why, took_ms = ms,
+                "manifest reloaded ({why}) in {ms:.1} ms: {endpoints} endpoints, {metrics} metrics, {kept} families kept with their values");
+            Some(inputs)
+        }
+        Err(errors) => {
+            for e in &errors {
+                tracing::error!(target: "telltale::reload", "{e}");
+            }
+            process.reloads.failed();
+            tracing::error!(target: "telltale::reload", reason = why, errors = errors.len(),
+                "reload ({why}) failed with {} error{}; still serving the previous manifest",
+                errors.len(), if errors.len() == 1 { "" } else { "s" });
+            None
+        }
+    }
+}
+
+/// Settings read once at start-up that changed: (field, before, after).
+fn restart_only(
+    before: &crate::model::Model,
+    after: &crate::model::Model,
+) -> Vec<(&'static str, String, String)> {
+    use crate::manifest::Manifest;
+    fn text<T: serde::Serialize + ?Sized>(v: &T) -> String {
+        serde_json::to_string(v).unwrap_or_default()
+    }
+    type Field = (&'static str, fn(&Manifest) -> String);
+    let fields: [Field; 5] = [
+        ("service.host", |m| text(&m.service.host)),
+        ("service.port", |m| text(&m.service.port)),
+        ("service.limits", |m| text(&m.service.limits)),
+        ("service.shutdown_timeout_seconds", |m| {
+            text(&m.service.shutdown_timeout_seconds)
+        }),
+        ("logging", |m| text(&m.logging)),
+    ];
+    fields
+        .into_iter()
+        .map(|(name, f)| (name, f(&before.manifest), f(&after.manifest)))
+        .filter(|(_, x, y)| x != y)
+        .collect()
+}
+
+/// The file watch of `serve --watch`: the directories of the manifest and
+/// its data files (an editor's save often replaces a file by renaming), and
+/// only events on those files.
+struct Watch {
+    watcher: notify::RecommendedWatcher,
+    files: Arc<std::sync::Mutex<HashSet<PathBuf>>>,
+    dirs: HashSet<PathBuf>,
+}
+
+impl Watch {
+    fn new(tx: tokio::sync::mpsc::UnboundedSender<()>) -> notify::Result<Watch> {
+        use notify::event::{AccessKind, AccessMode, EventKind};
+        let files: Arc<std::sync::Mutex<HashSet<PathBuf>>> = Arc::default();
+        let seen = files.clone();
+        let watcher = notify::recommended_watcher(move |ev: notify::Result<notify::Event>| {
+            let Ok(ev) = ev else { return };
+            let relevant = match ev.kind {
+                EventKind::Access(AccessKind::Close(AccessMode::Write)) => true,
+                EventKind::Access(_) | EventKind::Other => false,
+                _ => true,
+            };
+            let files = seen.lock().unwrap_or_else(|e| e.into_inner());
+            if relevant && ev.paths.iter().any(|p| files.contains(p)) {
+                let _ = tx.send(());
+            }
+        })?;
+        Ok(Watch {
+            watcher,
+            files,
+            dirs: HashSet::new(),
+        })
+    }
+
+    /// Watches `inputs` (and stops watching directories none of them is in).
+    fn follow(&mut self, inputs: &[PathBuf]) {
+        use notify::Watcher;
+        let absolute: HashSet<PathBuf> = inputs.iter().map(|p| absolute(p)).collect();
+        let dirs: HashSet<PathBuf> = absolute
+            .iter()
+            .filter_map(|p| p.parent().map(Path::to_path_buf))
+            .collect();
+        for d in self.dirs.difference(&dirs) {
+            let _ = self.watcher.unwatch(d);
+        }
+        for d in dirs.difference(&self.dirs) {
+            if let Err(e) = self.watcher.watch(d, notify::RecursiveMode::NonRecursive) {
+                tracing::warn!(target: "telltale::reload", dir = %d.display(), "cannot watch {}: {e}", d.display());
+            }
+        }
+        tracing::info!(target: "telltale::reload", files = absolute.len(), "watching the manifest and its data files for changes");
+        self.dirs = dirs;
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = absolute;
+    }
+}
+
+/// `p` made absolute with its directory resolved (the file itself may be
+/// replaced, so it is not resolved).
+fn absolute(p: &Path) -> PathBuf {
+    let dir = p
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
+    match p.file_name() {
+        Some(name) => dir.join(name),
+        None => dir,
+    }
+}
