@@ -20,6 +20,7 @@ const RENDERED: &[&str] = &[
     "prometheus/alerts.test.yml",
     "prometheus/alerts.yml",
     "prometheus/prometheus.yml",
+    "prometheus/targets/ecommerce-api/telltale.yml",
     "promtail/promtail.yml",
 ];
 
@@ -316,7 +317,8 @@ fn check_reports_changed_missing_and_extra_files() {
     let r = rendered_default();
     let (st, out, _) = render(&r.manifest, &r.out, &["--check"]);
     assert!(st.success());
-    assert!(out.contains("up to date (10 files)"), "{out}");
+    let up_to_date = format!("up to date ({} files)", RENDERED.len());
+    assert!(out.contains(&up_to_date), "{out}");
 
     let prom = r.out.join("prometheus/prometheus.yml");
     let text = read(&prom);
@@ -456,9 +458,16 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     );
     let jobs = prom["scrape_configs"].as_array().unwrap();
     assert_eq!(jobs[0]["job_name"], m["service"]["name"]);
+    // The service's instances come from its file_sd file, beside which
+    // operators may add more.
     assert_eq!(
-        jobs[0]["static_configs"][0]["targets"][0],
-        format!("host.docker.internal:{}", m["service"]["port"])
+        jobs[0]["file_sd_configs"][0]["files"][0],
+        "targets/ecommerce-api/*.yml"
+    );
+    let groups = yaml(&o.join("prometheus/targets/ecommerce-api/telltale.yml"));
+    assert_eq!(
+        groups[0]["targets"],
+        serde_json::json!([format!("host.docker.internal:{}", m["service"]["port"])])
     );
     assert_eq!(jobs[1]["job_name"], "starter-app");
     assert_eq!(
@@ -707,4 +716,83 @@ fn shipper_choice_and_json_panels_follow_the_manifest() {
     assert_eq!(table["datasource"]["uid"], "telltale-json");
     assert_eq!(table["targets"][0]["target"], "low_stock_products");
     assert_eq!(table["targets"][0]["refId"], "A");
+}
+
+/// Each kind of discovery, and remote write, renders a config promtool
+/// accepts, with the instances where Prometheus will look for them.
+#[test]
+fn every_discovery_kind_and_remote_write_render_a_config_promtool_accepts() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    let cases: Vec<(&str, serde_yaml::Value)> = vec![
+        (
+            "static",
+            serde_yaml::from_str("{type: static, targets: ['10.0.0.1:8001', '10.0.0.2:8001']}")
+                .unwrap(),
+        ),
+        (
+            "file",
+            serde_yaml::from_str(
+                "{type: file, targets: ['a:8001', 'b:8001', 'c:8001'], refresh_interval: 10s}",
+            )
+            .unwrap(),
+        ),
+        (
+            "srv",
+            serde_yaml::from_str("{type: dns, names: [_http._tcp.api.internal]}").unwrap(),
+        ),
+        (
+            "a",
+            serde_yaml::from_str("{type: dns, names: [api.internal], record: A, port: 9000}")
+                .unwrap(),
+        ),
+    ];
+    for (name, discovery) in cases {
+        let m = dir.path().join(format!("{name}.yaml"));
+        edit_manifest(&base, &m, |v| {
+            *at(v, &["stack", "discovery"]) = discovery;
+            *at(v, &["stack", "remote_write"]) =
+                serde_yaml::from_str("[{url: 'http://mimir:9009/api/v1/push', name: mimir}]")
+                    .unwrap();
+        });
+        let out = dir.path().join(format!("out-{name}"));
+        render_ok(&m, &out);
+        let prom_dir = out.join("prometheus");
+        let (ok, text) = promtool(&["check", "config", "prometheus.yml"], &prom_dir);
+        assert!(ok, "{name}: {text}");
+        let prom = yaml(&prom_dir.join("prometheus.yml"));
+        assert_eq!(
+            prom["remote_write"][0]["url"],
+            "http://mimir:9009/api/v1/push"
+        );
+        let job = &prom["scrape_configs"][0];
+        match name {
+            "static" => assert_eq!(
+                job["static_configs"][0]["targets"],
+                serde_json::json!(["10.0.0.1:8001", "10.0.0.2:8001"])
+            ),
+            "file" => {
+                assert_eq!(job["file_sd_configs"][0]["refresh_interval"], "10s");
+                let groups = yaml(&prom_dir.join("targets/ecommerce-api/telltale.yml"));
+                assert_eq!(
+                    groups[0]["targets"],
+                    serde_json::json!(["a:8001", "b:8001", "c:8001"])
+                );
+            }
+            "srv" => {
+                assert_eq!(job["dns_sd_configs"][0]["type"], "SRV");
+                assert!(job["dns_sd_configs"][0].get("port").is_none());
+            }
+            _ => {
+                assert_eq!(job["dns_sd_configs"][0]["type"], "A");
+                assert_eq!(job["dns_sd_configs"][0]["port"], 9000);
+            }
+        }
+        if name != "file" {
+            assert!(
+                !prom_dir.join("targets").exists(),
+                "{name}: no file_sd file"
+            );
+        }
+    }
 }

@@ -750,7 +750,90 @@ pub struct Stack {
     pub alertmanager: Option<String>,
     /// Extra scrape jobs besides the service itself.
     pub extra_targets: Vec<ScrapeTarget>,
+    /// How Prometheus finds the service's instances (replicas).
+    pub discovery: Discovery,
+    /// Remote-write endpoints (Mimir, Thanos Receive, any Prometheus
+    /// remote-write receiver) the rendered Prometheus sends every sample to.
+    pub remote_write: Vec<RemoteWrite>,
     pub datasources: DatasourceUids,
+}
+
+/// `stack.discovery`: how Prometheus finds the instances of the service.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Discovery {
+    /// `static`: the targets written into prometheus.yml. `file`: a rendered
+    /// file_sd file, `prometheus/targets/<job>/telltale.yml`, which Prometheus
+    /// re-reads (operators may rewrite it, or add files beside it, to add a
+    /// replica without a render). `dns`: DNS service discovery of `names`.
+    #[serde(rename = "type")]
+    pub kind: DiscoveryKind,
+    /// The instances, `host:port` each (static and file). Default: one,
+    /// `<stack.service_host>:<service.port>`. Each is its `instance` label.
+    pub targets: Vec<String>,
+    /// DNS names to query (dns only), e.g. `_http._tcp.api.example.internal`.
+    pub names: Vec<String>,
+    /// DNS record type (dns only): `SRV` (port from the record), `A` or `AAAA`.
+    pub record: DnsRecord,
+    /// Port of the instances an A or AAAA record names; default `service.port`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub port: Option<i64>,
+    /// How often file and DNS discovery are re-read, e.g. `30s`.
+    pub refresh_interval: String,
+}
+
+impl Default for Discovery {
+    fn default() -> Self {
+        Discovery {
+            kind: DiscoveryKind::Static,
+            targets: Vec::new(),
+            names: Vec::new(),
+            record: DnsRecord::Srv,
+            port: None,
+            refresh_interval: "30s".into(),
+        }
+    }
+}
+
+/// `stack.discovery.type`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "lowercase")]
+pub enum DiscoveryKind {
+    #[default]
+    Static,
+    File,
+    Dns,
+}
+
+/// `stack.discovery.record`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize, Serialize, JsonSchema, Default)]
+#[serde(rename_all = "UPPERCASE")]
+pub enum DnsRecord {
+    #[default]
+    Srv,
+    A,
+    Aaaa,
+}
+
+impl DnsRecord {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            DnsRecord::Srv => "SRV",
+            DnsRecord::A => "A",
+            DnsRecord::Aaaa => "AAAA",
+        }
+    }
+}
+
+/// `stack.remote_write[]`: one remote-write endpoint.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct RemoteWrite {
+    /// The receiver's push URL, e.g. `http://mimir:9009/api/v1/push`.
+    pub url: String,
+    /// A name for it in Prometheus's own metrics; unique.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub name: Option<String>,
 }
 
 impl Default for Stack {
@@ -771,6 +854,8 @@ impl Default for Stack {
             grafana_url: None,
             alertmanager: None,
             extra_targets: Vec::new(),
+            discovery: Discovery::default(),
+            remote_write: Vec::new(),
             datasources: DatasourceUids::default(),
         }
     }

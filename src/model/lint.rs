@@ -191,6 +191,48 @@ pub const SCRAPE_SERIES: &[&str] = &[
     "scrape_series_added",
 ];
 
+/// Families telltale itself exposes beside the declared ones (the process
+/// collector's and its own health), with their types and labels: panels
+/// and alerts may use them (a test checks this list against `/metrics`).
+pub const OWN_FAMILIES: &[(&str, MetricType, &[&str])] = &[
+    ("process_cpu_seconds_total", MetricType::Counter, &[]),
+    ("process_open_fds", MetricType::Gauge, &[]),
+    ("process_max_fds", MetricType::Gauge, &[]),
+    ("process_virtual_memory_bytes", MetricType::Gauge, &[]),
+    ("process_virtual_memory_max_bytes", MetricType::Gauge, &[]),
+    ("process_resident_memory_bytes", MetricType::Gauge, &[]),
+    ("process_start_time_seconds", MetricType::Gauge, &[]),
+    ("process_threads", MetricType::Gauge, &[]),
+    (
+        "telltale_log_write_errors_total",
+        MetricType::Counter,
+        &["output"],
+    ),
+    ("telltale_log_lines_dropped_total", MetricType::Counter, &[]),
+    ("telltale_log_writer_up", MetricType::Gauge, &[]),
+    ("telltale_accept_errors_total", MetricType::Counter, &[]),
+    (
+        "telltale_connections_timed_out_total",
+        MetricType::Counter,
+        &[],
+    ),
+    (
+        "telltale_config_last_reload_successful",
+        MetricType::Gauge,
+        &[],
+    ),
+    (
+        "telltale_config_last_reload_success_timestamp_seconds",
+        MetricType::Gauge,
+        &[],
+    ),
+    (
+        "telltale_config_reloads_total",
+        MetricType::Counter,
+        &["result"],
+    ),
+];
+
 /// Values the server writes in the `level` log field.
 pub const LOG_LEVELS: &[&str] = &["trace", "debug", "info", "warning", "error"];
 
@@ -207,6 +249,7 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
             k => out.push((metric.name.clone(), k)),
         }
     }
+    out.extend(OWN_FAMILIES.iter().map(|(n, k, _)| (n.to_string(), *k)));
     out
 }
 
@@ -216,6 +259,10 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
 fn labels_of(m: &Manifest, name: &str) -> Option<Vec<String>> {
     let mut out: Vec<String> = vec!["job".into(), "instance".into()];
     if SCRAPE_SERIES.contains(&name) {
+        return Some(out);
+    }
+    if let Some((_, _, labels)) = OWN_FAMILIES.iter().find(|(n, _, _)| *n == name) {
+        out.extend(labels.iter().map(|l| l.to_string()));
         return Some(out);
     }
     for metric in &m.metrics {

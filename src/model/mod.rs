@@ -731,6 +731,77 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
 }
 
+/// `host:port` with a port in 1-65535 and a host.
+fn is_host_port(addr: &str) -> bool {
+    addr.rsplit_once(':').is_some_and(|(h, p)| {
+        !h.is_empty()
+            && !addr.contains(char::is_whitespace)
+            && p.parse::<i64>().is_ok_and(|p| (1..=65535).contains(&p))
+    })
+}
+
+fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let d = &m.stack.discovery;
+    let at = |f: &str| format!("stack.discovery.{f}");
+    let dns = d.kind == DiscoveryKind::Dns;
+    if dns {
+        if d.names.is_empty() {
+            errs.push(src.error(&at("type"), "dns discovery needs `names` to query"));
+        }
+        if !d.targets.is_empty() {
+            errs.push(src.error(&at("targets"), "dns discovery takes `names`, not `targets`"));
+        }
+        for (i, n) in d.names.iter().enumerate() {
+            if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
+                errs.push(src.error(
+                    &format!("stack.discovery.names[{i}]"),
+                    format!("{n:?} is not a DNS name"),
+                ));
+            }
+        }
+        if d.record == DnsRecord::Srv && d.port.is_some() {
+            errs.push(src.error(
+                &at("port"),
+                "an SRV record carries its port; `port` is for A and AAAA",
+            ));
+        }
+    } else {
+        if !d.names.is_empty() {
+            errs.push(src.error(&at("names"), "`names` is for dns discovery"));
+        }
+        if d.port.is_some() {
+            errs.push(src.error(
+                &at("port"),
+                "`port` is for dns discovery (A and AAAA records)",
+            ));
+        }
+        let mut seen = HashSet::new();
+        for (i, t) in d.targets.iter().enumerate() {
+            let p = format!("stack.discovery.targets[{i}]");
+            if !is_host_port(t) {
+                errs.push(src.error(
+                    &p,
+                    format!("{t:?} must be host:port with a port in 1-65535"),
+                ));
+            } else if !seen.insert(t.as_str()) {
+                errs.push(src.error(
+                    &p,
+                    format!("{t:?} is listed twice (one instance, one target)"),
+                ));
+            }
+        }
+    }
+    if let Some(p) = d.port {
+        check_port(src, &at("port"), p, errs);
+    }
+    if crate::model::promql::parse_duration(&d.refresh_interval).is_none() {
+        errs.push(src.error(
+            &at("refresh_interval"),
+            format!("bad duration {:?} (e.g. 30s, 1m)", d.refresh_interval),
+        ));
+    }
+}
+
 fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let s = &m.stack;
     for (name, c) in [
@@ -778,14 +849,31 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             jobs.insert(&t.job, format!("stack.extra_targets[{i}]"));
         }
         for (j, addr) in t.targets.iter().enumerate() {
-            let ok = addr
-                .rsplit_once(':')
-                .and_then(|(_, p)| p.parse::<i64>().ok())
-                .is_some_and(|p| (1..=65535).contains(&p));
-            if !ok {
+            if !is_host_port(addr) {
                 errs.push(src.error(
                     &format!("stack.extra_targets[{i}].targets[{j}]"),
                     format!("{addr:?} must be host:port with a port in 1-65535"),
+                ));
+            }
+        }
+    }
+    check_discovery(src, m, errs);
+    let mut names = HashSet::new();
+    for (i, w) in s.remote_write.iter().enumerate() {
+        let ok = (w.url.starts_with("http://") || w.url.starts_with("https://"))
+            && w.url.len() > "https://".len()
+            && !w.url.contains(char::is_whitespace);
+        if !ok {
+            errs.push(src.error(
+                &format!("stack.remote_write[{i}].url"),
+                format!("{:?} must be an http:// or https:// URL", w.url),
+            ));
+        }
+        if let Some(n) = &w.name {
+            if n.trim().is_empty() || !names.insert(n.as_str()) {
+                errs.push(src.error(
+                    &format!("stack.remote_write[{i}].name"),
+                    format!("remote_write names must be unique and not empty ({n:?})"),
                 ));
             }
         }

@@ -26,6 +26,31 @@ pub fn service_target(m: &Manifest) -> String {
     format!("{}:{}", m.stack.service_host, m.service.port)
 }
 
+/// The instances of static and file discovery: the declared ones, else the
+/// one at [`service_target`].
+pub fn service_targets(m: &Manifest) -> Vec<String> {
+    match &m.stack.discovery.targets {
+        t if t.is_empty() => vec![service_target(m)],
+        t => t.clone(),
+    }
+}
+
+/// The file_sd file render writes, relative to prometheus.yml; others
+/// beside it in its directory are read too.
+pub fn file_sd_path(m: &Manifest) -> String {
+    let dir: String = service_job(m)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "._-".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("targets/{dir}/telltale.yml")
+}
+
 /// Prometheus job name of the service.
 pub fn service_job(m: &Manifest) -> &str {
     &m.service.name

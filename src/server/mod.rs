@@ -350,6 +350,29 @@ mod tests {
     use super::*;
     use poem::{Endpoint, Request};
 
+    /// The lint knows every family the server adds (some appear only once
+    /// they have a series: the log writer's error counters, or
+    /// `process_virtual_memory_max_bytes` under a limit).
+    #[test]
+    fn the_lints_own_families_are_what_the_server_exposes() {
+        let process = Process::new().unwrap();
+        let mut exposed: Vec<(String, String)> = process
+            .own
+            .gather()
+            .iter()
+            .map(|f| (f.name().to_string(), format!("{:?}", f.get_field_type())))
+            .collect();
+        exposed.sort();
+        let mut listed: Vec<(String, String)> = crate::model::lint::OWN_FAMILIES
+            .iter()
+            .map(|(n, k, _)| (n.to_string(), format!("{k:?}").to_uppercase()))
+            .collect();
+        listed.sort();
+        let unknown: Vec<_> = exposed.iter().filter(|e| !listed.contains(e)).collect();
+        assert!(unknown.is_empty(), "not in lint::OWN_FAMILIES: {unknown:?}");
+        assert!(exposed.len() >= 10, "{exposed:?}");
+    }
+
     /// poem copies the middleware's future into a box on every request. It
     /// holds the router's future once (not twice, as when the task-local
     /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).

@@ -1,31 +1,70 @@
-//! `prometheus/prometheus.yml`: intervals, rule files, Alertmanager, scrape jobs.
+//! `prometheus/prometheus.yml`: intervals, rule files, Alertmanager, remote
+//! write, scrape jobs; and with `discovery.type: file`, the file_sd file
+//! `prometheus/targets/<job>/telltale.yml`.
 
+use crate::manifest::{DiscoveryKind, DnsRecord};
 use crate::render::{stack, Ctx};
 use serde_json::json;
 
 pub struct Target;
 
 const PATH: &str = "prometheus/prometheus.yml";
+const TARGETS: &str = "prometheus/targets.yml";
 
 impl super::RenderTarget for Target {
     fn name(&self) -> &'static str {
         "prometheus-config"
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
-        &[(
-            PATH,
-            include_str!("../../../templates/prometheus/prometheus.yml.hbs"),
-        )]
+        &[
+            (
+                PATH,
+                include_str!("../../../templates/prometheus/prometheus.yml.hbs"),
+            ),
+            (
+                TARGETS,
+                include_str!("../../../templates/prometheus/targets.yml.hbs"),
+            ),
+        ]
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
+        let d = &m.stack.discovery;
+        let job = stack::service_job(m);
+        let targets = stack::service_targets(m);
+        let mut files = Vec::new();
+        let discovery = match d.kind {
+            DiscoveryKind::Static => json!({ "static": targets }),
+            DiscoveryKind::File => {
+                let file = stack::file_sd_path(m);
+                let text = ctx.render(
+                    TARGETS,
+                    json!({ "job": job, "targets": targets, "refresh_interval": d.refresh_interval }),
+                )?;
+                super::check_yaml(&file, &text)?;
+                files.push((format!("prometheus/{file}"), text));
+                json!({
+                    "file": format!("{}/*.yml", file.rsplit_once('/').map_or("", |(dir, _)| dir)),
+                    "refresh_interval": d.refresh_interval,
+                })
+            }
+            DiscoveryKind::Dns => json!({
+                "dns": {
+                    "names": d.names,
+                    "type": d.record.as_str(),
+                    "port": (d.record != DnsRecord::Srv)
+                        .then(|| d.port.unwrap_or(m.service.port)),
+                    "refresh_interval": d.refresh_interval,
+                }
+            }),
+        };
         let mut jobs = vec![json!({
-            "job": stack::service_job(m),
-            "targets": [stack::service_target(m)],
+            "job": job,
+            "discovery": discovery,
             "sample_limit": ctx.model.budget.sample_limit(),
         })];
         for t in &m.stack.extra_targets {
-            jobs.push(json!({ "job": t.job, "targets": t.targets }));
+            jobs.push(json!({ "job": t.job, "discovery": { "static": t.targets } }));
         }
         let text = ctx.render(
             PATH,
@@ -35,10 +74,12 @@ impl super::RenderTarget for Target {
                 "service": m.service.name,
                 "rule_files": ["alerts.yml"],
                 "alertmanager": m.stack.alertmanager,
+                "remote_write": m.stack.remote_write,
                 "jobs": jobs,
             }),
         )?;
         super::check_yaml(PATH, &text)?;
-        Ok(vec![(PATH.into(), text)])
+        files.insert(0, (PATH.into(), text));
+        Ok(files)
     }
 }
