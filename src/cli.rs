@@ -347,7 +347,6 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

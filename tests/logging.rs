@@ -10,6 +10,7 @@ async fn every_request_leaves_one_json_line_and_one_console_line() {
     let dir = tempdir();
     let manifest = copy_default_manifest(dir.path());
     let srv = Server::start(&manifest, dir.path());
+    let port = srv.port;
     let mut ids = Vec::new();
     for i in 0..50 {
         let r = reqwest::get(srv.url(&format!("/products?limit={}", i % 5 + 1)))
@@ -25,7 +26,17 @@ async fn every_request_leaves_one_json_line_and_one_console_line() {
         assert!(stopped.success());
         std::fs::read_to_string(dir.path().join("server.stderr")).unwrap()
     };
-    let requests: Vec<_> = log_lines(dir.path())
+    let lines = log_lines(dir.path());
+    // Every line, request or not, names its service and instance (host
+    // name and the port really bound, since --port 0 picked it).
+    let host = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap();
+    let instance = format!("{}:{port}", host.trim());
+    assert!(lines.len() > 51);
+    for l in &lines {
+        assert_eq!(l["service"], "ecommerce-api", "{l}");
+        assert_eq!(l["instance"], instance.as_str(), "{l}");
+    }
+    let requests: Vec<_> = lines
         .into_iter()
         .filter(|l| l["logger"] == "telltale::http")
         .collect();

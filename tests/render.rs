@@ -507,7 +507,18 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         .map(String::as_str)
         .collect();
     assert_eq!(stage_labels, labels);
-    assert_eq!(stages[2]["timestamp"]["source"], "timestamp");
+    // Every line's identity: Loki 3's service_name and the instance, as
+    // labels; the request id as structured metadata, never a label.
+    assert_eq!(
+        stages[2]["labels"],
+        serde_json::json!({"service_name": "service", "instance": "instance"})
+    );
+    assert!(stages[3]["structured_metadata"]
+        .as_object()
+        .unwrap()
+        .contains_key("request_id"));
+    assert!(!labels.contains(&"request_id"));
+    assert_eq!(stages[4]["timestamp"]["source"], "timestamp");
     assert!(fields.contains(&"timestamp"));
 
     // config.alloy: the same pipeline.
@@ -526,6 +537,15 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     };
     assert_eq!(keys_of("stage.json {", "expressions"), fields);
     assert_eq!(keys_of("stage.labels {", "values"), labels);
+    assert!(
+        alloy.contains("\"service_name\" = \"service\",")
+            && alloy.contains("\"instance\" = \"instance\","),
+        "alloy labels the identity"
+    );
+    assert_eq!(
+        keys_of("stage.structured_metadata {", "values"),
+        ["request_id"]
+    );
     assert!(alloy.contains(&format!("url = \"{push}\"")));
     assert!(alloy.contains(&format!("\"__path__\" = \"{glob}\"")));
     assert!(alloy.contains("source = \"timestamp\""));

@@ -404,6 +404,7 @@ impl LogLayer {
         push_json_str(line, meta.target());
         line.push_str(",\"message\":");
         push_json_str(line, message);
+        super::identity::push(line);
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 spans_text.push_str(span.name());

@@ -10,6 +10,7 @@
 //! in the file.
 
 mod console;
+pub mod identity;
 mod layer;
 mod pagecache;
 pub mod request;

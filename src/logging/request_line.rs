@@ -103,6 +103,7 @@ impl RequestLine {
         push_timestamp_at(file, micros);
         let stamp = stamp..file.len();
         file.push_str(&parts.json);
+        super::identity::push(file);
         spans.clear();
         push_request_fields(file, spans, &self.fields);
         file.push_str(",\"status\":");

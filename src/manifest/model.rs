@@ -443,6 +443,8 @@ pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "level",
     "logger",
     "message",
+    "service",
+    "instance",
     "request_id",
     "method",
     "path",
@@ -450,6 +452,31 @@ pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "status",
     "duration_ms",
 ];
+/// Loki labels every shipper adds besides `logging.labels`, with the field
+/// each comes from: Loki 3's `service_name`, and the instance (bounded by
+/// the replica count).
+pub const LOKI_IDENTITY_LABELS: &[(&str, &str)] =
+    &[("service_name", "service"), ("instance", "instance")];
+/// Fields every shipper sends as Loki structured metadata: searchable per
+/// line, never a stream label.
+pub const LOKI_METADATA_FIELDS: &[&str] = &["request_id"];
+
+/// The fields a shipper extracts: `logging.fields`, plus those its identity
+/// labels and structured metadata need.
+pub fn shipped_fields(l: &Logging) -> Vec<String> {
+    let mut out = l.fields.clone();
+    for f in LOKI_IDENTITY_LABELS
+        .iter()
+        .map(|(_, f)| *f)
+        .chain(LOKI_METADATA_FIELDS.iter().copied())
+    {
+        if !out.iter().any(|x| x == f) {
+            out.push(f.to_string());
+        }
+    }
+    out
+}
+
 fn default_log_fields() -> Vec<String> {
     REQUEST_LOG_FIELDS
         .iter()

@@ -503,14 +503,18 @@ fn check_logql(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &mut Di
             return;
         }
     };
+    let identity = crate::manifest::LOKI_IDENTITY_LABELS
+        .iter()
+        .map(|(l, _)| *l);
     for mt in matchers {
-        if !m.logging.labels.contains(&mt.label) {
+        if !m.logging.labels.contains(&mt.label) && !identity.clone().any(|l| l == mt.label) {
             errs.push(src.error(
                 path,
                 format!(
-                    "LogQL selector uses label {:?}, which is not a Loki label (logging.labels: {})",
+                    "LogQL selector uses label {:?}, which is not a Loki label (logging.labels: {}; and the shippers' {})",
                     mt.label,
-                    m.logging.labels.join(", ")
+                    m.logging.labels.join(", "),
+                    identity.clone().collect::<Vec<_>>().join(", ")
                 ),
             ));
         } else if mt.label == "level" && mt.op == "=" && !LOG_LEVELS.contains(&mt.value.as_str()) {
@@ -837,17 +841,18 @@ mod tests {
 
     #[test]
     fn logql_label_must_be_declared() {
-        let e = errors_with(r#"{level="error"}"#, r#"{service="x"}"#);
+        // `service` is a field of the line; its label is `service_name`.
+        let e = errors_with(r#"level="error"}"#, r#"service="x"}"#);
         assert_eq!(e.len(), 1, "{e}");
         let d = &e.0[0];
         assert!(d.message.contains(r#"label "service""#), "{d}");
         assert!(d.path.ends_with("targets[0].expr"), "{d}");
-        assert_eq!(d.line, line_of(r#"{level="error"}"#));
+        assert_eq!(d.line, line_of(r#"level="error"}"#));
     }
 
     #[test]
     fn logql_level_value_must_exist() {
-        let e = errors_with(r#"{level="error"}"#, r#"{level="fatal"}"#);
+        let e = errors_with(r#"level="error"}"#, r#"level="fatal"}"#);
         assert!(e.0[0].message.contains("never occurs"), "{e}");
     }
 

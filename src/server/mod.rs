@@ -256,12 +256,20 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     let host = bind.host.unwrap_or_else(|| svc.host.clone());
     let port = bind.port.unwrap_or(svc.port as u16);
     let grace = std::time::Duration::from_secs(svc.shutdown_timeout_seconds);
-    let process = Process::new()?;
-    let app = assemble_after(model.clone(), process.clone(), None)?;
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await
         .map_err(|e| format!("cannot listen on {host}:{port}: {e}"))?;
+    // Every log line names the instance, with the port really bound.
+    let bound = acceptor
+        .local_addr()
+        .first()
+        .and_then(|a| a.as_socket_addr().map(|a| a.port()))
+        .unwrap_or(port);
+    crate::logging::identity::set(&svc.name, &crate::logging::identity::instance(bound));
+    tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
+    let process = Process::new()?;
+    let app = assemble_after(model.clone(), process.clone(), None)?;
     let l = &svc.limits;
     let secs = std::time::Duration::from_secs;
     let acceptor = limits::Guarded::new(

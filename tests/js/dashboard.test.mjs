@@ -62,10 +62,14 @@ test('the LogQL grammar rejects broken queries (the check can fail)', () => {
   assert.equal(parseLogQL('{level="error"} | json').errors.length, 0);
 });
 
-// Loki labels are what the shipper's labels stage creates.
+// Loki labels are what the shipper's labels stages create.
 const alloy = readFileSync(join(generated, 'alloy', 'config.alloy'), 'utf8');
-const labelsBlock = alloy.match(/stage\.labels\s*\{\s*values\s*=\s*\{([^}]*)\}/);
-const lokiLabels = new Set([...labelsBlock[1].matchAll(/"([^"]+)"\s*=/g)].map((m) => m[1]));
+// The declared labels stage and the identity one (service_name, instance).
+const labelsBlocks = [...alloy.matchAll(/stage\.labels\s*\{\s*values\s*=\s*\{([^}]*)\}/g)];
+assert.ok(labelsBlocks.length >= 2, 'the declared labels stage and the identity labels stage');
+const lokiLabels = new Set(
+  labelsBlocks.flatMap((b) => [...b[1].matchAll(/"([^"]+)"\s*=/g)].map((m) => m[1])),
+);
 
 for (const { file, title, expr } of lokiTargets) {
   test(`LogQL of "${title}" (${file}) parses and uses only shipped labels`, () => {

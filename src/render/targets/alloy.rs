@@ -24,8 +24,13 @@ impl super::RenderTarget for Target {
             json!({
                 "push_url": stack::loki_push_url(m),
                 "path": stack::log_path_glob(m),
-                "fields": m.logging.fields,
+                "fields": crate::manifest::shipped_fields(&m.logging),
                 "labels": m.logging.labels,
+                "identity": crate::manifest::LOKI_IDENTITY_LABELS
+                    .iter()
+                    .map(|(label, field)| json!({ "label": label, "field": field }))
+                    .collect::<Vec<_>>(),
+                "metadata": crate::manifest::LOKI_METADATA_FIELDS,
             }),
         )?;
         Ok(vec![(PATH.into(), text)])
