@@ -82,8 +82,9 @@ fn carried(
     if !fresh.keeps_values() {
         return fresh;
     }
+    let declared = serde_json::to_value(metric).ok();
     let same = |m: &Metric| {
-        m.name == metric.name && serde_json::to_value(m).ok() == serde_json::to_value(metric).ok()
+        m.name == metric.name && declared.is_some() && serde_json::to_value(m).ok() == declared
     };
     prev.manifest
         .metrics

@@ -120,11 +120,35 @@ pub struct App {
     /// The declared (template, method) pairs, for the next reload to prune
     /// the series of routes it removes.
     declared: Vec<(String, String)>,
+    table: routes::RouteTable,
     /// The datasource's sampler.
     tasks: Tasks,
 }
 
 impl App {
+    /// Starts each declared route's series at zero.
+    fn touch(&self) {
+        self.table.touch_declared(&self.runtime);
+    }
+
+    /// Removes from the HTTP families the series of routes this app does not
+    /// serve: templates it lacks (whatever the method), and pairs `before`
+    /// declared that it does not. Called once no request runs on the app
+    /// before it, which could add them back.
+    fn prune(&self, before: &[(String, String)]) {
+        let mut keep = self.table.templates();
+        keep.push(http_metrics::UNMATCHED.to_string());
+        let gone = reload::Gone::new(before, &self.declared, keep);
+        for u in &self.runtime.metrics.units {
+            if let Some((v, labels)) = &u.http_requests {
+                gone.prune(v, labels);
+            }
+            if let Some((v, labels)) = &u.http_duration {
+                gone.prune(v, labels);
+            }
+        }
+    }
+
     /// Starts the timers not started yet (new units and the datasource's).
     fn start(&self) {
         self.runtime.metrics.start();
@@ -174,15 +198,6 @@ fn assemble_after(
     );
     let table = routes::RouteTable::new(&model.manifest);
     let declared = table.declared();
-    if let Some(p) = previous {
-        let gone = reload::Gone::new(&p.declared, &declared);
-        if let Some((v, labels)) = &requests {
-            gone.prune(v, labels);
-        }
-        if let Some((v, labels)) = &duration {
-            gone.prune(v, labels);
-        }
-    }
     let http = HttpMetrics::new(
         table.templates(),
         requests,
@@ -196,16 +211,22 @@ fn assemble_after(
         http,
         datasource,
     });
-    table.touch_declared(&runtime);
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
     let endpoint = Observe::new(route, runtime.clone(), limit);
-    Ok(App {
+    let app = App {
         runtime,
         endpoint,
         declared,
+        table,
         tasks: Tasks::new(vec![ds_sampler]),
-    })
+    };
+    // After a reload the shared HTTP families change only once the new
+    // app is known to be good (`reload`), never for one that fails.
+    if previous.is_none() {
+        app.touch();
+    }
+    Ok(app)
 }
 
 /// Counts and logs each request hyper refuses before routing (414, 431,
@@ -256,6 +277,8 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     let host = bind.host.unwrap_or_else(|| svc.host.clone());
     let port = bind.port.unwrap_or(svc.port as u16);
     let grace = std::time::Duration::from_secs(svc.shutdown_timeout_seconds);
+    // From the start: a SIGHUP while starting must not end the process.
+    let hangup = reload::hangup()?;
     let acceptor = TcpListener::bind(format!("{host}:{port}"))
         .into_acceptor()
         .await
@@ -304,7 +327,7 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
         }
     };
     // Before the server announces itself: a SIGHUP from then on reloads.
-    let reloader = reload::start(current.clone(), process.clone(), reload)?;
+    let reloader = reload::start(current.clone(), process.clone(), reload, hangup)?;
     process.ready.store(true, Ordering::Release);
     tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
     // Tests and scripts read this line to find an ephemeral port. A closed

@@ -114,22 +114,17 @@ fn unix_seconds(t: SystemTime) -> f64 {
 
 /// The routes a reload removed, for pruning the HTTP families.
 pub struct Gone {
-    /// Templates no longer served by any method.
-    paths: HashSet<String>,
+    /// Every `path` value still served (templates, docs, `unmatched`).
+    keep: HashSet<String>,
     /// (template, method) pairs no longer declared.
     pairs: HashSet<(String, String)>,
 }
 
 impl Gone {
-    pub fn new(before: &[(String, String)], after: &[(String, String)]) -> Gone {
-        let now: HashSet<&String> = after.iter().map(|(p, _)| p).collect();
+    pub fn new(before: &[(String, String)], after: &[(String, String)], keep: Vec<String>) -> Gone {
         let after: HashSet<&(String, String)> = after.iter().collect();
         Gone {
-            paths: before
-                .iter()
-                .filter(|(p, _)| !now.contains(p))
-                .map(|(p, _)| p.clone())
-                .collect(),
+            keep: keep.into_iter().collect(),
             pairs: before
                 .iter()
                 .filter(|pair| !after.contains(pair))
@@ -142,7 +137,7 @@ impl Gone {
     /// template no longer served (whatever their method: 405s too), and
     /// those of a (template, method) pair no longer declared.
     pub fn prune<T: MetricVecBuilder>(&self, vec: &MetricVec<T>, labels: &[String]) {
-        if self.paths.is_empty() && self.pairs.is_empty() {
+        if !labels.iter().any(|l| l == "path") {
             return;
         }
         for family in vec.collect() {
@@ -153,10 +148,10 @@ impl Gone {
                     .map(|l| (l.name(), l.value()))
                     .collect();
                 let Some(&path) = values.get("path") else {
-                    return;
+                    continue;
                 };
                 let method = values.get("method").copied();
-                let gone = self.paths.contains(path)
+                let gone = !self.keep.contains(path)
                     || method.is_some_and(|method| {
                         self.pairs.contains(&(path.to_string(), method.to_string()))
                     });
@@ -168,16 +163,37 @@ impl Gone {
     }
 }
 
+/// SIGHUP's handler: installed at once, so that from then on a SIGHUP never
+/// ends the process (its default action); [`start`] acts on it.
+#[cfg(unix)]
+pub struct Hangup(tokio::signal::unix::Signal);
+#[cfg(not(unix))]
+pub struct Hangup;
+
+#[cfg(unix)]
+pub fn hangup() -> Result<Hangup, String> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
+        .map(Hangup)
+        .map_err(|e| format!("cannot handle SIGHUP: {e}"))
+}
+
+#[cfg(not(unix))]
+pub fn hangup() -> Result<Hangup, String> {
+    Ok(Hangup)
+}
+
 /// Starts the task that reloads on SIGHUP (and on file changes with
-/// `watch`). The SIGHUP handler is in place when this returns.
+/// `watch`).
 pub fn start(
     current: Arc<Current>,
     process: Arc<Process>,
     cfg: Reload,
+    hangup: Hangup,
 ) -> Result<tokio::task::JoinHandle<()>, String> {
     #[cfg(unix)]
-    let mut hup = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup())
-        .map_err(|e| format!("cannot handle SIGHUP: {e}"))?;
+    let mut hup = hangup.0;
+    #[cfg(not(unix))]
+    let _ = hangup;
     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<()>();
     let mut watch = if cfg.watch {
         let w = Watch::new(tx).map_err(|e| format!("cannot watch the manifest: {e}"))?;
@@ -255,8 +271,19 @@ async fn reload(
             let m = &app.runtime.model.manifest;
             let (endpoints, metrics) = (m.endpoints.len(), m.metrics.len());
             let inputs = app.runtime.model.inputs();
+            let before = old.declared.clone();
+            app.touch();
             app.start();
             current.0.store(Arc::new(app));
+            // Once no request runs on the old app (none can add a removed
+            // route's series back), prune them.
+            let gone = Arc::downgrade(&old);
+            drop(old);
+            let deadline = Instant::now() + Duration::from_secs(10);
+            while gone.strong_count() > 0 && Instant::now() < deadline {
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            current.load_full().prune(&before);
             process.reloads.succeeded();
             let ms = started.elapsed().as_secs_f64() * 1e3;
             tracing::info!(target: "telltale::reload", reason = why, took_ms = ms,
@@ -286,7 +313,8 @@ fn restart_only(
         serde_json::to_string(v).unwrap_or_default()
     }
     type Field = (&'static str, fn(&Manifest) -> String);
-    let fields: [Field; 5] = [
+    let fields: [Field; 6] = [
+        ("service.name", |m| text(&m.service.name)),
         ("service.host", |m| text(&m.service.host)),
         ("service.port", |m| text(&m.service.port)),
         ("service.limits", |m| text(&m.service.limits)),

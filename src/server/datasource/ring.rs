@@ -39,7 +39,6 @@ impl Ring {
         self.cap
     }
 
-    /// Appends, dropping the oldest sample when full.
     /// Appends `other`'s samples (oldest first); the capacity still holds.
     pub fn absorb(&mut self, other: &Ring) {
         for s in &other.samples {
@@ -47,6 +46,7 @@ impl Ring {
         }
     }
 
+    /// Appends, dropping the oldest sample when full.
     pub fn push(&mut self, s: Sample) {
         if self.samples.len() == self.cap {
             self.samples.pop_front();
