@@ -217,12 +217,16 @@ async fn serve_watch_reloads_when_the_manifest_or_a_data_file_is_saved() {
 
     // A data file written in place: the collection serves the new rows.
     let users = dir.path().join("data/users.yaml");
-    let before: serde_json::Value = reqwest::get(server.url("/users?limit=100"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let users_total = || async {
+        let page: serde_json::Value = reqwest::get(server.url("/users?limit=100"))
+            .await
+            .unwrap()
+            .json()
+            .await
+            .unwrap();
+        page["total"].as_u64().unwrap()
+    };
+    let before = users_total().await;
     let text = std::fs::read_to_string(&users).unwrap();
     let first = text
         .lines()
@@ -242,16 +246,11 @@ async fn serve_watch_reloads_when_the_manifest_or_a_data_file_is_saved() {
         .collect();
     std::fs::write(&users, kept.join("\n") + "\n").unwrap();
     await_reloads(&server, "success", 2.0).await;
-    let after: serde_json::Value = reqwest::get(server.url("/users?limit=100"))
-        .await
-        .unwrap()
-        .json()
-        .await
-        .unwrap();
+    let after = users_total().await;
     assert_eq!(
-        after["total"].as_u64().unwrap() + 1,
-        before["total"].as_u64().unwrap(),
-        "one user fewer after the data file was saved: {after}"
+        after + 1,
+        before,
+        "one user fewer after the data file was saved: {before} then {after}"
     );
     assert!(server.stop().success());
 }

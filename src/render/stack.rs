@@ -35,9 +35,10 @@ pub fn service_targets(m: &Manifest) -> Vec<String> {
     }
 }
 
-/// The file_sd file render writes, relative to prometheus.yml; others
-/// beside it in its directory are read too.
-pub fn file_sd_path(m: &Manifest) -> String {
+/// The directory of the service's file_sd files, relative to
+/// prometheus.yml: render writes `telltale.yml` there; Prometheus reads
+/// every `*.yml` in it.
+pub fn file_sd_dir(m: &Manifest) -> String {
     let dir: String = service_job(m)
         .chars()
         .map(|c| {
@@ -48,7 +49,7 @@ pub fn file_sd_path(m: &Manifest) -> String {
             }
         })
         .collect();
-    format!("targets/{dir}/telltale.yml")
+    format!("targets/{dir}")
 }
 
 /// Prometheus job name of the service.

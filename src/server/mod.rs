@@ -117,9 +117,7 @@ pub struct App {
     /// Not boxed: every box between poem and a handler costs an allocation
     /// and a copy of the request per request.
     pub endpoint: Observe<routes::Router>,
-    /// The declared (template, method) pairs, for the next reload to prune
-    /// the series of routes it removes.
-    declared: Vec<(String, String)>,
+    /// Its routes: the next reload prunes the series of those it removes.
     table: routes::RouteTable,
     /// The datasource's sampler.
     tasks: Tasks,
@@ -138,7 +136,7 @@ impl App {
     fn prune(&self, before: &[(String, String)]) {
         let mut keep = self.table.templates();
         keep.push(http_metrics::UNMATCHED.to_string());
-        let gone = reload::Gone::new(before, &self.declared, keep);
+        let gone = reload::Gone::new(before, &self.table.declared(), keep);
         for u in &self.runtime.metrics.units {
             if let Some((v, labels)) = &u.http_requests {
                 gone.prune(v, labels);
@@ -162,8 +160,9 @@ pub fn assemble(model: Arc<Model>) -> Result<App, String> {
 }
 
 /// Builds the app for `model`. After a reload (`previous`), a metric whose
-/// prepared source the model carried over keeps its installed family, and
-/// the HTTP families lose the series of routes `model` no longer declares.
+/// prepared source the model carried over keeps its installed family; the
+/// shared HTTP families are left alone until the reload succeeds
+/// ([`App::touch`], [`App::prune`]).
 fn assemble_after(
     model: Arc<Model>,
     process: Arc<Process>,
@@ -197,7 +196,6 @@ fn assemble_after(
         previous.map(|p| &*p.runtime.datasource),
     );
     let table = routes::RouteTable::new(&model.manifest);
-    let declared = table.declared();
     let http = HttpMetrics::new(
         table.templates(),
         requests,
@@ -217,7 +215,6 @@ fn assemble_after(
     let app = App {
         runtime,
         endpoint,
-        declared,
         table,
         tasks: Tasks::new(vec![ds_sampler]),
     };

@@ -7,8 +7,9 @@
 //!   store. Each request loads the current app once, so requests in flight
 //!   finish on the app they started on, and no request sees half of each.
 //! - Families whose declaration is unchanged and that keep values (the HTTP
-//!   families, `source: app`) are carried over with their values; the
-//!   series of removed routes and metrics leave `/metrics` at the swap.
+//!   families, `source: app`) are carried over with their values. Removed
+//!   metrics leave `/metrics` at the swap; the series of removed routes
+//!   once the old app has drained (no late request can add them back).
 //! - The outcome is exposed as Prometheus names its own:
 //!   `telltale_config_last_reload_successful`,
 //!   `telltale_config_last_reload_success_timestamp_seconds`, and
@@ -155,7 +156,7 @@ impl Gone {
                     || method.is_some_and(|method| {
                         self.pairs.contains(&(path.to_string(), method.to_string()))
                     });
-                if gone && values.len() == labels.len() {
+                if gone {
                     let _ = vec.remove(&values);
                 }
             }
@@ -271,7 +272,7 @@ async fn reload(
             let m = &app.runtime.model.manifest;
             let (endpoints, metrics) = (m.endpoints.len(), m.metrics.len());
             let inputs = app.runtime.model.inputs();
-            let before = old.declared.clone();
+            let before = old.table.declared();
             app.touch();
             app.start();
             current.0.store(Arc::new(app));

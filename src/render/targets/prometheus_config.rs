@@ -36,7 +36,8 @@ impl super::RenderTarget for Target {
         let discovery = match d.kind {
             DiscoveryKind::Static => json!({ "static": targets }),
             DiscoveryKind::File => {
-                let file = stack::file_sd_path(m);
+                let dir = stack::file_sd_dir(m);
+                let file = format!("{dir}/telltale.yml");
                 let text = ctx.render(
                     TARGETS,
                     json!({ "job": job, "targets": targets, "refresh_interval": d.refresh_interval }),
@@ -44,7 +45,7 @@ impl super::RenderTarget for Target {
                 super::check_yaml(&file, &text)?;
                 files.push((format!("prometheus/{file}"), text));
                 json!({
-                    "file": format!("{}/*.yml", file.rsplit_once('/').map_or("", |(dir, _)| dir)),
+                    "file": format!("{dir}/*.yml"),
                     "refresh_interval": d.refresh_interval,
                 })
             }
