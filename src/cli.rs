@@ -125,6 +125,10 @@ pub struct ServeArgs {
     /// (SIGHUP always reloads).
     #[arg(long)]
     pub watch: bool,
+    /// What the console (stderr) gets: `text` lines for people, or `json`,
+    /// the log file's lines, for a container's log collector.
+    #[arg(long, value_enum, default_value_t)]
+    pub log_format: crate::logging::ConsoleFormat,
 }
 
 /// How many requests `chaos` sends: `--requests`, else rate × duration
@@ -340,7 +344,7 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
             return code;
         }
     };
-    let guard = match crate::logging::init(&model.manifest.logging) {
+    let guard = match crate::logging::init(&model.manifest.logging, args.log_format) {
         Ok(g) => g,
         Err(e) => {
             eprintln!("telltale: {e}");

@@ -65,9 +65,20 @@ pub fn init_console(level: &str) {
         .try_init();
 }
 
+/// What `serve` writes on the console (stderr).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, clap::ValueEnum)]
+pub enum ConsoleFormat {
+    /// Human-readable lines (colored on a terminal).
+    #[default]
+    Text,
+    /// The same JSON lines as the log file: for a container, whose output
+    /// is what the cluster's log collector reads.
+    Json,
+}
+
 /// Console plus the JSON file of `cfg` (for `serve`); nothing at all when
 /// `cfg.enabled` is false, so every log macro is a disabled no-op.
-pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
+pub fn init(cfg: &Logging, format: ConsoleFormat) -> Result<LogGuard, String> {
     if !cfg.enabled {
         return Ok(LogGuard { _writer: None });
     }
@@ -86,7 +97,8 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
-    let ansi = std::io::stderr().is_terminal();
+    let json_console = format == ConsoleFormat::Json;
+    let ansi = !json_console && std::io::stderr().is_terminal();
     // Request threads only format and queue lines; the writes happen on
     // this thread.
     let (sink, guard) = if cfg.drop_page_cache {
@@ -103,9 +115,10 @@ pub fn init(cfg: &Logging) -> Result<LogGuard, String> {
         let stderr = std::io::stderr();
         let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
         let console = DropBehind::new(console::Console::new(), Locate::Fd(console_file));
-        Sink::spawn(file, console, "telltale-log", ansi)
+        Sink::spawn_with(file, console, "telltale-log", ansi, json_console)
     } else {
-        Sink::spawn(appender, console::Console::new(), "telltale-log", ansi)
+        let console = console::Console::new();
+        Sink::spawn_with(appender, console, "telltale-log", ansi, json_console)
     };
     let _ = HEALTH.set(sink.clone());
     let level = level_filter(&cfg.level);

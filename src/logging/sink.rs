@@ -171,7 +171,25 @@ thread_local! {
 impl Sink {
     /// Starts a writer thread named `name` in front of `file` and `console`
     /// (`ansi`: request lines color their console level).
+    #[cfg(test)]
     pub fn spawn<F, C>(file: F, console: C, name: &str, ansi: bool) -> (Sink, SinkGuard)
+    where
+        F: Write + Send + 'static,
+        C: Write + Send + 'static,
+    {
+        Sink::spawn_with(file, console, name, ansi, false)
+    }
+
+    /// [`Sink::spawn`]; with `json_console`, the console gets the file's
+    /// JSON lines instead of the human ones (for a container, whose stdout
+    /// and stderr are what a log collector reads).
+    pub fn spawn_with<F, C>(
+        file: F,
+        console: C,
+        name: &str,
+        ansi: bool,
+        json_console: bool,
+    ) -> (Sink, SinkGuard)
     where
         F: Write + Send + 'static,
         C: Write + Send + 'static,
@@ -181,7 +199,7 @@ impl Sink {
             let shared = shared.clone();
             std::thread::Builder::new()
                 .name(name.into())
-                .spawn(move || writer(&shared, file, console, ansi))
+                .spawn(move || writer(&shared, file, console, ansi, json_console))
                 .expect("spawn the log writer thread")
         };
         (
@@ -415,13 +433,17 @@ impl<W: Write> Output<W> {
 struct Outputs<F: Write, C: Write> {
     file: Output<F>,
     console: Output<C>,
+    /// The console gets the JSON lines too.
+    json_console: bool,
 }
 
 impl<F: Write, C: Write> Outputs<F, C> {
     fn write(&mut self, file: &str, console: &str, health: &Health) {
+        let console = if self.json_console { file } else { console };
         if let Some(e) = self.file.write(file, health) {
-            let (_, text) = failure_line(Which::File, &e);
-            let _ = self.console.write(&text, health);
+            let (json, text) = failure_line(Which::File, &e);
+            let line = if self.json_console { json } else { text };
+            let _ = self.console.write(&line, health);
         }
         if let Some(e) = self.console.write(console, health) {
             let (json, _) = failure_line(Which::Console, &e);
@@ -526,10 +548,11 @@ fn merge(
 /// The writer thread: [`write_loop`] until the guard is dropped. A panic in
 /// it (a bug, never an I/O error) is caught: the writer marks itself dead,
 /// says so in both outputs, and wakes every thread waiting for room.
-fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool) {
+fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool, json_console: bool) {
     let mut outs = Outputs {
         file: Output::new(file, Which::File),
         console: Output::new(console, Which::Console),
+        json_console,
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
         write_loop(sh, &mut outs, ansi)
@@ -542,6 +565,11 @@ fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool) {
             .or_else(|| panic.downcast_ref::<String>().cloned())
             .unwrap_or_else(|| "unknown panic".into());
         let (json, text) = death_lines(&why);
+        let text = if outs.json_console {
+            json.clone()
+        } else {
+            text
+        };
         // Either output may be what panicked: each write is guarded.
         let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
             let _ = outs.console.out.write_all(text.as_bytes());

@@ -331,6 +331,7 @@ const SECTIONS: &[&str] = &[
     "rules",
     "stack",
     "datasource",
+    "kubernetes",
 ];
 
 /// The manifest as far as it can be read: a bad field is reported and left
@@ -375,6 +376,7 @@ fn deserialize_manifest(
     let stack = de_or_default::<Stack>(src, take("stack"), "stack", errs);
     let datasource =
         de_or_default::<DatasourceSection>(src, take("datasource"), "datasource", errs);
+    let kubernetes = de_or_default::<Kubernetes>(src, take("kubernetes"), "kubernetes", errs);
     let dashboard = match take("dashboard") {
         Value::Mapping(mut d) => {
             let panels = d.remove("panels").unwrap_or(Value::Null);
@@ -398,6 +400,7 @@ fn deserialize_manifest(
         rules: rules.unwrap_or_default(),
         stack: stack.unwrap_or_default(),
         datasource: datasource.unwrap_or_default(),
+        kubernetes: kubernetes.unwrap_or_default(),
     })
 }
 

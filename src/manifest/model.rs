@@ -32,6 +32,8 @@ pub struct Manifest {
     pub stack: Stack,
     #[serde(default)]
     pub datasource: DatasourceSection,
+    #[serde(default)]
+    pub kubernetes: Kubernetes,
 }
 
 /// `service`: who the server is and where it listens.
@@ -886,6 +888,87 @@ impl Default for Stack {
             datasources: DatasourceUids::default(),
         }
     }
+}
+
+/// `kubernetes`: what `render` writes to `kubernetes/` (Deployment,
+/// Service, ConfigMaps, and the Prometheus Operator's ServiceMonitor and
+/// PrometheusRule).
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Kubernetes {
+    /// Namespace of the service's objects (Deployment, Service, its
+    /// ConfigMap, ServiceMonitor, PrometheusRule).
+    pub namespace: String,
+    /// Namespace of the monitoring stack: the dashboard, datasource and
+    /// Alloy ConfigMaps go there, where Grafana's sidecar and Alloy look.
+    pub monitoring_namespace: String,
+    /// The service's container image; default `<service.name>:<service.version>`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub image: Option<String>,
+    /// `Always`, `IfNotPresent` or `Never`.
+    pub image_pull_policy: String,
+    /// Pods of the Deployment (1 to 1000).
+    pub replicas: i64,
+    /// The container's resource requests and limits, e.g. `cpu: 100m`, `memory: 64Mi`.
+    pub resources: Resources,
+    /// Labels on the ServiceMonitor and PrometheusRule, which the Prometheus
+    /// Operator selects them by (kube-prometheus-stack: `release: <its release name>`).
+    pub selector_labels: std::collections::BTreeMap<String, String>,
+    /// Prometheus as Grafana reaches it in the cluster (the datasource ConfigMap).
+    pub prometheus_url: String,
+    /// Loki as Grafana and Alloy reach it in the cluster.
+    pub loki_url: String,
+}
+
+impl Default for Kubernetes {
+    fn default() -> Self {
+        Kubernetes {
+            namespace: "default".into(),
+            monitoring_namespace: "monitoring".into(),
+            image: None,
+            image_pull_policy: "IfNotPresent".into(),
+            replicas: 2,
+            resources: Resources::default(),
+            selector_labels: [("release".to_string(), "kube-prometheus-stack".to_string())]
+                .into_iter()
+                .collect(),
+            prometheus_url: "http://prometheus-operated.monitoring.svc:9090".into(),
+            loki_url: "http://loki-gateway.monitoring.svc".into(),
+        }
+    }
+}
+
+/// `kubernetes.resources`.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct Resources {
+    pub requests: Quantities,
+    pub limits: Quantities,
+}
+
+impl Default for Resources {
+    fn default() -> Self {
+        Resources {
+            requests: Quantities {
+                cpu: Some("100m".into()),
+                memory: Some("64Mi".into()),
+            },
+            limits: Quantities {
+                cpu: None,
+                memory: Some("256Mi".into()),
+            },
+        }
+    }
+}
+
+/// CPU and memory, as Kubernetes quantities (`250m`, `1`, `128Mi`, `1Gi`).
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct Quantities {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub cpu: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub memory: Option<String>,
 }
 
 /// One container of the stack.

@@ -112,6 +112,17 @@ pub trait HandlerKind: Send + Sync {
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics>;
 }
 
+/// The probes of a Kubernetes container.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProbeRole {
+    /// Restart the container when it fails.
+    Liveness,
+    /// Send no traffic while it fails.
+    Readiness,
+    /// Hold the other probes until it first succeeds.
+    Startup,
+}
+
 /// A validated endpoint, ready to serve.
 pub trait PreparedHandler: Send + Sync {
     /// The poem endpoint; called once at start-up, with the running
@@ -119,6 +130,11 @@ pub trait PreparedHandler: Send + Sync {
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response>;
     /// What the OpenAPI document says about it.
     fn doc(&self) -> OperationDoc;
+    /// Which orchestrator probe this endpoint answers, if any (the
+    /// Kubernetes Deployment's probes are the endpoints that say so).
+    fn probe(&self) -> Option<ProbeRole> {
+        None
+    }
     /// Every status it documents (the HTTP families' closed `status` set).
     fn statuses(&self) -> Vec<u16> {
         let d = self.doc();

@@ -237,6 +237,7 @@ pub fn validate_after(
     check_logging(src, &m, &mut errs);
     check_objectives(src, &m, &mut errs);
     check_stack(src, &m, &mut errs);
+    check_kubernetes(src, &m, &mut errs);
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
@@ -739,6 +740,132 @@ fn is_host_port(addr: &str) -> bool {
             && !addr.contains(char::is_whitespace)
             && p.parse::<i64>().is_ok_and(|p| (1..=65535).contains(&p))
     })
+}
+
+/// A DNS-1035 label: what a Kubernetes Service (and so every object
+/// `render` names after the service) and a namespace may be called.
+pub fn is_dns_label(s: &str) -> bool {
+    let b = s.as_bytes();
+    (1..=63).contains(&b.len())
+        && b[0].is_ascii_lowercase()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
+}
+
+/// A Kubernetes quantity as resources take it: `100m`, `0.5`, `64Mi`, `1G`.
+fn is_quantity(s: &str) -> bool {
+    let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
+    let suffix = &s[digits.len()..];
+    let number = !digits.is_empty()
+        && digits.chars().all(|c| c.is_ascii_digit() || c == '.')
+        && digits.matches('.').count() <= 1
+        && digits.chars().any(|c| c.is_ascii_digit());
+    number
+        && [
+            "", "m", "k", "M", "G", "T", "P", "E", "Ki", "Mi", "Gi", "Ti", "Pi", "Ei",
+        ]
+        .contains(&suffix)
+}
+
+/// A label key or value as Kubernetes takes it (`prefix/` aside): at most
+/// 63 characters, alphanumeric at both ends, `-_.` inside; a value may be empty.
+fn is_label_part(s: &str, empty_ok: bool) -> bool {
+    let b = s.as_bytes();
+    if b.is_empty() {
+        return empty_ok;
+    }
+    b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+}
+
+fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let k = &m.kubernetes;
+    if !m.service.name.trim().is_empty() && !is_dns_label(&m.service.name) {
+        errs.push(src.error(
+            "service.name",
+            format!(
+                "{:?} cannot name the Kubernetes objects render writes: use at most 63 lower-case letters, digits and '-', starting with a letter",
+                m.service.name
+            ),
+        ));
+    }
+    for (field, ns) in [
+        ("namespace", &k.namespace),
+        ("monitoring_namespace", &k.monitoring_namespace),
+    ] {
+        if !is_dns_label(ns) {
+            errs.push(src.error(
+                &format!("kubernetes.{field}"),
+                format!("{ns:?} is not a namespace name (at most 63 lower-case letters, digits and '-', starting with a letter)"),
+            ));
+        }
+    }
+    if let Some(image) = &k.image {
+        if image.is_empty() || image.contains(char::is_whitespace) {
+            errs.push(src.error(
+                "kubernetes.image",
+                format!("{image:?} is not an image reference"),
+            ));
+        }
+    }
+    if !["Always", "IfNotPresent", "Never"].contains(&k.image_pull_policy.as_str()) {
+        errs.push(src.error(
+            "kubernetes.image_pull_policy",
+            format!(
+                "{:?}: use Always, IfNotPresent or Never",
+                k.image_pull_policy
+            ),
+        ));
+    }
+    if !(1..=1000).contains(&k.replicas) {
+        errs.push(src.error(
+            "kubernetes.replicas",
+            format!("{} is out of range (1-1000)", k.replicas),
+        ));
+    }
+    let r = &k.resources;
+    for (kind, q) in [("requests", &r.requests), ("limits", &r.limits)] {
+        for (name, v) in [("cpu", &q.cpu), ("memory", &q.memory)] {
+            if let Some(v) = v.as_deref().filter(|v| !is_quantity(v)) {
+                errs.push(src.error(
+                    &format!("kubernetes.resources.{kind}.{name}"),
+                    format!("{v:?} is not a Kubernetes quantity (e.g. 100m, 0.5, 64Mi, 1Gi)"),
+                ));
+            }
+        }
+    }
+    for (key, value) in &k.selector_labels {
+        let (prefix, name) = key.rsplit_once('/').unwrap_or(("", key));
+        let prefix_ok = prefix.is_empty()
+            || (prefix.len() <= 253
+                && prefix
+                    .split('.')
+                    .all(|p| is_label_part(p, false) && !p.contains('_')));
+        if !prefix_ok || !is_label_part(name, false) || !is_label_part(value, true) {
+            errs.push(src.error(
+                &format!("kubernetes.selector_labels.{key}"),
+                format!("{key:?}: {value:?} is not a Kubernetes label (at most 63 characters each, alphanumeric at both ends, '-', '_' or '.' inside)"),
+            ));
+        }
+    }
+    for (field, url) in [
+        ("prometheus_url", &k.prometheus_url),
+        ("loki_url", &k.loki_url),
+    ] {
+        let ok = (url.starts_with("http://") || url.starts_with("https://"))
+            && url.len() > "https://".len()
+            && !url.contains(char::is_whitespace);
+        if !ok {
+            errs.push(src.error(
+                &format!("kubernetes.{field}"),
+                format!("{url:?} must be an http:// or https:// URL"),
+            ));
+        }
+    }
 }
 
 fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {

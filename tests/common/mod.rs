@@ -50,14 +50,25 @@ impl Server {
         extra: &[&str],
         stderr: Stdio,
     ) -> (Server, Option<std::process::ChildStderr>) {
-        std::fs::create_dir_all(workdir).unwrap();
-        let stderr_path = workdir.join("server.stderr");
-        let mut child = Command::new(bin())
-            .arg("serve")
+        let mut cmd = Command::new(bin());
+        cmd.arg("serve")
             .arg("--manifest")
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(extra)
+            .args(extra);
+        Self::spawn(cmd, workdir, stderr)
+    }
+
+    /// Runs `cmd` (a `telltale serve` with every argument it needs) in
+    /// `workdir` and waits until it listens.
+    pub fn spawn(
+        mut cmd: Command,
+        workdir: &Path,
+        stderr: Stdio,
+    ) -> (Server, Option<std::process::ChildStderr>) {
+        std::fs::create_dir_all(workdir).unwrap();
+        let stderr_path = workdir.join("server.stderr");
+        let mut child = cmd
             .current_dir(workdir)
             .stdout(Stdio::piped())
             .stderr(stderr)

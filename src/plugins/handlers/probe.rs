@@ -47,6 +47,14 @@ fn respond(status: StatusCode, body: Json) -> Response {
 }
 
 impl PreparedHandler for Prepared {
+    fn probe(&self) -> Option<crate::model::kinds::ProbeRole> {
+        use crate::model::kinds::ProbeRole;
+        Some(match self.0 {
+            Probe::Health => ProbeRole::Liveness,
+            Probe::Ready => ProbeRole::Readiness,
+            Probe::Startup => ProbeRole::Startup,
+        })
+    }
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let rt = rt.clone();
         let probe = self.0;

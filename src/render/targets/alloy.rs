@@ -12,27 +12,41 @@ impl super::RenderTarget for Target {
         "alloy"
     }
     fn templates(&self) -> &'static [(&'static str, &'static str)] {
-        &[(
-            PATH,
-            include_str!("../../../templates/alloy/config.alloy.hbs"),
-        )]
+        &[
+            (
+                PATH,
+                include_str!("../../../templates/alloy/config.alloy.hbs"),
+            ),
+            (
+                PROCESS,
+                include_str!("../../../templates/alloy/process.alloy.hbs"),
+            ),
+        ]
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
-        let text = ctx.render(
-            PATH,
-            json!({
-                "push_url": stack::loki_push_url(m),
-                "path": stack::log_path_glob(m),
-                "fields": crate::manifest::shipped_fields(&m.logging),
-                "labels": m.logging.labels,
-                "identity": crate::manifest::LOKI_IDENTITY_LABELS
-                    .iter()
-                    .map(|(label, field)| json!({ "label": label, "field": field }))
-                    .collect::<Vec<_>>(),
-                "metadata": crate::manifest::LOKI_METADATA_FIELDS,
-            }),
-        )?;
-        Ok(vec![(PATH.into(), text)])
+        let mut data = pipeline(ctx, &stack::loki_push_url(m));
+        data["path"] = json!(stack::log_path_glob(m));
+        Ok(vec![(PATH.into(), ctx.render(PATH, data)?)])
     }
+}
+
+/// The partial both Alloy configs end with: the JSON stages, labels,
+/// structured metadata and the push to Loki.
+pub const PROCESS: &str = "alloy/process";
+
+/// What [`PROCESS`] needs: the fields, labels and where Loki is.
+pub fn pipeline(ctx: &Ctx, push_url: &str) -> serde_json::Value {
+    let m = &ctx.model.manifest;
+    json!({
+        "push_url": push_url,
+        "fields": crate::manifest::shipped_fields(&m.logging),
+        "labels": m.logging.labels,
+        "identity": crate::manifest::LOKI_IDENTITY_LABELS
+            .iter()
+            .map(|(label, field)| json!({ "label": label, "field": field }))
+            .collect::<Vec<_>>(),
+        "metadata": crate::manifest::LOKI_METADATA_FIELDS,
+        "cri": false,
+    })
 }

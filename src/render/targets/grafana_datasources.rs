@@ -20,19 +20,38 @@ impl super::RenderTarget for Target {
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
-        let ds = &m.stack.datasources;
-        let text = ctx.render(
-            PATH,
-            json!({
-                "prometheus": { "uid": ds.prometheus, "url": stack::prometheus_url(m),
-                                "time_interval": m.stack.scrape_interval },
-                "loki": { "uid": ds.loki, "url": stack::loki_url(m),
-                          "derived_fields": [crate::render::links::request_id_field(m)] },
-                "json": { "uid": ds.json, "url": stack::json_datasource_url(m),
-                          "name": format!("{} JSON", m.service.name) },
-            }),
-        )?;
-        super::check_yaml(PATH, &text)?;
-        Ok(vec![(PATH.into(), text)])
+        let urls = Urls {
+            prometheus: stack::prometheus_url(m),
+            loki: stack::loki_url(m),
+            json: stack::json_datasource_url(m),
+        };
+        Ok(vec![(PATH.into(), render_with(ctx, &urls)?)])
     }
+}
+
+/// Where Grafana reaches each datasource.
+pub struct Urls {
+    pub prometheus: String,
+    pub loki: String,
+    pub json: String,
+}
+
+/// The provisioning file with these URLs (compose's, or the cluster's for
+/// the Kubernetes ConfigMap).
+pub fn render_with(ctx: &Ctx, urls: &Urls) -> Result<String, String> {
+    let m = &ctx.model.manifest;
+    let ds = &m.stack.datasources;
+    let text = ctx.render(
+        PATH,
+        json!({
+            "prometheus": { "uid": ds.prometheus, "url": urls.prometheus,
+                            "time_interval": m.stack.scrape_interval },
+            "loki": { "uid": ds.loki, "url": urls.loki,
+                      "derived_fields": [crate::render::links::request_id_field(m)] },
+            "json": { "uid": ds.json, "url": urls.json,
+                      "name": format!("{} JSON", m.service.name) },
+        }),
+    )?;
+    super::check_yaml(PATH, &text)?;
+    Ok(text)
 }

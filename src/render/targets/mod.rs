@@ -11,6 +11,7 @@ mod compose;
 pub(crate) mod grafana_dashboard;
 mod grafana_dashboard_provider;
 mod grafana_datasources;
+mod kubernetes;
 mod manifest_schema;
 mod prometheus_config;
 mod prometheus_rule_tests;
@@ -28,6 +29,7 @@ pub static TARGETS: &[&dyn RenderTarget] = &[
     &grafana_dashboard_provider::Target,
     &grafana_dashboard::Target,
     &compose::Target,
+    &kubernetes::Target,
     &manifest_schema::Target,
 ];
 

@@ -18,9 +18,14 @@ impl super::RenderTarget for Target {
         )]
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
-        let set = rules::build(&ctx.model.manifest)?;
-        let text = ctx.render(PATH, json!({ "groups": set.groups }))?;
-        super::check_yaml(PATH, &text)?;
-        Ok(vec![(PATH.into(), text)])
+        Ok(vec![(PATH.into(), render_text(ctx)?)])
     }
+}
+
+/// alerts.yml as render writes it (the PrometheusRule carries its groups).
+pub fn render_text(ctx: &Ctx) -> Result<String, String> {
+    let set = rules::build(&ctx.model.manifest)?;
+    let text = ctx.render(PATH, json!({ "groups": set.groups }))?;
+    super::check_yaml(PATH, &text)?;
+    Ok(text)
 }

@@ -1,0 +1,334 @@
+//! `kubernetes/`: the service and its monitoring for a cluster with the
+//! Prometheus Operator, Grafana's sidecar and Alloy.
+//!
+//! - `deployment.yaml`, `service.yaml`, `manifest-configmap.yaml`: the
+//!   service, its probes from the manifest's `probe` endpoints, and the
+//!   manifest with its data files mounted from a ConfigMap;
+//! - `servicemonitor.yaml`, `prometheusrule.yaml`: the scrape (with the
+//!   pod name as `instance`, as on the log lines) and the same rule groups
+//!   as `prometheus/alerts.yml`;
+//! - `grafana-dashboard.yaml`, `grafana-datasources.yaml`: ConfigMaps the
+//!   Grafana sidecar loads (`grafana_dashboard: "1"`, `grafana_datasource: "1"`);
+//! - `alloy.yaml`: Alloy's pipeline for pods, with the same stages as
+//!   `alloy/config.alloy`.
+
+use super::{alloy, grafana_dashboard, grafana_datasources, prometheus_rules};
+use crate::model::kinds::ProbeRole;
+use crate::model::Model;
+use crate::render::{stack, Ctx};
+use serde_json::{json, Value as Json};
+use std::collections::BTreeMap;
+
+pub struct Target;
+
+/// Where the container mounts the manifest ConfigMap.
+pub const CONFIG_DIR: &str = "/etc/telltale";
+/// The container's working directory (an emptyDir: the log files).
+pub const WORK_DIR: &str = "/var/lib/telltale";
+/// The largest ConfigMap the API server stores.
+pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
+
+const FILES: &[(&str, &str)] = &[
+    (
+        "kubernetes/deployment.yaml",
+        include_str!("../../../templates/kubernetes/deployment.yaml.hbs"),
+    ),
+    (
+        "kubernetes/service.yaml",
+        include_str!("../../../templates/kubernetes/service.yaml.hbs"),
+    ),
+    (
+        "kubernetes/manifest-configmap.yaml",
+        include_str!("../../../templates/kubernetes/manifest-configmap.yaml.hbs"),
+    ),
+    (
+        "kubernetes/servicemonitor.yaml",
+        include_str!("../../../templates/kubernetes/servicemonitor.yaml.hbs"),
+    ),
+    (
+        "kubernetes/prometheusrule.yaml",
+        include_str!("../../../templates/kubernetes/prometheusrule.yaml.hbs"),
+    ),
+    (
+        "kubernetes/grafana-dashboard.yaml",
+        include_str!("../../../templates/kubernetes/grafana-dashboard.yaml.hbs"),
+    ),
+    (
+        "kubernetes/grafana-datasources.yaml",
+        include_str!("../../../templates/kubernetes/grafana-datasources.yaml.hbs"),
+    ),
+    (
+        "kubernetes/alloy.yaml",
+        include_str!("../../../templates/kubernetes/alloy.yaml.hbs"),
+    ),
+    (
+        "kubernetes/config.alloy",
+        include_str!("../../../templates/kubernetes/config.alloy.hbs"),
+    ),
+];
+/// Only a template: its output goes inside `alloy.yaml`.
+const ALLOY_CONFIG: &str = "kubernetes/config.alloy";
+
+impl super::RenderTarget for Target {
+    fn name(&self) -> &'static str {
+        "kubernetes"
+    }
+    fn templates(&self) -> &'static [(&'static str, &'static str)] {
+        FILES
+    }
+    fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
+        let data = data(ctx)?;
+        let mut out = Vec::new();
+        for (path, _) in FILES.iter().filter(|(p, _)| *p != ALLOY_CONFIG) {
+            let text = ctx.render(path, data.clone())?;
+            super::check_yaml(path, &text)?;
+            out.push((path.to_string(), text));
+        }
+        Ok(out)
+    }
+}
+
+/// The labels every object of the service carries; `selector` is the subset
+/// the Deployment and Service select pods by.
+fn labels(m: &crate::manifest::Manifest) -> (Json, Json) {
+    let name = &m.service.name;
+    let selector = json!({ "app.kubernetes.io/name": name });
+    let mut all = json!({
+        "app.kubernetes.io/name": name,
+        "app.kubernetes.io/managed-by": "telltale",
+    });
+    // A version that is not a label value (`1.0+build`) is left out.
+    if is_label_value(&m.service.version) {
+        all["app.kubernetes.io/version"] = json!(m.service.version);
+    }
+    (all, selector)
+}
+
+fn is_label_value(s: &str) -> bool {
+    let b = s.as_bytes();
+    !b.is_empty()
+        && b.len() <= 63
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
+}
+
+/// The manifest ConfigMap's entries: `(key, path under CONFIG_DIR, text)`,
+/// the manifest first, then each data file once.
+fn config_files(model: &Model) -> Result<Vec<(String, String, String)>, String> {
+    let m = &model.manifest;
+    let mut files = vec![(
+        "manifest.yaml".to_string(),
+        "manifest.yaml".to_string(),
+        model.source.text.clone(),
+    )];
+    let mut keys = BTreeMap::from([("manifest.yaml".to_string(), "the manifest".to_string())]);
+    for (i, e) in m.endpoints.iter().enumerate() {
+        let Some(rel) = &e.data else { continue };
+        if files.iter().any(|(_, p, _)| p == rel) {
+            continue;
+        }
+        let at = format!("endpoints[{i}].data");
+        let parts: Vec<&str> = rel.split('/').collect();
+        if rel.starts_with('/')
+            || parts
+                .iter()
+                .any(|p| p.is_empty() || *p == "." || *p == "..")
+        {
+            return Err(format!(
+                "{at}: {rel:?} cannot be mounted from a ConfigMap beside the manifest: use a relative path without `.` or `..`"
+            ));
+        }
+        let key = parts.join(".");
+        let key_ok = key.len() <= 253
+            && key
+                .bytes()
+                .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(&c));
+        if !key_ok {
+            return Err(format!(
+                "{at}: {rel:?} cannot be a ConfigMap key (letters, digits, '-', '_', '.' and '/' only)"
+            ));
+        }
+        if let Some(other) = keys.insert(key.clone(), rel.clone()) {
+            return Err(format!(
+                "{at}: {rel:?} and {other:?} would share the ConfigMap key {key:?}; rename one"
+            ));
+        }
+        let (text, _) = model
+            .source
+            .read_data(rel, m.service.data_limit_bytes)
+            .map_err(|e| format!("{at}: {e}"))?;
+        files.push((key, rel.clone(), text));
+    }
+    let size: usize = files.iter().map(|(k, _, t)| k.len() + t.len()).sum();
+    if size > CONFIGMAP_LIMIT {
+        return Err(format!(
+            "the manifest and its data files are {size} bytes, over the {CONFIGMAP_LIMIT} bytes a ConfigMap holds"
+        ));
+    }
+    Ok(files)
+}
+
+/// FNV-1a, 64 bits: a change detector for the pod template's
+/// `checksum/config` annotation (so `kubectl apply` rolls the pods when the
+/// manifest or a data file changes), not a security measure.
+fn fnv64(parts: &[&str]) -> String {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    for p in parts {
+        for b in p.bytes().chain([0]) {
+            h ^= u64::from(b);
+            h = h.wrapping_mul(0x0000_0100_0000_01b3);
+        }
+    }
+    format!("{h:016x}")
+}
+
+/// One probe of the container, from the endpoint that answers it.
+fn probe(model: &Model, role: ProbeRole, period: u32, failures: u32) -> Json {
+    model
+        .handlers
+        .iter()
+        .zip(&model.manifest.endpoints)
+        .find(|(h, _)| h.probe() == Some(role))
+        .map_or(
+            Json::Null,
+            |(_, e)| json!({ "path": e.path, "period": period, "failures": failures }),
+        )
+}
+
+/// A YAML flow mapping of the quantities that are set (`{}` for none).
+fn quantities(q: &crate::manifest::Quantities) -> Json {
+    let mut o = serde_json::Map::new();
+    if let Some(c) = &q.cpu {
+        o.insert("cpu".into(), json!(c));
+    }
+    if let Some(mem) = &q.memory {
+        o.insert("memory".into(), json!(mem));
+    }
+    Json::Object(o)
+}
+
+fn data(ctx: &Ctx) -> Result<Json, String> {
+    let model = ctx.model;
+    let m = &model.manifest;
+    let k = &m.kubernetes;
+    let name = &m.service.name;
+    let (labels, selector) = labels(m);
+    let files = config_files(model)?;
+    let hashed: Vec<&str> = files
+        .iter()
+        .flat_map(|(k, _, t)| [k.as_str(), t.as_str()])
+        .collect();
+    let service_url = format!("http://{name}.{}.svc:{}", k.namespace, m.service.port);
+    let loki_push = format!("{}/loki/api/v1/push", k.loki_url.trim_end_matches('/'));
+    let datasources = grafana_datasources::render_with(
+        ctx,
+        &grafana_datasources::Urls {
+            prometheus: k.prometheus_url.clone(),
+            loki: k.loki_url.clone(),
+            json: format!("{service_url}/grafana"),
+        },
+    )?;
+    let rules = prometheus_rules::render_text(ctx)?;
+    let groups_at = rules
+        .find("\ngroups:")
+        .ok_or("alerts.yml has no `groups:` (template bug)")?;
+    let groups: String = rules[groups_at + 1..]
+        .lines()
+        .map(|l| {
+            if l.is_empty() {
+                "\n".to_string()
+            } else {
+                format!("  {l}\n")
+            }
+        })
+        .collect();
+    let mut pipeline = alloy::pipeline(ctx, &loki_push);
+    pipeline["cri"] = json!(true);
+    pipeline["namespace"] = json!(k.namespace);
+    pipeline["selector"] = json!(format!("app.kubernetes.io/name={name}"));
+    pipeline["container"] = json!(name);
+    let alloy_config = ctx.render(ALLOY_CONFIG, pipeline)?;
+    let image = k
+        .image
+        .clone()
+        .unwrap_or_else(|| format!("{name}:{}", m.service.version));
+    let with = |extra: &[(&str, &str)]| {
+        let mut l = labels.clone();
+        for (k, v) in extra {
+            l[*k] = json!(v);
+        }
+        l
+    };
+    let monitor: Vec<(&str, &str)> = k
+        .selector_labels
+        .iter()
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    Ok(json!({
+        "name": name,
+        "names": {
+            "manifest": format!("{name}-manifest"),
+            "dashboard": format!("{name}-dashboard"),
+            "datasources": format!("{name}-datasources"),
+            "datasources_key": format!("{name}-datasources.yaml"),
+            "alloy": format!("{name}-alloy"),
+        },
+        "monitor_labels": with(&monitor),
+        "dashboard_labels": with(&[("grafana_dashboard", "1")]),
+        "datasource_labels": with(&[("grafana_datasource", "1")]),
+        "namespace": k.namespace,
+        "monitoring_namespace": k.monitoring_namespace,
+        "selector": selector,
+        "selector_labels": k.selector_labels,
+        "replicas": k.replicas,
+        "image": image,
+        "pull_policy": k.image_pull_policy,
+        "port": m.service.port,
+        "config_dir": CONFIG_DIR,
+        "work_dir": WORK_DIR,
+        "args": [
+            "serve",
+            "--manifest", format!("{CONFIG_DIR}/manifest.yaml"),
+            "--host", "0.0.0.0",
+            "--log-format", "json",
+        ],
+        "checksum": fnv64(&hashed),
+        "files": files.iter().map(|(key, path, text)| json!({
+            "key": key, "path": path, "text": text,
+        })).collect::<Vec<_>>(),
+        "startup": probe(model, ProbeRole::Startup, 2, 30),
+        "liveness": probe(model, ProbeRole::Liveness, 10, 3),
+        "readiness": probe(model, ProbeRole::Readiness, 5, 2),
+        "resources": {
+            "requests": quantities(&k.resources.requests),
+            "limits": quantities(&k.resources.limits),
+        },
+        // The server's own graceful shutdown, plus time for the endpoints
+        // to drop the pod first.
+        "grace_seconds": m.service.shutdown_timeout_seconds + 5,
+        "job": stack::service_job(m),
+        "scrape_interval": m.stack.scrape_interval,
+        "sample_limit": model.budget.sample_limit(),
+        "groups": groups,
+        "dashboard_key": format!("{}.json", m.dashboard.uid),
+        "dashboard": grafana_dashboard::render_json(ctx)?,
+        "datasources": datasources,
+        "alloy_config": alloy_config,
+        "labels": labels,
+    }))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn checksums_follow_every_byte_and_the_boundaries() {
+        assert_ne!(fnv64(&["a", "bc"]), fnv64(&["ab", "c"]));
+        assert_ne!(fnv64(&["x"]), fnv64(&["y"]));
+        assert_eq!(fnv64(&["x"]), fnv64(&["x"]));
+        assert!(is_label_value("1.0.0") && !is_label_value("1.0+b") && !is_label_value(""));
+    }
+}
