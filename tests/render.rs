@@ -16,6 +16,14 @@ const RENDERED: &[&str] = &[
     "grafana/dashboards/ecommerce-api.json",
     "grafana/provisioning/dashboards/dashboards.yml",
     "grafana/provisioning/datasources/datasources.yml",
+    "kubernetes/alloy.yaml",
+    "kubernetes/deployment.yaml",
+    "kubernetes/grafana-dashboard.yaml",
+    "kubernetes/grafana-datasources.yaml",
+    "kubernetes/manifest-configmap.yaml",
+    "kubernetes/prometheusrule.yaml",
+    "kubernetes/service.yaml",
+    "kubernetes/servicemonitor.yaml",
     "manifest.schema.json",
     "prometheus/alerts.test.yml",
     "prometheus/alerts.yml",
@@ -518,7 +526,9 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         .unwrap()
         .contains_key("request_id"));
     assert!(!labels.contains(&"request_id"));
-    assert_eq!(stages[4]["timestamp"]["source"], "timestamp");
+    // The file name (a new stream each day) is no label.
+    assert_eq!(stages[4]["labeldrop"], serde_json::json!(["filename"]));
+    assert_eq!(stages[5]["timestamp"]["source"], "timestamp");
     assert!(fields.contains(&"timestamp"));
 
     // config.alloy: the same pipeline.
@@ -549,6 +559,7 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     assert!(alloy.contains(&format!("url = \"{push}\"")));
     assert!(alloy.contains(&format!("\"__path__\" = \"{glob}\"")));
     assert!(alloy.contains("source = \"timestamp\""));
+    assert!(alloy.contains("stage.label_drop {\n    values = [\"filename\"]"));
     assert_eq!(alloy.matches('{').count(), alloy.matches('}').count());
 
     // datasources.yml: pinned uids, URLs of the compose services.
