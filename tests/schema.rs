@@ -8,19 +8,11 @@ use serde_json::Value;
 use std::process::Command;
 
 fn check_jsonschema(files: &[std::path::PathBuf]) -> (bool, String) {
-    let out = Command::new(venv_bin("check-jsonschema"))
-        .arg("--schemafile")
-        .arg(repo().join("generated/manifest.schema.json"))
-        .args(files)
-        .output()
-        .unwrap();
-    (
-        out.status.success(),
-        format!(
-            "{}{}",
-            String::from_utf8_lossy(&out.stdout),
-            String::from_utf8_lossy(&out.stderr)
-        ),
+    outcome(
+        Command::new(venv_bin("check-jsonschema"))
+            .arg("--schemafile")
+            .arg(repo().join("generated/manifest.schema.json"))
+            .args(files),
     )
 }
 

@@ -936,6 +936,41 @@ pub(super) mod tests {
     }
 
     #[test]
+    fn a_json_console_gets_the_file_lines_and_a_file_failure_as_json() {
+        struct Broken;
+        impl Write for Broken {
+            fn write(&mut self, _: &[u8]) -> std::io::Result<usize> {
+                Err(std::io::Error::from_raw_os_error(28))
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let (file, console) = (Out::default(), Out::default());
+        let (sink, guard) =
+            Sink::spawn_with(file.clone(), console.clone(), "test-sink", false, true);
+        sink.push(1, "{\"n\":1}\n", "human 1\n");
+        sink.push(2, "{\"n\":2}\n", "human 2\n");
+        drop(guard);
+        assert_eq!(console.text(), "{\"n\":1}\n{\"n\":2}\n");
+        assert_eq!(file.text(), console.text());
+        // A failing file is reported on the console as a JSON line too.
+        let console = Out::default();
+        let (sink, guard) = Sink::spawn_with(Broken, console.clone(), "test-sink", false, true);
+        sink.push(1, "{\"n\":1}\n", "human 1\n");
+        drop(guard);
+        let text = console.text();
+        let lines: Vec<serde_json::Value> = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+            .collect();
+        assert!(lines.iter().any(|l| l["message"]
+            .as_str()
+            .is_some_and(|m| m.starts_with("cannot write log lines to the file"))));
+        assert!(!text.contains("human"), "{text}");
+    }
+
+    #[test]
     fn a_failing_console_is_reported_once_in_the_file_and_the_file_goes_on() {
         struct Broken;
         impl Write for Broken {

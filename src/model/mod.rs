@@ -753,8 +753,19 @@ pub fn is_dns_label(s: &str) -> bool {
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || *c == b'-')
 }
 
-/// A Kubernetes quantity as resources take it: `100m`, `0.5`, `64Mi`, `1G`.
+/// A Kubernetes quantity as resources take it: `100m`, `0.5`, `64Mi`, `1G`,
+/// `1e3`.
 fn is_quantity(s: &str) -> bool {
+    let s = s.strip_prefix('+').unwrap_or(s);
+    // A decimal exponent (`1e3`), told from the exa suffix (`1E`, `1Ei`) by
+    // the digits after it.
+    if let Some(i) = s.find(['e', 'E']) {
+        let exp = &s[i + 1..];
+        let exp = exp.strip_prefix(['+', '-']).unwrap_or(exp);
+        if !exp.is_empty() && exp.bytes().all(|c| c.is_ascii_digit()) {
+            return is_quantity(&s[..i]) && s[..i].bytes().all(|c| c.is_ascii_digit() || c == b'.');
+        }
+    }
     let digits = s.trim_end_matches(|c: char| c.is_ascii_alphabetic());
     let suffix = &s[digits.len()..];
     let number = !digits.is_empty()
@@ -1013,5 +1024,38 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     ];
     if uids.iter().collect::<HashSet<_>>().len() != uids.len() {
         errs.push(src.error("stack.datasources", "datasource uids must be distinct"));
+    }
+}
+
+#[cfg(test)]
+mod kubernetes_names {
+    use super::{is_dns_label, is_quantity};
+
+    #[test]
+    fn quantities_and_names_as_kubernetes_takes_them() {
+        for q in [
+            "100m", "0.5", "1", "64Mi", "1Gi", "1G", "1E", "2Ei", "1e3", "1.5E+2", "+1",
+        ] {
+            assert!(is_quantity(q), "{q}");
+        }
+        for q in [
+            "", "256 MB", "1MB", "m", ".", "1..2", "1e", "1e3Mi", "-1", "ten",
+        ] {
+            assert!(!is_quantity(q), "{q}");
+        }
+        for n in ["shop", "ecommerce-api", "a1"] {
+            assert!(is_dns_label(n), "{n}");
+        }
+        for n in [
+            "",
+            "Shop",
+            "1shop",
+            "shop-",
+            "shop_api",
+            "shop.api",
+            &"a".repeat(64),
+        ] {
+            assert!(!is_dns_label(n), "{n}");
+        }
     }
 }

@@ -249,6 +249,21 @@ pub fn log_lines(dir: &Path) -> Vec<serde_json::Value> {
     lines
 }
 
+/// Runs a tool to completion: (exit 0, stdout then stderr).
+pub fn outcome(cmd: &mut Command) -> (bool, String) {
+    let out = cmd
+        .output()
+        .unwrap_or_else(|e| panic!("cannot run {:?}: {e}", cmd.get_program()));
+    (
+        out.status.success(),
+        format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        ),
+    )
+}
+
 /// A tool of the git-ignored venv that scripts/install-test-deps fills.
 pub fn venv_bin(tool: &str) -> PathBuf {
     let p = repo().join(".venv/bin").join(tool);

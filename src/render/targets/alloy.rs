@@ -25,7 +25,7 @@ impl super::RenderTarget for Target {
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
-        let mut data = pipeline(ctx, &stack::loki_push_url(m));
+        let mut data = super::log_pipeline(ctx, &stack::loki_push_url(m));
         data["path"] = json!(stack::log_path_glob(m));
         Ok(vec![(PATH.into(), ctx.render(PATH, data)?)])
     }
@@ -34,19 +34,3 @@ impl super::RenderTarget for Target {
 /// The partial both Alloy configs end with: the JSON stages, labels,
 /// structured metadata and the push to Loki.
 pub const PROCESS: &str = "alloy/process";
-
-/// What [`PROCESS`] needs: the fields, labels and where Loki is.
-pub fn pipeline(ctx: &Ctx, push_url: &str) -> serde_json::Value {
-    let m = &ctx.model.manifest;
-    json!({
-        "push_url": push_url,
-        "fields": crate::manifest::shipped_fields(&m.logging),
-        "labels": m.logging.labels,
-        "identity": crate::manifest::LOKI_IDENTITY_LABELS
-            .iter()
-            .map(|(label, field)| json!({ "label": label, "field": field }))
-            .collect::<Vec<_>>(),
-        "metadata": crate::manifest::LOKI_METADATA_FIELDS,
-        "cri": false,
-    })
-}

@@ -12,7 +12,7 @@
 //! - `alloy.yaml`: Alloy's pipeline for pods, with the same stages as
 //!   `alloy/config.alloy`.
 
-use super::{alloy, grafana_dashboard, grafana_datasources, prometheus_rules};
+use super::{grafana_dashboard, grafana_datasources, prometheus_rules};
 use crate::model::kinds::ProbeRole;
 use crate::model::Model;
 use crate::render::{stack, Ctx};
@@ -244,7 +244,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             }
         })
         .collect();
-    let mut pipeline = alloy::pipeline(ctx, &loki_push);
+    let mut pipeline = super::log_pipeline(ctx, &loki_push);
     pipeline["cri"] = json!(true);
     pipeline["namespace"] = json!(k.namespace);
     pipeline["selector"] = json!(format!("app.kubernetes.io/name={name}"));
@@ -287,6 +287,11 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "pull_policy": k.image_pull_policy,
         "port": m.service.port,
         "config_dir": CONFIG_DIR,
+        // The root filesystem is read-only: an absolute logging.dir gets an
+        // emptyDir of its own (a relative one is under the working directory's).
+        "log_dir": std::path::Path::new(&m.logging.dir)
+            .is_absolute()
+            .then(|| m.logging.dir.clone()),
         "work_dir": WORK_DIR,
         "args": [
             "serve",

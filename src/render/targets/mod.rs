@@ -51,6 +51,24 @@ pub(crate) fn check_yaml(path: &str, text: &str) -> Result<(), String> {
         .map_err(|e| format!("{path} is not valid YAML (template bug): {e}"))
 }
 
+/// What every log shipper's pipeline needs: the fields to extract, the
+/// labels (declared, then identity), the structured metadata, and where
+/// Loki is.
+pub(crate) fn log_pipeline(ctx: &Ctx, push_url: &str) -> serde_json::Value {
+    let l = &ctx.model.manifest.logging;
+    serde_json::json!({
+        "push_url": push_url,
+        "fields": crate::manifest::shipped_fields(l),
+        "labels": l.labels,
+        "identity": crate::manifest::LOKI_IDENTITY_LABELS
+            .iter()
+            .map(|(label, field)| serde_json::json!({ "label": label, "field": field }))
+            .collect::<Vec<_>>(),
+        "metadata": crate::manifest::LOKI_METADATA_FIELDS,
+        "cri": false,
+    })
+}
+
 /// Lookup by name (for tests and tools).
 pub fn lookup(name: &str) -> Option<&'static dyn RenderTarget> {
     TARGETS.iter().copied().find(|t| t.name() == name)

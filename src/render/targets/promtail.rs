@@ -19,22 +19,11 @@ impl super::RenderTarget for Target {
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
-        let text = ctx.render(
-            PATH,
-            json!({
-                "port": m.stack.promtail.port,
-                "push_url": stack::loki_push_url(m),
-                "job": stack::service_job(m),
-                "path": stack::log_path_glob(m),
-                "fields": crate::manifest::shipped_fields(&m.logging),
-                "labels": m.logging.labels,
-                "identity": crate::manifest::LOKI_IDENTITY_LABELS
-                    .iter()
-                    .map(|(label, field)| json!({ "label": label, "field": field }))
-                    .collect::<Vec<_>>(),
-                "metadata": crate::manifest::LOKI_METADATA_FIELDS,
-            }),
-        )?;
+        let mut data = super::log_pipeline(ctx, &stack::loki_push_url(m));
+        data["port"] = json!(m.stack.promtail.port);
+        data["job"] = json!(stack::service_job(m));
+        data["path"] = json!(stack::log_path_glob(m));
+        let text = ctx.render(PATH, data)?;
         super::check_yaml(PATH, &text)?;
         Ok(vec![(PATH.into(), text)])
     }
