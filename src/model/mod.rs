@@ -793,6 +793,13 @@ fn is_label_part(s: &str, empty_ok: bool) -> bool {
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
 }
 
+/// An `http://` or `https://` URL with something after the scheme and no blanks.
+fn is_http_url(url: &str) -> bool {
+    (url.starts_with("http://") || url.starts_with("https://"))
+        && url.len() > "https://".len()
+        && !url.contains(char::is_whitespace)
+}
+
 fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let k = &m.kubernetes;
     if !m.service.name.trim().is_empty() && !is_dns_label(&m.service.name) {
@@ -867,10 +874,7 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         ("prometheus_url", &k.prometheus_url),
         ("loki_url", &k.loki_url),
     ] {
-        let ok = (url.starts_with("http://") || url.starts_with("https://"))
-            && url.len() > "https://".len()
-            && !url.contains(char::is_whitespace);
-        if !ok {
+        if !is_http_url(url) {
             errs.push(src.error(
                 &format!("kubernetes.{field}"),
                 format!("{url:?} must be an http:// or https:// URL"),
@@ -999,10 +1003,7 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     check_discovery(src, m, errs);
     let mut names = HashSet::new();
     for (i, w) in s.remote_write.iter().enumerate() {
-        let ok = (w.url.starts_with("http://") || w.url.starts_with("https://"))
-            && w.url.len() > "https://".len()
-            && !w.url.contains(char::is_whitespace);
-        if !ok {
+        if !is_http_url(&w.url) {
             errs.push(src.error(
                 &format!("stack.remote_write[{i}].url"),
                 format!("{:?} must be an http:// or https:// URL", w.url),

@@ -281,7 +281,6 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "namespace": k.namespace,
         "monitoring_namespace": k.monitoring_namespace,
         "selector": selector,
-        "selector_labels": k.selector_labels,
         "replicas": k.replicas,
         "image": image,
         "pull_policy": k.image_pull_policy,
