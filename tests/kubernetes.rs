@@ -455,6 +455,7 @@ fn the_server_runs_as_the_deployment_runs_it() {
     let mut cmd = Command::new(bin());
     cmd.args(&args)
         .args(["--port", &port.to_string()])
+        .env_remove("TELLTALE_INSTANCE")
         .env("POD_NAME", "ecommerce-api-7d9f-abcde");
     let work = r.dir.path().join("work");
     let stderr = std::fs::File::create(r.dir.path().join("pod.stderr")).unwrap();

@@ -3,7 +3,8 @@
 //! instances rendered, the third added by an operator's file beside the
 //! rendered one, with no render), traffic to all three; then one replica
 //! stops and TargetDown goes pending, then firing, while the panels keep
-//! the other two. Each replica's log lines carry its own instance.
+//! the other two. Each replica's log lines carry its own instance: the
+//! declared target with its port, or the one it is told.
 
 mod common;
 mod render_support;
@@ -17,15 +18,20 @@ use std::time::{Duration, Instant};
 
 const JOB: &str = "ecommerce-api";
 
-/// A replica on `port`, named `127.0.0.1:<port>` (its scrape address) on
-/// its log lines, with its own working directory (its own log files).
-fn replica(manifest: &std::path::Path, dir: &std::path::Path, port: u16) -> Server {
+/// A replica on `port`, with its own working directory (its own log
+/// files). A replica the manifest declares names itself after its declared
+/// target; another is told its scrape address (`TELLTALE_INSTANCE`).
+fn replica(manifest: &std::path::Path, dir: &std::path::Path, port: u16, declared: bool) -> Server {
     let mut cmd = Command::new(bin());
     cmd.arg("serve")
         .arg("--manifest")
         .arg(manifest)
         .args(["--host", "127.0.0.1", "--port", &port.to_string()])
-        .env("TELLTALE_INSTANCE", format!("127.0.0.1:{port}"));
+        .env_remove("TELLTALE_INSTANCE")
+        .env_remove("POD_NAME");
+    if !declared {
+        cmd.env("TELLTALE_INSTANCE", format!("127.0.0.1:{port}"));
+    }
     let work = dir.join(format!("replica-{port}"));
     std::fs::create_dir_all(&work).unwrap();
     let stderr = std::fs::File::create(work.join("server.stderr")).unwrap();
@@ -87,7 +93,8 @@ async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
 
     let mut servers: Vec<Option<Server>> = ports
         .iter()
-        .map(|&p| Some(replica(&manifest, dir.path(), p)))
+        .enumerate()
+        .map(|(i, &p)| Some(replica(&manifest, dir.path(), p, i < 2)))
         .collect();
     let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
     // The third replica is added as an operator would: a file beside the
@@ -218,7 +225,8 @@ async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
         assert!(!r.is_empty(), "panel {title:?} lost its data: {q}");
     }
 
-    // Each replica's log lines carry its own instance and the service.
+    // Each replica's log lines carry its own instance (the two declared ones
+    // without being told) and the service.
     for s in servers.into_iter().flatten() {
         assert!(s.stop().success());
     }

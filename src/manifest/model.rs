@@ -36,6 +36,24 @@ pub struct Manifest {
     pub kubernetes: Kubernetes,
 }
 
+impl Manifest {
+    /// `host:port` Prometheus scrapes the service at, by default.
+    pub fn scrape_target(&self) -> String {
+        format!("{}:{}", self.stack.service_host, self.service.port)
+    }
+
+    /// The instances static and file discovery name: the declared ones,
+    /// else the one at [`Manifest::scrape_target`]. Empty for DNS discovery,
+    /// whose instances are known only at run time.
+    pub fn scrape_targets(&self) -> Vec<String> {
+        match &self.stack.discovery {
+            d if d.kind == DiscoveryKind::Dns => Vec::new(),
+            d if d.targets.is_empty() => vec![self.scrape_target()],
+            d => d.targets.clone(),
+        }
+    }
+}
+
 /// `service`: who the server is and where it listens.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

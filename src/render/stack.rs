@@ -23,16 +23,12 @@ pub fn shipper_name(m: &Manifest) -> &'static str {
 
 /// `host:port` Prometheus scrapes the service at.
 pub fn service_target(m: &Manifest) -> String {
-    format!("{}:{}", m.stack.service_host, m.service.port)
+    m.scrape_target()
 }
 
-/// The instances of static and file discovery: the declared ones, else the
-/// one at [`service_target`].
+/// The instances of static and file discovery (see [`Manifest::scrape_targets`]).
 pub fn service_targets(m: &Manifest) -> Vec<String> {
-    match &m.stack.discovery.targets {
-        t if t.is_empty() => vec![service_target(m)],
-        t => t.clone(),
-    }
+    m.scrape_targets()
 }
 
 /// The directory of the service's file_sd files, relative to

@@ -286,7 +286,9 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
         .first()
         .and_then(|a| a.as_socket_addr().map(|a| a.port()))
         .unwrap_or(port);
-    crate::logging::identity::set(&svc.name, &crate::logging::identity::instance(bound));
+    let declared = model.manifest.scrape_targets();
+    let instance = crate::logging::identity::instance(bound, &declared);
+    crate::logging::identity::set(&svc.name, &instance);
     tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
     let process = Process::new()?;
     let app = assemble_after(model.clone(), process.clone(), None)?;

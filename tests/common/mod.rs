@@ -55,7 +55,10 @@ impl Server {
             .arg("--manifest")
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
-            .args(extra);
+            .args(extra)
+            // The instance name from the test's own settings, not the machine's.
+            .env_remove("TELLTALE_INSTANCE")
+            .env_remove("POD_NAME");
         Self::spawn(cmd, workdir, stderr)
     }
 
