@@ -129,6 +129,10 @@ pub struct ServeArgs {
     /// the log file's lines, for a container's log collector.
     #[arg(long, value_enum, default_value_t)]
     pub log_format: crate::logging::ConsoleFormat,
+    /// Write no log file: the console is the only output (in a container,
+    /// whose log collector reads it; `logging.dir` is not used).
+    #[arg(long)]
+    pub no_log_file: bool,
 }
 
 /// How many requests `chaos` sends: `--requests`, else rate × duration
@@ -344,13 +348,14 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
             return code;
         }
     };
-    let guard = match crate::logging::init(&model.manifest.logging, args.log_format) {
-        Ok(g) => g,
-        Err(e) => {
-            eprintln!("telltale: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
+    let guard =
+        match crate::logging::init(&model.manifest.logging, args.log_format, !args.no_log_file) {
+            Ok(g) => g,
+            Err(e) => {
+                eprintln!("telltale: {e}");
+                return ExitCode::FAILURE;
+            }
+        };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -474,6 +474,8 @@ fn the_server_runs_as_the_deployment_runs_it() {
     let products = http_get(&format!("{base}/products"));
     assert!(products.contains("\"items\""), "{products}");
     assert!(srv.stop().success());
+    // No log file: the console is the pod's only log.
+    assert!(!work.join("logs").exists(), "a log directory was made");
     // The console carries the JSON lines a log collector reads, each with
     // the pod's name as its instance.
     let console = std::fs::read_to_string(r.dir.path().join("pod.stderr")).unwrap();

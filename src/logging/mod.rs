@@ -77,10 +77,20 @@ pub enum ConsoleFormat {
 }
 
 /// Console plus the JSON file of `cfg` (for `serve`); nothing at all when
-/// `cfg.enabled` is false, so every log macro is a disabled no-op.
-pub fn init(cfg: &Logging, format: ConsoleFormat) -> Result<LogGuard, String> {
+/// `cfg.enabled` is false, so every log macro is a disabled no-op. Without
+/// `file`, the console is the only output (a container's: its collector
+/// reads it) and no log directory is made.
+pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard, String> {
     if !cfg.enabled {
         return Ok(LogGuard { _writer: None });
+    }
+    let json_console = format == ConsoleFormat::Json;
+    if !file {
+        let ansi = !json_console && std::io::stderr().is_terminal();
+        let console = console::Console::new();
+        let (sink, guard) =
+            Sink::spawn_with(std::io::sink(), console, "telltale-log", ansi, json_console);
+        return install(cfg, sink, guard, ansi);
     }
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", cfg.dir))?;
@@ -97,7 +107,6 @@ pub fn init(cfg: &Logging, format: ConsoleFormat) -> Result<LogGuard, String> {
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
-    let json_console = format == ConsoleFormat::Json;
     let ansi = !json_console && std::io::stderr().is_terminal();
     // Request threads only format and queue lines; the writes happen on
     // this thread.
@@ -120,6 +129,11 @@ pub fn init(cfg: &Logging, format: ConsoleFormat) -> Result<LogGuard, String> {
         let console = console::Console::new();
         Sink::spawn_with(appender, console, "telltale-log", ansi, json_console)
     };
+    install(cfg, sink, guard, ansi)
+}
+
+/// Installs `sink` as the global logger at `cfg.level`.
+fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<LogGuard, String> {
     let _ = HEALTH.set(sink.clone());
     let level = level_filter(&cfg.level);
     // One global filter, not one per layer: per-layer filters are

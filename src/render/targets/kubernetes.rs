@@ -23,7 +23,7 @@ pub struct Target;
 
 /// Where the container mounts the manifest ConfigMap.
 pub const CONFIG_DIR: &str = "/etc/telltale";
-/// The container's working directory (an emptyDir: the log files).
+/// The container's working directory (an emptyDir, writable).
 pub const WORK_DIR: &str = "/var/lib/telltale";
 /// The largest ConfigMap the API server stores.
 pub const CONFIGMAP_LIMIT: usize = 1024 * 1024;
@@ -286,8 +286,10 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "pull_policy": k.image_pull_policy,
         "port": m.service.port,
         "config_dir": CONFIG_DIR,
-        // The root filesystem is read-only: an absolute logging.dir gets an
-        // emptyDir of its own (a relative one is under the working directory's).
+        // The pod writes no log file, but `validate` checks that logging.dir
+        // is writable, and the root filesystem is read-only: an absolute
+        // logging.dir gets an emptyDir of its own (a relative one is under
+        // the working directory's).
         "log_dir": std::path::Path::new(&m.logging.dir)
             .is_absolute()
             .then(|| m.logging.dir.clone()),
@@ -297,6 +299,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             "--manifest", format!("{CONFIG_DIR}/manifest.yaml"),
             "--host", "0.0.0.0",
             "--log-format", "json",
+            "--no-log-file",
         ],
         "checksum": fnv64(&hashed),
         "files": files.iter().map(|(key, path, text)| json!({
