@@ -85,8 +85,8 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
         return Ok(LogGuard { _writer: None });
     }
     let json_console = format == ConsoleFormat::Json;
+    let ansi = !json_console && std::io::stderr().is_terminal();
     if !file {
-        let ansi = !json_console && std::io::stderr().is_terminal();
         let console = console::Console::new();
         let (sink, guard) =
             Sink::spawn_with(std::io::sink(), console, "telltale-log", ansi, json_console);
@@ -107,7 +107,6 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
         .max_log_files(cfg.max_files)
         .build(&cfg.dir)
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
-    let ansi = !json_console && std::io::stderr().is_terminal();
     // Request threads only format and queue lines; the writes happen on
     // this thread.
     let (sink, guard) = if cfg.drop_page_cache {

@@ -744,7 +744,7 @@ fn is_host_port(addr: &str) -> bool {
 
 /// A DNS-1035 label: what a Kubernetes Service (and so every object
 /// `render` names after the service) and a namespace may be called.
-pub fn is_dns_label(s: &str) -> bool {
+fn is_dns_label(s: &str) -> bool {
     let b = s.as_bytes();
     (1..=63).contains(&b.len())
         && b[0].is_ascii_lowercase()
@@ -781,7 +781,7 @@ fn is_quantity(s: &str) -> bool {
 
 /// A label key or value as Kubernetes takes it (`prefix/` aside): at most
 /// 63 characters, alphanumeric at both ends, `-_.` inside; a value may be empty.
-fn is_label_part(s: &str, empty_ok: bool) -> bool {
+pub fn is_label_part(s: &str, empty_ok: bool) -> bool {
     let b = s.as_bytes();
     if b.is_empty() {
         return empty_ok;
@@ -1030,7 +1030,7 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
 
 #[cfg(test)]
 mod kubernetes_names {
-    use super::{is_dns_label, is_quantity};
+    use super::{is_dns_label, is_label_part, is_quantity};
 
     #[test]
     fn quantities_and_names_as_kubernetes_takes_them() {
@@ -1058,5 +1058,7 @@ mod kubernetes_names {
         ] {
             assert!(!is_dns_label(n), "{n}");
         }
+        assert!(is_label_part("1.0.0", false) && is_label_part("", true));
+        assert!(!is_label_part("1.0+b", false) && !is_label_part("", false));
     }
 }

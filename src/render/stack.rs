@@ -21,16 +21,6 @@ pub fn shipper_name(m: &Manifest) -> &'static str {
     }
 }
 
-/// `host:port` Prometheus scrapes the service at.
-pub fn service_target(m: &Manifest) -> String {
-    m.scrape_target()
-}
-
-/// The instances of static and file discovery (see [`Manifest::scrape_targets`]).
-pub fn service_targets(m: &Manifest) -> Vec<String> {
-    m.scrape_targets()
-}
-
 /// The directory of the service's file_sd files, relative to
 /// prometheus.yml: render writes `telltale.yml` there; Prometheus reads
 /// every `*.yml` in it.
@@ -68,7 +58,7 @@ pub fn loki_push_url(m: &Manifest) -> String {
 
 /// The service's JSON-datasource API, as Grafana's container reaches it.
 pub fn json_datasource_url(m: &Manifest) -> String {
-    format!("http://{}/grafana", service_target(m))
+    format!("http://{}/grafana", m.scrape_target())
 }
 
 /// Glob of the rotated log files, as the shipper container sees them.

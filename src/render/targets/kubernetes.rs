@@ -98,20 +98,10 @@ fn labels(m: &crate::manifest::Manifest) -> (Json, Json) {
         "app.kubernetes.io/managed-by": "telltale",
     });
     // A version that is not a label value (`1.0+build`) is left out.
-    if is_label_value(&m.service.version) {
+    if crate::model::is_label_part(&m.service.version, false) {
         all["app.kubernetes.io/version"] = json!(m.service.version);
     }
     (all, selector)
-}
-
-fn is_label_value(s: &str) -> bool {
-    let b = s.as_bytes();
-    !b.is_empty()
-        && b.len() <= 63
-        && b[0].is_ascii_alphanumeric()
-        && b[b.len() - 1].is_ascii_alphanumeric()
-        && b.iter()
-            .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
 }
 
 /// The manifest ConfigMap's entries: `(key, path under CONFIG_DIR, text)`,
@@ -195,18 +185,6 @@ fn probe(model: &Model, role: ProbeRole, period: u32, failures: u32) -> Json {
             Json::Null,
             |(_, e)| json!({ "path": e.path, "period": period, "failures": failures }),
         )
-}
-
-/// A YAML flow mapping of the quantities that are set (`{}` for none).
-fn quantities(q: &crate::manifest::Quantities) -> Json {
-    let mut o = serde_json::Map::new();
-    if let Some(c) = &q.cpu {
-        o.insert("cpu".into(), json!(c));
-    }
-    if let Some(mem) = &q.memory {
-        o.insert("memory".into(), json!(mem));
-    }
-    Json::Object(o)
 }
 
 fn data(ctx: &Ctx) -> Result<Json, String> {
@@ -308,10 +286,8 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "startup": probe(model, ProbeRole::Startup, 2, 30),
         "liveness": probe(model, ProbeRole::Liveness, 10, 3),
         "readiness": probe(model, ProbeRole::Readiness, 5, 2),
-        "resources": {
-            "requests": quantities(&k.resources.requests),
-            "limits": quantities(&k.resources.limits),
-        },
+        // The quantities that are set (`{}` for none).
+        "resources": k.resources,
         // The server's own graceful shutdown, plus time for the endpoints
         // to drop the pod first.
         "grace_seconds": m.service.shutdown_timeout_seconds + 5,
@@ -336,6 +312,5 @@ mod tests {
         assert_ne!(fnv64(&["a", "bc"]), fnv64(&["ab", "c"]));
         assert_ne!(fnv64(&["x"]), fnv64(&["y"]));
         assert_eq!(fnv64(&["x"]), fnv64(&["x"]));
-        assert!(is_label_value("1.0.0") && !is_label_value("1.0+b") && !is_label_value(""));
     }
 }

@@ -31,7 +31,7 @@ impl super::RenderTarget for Target {
         let m = &ctx.model.manifest;
         let d = &m.stack.discovery;
         let job = stack::service_job(m);
-        let targets = stack::service_targets(m);
+        let targets = m.scrape_targets();
         let mut files = Vec::new();
         let discovery = match d.kind {
             DiscoveryKind::Static => json!({ "static": targets }),
