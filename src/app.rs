@@ -89,7 +89,7 @@ impl App {
     {
         if !self.errors.is_empty() {
             for e in &self.errors {
-                eprintln!("telltale: {e}");
+                crate::term::errln!("telltale: {e}");
             }
             return ExitCode::from(2);
         }

@@ -1,6 +1,7 @@
 //! Command-line interface: `serve` (default), `validate`, `render`, `chaos`, `verify`, `schema`.
 
 use crate::model::{self, Model};
+use crate::term::{errln, errout, out, outln};
 use clap::{Args, Parser, Subcommand};
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -182,7 +183,7 @@ impl Context {
     pub fn open(&self, arg: &ManifestArg) -> Result<Model, ExitCode> {
         let embedded = self.embedded.as_ref().map(|(n, t)| (n.as_str(), *t));
         model::open_or(arg.manifest.as_deref(), &self.registry, embedded).map_err(|d| {
-            eprintln!("{d}");
+            errln!("{d}");
             ExitCode::FAILURE
         })
     }
@@ -201,7 +202,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         Some(Command::Serve(a)) => serve(a, ctx),
         Some(Command::Validate(a)) => match open(&a) {
             Ok(m) => {
-                println!(
+                outln!(
                     "{}: ok ({} endpoints, {} metrics, {} panels, {} objectives)",
                     m.source.name,
                     m.manifest.endpoints.len(),
@@ -216,7 +217,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                     .map_or("no series_limit".to_string(), |l| {
                         format!("series_limit {l}")
                     });
-                println!(
+                outln!(
                     "series budget: at most {} series ({limit}; largest: {})",
                     m.budget.total(),
                     m.budget
@@ -232,11 +233,11 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         },
         Some(Command::Chaos(a)) => match (open(&a.manifest), chaos_requests(&a)) {
             (_, Err(e)) => {
-                eprintln!("telltale chaos: {e}");
+                errln!("telltale chaos: {e}");
                 ExitCode::from(2)
             }
             (Ok(m), Ok(requests)) => {
-                eprintln!("telltale: manifest {}", m.origin());
+                errln!("telltale: manifest {}", m.origin());
                 crate::chaos::run(
                     &m,
                     crate::chaos::Options {
@@ -256,7 +257,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         },
         Some(Command::Render(a)) => render(a, ctx),
         Some(Command::Schema) => {
-            print!("{}", crate::manifest::schema());
+            out!("{}", crate::manifest::schema());
             ExitCode::SUCCESS
         }
         Some(Command::Verify(a)) => match open(&a.manifest) {
@@ -278,16 +279,16 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
     let model = match ctx.open(&args.manifest) {
         Ok(m) => m,
         Err(code) => {
-            eprintln!("telltale: nothing rendered");
+            errln!("telltale: nothing rendered");
             return code;
         }
     };
-    eprintln!("telltale: manifest {}", model.origin());
+    errln!("telltale: manifest {}", model.origin());
     let log_dir = crate::render::log_dir_from(&model, &args.out);
     let files = match crate::render::render_all(&model, log_dir) {
         Ok(f) => f,
         Err(e) => {
-            eprintln!("telltale: render failed, nothing written: {e}");
+            errln!("telltale: render failed, nothing written: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -295,19 +296,19 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
     if args.check {
         return match crate::render::check(&args.out, &files) {
             Ok(d) if d.is_clean() => {
-                println!("{out}: up to date ({} files)", files.len());
+                outln!("{out}: up to date ({} files)", files.len());
                 ExitCode::SUCCESS
             }
             Ok(d) => {
-                eprint!("{d}");
-                eprintln!(
+                errout!("{d}");
+                errln!(
                     "{out} differs from what {} renders; run `telltale render`",
                     model.source.name
                 );
                 ExitCode::FAILURE
             }
             Err(e) => {
-                eprintln!("telltale: {e}");
+                errln!("telltale: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -315,10 +316,10 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
     match crate::render::write_atomic(&args.out, &files, &model.inputs()) {
         Ok(w) => {
             for p in files.keys() {
-                println!("  {out}/{p}");
+                outln!("  {out}/{p}");
             }
-            println!("rendered {} files into {out}", w.files);
-            println!(
+            outln!("rendered {} files into {out}", w.files);
+            outln!(
                 "Grafana admin password: {} ({})",
                 w.admin_env.display(),
                 if w.admin_env_created {
@@ -330,11 +331,11 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             ExitCode::SUCCESS
         }
         Err(crate::render::WriteError::Refused(e)) => {
-            eprintln!("telltale: render refused: {e}");
+            errln!("telltale: render refused: {e}");
             ExitCode::from(2)
         }
         Err(crate::render::WriteError::Failed(e)) => {
-            eprintln!("telltale: render failed, {out} left as it was: {e}");
+            errln!("telltale: render failed, {out} left as it was: {e}");
             ExitCode::FAILURE
         }
     }
@@ -344,7 +345,7 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
     let model = match ctx.open(&args.manifest) {
         Ok(m) => Arc::new(m),
         Err(code) => {
-            eprintln!("telltale: refusing to start with an invalid manifest");
+            errln!("telltale: refusing to start with an invalid manifest");
             return code;
         }
     };
@@ -352,7 +353,7 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
         match crate::logging::init(&model.manifest.logging, args.log_format, !args.no_log_file) {
             Ok(g) => g,
             Err(e) => {
-                eprintln!("telltale: {e}");
+                errln!("telltale: {e}");
                 return ExitCode::FAILURE;
             }
         };
@@ -362,7 +363,7 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
     {
         Ok(r) => r,
         Err(e) => {
-            eprintln!("telltale: cannot start the async runtime: {e}");
+            errln!("telltale: cannot start the async runtime: {e}");
             return ExitCode::FAILURE;
         }
     };
@@ -375,13 +376,16 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
         watch: args.watch,
     };
     let result = runtime.block_on(crate::server::serve(model, bind, reload));
+    // A reload stuck in a blocking read (a network file system that stopped
+    // answering, say) must not hold the exit: blocking tasks get a moment,
+    // then are left behind as the process ends.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
     // Flush the log file before exiting.
-    drop(runtime);
     drop(guard);
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
-            eprintln!("telltale: {e}");
+            errln!("telltale: {e}");
             ExitCode::FAILURE
         }
     }

@@ -26,6 +26,7 @@ pub mod model;
 pub mod plugins;
 pub mod render;
 pub mod server;
+pub mod term;
 pub mod verify;
 
 pub use app::App;

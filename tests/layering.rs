@@ -12,24 +12,26 @@ use std::path::Path;
 fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     BTreeMap::from([
         ("manifest", vec![]),
+        ("term", vec![]),
         ("model", vec!["manifest"]),
         ("logging", vec!["manifest"]),
         ("server", vec!["manifest", "model", "logging"]),
         ("render", vec!["manifest", "model"]),
-        ("chaos", vec!["manifest", "model"]),
-        ("verify", vec!["manifest", "model", "render"]),
+        ("chaos", vec!["manifest", "model", "term"]),
+        ("verify", vec!["manifest", "model", "render", "term"]),
         (
             "plugins",
             vec!["manifest", "model", "logging", "server", "render"],
         ),
-        ("app", vec!["manifest", "model", "plugins", "cli"]),
+        ("app", vec!["manifest", "model", "plugins", "cli", "term"]),
         (
             "cli",
             vec![
                 "manifest", "model", "logging", "server", "render", "chaos", "verify", "plugins",
+                "term",
             ],
         ),
-        ("lib", vec!["app", "model", "plugins"]),
+        ("lib", vec!["app", "model", "plugins", "term"]),
         ("main", vec![]),
     ])
 }

@@ -58,37 +58,13 @@ impl Source {
     }
 
     /// Reads a data file named in the manifest (relative to the manifest):
-    /// a regular file of at most `limit` bytes. Anything else (a FIFO, a
-    /// device, a directory) is refused before it is opened, so it cannot hang.
+    /// a regular file of at most `limit` bytes (see [`read_bounded`]).
     pub fn read_data(&self, rel: &str, limit: u64) -> Result<(String, PathBuf), String> {
         match &self.base_dir {
             Some(dir) => {
-                use std::io::Read;
                 let p = dir.join(rel);
-                let shown = p.display();
-                let meta = std::fs::metadata(&p)
-                    .map_err(|e| format!("cannot read data file {shown}: {e}"))?;
-                if !meta.is_file() {
-                    return Err(format!(
-                        "data file {shown} is not a regular file (a FIFO, device or directory is never read)"
-                    ));
-                }
-                if meta.len() > limit {
-                    return Err(format!(
-                        "data file {shown} has {} bytes, over service.data_limit_bytes ({limit})",
-                        meta.len()
-                    ));
-                }
-                let mut text = String::new();
-                std::fs::File::open(&p)
-                    .and_then(|f| f.take(limit + 1).read_to_string(&mut text))
-                    .map_err(|e| format!("cannot read data file {shown}: {e}"))?;
-                if text.len() as u64 > limit {
-                    return Err(format!(
-                        "data file {shown} grew past service.data_limit_bytes ({limit}) while read"
-                    ));
-                }
-                Ok((text, p.clone()))
+                let text = read_bounded(&p, limit, "data file", "service.data_limit_bytes")?;
+                Ok((text, p))
             }
             None => EMBEDDED_DATA
                 .iter()
@@ -142,20 +118,116 @@ impl std::fmt::Display for Failed {
     }
 }
 
+/// The default bound on a manifest file's size: 1 MiB, the most a
+/// Kubernetes ConfigMap holds (the demo's is 15 KB). The environment
+/// variable `TELLTALE_MANIFEST_LIMIT_BYTES` sets another, up to 64 MiB.
+pub const MANIFEST_LIMIT_BYTES: u64 = 1 << 20;
+/// The largest `TELLTALE_MANIFEST_LIMIT_BYTES` accepted.
+pub const MAX_MANIFEST_LIMIT_BYTES: u64 = 64 << 20;
+/// The variable that overrides [`MANIFEST_LIMIT_BYTES`].
+pub const MANIFEST_LIMIT_VAR: &str = "TELLTALE_MANIFEST_LIMIT_BYTES";
+
+/// The manifest size bound in force, read once: [`MANIFEST_LIMIT_VAR`] or
+/// [`MANIFEST_LIMIT_BYTES`]; an unusable value of the variable is an error.
+pub fn manifest_limit() -> Result<u64, String> {
+    static LIMIT: std::sync::OnceLock<Result<u64, String>> = std::sync::OnceLock::new();
+    LIMIT
+        .get_or_init(|| match std::env::var(MANIFEST_LIMIT_VAR) {
+            Err(_) => Ok(MANIFEST_LIMIT_BYTES),
+            Ok(v) => match v.trim().parse::<u64>() {
+                Ok(n) if (1..=MAX_MANIFEST_LIMIT_BYTES).contains(&n) => Ok(n),
+                _ => Err(format!(
+                    "{MANIFEST_LIMIT_VAR}={v:?} must be a byte count from 1 to {MAX_MANIFEST_LIMIT_BYTES}"
+                )),
+            },
+        })
+        .clone()
+}
+
+/// Reads `path` as UTF-8 text if it is a regular file of at most `limit`
+/// bytes (`limit_name` names the setting in errors, `what` the file).
+///
+/// The file is opened without blocking and checked on the open descriptor,
+/// so a FIFO, a device or a directory put in its place (even between a
+/// check and the open) is refused at once and never read; the read itself
+/// stops one byte past `limit`, so a file that grows while read cannot take
+/// more memory than that.
+pub fn read_bounded(
+    path: &Path,
+    limit: u64,
+    what: &str,
+    limit_name: &str,
+) -> Result<String, String> {
+    use std::io::Read;
+    let shown = path.display();
+    let mut open = std::fs::OpenOptions::new();
+    open.read(true);
+    #[cfg(target_os = "linux")]
+    {
+        use std::os::unix::fs::OpenOptionsExt;
+        open.custom_flags(libc::O_NONBLOCK);
+    }
+    #[cfg(not(target_os = "linux"))]
+    {
+        // No O_NONBLOCK here: look before opening (a FIFO would block the open).
+        let meta =
+            std::fs::metadata(path).map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+        if !meta.is_file() {
+            return Err(not_regular(what, &shown.to_string()));
+        }
+    }
+    let file = open
+        .open(path)
+        .map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+    let meta = file
+        .metadata()
+        .map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+    if !meta.is_file() {
+        return Err(not_regular(what, &shown.to_string()));
+    }
+    if meta.len() > limit {
+        return Err(format!(
+            "{what} {shown} has {} bytes, over {limit_name} ({limit})",
+            meta.len()
+        ));
+    }
+    let mut bytes = Vec::with_capacity(meta.len() as usize);
+    file.take(limit + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("cannot read {what} {shown}: {e}"))?;
+    if bytes.len() as u64 > limit {
+        return Err(format!(
+            "{what} {shown} grew past {limit_name} ({limit}) while read"
+        ));
+    }
+    String::from_utf8(bytes).map_err(|e| {
+        format!(
+            "{what} {shown} is not UTF-8 text (byte {} is not valid)",
+            e.utf8_error().valid_up_to()
+        )
+    })
+}
+
+fn not_regular(what: &str, shown: &str) -> String {
+    format!("{what} {shown} is not a regular file (a FIFO, device or directory is never read)")
+}
+
 /// Loads and deserializes `path` (no semantic validation yet).
 pub fn load_file(path: &Path) -> Result<Loaded, Failed> {
     let name = path.display().to_string();
-    let text = std::fs::read_to_string(path).map_err(|e| Failed {
-        diagnostics: Diagnostics(vec![Diagnostic {
-            file: name.clone(),
-            line: 1,
-            column: 1,
-            path: String::new(),
-            message: format!("cannot read manifest: {e}"),
-        }]),
-        partial: None,
-        dropped: Vec::new(),
-    })?;
+    let text = manifest_limit()
+        .and_then(|limit| read_bounded(path, limit, "manifest", MANIFEST_LIMIT_VAR))
+        .map_err(|message| Failed {
+            diagnostics: Diagnostics(vec![Diagnostic {
+                file: name.clone(),
+                line: 1,
+                column: 1,
+                path: String::new(),
+                message,
+            }]),
+            partial: None,
+            dropped: Vec::new(),
+        })?;
     let base = path
         .parent()
         .map(|p| {

@@ -46,11 +46,74 @@ fn building() -> Option<Arc<Built>> {
     lock(&BUILDING).clone()
 }
 
-/// poem-openapi's metadata wants `&'static str`: each distinct text is
-/// kept once, so reloading the same manifest again and again allocates
-/// nothing more.
+/// The texts of the document being built, by placeholder index, and each
+/// text's index (one placeholder per distinct text).
+#[derive(Default)]
+struct Texts {
+    list: Vec<String>,
+    index: HashMap<String, usize>,
+}
+
+/// The texts of the build under way (emptied when it ends).
+static TEXTS: Mutex<Option<Texts>> = Mutex::new(None);
+
+/// What marks a placeholder: two noncharacters, which no manifest text
+/// that reaches the document holds in this position with a number after it.
+const MARK: &str = "\u{FFFF}telltale-text\u{FFFF}";
+
+/// poem-openapi's metadata wants `&'static str`, but the manifest's texts
+/// change with every reload: leaking them would grow the process by every
+/// summary ever served. So each text of a build stands in the metadata as
+/// a placeholder (`MARK` and an index, interned: there are never more
+/// than the most distinct texts one build had), and [`fill`] puts the
+/// texts into the serialized document. Memory is bounded by the live
+/// manifest, not by the number of reloads.
 fn leak(s: &str) -> &'static str {
-    super::http_metrics::intern(s.to_string())
+    let mut texts = lock(&TEXTS);
+    let Some(texts) = texts.as_mut() else {
+        // Outside a build (never the case for the document's texts).
+        return super::http_metrics::intern(s.to_string());
+    };
+    let i = match texts.index.get(s) {
+        Some(&i) => i,
+        None => {
+            texts.list.push(s.to_string());
+            texts.index.insert(s.to_string(), texts.list.len() - 1);
+            texts.list.len() - 1
+        }
+    };
+    super::http_metrics::intern(format!("{MARK}{i}"))
+}
+
+/// The text a placeholder stands for.
+fn text_of<'a>(s: &str, texts: &'a [String]) -> Option<&'a str> {
+    let i: usize = s.strip_prefix(MARK)?.parse().ok()?;
+    texts.get(i).map(String::as_str)
+}
+
+/// `doc` with every placeholder (a string or an object key) replaced by
+/// its text; example values (`enum`, `default`, `example`) are the
+/// manifest's data, never placeholders, and are left as they are.
+fn fill(doc: &mut Json, texts: &[String]) {
+    match doc {
+        Json::String(s) => {
+            if let Some(t) = text_of(s, texts) {
+                *s = t.to_string();
+            }
+        }
+        Json::Array(items) => items.iter_mut().for_each(|v| fill(v, texts)),
+        Json::Object(map) => {
+            let old = std::mem::take(map);
+            for (k, mut v) in old {
+                if !matches!(k.as_str(), "enum" | "default" | "example") {
+                    fill(&mut v, texts);
+                }
+                let k = text_of(&k, texts).map_or(k, str::to_string);
+                map.insert(k, v);
+            }
+        }
+        _ => {}
+    }
 }
 
 /// The manifest's API, as poem-openapi sees it.
@@ -204,7 +267,7 @@ pub(crate) fn schema(v: &Json) -> MetaSchemaRef {
     {
         return MetaSchemaRef::Reference(name.to_string());
     }
-    let mut s = MetaSchema::new(v.get("type").and_then(Json::as_str).map(leak).unwrap_or(""));
+    let mut s = MetaSchema::new(v.get("type").and_then(Json::as_str).map_or("", schema_type));
     s.format = v.get("format").and_then(Json::as_str).map(leak);
     s.description = v.get("description").and_then(Json::as_str).map(leak);
     s.default = v.get("default").cloned();
@@ -231,6 +294,18 @@ pub(crate) fn schema(v: &Json) -> MetaSchemaRef {
     s.max_length = size("maxLength");
     s.nullable = v.get("nullable").and_then(Json::as_bool).unwrap_or(false);
     MetaSchemaRef::Inline(Box::new(s))
+}
+
+/// A JSON-schema `type` (a closed set, so never a placeholder: poem-openapi
+/// looks at it).
+fn schema_type(t: &str) -> &'static str {
+    const TYPES: [&str; 7] = [
+        "string", "integer", "number", "boolean", "array", "object", "null",
+    ];
+    TYPES
+        .into_iter()
+        .find(|&k| k == t)
+        .unwrap_or_else(|| leak(t))
 }
 
 /// The schema of telltale's JSON error body (a reference to the shared one).
@@ -322,18 +397,33 @@ const EMBEDDED: &str = "spec: spec,";
 const FETCHED: &str = "url: \"/openapi.json\",";
 
 pub fn docs(model: &Model) -> Docs {
-    let built = Arc::new(operations(model));
     let _one_build = lock(&BUILD);
+    *lock(&TEXTS) = Some(Texts::default());
+    let built = Arc::new(operations(model));
     *lock(&BUILDING) = Some(built);
     let docs = docs_while_building(model);
     *lock(&BUILDING) = None;
+    *lock(&TEXTS) = None;
     docs
+}
+
+/// The serialized document with its placeholders filled in.
+fn document(service: &OpenApiService<ManifestApi, ()>) -> String {
+    let spec = service.spec();
+    let texts = lock(&TEXTS).take().map(|t| t.list).unwrap_or_default();
+    let mut doc: Json = match serde_json::from_str(&spec) {
+        Ok(doc) => doc,
+        Err(_) => return spec,
+    };
+    fill(&mut doc, &texts);
+    *lock(&TEXTS) = Some(Texts::default());
+    serde_json::to_string_pretty(&doc).unwrap_or(spec)
 }
 
 fn docs_while_building(model: &Model) -> Docs {
     use poem::EndpointExt;
     let service = service(model);
-    let spec = service.spec();
+    let spec = document(&service);
     // The UI page of an empty document, with the real one put in its place.
     let empty = OpenApiService::new(NoApi, "", "");
     let template = empty.swagger_ui_html();

@@ -334,6 +334,13 @@ fn restart_only(
 /// The file watch of `serve --watch`: the directories of the manifest and
 /// its data files (an editor's save often replaces a file by renaming), and
 /// only events on those files.
+///
+/// A file reached through symbolic links is followed link by link: every
+/// link on its way and the file it ends at are watched. A Kubernetes
+/// ConfigMap is mounted that way (`manifest.yaml` → `..data/manifest.yaml`,
+/// `..data` → `..<timestamp>`), and the kubelet updates it by renaming a
+/// new `..data` link over the old one: that rename is an event on `..data`,
+/// one of the links of the manifest's way.
 struct Watch {
     watcher: notify::RecommendedWatcher,
     files: Arc<std::sync::Mutex<HashSet<PathBuf>>>,
@@ -367,8 +374,8 @@ impl Watch {
     /// Watches `inputs` (and stops watching directories none of them is in).
     fn follow(&mut self, inputs: &[PathBuf]) {
         use notify::Watcher;
-        let absolute: HashSet<PathBuf> = inputs.iter().map(|p| absolute(p)).collect();
-        let dirs: HashSet<PathBuf> = absolute
+        let watched: HashSet<PathBuf> = inputs.iter().flat_map(|p| way(p)).collect();
+        let dirs: HashSet<PathBuf> = watched
             .iter()
             .filter_map(|p| p.parent().map(Path::to_path_buf))
             .collect();
@@ -380,22 +387,79 @@ impl Watch {
                 tracing::warn!(target: "telltale::reload", dir = %d.display(), "cannot watch {}: {e}", d.display());
             }
         }
-        tracing::info!(target: "telltale::reload", files = absolute.len(), "watching the manifest and its data files for changes");
+        tracing::info!(target: "telltale::reload", files = inputs.len(), paths = watched.len(),
+            "watching the manifest and its data files for changes");
         self.dirs = dirs;
-        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = absolute;
+        *self.files.lock().unwrap_or_else(|e| e.into_inner()) = watched;
     }
 }
 
-/// `p` made absolute with its directory resolved (the file itself may be
-/// replaced, so it is not resolved).
-fn absolute(p: &Path) -> PathBuf {
-    let dir = p
-        .parent()
-        .filter(|d| !d.as_os_str().is_empty())
-        .unwrap_or(Path::new("."));
-    let dir = std::fs::canonicalize(dir).unwrap_or_else(|_| dir.to_path_buf());
-    match p.file_name() {
-        Some(name) => dir.join(name),
-        None => dir,
+/// The most links followed on one file's way (Linux's own limit).
+const MAX_LINKS: usize = 40;
+
+/// The paths whose change changes what `p` reads: `p` made absolute (not
+/// resolved), every symbolic link met while resolving it component by
+/// component, and the path it finally resolves to. A path that does not
+/// exist ends the walk where it is.
+fn way(p: &Path) -> Vec<PathBuf> {
+    let start = lexical_absolute(p);
+    let mut out = vec![start.clone()];
+    let mut pending = parts(&start);
+    let mut at = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(part) = pending.pop_front() {
+        match part {
+            Part::Root => at = PathBuf::from("/"),
+            Part::Parent => {
+                at.pop();
+            }
+            Part::Name(name) => {
+                let next = at.join(name);
+                match std::fs::read_link(&next) {
+                    Ok(target) if links < MAX_LINKS => {
+                        links += 1;
+                        out.push(next);
+                        for part in parts(&target).into_iter().rev() {
+                            pending.push_front(part);
+                        }
+                    }
+                    _ => at = next,
+                }
+            }
+        }
+    }
+    out.push(at);
+    out.dedup();
+    out
+}
+
+/// A path component still to resolve.
+enum Part {
+    Root,
+    Parent,
+    Name(std::ffi::OsString),
+}
+
+/// `p`'s components to resolve (`.` dropped).
+fn parts(p: &Path) -> std::collections::VecDeque<Part> {
+    use std::path::Component;
+    p.components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(Part::Name(n.to_os_string())),
+            Component::RootDir | Component::Prefix(_) => Some(Part::Root),
+            Component::ParentDir => Some(Part::Parent),
+            Component::CurDir => None,
+        })
+        .collect()
+}
+
+/// `p` joined to the working directory when relative, nothing resolved.
+fn lexical_absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(p)
     }
 }
