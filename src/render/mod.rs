@@ -10,6 +10,7 @@
 //! order, maps serialized in a fixed order.
 
 mod engine;
+pub mod escape;
 pub mod links;
 pub mod rules;
 pub mod stack;

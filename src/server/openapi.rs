@@ -69,6 +69,10 @@ const MARK: &str = "\u{FFFF}telltale-text\u{FFFF}";
 /// texts into the serialized document. Memory is bounded by the live
 /// manifest, not by the number of reloads.
 fn leak(s: &str) -> &'static str {
+    if s.is_empty() {
+        // poem-openapi leaves out empty texts: so must a placeholder.
+        return "";
+    }
     let mut texts = lock(&TEXTS);
     let Some(texts) = texts.as_mut() else {
         // Outside a build (never the case for the document's texts).
@@ -85,35 +89,42 @@ fn leak(s: &str) -> &'static str {
     super::http_metrics::intern(format!("{MARK}{i}"))
 }
 
-/// The text a placeholder stands for.
-fn text_of<'a>(s: &str, texts: &'a [String]) -> Option<&'a str> {
-    let i: usize = s.strip_prefix(MARK)?.parse().ok()?;
-    texts.get(i).map(String::as_str)
-}
-
-/// `doc` with every placeholder (a string or an object key) replaced by
-/// its text; example values (`enum`, `default`, `example`) are the
-/// manifest's data, never placeholders, and are left as they are.
-fn fill(doc: &mut Json, texts: &[String]) {
-    match doc {
-        Json::String(s) => {
-            if let Some(t) = text_of(s, texts) {
-                *s = t.to_string();
+/// `doc` (serialized JSON) with every placeholder string (a value or an
+/// object key) replaced by its text as a JSON string. A placeholder is
+/// a whole string token: a `"` that is not escaped, the mark, an index,
+/// and the closing `"`. Numbers and all else stay byte for byte.
+fn fill(doc: &str, texts: &[String]) -> String {
+    let open = format!("\"{MARK}");
+    let bytes = doc.as_bytes();
+    let mut out = String::with_capacity(doc.len());
+    let (mut last, mut from) = (0, 0);
+    while let Some(off) = doc[from..].find(&open) {
+        let at = from + off;
+        let digits = at + open.len();
+        let end = digits + doc[digits..].bytes().take_while(u8::is_ascii_digit).count();
+        let escaped = bytes[..at]
+            .iter()
+            .rev()
+            .take_while(|&&b| b == b'\\')
+            .count()
+            % 2
+            == 1;
+        let text = doc[digits..end]
+            .parse::<usize>()
+            .ok()
+            .and_then(|i| texts.get(i));
+        match text {
+            Some(t) if !escaped && doc[end..].starts_with('"') => {
+                out.push_str(&doc[last..at]);
+                out.push_str(&serde_json::to_string(t).unwrap_or_default());
+                last = end + 1;
+                from = last;
             }
+            _ => from = at + 1,
         }
-        Json::Array(items) => items.iter_mut().for_each(|v| fill(v, texts)),
-        Json::Object(map) => {
-            let old = std::mem::take(map);
-            for (k, mut v) in old {
-                if !matches!(k.as_str(), "enum" | "default" | "example") {
-                    fill(&mut v, texts);
-                }
-                let k = text_of(&k, texts).map_or(k, str::to_string);
-                map.insert(k, v);
-            }
-        }
-        _ => {}
     }
+    out.push_str(&doc[last..]);
+    out
 }
 
 /// The manifest's API, as poem-openapi sees it.
@@ -411,13 +422,8 @@ pub fn docs(model: &Model) -> Docs {
 fn document(service: &OpenApiService<ManifestApi, ()>) -> String {
     let spec = service.spec();
     let texts = lock(&TEXTS).take().map(|t| t.list).unwrap_or_default();
-    let mut doc: Json = match serde_json::from_str(&spec) {
-        Ok(doc) => doc,
-        Err(_) => return spec,
-    };
-    fill(&mut doc, &texts);
     *lock(&TEXTS) = Some(Texts::default());
-    serde_json::to_string_pretty(&doc).unwrap_or(spec)
+    fill(&spec, &texts)
 }
 
 fn docs_while_building(model: &Model) -> Docs {
@@ -469,5 +475,32 @@ impl poem::Endpoint for DocsPage {
         Ok(poem::Response::builder()
             .content_type("text/html; charset=utf-8")
             .body(self.page.clone()))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn placeholders_are_filled_as_whole_strings_only() {
+        let texts = vec!["a \"quoted\" text".to_string(), "key".to_string()];
+        let p = |i: usize| format!("{MARK}{i}");
+        let doc = serde_json::json!({
+            p(1): p(0),
+            "user": format!("x\"{}", p(0)),
+            "n": 9007199254740991.0_f64,
+            "tags": [p(1), "plain"],
+        })
+        .to_string();
+        let filled: Json = serde_json::from_str(&fill(&doc, &texts)).unwrap();
+        assert_eq!(filled["key"], "a \"quoted\" text");
+        assert_eq!(
+            filled["user"],
+            format!("x\"{}", p(0)),
+            "user text is left alone"
+        );
+        assert_eq!(filled["tags"], serde_json::json!(["key", "plain"]));
+        assert!(fill(&doc, &texts).contains("9007199254740991.0"));
     }
 }
