@@ -147,16 +147,22 @@ fn regex_escape(s: &str) -> String {
 }
 
 /// Every query of the manifest: every panel's (Prometheus, Loki and JSON
-/// datasource alike; [`run`] says which it skips), then every recording
-/// and alerting rule, rules of one name told apart by their labels.
+/// datasource alike; [`run`] says which it skips; the queries of one panel
+/// told apart by their `refId`), then every recording and alerting rule,
+/// rules of one name told apart by their labels.
 pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     let m = &model.manifest;
     let mut out = Vec::new();
     for p in &m.dashboard.panels {
-        for t in &p.targets {
+        for (j, t) in p.targets.iter().enumerate() {
+            let name = if p.targets.len() > 1 {
+                format!("{} [{}]", p.title, ref_id(j))
+            } else {
+                p.title.clone()
+            };
             out.push(Query {
                 kind: Kind::Panel,
-                name: p.title.clone(),
+                name,
                 group: None,
                 rule: None,
                 backend: p.datasource.clone(),
@@ -194,6 +200,20 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
         }
     }
     Ok(out)
+}
+
+/// The dashboard's `refId` of a panel's `i`-th target (`A`, `B`, ...,
+/// `Z`, `AA`: as the rendered dashboard numbers them), which tells apart
+/// the rows of a panel with several queries.
+fn ref_id(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.insert(0, (b'A' + (i % 26) as u8) as char);
+        if i < 26 {
+            return s;
+        }
+        i = i / 26 - 1;
+    }
 }
 
 /// `{slo="latency"}`: the labels a rule sets, as PromQL writes them.
@@ -424,5 +444,18 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         ExitCode::FAILURE
     } else {
         ExitCode::SUCCESS
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ref_ids_are_the_dashboards() {
+        assert_eq!(
+            [0, 1, 25, 26, 27].map(ref_id),
+            ["A", "B", "Z", "AA", "AB"].map(String::from)
+        );
     }
 }
