@@ -388,3 +388,20 @@ fn a_body_past_the_cap_fails_the_request_and_is_not_read() {
     let written = fake.written.load(Ordering::Relaxed);
     assert!(written < 4 * BODY / 2, "wrote {written} bytes");
 }
+
+#[test]
+fn an_openapi_document_past_the_cap_is_refused_with_its_url() {
+    // The target's /openapi.json streams 100 MiB: past the 64 MiB cap.
+    let fake = fake_http::start(|_| fake_http::Answer::Stream(100 << 20));
+    let elsewhere = tempdir();
+    let (st, out, err) = run(
+        &["chaos", "--target", &fake.base, "--requests", "5"],
+        elsewhere.path(),
+    );
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    let url = format!("{}/openapi.json", fake.base);
+    assert!(
+        err.contains(&url) && err.contains("larger than 64 MiB"),
+        "{err}"
+    );
+}

@@ -142,7 +142,12 @@ impl Report {
                     statuses: BTreeMap::new(),
                     latencies: Vec::new(),
                 });
-            let key = o.status.map_or("error".to_string(), |s| s.to_string());
+            // A status whose body was over the cap or cut off: `200+error`.
+            let key = match (o.status, &o.error) {
+                (Some(s), None) => s.to_string(),
+                (Some(s), Some(_)) => format!("{s}+error"),
+                (None, _) => "error".to_string(),
+            };
             *row.statuses.entry(key).or_default() += 1;
             let ms = o.latency.as_secs_f64() * 1000.0;
             if o.status.is_some() {

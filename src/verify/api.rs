@@ -2,7 +2,7 @@
 //! with a bound ([`VERIFY_BODY_CAP`]) and every server-provided text made
 //! printable before it reaches a row.
 
-use super::bounded::{printable, read_capped, VERIFY_BODY_CAP};
+use super::bounded::{printable, read_capped, BodyError, VERIFY_BODY_CAP};
 use super::AlertState;
 use serde_json::Value as Json;
 use std::collections::HashMap;
@@ -13,10 +13,13 @@ pub(super) struct Api {
     pub base: String,
 }
 
-/// A failure to reach the server at all, or to read its answer (exit 2),
-/// or an answer that is an error (the query's own fault).
+/// A failure to reach the server at all, or to read its answer (exit 2);
+/// an answer larger than [`VERIFY_BODY_CAP`] (a query's row error, exit 2
+/// for the reachability check); or an answer that is an error (the
+/// query's own fault).
 pub(super) enum Failure {
     Unreachable(String),
+    TooLarge(String),
     Query(String),
 }
 
@@ -86,9 +89,10 @@ impl Api {
             .await
             .map_err(|e| Failure::Unreachable(printable(&format!("{url}: {e}"))))?;
         let status = r.status();
-        let bytes = read_capped(r, VERIFY_BODY_CAP)
-            .await
-            .map_err(|e| Failure::Unreachable(e.to_string()))?;
+        let bytes = read_capped(r, VERIFY_BODY_CAP).await.map_err(|e| match e {
+            BodyError::TooLarge { .. } => Failure::TooLarge(e.to_string()),
+            BodyError::Transport { .. } => Failure::Unreachable(e.to_string()),
+        })?;
         let body: Json = serde_json::from_slice(&bytes).map_err(|e| {
             Failure::Unreachable(printable(&format!(
                 "{url}: HTTP {status}, not a JSON answer: {e}"

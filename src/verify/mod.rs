@@ -278,19 +278,21 @@ async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
         return match loki.loki(&q.expr).await {
             Ok(0) => Ok(Outcome::Empty("no log lines in the last hour".into())),
             Ok(n) => Ok(Outcome::Data(n)),
-            Err(Failure::Query(e)) => Ok(Outcome::Error(e)),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(Outcome::Error(e)),
             Err(Failure::Unreachable(e)) => Err(lost(e)),
         };
     }
     let series = match ctx.prom.instant(&q.expr).await {
         Ok(n) => n,
-        Err(Failure::Query(e)) => return Ok(Outcome::Error(e)),
+        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(Outcome::Error(e)),
         Err(Failure::Unreachable(e)) => return Err(lost(e)),
     };
     let why_empty = if series == 0 {
         match diagnose::diagnose(&ctx.prom, &ctx.job, &q.expr).await {
             Ok(why) => Some(why),
-            Err(Failure::Query(e)) => Some(format!("(diagnosis failed: {e})")),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => {
+                Some(format!("(diagnosis failed: {e})"))
+            }
             Err(Failure::Unreachable(e)) => return Err(lost(e)),
         }
     } else {
@@ -369,6 +371,7 @@ async fn check_all(
             Failure::Unreachable(m) | Failure::Query(m) => {
                 format!("cannot reach Prometheus: {m}")
             }
+            Failure::TooLarge(m) => format!("cannot read Prometheus's answer: {m}"),
         })?;
     if let Some(l) = &ctx.loki {
         let r = l.http.get(format!("{}/ready", l.base)).send().await;
@@ -377,7 +380,9 @@ async fn check_all(
         }
     }
     ctx.states = ctx.prom.rule_states().await.map_err(|e| match e {
-        Failure::Unreachable(m) | Failure::Query(m) => format!("lost Prometheus: {m}"),
+        Failure::Unreachable(m) | Failure::Query(m) | Failure::TooLarge(m) => {
+            format!("cannot read Prometheus's alert states: {m}")
+        }
     })?;
     let mut rows = Vec::new();
     for q in queries {
