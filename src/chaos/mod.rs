@@ -5,6 +5,11 @@
 //! Model ─► plan.rs (deterministic mix, expected statuses) ─► send (N workers) ─► report.rs
 //! ```
 //!
+//! Every response body is read and dropped chunk by chunk, at most
+//! [`MAX_BODY_BYTES`] of it: past that the request failed (`200+error`,
+//! the error naming the URL), so a target sending endless bodies costs no
+//! memory. The target's `/openapi.json` is read up to [`MAX_OPENAPI_BYTES`].
+//!
 //! Exit status: 0 when every good request got a 2xx and every bad one its
 //! expected status; 1 otherwise; 2 when the run could not start or the
 //! target became unreachable.
