@@ -54,6 +54,9 @@ pub struct VerifyArgs {
     /// Per-query timeout.
     #[arg(long, default_value = "10s")]
     pub timeout: humantime::Duration,
+    /// Exit 1 when an alerting rule is firing (its state is always shown).
+    #[arg(long)]
+    pub fail_on_firing: bool,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -268,6 +271,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                     loki: a.loki,
                     json: a.json,
                     timeout: a.timeout.into(),
+                    fail_on_firing: a.fail_on_firing,
                 },
             ),
             Err(code) => code,

@@ -1,10 +1,13 @@
 //! `telltale chaos` against the real server: the request counter grows by
 //! exactly what chaos sent, the mix is seeded, surprises fail the run, and
-//! an unreachable target stops it with a clear message.
+//! an unreachable target stops it with a clear message; a body past the
+//! cap is a failed request, not memory.
 
 mod common;
+mod fake_http;
 use common::*;
 use serde_json::Value;
+use std::sync::atomic::Ordering;
 
 /// A blocking GET (the tests below are plain #[test]s).
 fn get(url: String) -> String {
@@ -342,4 +345,63 @@ fn without_a_manifest_chaos_refuses_a_server_with_another_api() {
         elsewhere.path(),
     );
     assert!(st.success(), "{out}{err}");
+}
+
+#[test]
+fn a_body_past_the_cap_fails_the_request_and_is_not_read() {
+    // Every answer is a 200 with 100 MiB of body: past chaos's 16 MiB cap.
+    const BODY: u64 = 100 << 20;
+    let fake = fake_http::start(|_| fake_http::Answer::Stream(BODY));
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let (code, v) = chaos_json(
+        manifest.to_str().unwrap(),
+        &fake.base,
+        &[
+            "--requests",
+            "4",
+            "-c",
+            "2",
+            "--bad-ratio",
+            "0",
+            "--seed",
+            "1",
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 1, "{v:#}");
+    assert_eq!(v["passed"], false);
+    let failed = v["failed_good"].as_array().unwrap();
+    assert_eq!(failed.len(), 4, "{v:#}");
+    for f in failed {
+        let got = f["got"].as_str().unwrap();
+        let url = format!("{}{}", fake.base, f["path"].as_str().unwrap());
+        assert!(
+            got.starts_with("200, then error: ")
+                && got.contains("larger than 16 MiB")
+                && got.contains(&url),
+            "{got}"
+        );
+    }
+    // Reading stopped at the cap: the server could not push the 400 MiB.
+    std::thread::sleep(std::time::Duration::from_millis(300));
+    let written = fake.written.load(Ordering::Relaxed);
+    assert!(written < 4 * BODY / 2, "wrote {written} bytes");
+}
+
+#[test]
+fn an_openapi_document_past_the_cap_is_refused_with_its_url() {
+    // The target's /openapi.json streams 100 MiB: past the 64 MiB cap.
+    let fake = fake_http::start(|_| fake_http::Answer::Stream(100 << 20));
+    let elsewhere = tempdir();
+    let (st, out, err) = run(
+        &["chaos", "--target", &fake.base, "--requests", "5"],
+        elsewhere.path(),
+    );
+    assert_eq!(st.code(), Some(2), "{out}{err}");
+    let url = format!("{}/openapi.json", fake.base);
+    assert!(
+        err.contains(&url) && err.contains("larger than 64 MiB"),
+        "{err}"
+    );
 }

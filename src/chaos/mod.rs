@@ -5,6 +5,11 @@
 //! Model ─► plan.rs (deterministic mix, expected statuses) ─► send (N workers) ─► report.rs
 //! ```
 //!
+//! Every response body is read and dropped chunk by chunk, at most
+//! [`MAX_BODY_BYTES`] of it: past that the request failed (`200+error`,
+//! the error naming the URL), so a target sending endless bodies costs no
+//! memory. The target's `/openapi.json` is read up to [`MAX_OPENAPI_BYTES`].
+//!
 //! Exit status: 0 when every good request got a 2xx and every bad one its
 //! expected status; 1 otherwise; 2 when the run could not start or the
 //! target became unreachable.
@@ -13,6 +18,7 @@ pub mod plan;
 pub mod report;
 
 use crate::model::Model;
+use crate::verify::bounded::{drain_capped, printable, read_capped};
 use indicatif::{ProgressBar, ProgressStyle};
 use plan::Planned;
 use report::{Meta, Outcome, Report};
@@ -41,6 +47,13 @@ pub struct Options {
     /// spread over `requests / rate` seconds rather than sent at once).
     pub rate: Option<f64>,
 }
+
+/// Most bytes of one response body chaos reads (16 MiB); past it the
+/// request is a failure naming the URL, and reading stops.
+pub const MAX_BODY_BYTES: usize = 16 << 20;
+
+/// Most bytes of the target's `/openapi.json` read to compare its API (64 MiB).
+pub const MAX_OPENAPI_BYTES: usize = crate::verify::bounded::VERIFY_BODY_CAP;
 
 /// Most requests per second `--rate` takes.
 pub const MAX_RATE: f64 = 10_000.0;
@@ -160,14 +173,16 @@ async fn same_api(model: &Model, target: &str, timeout: Duration) -> Result<(), 
         .timeout(timeout)
         .build()
         .map_err(|e| e.to_string())?;
-    let doc: serde_json::Value = client
+    let resp = client
         .get(&url)
         .send()
         .await
         .and_then(|r| r.error_for_status())
-        .map_err(|e| format!("cannot read {url} to check which API it serves: {e}"))?
-        .json()
+        .map_err(|e| format!("cannot read {url} to check which API it serves: {e}"))?;
+    let body = read_capped(resp, MAX_OPENAPI_BYTES)
         .await
+        .map_err(|e| format!("cannot read the OpenAPI document: {e}"))?;
+    let doc: serde_json::Value = serde_json::from_slice(&body)
         .map_err(|e| format!("{url} is not an OpenAPI document: {e}"))?;
     let served: std::collections::BTreeSet<String> = doc["paths"]
         .as_object()
@@ -191,7 +206,7 @@ async fn same_api(model: &Model, target: &str, timeout: Duration) -> Result<(), 
     }
     let list = |v: Vec<&String>| {
         let n = v.len();
-        let shown: Vec<&str> = v.into_iter().take(5).map(String::as_str).collect();
+        let shown: Vec<String> = v.into_iter().take(5).map(|s| printable(s)).collect();
         format!(
             "{}{}",
             shown.join(", "),
@@ -286,7 +301,7 @@ async fn send_all(
                         )
                     });
                 }
-                if !outcome.1 && !outcome.0.status.is_some_and(|s| p.expect.met_by(s)) {
+                if !outcome.1 && !outcome.0.meets(p.expect) {
                     let n = failures.fetch_add(1, Ordering::AcqRel) + 1;
                     bar.set_message(format!("{n} unexpected"));
                 }
@@ -317,12 +332,16 @@ async fn send(client: &reqwest::Client, target: &str, p: &Planned) -> (Outcome, 
     match req.send().await {
         Ok(resp) => {
             let status = resp.status().as_u16();
-            // Read the body so the latency covers the whole response.
-            let _ = resp.bytes().await;
+            // Read (and drop) the body so the latency covers the whole
+            // response; past the cap, or cut off, the request failed.
+            let error = drain_capped(resp, MAX_BODY_BYTES)
+                .await
+                .err()
+                .map(|e| e.to_string());
             (
                 Outcome {
                     status: Some(status),
-                    error: None,
+                    error,
                     latency: start.elapsed(),
                 },
                 false,
@@ -331,7 +350,7 @@ async fn send(client: &reqwest::Client, target: &str, p: &Planned) -> (Outcome, 
         Err(e) => (
             Outcome {
                 status: None,
-                error: Some(e.to_string()),
+                error: Some(printable(&e.to_string())),
                 latency: start.elapsed(),
             },
             e.is_connect(),

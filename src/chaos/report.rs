@@ -2,7 +2,7 @@
 //! percentiles, the good-request success rate and every surprise, as a
 //! table for people or JSON for scripts (same content).
 
-use super::plan::Planned;
+use super::plan::{Expect, Planned};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -12,9 +12,17 @@ use std::time::Duration;
 #[derive(Debug, Clone)]
 pub struct Outcome {
     pub status: Option<u16>,
-    /// Transport error (no status).
+    /// Transport error (no status), or with a status: the body was over
+    /// the cap or cut off.
     pub error: Option<String>,
     pub latency: Duration,
+}
+
+impl Outcome {
+    /// The request got what `expect` asks, and its whole body within the cap.
+    pub fn meets(&self, expect: Expect) -> bool {
+        self.error.is_none() && self.status.is_some_and(|s| expect.met_by(s))
+    }
 }
 
 /// Run parameters echoed in the report.
@@ -97,7 +105,8 @@ pub struct Report {
 
 fn got(o: &Outcome) -> String {
     match (o.status, &o.error) {
-        (Some(s), _) => s.to_string(),
+        (Some(s), None) => s.to_string(),
+        (Some(s), Some(e)) => format!("{s}, then error: {e}"),
         (None, Some(e)) => format!("error: {e}"),
         (None, None) => "not sent".into(),
     }
@@ -133,14 +142,19 @@ impl Report {
                     statuses: BTreeMap::new(),
                     latencies: Vec::new(),
                 });
-            let key = o.status.map_or("error".to_string(), |s| s.to_string());
+            // A status whose body was over the cap or cut off: `200+error`.
+            let key = match (o.status, &o.error) {
+                (Some(s), None) => s.to_string(),
+                (Some(s), Some(_)) => format!("{s}+error"),
+                (None, _) => "error".to_string(),
+            };
             *row.statuses.entry(key).or_default() += 1;
             let ms = o.latency.as_secs_f64() * 1000.0;
             if o.status.is_some() {
                 row.latencies.push(ms);
                 all.push(ms);
             }
-            let met = o.status.is_some_and(|s| p.expect.met_by(s));
+            let met = o.meets(p.expect);
             let surprise = || Surprise {
                 index: i,
                 endpoint: p.endpoint.clone(),

@@ -5,18 +5,31 @@
 //!
 //! ```text
 //! Model ─► queries (panels, rules; variables substituted) ─► run each ─► diagnose the empty ─► table / JSON
+//!                                              alert states (/api/v1/rules) ─┘
 //! ```
 //!
 //! For a query that returns nothing it names the likeliest reason: the job
-//! is not scraped by that Prometheus, a metric is absent, or its labels do
-//! not match. Exit status: 0 when every panel has data; 1 when a panel is
-//! empty or a query fails; 2 when Prometheus (or Loki) cannot be reached.
+//! is not scraped by that Prometheus, a metric is absent, its labels do not
+//! match, or (for a comparison) the condition does not hold. Each alerting
+//! rule shows its state (firing, pending, inactive). Loki panels without
+//! `--loki`, and JSON-datasource panels, are listed as skipped. Every
+//! answer is read with a bound ([`bounded::VERIFY_BODY_CAP`]) and every
+//! server text printed without control characters. Exit status: 0 when
+//! every panel has data (and, with `--fail-on-firing`, no alert fires); 1
+//! when a panel is empty, a query fails (or an alert fires, when asked);
+//! 2 when Prometheus (or Loki) cannot be reached or read.
 
-use crate::model::lint::SCRAPE_SERIES;
+mod api;
+pub mod bounded;
+pub mod diagnose;
+pub mod report;
+
 use crate::model::{promql, Model};
 use crate::render::rules;
+use api::{Api, Failure, RuleStates};
 use indicatif::{ProgressBar, ProgressStyle};
-use serde_json::{json, Value as Json};
+pub use report::{json_report, table};
+use std::collections::{BTreeMap, HashMap};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::time::Duration;
@@ -28,32 +41,80 @@ pub struct Options {
     pub loki: Option<String>,
     pub json: bool,
     pub timeout: Duration,
+    /// A firing alert fails the run (exit 1).
+    pub fail_on_firing: bool,
 }
 
 /// Where a query comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
     Panel,
-    Rule,
+    /// A recording rule.
+    Record,
+    /// An alerting rule.
+    Alert,
 }
 
 /// One query to run.
 #[derive(Debug, Clone)]
 pub struct Query {
     pub kind: Kind,
-    /// The panel's title, or the rule's name.
+    /// The panel's title, or the rule's name (with the labels that tell
+    /// apart rules of the same name, e.g. `{slo="latency"}`).
     pub name: String,
-    /// `prometheus` or `loki`.
-    pub backend: &'static str,
+    /// The rule's group (how Prometheus names its alerts' states).
+    pub group: Option<String>,
+    /// The alert's or recording rule's own name (`name` without labels).
+    pub rule: Option<String>,
+    /// The datasource: `prometheus`, `loki` or `json`.
+    pub backend: String,
     /// As it will be sent (variables substituted).
     pub expr: String,
+}
+
+/// An alerting rule's state, as Prometheus reports it (ordered by urgency).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AlertState {
+    Inactive,
+    Pending,
+    Firing,
+}
+
+impl AlertState {
+    pub fn parse(s: &str) -> Option<AlertState> {
+        match s {
+            "inactive" => Some(AlertState::Inactive),
+            "pending" => Some(AlertState::Pending),
+            "firing" => Some(AlertState::Firing),
+            _ => None,
+        }
+    }
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AlertState::Inactive => "inactive",
+            AlertState::Pending => "pending",
+            AlertState::Firing => "firing",
+        }
+    }
 }
 
 /// What a query gave.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Outcome {
+    /// Series returned (a panel or recording rule).
     Data(usize),
+    /// Nothing, with the likeliest reason.
     Empty(String),
+    /// An alerting rule: its state, the series its expression returns, and
+    /// why it is inactive (or how its state was found).
+    Alert {
+        state: AlertState,
+        series: usize,
+        reason: Option<String>,
+    },
+    /// Not checked, and why (a Loki panel without `--loki`, a JSON panel).
+    Skipped(String),
+    /// The server answered with an error.
     Error(String),
 }
 
@@ -85,33 +146,55 @@ fn regex_escape(s: &str) -> String {
     out
 }
 
-/// Every query of the manifest: panels (Prometheus, and Loki when a Loki
-/// URL is given), then every recording and alerting rule.
-pub fn queries(model: &Model, with_loki: bool) -> Result<Vec<Query>, String> {
+/// Every query of the manifest: every panel's (Prometheus, Loki and JSON
+/// datasource alike; [`run`] says which it skips; the queries of one panel
+/// told apart by their `refId`), then every recording and alerting rule,
+/// rules of one name told apart by their labels.
+pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     let m = &model.manifest;
     let mut out = Vec::new();
     for p in &m.dashboard.panels {
-        let backend = match p.datasource.as_str() {
-            "prometheus" => "prometheus",
-            "loki" if with_loki => "loki",
-            _ => continue,
-        };
-        for t in &p.targets {
+        for (j, t) in p.targets.iter().enumerate() {
+            let name = if p.targets.len() > 1 {
+                format!("{} [{}]", p.title, ref_id(j))
+            } else {
+                p.title.clone()
+            };
             out.push(Query {
                 kind: Kind::Panel,
-                name: p.title.clone(),
-                backend,
+                name,
+                group: None,
+                rule: None,
+                backend: p.datasource.clone(),
                 expr: substitute(model, &t.expr),
             });
         }
     }
-    for g in rules::build(m)?.groups {
+    let groups = rules::build(m)?.groups;
+    let mut seen: HashMap<String, usize> = HashMap::new();
+    for r in groups.iter().flat_map(|g| &g.rules) {
+        let name = r.record.as_ref().or(r.alert.as_ref());
+        *seen.entry(name.cloned().unwrap_or_default()).or_default() += 1;
+    }
+    for g in groups {
         for r in g.rules {
-            let name = r.record.or(r.alert).unwrap_or_default();
+            let kind = if r.alert.is_some() {
+                Kind::Alert
+            } else {
+                Kind::Record
+            };
+            let rule = r.record.or(r.alert).unwrap_or_default();
+            let name = if seen.get(&rule).copied().unwrap_or(0) > 1 {
+                format!("{rule}{}", label_set(&r.labels))
+            } else {
+                rule.clone()
+            };
             out.push(Query {
-                kind: Kind::Rule,
+                kind,
                 name,
-                backend: "prometheus",
+                group: Some(g.name.clone()),
+                rule: Some(rule),
+                backend: "prometheus".into(),
                 expr: r.expr,
             });
         }
@@ -119,124 +202,24 @@ pub fn queries(model: &Model, with_loki: bool) -> Result<Vec<Query>, String> {
     Ok(out)
 }
 
-/// Percent-encodes a query-string value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
+/// The dashboard's `refId` of a panel's `i`-th target (`A`, `B`, ...,
+/// `Z`, `AA`: as the rendered dashboard numbers them), which tells apart
+/// the rows of a panel with several queries.
+fn ref_id(mut i: usize) -> String {
+    let mut s = String::new();
+    loop {
+        s.insert(0, (b'A' + (i % 26) as u8) as char);
+        if i < 26 {
+            return s;
         }
-    }
-    out
-}
-
-/// A client of one Prometheus or Loki.
-struct Api {
-    http: reqwest::Client,
-    base: String,
-}
-
-/// A failure to reach the server at all (exit 2), or an answer that is an
-/// error (the query's own fault).
-enum Failure {
-    Unreachable(String),
-    Query(String),
-}
-
-impl Api {
-    async fn get(&self, path: &str) -> Result<Json, Failure> {
-        let url = format!("{}{path}", self.base);
-        let r = self
-            .http
-            .get(&url)
-            .send()
-            .await
-            .map_err(|e| Failure::Unreachable(format!("{url}: {e}")))?;
-        let status = r.status();
-        let body: Json = r.json().await.map_err(|e| {
-            Failure::Unreachable(format!("{url}: HTTP {status}, not a JSON answer: {e}"))
-        })?;
-        if body["status"] == "success" {
-            Ok(body["data"].clone())
-        } else {
-            Err(Failure::Query(
-                body["error"]
-                    .as_str()
-                    .map_or_else(|| format!("HTTP {status}"), String::from),
-            ))
-        }
-    }
-
-    /// Series returned by a Prometheus instant query.
-    async fn instant(&self, expr: &str) -> Result<usize, Failure> {
-        let data = self
-            .get(&format!("/api/v1/query?query={}", encode(expr)))
-            .await?;
-        Ok(data["result"].as_array().map_or(0, Vec::len))
-    }
-
-    /// Streams or series a Loki query returns over the last hour.
-    async fn loki(&self, expr: &str) -> Result<usize, Failure> {
-        let now = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_nanos())
-            .unwrap_or(0);
-        let start = now.saturating_sub(3600 * 1_000_000_000);
-        let data = self
-            .get(&format!(
-                "/loki/api/v1/query_range?query={}&start={start}&end={now}&limit=10",
-                encode(expr)
-            ))
-            .await?;
-        Ok(data["result"].as_array().map_or(0, Vec::len))
+        i = i / 26 - 1;
     }
 }
 
-/// Why `expr` returned nothing, checked against Prometheus in order: the
-/// job is not scraped; a metric is absent; a metric exists but not for the
-/// job; else a label matcher or aggregation selects nothing.
-async fn diagnose(api: &Api, job: &str, expr: &str) -> Result<String, Failure> {
-    let job_sel = format!("job=\"{}\"", job.replace('\\', "\\\\").replace('"', "\\\""));
-    if api.instant(&format!("up{{{job_sel}}}")).await? == 0 {
-        return Ok(format!(
-            "job not scraped: this Prometheus has no up{{{job_sel}}} (check its scrape config's job_name)"
-        ));
-    }
-    let mut metrics: Vec<String> = promql::selectors(expr)
-        .into_iter()
-        .map(|s| s.metric)
-        .filter(|n| !n.contains(':') && !SCRAPE_SERIES.contains(&n.as_str()))
-        .collect();
-    metrics.dedup();
-    for name in &metrics {
-        if api
-            .instant(&format!("count({{__name__=\"{name}\"}})"))
-            .await?
-            == 0
-        {
-            return Ok(format!("metric absent: no series of {name} at all"));
-        }
-        if api
-            .instant(&format!("count({{__name__=\"{name}\", {job_sel}}})"))
-            .await?
-            == 0
-        {
-            return Ok(format!(
-                "label mismatch: {name} has series, but none with {job_sel}"
-            ));
-        }
-    }
-    Ok(if metrics.is_empty() {
-        "no series match (the expression selects only recorded or synthetic series)".into()
-    } else {
-        format!(
-            "label mismatch: {} exist for the job, but the query's label matchers select none",
-            metrics.join(", ")
-        )
-    })
+/// `{slo="latency"}`: the labels a rule sets, as PromQL writes them.
+fn label_set(labels: &BTreeMap<String, String>) -> String {
+    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    format!("{{{}}}", pairs.join(", "))
 }
 
 /// One result row.
@@ -246,31 +229,183 @@ pub struct Row {
 }
 
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("telltale verify: {msg}");
+    eprintln!("telltale verify: {}", bounded::printable(msg));
     ExitCode::from(2)
 }
 
-/// Runs every query and prints the table (or JSON); the exit code says
-/// whether every panel has data.
-pub fn run(model: &Model, o: Options) -> ExitCode {
-    let base = |u: &str, flag: &str| -> Result<String, String> {
-        match reqwest::Url::parse(u) {
-            Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {
-                Ok(u.trim_end_matches('/').to_string())
-            }
-            Ok(_) => Err(format!("{flag} {u:?} must be an http(s):// URL")),
-            Err(e) => Err(format!("{flag} {u:?} is not a URL: {e}")),
+/// `u` as a base URL (http or https, with a host), without a trailing `/`.
+fn base_url(u: &str, flag: &str) -> Result<String, String> {
+    match reqwest::Url::parse(u) {
+        Ok(p) if matches!(p.scheme(), "http" | "https") && p.host_str().is_some() => {
+            Ok(u.trim_end_matches('/').to_string())
         }
+        Ok(_) => Err(format!("{flag} {u:?} must be an http(s):// URL")),
+        Err(e) => Err(format!("{flag} {u:?} is not a URL: {e}")),
+    }
+}
+
+/// What every query is checked against.
+struct Ctx {
+    prom: Api,
+    loki: Option<Api>,
+    job: String,
+    states: RuleStates,
+}
+
+/// Why a panel of `backend` is not checked, or `None` when it is.
+fn skipped(backend: &str, with_loki: bool) -> Option<String> {
+    match backend {
+        "prometheus" => None,
+        "loki" if with_loki => None,
+        "loki" => Some("Loki panel: not checked (pass --loki URL to check it)".into()),
+        "json" => Some(
+            "JSON datasource panel: served by the service itself, not checked by verify".into(),
+        ),
+        other => Some(format!("{other} panel: not checked")),
+    }
+}
+
+/// The outcome of one query; `Err` when the server was lost (exit 2).
+async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
+    if let Some(why) = skipped(&q.backend, ctx.loki.is_some()) {
+        return Ok(Outcome::Skipped(why));
+    }
+    let lost = |e: String| format!("lost {}: {e}", q.backend);
+    if q.backend == "loki" {
+        let Some(loki) = &ctx.loki else {
+            return Ok(Outcome::Skipped("Loki panel: not checked".into()));
+        };
+        return match loki.loki(&q.expr).await {
+            Ok(0) => Ok(Outcome::Empty("no log lines in the last hour".into())),
+            Ok(n) => Ok(Outcome::Data(n)),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(Outcome::Error(e)),
+            Err(Failure::Unreachable(e)) => Err(lost(e)),
+        };
+    }
+    let series = match ctx.prom.instant(&q.expr).await {
+        Ok(n) => n,
+        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(Outcome::Error(e)),
+        Err(Failure::Unreachable(e)) => return Err(lost(e)),
     };
-    let prom = match base(&o.prometheus, "--prometheus") {
+    let why_empty = if series == 0 {
+        match diagnose::diagnose(&ctx.prom, &ctx.job, &q.expr).await {
+            Ok(why) => Some(why),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => {
+                Some(format!("(diagnosis failed: {e})"))
+            }
+            Err(Failure::Unreachable(e)) => return Err(lost(e)),
+        }
+    } else {
+        None
+    };
+    Ok(match q.kind {
+        Kind::Alert => alert_outcome(ctx, q, series, why_empty),
+        _ => why_empty.map_or(Outcome::Data(series), Outcome::Empty),
+    })
+}
+
+/// An alert's row: its state as Prometheus has it, or (not loaded there)
+/// as its expression says.
+fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>) -> Outcome {
+    let name = q.rule.as_deref().unwrap_or(&q.name);
+    match ctx.states.get(q.group.as_deref(), name) {
+        Some(state) => Outcome::Alert {
+            state,
+            series,
+            reason: why_empty.filter(|_| state == AlertState::Inactive),
+        },
+        None => {
+            let state = if series > 0 {
+                AlertState::Firing
+            } else {
+                AlertState::Inactive
+            };
+            let note =
+                "not loaded in this Prometheus: state from its expression, `for` not applied";
+            Outcome::Alert {
+                state,
+                series,
+                reason: Some(match why_empty {
+                    Some(why) => format!("{why} ({note})"),
+                    None => note.to_string(),
+                }),
+            }
+        }
+    }
+}
+
+/// Whether the run failed: an empty panel, a query error, or (when asked)
+/// a firing alert.
+fn failed(rows: &[Row], fail_on_firing: bool) -> bool {
+    rows.iter().any(|r| match &r.outcome {
+        Outcome::Error(_) => true,
+        Outcome::Empty(_) => r.query.kind == Kind::Panel,
+        Outcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
+        Outcome::Data(_) | Outcome::Skipped(_) => false,
+    })
+}
+
+fn progress(n: usize, json: bool) -> ProgressBar {
+    if !std::io::stderr().is_terminal() || json {
+        return ProgressBar::hidden();
+    }
+    let b = ProgressBar::new(n as u64);
+    b.set_style(
+        ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_bar()),
+    );
+    b
+}
+
+/// Reachability first (exit 2 says "cannot check", not "broken"), then
+/// every query in order.
+async fn check_all(
+    ctx: &mut Ctx,
+    queries: Vec<Query>,
+    bar: &ProgressBar,
+) -> Result<Vec<Row>, String> {
+    ctx.prom
+        .get("/api/v1/status/buildinfo")
+        .await
+        .map_err(|e| match e {
+            Failure::Unreachable(m) | Failure::Query(m) => {
+                format!("cannot reach Prometheus: {m}")
+            }
+            Failure::TooLarge(m) => format!("cannot read Prometheus's answer: {m}"),
+        })?;
+    if let Some(l) = &ctx.loki {
+        let r = l.http.get(format!("{}/ready", l.base)).send().await;
+        if !r.as_ref().is_ok_and(|r| r.status().is_success()) {
+            return Err(format!("cannot reach Loki at {} (GET /ready)", l.base));
+        }
+    }
+    ctx.states = ctx.prom.rule_states().await.map_err(|e| match e {
+        Failure::Unreachable(m) | Failure::Query(m) | Failure::TooLarge(m) => {
+            format!("cannot read Prometheus's alert states: {m}")
+        }
+    })?;
+    let mut rows = Vec::new();
+    for q in queries {
+        bar.set_message(q.name.clone());
+        let outcome = check(ctx, &q).await?;
+        rows.push(Row { query: q, outcome });
+        bar.inc(1);
+    }
+    Ok(rows)
+}
+
+/// Runs every query and prints the table (or JSON); the exit code says
+/// whether every panel has data (and, if asked, no alert fires).
+pub fn run(model: &Model, o: Options) -> ExitCode {
+    let prom = match base_url(&o.prometheus, "--prometheus") {
         Ok(b) => b,
         Err(e) => return fail(&e),
     };
-    let loki = match o.loki.as_deref().map(|l| base(l, "--loki")).transpose() {
+    let loki = match o.loki.as_deref().map(|l| base_url(l, "--loki")).transpose() {
         Ok(l) => l,
         Err(e) => return fail(&e),
     };
-    let queries = match queries(model, loki.is_some()) {
+    let queries = match queries(model) {
         Ok(q) => q,
         Err(e) => return fail(&e),
     };
@@ -285,77 +420,23 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    let prom = Api {
-        http: http.clone(),
-        base: prom,
+    let mut ctx = Ctx {
+        prom: Api {
+            http: http.clone(),
+            base: prom,
+        },
+        loki: loki.map(|base| Api { http, base }),
+        job: crate::render::stack::service_job(&model.manifest).to_string(),
+        states: RuleStates::default(),
     };
-    let loki = loki.map(|base| Api { http, base });
-    let job = crate::render::stack::service_job(&model.manifest).to_string();
-    let bar = if std::io::stderr().is_terminal() && !o.json {
-        let b = ProgressBar::new(queries.len() as u64);
-        b.set_style(
-            ProgressStyle::with_template("{bar:40} {pos}/{len} {msg}")
-                .unwrap_or_else(|_| ProgressStyle::default_bar()),
-        );
-        b
-    } else {
-        ProgressBar::hidden()
-    };
-    let result = rt.block_on(async {
-        // Reachability first: exit 2 says "cannot check", not "broken".
-        prom.get("/api/v1/status/buildinfo")
-            .await
-            .map_err(|e| match e {
-                Failure::Unreachable(m) | Failure::Query(m) => {
-                    format!("cannot reach Prometheus: {m}")
-                }
-            })?;
-        if let Some(l) = &loki {
-            let r = l.http.get(format!("{}/ready", l.base)).send().await;
-            if !r.as_ref().is_ok_and(|r| r.status().is_success()) {
-                return Err(format!("cannot reach Loki at {} (GET /ready)", l.base));
-            }
-        }
-        let mut rows = Vec::new();
-        for q in queries {
-            bar.set_message(q.name.clone());
-            let api = if q.backend == "loki" {
-                loki.as_ref()
-            } else {
-                Some(&prom)
-            };
-            let Some(api) = api else { continue };
-            let got = if q.backend == "loki" {
-                api.loki(&q.expr).await
-            } else {
-                api.instant(&q.expr).await
-            };
-            let outcome = match got {
-                Ok(0) if q.backend == "prometheus" => match diagnose(&prom, &job, &q.expr).await {
-                    Ok(why) => Outcome::Empty(why),
-                    Err(Failure::Query(e)) => Outcome::Empty(format!("(diagnosis failed: {e})")),
-                    Err(Failure::Unreachable(e)) => return Err(format!("lost Prometheus: {e}")),
-                },
-                Ok(0) => Outcome::Empty("no log lines in the last hour".into()),
-                Ok(n) => Outcome::Data(n),
-                Err(Failure::Query(e)) => Outcome::Error(e),
-                Err(Failure::Unreachable(e)) => return Err(format!("lost {}: {e}", q.backend)),
-            };
-            rows.push(Row { query: q, outcome });
-            bar.inc(1);
-        }
-        Ok(rows)
-    });
+    let bar = progress(queries.len(), o.json);
+    let result = rt.block_on(check_all(&mut ctx, queries, &bar));
     bar.finish_and_clear();
     let rows = match result {
         Ok(r) => r,
         Err(e) => return fail(&e),
     };
-    let failed = rows.iter().any(|r| match &r.outcome {
-        Outcome::Error(_) => true,
-        Outcome::Empty(_) => r.query.kind == Kind::Panel,
-        Outcome::Data(_) => false,
-    });
+    let failed = failed(&rows, o.fail_on_firing);
     if o.json {
         println!(
             "{}",
@@ -371,79 +452,15 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
-    match k {
-        Kind::Panel => "panel",
-        Kind::Rule => "rule",
-    }
-}
+#[cfg(test)]
+mod tests {
+    use super::*;
 
-/// The machine-readable report.
-pub fn json_report(rows: &[Row], failed: bool) -> Json {
-    let items: Vec<Json> = rows
-        .iter()
-        .map(|r| {
-            let (result, series, reason) = match &r.outcome {
-                Outcome::Data(n) => ("data", *n, None),
-                Outcome::Empty(why) => ("empty", 0, Some(why.clone())),
-                Outcome::Error(e) => ("error", 0, Some(e.clone())),
-            };
-            json!({
-                "kind": kind_name(r.query.kind),
-                "name": r.query.name,
-                "backend": r.query.backend,
-                "query": r.query.expr,
-                "result": result,
-                "series": series,
-                "reason": reason,
-            })
-        })
-        .collect();
-    json!({ "passed": !failed, "queries": items })
-}
-
-/// The table: one row per query, then a summary line.
-pub fn table(rows: &[Row], prometheus: &str) -> String {
-    let mut out = format!("verify against {prometheus}\n\n");
-    let width = rows
-        .iter()
-        .map(|r| r.query.name.chars().count())
-        .max()
-        .unwrap_or(4)
-        .clamp(4, 48);
-    out.push_str(&format!(
-        "{:<5}  {:<width$}  {:<6}  {:>6}  reason\n",
-        "kind", "name", "result", "series"
-    ));
-    let (mut data, mut empty, mut errors) = (0, 0, 0);
-    for r in rows {
-        let name: String = r.query.name.chars().take(width).collect();
-        let (result, series, reason) = match &r.outcome {
-            Outcome::Data(n) => {
-                data += 1;
-                ("data", n.to_string(), String::new())
-            }
-            Outcome::Empty(why) => {
-                empty += 1;
-                ("empty", "0".into(), why.clone())
-            }
-            Outcome::Error(e) => {
-                errors += 1;
-                ("error", "-".into(), e.clone())
-            }
-        };
-        out.push_str(&format!(
-            "{:<5}  {name:<width$}  {result:<6}  {series:>6}  {reason}\n",
-            kind_name(r.query.kind)
-        ));
+    #[test]
+    fn ref_ids_are_the_dashboards() {
+        assert_eq!(
+            [0, 1, 25, 26, 27].map(ref_id),
+            ["A", "B", "Z", "AA", "AB"].map(String::from)
+        );
     }
-    let empty_panels = rows
-        .iter()
-        .filter(|r| r.query.kind == Kind::Panel && matches!(r.outcome, Outcome::Empty(_)))
-        .count();
-    out.push_str(&format!(
-        "\n{} queries: {data} with data, {empty} empty ({empty_panels} of them panels), {errors} errors\n",
-        rows.len()
-    ));
-    out
 }

@@ -1,0 +1,156 @@
+//! What `verify` found, as a table for people or JSON for scripts (same
+//! content): one row per query, then the counts, the skipped panels among
+//! them.
+
+use super::{AlertState, Kind, Outcome, Row};
+use serde_json::{json, Value as Json};
+
+/// How many rows of each result.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Counts {
+    pub data: usize,
+    pub empty: usize,
+    pub empty_panels: usize,
+    pub errors: usize,
+    pub firing: usize,
+    pub pending: usize,
+    pub inactive: usize,
+    pub skipped: usize,
+}
+
+impl Counts {
+    pub fn of(rows: &[Row]) -> Counts {
+        let mut c = Counts::default();
+        for r in rows {
+            match &r.outcome {
+                Outcome::Data(_) => c.data += 1,
+                Outcome::Empty(_) => {
+                    c.empty += 1;
+                    if r.query.kind == Kind::Panel {
+                        c.empty_panels += 1;
+                    }
+                }
+                Outcome::Error(_) => c.errors += 1,
+                Outcome::Alert { state, .. } => match state {
+                    AlertState::Firing => c.firing += 1,
+                    AlertState::Pending => c.pending += 1,
+                    AlertState::Inactive => c.inactive += 1,
+                },
+                Outcome::Skipped(_) => c.skipped += 1,
+            }
+        }
+        c
+    }
+}
+
+fn kind_name(k: Kind) -> &'static str {
+    match k {
+        Kind::Panel => "panel",
+        Kind::Record => "rule",
+        Kind::Alert => "alert",
+    }
+}
+
+/// (result, series, reason) of a row, as both reports show them.
+fn cells(o: &Outcome) -> (&'static str, Option<usize>, Option<&str>) {
+    match o {
+        Outcome::Data(n) => ("data", Some(*n), None),
+        Outcome::Empty(why) => ("empty", Some(0), Some(why)),
+        Outcome::Error(e) => ("error", None, Some(e)),
+        Outcome::Alert {
+            state,
+            series,
+            reason,
+        } => (state.as_str(), Some(*series), reason.as_deref()),
+        Outcome::Skipped(why) => ("skipped", None, Some(why)),
+    }
+}
+
+/// The machine-readable report.
+pub fn json_report(rows: &[Row], failed: bool) -> Json {
+    let items: Vec<Json> = rows
+        .iter()
+        .map(|r| {
+            let (result, series, reason) = cells(&r.outcome);
+            json!({
+                "kind": kind_name(r.query.kind),
+                "name": r.query.name,
+                "backend": r.query.backend,
+                "query": r.query.expr,
+                "result": result,
+                "series": series.unwrap_or(0),
+                "reason": reason,
+            })
+        })
+        .collect();
+    let c = Counts::of(rows);
+    json!({
+        "passed": !failed,
+        "queries": items,
+        "counts": {
+            "data": c.data,
+            "empty": c.empty,
+            "empty_panels": c.empty_panels,
+            "errors": c.errors,
+            "firing": c.firing,
+            "pending": c.pending,
+            "inactive": c.inactive,
+            "skipped": c.skipped,
+        },
+    })
+}
+
+/// The table: one row per query, then a summary line.
+pub fn table(rows: &[Row], prometheus: &str) -> String {
+    let mut out = format!("verify against {prometheus}\n\n");
+    let width = rows
+        .iter()
+        .map(|r| r.query.name.chars().count())
+        .max()
+        .unwrap_or(4)
+        .clamp(4, 64);
+    out.push_str(&format!(
+        "{:<5}  {:<width$}  {:<8}  {:>6}  reason\n",
+        "kind", "name", "result", "series"
+    ));
+    for r in rows {
+        let name: String = r.query.name.chars().take(width).collect();
+        let (result, series, reason) = cells(&r.outcome);
+        let series = series.map_or("-".to_string(), |n| n.to_string());
+        out.push_str(&format!(
+            "{:<5}  {name:<width$}  {result:<8}  {series:>6}  {}\n",
+            kind_name(r.query.kind),
+            reason.unwrap_or_default()
+        ));
+    }
+    out.push('\n');
+    out.push_str(&summary(rows));
+    out
+}
+
+/// `N queries: … with data, … empty …; alerts: …; … panels skipped`.
+fn summary(rows: &[Row]) -> String {
+    let c = Counts::of(rows);
+    let mut s = format!(
+        "{} queries: {} with data, {} empty ({} of them panels), {} errors",
+        rows.len(),
+        c.data,
+        c.empty,
+        c.empty_panels,
+        c.errors
+    );
+    if c.firing + c.pending + c.inactive > 0 {
+        s.push_str(&format!(
+            "; alerts: {} firing, {} pending, {} inactive",
+            c.firing, c.pending, c.inactive
+        ));
+    }
+    if c.skipped > 0 {
+        s.push_str(&format!(
+            "; {} panel queries skipped (not checked)",
+            c.skipped
+        ));
+    }
+    s.push('\n');
+    s
+}
