@@ -20,6 +20,7 @@
 pub mod app;
 pub mod chaos;
 pub mod cli;
+pub mod fetch;
 pub mod logging;
 pub mod manifest;
 pub mod model;

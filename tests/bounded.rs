@@ -410,10 +410,13 @@ fn a_closed_stdout_ends_every_command_quietly() {
     let m = manifest.to_str().unwrap();
     let out = dir.path().join("out");
     let out = out.to_str().unwrap();
+    let server = Server::start(&manifest, &dir.path().join("srv"));
     for args in [
         vec!["validate", "-m", m],
         vec!["schema"],
         vec!["render", "-m", m, "--out", out],
+        vec!["chaos", "-m", m, "--target", &server.base, "--requests", "20"],
+        vec!["chaos", "-m", m, "--target", &server.base, "--requests", "20", "--json"],
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);

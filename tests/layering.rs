@@ -13,12 +13,16 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
     BTreeMap::from([
         ("manifest", vec![]),
         ("term", vec![]),
+        ("fetch", vec![]),
         ("model", vec!["manifest"]),
         ("logging", vec!["manifest"]),
         ("server", vec!["manifest", "model", "logging"]),
         ("render", vec!["manifest", "model"]),
-        ("chaos", vec!["manifest", "model", "term"]),
-        ("verify", vec!["manifest", "model", "render", "term"]),
+        ("chaos", vec!["manifest", "model", "term", "fetch"]),
+        (
+            "verify",
+            vec!["manifest", "model", "render", "term", "fetch"],
+        ),
         (
             "plugins",
             vec!["manifest", "model", "logging", "server", "render"],

@@ -17,8 +17,9 @@
 pub mod plan;
 pub mod report;
 
+use crate::fetch::{drain_capped, printable, read_capped};
 use crate::model::Model;
-use crate::verify::bounded::{drain_capped, printable, read_capped};
+use crate::term::{errln, out, outln};
 use indicatif::{ProgressBar, ProgressStyle};
 use plan::Planned;
 use report::{Meta, Outcome, Report};
@@ -53,7 +54,7 @@ pub struct Options {
 pub const MAX_BODY_BYTES: usize = 16 << 20;
 
 /// Most bytes of the target's `/openapi.json` read to compare its API (64 MiB).
-pub const MAX_OPENAPI_BYTES: usize = crate::verify::bounded::VERIFY_BODY_CAP;
+pub const MAX_OPENAPI_BYTES: usize = crate::fetch::VERIFY_BODY_CAP;
 
 /// Most requests per second `--rate` takes.
 pub const MAX_RATE: f64 = 10_000.0;
@@ -87,7 +88,7 @@ fn check(o: &Options) -> Result<(), String> {
 /// Runs chaos and prints the report; the exit code says whether it passed.
 pub fn run(model: &Model, o: Options) -> ExitCode {
     let fail = |msg: String| {
-        eprintln!("telltale chaos: {msg}");
+        errln!("telltale chaos: {msg}");
         ExitCode::from(2)
     };
     if let Err(e) = check(&o) {
@@ -146,16 +147,16 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
     };
     let report = Report::build(&planned, &outcomes, meta);
     if o.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&report.json()).unwrap_or_default()
         );
     } else {
-        print!("{}", report.text());
+        out!("{}", report.text());
     }
     match (aborted, report.passed()) {
         (Some(why), _) => {
-            eprintln!("telltale chaos: stopped early: {why}");
+            errln!("telltale chaos: stopped early: {why}");
             ExitCode::from(2)
         }
         (None, true) => ExitCode::SUCCESS,

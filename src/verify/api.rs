@@ -2,8 +2,8 @@
 //! with a bound ([`VERIFY_BODY_CAP`]) and every server-provided text made
 //! printable before it reaches a row.
 
-use super::bounded::{printable, read_capped, BodyError, VERIFY_BODY_CAP};
 use super::AlertState;
+use crate::fetch::{printable, read_capped, BodyError, VERIFY_BODY_CAP};
 use serde_json::Value as Json;
 use std::collections::HashMap;
 

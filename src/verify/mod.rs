@@ -13,19 +13,19 @@
 //! match, or (for a comparison) the condition does not hold. Each alerting
 //! rule shows its state (firing, pending, inactive). Loki panels without
 //! `--loki`, and JSON-datasource panels, are listed as skipped. Every
-//! answer is read with a bound ([`bounded::VERIFY_BODY_CAP`]) and every
+//! answer is read with a bound ([`crate::fetch::VERIFY_BODY_CAP`]) and every
 //! server text printed without control characters. Exit status: 0 when
 //! every panel has data (and, with `--fail-on-firing`, no alert fires); 1
 //! when a panel is empty, a query fails (or an alert fires, when asked);
 //! 2 when Prometheus (or Loki) cannot be reached or read.
 
 mod api;
-pub mod bounded;
 pub mod diagnose;
 pub mod report;
 
 use crate::model::{promql, Model};
 use crate::render::rules;
+use crate::term::{errln, out, outln};
 use api::{Api, Failure, RuleStates};
 use indicatif::{ProgressBar, ProgressStyle};
 pub use report::{json_report, table};
@@ -229,7 +229,7 @@ pub struct Row {
 }
 
 fn fail(msg: &str) -> ExitCode {
-    eprintln!("telltale verify: {}", bounded::printable(msg));
+    errln!("telltale verify: {}", crate::fetch::printable(msg));
     ExitCode::from(2)
 }
 
@@ -438,12 +438,12 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
     };
     let failed = failed(&rows, o.fail_on_firing);
     if o.json {
-        println!(
+        outln!(
             "{}",
             serde_json::to_string_pretty(&json_report(&rows, failed)).unwrap_or_default()
         );
     } else {
-        print!("{}", table(&rows, &o.prometheus));
+        out!("{}", table(&rows, &o.prometheus));
     }
     if failed {
         ExitCode::FAILURE
