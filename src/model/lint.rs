@@ -208,6 +208,11 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &[&str])] = &[
         MetricType::Counter,
         &["output"],
     ),
+    (
+        "telltale_log_lines_lost_total",
+        MetricType::Counter,
+        &["output"],
+    ),
     ("telltale_log_lines_dropped_total", MetricType::Counter, &[]),
     ("telltale_log_writer_up", MetricType::Gauge, &[]),
     ("telltale_accept_errors_total", MetricType::Counter, &[]),
