@@ -252,10 +252,11 @@ pub fn validate_after(
         match registry.source(&metric.source) {
             None => errs.push(src.error(
                 &format!("metrics[{i}].source"),
-                format!(
-                    "unknown metric source {:?} (registered: {})",
-                    metric.source,
-                    registry.source_names().join(", ")
+                lint::unknown_name(
+                    "metric source",
+                    &metric.source,
+                    &registry.source_names(),
+                    "registered",
                 ),
             )),
             Some(kind) => match kind.prepare(&ctx) {
@@ -284,10 +285,11 @@ pub fn validate_after(
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
                 &format!("endpoints[{i}].handler"),
-                format!(
-                    "unknown handler kind {:?} (registered: {})",
-                    ep.handler,
-                    registry.handler_names().join(", ")
+                lint::unknown_name(
+                    "handler kind",
+                    &ep.handler,
+                    &registry.handler_names(),
+                    "registered",
                 ),
             )),
             Some(kind) => {
