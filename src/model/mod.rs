@@ -106,22 +106,81 @@ fn with_semantic_errors(failed: crate::manifest::Failed, registry: &Registry) ->
         dropped,
     } = failed;
     if let Some(partial) = partial {
-        if let Err(more) = validate(*partial, registry) {
-            let typed: Vec<String> = errs.0.iter().map(|d| d.path.clone()).collect();
-            for d in more.0 {
-                let follows = dropped
+        let typed: Vec<String> = errs.0.iter().map(|d| d.path.clone()).collect();
+        let more = with_bad_types_restored(&partial, &typed, registry)
+            .unwrap_or_else(|| validate(*partial, registry).err().unwrap_or_default().0);
+        for d in more {
+            let follows = dropped
+                .iter()
+                .any(|name| d.message.contains(&format!("{name:?}")))
+                || typed
                     .iter()
-                    .any(|name| d.message.contains(&format!("{name:?}")))
-                    || typed
-                        .iter()
-                        .any(|p| !p.is_empty() && d.path.starts_with(p.as_str()));
-                if !follows {
-                    errs.push(d);
-                }
+                    .any(|p| !p.is_empty() && d.path.starts_with(p.as_str()));
+            if !follows {
+                errs.push(d);
             }
         }
     }
     errs.finish()
+}
+
+/// The errors of `partial` with each metric dropped only because its `type`
+/// did not parse put back in its place, as a counter, a gauge and a
+/// histogram in turn: the errors found whatever its type would have been.
+/// A metric that is merely missing would otherwise draw errors from what
+/// needs it (the datasource's `error_burst` events need the `http.requests`
+/// counter). `None` when the dropped metrics cannot be put back (other
+/// items were dropped too, or a metric has other bad fields).
+fn with_bad_types_restored(
+    partial: &Loaded,
+    typed: &[String],
+    registry: &Registry,
+) -> Option<Vec<Diagnostic>> {
+    let raw: serde_yaml::Value = serde_yaml::from_str(&partial.source.text).ok()?;
+    let items = raw.get("metrics")?.as_sequence()?;
+    let bad: Vec<usize> = (0..items.len())
+        .filter(|i| typed.contains(&format!("metrics[{i}].type")))
+        .collect();
+    let kept = &partial.manifest.metrics;
+    if bad.is_empty() || items.len() != kept.len() + bad.len() {
+        return None;
+    }
+    let mut common: Option<Vec<Diagnostic>> = None;
+    for kind in [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Histogram,
+    ] {
+        let mut kept = kept.iter();
+        let metrics = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match bad.contains(&i) {
+                true => with_type(item, kind),
+                false => kept.next().cloned(),
+            })
+            .collect::<Option<Vec<Metric>>>()?;
+        let mut manifest = partial.manifest.clone();
+        manifest.metrics = metrics;
+        let loaded = Loaded {
+            manifest,
+            source: partial.source.clone(),
+        };
+        let found = validate(loaded, registry).err().unwrap_or_default().0;
+        common = Some(match common {
+            None => found,
+            Some(before) => before.into_iter().filter(|d| found.contains(d)).collect(),
+        });
+    }
+    common
+}
+
+/// The metric declared by `item` with its `type` set to `kind`, if the rest
+/// of it reads.
+fn with_type(item: &serde_yaml::Value, kind: MetricType) -> Option<Metric> {
+    let mut item = item.clone();
+    *item.as_mapping_mut()?.get_mut("type")? = kind.as_str().into();
+    serde_yaml::from_value(item).ok()
 }
 
 /// A manifest that passed every check, with its plugins prepared.
