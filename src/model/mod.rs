@@ -60,7 +60,7 @@ pub fn open_or(
 
 /// Loads `path` again for a reload and validates it. The metric sources
 /// that keep values ([`PreparedSource::keeps_values`]) and are declared
-/// exactly as in `previous` are carried over, so that the server keeps
+/// as in `previous` (but for their help text) are carried over, so that the server keeps
 /// their families and the handlers update the same series.
 pub fn reopen(path: &Path, registry: &Registry, previous: &Model) -> Result<Model, Diagnostics> {
     match load_file(path) {
@@ -82,16 +82,24 @@ fn carried(
     if !fresh.keeps_values() {
         return fresh;
     }
-    let declared = serde_json::to_value(metric).ok();
-    let same = |m: &Metric| {
-        m.name == metric.name && declared.is_some() && serde_json::to_value(m).ok() == declared
-    };
+    let declared = declaration(metric);
+    let same =
+        |m: &Metric| m.name == metric.name && declared.is_some() && declaration(m) == declared;
     prev.manifest
         .metrics
         .iter()
         .zip(&prev.sources)
         .find(|(m, s)| same(m) && s.keeps_values())
         .map_or(fresh, |(_, s)| s.clone())
+}
+
+/// What makes two declarations of a metric the same family for a reload:
+/// everything but its help text (the help served is the new one; the
+/// series and their values stay).
+fn declaration(metric: &Metric) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(metric).ok()?;
+    v.as_object_mut()?.remove("help");
+    Some(v)
 }
 
 /// Every error at once: a manifest with type errors is still validated as
