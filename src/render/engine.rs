@@ -10,7 +10,7 @@
 use handlebars::{handlebars_helper, Handlebars};
 
 handlebars_helper!(json: |v: Json| serde_json::to_string(&v).unwrap_or_default());
-handlebars_helper!(compose: |v: Json| compose_json(&v));
+handlebars_helper!(compose: |v: Json| compose_json(v));
 handlebars_helper!(yaml_str: |s: str| yaml_quote(s));
 handlebars_helper!(yaml_block: |s: str, column: u64| yaml_literal(s, column as usize));
 
