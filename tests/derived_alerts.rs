@@ -134,3 +134,38 @@ fn alert_settings_on_a_metric_that_derives_none_are_located_errors() {
     );
     assert!(text.contains(".alert.for: bad duration \"soon\""), "{text}");
 }
+
+/// Every number in an alert's summary and description is printed the
+/// shortest way (`7.2%`, never `7.200000000000006%` from float arithmetic).
+#[test]
+fn alert_texts_print_percentages_exactly() {
+    let r = rendered_default();
+    let rules = yaml(&r.out.join("prometheus/alerts.yml"));
+    let mut burn = 0;
+    for rule in rules["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap())
+    {
+        let Some(annotations) = rule["annotations"].as_object() else {
+            continue;
+        };
+        for text in annotations.values().filter_map(Value::as_str) {
+            // A run of 6 zeros or nines after a decimal point is float noise.
+            let noisy = text
+                .split(|c: char| !c.is_ascii_digit() && c != '.')
+                .any(|n| {
+                    n.split_once('.')
+                        .is_some_and(|(_, f)| f.contains("000000") || f.contains("999999"))
+                });
+            assert!(!noisy, "{text}");
+        }
+        let description = annotations["description"].as_str().unwrap_or_default();
+        // The 99.5% objective's budget is 0.5%: 14.4 × 0.5% and 6 × 0.5%.
+        if description.contains("14.4x the budget (7.2%)") && description.contains("6x (3%)") {
+            burn += 1;
+        }
+    }
+    assert!(burn > 0, "no exact burn-rate alert on the 99.5% objective");
+}

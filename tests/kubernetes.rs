@@ -10,6 +10,7 @@ mod render_support;
 use common::*;
 use render_support::*;
 use serde_json::Value;
+use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -565,4 +566,53 @@ fn an_absolute_log_dir_gets_a_writable_volume_of_its_own() {
     assert_ne!(mount["readOnly"], true);
     let (ok, out) = kubernetes_validate(&[file]);
     assert!(ok, "{out}");
+}
+
+/// A `logging.dir` that is the working directory (or under it) is already
+/// writable there: it gets no second mount at the same path.
+#[test]
+fn a_log_dir_at_the_working_directory_is_not_mounted_twice() {
+    for log_dir in [
+        "/var/lib/telltale",
+        "/var/lib/telltale/",
+        "/var/lib/telltale/logs",
+    ] {
+        let dir = tempdir();
+        let base = copy_default_manifest(dir.path());
+        let manifest = dir.path().join("work.yaml");
+        edit_manifest(&base, &manifest, |v| {
+            *at(v, &["logging", "dir"]) = log_dir.into();
+        });
+        let out = dir.path().join("out");
+        render_ok(&manifest, &out);
+        let dep = yaml(&out.join("kubernetes/deployment.yaml"));
+        let spec = &dep["spec"]["template"]["spec"];
+        let paths: Vec<&str> = spec["containers"][0]["volumeMounts"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|m| m["mountPath"].as_str().unwrap().trim_end_matches('/'))
+            .collect();
+        let unique: BTreeSet<&str> = paths.iter().copied().collect();
+        assert_eq!(unique.len(), paths.len(), "{log_dir}: {paths:?}");
+        assert!(paths.contains(&"/var/lib/telltale"), "{paths:?}");
+        let volumes = spec["volumes"].as_array().unwrap();
+        assert_eq!(volumes.len(), paths.len(), "{log_dir}: {volumes:?}");
+    }
+}
+
+/// A `logging.dir` under the read-only manifest mount could never be
+/// written in the pod: `render` says so instead of writing a Deployment
+/// whose pod fails.
+#[test]
+fn a_log_dir_under_the_config_mount_is_a_render_error() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    let manifest = dir.path().join("conf.yaml");
+    edit_manifest(&base, &manifest, |v| {
+        *at(v, &["logging", "dir"]) = "/etc/telltale/logs".into();
+    });
+    let (status, _, err) = render(&manifest, &dir.path().join("out"), &[]);
+    assert!(!status.success());
+    assert!(err.contains("is under /etc/telltale"), "{err}");
 }

@@ -159,3 +159,27 @@ fn the_embedded_manifest_is_the_repo_manifest() {
     let loaded = telltale::manifest::load_embedded().unwrap();
     telltale::model::validate(loaded, &telltale::Registry::builtin()).unwrap();
 }
+
+/// A typo in a metric's `type` is that metric's error alone: the metric is
+/// still known to the rest of the manifest (the datasource's `error_burst`
+/// events need its `http.requests` counter), so nothing else is reported.
+#[test]
+fn a_metric_type_typo_is_reported_without_follow_on_errors() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    edit(
+        &manifest,
+        "  - name: http_requests_total\n    type: counter\n",
+        "  - name: http_requests_total\n    type: countr\n",
+    );
+    let diags = match telltale::model::open(Some(&manifest), &telltale::Registry::builtin()) {
+        Ok(_) => panic!("a bad type was accepted"),
+        Err(d) => d.0,
+    };
+    let shown: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
+    assert_eq!(shown.len(), 1, "{shown:#?}");
+    assert!(
+        shown[0].contains("metrics[0].type: unknown variant `countr`"),
+        "{shown:#?}"
+    );
+}

@@ -827,3 +827,36 @@ fn every_discovery_kind_and_remote_write_render_a_config_promtool_accepts() {
         }
     }
 }
+
+/// A `$` in `logging.dir` reaches docker-compose.yml as `$$`: compose would
+/// otherwise expand it as a variable (`logs$HOME` → `logs/root`).
+#[test]
+fn compose_escapes_dollar_signs_from_the_manifest() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    let manifest = dir.path().join("dollar.yaml");
+    edit_manifest(&base, &manifest, |v| {
+        *at(v, &["logging", "dir"]) = "logs$HOME${X}".into();
+    });
+    let out = dir.path().join("out");
+    render_ok(&manifest, &out);
+    let compose = yaml(&out.join("docker-compose.yml"));
+    let vols: Vec<&str> = compose["services"]["alloy"]["volumes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    let logs = vols
+        .iter()
+        .find(|v| v.ends_with(":/var/log/telltale:ro"))
+        .unwrap_or_else(|| panic!("no log volume in {vols:?}"));
+    assert!(
+        logs.ends_with("logs$$HOME$${X}:/var/log/telltale:ro"),
+        "compose would expand {logs:?}"
+    );
+    // What compose makes of it: the directory as written.
+    assert!(logs
+        .replace("$$", "$")
+        .ends_with("logs$HOME${X}:/var/log/telltale:ro"));
+}

@@ -41,6 +41,10 @@ impl Write for Console {
     }
 }
 
+/// A line cut short on the console is completed at its next write: stderr
+/// may be a pipe, and a file it is redirected to need not be appended to.
+impl super::sink::TakeBack for Console {}
+
 #[cfg(target_os = "linux")]
 mod linux {
     use super::PATIENCE;

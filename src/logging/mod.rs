@@ -10,6 +10,7 @@
 //! in the file.
 
 mod console;
+mod file;
 pub mod identity;
 mod layer;
 mod pagecache;
@@ -20,6 +21,7 @@ mod sink;
 pub use request_line::RequestLine;
 
 use crate::manifest::{Logging, Rotation};
+use file::LogFile;
 use layer::{LogLayer, Output};
 use pagecache::{DropBehind, Locate};
 use sink::{Sink, SinkGuard};
@@ -109,17 +111,17 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
         .map_err(|e| format!("cannot open log file in {}: {e}", cfg.dir))?;
     // Request threads only format and queue lines; the writes happen on
     // this thread.
+    let newest = || Locate::Newest {
+        dir: cfg.dir.clone().into(),
+        prefix: format!("{}.", cfg.file),
+        suffix: format!(".{SUFFIX}"),
+    };
+    // A line a full disk cuts short is taken back out of the file.
+    let appender = LogFile::new(appender, newest());
     let (sink, guard) = if cfg.drop_page_cache {
         // What has been written is dropped from the page cache behind the
         // writer, in the file and in stderr if it is redirected to a file.
-        let file = DropBehind::new(
-            appender,
-            Locate::Newest {
-                dir: cfg.dir.clone().into(),
-                prefix: format!("{}.", cfg.file),
-                suffix: format!(".{SUFFIX}"),
-            },
-        );
+        let file = DropBehind::new(appender, newest());
         let stderr = std::io::stderr();
         let console_file = stderr.as_fd().try_clone_to_owned().map(File::from);
         let console = DropBehind::new(console::Console::new(), Locate::Fd(console_file));

@@ -55,28 +55,35 @@ pub enum Locate {
 }
 
 impl Locate {
+    /// The newest file of a [`Locate::Newest`] (`None` for a descriptor).
+    pub fn newest(&self) -> Option<PathBuf> {
+        let Locate::Newest {
+            dir,
+            prefix,
+            suffix,
+        } = self
+        else {
+            return None;
+        };
+        let newest = std::fs::read_dir(dir)
+            .ok()?
+            .filter_map(Result::ok)
+            .filter(|e| {
+                let name = e.file_name();
+                let name = name.to_string_lossy();
+                name.starts_with(prefix.as_str()) && name.ends_with(suffix.as_str())
+            })
+            .filter_map(|e| {
+                let meta = e.metadata().ok().filter(|m| m.is_file())?;
+                Some((meta.modified().ok()?, e.path()))
+            })
+            .max()?;
+        Some(newest.1)
+    }
+
     fn open(&self) -> Option<File> {
         match self {
-            Locate::Newest {
-                dir,
-                prefix,
-                suffix,
-            } => {
-                let newest = std::fs::read_dir(dir)
-                    .ok()?
-                    .filter_map(Result::ok)
-                    .filter(|e| {
-                        let name = e.file_name();
-                        let name = name.to_string_lossy();
-                        name.starts_with(prefix.as_str()) && name.ends_with(suffix.as_str())
-                    })
-                    .filter_map(|e| {
-                        let meta = e.metadata().ok().filter(|m| m.is_file())?;
-                        Some((meta.modified().ok()?, e.path()))
-                    })
-                    .max()?;
-                File::open(newest.1).ok()
-            }
+            Locate::Newest { .. } => File::open(self.newest()?).ok(),
             Locate::Fd(file) => {
                 let file = file.as_ref().ok()?;
                 file.metadata().ok().filter(|m| m.is_file())?;
@@ -158,6 +165,12 @@ fn advance(t: &mut Tracked) -> io::Result<()> {
         t.dropped = end;
     }
     Ok(())
+}
+
+impl<W: super::sink::TakeBack> super::sink::TakeBack for DropBehind<W> {
+    fn take_back(&mut self, fragment: &[u8]) -> bool {
+        self.inner.take_back(fragment)
+    }
 }
 
 impl<W: Write> Write for DropBehind<W> {

@@ -24,7 +24,11 @@
 //! written (`2>/dev/full`, a closed pipe, a reader that stopped reading) has
 //! its lines dropped, batch by batch, while the file goes on; the first
 //! failure of each output is reported once, in the other output, and every
-//! failed batch is counted ([`Health`]). The writer thread catches its own
+//! failed batch is counted ([`Health`]), and so is every line it lost. A
+//! write that fails partway (a full disk) never leaves half a line behind:
+//! the line it cut short is taken back out of the file ([`TakeBack`]), or,
+//! where that is not possible, completed at the next write, so after
+//! recovery every line is whole. The writer thread catches its own
 //! panics: if it ever stops, [`Health::writer_alive`] turns false (readiness
 //! fails) and request threads drop their lines instead of waiting for it.
 
@@ -103,6 +107,11 @@ pub struct Health {
     pub file_errors: AtomicU64,
     /// Lines dropped because the writer was gone or stuck past [`MAX_WAIT`].
     pub dropped_lines: AtomicU64,
+    /// Lines of failed batches the file does not hold (the one a failure
+    /// cut short included: it is taken back out of the file).
+    pub file_lines_lost: AtomicU64,
+    /// The same for the console.
+    pub console_lines_lost: AtomicU64,
 }
 
 impl Health {
@@ -174,8 +183,8 @@ impl Sink {
     #[cfg(test)]
     pub fn spawn<F, C>(file: F, console: C, name: &str, ansi: bool) -> (Sink, SinkGuard)
     where
-        F: Write + Send + 'static,
-        C: Write + Send + 'static,
+        F: Write + TakeBack + Send + 'static,
+        C: Write + TakeBack + Send + 'static,
     {
         Sink::spawn_with(file, console, name, ansi, false)
     }
@@ -191,8 +200,8 @@ impl Sink {
         json_console: bool,
     ) -> (Sink, SinkGuard)
     where
-        F: Write + Send + 'static,
-        C: Write + Send + 'static,
+        F: Write + TakeBack + Send + 'static,
+        C: Write + TakeBack + Send + 'static,
     {
         let shared = Arc::new(Shared::default());
         let thread = {
@@ -343,12 +352,72 @@ impl Which {
     }
 }
 
+/// What an output can do about a line that a failed write cut short.
+///
+/// A write that fails partway (`ENOSPC` on a full disk) leaves the start of
+/// a line at the end of the output. Left there, it would be glued to the
+/// first line written after recovery, and a JSON reader would lose both.
+pub trait TakeBack {
+    /// Removes `fragment`, which the last write left at the very end of the
+    /// output, so that the output ends with a whole line again. Returns
+    /// false if it cannot (the default: a pipe or a terminal cannot); the
+    /// writer then completes the line at its next write instead.
+    fn take_back(&mut self, fragment: &[u8]) -> bool {
+        let _ = fragment;
+        false
+    }
+}
+
+impl TakeBack for std::io::Sink {}
+
 /// One output of the writer and what it has been through.
-struct Output<W: Write> {
+struct Output<W: Write + TakeBack> {
     out: W,
     which: Which,
     /// The first failure has been reported (once per process).
     reported: bool,
+    /// The rest of a line a failed write cut short and that could not be
+    /// taken back: written first at the next write, which completes it.
+    rest: Vec<u8>,
+}
+
+/// Writes all of `data` to `out` and flushes it; on failure, also says how
+/// many bytes of `data` the output took.
+fn write_counted(out: &mut impl Write, data: &[u8]) -> Result<(), (usize, std::io::Error)> {
+    let mut done = 0;
+    while done < data.len() {
+        match out.write(&data[done..]) {
+            Ok(0) => return Err((done, std::io::ErrorKind::WriteZero.into())),
+            Ok(n) => done += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err((done, e)),
+        }
+    }
+    out.flush().map_err(|e| (done, e))
+}
+
+/// Where the line that `written` bytes of `data` cut short starts and ends
+/// (after its `\n`); `None` if those bytes end at a line boundary.
+fn torn_line(data: &[u8], written: usize) -> Option<(usize, usize)> {
+    let start = data[..written]
+        .iter()
+        .rposition(|&b| b == b'\n')
+        .map_or(0, |i| i + 1);
+    if start == written {
+        return None;
+    }
+    let end = data[written..]
+        .iter()
+        .position(|&b| b == b'\n')
+        .map_or(data.len(), |i| written + i + 1);
+    Some((start, end))
+}
+
+/// Lines in `data`: its `\n`s, plus one for an unterminated end.
+fn count_lines(data: &[u8]) -> u64 {
+    let ends = data.iter().filter(|&&b| b == b'\n').count();
+    let open = data.last().is_some_and(|&b| b != b'\n');
+    (ends + usize::from(open)) as u64
 }
 
 /// The first write error of an output, as the line the other output gets.
@@ -396,26 +465,82 @@ fn death_lines(why: &str) -> (String, String) {
     )
 }
 
-impl<W: Write> Output<W> {
+impl<W: Write + TakeBack> Output<W> {
     fn new(out: W, which: Which) -> Self {
         Output {
             out,
             which,
             reported: false,
+            rest: Vec::new(),
         }
     }
 
-    /// Writes `data`; on failure drops it, counts it in `health` and
-    /// returns the error the first time (for the other output to report).
+    /// Writes `data`, after the rest of a line an earlier failure cut short.
+    /// On failure the output still ends with a whole line (see
+    /// [`TakeBack`]); every line of `data` it does not hold is counted as
+    /// lost, the batch as failed, and the error is returned the first time
+    /// (for the other output to report).
     fn write(&mut self, data: &str, health: &Health) -> Option<std::io::Error> {
-        if data.is_empty() {
+        if data.is_empty() && self.rest.is_empty() {
             return None;
         }
-        let r = self
-            .out
-            .write_all(data.as_bytes())
-            .and_then(|()| self.out.flush());
-        let e = r.err()?;
+        let (e, lost) = match self.finish_torn_line() {
+            Ok(()) => self.write_batch(data.as_bytes()).err()?,
+            Err(e) => (e, count_lines(data.as_bytes())),
+        };
+        self.lost(health, lost);
+        self.failed(health, e)
+    }
+
+    /// Writes the rest of a line cut short earlier, if any.
+    fn finish_torn_line(&mut self) -> std::io::Result<()> {
+        if self.rest.is_empty() {
+            return Ok(());
+        }
+        match write_counted(&mut self.out, &self.rest) {
+            Ok(()) => {
+                self.rest.clear();
+                Ok(())
+            }
+            Err((n, e)) => {
+                self.rest.drain(..n);
+                Err(e)
+            }
+        }
+    }
+
+    /// Writes `data`; on failure leaves the output at a line boundary (or
+    /// keeps the torn line's rest for later) and returns the error with the
+    /// number of `data`'s lines the output does not hold.
+    fn write_batch(&mut self, data: &[u8]) -> Result<(), (std::io::Error, u64)> {
+        let (written, e) = match write_counted(&mut self.out, data) {
+            Ok(()) => return Ok(()),
+            Err(failed) => failed,
+        };
+        let Some((start, end)) = torn_line(data, written) else {
+            return Err((e, count_lines(&data[written..])));
+        };
+        let unwritten = count_lines(&data[end..]);
+        if self.out.take_back(&data[start..written]) {
+            // The torn line is gone from the output: it is lost too.
+            Err((e, unwritten + 1))
+        } else {
+            self.rest = data[written..end].to_vec();
+            Err((e, unwritten))
+        }
+    }
+
+    /// Counts `lines` lost by this output.
+    fn lost(&self, health: &Health, lines: u64) {
+        match self.which {
+            Which::File => &health.file_lines_lost,
+            Which::Console => &health.console_lines_lost,
+        }
+        .fetch_add(lines, Ordering::Relaxed);
+    }
+
+    /// Counts a failed batch; returns its error the first time.
+    fn failed(&mut self, health: &Health, e: std::io::Error) -> Option<std::io::Error> {
         match self.which {
             Which::File => &health.file_errors,
             Which::Console => &health.console_errors,
@@ -430,14 +555,14 @@ impl<W: Write> Output<W> {
 }
 
 /// Both outputs: each failure is reported once in the other one.
-struct Outputs<F: Write, C: Write> {
+struct Outputs<F: Write + TakeBack, C: Write + TakeBack> {
     file: Output<F>,
     console: Output<C>,
     /// The console gets the JSON lines too.
     json_console: bool,
 }
 
-impl<F: Write, C: Write> Outputs<F, C> {
+impl<F: Write + TakeBack, C: Write + TakeBack> Outputs<F, C> {
     fn write(&mut self, file: &str, console: &str, health: &Health) {
         let console = if self.json_console { file } else { console };
         if let Some(e) = self.file.write(file, health) {
@@ -548,7 +673,13 @@ fn merge(
 /// The writer thread: [`write_loop`] until the guard is dropped. A panic in
 /// it (a bug, never an I/O error) is caught: the writer marks itself dead,
 /// says so in both outputs, and wakes every thread waiting for room.
-fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool, json_console: bool) {
+fn writer<F: Write + TakeBack, C: Write + TakeBack>(
+    sh: &Shared,
+    file: F,
+    console: C,
+    ansi: bool,
+    json_console: bool,
+) {
     let mut outs = Outputs {
         file: Output::new(file, Which::File),
         console: Output::new(console, Which::Console),
@@ -582,7 +713,11 @@ fn writer<F: Write, C: Write>(sh: &Shared, file: F, console: C, ansi: bool, json
     }
 }
 
-fn write_loop<F: Write, C: Write>(sh: &Shared, outs: &mut Outputs<F, C>, ansi: bool) {
+fn write_loop<F: Write + TakeBack, C: Write + TakeBack>(
+    sh: &Shared,
+    outs: &mut Outputs<F, C>,
+    ansi: bool,
+) {
     let mut render = Render::new(ansi);
     let mut taken: Vec<Queue> = Vec::new();
     let mut spares: Vec<Queue> = Vec::new();
@@ -684,6 +819,7 @@ pub(super) mod tests {
             Ok(())
         }
     }
+    impl TakeBack for Out {}
     impl Out {
         pub(in crate::logging) fn text(&self) -> String {
             String::from_utf8(self.0.lock().unwrap().clone()).unwrap()
@@ -880,6 +1016,7 @@ pub(super) mod tests {
                 Ok(())
             }
         }
+        impl TakeBack for Slow {}
         let file = Out::default();
         let (sink, guard) = Sink::spawn(Slow(file.clone()), std::io::sink(), "test-sink", false);
         let line = format!("{}\n", "x".repeat(64 * 1024 - 1));
@@ -903,6 +1040,7 @@ pub(super) mod tests {
                 Ok(())
             }
         }
+        impl TakeBack for Panics {}
         let console = Out::default();
         let (sink, guard) = Sink::spawn(Panics, console.clone(), "test-sink", false);
         sink.push(1, "first\n", "first\n");
@@ -946,6 +1084,7 @@ pub(super) mod tests {
                 Ok(())
             }
         }
+        impl TakeBack for Broken {}
         let (file, console) = (Out::default(), Out::default());
         let (sink, guard) =
             Sink::spawn_with(file.clone(), console.clone(), "test-sink", false, true);
@@ -981,6 +1120,7 @@ pub(super) mod tests {
                 Ok(())
             }
         }
+        impl TakeBack for Broken {}
         let file = Out::default();
         let (sink, guard) = Sink::spawn(file.clone(), Broken, "test-sink", false);
         for round in 0..3u64 {
@@ -1014,6 +1154,7 @@ pub(super) mod tests {
                 Ok(())
             }
         }
+        impl TakeBack for Stuck {}
         let (sink, guard) = Sink::spawn(Stuck, std::io::sink(), "test-sink", false);
         // Dropping the guard would join a writer that never returns.
         std::mem::forget(guard);
@@ -1036,5 +1177,108 @@ pub(super) mod tests {
             "each line waited again"
         );
         assert!(sink.health().dropped_lines.load(Ordering::Relaxed) >= 200);
+    }
+
+    /// A disk that fills: a write takes what still fits and fails with
+    /// `ENOSPC` once nothing does, as `write(2)` on a full file system.
+    struct Disk {
+        bytes: Vec<u8>,
+        room: usize,
+        /// The file can be cut back (a regular file can, a pipe cannot).
+        cuts: bool,
+    }
+    /// The test's handle on a [`Disk`] the writer owns.
+    #[derive(Clone)]
+    struct SharedDisk(Arc<Mutex<Disk>>);
+    impl Write for SharedDisk {
+        fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+            let mut d = self.0.lock().unwrap();
+            if d.room == 0 {
+                return Err(std::io::Error::from_raw_os_error(28));
+            }
+            let n = b.len().min(d.room);
+            d.bytes.extend_from_slice(&b[..n]);
+            d.room -= n;
+            Ok(n)
+        }
+        fn flush(&mut self) -> std::io::Result<()> {
+            Ok(())
+        }
+    }
+    impl TakeBack for SharedDisk {
+        fn take_back(&mut self, fragment: &[u8]) -> bool {
+            let mut d = self.0.lock().unwrap();
+            if !d.cuts || !d.bytes.ends_with(fragment) {
+                return false;
+            }
+            let keep = d.bytes.len() - fragment.len();
+            d.bytes.truncate(keep);
+            d.room += fragment.len();
+            true
+        }
+    }
+
+    /// Writes 10 batches of 10 JSON lines through a sink onto a disk that
+    /// fills in the middle of a line of the third batch and gets room again
+    /// before the eighth. Returns the file's lines and the sink's health.
+    fn fill_and_recover(cuts: bool) -> (Vec<serde_json::Value>, Arc<Shared>) {
+        let line = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}\n", "x".repeat(80));
+        let disk = SharedDisk(Arc::new(Mutex::new(Disk {
+            bytes: Vec::new(),
+            // Two batches and a half, cut inside a line.
+            room: 25 * line(0).len() + 37,
+            cuts,
+        })));
+        let (sink, guard) = Sink::spawn(disk.clone(), std::io::sink(), "test-sink", false);
+        for batch in 0..10 {
+            if batch == 7 {
+                disk.0.lock().unwrap().room += 1 << 20; // a file was deleted
+            }
+            for i in 0..10 {
+                let n = batch * 10 + i;
+                sink.push(n as u64, &line(n), "");
+            }
+            std::thread::sleep(GATHER * 5);
+        }
+        let shared = sink.shared.clone();
+        drop(guard);
+        let bytes = disk.0.lock().unwrap().bytes.clone();
+        let text = String::from_utf8(bytes).expect("UTF-8");
+        let lines = text
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("torn line {l:?}: {e}")))
+            .collect();
+        assert!(text.ends_with('\n'), "the file ends mid-line");
+        (lines, shared)
+    }
+
+    /// The lines of a file written by [`fill_and_recover`], by number.
+    fn numbers(lines: &[serde_json::Value]) -> Vec<u64> {
+        lines.iter().map(|l| l["n"].as_u64().unwrap()).collect()
+    }
+
+    /// A line that a full disk cuts short is taken back out of the file:
+    /// after recovery every line is whole JSON, and each line the file does
+    /// not hold is counted as lost.
+    #[test]
+    fn a_full_disk_leaves_only_whole_lines_and_counts_every_lost_one() {
+        let (lines, shared) = fill_and_recover(true);
+        let h = &shared.health;
+        let want: Vec<u64> = (0..25).chain(70..100).collect();
+        assert_eq!(numbers(&lines), want, "whole lines before and after");
+        assert_eq!(h.file_lines_lost.load(Ordering::Relaxed), 100 - 55);
+        assert!(h.file_errors.load(Ordering::Relaxed) >= 5);
+    }
+
+    /// An output that cannot be cut back gets the rest of the torn line
+    /// first at recovery: the line is whole again, and not lost.
+    #[test]
+    fn a_torn_line_that_cannot_be_taken_back_is_completed_at_recovery() {
+        let (lines, shared) = fill_and_recover(false);
+        let h = &shared.health;
+        let want: Vec<u64> = (0..26).chain(70..100).collect();
+        assert_eq!(numbers(&lines), want, "the torn line completed");
+        assert_eq!(h.file_lines_lost.load(Ordering::Relaxed), 100 - 56);
+        assert!(h.file_errors.load(Ordering::Relaxed) >= 5);
     }
 }

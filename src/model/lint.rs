@@ -182,6 +182,25 @@ fn nearest<'a>(name: &str, set: &[&'a str]) -> &'a str {
         .unwrap_or("")
 }
 
+/// `name` is not one of `set`: the message that says so, with the closest
+/// name suggested when it is near enough to be a typo (within a third of
+/// the name's length, at least 2 edits).
+pub(crate) fn unknown_name(what: &str, name: &str, set: &[&str], listed: &str) -> String {
+    let close = nearest(name, set);
+    let near = !close.is_empty()
+        && distance(&name.to_ascii_lowercase(), &close.to_ascii_lowercase())
+            <= (name.chars().count() / 3).max(2);
+    let hint = if near {
+        format!(": did you mean {close:?}?")
+    } else {
+        String::new()
+    };
+    format!(
+        "unknown {what} {name:?}{hint} ({listed}: {})",
+        set.join(", ")
+    )
+}
+
 /// Series Prometheus itself writes for every scrape target (gauges).
 pub const SCRAPE_SERIES: &[&str] = &[
     "up",
@@ -205,6 +224,11 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &[&str])] = &[
     ("process_threads", MetricType::Gauge, &[]),
     (
         "telltale_log_write_errors_total",
+        MetricType::Counter,
+        &["output"],
+    ),
+    (
+        "telltale_log_lines_lost_total",
         MetricType::Counter,
         &["output"],
     ),
@@ -808,6 +832,15 @@ mod nearest_tests {
         assert_eq!(nearest("Stat", PANEL_TYPES), "stat");
         assert_eq!(nearest("reqs", UNITS), "reqps");
         assert_eq!(distance("kitten", "sitting"), 3);
+        let kinds = ["collection", "info", "probe"];
+        assert_eq!(
+            unknown_name("handler kind", "colection", &kinds, "registered"),
+            "unknown handler kind \"colection\": did you mean \"collection\"? (registered: collection, info, probe)"
+        );
+        assert_eq!(
+            unknown_name("handler kind", "no_such_kind", &kinds, "registered"),
+            "unknown handler kind \"no_such_kind\" (registered: collection, info, probe)"
+        );
     }
 }
 

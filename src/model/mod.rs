@@ -60,7 +60,7 @@ pub fn open_or(
 
 /// Loads `path` again for a reload and validates it. The metric sources
 /// that keep values ([`PreparedSource::keeps_values`]) and are declared
-/// exactly as in `previous` are carried over, so that the server keeps
+/// as in `previous` (but for their help text) are carried over, so that the server keeps
 /// their families and the handlers update the same series.
 pub fn reopen(path: &Path, registry: &Registry, previous: &Model) -> Result<Model, Diagnostics> {
     match load_file(path) {
@@ -82,16 +82,24 @@ fn carried(
     if !fresh.keeps_values() {
         return fresh;
     }
-    let declared = serde_json::to_value(metric).ok();
-    let same = |m: &Metric| {
-        m.name == metric.name && declared.is_some() && serde_json::to_value(m).ok() == declared
-    };
+    let declared = declaration(metric);
+    let same =
+        |m: &Metric| m.name == metric.name && declared.is_some() && declaration(m) == declared;
     prev.manifest
         .metrics
         .iter()
         .zip(&prev.sources)
         .find(|(m, s)| same(m) && s.keeps_values())
         .map_or(fresh, |(_, s)| s.clone())
+}
+
+/// What makes two declarations of a metric the same family for a reload:
+/// everything but its help text (the help served is the new one; the
+/// series and their values stay).
+fn declaration(metric: &Metric) -> Option<serde_json::Value> {
+    let mut v = serde_json::to_value(metric).ok()?;
+    v.as_object_mut()?.remove("help");
+    Some(v)
 }
 
 /// Every error at once: a manifest with type errors is still validated as
@@ -106,22 +114,81 @@ fn with_semantic_errors(failed: crate::manifest::Failed, registry: &Registry) ->
         dropped,
     } = failed;
     if let Some(partial) = partial {
-        if let Err(more) = validate(*partial, registry) {
-            let typed: Vec<String> = errs.0.iter().map(|d| d.path.clone()).collect();
-            for d in more.0 {
-                let follows = dropped
+        let typed: Vec<String> = errs.0.iter().map(|d| d.path.clone()).collect();
+        let more = with_bad_types_restored(&partial, &typed, registry)
+            .unwrap_or_else(|| validate(*partial, registry).err().unwrap_or_default().0);
+        for d in more {
+            let follows = dropped
+                .iter()
+                .any(|name| d.message.contains(&format!("{name:?}")))
+                || typed
                     .iter()
-                    .any(|name| d.message.contains(&format!("{name:?}")))
-                    || typed
-                        .iter()
-                        .any(|p| !p.is_empty() && d.path.starts_with(p.as_str()));
-                if !follows {
-                    errs.push(d);
-                }
+                    .any(|p| !p.is_empty() && d.path.starts_with(p.as_str()));
+            if !follows {
+                errs.push(d);
             }
         }
     }
     errs.finish()
+}
+
+/// The errors of `partial` with each metric dropped only because its `type`
+/// did not parse put back in its place, as a counter, a gauge and a
+/// histogram in turn: the errors found whatever its type would have been.
+/// A metric that is merely missing would otherwise draw errors from what
+/// needs it (the datasource's `error_burst` events need the `http.requests`
+/// counter). `None` when the dropped metrics cannot be put back (other
+/// items were dropped too, or a metric has other bad fields).
+fn with_bad_types_restored(
+    partial: &Loaded,
+    typed: &[String],
+    registry: &Registry,
+) -> Option<Vec<Diagnostic>> {
+    let raw: serde_yaml::Value = serde_yaml::from_str(&partial.source.text).ok()?;
+    let items = raw.get("metrics")?.as_sequence()?;
+    let bad: Vec<usize> = (0..items.len())
+        .filter(|i| typed.contains(&format!("metrics[{i}].type")))
+        .collect();
+    let kept = &partial.manifest.metrics;
+    if bad.is_empty() || items.len() != kept.len() + bad.len() {
+        return None;
+    }
+    let mut common: Option<Vec<Diagnostic>> = None;
+    for kind in [
+        MetricType::Counter,
+        MetricType::Gauge,
+        MetricType::Histogram,
+    ] {
+        let mut kept = kept.iter();
+        let metrics = items
+            .iter()
+            .enumerate()
+            .map(|(i, item)| match bad.contains(&i) {
+                true => with_type(item, kind),
+                false => kept.next().cloned(),
+            })
+            .collect::<Option<Vec<Metric>>>()?;
+        let mut manifest = partial.manifest.clone();
+        manifest.metrics = metrics;
+        let loaded = Loaded {
+            manifest,
+            source: partial.source.clone(),
+        };
+        let found = validate(loaded, registry).err().unwrap_or_default().0;
+        common = Some(match common {
+            None => found,
+            Some(before) => before.into_iter().filter(|d| found.contains(d)).collect(),
+        });
+    }
+    common
+}
+
+/// The metric declared by `item` with its `type` set to `kind`, if the rest
+/// of it reads.
+fn with_type(item: &serde_yaml::Value, kind: MetricType) -> Option<Metric> {
+    let mut item = item.clone();
+    *item.as_mapping_mut()?.get_mut("type")? = kind.as_str().into();
+    serde_yaml::from_value(item).ok()
 }
 
 /// A manifest that passed every check, with its plugins prepared.
@@ -252,10 +319,11 @@ pub fn validate_after(
         match registry.source(&metric.source) {
             None => errs.push(src.error(
                 &format!("metrics[{i}].source"),
-                format!(
-                    "unknown metric source {:?} (registered: {})",
-                    metric.source,
-                    registry.source_names().join(", ")
+                lint::unknown_name(
+                    "metric source",
+                    &metric.source,
+                    &registry.source_names(),
+                    "registered",
                 ),
             )),
             Some(kind) => match kind.prepare(&ctx) {
@@ -284,10 +352,11 @@ pub fn validate_after(
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
                 &format!("endpoints[{i}].handler"),
-                format!(
-                    "unknown handler kind {:?} (registered: {})",
-                    ep.handler,
-                    registry.handler_names().join(", ")
+                lint::unknown_name(
+                    "handler kind",
+                    &ep.handler,
+                    &registry.handler_names(),
+                    "registered",
                 ),
             )),
             Some(kind) => {

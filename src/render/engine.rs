@@ -4,11 +4,13 @@
 //! escaping, and a `json` helper that prints any value as JSON — which is
 //! also a valid YAML flow scalar and a valid Alloy string, so templates quote
 //! every manifest value through it instead of by hand; `yaml_str` quotes a
-//! string the readable YAML way (single quotes) for PromQL and annotations.
+//! string the readable YAML way (single quotes) for PromQL and annotations;
+//! `compose` is `json` for docker-compose.yml (its `$` doubled).
 
 use handlebars::{handlebars_helper, Handlebars};
 
 handlebars_helper!(json: |v: Json| serde_json::to_string(&v).unwrap_or_default());
+handlebars_helper!(compose: |v: Json| compose_json(v));
 handlebars_helper!(yaml_str: |s: str| yaml_quote(s));
 handlebars_helper!(yaml_block: |s: str, column: u64| yaml_literal(s, column as usize));
 
@@ -38,6 +40,15 @@ pub fn yaml_literal(s: &str, column: usize) -> String {
     out
 }
 
+/// `v` as JSON for docker-compose.yml, whose strings compose interpolates:
+/// every `$` is doubled (`$$` is compose's literal `$`), so a manifest value
+/// reaches the container as written.
+pub fn compose_json(v: &serde_json::Value) -> String {
+    serde_json::to_string(v)
+        .unwrap_or_default()
+        .replace('$', "$$")
+}
+
 /// A YAML single-quoted scalar (readable for PromQL full of `"`), or a JSON
 /// string when `s` has characters single quotes cannot carry.
 pub fn yaml_quote(s: &str) -> String {
@@ -54,6 +65,7 @@ pub fn engine(templates: &[(&str, &str)]) -> Result<Handlebars<'static>, String>
     hb.set_strict_mode(true);
     hb.register_escape_fn(handlebars::no_escape);
     hb.register_helper("json", Box::new(json));
+    hb.register_helper("compose", Box::new(compose));
     hb.register_helper("yaml_str", Box::new(yaml_str));
     hb.register_helper("yaml_block", Box::new(yaml_block));
     for (name, text) in templates {

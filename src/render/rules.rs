@@ -114,6 +114,19 @@ fn num(x: f64) -> String {
     x.to_string()
 }
 
+/// `fraction` as a percentage for people to read: rounded to 12
+/// significant digits and printed the shortest way, so the noise of float
+/// arithmetic goes (14.4 × 0.005 × 100 is `7.2`, not `7.200000000000006`).
+fn percent(fraction: f64) -> String {
+    let x = fraction * 100.0;
+    if !x.is_finite() {
+        return num(x);
+    }
+    format!("{x:.11e}")
+        .parse::<f64>()
+        .map_or_else(|_| num(x), num)
+}
+
 fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
     pairs
         .iter()
@@ -342,16 +355,16 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 summary: format!(
                     "{job}: {} objective ({}% {what} over {}) is burning its error budget {}",
                     o.name,
-                    num(o.target * 100.0),
+                    percent(o.target),
                     o.window,
                     if *kind == "page" { "fast" } else { "steadily" }
                 ),
                 description: format!(
                     "The error ratio of {metric} is above {}x the budget ({}%) over {s1} and {l1}, or above {}x ({}%) over {s2} and {l2}. At {}x the whole {} budget lasts {:.1} days.",
                     num(*f1),
-                    num(f1 * (1.0 - o.target) * 100.0),
+                    percent(f1 * (1.0 - o.target)),
                     num(*f2),
-                    num(f2 * (1.0 - o.target) * 100.0),
+                    percent(f2 * (1.0 - o.target)),
                     num(*f1),
                     o.window,
                     days / f1
@@ -388,7 +401,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             .for_
             .clone()
             .unwrap_or_else(|| r.error_ratio_for.clone());
-        let pct = num(ratio * 100.0);
+        let pct = percent(ratio);
         // Of 10 requests a second, enough 5xx to be above the threshold.
         let errors = ((ratio * 10.0).floor() as u32 + 1).min(10);
         AlertSpec {

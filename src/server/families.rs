@@ -98,14 +98,23 @@ pub struct Families {
     pub own: Registry,
     /// One per `metrics[i]`, same order.
     pub units: Vec<Arc<Unit>>,
+    /// Each `metrics[i]`'s name and help as declared now: a unit kept by a
+    /// reload that changed only the help serves the new text.
+    pub help: Vec<(String, String)>,
 }
 
 impl Families {
     /// Every family, sorted by name (as `Registry::gather` sorts its own).
     pub fn gather(&self) -> Vec<MetricFamily> {
         let mut all = self.own.gather();
-        for u in &self.units {
-            all.extend(u.registry.gather());
+        for (i, u) in self.units.iter().enumerate() {
+            let mut families = u.registry.gather();
+            if let Some((name, help)) = self.help.get(i) {
+                for f in families.iter_mut().filter(|f| f.name() == name) {
+                    f.set_help(help.clone());
+                }
+            }
+            all.extend(families);
         }
         all.sort_by(|a, b| a.name().cmp(b.name()));
         all

@@ -185,9 +185,13 @@ fn assemble_after(
     }
     let requests = units.iter().find_map(|u| u.http_requests.clone());
     let duration = units.iter().find_map(|u| u.http_duration.clone());
+    let help = (model.manifest.metrics.iter())
+        .map(|m| (m.name.clone(), m.help.clone()))
+        .collect();
     let metrics = Arc::new(Families {
         own: process.own.clone(),
         units,
+        help,
     });
     let (datasource, ds_sampler) = datasource::start(
         &model,

@@ -5,10 +5,12 @@ use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{IntCounterVec, IntGauge, Opts};
 
-/// `telltale_log_write_errors_total{output}`, `telltale_log_lines_dropped_total`
-/// and `telltale_log_writer_up`, read from the writer at each scrape.
+/// `telltale_log_write_errors_total{output}`, `telltale_log_lines_lost_total{output}`,
+/// `telltale_log_lines_dropped_total` and `telltale_log_writer_up`, read
+/// from the writer at each scrape.
 pub struct LogWriter {
     errors: IntCounterVec,
+    lost: IntCounterVec,
     dropped: IntCounterVec,
     up: IntGauge,
 }
@@ -20,6 +22,14 @@ impl LogWriter {
                 Opts::new(
                     "telltale_log_write_errors_total",
                     "Batches of log lines an output could not take (they were dropped).",
+                ),
+                &["output"],
+            )?,
+            lost: IntCounterVec::new(
+                Opts::new(
+                    "telltale_log_lines_lost_total",
+                    "Log lines an output does not hold because a write of their batch failed \
+                     (a line the failure cut short is taken back out of the file and counted here).",
                 ),
                 &["output"],
             )?,
@@ -58,6 +68,14 @@ impl LogWriter {
             h.console_errors.load(Relaxed),
         );
         catch_up(
+            self.lost.with_label_values(&["file"]),
+            h.file_lines_lost.load(Relaxed),
+        );
+        catch_up(
+            self.lost.with_label_values(&["console"]),
+            h.console_lines_lost.load(Relaxed),
+        );
+        catch_up(
             self.dropped.with_label_values::<&str>(&[]),
             h.dropped_lines.load(Relaxed),
         );
@@ -68,6 +86,7 @@ impl LogWriter {
 impl Collector for LogWriter {
     fn desc(&self) -> Vec<&Desc> {
         let mut d = self.errors.desc();
+        d.extend(self.lost.desc());
         d.extend(self.dropped.desc());
         d.extend(self.up.desc());
         d
@@ -75,6 +94,7 @@ impl Collector for LogWriter {
     fn collect(&self) -> Vec<MetricFamily> {
         self.refresh();
         let mut f = self.errors.collect();
+        f.extend(self.lost.collect());
         f.extend(self.dropped.collect());
         f.extend(self.up.collect());
         f

@@ -394,7 +394,7 @@ fn validate_reports_every_mistake_about_handlers_and_app_metrics_at_once() {
     let shown = m.display().to_string();
     for want in [
         "endpoints[0].options.colour: unknown field `colour`",
-        "endpoints[1].handler: unknown handler kind \"orders.fetch\" (registered: collection, info, probe, fault, prometheus, grafana_json, orders.create, orders.get)",
+        "endpoints[1].handler: unknown handler kind \"orders.fetch\": did you mean \"orders.get\"? (registered: collection, info, probe, fault, prometheus, grafana_json, orders.create, orders.get)",
     ] {
         assert!(err.contains(want), "missing {want:?} in:\n{err}");
     }

@@ -268,9 +268,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         // is writable, and the root filesystem is read-only: an absolute
         // logging.dir gets an emptyDir of its own (a relative one is under
         // the working directory's).
-        "log_dir": std::path::Path::new(&m.logging.dir)
-            .is_absolute()
-            .then(|| m.logging.dir.clone()),
+        "log_dir": log_dir_mount(&m.logging.dir)?,
         "work_dir": WORK_DIR,
         "args": [
             "serve",
@@ -301,6 +299,24 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "alloy_config": alloy_config,
         "labels": labels,
     }))
+}
+
+/// Where an absolute `logging.dir` gets an emptyDir of its own in the pod:
+/// nowhere if it is the working directory or under it (already writable,
+/// and a second mount at the same path is invalid). Under the read-only
+/// config mount it could never be written: an error.
+fn log_dir_mount(dir: &str) -> Result<Option<String>, String> {
+    let path = std::path::Path::new(dir);
+    if !path.is_absolute() || path.starts_with(WORK_DIR) {
+        return Ok(None);
+    }
+    if path.starts_with(CONFIG_DIR) {
+        return Err(format!(
+            "logging.dir {dir:?} is under {CONFIG_DIR}, where the Deployment mounts \
+             the manifest read-only: choose another directory"
+        ));
+    }
+    Ok(Some(dir.to_string()))
 }
 
 #[cfg(test)]
