@@ -204,34 +204,18 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         None => serve(cli.serve, ctx),
         Some(Command::Serve(a)) => serve(a, ctx),
         Some(Command::Validate(a)) => match open(&a) {
-            Ok(m) => {
-                outln!(
-                    "{}: ok ({} endpoints, {} metrics, {} panels, {} objectives)",
-                    m.source.name,
-                    m.manifest.endpoints.len(),
-                    m.manifest.metrics.len(),
-                    m.manifest.dashboard.panels.len(),
-                    m.manifest.objectives.len()
-                );
-                let limit = m
-                    .manifest
-                    .service
-                    .series_limit
-                    .map_or("no series_limit".to_string(), |l| {
-                        format!("series_limit {l}")
-                    });
-                outln!(
-                    "series budget: at most {} series ({limit}; largest: {})",
-                    m.budget.total(),
-                    m.budget
-                        .largest(3)
-                        .iter()
-                        .map(|(n, c)| format!("{n} {c}"))
-                        .collect::<Vec<_>>()
-                        .join(", ")
-                );
-                ExitCode::SUCCESS
-            }
+            // Everything render checks, validate checks: the whole stack is
+            // rendered in memory (and each file parsed back), nothing written.
+            Ok(m) => match crate::render::render_all(&m, String::new()) {
+                Err(e) => {
+                    errln!(
+                        "{}: the manifest is valid, but its stack cannot be rendered: {e}",
+                        m.source.name
+                    );
+                    ExitCode::FAILURE
+                }
+                Ok(_) => report_valid(&m),
+            },
             Err(code) => code,
         },
         Some(Command::Chaos(a)) => match (open(&a.manifest), chaos_requests(&a)) {
@@ -277,6 +261,36 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
             Err(code) => code,
         },
     }
+}
+
+/// What `validate` prints for a valid manifest: its counts and its series budget.
+fn report_valid(m: &Model) -> ExitCode {
+    outln!(
+        "{}: ok ({} endpoints, {} metrics, {} panels, {} objectives)",
+        m.source.name,
+        m.manifest.endpoints.len(),
+        m.manifest.metrics.len(),
+        m.manifest.dashboard.panels.len(),
+        m.manifest.objectives.len()
+    );
+    let limit = m
+        .manifest
+        .service
+        .series_limit
+        .map_or("no series_limit".to_string(), |l| {
+            format!("series_limit {l}")
+        });
+    outln!(
+        "series budget: at most {} series ({limit}; largest: {})",
+        m.budget.total(),
+        m.budget
+            .largest(3)
+            .iter()
+            .map(|(n, c)| format!("{n} {c}"))
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    ExitCode::SUCCESS
 }
 
 fn render(args: RenderArgs, ctx: &Context) -> ExitCode {

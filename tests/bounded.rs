@@ -415,8 +415,25 @@ fn a_closed_stdout_ends_every_command_quietly() {
         vec!["validate", "-m", m],
         vec!["schema"],
         vec!["render", "-m", m, "--out", out],
-        vec!["chaos", "-m", m, "--target", &server.base, "--requests", "20"],
-        vec!["chaos", "-m", m, "--target", &server.base, "--requests", "20", "--json"],
+        vec![
+            "chaos",
+            "-m",
+            m,
+            "--target",
+            &server.base,
+            "--requests",
+            "20",
+        ],
+        vec![
+            "chaos",
+            "-m",
+            m,
+            "--target",
+            &server.base,
+            "--requests",
+            "20",
+            "--json",
+        ],
     ] {
         let (reader, writer) = std::io::pipe().unwrap();
         drop(reader);

@@ -3,7 +3,8 @@
 //! Prometheus expands annotations with Go templates. A generated promtool
 //! test must state the exact expanded text, so summaries and descriptions may
 //! use only `{{ $value }}` and `{{ $labels.NAME }}`, which are expanded here
-//! the same way Prometheus does.
+//! the same way Prometheus does (and `{{ "{{" }}`, a literal `{{`, which is
+//! how the renderer writes manifest text into an annotation).
 
 use std::collections::BTreeMap;
 
@@ -25,7 +26,11 @@ fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
             .find("}}")
             .ok_or_else(|| "unterminated {{ in annotation".to_string())?;
         let action = after[..end].trim();
-        if action == "$value" {
+        if action == "\"{{\"" {
+            // How a literal `{{` is written (what the renderer writes for
+            // manifest text): it prints itself.
+            out.push(Part::Text("{{"));
+        } else if action == "$value" {
             out.push(Part::Value);
         } else if let Some(l) = action.strip_prefix("$labels.") {
             if !crate::model::is_label_name(l) {

@@ -16,6 +16,7 @@ pub mod datasource;
 pub mod kinds;
 pub mod lint;
 pub mod logql;
+pub mod names;
 pub mod promql;
 mod registry;
 
@@ -413,6 +414,7 @@ pub fn validate_after(
     }
 
     lint::check(src, &m, &mut errs);
+    names::check(src, &m, &mut errs);
 
     if !errs.is_empty() {
         return Err(errs.finish());

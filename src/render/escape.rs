@@ -5,13 +5,14 @@
 //!
 //! | context | function | helper |
 //! |---|---|---|
-//! | a YAML scalar (also a JSON string and an Alloy string) | [`yaml_scalar`] | `json`, `yaml` |
+//! | a YAML scalar (also a JSON string and an Alloy string) | [`yaml_scalar`], [`json_value`] | `json` |
+//! | a YAML single-quoted scalar (PromQL in rules) | [`yaml_single`] | `yaml_str` |
 //! | a YAML key | [`yaml_key`] | `key` |
 //! | a JSON string | [`json_string`] | `json` |
 //! | a YAML literal block (falls back to a scalar) | [`yaml_block`] | `yaml_block` |
 //! | a PromQL or LogQL string literal (double-quoted) | [`promql_string`] | (in rules and panels) |
 //! | Go-template text (Prometheus alert labels, annotations) | [`go_template_text`] | `gotext` |
-//! | compose: a value `docker compose` interpolates | [`compose`] | `compose` |
+//! | compose: a value `docker compose` interpolates | [`compose_value`] | `compose` |
 //! | a number | [`number`] | `num` |
 //! | a comment line | [`comment`] | `comment` |
 //!
@@ -76,9 +77,24 @@ pub fn yaml_scalar(s: &str) -> String {
     json_string(s)
 }
 
-/// A YAML mapping key.
+/// A YAML mapping key: plain when it is an identifier every YAML reader
+/// takes as that string (`severity`, `alloy-data`), else a [`json_string`].
 pub fn yaml_key(s: &str) -> String {
-    json_string(s)
+    let plain = s
+        .chars()
+        .next()
+        .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '_' | '-' | '.'))
+        && !matches!(
+            s.to_ascii_lowercase().as_str(),
+            "y" | "n" | "yes" | "no" | "on" | "off" | "true" | "false" | "null"
+        );
+    if plain {
+        s.to_string()
+    } else {
+        json_string(s)
+    }
 }
 
 /// `s` as the value of a YAML key at `column`: a literal block scalar
@@ -141,6 +157,23 @@ pub fn go_template_text(s: &str) -> String {
 /// `${VAR}` in `s` is expanded. The result is then quoted for YAML.
 pub fn compose(s: &str) -> String {
     json_string(&s.replace('$', "$$"))
+}
+
+/// Any JSON value for docker-compose.yml: [`json_value`] with each `$` of
+/// its strings doubled (JSON has no `$` outside strings).
+pub fn compose_value(v: &serde_json::Value) -> String {
+    json_value(v).replace('$', "$$")
+}
+
+/// A YAML single-quoted scalar (readable for PromQL full of `"`), or a
+/// [`json_string`] when `s` holds a character a single-quoted scalar
+/// cannot carry (a line break, a control character).
+pub fn yaml_single(s: &str) -> String {
+    if s.chars().any(unsafe_in_yaml) {
+        json_string(s)
+    } else {
+        format!("'{}'", s.replace('\'', "''"))
+    }
 }
 
 /// A number, as the template got it; anything else is refused.
@@ -221,6 +254,18 @@ mod tests {
     }
 
     #[test]
+    fn keys_are_plain_only_when_every_reader_agrees() {
+        assert_eq!(yaml_key("alloy-data"), "alloy-data");
+        assert_eq!(yaml_key("on"), "\"on\"");
+        assert_eq!(yaml_key("a: b"), "\"a: b\"");
+        for s in HOSTILE.iter().chain(&["on", "1e3", "a.b-c_d"]) {
+            let doc = format!("{}: 1\n", yaml_key(s));
+            let v: serde_yaml::Mapping = serde_yaml::from_str(&doc).unwrap();
+            assert_eq!(v.keys().next().and_then(|k| k.as_str()), Some(*s), "{doc}");
+        }
+    }
+
+    #[test]
     fn go_template_text_prints_itself() {
         assert_eq!(
             go_template_text("a {{ nope }} b"),
@@ -230,7 +275,20 @@ mod tests {
     }
 
     #[test]
+    fn single_quoted_scalars_read_back() {
+        for s in HOSTILE {
+            let doc = format!("k: {}\nafter: 1\n", yaml_single(s));
+            let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
+            assert_eq!(v["k"].as_str(), Some(*s), "{doc}");
+        }
+    }
+
+    #[test]
     fn compose_doubles_every_dollar() {
+        assert_eq!(
+            compose_value(&serde_json::json!(["a$b", 1])),
+            "[\"a$$b\",1]"
+        );
         assert_eq!(compose("logs/$USER"), "\"logs/$$USER\"");
     }
 }

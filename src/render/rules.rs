@@ -10,6 +10,7 @@
 //!   low stock, target down;
 //! - `<service>.manifest`: the hand-written `alerts:` with their fixtures.
 
+use super::escape;
 use super::links;
 use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, TestSeries};
 use crate::model::annotation;
@@ -175,13 +176,13 @@ impl AlertSpec {
             .replace("{alert}", &self.name)
             .replace("{service}", &m.service.name);
         let mut out = vec![
-            ("runbook_url", runbook),
-            ("dashboard_url", links::dashboard_url(m)),
+            ("runbook_url", go_text(&runbook)),
+            ("dashboard_url", go_text(&links::dashboard_url(m))),
         ];
         let metrics: Vec<&str> = self.metrics.iter().map(String::as_str).collect();
         if let Some(i) = links::panel_for(m, &metrics, self.prefer, self.panel.as_deref()) {
             let id = links::panel_ids(&m.dashboard.panels)[i];
-            out.push(("panel_url", links::panel_url(m, id)));
+            out.push(("panel_url", go_text(&links::panel_url(m, id))));
         }
         out
     }
@@ -242,6 +243,11 @@ impl AlertSpec {
 /// `for` plus a margin, as a promtool eval time.
 fn after(for_: &str, margin: u64) -> String {
     fmt_duration(parse_duration(for_).unwrap_or(0) + margin)
+}
+
+/// Manifest text put into an annotation template: printed as written.
+fn go_text(s: &str) -> String {
+    escape::go_template_text(s)
 }
 
 /// A string option of a metric source (`options.endpoint`, ...), if set.
@@ -337,10 +343,10 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         for (kind, severity, pairs) in BURN_ALERTS {
             let cond = |(short, long, factor): &BurnWindows| {
                 format!(
-                    "({short_r}{{slo=\"{n}\"}} > ({f} * {budget}) and {long_r}{{slo=\"{n}\"}} > ({f} * {budget}))",
+                    "({short_r}{{slo={n}}} > ({f} * {budget}) and {long_r}{{slo={n}}} > ({f} * {budget}))",
                     short_r = ratio_record(short),
                     long_r = ratio_record(long),
-                    n = o.name,
+                    n = escape::promql_string(&o.name),
                     f = num(*factor),
                 )
             };
@@ -354,7 +360,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 severity: severity.to_string(),
                 summary: format!(
                     "{job}: {} objective ({}% {what} over {}) is burning its error budget {}",
-                    o.name,
+                    go_text(&o.name),
                     percent(o.target),
                     o.window,
                     if *kind == "page" { "fast" } else { "steadily" }
@@ -518,9 +524,9 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             .unwrap_or_else(|| camel(g.name.strip_suffix("_total").unwrap_or(&g.name)));
         let above_n = tune.threshold.unwrap_or(r.low_stock_above);
         let for_ = tune.for_.clone().unwrap_or_else(|| r.low_stock_for.clone());
-        let endpoint = option(g, "endpoint").unwrap_or_else(|| "the collection".into());
-        let field = option(g, "field").unwrap_or_else(|| "stock".into());
-        let threshold = option(g, "threshold").unwrap_or_else(|| "its threshold".into());
+        let endpoint = go_text(&option(g, "endpoint").unwrap_or_else(|| "the collection".into()));
+        let field = go_text(&option(g, "field").unwrap_or_else(|| "stock".into()));
+        let threshold = go_text(&option(g, "threshold").unwrap_or_else(|| "its threshold".into()));
         let above = num(above_n);
         let s = format!("{}{{{sel}, {instance}}}", g.name);
         AlertSpec {
@@ -588,14 +594,14 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             // It names the metric and the threshold: the expression is
             // added unless the text already names one of its metrics.
             description: if a.description.is_empty() {
-                format!("`{}` has held for {}.", a.expr, a.for_)
+                format!("`{}` has held for {}.", go_text(&a.expr), a.for_)
             } else if links::families(&a.expr)
                 .iter()
                 .any(|f| a.description.contains(f.as_str()))
             {
                 a.description.clone()
             } else {
-                format!("{} (`{}` for {})", a.description, a.expr, a.for_)
+                format!("{} (`{}` for {})", a.description, go_text(&a.expr), a.for_)
             },
             firing: t.firing.clone(),
             quiet: t.quiet.clone(),

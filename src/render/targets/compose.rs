@@ -57,19 +57,25 @@ impl super::RenderTarget for Target {
             shipper["volume"].as_str().unwrap_or_default().to_string(),
         ];
         volumes.sort();
+        let (bind, bind_grafana) = (s.publish.address(), s.publish_grafana.address());
+        let publish = |port: i64, bind: &str| format!("{bind}:{port}:{port}");
+        let mut shipper = shipper;
+        let shipper_port = shipper["port"].as_i64().unwrap_or_default();
+        shipper["publish"] = json!(publish(shipper_port, bind));
         let text = ctx.render(
             PATH,
             json!({
                 "project": format!("{}-monitoring", m.service.name),
                 "network": s.network,
-                "bind": s.publish.address(),
-                "bind_grafana": s.publish_grafana.address(),
-                "prometheus": { "name": stack::PROMETHEUS, "image": s.prometheus.image, "port": s.prometheus.port },
-                "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port },
-                "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port },
+                "prometheus": { "name": stack::PROMETHEUS, "image": s.prometheus.image, "port": s.prometheus.port,
+                    "publish": publish(s.prometheus.port, bind) },
+                "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port,
+                    "publish": publish(s.loki.port, bind) },
+                "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port,
+                    "publish": publish(s.grafana.port, bind_grafana) },
                 "shipper": shipper,
                 "log_volume": format!("{}:{}:ro", ctx.log_dir_from_out, stack::LOG_MOUNT),
-                "dashboards_mount": stack::DASHBOARDS_MOUNT,
+                "dashboards_volume": format!("./grafana/dashboards:{}:ro", stack::DASHBOARDS_MOUNT),
                 "admin_env": ADMIN_ENV_FILE,
                 "volumes": volumes,
             }),
