@@ -7,7 +7,8 @@
 //!   alerts, part of the burn-rate alert names and the rule group's name;
 //! - every `severity` (`alerts[]`, `metrics[].alert`): a label Alertmanager
 //!   routes on;
-//! - `alerts[].test.labels` keys: label names.
+//! - `alerts[].test.labels` keys: label names;
+//! - `stack.datasources.*`: Grafana uids, in links and Explore URLs.
 
 use crate::manifest::{Diagnostics, Manifest, Source};
 
@@ -28,6 +29,13 @@ pub fn is_label_name(s: &str) -> bool {
         .next()
         .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
         && s.chars().all(|c| c.is_ascii_alphanumeric() || c == '_')
+}
+
+/// A Grafana uid: 1-40 characters of `[A-Za-z0-9_-]`.
+pub fn is_grafana_uid(s: &str) -> bool {
+    (1..=40).contains(&s.len())
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
 }
 
 /// Every name of `m` that must be one, with its location.
@@ -68,6 +76,19 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                     ));
                 }
             }
+        }
+    }
+    let ds = &m.stack.datasources;
+    for (field, uid) in [
+        ("prometheus", &ds.prometheus),
+        ("loki", &ds.loki),
+        ("json", &ds.json),
+    ] {
+        if !is_grafana_uid(uid) {
+            errs.push(src.error(
+                &format!("stack.datasources.{field}"),
+                format!("{uid:?} is not a Grafana uid: 1-40 characters of [A-Za-z0-9_-] (it goes into links and URLs)"),
+            ));
         }
     }
     for (i, metric) in m.metrics.iter().enumerate() {

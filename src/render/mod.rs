@@ -35,16 +35,29 @@ pub struct Ctx<'a> {
     /// Where the service's log directory is, relative to the output directory
     /// (docker-compose mounts it into the log shipper).
     pub log_dir_from_out: String,
-    hb: Handlebars<'static>,
+    hb: &'static Handlebars<'static>,
     notice: String,
+}
+
+/// Every target's templates, compiled once per process (parsing them is
+/// most of a small manifest's render).
+fn compiled() -> Result<&'static Handlebars<'static>, String> {
+    static ENGINE: std::sync::OnceLock<Result<Handlebars<'static>, String>> =
+        std::sync::OnceLock::new();
+    ENGINE
+        .get_or_init(|| {
+            let templates: Vec<(&str, &str)> = targets::TARGETS
+                .iter()
+                .flat_map(|t| t.templates().iter().copied())
+                .collect();
+            engine::engine(&templates)
+        })
+        .as_ref()
+        .map_err(Clone::clone)
 }
 
 impl<'a> Ctx<'a> {
     pub fn new(model: &'a Model, log_dir_from_out: String) -> Result<Self, String> {
-        let templates: Vec<(&str, &str)> = targets::TARGETS
-            .iter()
-            .flat_map(|t| t.templates().iter().copied())
-            .collect();
         let manifest_name = Path::new(&model.source.name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
@@ -52,7 +65,7 @@ impl<'a> Ctx<'a> {
         Ok(Ctx {
             model,
             log_dir_from_out,
-            hb: engine::engine(&templates)?,
+            hb: compiled()?,
             notice: format!(
                 "Generated from {manifest_name} by `telltale render`. Do not edit: change {manifest_name} and re-render."
             ),

@@ -18,6 +18,9 @@ impl super::RenderTarget for Target {
         &[]
     }
     fn render(&self, _ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
-        Ok(vec![(PATH.into(), crate::manifest::schema())])
+        // The same for every manifest: generated once per process.
+        static SCHEMA: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+        let text = SCHEMA.get_or_init(crate::manifest::schema);
+        Ok(vec![(PATH.into(), text.clone())])
     }
 }
