@@ -12,6 +12,7 @@
 mod engine;
 pub mod escape;
 pub mod links;
+mod proof;
 pub mod rules;
 pub mod stack;
 pub mod targets;
@@ -100,6 +101,7 @@ pub fn render_all(model: &Model, log_dir_from_out: String) -> Result<Files, Stri
             }
         }
     }
+    proof::check(&model.manifest, &files)?;
     Ok(files)
 }
 
