@@ -412,6 +412,7 @@ fn promtool_accepts_what_renders_from_a_sample_including_every_payload() {
         let prom = dir.path().join("prometheus");
         for args in [
             &["check", "config", "prometheus.yml"][..],
+            &["check", "rules", "alerts.yml"][..],
             &["test", "rules", "alerts.test.yml"][..],
         ] {
             let (ok, out) = promtool(args, &prom);

@@ -116,7 +116,11 @@ mod tests {
         let title = &m.dashboard.panels[0].title;
         for (path, from, to) in [
             (dash.as_str(), title.as_str(), "Other"),
-            (super::ALERTS, "alert: \"HighMemoryUsage\"", "alert: \"Renamed\""),
+            (
+                super::ALERTS,
+                "alert: \"HighMemoryUsage\"",
+                "alert: \"Renamed\"",
+            ),
         ] {
             let mut tampered = files.clone();
             let text = tampered.get_mut(path).unwrap();
