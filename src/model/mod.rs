@@ -737,8 +737,8 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 format!("target {} must be between 0 and 1 (exclusive)", o.target),
             ));
         }
-        if crate::model::promql::parse_duration(&o.window).is_none() {
-            errs.push(src.error(&at("window"), format!("bad duration {:?}", o.window)));
+        if o.window.is_zero() {
+            errs.push(src.error(&at("window"), "an SLO window must be longer than 0s"));
         }
         let Some(metric) = metrics.get(o.metric.as_str()) else {
             errs.push(src.error(
@@ -1006,11 +1006,8 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     if let Some(p) = d.port {
         check_port(src, &at("port"), p, errs);
     }
-    if crate::model::promql::parse_duration(&d.refresh_interval).is_none() {
-        errs.push(src.error(
-            &at("refresh_interval"),
-            format!("bad duration {:?} (e.g. 30s, 1m)", d.refresh_interval),
-        ));
+    if d.refresh_interval.is_zero() {
+        errs.push(src.error(&at("refresh_interval"), "must be longer than 0s"));
     }
 }
 
@@ -1035,11 +1032,8 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         ("scrape_interval", &s.scrape_interval),
         ("evaluation_interval", &s.evaluation_interval),
     ] {
-        if crate::model::promql::parse_duration(v).is_none() {
-            errs.push(src.error(
-                &format!("stack.{f}"),
-                format!("bad duration {v:?} (e.g. 15s, 1m)"),
-            ));
+        if v.is_zero() {
+            errs.push(src.error(&format!("stack.{f}"), "must be longer than 0s"));
         }
     }
     // Prometheus refuses two scrape configs with one job_name.

@@ -1,0 +1,248 @@
+//! Typed values of the manifest, each parsed once, when the manifest is
+//! read: a value that does not parse is a located error of the load (with
+//! every other error of the same run), and what comes after the load
+//! (validation, render, server, chaos, verify) holds the parsed value and
+//! never reads the text again.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A Prometheus duration (`15s`, `1m30s`, `500ms`, `30d`): the text as
+/// written, and its value.
+///
+/// The syntax is Prometheus's config syntax (`model.ParseDuration`): units
+/// `y w d h m s ms`, each at most once and largest first, every number
+/// with its unit. A bare number (`15`, `1.5`) is refused. The value is
+/// computed by `promql_parser::util::parse_duration`, the parser the PromQL
+/// lint uses too; `0s` is a duration of zero (fields that need a positive
+/// one say so in validation).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PromDuration {
+    text: String,
+    value: Duration,
+}
+
+/// The units of a Prometheus duration, largest first.
+const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+
+/// What a duration looks like, for error messages.
+const EXAMPLES: &str = "a Prometheus duration such as 30s, 5m, 1h30m or 500ms";
+
+impl PromDuration {
+    /// Parses `text` as a Prometheus duration; the error says why not.
+    pub fn parse(text: &str) -> Result<PromDuration, String> {
+        let bad = |why: &str| format!("bad duration {text:?}: {why}");
+        check_syntax(text).map_err(|why| bad(&why))?;
+        let value = match promql_parser::util::parse_duration(text) {
+            Ok(v) => v,
+            // The syntax is checked: only a zero is left to refuse here.
+            Err(_) if text.bytes().all(|b| !(b'1'..=b'9').contains(&b)) => Duration::ZERO,
+            Err(e) => return Err(bad(&e)),
+        };
+        if value.as_millis() > i64::MAX as u128 {
+            return Err(bad("out of range"));
+        }
+        Ok(PromDuration {
+            text: text.to_string(),
+            value,
+        })
+    }
+
+    /// A whole number of seconds, written the Prometheus way (`300` → `5m`).
+    pub fn from_secs(secs: u64) -> PromDuration {
+        let value = Duration::from_secs(secs);
+        PromDuration {
+            text: promql_parser::util::display_duration(&value),
+            value,
+        }
+    }
+
+    /// The text as written in the manifest.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed value.
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    /// Whether it is a duration of zero (`0s`).
+    pub fn is_zero(&self) -> bool {
+        self.value.is_zero()
+    }
+}
+
+/// Checks `text` against Prometheus's duration syntax, before the value is
+/// computed: `promql_parser` reads a bare float (`1.5`) as seconds and
+/// silently drops a number too large for it, Prometheus refuses both.
+fn check_syntax(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("empty; expected {EXAMPLES}"));
+    }
+    if text.parse::<f64>().is_ok() {
+        return Err(format!("a number needs a unit; expected {EXAMPLES}"));
+    }
+    let mut rest = text;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("expected {EXAMPLES}"));
+        }
+        if rest[..digits].parse::<u32>().is_err() {
+            return Err(format!("{} is too large", &rest[..digits]));
+        }
+        rest = &rest[digits..];
+        // `ms` before `m`, so that `5ms` is not read as `5m` and `s`.
+        let found = UNITS
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| rest.starts_with(**u))
+            .max_by_key(|(_, u)| u.len());
+        match found {
+            Some((i, u)) if i >= next_unit => {
+                next_unit = i + 1;
+                rest = &rest[u.len()..];
+            }
+            Some(_) => return Err("units must be written largest first, each once".into()),
+            None => return Err(format!("expected {EXAMPLES}")),
+        }
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Debug for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromDuration({:?})", self.text)
+    }
+}
+
+impl Serialize for PromDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PromDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXAMPLES)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PromDuration, E> {
+                PromDuration::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// In the schema, a string matching Prometheus's duration syntax.
+impl JsonSchema for PromDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PromDuration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A Prometheus duration: units y, w, d, h, m, s, ms, largest first (`15s`, `1m30s`, `500ms`).",
+            "type": "string",
+            "minLength": 2,
+            "pattern": "^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> Result<u64, String> {
+        PromDuration::parse(s).map(|d| d.get().as_secs())
+    }
+
+    #[test]
+    fn durations_parse_as_prometheus_reads_them() {
+        assert_eq!(secs("15s"), Ok(15));
+        assert_eq!(secs("1m30s"), Ok(90));
+        assert_eq!(secs("30d"), Ok(30 * 86400));
+        assert_eq!(secs("1y2w"), Ok(365 * 86400 + 14 * 86400));
+        assert_eq!(
+            PromDuration::parse("500ms").unwrap().get(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            PromDuration::parse("1s500ms").unwrap().get(),
+            Duration::from_millis(1500)
+        );
+        assert!(PromDuration::parse("0s").unwrap().is_zero());
+        assert_eq!(PromDuration::parse("1h30m").unwrap().as_str(), "1h30m");
+    }
+
+    #[test]
+    fn what_prometheus_refuses_is_refused() {
+        for bad in [
+            "",
+            "15",
+            "0",
+            "1.5",
+            "-1s",
+            "1.5m",
+            "nan",
+            "inf",
+            "5 s",
+            " 5s",
+            "5S",
+            "soon",
+            "m",
+            "1m1h",
+            "1s1s",
+            "5parsecs",
+            "99999999999s",
+            "{{x}}",
+        ] {
+            let e = PromDuration::parse(bad).unwrap_err();
+            assert!(e.starts_with("bad duration"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn from_secs_writes_the_shortest_text() {
+        assert_eq!(PromDuration::from_secs(300).as_str(), "5m");
+        assert_eq!(PromDuration::from_secs(30 * 86400).as_str(), "30d");
+        assert_eq!(PromDuration::from_secs(15).as_str(), "15s");
+    }
+
+    #[test]
+    fn it_reads_and_writes_the_text() {
+        let d: PromDuration = serde_yaml::from_str("1m30s").unwrap();
+        assert_eq!(d.get(), Duration::from_secs(90));
+        assert_eq!(serde_yaml::to_string(&d).unwrap().trim(), "1m30s");
+        let e = serde_yaml::from_str::<PromDuration>("15").unwrap_err();
+        assert!(e.to_string().contains("needs a unit"), "{e}");
+    }
+}
