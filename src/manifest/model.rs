@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-pub use super::values::PromDuration;
+pub use super::values::{HttpMethod, PromDuration};
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -144,7 +144,7 @@ pub struct Endpoint {
     /// Route template, e.g. `/products` or `/products/{id}`.
     pub path: String,
     #[serde(default = "default_method")]
-    pub method: String,
+    pub method: HttpMethod,
     #[serde(default)]
     pub summary: String,
     #[serde(default)]
@@ -162,8 +162,8 @@ pub struct Endpoint {
     pub data: Option<String>,
 }
 
-fn default_method() -> String {
-    "GET".into()
+fn default_method() -> HttpMethod {
+    HttpMethod::Get
 }
 
 pub(crate) fn is_null(v: &Value) -> bool {

@@ -177,6 +177,132 @@ impl JsonSchema for PromDuration {
     }
 }
 
+/// An HTTP method a route may serve: the one table of them, for the
+/// manifest's `endpoints[].method`, the handler kinds' methods, the
+/// metrics' `method` label (any other method counts as `OTHER`) and the
+/// logging of a request refused before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Head,
+    Options,
+}
+
+impl HttpMethod {
+    /// Every method, in the order of the `method` label's values.
+    pub const ALL: [HttpMethod; 7] = [
+        HttpMethod::Get,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Delete,
+        HttpMethod::Patch,
+        HttpMethod::Head,
+        HttpMethod::Options,
+    ];
+
+    /// The method as HTTP writes it (`GET`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+
+    /// The method a request token names, exactly (HTTP methods are case-sensitive).
+    pub fn from_token(token: &[u8]) -> Option<HttpMethod> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().as_bytes() == token)
+    }
+
+    /// The `http` crate's method (poem's and reqwest's).
+    pub fn to_http(self) -> poem::http::Method {
+        use poem::http::Method;
+        match self {
+            HttpMethod::Get => Method::GET,
+            HttpMethod::Post => Method::POST,
+            HttpMethod::Put => Method::PUT,
+            HttpMethod::Delete => Method::DELETE,
+            HttpMethod::Patch => Method::PATCH,
+            HttpMethod::Head => Method::HEAD,
+            HttpMethod::Options => Method::OPTIONS,
+        }
+    }
+
+    /// Its place in [`HttpMethod::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Every method, as a list for messages.
+    fn list() -> String {
+        Self::ALL
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Parses `endpoints[].method`, in any case (`get`, `GET`).
+    pub fn parse(name: &str) -> Result<HttpMethod, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("unknown HTTP method {name:?} (known: {})", Self::list()))
+    }
+}
+
+impl std::fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for HttpMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        HttpMethod::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// In the schema, a method in any case (`GET`, `get`).
+impl JsonSchema for HttpMethod {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HttpMethod".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let any_case: Vec<String> = HttpMethod::ALL
+            .iter()
+            .map(|m| {
+                m.as_str()
+                    .chars()
+                    .map(|c| format!("[{c}{}]", c.to_ascii_lowercase()))
+                    .collect()
+            })
+            .collect();
+        schemars::json_schema!({
+            "description": format!("An HTTP method, in any case: {}.", HttpMethod::list()),
+            "type": "string",
+            "pattern": format!("^({})$", any_case.join("|"))
+        })
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -244,5 +370,26 @@ mod tests {
         assert_eq!(serde_yaml::to_string(&d).unwrap().trim(), "1m30s");
         let e = serde_yaml::from_str::<PromDuration>("15").unwrap_err();
         assert!(e.to_string().contains("needs a unit"), "{e}");
+    }
+    #[test]
+    fn methods_are_read_in_any_case_and_written_in_upper_case() {
+        assert_eq!(HttpMethod::parse("get"), Ok(HttpMethod::Get));
+        assert_eq!(HttpMethod::parse("Delete"), Ok(HttpMethod::Delete));
+        let m: HttpMethod = serde_yaml::from_str("options").unwrap();
+        assert_eq!(serde_yaml::to_string(&m).unwrap().trim(), "OPTIONS");
+        for bad in ["FETCH", "CONNECT", "trace", "", "GET ", "{{x}}"] {
+            let e = HttpMethod::parse(bad).unwrap_err();
+            assert!(e.starts_with("unknown HTTP method"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn request_tokens_are_case_sensitive() {
+        assert_eq!(HttpMethod::from_token(b"PATCH"), Some(HttpMethod::Patch));
+        assert_eq!(HttpMethod::from_token(b"get"), None);
+        assert_eq!(HttpMethod::from_token(b"TRACE"), None);
+        for (i, m) in HttpMethod::ALL.into_iter().enumerate() {
+            assert_eq!(m.index(), i);
+        }
     }
 }

@@ -274,7 +274,6 @@ const MAX_SHUTDOWN_SECS: u64 = 600;
 /// The largest `service.data_limit_bytes`.
 const MAX_DATA_LIMIT: u64 = 256 << 20;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 /// Fields that would make unbounded Loki streams if used as labels.
 const UNBOUNDED_LOG_FIELDS: &[&str] =
     &["timestamp", "message", "request_id", "path", "duration_ms"];
@@ -360,14 +359,18 @@ pub fn validate_after(
                 ),
             )),
             Some(kind) => {
-                let method = ep.method.to_ascii_uppercase();
+                let method = ep.method;
                 match kind.methods() {
-                    Some(allowed) if !allowed.contains(&method.as_str()) => errs.push(src.error(
+                    Some(allowed) if !allowed.contains(&method) => errs.push(src.error(
                         &format!("endpoints[{i}].method"),
                         format!(
                             "handler kind {:?} serves {}, not {method}",
                             ep.handler,
-                            allowed.join(", ")
+                            allowed
+                                .iter()
+                                .map(|m| m.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     )),
                     _ => match kind.prepare(&ctx) {
@@ -488,19 +491,9 @@ fn check_service(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
 }
 
 fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut seen: HashMap<(HttpMethod, String), usize> = HashMap::new();
     for (i, ep) in m.endpoints.iter().enumerate() {
-        let method = ep.method.to_ascii_uppercase();
-        if !METHODS.contains(&method.as_str()) {
-            errs.push(src.error(
-                &format!("endpoints[{i}].method"),
-                format!(
-                    "unknown HTTP method {:?} (known: {})",
-                    ep.method,
-                    METHODS.join(", ")
-                ),
-            ));
-        }
+        let method = ep.method;
         if let Err(why) = check_route_template(&ep.path) {
             errs.push(src.error(&format!("endpoints[{i}].path"), why));
         }
@@ -510,7 +503,7 @@ fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 format!("{:?} is reserved for the built-in OpenAPI docs", ep.path),
             ));
         }
-        if let Some(first) = seen.insert((method.clone(), normalize_template(&ep.path)), i) {
+        if let Some(first) = seen.insert((method, normalize_template(&ep.path)), i) {
             errs.push(src.error(
                 &format!("endpoints[{i}].path"),
                 format!(
