@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-pub use super::values::{HttpMethod, PromDuration};
+pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, PromDuration};
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -51,7 +51,7 @@ impl Manifest {
         match &self.stack.discovery {
             d if d.kind == DiscoveryKind::Dns => Vec::new(),
             d if d.targets.is_empty() => vec![self.scrape_target()],
-            d => d.targets.clone(),
+            d => d.targets.iter().map(HostPort::to_string).collect(),
         }
     }
 }
@@ -774,7 +774,7 @@ impl Publish {
 #[serde(deny_unknown_fields, default)]
 pub struct Stack {
     /// How containers reach the host running telltale.
-    pub service_host: String,
+    pub service_host: Host,
     pub network: String,
     pub scrape_interval: PromDuration,
     pub evaluation_interval: PromDuration,
@@ -793,10 +793,10 @@ pub struct Stack {
     /// Grafana's address in alert links (`runbook_url` aside): default
     /// `http://localhost:<grafana.port>`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grafana_url: Option<String>,
+    pub grafana_url: Option<HttpUrl>,
     /// Alertmanager address (`host:port`), if one is used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alertmanager: Option<String>,
+    pub alertmanager: Option<HostPort>,
     /// Extra scrape jobs besides the service itself.
     pub extra_targets: Vec<ScrapeTarget>,
     /// How Prometheus finds the service's instances (replicas).
@@ -819,9 +819,9 @@ pub struct Discovery {
     pub kind: DiscoveryKind,
     /// The instances, `host:port` each (static and file). Default: one,
     /// `<stack.service_host>:<service.port>`. Each is its `instance` label.
-    pub targets: Vec<String>,
+    pub targets: Vec<HostPort>,
     /// DNS names to query (dns only), e.g. `_http._tcp.api.example.internal`.
-    pub names: Vec<String>,
+    pub names: Vec<DnsName>,
     /// DNS record type (dns only): `SRV` (port from the record), `A` or `AAAA`.
     pub record: DnsRecord,
     /// Port of the instances an A or AAAA record names; default `service.port`.
@@ -879,7 +879,7 @@ impl DnsRecord {
 #[serde(deny_unknown_fields)]
 pub struct RemoteWrite {
     /// The receiver's push URL, e.g. `http://mimir:9009/api/v1/push`.
-    pub url: String,
+    pub url: HttpUrl,
     /// A name for it in Prometheus's own metrics; unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -888,7 +888,7 @@ pub struct RemoteWrite {
 impl Default for Stack {
     fn default() -> Self {
         Stack {
-            service_host: "host.docker.internal".into(),
+            service_host: Host::default_of("host.docker.internal"),
             network: "monitoring".into(),
             scrape_interval: PromDuration::from_secs(15),
             evaluation_interval: PromDuration::from_secs(15),
@@ -935,9 +935,9 @@ pub struct Kubernetes {
     /// Operator selects them by (kube-prometheus-stack: `release: <its release name>`).
     pub selector_labels: std::collections::BTreeMap<String, String>,
     /// Prometheus as Grafana reaches it in the cluster (the datasource ConfigMap).
-    pub prometheus_url: String,
+    pub prometheus_url: HttpUrl,
     /// Loki as Grafana and Alloy reach it in the cluster.
-    pub loki_url: String,
+    pub loki_url: HttpUrl,
 }
 
 impl Default for Kubernetes {
@@ -952,8 +952,8 @@ impl Default for Kubernetes {
             selector_labels: [("release".to_string(), "kube-prometheus-stack".to_string())]
                 .into_iter()
                 .collect(),
-            prometheus_url: "http://prometheus-operated.monitoring.svc:9090".into(),
-            loki_url: "http://loki-gateway.monitoring.svc".into(),
+            prometheus_url: HttpUrl::default_of("http://prometheus-operated.monitoring.svc:9090"),
+            loki_url: HttpUrl::default_of("http://loki-gateway.monitoring.svc"),
         }
     }
 }
@@ -1013,7 +1013,7 @@ impl Component {
 #[serde(deny_unknown_fields)]
 pub struct ScrapeTarget {
     pub job: String,
-    pub targets: Vec<String>,
+    pub targets: Vec<HostPort>,
 }
 
 /// Pinned Grafana datasource uids.

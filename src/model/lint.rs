@@ -720,11 +720,6 @@ fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             check_derived(src, m, i, metric, a, errs);
         }
     }
-    if let Some(g) = &m.stack.grafana_url {
-        if !(g.starts_with("http://") || g.starts_with("https://")) {
-            errs.push(src.error("stack.grafana_url", format!("{g:?} is not an http(s) URL")));
-        }
-    }
     let scrape = m.stack.scrape_interval.get();
     if r.rate_window.is_zero() {
         errs.push(src.error("rules.rate_window", "must be longer than 0s"));

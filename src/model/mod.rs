@@ -795,15 +795,6 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
 }
 
-/// `host:port` with a port in 1-65535 and a host.
-fn is_host_port(addr: &str) -> bool {
-    addr.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty()
-            && !addr.contains(char::is_whitespace)
-            && p.parse::<i64>().is_ok_and(|p| (1..=65535).contains(&p))
-    })
-}
-
 /// A DNS-1035 label: what a Kubernetes Service (and so every object
 /// `render` names after the service) and a namespace may be called.
 fn is_dns_label(s: &str) -> bool {
@@ -853,13 +844,6 @@ pub fn is_label_part(s: &str, empty_ok: bool) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
-}
-
-/// An `http://` or `https://` URL with something after the scheme and no blanks.
-fn is_http_url(url: &str) -> bool {
-    (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() > "https://".len()
-        && !url.contains(char::is_whitespace)
 }
 
 fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
@@ -932,17 +916,6 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
-    for (field, url) in [
-        ("prometheus_url", &k.prometheus_url),
-        ("loki_url", &k.loki_url),
-    ] {
-        if !is_http_url(url) {
-            errs.push(src.error(
-                &format!("kubernetes.{field}"),
-                format!("{url:?} must be an http:// or https:// URL"),
-            ));
-        }
-    }
 }
 
 fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
@@ -955,14 +928,6 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
         if !d.targets.is_empty() {
             errs.push(src.error(&at("targets"), "dns discovery takes `names`, not `targets`"));
-        }
-        for (i, n) in d.names.iter().enumerate() {
-            if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
-                errs.push(src.error(
-                    &format!("stack.discovery.names[{i}]"),
-                    format!("{n:?} is not a DNS name"),
-                ));
-            }
         }
         if d.record == DnsRecord::Srv && d.port.is_some() {
             errs.push(src.error(
@@ -983,12 +948,7 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         let mut seen = HashSet::new();
         for (i, t) in d.targets.iter().enumerate() {
             let p = format!("stack.discovery.targets[{i}]");
-            if !is_host_port(t) {
-                errs.push(src.error(
-                    &p,
-                    format!("{t:?} must be host:port with a port in 1-65535"),
-                ));
-            } else if !seen.insert(t.as_str()) {
+            if !seen.insert(t.as_str()) {
                 errs.push(src.error(
                     &p,
                     format!("{t:?} is listed twice (one instance, one target)"),
@@ -1047,24 +1007,10 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         } else {
             jobs.insert(&t.job, format!("stack.extra_targets[{i}]"));
         }
-        for (j, addr) in t.targets.iter().enumerate() {
-            if !is_host_port(addr) {
-                errs.push(src.error(
-                    &format!("stack.extra_targets[{i}].targets[{j}]"),
-                    format!("{addr:?} must be host:port with a port in 1-65535"),
-                ));
-            }
-        }
     }
     check_discovery(src, m, errs);
     let mut names = HashSet::new();
     for (i, w) in s.remote_write.iter().enumerate() {
-        if !is_http_url(&w.url) {
-            errs.push(src.error(
-                &format!("stack.remote_write[{i}].url"),
-                format!("{:?} must be an http:// or https:// URL", w.url),
-            ));
-        }
         if let Some(n) = &w.name {
             if n.trim().is_empty() || !names.insert(n.as_str()) {
                 errs.push(src.error(
