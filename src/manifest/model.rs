@@ -9,7 +9,7 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, PromDuration};
+pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, LogLevel, PromDuration};
 
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
@@ -401,7 +401,7 @@ pub struct Logging {
     pub file: String,
     /// Minimum level: trace, debug, info, warn, error.
     #[serde(default = "default_log_level")]
-    pub level: String,
+    pub level: LogLevel,
     #[serde(default)]
     pub rotation: Rotation,
     /// How many rotated files are kept.
@@ -453,8 +453,8 @@ fn default_log_dir() -> String {
 fn default_log_file() -> String {
     "telltale".into()
 }
-fn default_log_level() -> String {
-    "info".into()
+fn default_log_level() -> LogLevel {
+    LogLevel::Info
 }
 fn default_max_files() -> usize {
     7

@@ -303,6 +303,84 @@ impl JsonSchema for HttpMethod {
     }
 }
 
+/// `logging.level`: the least severe level written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// Every level, least severe first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    /// The level as the manifest writes it (`info`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// Parses a level as the manifest writes it (lower case).
+    pub fn parse(name: &str) -> Result<LogLevel, String> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!("unknown level {name:?} (known: {})", known.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LogLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        LogLevel::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// In the schema, one of the level names.
+impl JsonSchema for LogLevel {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LogLevel".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = LogLevel::ALL.iter().map(|l| l.as_str()).collect();
+        schemars::json_schema!({
+            "description": "A log level: trace, debug, info, warn or error.",
+            "type": "string",
+            "enum": names
+        })
+    }
+}
+
 /// Defines a string newtype that is checked once, when the manifest is
 /// read: `Deserialize` runs `$check`, `Serialize` writes the text back.
 macro_rules! checked_text {
@@ -615,6 +693,20 @@ mod tests {
             assert_eq!(m.index(), i);
         }
     }
+    #[test]
+    fn log_levels_are_read_in_lower_case() {
+        assert_eq!(LogLevel::parse("warn"), Ok(LogLevel::Warn));
+        let e = LogLevel::parse("WARN").unwrap_err();
+        assert!(
+            e.starts_with("unknown level \"WARN\" (known: trace,"),
+            "{e}"
+        );
+        assert_eq!(
+            serde_yaml::to_string(&LogLevel::Debug).unwrap().trim(),
+            "debug"
+        );
+    }
+
     #[test]
     fn defaults_are_valid() {
         let k = crate::manifest::Kubernetes::default();

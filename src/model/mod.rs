@@ -673,15 +673,6 @@ fn check_metrics(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
 
 fn check_logging(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let l = &m.logging;
-    if !["trace", "debug", "info", "warn", "error"].contains(&l.level.as_str()) {
-        errs.push(src.error(
-            "logging.level",
-            format!(
-                "unknown level {:?} (known: trace, debug, info, warn, error)",
-                l.level
-            ),
-        ));
-    }
     if l.file.is_empty() || l.file.contains(['/', '*', '?', '[']) {
         errs.push(src.error(
             "logging.file",
