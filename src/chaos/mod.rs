@@ -18,6 +18,7 @@ pub mod plan;
 pub mod report;
 
 use crate::fetch::{drain_capped, printable, read_capped};
+use crate::manifest::HttpMethod;
 use crate::model::Model;
 use crate::term::{errln, out, outln};
 use indicatif::{ProgressBar, ProgressStyle};
@@ -193,14 +194,14 @@ async fn same_api(model: &Model, target: &str, timeout: Duration) -> Result<(), 
             ops.as_object()
                 .into_iter()
                 .flatten()
-                .map(move |(m, _)| format!("{} {path}", m.to_ascii_uppercase()))
+                .filter_map(move |(m, _)| HttpMethod::parse(m).ok().map(|m| format!("{m} {path}")))
         })
         .collect();
     let declared: std::collections::BTreeSet<String> = model
         .manifest
         .endpoints
         .iter()
-        .map(|e| format!("{} {}", e.method.to_ascii_uppercase(), e.path))
+        .map(|e| format!("{} {}", e.method, e.path))
         .collect();
     if served == declared {
         return Ok(());
@@ -322,8 +323,7 @@ async fn send_all(
 
 /// One request; the flag is true when the target could not be connected to.
 async fn send(client: &reqwest::Client, target: &str, p: &Planned) -> (Outcome, bool) {
-    let method = reqwest::Method::from_bytes(p.method.as_bytes()).unwrap_or(reqwest::Method::GET);
-    let mut req = client.request(method, format!("{target}{}", p.path));
+    let mut req = client.request(p.method.to_http(), format!("{target}{}", p.path));
     if let Some(b) = &p.body {
         req = req
             .header("content-type", "application/json")

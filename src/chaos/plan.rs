@@ -2,6 +2,7 @@
 //! of five kinds, each with the status it must get. Same seed, same
 //! manifest → the same sequence.
 
+use crate::manifest::HttpMethod;
 use crate::model::datasource::Body as TargetBody;
 use crate::model::Model;
 use serde_yaml::Value as Yaml;
@@ -82,7 +83,7 @@ impl Expect {
 pub struct Planned {
     /// Groups the report: `METHOD template` (`GET <unknown path>` for 404s).
     pub endpoint: String,
-    pub method: String,
+    pub method: HttpMethod,
     /// Path and query.
     pub path: String,
     pub body: Option<String>,
@@ -92,10 +93,10 @@ pub struct Planned {
 }
 
 impl Planned {
-    fn good(method: &str, path: &str, body: Option<String>) -> Self {
+    fn good(method: HttpMethod, path: &str, body: Option<String>) -> Self {
         Planned {
             endpoint: format!("{method} {path}"),
-            method: method.into(),
+            method,
             path: path.into(),
             body,
             expect: Expect::Success,
@@ -150,16 +151,16 @@ fn datasource_body(model: &Model, op: &str, rng: &mut Rng) -> Option<String> {
 
 /// The good requests this manifest allows: safe GETs (no path parameters,
 /// not the fault endpoint) and the datasource POSTs with valid bodies.
-fn good_candidates(model: &Model) -> Vec<(String, String, Option<String>)> {
+fn good_candidates(model: &Model) -> Vec<(HttpMethod, String, Option<String>)> {
     let mut out = Vec::new();
     for ep in &model.manifest.endpoints {
-        let method = ep.method.to_ascii_uppercase();
+        let method = ep.method;
         if ep.path.contains('{') || ep.handler == "fault" {
             continue;
         }
-        match (method.as_str(), ep.handler.as_str()) {
-            ("GET", _) => out.push((method, ep.path.clone(), None)),
-            ("POST", "grafana_json") => {
+        match (method, ep.handler.as_str()) {
+            (HttpMethod::Get, _) => out.push((method, ep.path.clone(), None)),
+            (HttpMethod::Post, "grafana_json") => {
                 if let Some(op) = op_of(&ep.options) {
                     // Probe that a body can be built (the real one is drawn per request).
                     if datasource_body(model, op, &mut Rng::new(0)).is_some() {
@@ -203,15 +204,15 @@ fn bad_kinds(model: &Model) -> Vec<BadKind> {
 }
 
 /// Methods `path` does not declare (a request with one is a 405).
-fn free_methods(model: &Model, path: &str) -> Vec<&'static str> {
-    ["DELETE", "PUT", "PATCH"]
+fn free_methods(model: &Model, path: &str) -> Vec<HttpMethod> {
+    [HttpMethod::Delete, HttpMethod::Put, HttpMethod::Patch]
         .into_iter()
         .filter(|m| {
             !model
                 .manifest
                 .endpoints
                 .iter()
-                .any(|o| o.path == path && o.method.eq_ignore_ascii_case(m))
+                .any(|o| o.path == path && o.method == *m)
         })
         .collect()
 }
@@ -245,9 +246,9 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
             .collect();
         c[rng.below(c.len())]
     };
-    let mk = |endpoint: String, method: &str, path: String, body, status| Planned {
+    let mk = |endpoint: String, method: HttpMethod, path: String, body, status| Planned {
         endpoint,
-        method: method.into(),
+        method,
         path,
         body,
         expect: Expect::Status(status),
@@ -262,12 +263,18 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
                 .and_then(Yaml::as_u64)
                 .and_then(|s| u16::try_from(s).ok())
                 .unwrap_or(500);
-            let m = e.method.to_ascii_uppercase();
-            mk(format!("{m} {}", e.path), &m, e.path.clone(), None, status)
+            let m = e.method;
+            mk(format!("{m} {}", e.path), m, e.path.clone(), None, status)
         }
         BadKind::UnknownPath => {
             let path = format!("/chaos-{:08x}", rng.next_u64() as u32);
-            mk("GET <unknown path>".into(), "GET", path, None, 404)
+            mk(
+                "GET <unknown path>".into(),
+                HttpMethod::Get,
+                path,
+                None,
+                404,
+            )
         }
         BadKind::WrongMethod => {
             let e = pick(rng, &|e| !free_methods(model, &e.path).is_empty());
@@ -277,12 +284,12 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
         }
         BadKind::BadQueryParam => {
             let e = pick(rng, &|e| {
-                e.handler == "collection" && e.method.eq_ignore_ascii_case("GET")
+                e.handler == "collection" && e.method == HttpMethod::Get
             });
             let q = BAD_QUERIES[rng.below(BAD_QUERIES.len())];
             mk(
                 format!("GET {}", e.path),
-                "GET",
+                HttpMethod::Get,
                 format!("{}?{q}", e.path),
                 None,
                 400,
@@ -293,7 +300,13 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
                 .unwrap_or("/grafana/query")
                 .to_string();
             let body = MALFORMED[rng.below(MALFORMED.len())].to_string();
-            mk(format!("POST {path}"), "POST", path, Some(body), 400)
+            mk(
+                format!("POST {path}"),
+                HttpMethod::Post,
+                path,
+                Some(body),
+                400,
+            )
         }
     }
 }
@@ -316,7 +329,7 @@ pub fn plan(model: &Model, n: usize, bad_ratio: f64, seed: u64) -> Result<Vec<Pl
             let body = op
                 .as_deref()
                 .and_then(|op| datasource_body(model, op, &mut rng));
-            out.push(Planned::good(method, path, body));
+            out.push(Planned::good(*method, path, body));
         }
     }
     Ok(out)
@@ -335,9 +348,9 @@ mod tests {
     }
 
     /// The plan without the time-dependent query ranges.
-    fn shape(p: &[Planned]) -> Vec<(String, String, Option<BadKind>)> {
+    fn shape(p: &[Planned]) -> Vec<(HttpMethod, String, Option<BadKind>)> {
         p.iter()
-            .map(|x| (x.method.clone(), x.path.clone(), x.bad))
+            .map(|x| (x.method, x.path.clone(), x.bad))
             .collect()
     }
 
@@ -381,7 +394,7 @@ mod tests {
         for x in plan(&m, 500, 0.0, 3).unwrap() {
             assert_ne!(x.path, "/error");
             assert_eq!(x.expect, Expect::Success);
-            assert_eq!(x.body.is_some(), x.method == "POST");
+            assert_eq!(x.body.is_some(), x.method == HttpMethod::Post);
         }
     }
 }

@@ -365,7 +365,7 @@ mod tests {
     fn surprises_fail_the_run() {
         let p = |bad: Option<BadKind>, expect| Planned {
             endpoint: "GET /x".into(),
-            method: "GET".into(),
+            method: crate::manifest::HttpMethod::Get,
             path: "/x".into(),
             body: None,
             expect,

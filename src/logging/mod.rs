@@ -20,7 +20,7 @@ mod sink;
 
 pub use request_line::RequestLine;
 
-use crate::manifest::{Logging, Rotation};
+use crate::manifest::{LogLevel, Logging, Rotation};
 use file::LogFile;
 use layer::{LogLayer, Output};
 use pagecache::{DropBehind, Locate};
@@ -52,12 +52,18 @@ pub struct LogGuard {
     _writer: Option<SinkGuard>,
 }
 
-fn level_filter(level: &str) -> LevelFilter {
-    level.parse().unwrap_or(LevelFilter::INFO)
+fn level_filter(level: LogLevel) -> LevelFilter {
+    match level {
+        LogLevel::Trace => LevelFilter::TRACE,
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Error => LevelFilter::ERROR,
+    }
 }
 
 /// Console only (for `validate`, `render`, `chaos`).
-pub fn init_console(level: &str) {
+pub fn init_console(level: LogLevel) {
     let _ = tracing_subscriber::registry()
         .with(level_filter(level))
         .with(LogLayer {
@@ -136,7 +142,7 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
 /// Installs `sink` as the global logger at `cfg.level`.
 fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<LogGuard, String> {
     let _ = HEALTH.set(sink.clone());
-    let level = level_filter(&cfg.level);
+    let level = level_filter(cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.
     tracing_subscriber::registry()

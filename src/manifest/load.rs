@@ -524,7 +524,7 @@ fn de_list<T: DeserializeOwned>(
 const MAX_ERRORS_PER_VALUE: usize = 64;
 
 /// One step of a serde path: a mapping key or a sequence index.
-#[derive(Debug, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 enum Step {
     Key(String),
     Index(usize),
@@ -556,9 +556,11 @@ fn steps(path: &str) -> Vec<Step> {
 }
 
 /// Removes the mapping entry at `steps` from `v` (the field that failed),
-/// so that deserializing again finds the next error. `false` when the path
-/// does not end at a mapping key.
-fn remove_at(v: &mut Value, steps: &[Step]) -> bool {
+/// or the list item there if it is a scalar (a bad host in a list of
+/// hosts) or `whole` is set (an item that cannot be read at all), so that
+/// deserializing again finds the next error. `false` when the path ends at
+/// neither.
+fn remove_at(v: &mut Value, steps: &[Step], whole: bool) -> bool {
     let Some((last, parents)) = steps.split_last() else {
         return false;
     };
@@ -577,8 +579,65 @@ fn remove_at(v: &mut Value, steps: &[Step]) -> bool {
         };
     }
     match (last, cur) {
-        (Step::Key(k), Value::Mapping(m)) => m.remove(k.as_str()).is_some(),
+        (Step::Key(k), Value::Mapping(m)) => m.shift_remove(k.as_str()).is_some(),
+        (Step::Index(i), Value::Sequence(items))
+            if items
+                .get(*i)
+                .is_some_and(|x| whole || (!x.is_mapping() && !x.is_sequence())) =>
+        {
+            items.remove(*i);
+            true
+        }
         _ => false,
+    }
+}
+
+/// `steps` in the value as first given: the list items set aside before
+/// (`gone`: each list's steps, in the original's indexes, and the item's
+/// original index) shift the indexes after them.
+fn original(steps: &[Step], gone: &[(Vec<Step>, usize)]) -> Vec<Step> {
+    let mut out: Vec<Step> = Vec::with_capacity(steps.len());
+    for s in steps {
+        let step = match s {
+            Step::Index(i) => {
+                let mut before: Vec<usize> = gone
+                    .iter()
+                    .filter(|(list, _)| *list == out)
+                    .map(|(_, j)| *j)
+                    .collect();
+                before.sort_unstable();
+                let mut i = *i;
+                for j in before {
+                    if j <= i {
+                        i += 1;
+                    }
+                }
+                Step::Index(i)
+            }
+            Step::Key(k) => Step::Key(k.clone()),
+        };
+        out.push(step);
+    }
+    out
+}
+
+/// Steps as a serde path: `targets[0].expr`, `.` for none.
+fn path_of(steps: &[Step]) -> String {
+    let mut out = String::new();
+    for s in steps {
+        match s {
+            Step::Key(k) if out.is_empty() => out.push_str(k),
+            Step::Key(k) => {
+                out.push('.');
+                out.push_str(k);
+            }
+            Step::Index(i) => out.push_str(&format!("[{i}]")),
+        }
+    }
+    if out.is_empty() {
+        ".".into()
+    } else {
+        out
     }
 }
 
@@ -619,12 +678,21 @@ fn de_inner<T: DeserializeOwned>(
     // Inner paths of the fields set aside: a later "missing field" for one
     // of them is a consequence, not a new mistake.
     let mut removed: Vec<String> = Vec::new();
+    // List items set aside: the list's steps and the item's index, both
+    // in the value as first given.
+    let mut gone: Vec<(Vec<Step>, usize)> = Vec::new();
     for _ in 0..MAX_ERRORS_PER_VALUE {
         let e = match serde_path_to_error::deserialize::<_, T>(v.clone()) {
-            Ok(t) => return (Some(t), removed.is_empty()),
+            Ok(t) => return (Some(t), removed.is_empty() && gone.is_empty()),
             Err(e) => e,
         };
-        let inner = e.path().to_string();
+        let here = e.path().to_string();
+        let orig = original(&steps(&here), &gone);
+        let inner = if gone.is_empty() {
+            here.clone()
+        } else {
+            path_of(&orig)
+        };
         let msg = strip_location(&e.inner().to_string());
         if let Some(field) = msg
             .strip_prefix("missing field `")
@@ -636,6 +704,17 @@ fn de_inner<T: DeserializeOwned>(
                 format!("{inner}.{field}")
             };
             if removed.contains(&key) {
+                // An item of a list that cannot be read without the field
+                // set aside: set the whole item aside (its error is out).
+                let item = steps(&here);
+                if let (Some(Step::Index(_)), Some((Step::Index(i), list))) =
+                    (item.last(), orig.split_last())
+                {
+                    if remove_at(&mut v, &item, true) {
+                        gone.push((list.to_vec(), *i));
+                        continue;
+                    }
+                }
                 return (None, false);
             }
         }
@@ -650,7 +729,7 @@ fn de_inner<T: DeserializeOwned>(
             .strip_prefix("unknown field `")
             .and_then(|r| r.split('`').next())
             .map(str::to_string);
-        let mut at = steps(&inner);
+        let mut at = steps(&here);
         if let Some(field) = &unknown {
             // serde_path_to_error already ends the path with the field.
             let key_path = if full == *field || full.ends_with(&format!(".{field}")) {
@@ -684,8 +763,12 @@ fn de_inner<T: DeserializeOwned>(
             }
             _ => key,
         };
-        if !remove_at(&mut v, &at) {
+        if !remove_at(&mut v, &at, false) {
             return (None, false);
+        }
+        if let (Some(Step::Index(_)), Some((Step::Index(i), list))) = (at.last(), orig.split_last())
+        {
+            gone.push((list.to_vec(), *i));
         }
         removed.push(key);
     }

@@ -9,6 +9,7 @@ pub mod diag;
 pub mod load;
 pub mod model;
 pub mod spans;
+pub mod values;
 
 pub use diag::{Diagnostic, Diagnostics};
 pub use load::{load_embedded, load_file, load_str, Failed, Loaded, Source};

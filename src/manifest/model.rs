@@ -9,6 +9,8 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, LogLevel, PromDuration};
+
 /// The whole manifest.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
@@ -49,7 +51,7 @@ impl Manifest {
         match &self.stack.discovery {
             d if d.kind == DiscoveryKind::Dns => Vec::new(),
             d if d.targets.is_empty() => vec![self.scrape_target()],
-            d => d.targets.clone(),
+            d => d.targets.iter().map(HostPort::to_string).collect(),
         }
     }
 }
@@ -142,7 +144,7 @@ pub struct Endpoint {
     /// Route template, e.g. `/products` or `/products/{id}`.
     pub path: String,
     #[serde(default = "default_method")]
-    pub method: String,
+    pub method: HttpMethod,
     #[serde(default)]
     pub summary: String,
     #[serde(default)]
@@ -160,8 +162,8 @@ pub struct Endpoint {
     pub data: Option<String>,
 }
 
-fn default_method() -> String {
-    "GET".into()
+fn default_method() -> HttpMethod {
+    HttpMethod::Get
 }
 
 pub(crate) fn is_null(v: &Value) -> bool {
@@ -233,7 +235,7 @@ pub struct DerivedAlert {
     pub threshold: Option<f64>,
     /// How long the condition must hold.
     #[serde(default, rename = "for", skip_serializing_if = "Option::is_none")]
-    pub for_: Option<String>,
+    pub for_: Option<PromDuration>,
     /// The `severity` label.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub severity: Option<String>,
@@ -399,7 +401,7 @@ pub struct Logging {
     pub file: String,
     /// Minimum level: trace, debug, info, warn, error.
     #[serde(default = "default_log_level")]
-    pub level: String,
+    pub level: LogLevel,
     #[serde(default)]
     pub rotation: Rotation,
     /// How many rotated files are kept.
@@ -451,8 +453,8 @@ fn default_log_dir() -> String {
 fn default_log_file() -> String {
     "telltale".into()
 }
-fn default_log_level() -> String {
-    "info".into()
+fn default_log_level() -> LogLevel {
+    LogLevel::Info
 }
 fn default_max_files() -> usize {
     7
@@ -632,11 +634,11 @@ pub struct Objective {
     pub threshold_seconds: Option<f64>,
     /// SLO window, e.g. `30d`.
     #[serde(default = "default_slo_window")]
-    pub window: String,
+    pub window: PromDuration,
 }
 
-fn default_slo_window() -> String {
-    "30d".into()
+fn default_slo_window() -> PromDuration {
+    PromDuration::from_secs(30 * 86400)
 }
 
 /// `alerts[]`: a hand-written alert rule (burn-rate alerts are generated from `objectives`).
@@ -646,7 +648,7 @@ pub struct Alert {
     pub name: String,
     pub expr: String,
     #[serde(default = "default_for", rename = "for")]
-    pub for_: String,
+    pub for_: PromDuration,
     #[serde(default = "default_severity")]
     pub severity: String,
     pub summary: String,
@@ -681,7 +683,7 @@ pub struct AlertTest {
     pub value: Option<f64>,
     /// When to evaluate, from the first sample (default: `for` + 5m).
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub eval_time: Option<String>,
+    pub eval_time: Option<PromDuration>,
 }
 
 /// One promtool input series: `series` selector and expanding `values` notation
@@ -698,17 +700,17 @@ pub struct TestSeries {
 #[serde(deny_unknown_fields, default)]
 pub struct RuleSettings {
     /// Range of the `rate()` in derived alerts.
-    pub rate_window: String,
+    pub rate_window: PromDuration,
     /// HighErrorRatio: share of 5xx responses above which it fires.
     pub error_ratio: f64,
-    pub error_ratio_for: String,
+    pub error_ratio_for: PromDuration,
     /// LatencyHigh: fires when p95 exceeds each latency objective's threshold.
-    pub latency_for: String,
+    pub latency_for: PromDuration,
     /// LowStock: fires when a `collection.below_threshold` gauge exceeds this.
     pub low_stock_above: f64,
-    pub low_stock_for: String,
+    pub low_stock_for: PromDuration,
     /// TargetDown: how long `up == 0` must hold.
-    pub target_down_for: String,
+    pub target_down_for: PromDuration,
     /// Every alert's `runbook_url` (unless the alert sets its own):
     /// `{alert}` and `{service}` are replaced.
     pub runbook_url: String,
@@ -717,20 +719,20 @@ pub struct RuleSettings {
 impl Default for RuleSettings {
     fn default() -> Self {
         RuleSettings {
-            rate_window: "5m".into(),
+            rate_window: PromDuration::from_secs(300),
             error_ratio: 0.05,
-            error_ratio_for: "5m".into(),
-            latency_for: "10m".into(),
+            error_ratio_for: PromDuration::from_secs(300),
+            latency_for: PromDuration::from_secs(600),
             low_stock_above: 5.0,
-            low_stock_for: "10m".into(),
-            target_down_for: "1m".into(),
+            low_stock_for: PromDuration::from_secs(600),
+            target_down_for: PromDuration::from_secs(60),
             runbook_url: "https://runbooks.example.com/{service}/{alert}".into(),
         }
     }
 }
 
-fn default_for() -> String {
-    "5m".into()
+fn default_for() -> PromDuration {
+    PromDuration::from_secs(300)
 }
 fn default_severity() -> String {
     "warning".into()
@@ -772,10 +774,10 @@ impl Publish {
 #[serde(deny_unknown_fields, default)]
 pub struct Stack {
     /// How containers reach the host running telltale.
-    pub service_host: String,
+    pub service_host: Host,
     pub network: String,
-    pub scrape_interval: String,
-    pub evaluation_interval: String,
+    pub scrape_interval: PromDuration,
+    pub evaluation_interval: PromDuration,
     pub shipper: Shipper,
     /// Where compose publishes Prometheus, Loki and the shipper: `loopback`
     /// (127.0.0.1, the default: they have no authentication) or `all`.
@@ -791,10 +793,10 @@ pub struct Stack {
     /// Grafana's address in alert links (`runbook_url` aside): default
     /// `http://localhost:<grafana.port>`.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub grafana_url: Option<String>,
+    pub grafana_url: Option<HttpUrl>,
     /// Alertmanager address (`host:port`), if one is used.
     #[serde(skip_serializing_if = "Option::is_none")]
-    pub alertmanager: Option<String>,
+    pub alertmanager: Option<HostPort>,
     /// Extra scrape jobs besides the service itself.
     pub extra_targets: Vec<ScrapeTarget>,
     /// How Prometheus finds the service's instances (replicas).
@@ -817,16 +819,16 @@ pub struct Discovery {
     pub kind: DiscoveryKind,
     /// The instances, `host:port` each (static and file). Default: one,
     /// `<stack.service_host>:<service.port>`. Each is its `instance` label.
-    pub targets: Vec<String>,
+    pub targets: Vec<HostPort>,
     /// DNS names to query (dns only), e.g. `_http._tcp.api.example.internal`.
-    pub names: Vec<String>,
+    pub names: Vec<DnsName>,
     /// DNS record type (dns only): `SRV` (port from the record), `A` or `AAAA`.
     pub record: DnsRecord,
     /// Port of the instances an A or AAAA record names; default `service.port`.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub port: Option<i64>,
     /// How often file and DNS discovery are re-read, e.g. `30s`.
-    pub refresh_interval: String,
+    pub refresh_interval: PromDuration,
 }
 
 impl Default for Discovery {
@@ -837,7 +839,7 @@ impl Default for Discovery {
             names: Vec::new(),
             record: DnsRecord::Srv,
             port: None,
-            refresh_interval: "30s".into(),
+            refresh_interval: PromDuration::from_secs(30),
         }
     }
 }
@@ -877,7 +879,7 @@ impl DnsRecord {
 #[serde(deny_unknown_fields)]
 pub struct RemoteWrite {
     /// The receiver's push URL, e.g. `http://mimir:9009/api/v1/push`.
-    pub url: String,
+    pub url: HttpUrl,
     /// A name for it in Prometheus's own metrics; unique.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
@@ -886,10 +888,10 @@ pub struct RemoteWrite {
 impl Default for Stack {
     fn default() -> Self {
         Stack {
-            service_host: "host.docker.internal".into(),
+            service_host: Host::default_of("host.docker.internal"),
             network: "monitoring".into(),
-            scrape_interval: "15s".into(),
-            evaluation_interval: "15s".into(),
+            scrape_interval: PromDuration::from_secs(15),
+            evaluation_interval: PromDuration::from_secs(15),
             shipper: Shipper::default(),
             publish: Publish::default(),
             publish_grafana: Publish::default(),
@@ -933,9 +935,9 @@ pub struct Kubernetes {
     /// Operator selects them by (kube-prometheus-stack: `release: <its release name>`).
     pub selector_labels: std::collections::BTreeMap<String, String>,
     /// Prometheus as Grafana reaches it in the cluster (the datasource ConfigMap).
-    pub prometheus_url: String,
+    pub prometheus_url: HttpUrl,
     /// Loki as Grafana and Alloy reach it in the cluster.
-    pub loki_url: String,
+    pub loki_url: HttpUrl,
 }
 
 impl Default for Kubernetes {
@@ -950,8 +952,8 @@ impl Default for Kubernetes {
             selector_labels: [("release".to_string(), "kube-prometheus-stack".to_string())]
                 .into_iter()
                 .collect(),
-            prometheus_url: "http://prometheus-operated.monitoring.svc:9090".into(),
-            loki_url: "http://loki-gateway.monitoring.svc".into(),
+            prometheus_url: HttpUrl::default_of("http://prometheus-operated.monitoring.svc:9090"),
+            loki_url: HttpUrl::default_of("http://loki-gateway.monitoring.svc"),
         }
     }
 }
@@ -1011,7 +1013,7 @@ impl Component {
 #[serde(deny_unknown_fields)]
 pub struct ScrapeTarget {
     pub job: String,
-    pub targets: Vec<String>,
+    pub targets: Vec<HostPort>,
 }
 
 /// Pinned Grafana datasource uids.
@@ -1039,7 +1041,7 @@ impl Default for DatasourceUids {
 pub struct DatasourceSection {
     /// How often series are sampled, e.g. `5s` (100ms to 1h).
     #[serde(default = "default_sample_interval")]
-    pub sample_interval: String,
+    pub sample_interval: PromDuration,
     /// Points kept per series; the oldest is dropped first (memory stays bounded).
     #[serde(default = "default_retention")]
     pub retention: usize,
@@ -1093,8 +1095,8 @@ impl Default for QueryLimits {
     }
 }
 
-fn default_sample_interval() -> String {
-    "5s".into()
+fn default_sample_interval() -> PromDuration {
+    PromDuration::from_secs(5)
 }
 fn default_retention() -> usize {
     720

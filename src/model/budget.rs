@@ -18,7 +18,7 @@ pub const FRAMEWORK_STATUSES: &[u16] =
 /// The `status` values of statuses outside the closed set, by class.
 pub const STATUS_CLASSES: [&str; 5] = ["1xx", "2xx", "3xx", "4xx", "5xx"];
 /// Methods the HTTP families distinguish (`OTHER` for the rest).
-pub const METHOD_VALUES: usize = 8;
+pub const METHOD_VALUES: usize = crate::manifest::HttpMethod::ALL.len() + 1;
 /// Route values besides the templates: `/openapi.json`, `/docs`, `unmatched`.
 pub const EXTRA_ROUTES: usize = 3;
 /// Series of telltale's own families (`process_*`, `telltale_log_*`,

@@ -5,7 +5,7 @@
 //! themselves live in `plugins/`, above every stage.
 
 use super::Model;
-use crate::manifest::{Diagnostics, Endpoint, Manifest, Metric, MetricType, Source};
+use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Metric, MetricType, Source};
 use poem::endpoint::BoxEndpoint;
 use poem::Response;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
@@ -105,7 +105,7 @@ pub trait HandlerKind: Send + Sync {
     fn name(&self) -> &'static str;
     /// The methods it can serve (upper case; HEAD goes with GET); `None`:
     /// any. Another method in `endpoints[].method` is a located error.
-    fn methods(&self) -> Option<&'static [&'static str]> {
+    fn methods(&self) -> Option<&'static [HttpMethod]> {
         None
     }
     /// Checks options and loads data.

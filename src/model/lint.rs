@@ -11,8 +11,9 @@
 //! - rules: thresholds and durations of the derived alerts.
 
 use super::{logql, promql};
-use crate::manifest::{Diagnostics, Manifest, MetricType, Source};
+use crate::manifest::{Diagnostics, Manifest, MetricType, PromDuration, Source};
 use crate::model::annotation;
+use std::time::Duration;
 
 /// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
 pub const DATASOURCES: &[&str] = &["prometheus", "loki", "json"];
@@ -329,7 +330,7 @@ fn at_column(
 /// and every JSON-datasource panel against the declared datasource targets.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let exposed = exposed_names(m);
-    let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
+    let scrape = m.stack.scrape_interval.get();
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
         let analysis = match promql::analyze(expr) {
             Ok(a) => a,
@@ -554,16 +555,14 @@ fn check_logql(src: &Source, m: &Manifest, path: &str, expr: &str, errs: &mut Di
     }
 }
 
-fn check_duration(src: &Source, path: &str, v: &str, errs: &mut Diagnostics) {
-    if promql::parse_duration(v).is_none() {
-        errs.push(src.error(path, format!("bad duration {v:?} (e.g. 30s, 5m, 1h)")));
-    }
+/// A duration's seconds as the lint's messages write them (`60s`, `1.5s`).
+fn secs(d: Duration) -> String {
+    format!("{}s", d.as_secs_f64())
 }
 
 /// A hand-written alert must come with a test fixture its annotations can be checked against.
 fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Diagnostics) {
     let at = |f: &str| format!("alerts[{i}].{f}");
-    check_duration(src, &at("for"), &a.for_, errs);
     if !crate::model::is_metric_name(&a.name) || a.name.contains(':') {
         errs.push(src.error(
             &at("name"),
@@ -577,9 +576,6 @@ fn check_alert(src: &Source, i: usize, a: &crate::manifest::Alert, errs: &mut Di
         ));
         return;
     };
-    if let Some(e) = &t.eval_time {
-        check_duration(src, &at("test.eval_time"), e, errs);
-    }
     if t.firing.is_empty() {
         errs.push(src.error(&at("test.firing"), "needs at least one input series"));
     }
@@ -628,26 +624,26 @@ fn check_url_pattern(src: &Source, path: &str, u: &str, errs: &mut Diagnostics) 
 /// Every literal range window is at least four scrape intervals: `rate()`
 /// needs two samples in its window, and four leave room for a missed
 /// scrape. Grafana's `$__rate_interval` is exactly that.
-fn check_windows(src: &Source, path: &str, expr: &str, scrape: u64, errs: &mut Diagnostics) {
+fn check_windows(src: &Source, path: &str, expr: &str, scrape: Duration, errs: &mut Diagnostics) {
     for w in promql::windows(expr) {
         if w.text.starts_with('$') {
             continue;
         }
-        match promql::parse_duration(&w.text) {
-            Some(secs) if scrape > 0 && secs < 4 * scrape => errs.push(src.error(
+        match PromDuration::parse(&w.text) {
+            Ok(d) if d.get() < 4 * scrape => errs.push(src.error(
                 path,
                 format!(
-                    "window [{}] of {}() is shorter than 4 scrape intervals ({}s, stack.scrape_interval {}s): use at least {}s{}",
+                    "window [{}] of {}() is shorter than 4 scrape intervals ({}, stack.scrape_interval {}): use at least {}{}",
                     w.text,
                     w.function.as_deref().unwrap_or("a range selector"),
-                    4 * scrape,
-                    scrape,
-                    4 * scrape,
+                    secs(4 * scrape),
+                    secs(scrape),
+                    secs(4 * scrape),
                     if path.starts_with("dashboard.") { ", or $__rate_interval" } else { "" }
                 ),
             )),
-            Some(_) => {}
-            None => errs.push(src.error(
+            Ok(_) => {}
+            Err(_) => errs.push(src.error(
                 path,
                 format!("window [{}] is not a Prometheus duration such as 5m", w.text),
             )),
@@ -711,9 +707,6 @@ fn check_derived(
             _ => {}
         }
     }
-    if let Some(f) = &a.for_ {
-        check_duration(src, &at("for"), f, errs);
-    }
     if a.severity.as_deref().is_some_and(|s| s.trim().is_empty()) {
         errs.push(src.error(&at("severity"), "must not be empty"));
     }
@@ -727,27 +720,22 @@ fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             check_derived(src, m, i, metric, a, errs);
         }
     }
-    if let Some(g) = &m.stack.grafana_url {
-        if !(g.starts_with("http://") || g.starts_with("https://")) {
-            errs.push(src.error("stack.grafana_url", format!("{g:?} is not an http(s) URL")));
-        }
-    }
-    let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(0);
-    if let Some(w) = promql::parse_duration(&r.rate_window) {
-        if scrape > 0 && w < 4 * scrape {
-            errs.push(src.error(
-                "rules.rate_window",
-                format!(
-                    "{} is shorter than 4 scrape intervals ({}s, stack.scrape_interval {}): the derived alerts' rate() would miss samples",
-                    r.rate_window,
-                    4 * scrape,
-                    m.stack.scrape_interval
-                ),
-            ));
-        }
+    let scrape = m.stack.scrape_interval.get();
+    if r.rate_window.is_zero() {
+        errs.push(src.error("rules.rate_window", "must be longer than 0s"));
+    } else if r.rate_window.get() < 4 * scrape {
+        errs.push(src.error(
+            "rules.rate_window",
+            format!(
+                "{} is shorter than 4 scrape intervals ({}, stack.scrape_interval {}): the derived alerts' rate() would miss samples",
+                r.rate_window,
+                secs(4 * scrape),
+                m.stack.scrape_interval
+            ),
+        ));
     }
     // The shortest SLO burn-rate window is 5m.
-    if !m.objectives.is_empty() && scrape > 75 {
+    if !m.objectives.is_empty() && scrape > Duration::from_secs(75) {
         errs.push(src.error(
             "stack.scrape_interval",
             format!(
@@ -755,15 +743,6 @@ fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 m.stack.scrape_interval
             ),
         ));
-    }
-    for (f, v) in [
-        ("rate_window", &r.rate_window),
-        ("error_ratio_for", &r.error_ratio_for),
-        ("latency_for", &r.latency_for),
-        ("low_stock_for", &r.low_stock_for),
-        ("target_down_for", &r.target_down_for),
-    ] {
-        check_duration(src, &format!("rules.{f}"), v, errs);
     }
     if !(r.error_ratio > 0.0 && r.error_ratio < 1.0) {
         errs.push(src.error(

@@ -275,7 +275,6 @@ const MAX_SHUTDOWN_SECS: u64 = 600;
 /// The largest `service.data_limit_bytes`.
 const MAX_DATA_LIMIT: u64 = 256 << 20;
 
-const METHODS: &[&str] = &["GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS"];
 /// Fields that would make unbounded Loki streams if used as labels.
 const UNBOUNDED_LOG_FIELDS: &[&str] =
     &["timestamp", "message", "request_id", "path", "duration_ms"];
@@ -361,14 +360,18 @@ pub fn validate_after(
                 ),
             )),
             Some(kind) => {
-                let method = ep.method.to_ascii_uppercase();
+                let method = ep.method;
                 match kind.methods() {
-                    Some(allowed) if !allowed.contains(&method.as_str()) => errs.push(src.error(
+                    Some(allowed) if !allowed.contains(&method) => errs.push(src.error(
                         &format!("endpoints[{i}].method"),
                         format!(
                             "handler kind {:?} serves {}, not {method}",
                             ep.handler,
-                            allowed.join(", ")
+                            allowed
+                                .iter()
+                                .map(|m| m.as_str())
+                                .collect::<Vec<_>>()
+                                .join(", ")
                         ),
                     )),
                     _ => match kind.prepare(&ctx) {
@@ -490,19 +493,9 @@ fn check_service(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
 }
 
 fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
-    let mut seen: HashMap<(String, String), usize> = HashMap::new();
+    let mut seen: HashMap<(HttpMethod, String), usize> = HashMap::new();
     for (i, ep) in m.endpoints.iter().enumerate() {
-        let method = ep.method.to_ascii_uppercase();
-        if !METHODS.contains(&method.as_str()) {
-            errs.push(src.error(
-                &format!("endpoints[{i}].method"),
-                format!(
-                    "unknown HTTP method {:?} (known: {})",
-                    ep.method,
-                    METHODS.join(", ")
-                ),
-            ));
-        }
+        let method = ep.method;
         if let Err(why) = check_route_template(&ep.path) {
             errs.push(src.error(&format!("endpoints[{i}].path"), why));
         }
@@ -512,7 +505,7 @@ fn check_routes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 format!("{:?} is reserved for the built-in OpenAPI docs", ep.path),
             ));
         }
-        if let Some(first) = seen.insert((method.clone(), normalize_template(&ep.path)), i) {
+        if let Some(first) = seen.insert((method, normalize_template(&ep.path)), i) {
             errs.push(src.error(
                 &format!("endpoints[{i}].path"),
                 format!(
@@ -682,15 +675,6 @@ fn check_metrics(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
 
 fn check_logging(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let l = &m.logging;
-    if !["trace", "debug", "info", "warn", "error"].contains(&l.level.as_str()) {
-        errs.push(src.error(
-            "logging.level",
-            format!(
-                "unknown level {:?} (known: trace, debug, info, warn, error)",
-                l.level
-            ),
-        ));
-    }
     if l.file.is_empty() || l.file.contains(['/', '*', '?', '[']) {
         errs.push(src.error(
             "logging.file",
@@ -739,8 +723,8 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                 format!("target {} must be between 0 and 1 (exclusive)", o.target),
             ));
         }
-        if crate::model::promql::parse_duration(&o.window).is_none() {
-            errs.push(src.error(&at("window"), format!("bad duration {:?}", o.window)));
+        if o.window.is_zero() {
+            errs.push(src.error(&at("window"), "an SLO window must be longer than 0s"));
         }
         let Some(metric) = metrics.get(o.metric.as_str()) else {
             errs.push(src.error(
@@ -804,15 +788,6 @@ fn check_objectives(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     }
 }
 
-/// `host:port` with a port in 1-65535 and a host.
-fn is_host_port(addr: &str) -> bool {
-    addr.rsplit_once(':').is_some_and(|(h, p)| {
-        !h.is_empty()
-            && !addr.contains(char::is_whitespace)
-            && p.parse::<i64>().is_ok_and(|p| (1..=65535).contains(&p))
-    })
-}
-
 /// A DNS-1035 label: what a Kubernetes Service (and so every object
 /// `render` names after the service) and a namespace may be called.
 fn is_dns_label(s: &str) -> bool {
@@ -862,13 +837,6 @@ pub fn is_label_part(s: &str, empty_ok: bool) -> bool {
         && b[b.len() - 1].is_ascii_alphanumeric()
         && b.iter()
             .all(|c| c.is_ascii_alphanumeric() || b"-_.".contains(c))
-}
-
-/// An `http://` or `https://` URL with something after the scheme and no blanks.
-fn is_http_url(url: &str) -> bool {
-    (url.starts_with("http://") || url.starts_with("https://"))
-        && url.len() > "https://".len()
-        && !url.contains(char::is_whitespace)
 }
 
 fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
@@ -941,17 +909,6 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
-    for (field, url) in [
-        ("prometheus_url", &k.prometheus_url),
-        ("loki_url", &k.loki_url),
-    ] {
-        if !is_http_url(url) {
-            errs.push(src.error(
-                &format!("kubernetes.{field}"),
-                format!("{url:?} must be an http:// or https:// URL"),
-            ));
-        }
-    }
 }
 
 fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
@@ -964,14 +921,6 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
         if !d.targets.is_empty() {
             errs.push(src.error(&at("targets"), "dns discovery takes `names`, not `targets`"));
-        }
-        for (i, n) in d.names.iter().enumerate() {
-            if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c == ':' || c == '/') {
-                errs.push(src.error(
-                    &format!("stack.discovery.names[{i}]"),
-                    format!("{n:?} is not a DNS name"),
-                ));
-            }
         }
         if d.record == DnsRecord::Srv && d.port.is_some() {
             errs.push(src.error(
@@ -992,12 +941,7 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         let mut seen = HashSet::new();
         for (i, t) in d.targets.iter().enumerate() {
             let p = format!("stack.discovery.targets[{i}]");
-            if !is_host_port(t) {
-                errs.push(src.error(
-                    &p,
-                    format!("{t:?} must be host:port with a port in 1-65535"),
-                ));
-            } else if !seen.insert(t.as_str()) {
+            if !seen.insert(t.as_str()) {
                 errs.push(src.error(
                     &p,
                     format!("{t:?} is listed twice (one instance, one target)"),
@@ -1008,11 +952,8 @@ fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     if let Some(p) = d.port {
         check_port(src, &at("port"), p, errs);
     }
-    if crate::model::promql::parse_duration(&d.refresh_interval).is_none() {
-        errs.push(src.error(
-            &at("refresh_interval"),
-            format!("bad duration {:?} (e.g. 30s, 1m)", d.refresh_interval),
-        ));
+    if d.refresh_interval.is_zero() {
+        errs.push(src.error(&at("refresh_interval"), "must be longer than 0s"));
     }
 }
 
@@ -1037,11 +978,8 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         ("scrape_interval", &s.scrape_interval),
         ("evaluation_interval", &s.evaluation_interval),
     ] {
-        if crate::model::promql::parse_duration(v).is_none() {
-            errs.push(src.error(
-                &format!("stack.{f}"),
-                format!("bad duration {v:?} (e.g. 15s, 1m)"),
-            ));
+        if v.is_zero() {
+            errs.push(src.error(&format!("stack.{f}"), "must be longer than 0s"));
         }
     }
     // Prometheus refuses two scrape configs with one job_name.
@@ -1062,24 +1000,10 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         } else {
             jobs.insert(&t.job, format!("stack.extra_targets[{i}]"));
         }
-        for (j, addr) in t.targets.iter().enumerate() {
-            if !is_host_port(addr) {
-                errs.push(src.error(
-                    &format!("stack.extra_targets[{i}].targets[{j}]"),
-                    format!("{addr:?} must be host:port with a port in 1-65535"),
-                ));
-            }
-        }
     }
     check_discovery(src, m, errs);
     let mut names = HashSet::new();
     for (i, w) in s.remote_write.iter().enumerate() {
-        if !is_http_url(&w.url) {
-            errs.push(src.error(
-                &format!("stack.remote_write[{i}].url"),
-                format!("{:?} must be an http:// or https:// URL", w.url),
-            ));
-        }
         if let Some(n) = &w.name {
             if n.trim().is_empty() || !names.insert(n.as_str()) {
                 errs.push(src.error(

@@ -7,43 +7,6 @@
 
 use promql_parser::parser::{self, Expr};
 
-/// Prometheus duration (`15s`, `1m30s`, `30d`) in seconds.
-pub fn parse_duration(s: &str) -> Option<u64> {
-    if s.is_empty() {
-        return None;
-    }
-    let mut total = 0u64;
-    let mut num = String::new();
-    let mut chars = s.chars().peekable();
-    while let Some(c) = chars.next() {
-        if c.is_ascii_digit() {
-            num.push(c);
-            continue;
-        }
-        let n: u64 = num.parse().ok()?;
-        num.clear();
-        let mult = match c {
-            'm' if chars.peek() == Some(&'s') => {
-                chars.next();
-                total += n / 1000;
-                continue;
-            }
-            's' => 1,
-            'm' => 60,
-            'h' => 3600,
-            'd' => 86400,
-            'w' => 7 * 86400,
-            'y' => 365 * 86400,
-            _ => return None,
-        };
-        total += n * mult;
-    }
-    if !num.is_empty() {
-        return None;
-    }
-    Some(total)
-}
-
 /// One metric selector found in an expression.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Selector {
@@ -320,16 +283,6 @@ mod tests {
                 ("1h", Some("max_over_time"))
             ]
         );
-    }
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration("15s"), Some(15));
-        assert_eq!(parse_duration("1m30s"), Some(90));
-        assert_eq!(parse_duration("30d"), Some(30 * 86400));
-        assert_eq!(parse_duration("500ms"), Some(0));
-        assert_eq!(parse_duration("15"), None);
-        assert_eq!(parse_duration("abc"), None);
     }
 
     #[test]

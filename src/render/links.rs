@@ -12,7 +12,7 @@ use serde_json::{json, Value as Json};
 /// the published Grafana port on localhost), without a trailing `/`.
 pub fn grafana_url(m: &Manifest) -> String {
     match &m.stack.grafana_url {
-        Some(u) => u.trim_end_matches('/').to_string(),
+        Some(u) => u.as_str().trim_end_matches('/').to_string(),
         None => format!("http://localhost:{}", m.stack.grafana.port),
     }
 }

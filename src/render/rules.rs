@@ -12,9 +12,8 @@
 
 use super::escape;
 use super::links;
-use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, TestSeries};
+use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, PromDuration, TestSeries};
 use crate::model::annotation;
-use crate::model::promql::parse_duration;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -240,9 +239,14 @@ impl AlertSpec {
     }
 }
 
-/// `for` plus a margin, as a promtool eval time.
-fn after(for_: &str, margin: u64) -> String {
-    fmt_duration(parse_duration(for_).unwrap_or(0) + margin)
+/// `for` plus a margin of seconds, as a promtool eval time.
+fn after(for_: &PromDuration, margin: u64) -> String {
+    let d = for_.get() + std::time::Duration::from_secs(margin);
+    match (d.as_secs(), d.subsec_millis()) {
+        (secs, 0) => fmt_duration(secs),
+        (0, ms) => format!("{ms}ms"),
+        (secs, ms) => format!("{}{ms}ms", fmt_duration(secs)),
+    }
 }
 
 /// Manifest text put into an annotation template: printed as written.
@@ -352,7 +356,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             };
             let expr = pairs.iter().map(cond).collect::<Vec<_>>().join(" or ");
             let [(s1, l1, f1), (s2, l2, f2)] = pairs;
-            let days = parse_duration(&o.window).unwrap_or(0) as f64 / 86400.0;
+            let days = o.window.get().as_secs_f64() / 86400.0;
             AlertSpec {
                 name: format!("{}ErrorBudgetBurn{}", camel(&o.name), camel(kind)),
                 expr,
@@ -416,7 +420,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",
                 num(ratio)
             ),
-            for_: Some(for_.clone()),
+            for_: Some(for_.to_string()),
             severity: tune.severity.clone().unwrap_or_else(|| "critical".into()),
             summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
             description: format!(
@@ -475,7 +479,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
                 "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
                 num(t)
             ),
-            for_: Some(for_.clone()),
+            for_: Some(for_.to_string()),
             severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
             summary: format!(
                 "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
@@ -532,7 +536,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         AlertSpec {
             name,
             expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
-            for_: Some(for_.clone()),
+            for_: Some(for_.to_string()),
             severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
             summary: format!("More than {above} items of {endpoint} are low on {field}"),
             description: format!(
@@ -555,7 +559,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
     AlertSpec {
         name: "TargetDown".into(),
         expr: "up == 0".into(),
-        for_: Some(r.target_down_for.clone()),
+        for_: Some(r.target_down_for.to_string()),
         severity: "critical".into(),
         summary: "Scrape target {{ $labels.instance }} of {{ $labels.job }} is down".into(),
         description: format!(
@@ -588,7 +592,7 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
         AlertSpec {
             name: a.name.clone(),
             expr: a.expr.clone(),
-            for_: Some(a.for_.clone()),
+            for_: Some(a.for_.to_string()),
             severity: a.severity.clone(),
             summary: a.summary.clone(),
             // It names the metric and the threshold: the expression is
@@ -607,7 +611,10 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
             quiet: t.quiet.clone(),
             fired_labels: t.labels.clone(),
             value: t.value,
-            eval_time: t.eval_time.clone().unwrap_or_else(|| after(&a.for_, 300)),
+            eval_time: t
+                .eval_time
+                .as_ref()
+                .map_or_else(|| after(&a.for_, 300), PromDuration::to_string),
             metrics: links::families(&a.expr),
             prefer: None,
             panel: a.panel.clone(),

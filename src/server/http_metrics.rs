@@ -1,10 +1,11 @@
 //! Per-request metric handles, resolved once and cached lock-free.
 //!
 //! Labels are bounded by construction: `path` is a route template (or one
-//! fixed value for unmatched requests), `method` a closed set of eight and
+//! fixed value for unmatched requests), `method` a closed set of eight (`HttpMethod::ALL` and `OTHER`) and
 //! `status` one of the closed set of `manifest::budget::Statuses` (a status
 //! outside it counts under its class, `4xx`).
 
+use crate::manifest::HttpMethod;
 use poem::http::Method;
 use prometheus::{Histogram, HistogramVec, IntCounter, IntCounterVec};
 use std::collections::{BTreeSet, HashMap};
@@ -13,27 +14,17 @@ use std::sync::{Mutex, OnceLock};
 /// The `path` label of a request that matched no route.
 pub const UNMATCHED: &str = "unmatched";
 
-const METHODS: [&str; 8] = [
-    "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "OTHER",
-];
+/// The method index of `OTHER`: any method not in [`HttpMethod::ALL`].
+pub const OTHER_METHOD: usize = HttpMethod::ALL.len();
 
-/// Index of `m` in the closed method set (`OTHER` for anything else).
+/// Index of `m` in the closed method set ([`OTHER_METHOD`] for anything else).
 pub fn method_index(m: &Method) -> usize {
-    match *m {
-        Method::GET => 0,
-        Method::POST => 1,
-        Method::PUT => 2,
-        Method::DELETE => 3,
-        Method::PATCH => 4,
-        Method::HEAD => 5,
-        Method::OPTIONS => 6,
-        _ => 7,
-    }
+    HttpMethod::from_token(m.as_str().as_bytes()).map_or(OTHER_METHOD, HttpMethod::index)
 }
 
 /// Label value of a method index.
 pub fn method_label(i: usize) -> &'static str {
-    METHODS[i]
+    HttpMethod::ALL.get(i).map_or("OTHER", |m| m.as_str())
 }
 
 /// `s` for the rest of the process: each distinct route template is leaked
@@ -57,7 +48,7 @@ struct MethodSlot {
 
 struct RouteSlot {
     path: &'static str,
-    methods: [OnceLock<MethodSlot>; 8],
+    methods: [OnceLock<MethodSlot>; OTHER_METHOD + 1],
 }
 
 /// Handles for every (route, method, status) seen so far.

@@ -18,6 +18,7 @@
 //! connection to close instead of taking more (new clients wait in the
 //! kernel's backlog). The values come from `service.limits`.
 
+use crate::manifest::HttpMethod;
 use poem::http::uri::Scheme;
 use poem::listener::Acceptor;
 use poem::web::{LocalAddr, RemoteAddr};
@@ -60,8 +61,8 @@ pub struct Counts {
 /// too long (414), a head too large (431) or a malformed request (400).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Rejected {
-    /// The request's method, if it is a standard one (else `None`).
-    pub method: Option<&'static str>,
+    /// The request's method, if it is one a route may serve (else `None`).
+    pub method: Option<HttpMethod>,
     pub status: u16,
     pub peer: Option<std::net::SocketAddr>,
 }
@@ -91,13 +92,10 @@ impl std::fmt::Debug for OnReject {
     }
 }
 
-/// The standard method a request head starts with, if any.
-fn method_of(head: &[u8]) -> Option<&'static str> {
-    const KNOWN: [&str; 9] = [
-        "GET", "POST", "PUT", "DELETE", "PATCH", "HEAD", "OPTIONS", "CONNECT", "TRACE",
-    ];
+/// The method a request head starts with, if a route may serve it.
+fn method_of(head: &[u8]) -> Option<HttpMethod> {
     let token = head.split(|&b| b == b' ').next()?;
-    KNOWN.into_iter().find(|m| m.as_bytes() == token)
+    HttpMethod::from_token(token)
 }
 
 /// The status of a response head that hyper wrote itself: a 4xx without
@@ -415,7 +413,7 @@ mod tests {
         let routed = b"HTTP/1.1 404 Not Found\r\ncontent-type: application/json\r\nx-request-id: 2a4f\r\n\r\n";
         assert_eq!(hyper_rejection(routed), None);
         assert_eq!(hyper_rejection(b"HTTP/1.1 200 OK\r\n\r\n"), None);
-        assert_eq!(method_of(b"POST /x"), Some("POST"));
+        assert_eq!(method_of(b"POST /x"), Some(HttpMethod::Post));
         assert_eq!(method_of(b"AAAAAAAA"), None);
     }
 }

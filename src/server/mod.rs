@@ -244,10 +244,7 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
             };
             let app = current.load_full();
             let rt = &app.runtime;
-            let method = r
-                .method
-                .and_then(|m| poem::http::Method::from_bytes(m.as_bytes()).ok())
-                .map_or(7, |m| http_metrics::method_index(&m));
+            let method = r.method.map_or(http_metrics::OTHER_METHOD, |m| m.index());
             rt.http.count_only(rt.http.unmatched(), method, r.status);
             let reason = match r.status {
                 414 => "the request target is too long",

@@ -339,8 +339,7 @@ fn operations(model: &Model) -> Built {
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
             let op = Op {
                 path: ep.path.clone(),
-                method: Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
-                    .unwrap_or(Method::GET),
+                method: ep.method.to_http(),
                 summary: leak(&ep.summary),
                 description: leak(&ep.description),
                 tags: ep.tags.iter().map(|t| leak(t)).collect(),

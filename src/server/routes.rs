@@ -36,8 +36,7 @@ impl RouteTable {
         // Template → its index in `paths`: linear in the endpoints.
         let mut at: std::collections::HashMap<&str, usize> = std::collections::HashMap::new();
         for (i, ep) in m.endpoints.iter().enumerate() {
-            let method = Method::from_bytes(ep.method.to_ascii_uppercase().as_bytes())
-                .unwrap_or(Method::GET);
+            let method = ep.method.to_http();
             match at.get(ep.path.as_str()) {
                 Some(&k) => paths[k].1.push((method, i)),
                 None => {

@@ -23,7 +23,7 @@ mod api;
 pub mod diagnose;
 pub mod report;
 
-use crate::model::{promql, Model};
+use crate::model::Model;
 use crate::render::rules;
 use crate::term::{errln, out, outln};
 use api::{Api, Failure, RuleStates};
@@ -118,16 +118,25 @@ pub enum Outcome {
     Error(String),
 }
 
+/// A duration in seconds as PromQL writes it (`60s`), or in milliseconds
+/// when it is not whole (`1500ms`).
+fn seconds(d: std::time::Duration) -> String {
+    match d.subsec_millis() {
+        0 => format!("{}s", d.as_secs()),
+        _ => format!("{}ms", d.as_millis()),
+    }
+}
+
 /// Grafana's variables, as the dashboard would fill them for this service.
 pub fn substitute(model: &Model, expr: &str) -> String {
     let m = &model.manifest;
-    let scrape = promql::parse_duration(&m.stack.scrape_interval).unwrap_or(15);
-    let rate = format!("{}s", (4 * scrape).max(1));
+    let scrape = m.stack.scrape_interval.get();
+    let rate = seconds((4 * scrape).max(std::time::Duration::from_secs(1)));
     let job = regex_escape(crate::render::stack::service_job(m));
     expr.replace("$__rate_interval", &rate)
         .replace("$__range", "1h")
         .replace("$__auto", &rate)
-        .replace("$__interval", &format!("{scrape}s"))
+        .replace("$__interval", &seconds(scrape))
         .replace("${job}", &job)
         .replace("${instance}", ".+")
         .replace("$job", &job)

@@ -68,8 +68,8 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "collection"
     }
-    fn methods(&self) -> Option<&'static [&'static str]> {
-        Some(&["GET"])
+    fn methods(&self) -> Option<&'static [HttpMethod]> {
+        Some(&[HttpMethod::Get])
     }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         let opts: Options = ctx.options()?;

@@ -44,10 +44,10 @@ enum Op {
 const OPS: &str = "health, search, metrics, metric_payload_options, query, annotations, variable, tag_keys, tag_values, dashboard";
 
 impl Op {
-    fn method(self) -> &'static str {
+    fn method(self) -> HttpMethod {
         match self {
-            Op::Health | Op::Dashboard => "GET",
-            _ => "POST",
+            Op::Health | Op::Dashboard => HttpMethod::Get,
+            _ => HttpMethod::Post,
         }
     }
 }
@@ -203,7 +203,7 @@ impl HandlerKind for Kind {
                 ),
             )]));
         };
-        if !ctx.endpoint.method.eq_ignore_ascii_case(op.method()) {
+        if ctx.endpoint.method != op.method() {
             return Err(Diagnostics(vec![ctx.source.error(
                 &ctx.at("method"),
                 format!(

@@ -16,8 +16,8 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "info"
     }
-    fn methods(&self) -> Option<&'static [&'static str]> {
-        Some(&["GET"])
+    fn methods(&self) -> Option<&'static [HttpMethod]> {
+        Some(&[HttpMethod::Get])
     }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
@@ -28,7 +28,7 @@ impl HandlerKind for Kind {
             let endpoints: Vec<_> = m
                 .endpoints
                 .iter()
-                .map(|e| json!({"method": e.method.to_ascii_uppercase(), "path": e.path, "summary": e.summary}))
+                .map(|e| json!({"method": e.method.as_str(), "path": e.path, "summary": e.summary}))
                 .collect();
             let body = json!({
                 "service": m.service.name,

@@ -4,7 +4,7 @@
 //! data (this runs for `validate` too, so bad options fail there), and the
 //! prepared handler builds the poem endpoint once the server is assembled.
 
-pub use crate::manifest::{Diagnostics, Endpoint, Manifest, Source};
+pub use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Source};
 pub use crate::model::kinds::{
     HandlerCtx, HandlerKind, Host, OperationDoc, ParamDoc, ParamIn, PreparedHandler, TypedDoc,
     TypedDocFn,

@@ -32,8 +32,8 @@ impl HandlerKind for Kind {
     fn name(&self) -> &'static str {
         "probe"
     }
-    fn methods(&self) -> Option<&'static [&'static str]> {
-        Some(&["GET"])
+    fn methods(&self) -> Option<&'static [HttpMethod]> {
+        Some(&[HttpMethod::Get])
     }
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;

@@ -575,7 +575,7 @@ impl<H: Handler> HandlerKind for Kind<H> {
         let options: H::Options = ctx.options()?;
         let mut setup = Setup {
             path: &ctx.endpoint.path,
-            method: ctx.endpoint.method.to_ascii_uppercase(),
+            method: ctx.endpoint.method.as_str().to_string(),
             apps: ctx.apps,
         };
         let state = self.0.setup(options, &mut setup).map_err(|e| {

@@ -199,12 +199,15 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         .flat_map(|(k, _, t)| [k.as_str(), t.as_str()])
         .collect();
     let service_url = format!("http://{name}.{}.svc:{}", k.namespace, m.service.port);
-    let loki_push = format!("{}/loki/api/v1/push", k.loki_url.trim_end_matches('/'));
+    let loki_push = format!(
+        "{}/loki/api/v1/push",
+        k.loki_url.as_str().trim_end_matches('/')
+    );
     let datasources = grafana_datasources::render_with(
         ctx,
         &grafana_datasources::Urls {
-            prometheus: k.prometheus_url.clone(),
-            loki: k.loki_url.clone(),
+            prometheus: k.prometheus_url.to_string(),
+            loki: k.loki_url.to_string(),
             json: format!("{service_url}/grafana"),
         },
     )?;

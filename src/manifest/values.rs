@@ -1,0 +1,795 @@
+//! Typed values of the manifest, each parsed once, when the manifest is
+//! read: a value that does not parse is a located error of the load (with
+//! every other error of the same run), and what comes after the load
+//! (validation, render, server, chaos, verify) holds the parsed value and
+//! never reads the text again.
+
+use schemars::JsonSchema;
+use serde::{Deserialize, Serialize};
+use std::time::Duration;
+
+/// A Prometheus duration (`15s`, `1m30s`, `500ms`, `30d`): the text as
+/// written, and its value.
+///
+/// The syntax is Prometheus's config syntax (`model.ParseDuration`): units
+/// `y w d h m s ms`, each at most once and largest first, every number
+/// with its unit. A bare number (`15`, `1.5`) is refused. The value is
+/// computed by `promql_parser::util::parse_duration`, the parser the PromQL
+/// lint uses too; `0s` is a duration of zero (fields that need a positive
+/// one say so in validation).
+#[derive(Clone, PartialEq, Eq, Hash)]
+pub struct PromDuration {
+    text: String,
+    value: Duration,
+}
+
+/// The units of a Prometheus duration, largest first.
+const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
+
+/// What a duration looks like, for error messages.
+const EXAMPLES: &str = "a Prometheus duration such as 30s, 5m, 1h30m or 500ms";
+
+impl PromDuration {
+    /// Parses `text` as a Prometheus duration; the error says why not.
+    pub fn parse(text: &str) -> Result<PromDuration, String> {
+        let bad = |why: &str| format!("bad duration {text:?}: {why}");
+        check_syntax(text).map_err(|why| bad(&why))?;
+        let value = match promql_parser::util::parse_duration(text) {
+            Ok(v) => v,
+            // The syntax is checked: only a zero is left to refuse here.
+            Err(_) if text.bytes().all(|b| !(b'1'..=b'9').contains(&b)) => Duration::ZERO,
+            Err(e) => return Err(bad(&e)),
+        };
+        if value.as_millis() > i64::MAX as u128 {
+            return Err(bad("out of range"));
+        }
+        Ok(PromDuration {
+            text: text.to_string(),
+            value,
+        })
+    }
+
+    /// A whole number of seconds, written the Prometheus way (`300` → `5m`).
+    pub fn from_secs(secs: u64) -> PromDuration {
+        let value = Duration::from_secs(secs);
+        PromDuration {
+            text: promql_parser::util::display_duration(&value),
+            value,
+        }
+    }
+
+    /// The text as written in the manifest.
+    pub fn as_str(&self) -> &str {
+        &self.text
+    }
+
+    /// The parsed value.
+    pub fn get(&self) -> Duration {
+        self.value
+    }
+
+    /// Whether it is a duration of zero (`0s`).
+    pub fn is_zero(&self) -> bool {
+        self.value.is_zero()
+    }
+}
+
+/// Checks `text` against Prometheus's duration syntax, before the value is
+/// computed: `promql_parser` reads a bare float (`1.5`) as seconds and
+/// silently drops a number too large for it, Prometheus refuses both.
+fn check_syntax(text: &str) -> Result<(), String> {
+    if text.is_empty() {
+        return Err(format!("empty; expected {EXAMPLES}"));
+    }
+    if text.parse::<f64>().is_ok() {
+        return Err(format!("a number needs a unit; expected {EXAMPLES}"));
+    }
+    let mut rest = text;
+    let mut next_unit = 0;
+    while !rest.is_empty() {
+        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
+        if digits == 0 {
+            return Err(format!("expected {EXAMPLES}"));
+        }
+        if rest[..digits].parse::<u32>().is_err() {
+            return Err(format!("{} is too large", &rest[..digits]));
+        }
+        rest = &rest[digits..];
+        // `ms` before `m`, so that `5ms` is not read as `5m` and `s`.
+        let found = UNITS
+            .iter()
+            .enumerate()
+            .filter(|(_, u)| rest.starts_with(**u))
+            .max_by_key(|(_, u)| u.len());
+        match found {
+            Some((i, u)) if i >= next_unit => {
+                next_unit = i + 1;
+                rest = &rest[u.len()..];
+            }
+            Some(_) => return Err("units must be written largest first, each once".into()),
+            None => return Err(format!("expected {EXAMPLES}")),
+        }
+    }
+    Ok(())
+}
+
+impl std::fmt::Display for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.text)
+    }
+}
+
+impl std::fmt::Debug for PromDuration {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "PromDuration({:?})", self.text)
+    }
+}
+
+impl Serialize for PromDuration {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&self.text)
+    }
+}
+
+impl<'de> Deserialize<'de> for PromDuration {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl serde::de::Visitor<'_> for V {
+            type Value = PromDuration;
+            fn expecting(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(EXAMPLES)
+            }
+            fn visit_str<E: serde::de::Error>(self, v: &str) -> Result<PromDuration, E> {
+                PromDuration::parse(v).map_err(E::custom)
+            }
+            fn visit_u64<E: serde::de::Error>(self, v: u64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+            fn visit_i64<E: serde::de::Error>(self, v: i64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+            fn visit_f64<E: serde::de::Error>(self, v: f64) -> Result<PromDuration, E> {
+                Err(E::custom(format!(
+                    "bad duration {v}: a number needs a unit; expected {EXAMPLES}"
+                )))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+/// In the schema, a string matching Prometheus's duration syntax.
+impl JsonSchema for PromDuration {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "PromDuration".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        schemars::json_schema!({
+            "description": "A Prometheus duration: units y, w, d, h, m, s, ms, largest first (`15s`, `1m30s`, `500ms`).",
+            "type": "string",
+            "minLength": 2,
+            "pattern": "^([0-9]+y)?([0-9]+w)?([0-9]+d)?([0-9]+h)?([0-9]+m)?([0-9]+s)?([0-9]+ms)?$"
+        })
+    }
+}
+
+/// An HTTP method a route may serve: the one table of them, for the
+/// manifest's `endpoints[].method`, the handler kinds' methods, the
+/// metrics' `method` label (any other method counts as `OTHER`) and the
+/// logging of a request refused before routing.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum HttpMethod {
+    Get,
+    Post,
+    Put,
+    Delete,
+    Patch,
+    Head,
+    Options,
+}
+
+impl HttpMethod {
+    /// Every method, in the order of the `method` label's values.
+    pub const ALL: [HttpMethod; 7] = [
+        HttpMethod::Get,
+        HttpMethod::Post,
+        HttpMethod::Put,
+        HttpMethod::Delete,
+        HttpMethod::Patch,
+        HttpMethod::Head,
+        HttpMethod::Options,
+    ];
+
+    /// The method as HTTP writes it (`GET`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            HttpMethod::Get => "GET",
+            HttpMethod::Post => "POST",
+            HttpMethod::Put => "PUT",
+            HttpMethod::Delete => "DELETE",
+            HttpMethod::Patch => "PATCH",
+            HttpMethod::Head => "HEAD",
+            HttpMethod::Options => "OPTIONS",
+        }
+    }
+
+    /// The method a request token names, exactly (HTTP methods are case-sensitive).
+    pub fn from_token(token: &[u8]) -> Option<HttpMethod> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().as_bytes() == token)
+    }
+
+    /// The `http` crate's method (poem's and reqwest's).
+    pub fn to_http(self) -> poem::http::Method {
+        use poem::http::Method;
+        match self {
+            HttpMethod::Get => Method::GET,
+            HttpMethod::Post => Method::POST,
+            HttpMethod::Put => Method::PUT,
+            HttpMethod::Delete => Method::DELETE,
+            HttpMethod::Patch => Method::PATCH,
+            HttpMethod::Head => Method::HEAD,
+            HttpMethod::Options => Method::OPTIONS,
+        }
+    }
+
+    /// Its place in [`HttpMethod::ALL`].
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    /// Every method, as a list for messages.
+    fn list() -> String {
+        Self::ALL
+            .iter()
+            .map(|m| m.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Parses `endpoints[].method`, in any case (`get`, `GET`).
+    pub fn parse(name: &str) -> Result<HttpMethod, String> {
+        Self::ALL
+            .into_iter()
+            .find(|m| m.as_str().eq_ignore_ascii_case(name))
+            .ok_or_else(|| format!("unknown HTTP method {name:?} (known: {})", Self::list()))
+    }
+}
+
+impl std::fmt::Display for HttpMethod {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for HttpMethod {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for HttpMethod {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        HttpMethod::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// In the schema, a method in any case (`GET`, `get`).
+impl JsonSchema for HttpMethod {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "HttpMethod".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let any_case: Vec<String> = HttpMethod::ALL
+            .iter()
+            .map(|m| {
+                m.as_str()
+                    .chars()
+                    .map(|c| format!("[{c}{}]", c.to_ascii_lowercase()))
+                    .collect()
+            })
+            .collect();
+        schemars::json_schema!({
+            "description": format!("An HTTP method, in any case: {}.", HttpMethod::list()),
+            "type": "string",
+            "pattern": format!("^({})$", any_case.join("|"))
+        })
+    }
+}
+
+/// `logging.level`: the least severe level written.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Default)]
+pub enum LogLevel {
+    Trace,
+    Debug,
+    #[default]
+    Info,
+    Warn,
+    Error,
+}
+
+impl LogLevel {
+    /// Every level, least severe first.
+    pub const ALL: [LogLevel; 5] = [
+        LogLevel::Trace,
+        LogLevel::Debug,
+        LogLevel::Info,
+        LogLevel::Warn,
+        LogLevel::Error,
+    ];
+
+    /// The level as the manifest writes it (`info`).
+    pub fn as_str(self) -> &'static str {
+        match self {
+            LogLevel::Trace => "trace",
+            LogLevel::Debug => "debug",
+            LogLevel::Info => "info",
+            LogLevel::Warn => "warn",
+            LogLevel::Error => "error",
+        }
+    }
+
+    /// Parses a level as the manifest writes it (lower case).
+    pub fn parse(name: &str) -> Result<LogLevel, String> {
+        Self::ALL
+            .into_iter()
+            .find(|l| l.as_str() == name)
+            .ok_or_else(|| {
+                let known: Vec<&str> = Self::ALL.iter().map(|l| l.as_str()).collect();
+                format!("unknown level {name:?} (known: {})", known.join(", "))
+            })
+    }
+}
+
+impl std::fmt::Display for LogLevel {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl Serialize for LogLevel {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(self.as_str())
+    }
+}
+
+impl<'de> Deserialize<'de> for LogLevel {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        let name = String::deserialize(d)?;
+        LogLevel::parse(&name).map_err(serde::de::Error::custom)
+    }
+}
+
+/// In the schema, one of the level names.
+impl JsonSchema for LogLevel {
+    fn schema_name() -> std::borrow::Cow<'static, str> {
+        "LogLevel".into()
+    }
+    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+        let names: Vec<&str> = LogLevel::ALL.iter().map(|l| l.as_str()).collect();
+        schemars::json_schema!({
+            "description": "A log level: trace, debug, info, warn or error.",
+            "type": "string",
+            "enum": names
+        })
+    }
+}
+
+/// Defines a string newtype that is checked once, when the manifest is
+/// read: `Deserialize` runs `$check`, `Serialize` writes the text back.
+macro_rules! checked_text {
+    ($(#[$doc:meta])* $name:ident, $check:path, $schema:expr) => {
+        $(#[$doc])*
+        #[derive(Clone, PartialEq, Eq, Hash, PartialOrd, Ord)]
+        pub struct $name(String);
+
+        impl $name {
+            /// Checks `text`; the error says what is wrong with it.
+            pub fn parse(text: &str) -> Result<$name, String> {
+                $check(text).map(|()| $name(text.to_string()))
+            }
+            /// The text as written in the manifest.
+            pub fn as_str(&self) -> &str {
+                &self.0
+            }
+            /// A default of the manifest's, known to pass the check
+            /// (`defaults_are_valid` tests each).
+            #[allow(dead_code)]
+            pub(super) fn default_of(text: &str) -> $name {
+                $name(text.to_string())
+            }
+        }
+
+        impl std::fmt::Display for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(&self.0)
+            }
+        }
+
+        impl std::fmt::Debug for $name {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                write!(f, "{}({:?})", stringify!($name), self.0)
+            }
+        }
+
+        impl Serialize for $name {
+            fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+                s.serialize_str(&self.0)
+            }
+        }
+
+        impl<'de> Deserialize<'de> for $name {
+            fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+                let text = String::deserialize(d)?;
+                $name::parse(&text).map_err(serde::de::Error::custom)
+            }
+        }
+
+        impl JsonSchema for $name {
+            fn schema_name() -> std::borrow::Cow<'static, str> {
+                stringify!($name).into()
+            }
+            fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
+                $schema
+            }
+        }
+    };
+}
+
+/// Whether `label` is an RFC 1123 host name label: 1 to 63 letters, digits
+/// and `-`, a letter or digit at both ends (with `underscore`, a leading
+/// `_` as SRV names have, `_http._tcp`).
+fn is_dns_label(label: &str, underscore: bool) -> bool {
+    let b = label
+        .strip_prefix('_')
+        .filter(|_| underscore)
+        .unwrap_or(label)
+        .as_bytes();
+    (1..=63).contains(&label.len())
+        && !b.is_empty()
+        && b[0].is_ascii_alphanumeric()
+        && b[b.len() - 1].is_ascii_alphanumeric()
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || *c == b'-')
+}
+
+/// Whether `name` is a DNS name of RFC 1123 labels (at most 253 characters).
+fn is_dns_name(name: &str, underscore: bool) -> bool {
+    name.len() <= 253 && name.split('.').all(|l| is_dns_label(l, underscore))
+}
+
+/// `text` quoted for a message, cut to 80 characters.
+fn shown(text: &str) -> String {
+    let cut: String = text.chars().take(80).collect();
+    if cut.len() < text.len() {
+        format!("{cut:?}...")
+    } else {
+        format!("{cut:?}")
+    }
+}
+
+/// A host: a DNS name, an IPv4 address or a bracketed IPv6 address (`[::1]`).
+fn check_host(text: &str) -> Result<(), String> {
+    let ok = match text.strip_prefix('[').and_then(|t| t.strip_suffix(']')) {
+        Some(v6) => v6.parse::<std::net::Ipv6Addr>().is_ok(),
+        None => {
+            text.parse::<std::net::Ipv4Addr>().is_ok()
+                || (is_dns_name(text, false)
+                    && !text
+                        .rsplit('.')
+                        .next()
+                        .is_some_and(|l| l.bytes().all(|b| b.is_ascii_digit())))
+        }
+    };
+    if ok {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a host: a DNS name (letters, digits, '-' and '.'), an IPv4 address or a bracketed IPv6 address such as [::1]",
+            shown(text)
+        ))
+    }
+}
+
+/// `host:port`, the host as [`check_host`] takes it, the port 1 to 65535.
+fn check_host_port(text: &str) -> Result<(), String> {
+    let bad = || {
+        format!(
+            "{} must be host:port (a DNS name, an IPv4 address or a bracketed IPv6 address, and a port in 1-65535)",
+            shown(text)
+        )
+    };
+    let (host, port) = text.rsplit_once(':').ok_or_else(bad)?;
+    let port_ok = !port.starts_with('+') && port.parse::<u16>().is_ok_and(|p| p > 0);
+    if !port_ok || check_host(host).is_err() {
+        return Err(bad());
+    }
+    Ok(())
+}
+
+/// A DNS name to query: RFC 1123 labels, `_` allowed at the start of one.
+fn check_dns_name(text: &str) -> Result<(), String> {
+    if is_dns_name(text, true) {
+        Ok(())
+    } else {
+        Err(format!(
+            "{} is not a DNS name (labels of letters, digits and '-', joined by '.', such as _http._tcp.api.example.internal)",
+            shown(text)
+        ))
+    }
+}
+
+/// Characters that are valid in a URL's text but that telltale never
+/// writes into a rendered file: they would be read as YAML, a template or
+/// an annotation's markup.
+const URL_UNSAFE: &[char] = &['"', '\'', '`', '{', '}', '<', '>', '\\', '|', '^'];
+
+/// An absolute `http://` or `https://` URL with a host.
+fn check_http_url(text: &str) -> Result<(), String> {
+    let bad = |why: &str| format!("{} must be an http:// or https:// URL: {why}", shown(text));
+    if text.chars().any(|c| c.is_whitespace() || c.is_control()) {
+        return Err(bad("it has a space or a control character"));
+    }
+    if let Some(c) = text.chars().find(|c| URL_UNSAFE.contains(c)) {
+        return Err(bad(&format!("{c:?} is not allowed")));
+    }
+    let url = reqwest::Url::parse(text).map_err(|e| bad(&e.to_string()))?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(bad(&format!("the scheme is {:?}", url.scheme())));
+    }
+    match url.host_str() {
+        Some(h) if !h.is_empty() => Ok(()),
+        _ => Err(bad("it has no host")),
+    }
+}
+
+checked_text!(
+    /// A host others reach a service at (`host.docker.internal`,
+    /// `10.0.0.5`, `[fd00::1]`), checked once when the manifest is read.
+    Host,
+    check_host,
+    schemars::json_schema!({
+        "description": "A DNS name, an IPv4 address or a bracketed IPv6 address such as [::1].",
+        "type": "string",
+        "pattern": "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\])$"
+    })
+);
+
+checked_text!(
+    /// `host:port` (`api:8001`, `10.0.0.5:9093`, `[fd00::1]:8001`), checked
+    /// once when the manifest is read.
+    HostPort,
+    check_host_port,
+    schemars::json_schema!({
+        "description": "host:port: a DNS name, an IPv4 address or a bracketed IPv6 address, and a port in 1-65535.",
+        "type": "string",
+        "pattern": "^([A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\.[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*|\\[[0-9A-Fa-f:.]+\\]):[0-9]{1,5}$"
+    })
+);
+
+checked_text!(
+    /// A DNS name to query (`_http._tcp.api.example.internal`), checked
+    /// once when the manifest is read.
+    DnsName,
+    check_dns_name,
+    schemars::json_schema!({
+        "description": "A DNS name: labels of letters, digits and '-' (an SRV label may start with '_'), joined by '.'.",
+        "type": "string",
+        "pattern": "^_?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?(\\._?[A-Za-z0-9]([A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*$"
+    })
+);
+
+checked_text!(
+    /// An `http://` or `https://` URL, parsed once (by `reqwest::Url`)
+    /// when the manifest is read; kept as written.
+    HttpUrl,
+    check_http_url,
+    schemars::json_schema!({
+        "description": "An http:// or https:// URL.",
+        "type": "string",
+        "format": "uri",
+        "pattern": "^https?://[^\\s\"'`{}<>\\\\|^]+$"
+    })
+);
+
+impl HttpUrl {
+    /// The URL parsed (it parsed when the manifest was read).
+    pub fn url(&self) -> Option<reqwest::Url> {
+        reqwest::Url::parse(&self.0).ok()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn secs(s: &str) -> Result<u64, String> {
+        PromDuration::parse(s).map(|d| d.get().as_secs())
+    }
+
+    #[test]
+    fn durations_parse_as_prometheus_reads_them() {
+        assert_eq!(secs("15s"), Ok(15));
+        assert_eq!(secs("1m30s"), Ok(90));
+        assert_eq!(secs("30d"), Ok(30 * 86400));
+        assert_eq!(secs("1y2w"), Ok(365 * 86400 + 14 * 86400));
+        assert_eq!(
+            PromDuration::parse("500ms").unwrap().get(),
+            Duration::from_millis(500)
+        );
+        assert_eq!(
+            PromDuration::parse("1s500ms").unwrap().get(),
+            Duration::from_millis(1500)
+        );
+        assert!(PromDuration::parse("0s").unwrap().is_zero());
+        assert_eq!(PromDuration::parse("1h30m").unwrap().as_str(), "1h30m");
+    }
+
+    #[test]
+    fn what_prometheus_refuses_is_refused() {
+        for bad in [
+            "",
+            "15",
+            "0",
+            "1.5",
+            "-1s",
+            "1.5m",
+            "nan",
+            "inf",
+            "5 s",
+            " 5s",
+            "5S",
+            "soon",
+            "m",
+            "1m1h",
+            "1s1s",
+            "5parsecs",
+            "99999999999s",
+            "{{x}}",
+        ] {
+            let e = PromDuration::parse(bad).unwrap_err();
+            assert!(e.starts_with("bad duration"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn from_secs_writes_the_shortest_text() {
+        assert_eq!(PromDuration::from_secs(300).as_str(), "5m");
+        assert_eq!(PromDuration::from_secs(30 * 86400).as_str(), "30d");
+        assert_eq!(PromDuration::from_secs(15).as_str(), "15s");
+    }
+
+    #[test]
+    fn it_reads_and_writes_the_text() {
+        let d: PromDuration = serde_yaml::from_str("1m30s").unwrap();
+        assert_eq!(d.get(), Duration::from_secs(90));
+        assert_eq!(serde_yaml::to_string(&d).unwrap().trim(), "1m30s");
+        let e = serde_yaml::from_str::<PromDuration>("15").unwrap_err();
+        assert!(e.to_string().contains("needs a unit"), "{e}");
+    }
+    #[test]
+    fn methods_are_read_in_any_case_and_written_in_upper_case() {
+        assert_eq!(HttpMethod::parse("get"), Ok(HttpMethod::Get));
+        assert_eq!(HttpMethod::parse("Delete"), Ok(HttpMethod::Delete));
+        let m: HttpMethod = serde_yaml::from_str("options").unwrap();
+        assert_eq!(serde_yaml::to_string(&m).unwrap().trim(), "OPTIONS");
+        for bad in ["FETCH", "CONNECT", "trace", "", "GET ", "{{x}}"] {
+            let e = HttpMethod::parse(bad).unwrap_err();
+            assert!(e.starts_with("unknown HTTP method"), "{bad:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn request_tokens_are_case_sensitive() {
+        assert_eq!(HttpMethod::from_token(b"PATCH"), Some(HttpMethod::Patch));
+        assert_eq!(HttpMethod::from_token(b"get"), None);
+        assert_eq!(HttpMethod::from_token(b"TRACE"), None);
+        for (i, m) in HttpMethod::ALL.into_iter().enumerate() {
+            assert_eq!(m.index(), i);
+        }
+    }
+    #[test]
+    fn log_levels_are_read_in_lower_case() {
+        assert_eq!(LogLevel::parse("warn"), Ok(LogLevel::Warn));
+        let e = LogLevel::parse("WARN").unwrap_err();
+        assert!(
+            e.starts_with("unknown level \"WARN\" (known: trace,"),
+            "{e}"
+        );
+        assert_eq!(
+            serde_yaml::to_string(&LogLevel::Debug).unwrap().trim(),
+            "debug"
+        );
+    }
+
+    #[test]
+    fn defaults_are_valid() {
+        let k = crate::manifest::Kubernetes::default();
+        let s = crate::manifest::Stack::default();
+        for u in [&k.prometheus_url, &k.loki_url] {
+            assert!(HttpUrl::parse(u.as_str()).is_ok(), "{u}");
+        }
+        assert!(Host::parse(s.service_host.as_str()).is_ok());
+    }
+
+    #[test]
+    fn hosts_are_names_or_addresses() {
+        for good in [
+            "host.docker.internal",
+            "localhost",
+            "10.0.0.5",
+            "[::1]",
+            "[fd00::1]",
+            "a-b.c",
+        ] {
+            assert!(Host::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "",
+            "{{x}}",
+            "a b",
+            "a\nb",
+            "\"x\"",
+            "-a",
+            "a-",
+            "a..b",
+            "::1",
+            "[x]",
+            "1.2.3.999",
+            "x: y",
+            "a_b",
+            "http://x",
+        ] {
+            assert!(Host::parse(bad).is_err(), "{bad:?}");
+        }
+        for good in ["api:8001", "10.0.0.5:9093", "[fd00::1]:8001"] {
+            assert!(HostPort::parse(good).is_ok(), "{good}");
+        }
+        for bad in [
+            "api",
+            "api:0",
+            "api:65536",
+            "api:+80",
+            ":80",
+            "{{x}}:80",
+            "a b:80",
+            "::1:80",
+        ] {
+            let e = HostPort::parse(bad).unwrap_err();
+            assert!(e.contains("must be host:port"), "{bad:?}: {e}");
+        }
+        assert!(DnsName::parse("_http._tcp.api.example.internal").is_ok());
+        assert!(DnsName::parse("api:80").is_err());
+    }
+
+    #[test]
+    fn urls_are_http_and_kept_as_written() {
+        let u: HttpUrl = serde_yaml::from_str("http://loki-gateway.monitoring.svc").unwrap();
+        assert_eq!(u.as_str(), "http://loki-gateway.monitoring.svc");
+        assert_eq!(
+            u.url().unwrap().host_str(),
+            Some("loki-gateway.monitoring.svc")
+        );
+        for bad in [
+            "ftp://x",
+            "http://",
+            "x",
+            "http://a b",
+            "http://x/{{y}}",
+            "http://x/\"",
+            "https://x\n",
+            "mailto:a@b",
+        ] {
+            let e = HttpUrl::parse(bad).unwrap_err();
+            assert!(
+                e.contains("must be an http:// or https:// URL"),
+                "{bad:?}: {e}"
+            );
+        }
+    }
+}
