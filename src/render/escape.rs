@@ -125,25 +125,11 @@ pub fn yaml_block(s: &str, column: usize) -> String {
 }
 
 /// `s` as a PromQL (or LogQL) double-quoted string literal: Go's escapes,
-/// so that no `"` or `}` in `s` can end the literal or the selector.
+/// so that no `"` or `}` in `s` can end the literal or the selector. Every
+/// escape [`json_string`] writes (`\"`, `\\`, `\n`, `\t`, `\r`, `\uXXXX`)
+/// is one of Go's, and it escapes every control character: the same text.
 pub fn promql_string(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            '\r' => out.push_str("\\r"),
-            c if c.is_control() || unsafe_in_yaml(c) => {
-                out.push_str(&format!("\\u{:04x}", c as u32))
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
-    out
+    json_string(s)
 }
 
 /// `s` as literal text in a Go template (Prometheus expands alert labels
