@@ -165,7 +165,11 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     for p in &m.dashboard.panels {
         for (j, t) in p.targets.iter().enumerate() {
             let name = if p.targets.len() > 1 {
-                format!("{} [{}]", p.title, ref_id(j))
+                format!(
+                    "{} [{}]",
+                    p.title,
+                    crate::render::targets::grafana_dashboard::ref_id(j)
+                )
             } else {
                 p.title.clone()
             };
@@ -211,23 +215,12 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     Ok(out)
 }
 
-/// The dashboard's `refId` of a panel's `i`-th target (`A`, `B`, ...,
-/// `Z`, `AA`: as the rendered dashboard numbers them), which tells apart
-/// the rows of a panel with several queries.
-fn ref_id(mut i: usize) -> String {
-    let mut s = String::new();
-    loop {
-        s.insert(0, (b'A' + (i % 26) as u8) as char);
-        if i < 26 {
-            return s;
-        }
-        i = i / 26 - 1;
-    }
-}
-
 /// `{slo="latency"}`: the labels a rule sets, as PromQL writes them.
 fn label_set(labels: &BTreeMap<String, String>) -> String {
-    let pairs: Vec<String> = labels.iter().map(|(k, v)| format!("{k}={v:?}")).collect();
+    let pairs: Vec<String> = labels
+        .iter()
+        .map(|(k, v)| format!("{k}={}", crate::render::escape::promql_string(v)))
+        .collect();
     format!("{{{}}}", pairs.join(", "))
 }
 
@@ -463,7 +456,7 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::render::targets::grafana_dashboard::ref_id;
 
     #[test]
     fn ref_ids_are_the_dashboards() {

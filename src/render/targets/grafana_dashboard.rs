@@ -151,8 +151,9 @@ pub fn render_json(ctx: &Ctx) -> Result<String, String> {
     Ok(text)
 }
 
-/// `A`, `B`, ..., `Z`, `AA`, ...
-fn ref_id(mut i: usize) -> String {
+/// `A`, `B`, ..., `Z`, `AA`, ...: the `refId` of a panel's `i`-th target
+/// (verify names a panel's rows by it).
+pub fn ref_id(mut i: usize) -> String {
     let mut s = String::new();
     loop {
         s.insert(0, (b'A' + (i % 26) as u8) as char);
