@@ -394,6 +394,7 @@ fn first_alias(text: &str) -> Option<(usize, usize)> {
 
 const SECTIONS: &[&str] = &[
     "service",
+    "auth",
     "endpoints",
     "metrics",
     "logging",
@@ -439,6 +440,7 @@ fn deserialize_manifest(
         }
         v => de_best::<Service>(src, &v, "service", errs),
     };
+    let auth = de_or_default::<Auth>(src, take("auth"), "auth", errs);
     let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs, dropped);
     let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs, dropped);
     let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
@@ -463,6 +465,7 @@ fn deserialize_manifest(
     };
     Some(Manifest {
         service: service?,
+        auth: auth.unwrap_or_default(),
         endpoints: endpoints.unwrap_or_default(),
         metrics: metrics.unwrap_or_default(),
         logging: logging.unwrap_or_default(),

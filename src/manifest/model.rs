@@ -9,6 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
+pub use super::auth::{
+    Auth, EnvFrom, EnvVar, JwtAlgorithm, KeyRef, Requirement, Scheme, SchemeKind, SecretRef,
+};
 pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, LogLevel, PromDuration};
 
 /// The whole manifest.
@@ -16,6 +19,9 @@ pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, LogLevel, 
 #[serde(deny_unknown_fields)]
 pub struct Manifest {
     pub service: Service,
+    /// Who may call the service (see README, Authentication).
+    #[serde(default)]
+    pub auth: Auth,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
     #[serde(default)]
@@ -160,6 +166,9 @@ pub struct Endpoint {
     /// Data file (YAML or JSON), relative to the manifest's directory.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data: Option<String>,
+    /// What a caller needs; unset: `auth.default`. `{ schemes: [] }` is open.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub auth: Option<Requirement>,
 }
 
 fn default_method() -> HttpMethod {
@@ -938,6 +947,13 @@ pub struct Kubernetes {
     pub prometheus_url: HttpUrl,
     /// Loki as Grafana and Alloy reach it in the cluster.
     pub loki_url: HttpUrl,
+    /// The container's environment: plain values, and keys of Secrets and
+    /// ConfigMaps (where `auth` keys and tokens come from).
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env: Vec<EnvVar>,
+    /// Whole Secrets and ConfigMaps as environment variables.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub env_from: Vec<EnvFrom>,
 }
 
 impl Default for Kubernetes {
@@ -954,6 +970,8 @@ impl Default for Kubernetes {
                 .collect(),
             prometheus_url: HttpUrl::default_of("http://prometheus-operated.monitoring.svc:9090"),
             loki_url: HttpUrl::default_of("http://loki-gateway.monitoring.svc"),
+            env: Vec::new(),
+            env_from: Vec::new(),
         }
     }
 }
