@@ -63,6 +63,65 @@ impl App {
         self
     }
 
+    /// Adds middleware around every handler: a poem `Middleware` over
+    /// boxed endpoints, or any [`crate::model::kinds::Middleware`]. It runs
+    /// after routing and authentication (the caller is in the request's
+    /// extensions) and inside telltale's observe layer, so what it answers
+    /// is counted, logged and carries the request id. The first added is
+    /// the outermost.
+    pub fn middleware(mut self, m: impl crate::model::kinds::Middleware) -> App {
+        self.ctx.registry.add_middleware(Arc::new(m));
+        self
+    }
+
+    /// The service's own name, version and commit, for the start-up line
+    /// and `build_info` (default: telltale's). Usually
+    /// `.identity(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), option_env!("GIT_COMMIT").unwrap_or("unknown"))`.
+    pub fn identity(mut self, name: &str, version: &str, commit: &str) -> App {
+        self.ctx.registry.set_identity(crate::model::Identity {
+            name: name.into(),
+            version: version.into(),
+            commit: commit.into(),
+        });
+        self
+    }
+
+    /// An async start hook: runs in `serve` after the manifest is
+    /// validated and before the socket accepts, in the order added. What it
+    /// returns is a resource that handlers' `setup` gets with
+    /// `Setup::resource::<T>()` (a pool, a client). An `Err` ends the
+    /// process with that message. `validate` and `render` never run it.
+    pub fn on_start<T, F, Fut>(mut self, hook: F) -> App
+    where
+        T: std::any::Any + Send + Sync,
+        F: Fn(crate::cli::StartContext) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<T, String>> + Send + 'static,
+    {
+        self.ctx.registry.add_provided::<T>();
+        let hook = Arc::new(hook);
+        self.ctx.on_start.push(Arc::new(move |started| {
+            let resources = started.resources.clone();
+            let fut = hook(started);
+            Box::pin(async move { Ok(resources.with(Arc::new(fut.await?))) })
+        }));
+        self
+    }
+
+    /// An async shutdown hook: runs after the server drained its requests,
+    /// with what the start hooks built, for at most
+    /// `service.shutdown_timeout_seconds`.
+    pub fn on_shutdown<F, Fut>(mut self, hook: F) -> App
+    where
+        F: Fn(crate::model::Resources) -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = ()> + Send + 'static,
+    {
+        let hook = Arc::new(hook);
+        self.ctx
+            .on_shutdown
+            .push(Arc::new(move |r| Box::pin(hook(r))));
+        self
+    }
+
     /// The manifest used when there is neither `--manifest` nor a
     /// `./manifest.yaml`, usually `include_str!("../manifest.yaml")`.
     /// Its data files, if any, must be given as paths on disk.

@@ -163,20 +163,55 @@ fn chaos_requests(a: &ChaosArgs) -> Result<usize, String> {
     }
 }
 
-/// What the commands run with: the kinds a manifest may name, and the
-/// manifest used when there is neither `--manifest` nor `./manifest.yaml`.
-#[derive(Debug, Clone)]
+/// What the commands run with: the kinds a manifest may name, the
+/// manifest used when there is neither `--manifest` nor `./manifest.yaml`,
+/// and the service's lifecycle hooks (`serve` only).
+#[derive(Clone)]
 pub struct Context {
     pub registry: crate::plugins::Registry,
     /// (display name, text); `None`: the demo manifest compiled into telltale.
     pub embedded: Option<(String, &'static str)>,
+    /// Run in order after validation, before the socket accepts.
+    pub on_start: Vec<StartHook>,
+    /// Run in order after the drain.
+    pub on_shutdown: Vec<ShutdownHook>,
 }
+
+impl std::fmt::Debug for Context {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Context")
+            .field("registry", &self.registry)
+            .field("embedded", &self.embedded.as_ref().map(|e| &e.0))
+            .field("on_start", &self.on_start.len())
+            .field("on_shutdown", &self.on_shutdown.len())
+            .finish()
+    }
+}
+
+/// A boxed future of a hook.
+pub type HookFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+/// What a start hook is given: the validated manifest and what the hooks
+/// before it built.
+pub struct StartContext {
+    pub manifest: crate::manifest::Manifest,
+    pub resources: crate::model::Resources,
+}
+
+/// A start hook: adds what it builds to the resources, or fails the start.
+pub type StartHook =
+    Arc<dyn Fn(StartContext) -> HookFuture<Result<crate::model::Resources, String>> + Send + Sync>;
+
+/// A shutdown hook: given what the start hooks built.
+pub type ShutdownHook = Arc<dyn Fn(crate::model::Resources) -> HookFuture<()> + Send + Sync>;
 
 impl Default for Context {
     fn default() -> Self {
         Context {
             registry: crate::plugins::Registry::builtin(),
             embedded: None,
+            on_start: Vec::new(),
+            on_shutdown: Vec::new(),
         }
     }
 }
@@ -359,6 +394,48 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
     }
 }
 
+/// Runs the start hooks, then sets the handlers up again with what they
+/// built (validation set them up without it). Returns the model to serve,
+/// the registry reloads use, and the resources for the shutdown hooks.
+async fn start(
+    model: Arc<Model>,
+    ctx: &Context,
+    arg: &ManifestArg,
+) -> Result<
+    (
+        Arc<Model>,
+        crate::plugins::Registry,
+        crate::model::Resources,
+    ),
+    String,
+> {
+    let mut registry = ctx.registry.clone();
+    let mut resources = crate::model::Resources::default();
+    if ctx.on_start.is_empty() {
+        registry.set_resources(resources.clone());
+        return Ok((model, registry, resources));
+    }
+    for (i, hook) in ctx.on_start.iter().enumerate() {
+        let started = StartContext {
+            manifest: model.manifest.clone(),
+            resources: resources.clone(),
+        };
+        resources = hook(started)
+            .await
+            .map_err(|e| format!("start hook {} failed: {e}", i + 1))?;
+    }
+    registry.set_resources(resources.clone());
+    let with = Context {
+        registry: registry.clone(),
+        ..ctx.clone()
+    };
+    let model = with.open(arg).map_err(|_| {
+        "the manifest failed validation with the start hooks' resources".to_string()
+    })?;
+    tracing::info!(target: "telltale::server", hooks = ctx.on_start.len(), "start hooks done");
+    Ok((Arc::new(model), registry, resources))
+}
+
 fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
     let model = match ctx.open(&args.manifest) {
         Ok(m) => Arc::new(m),
@@ -389,11 +466,21 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
         host: args.host,
         port: args.port,
     };
-    let reload = crate::server::Reload {
-        registry: ctx.registry.clone(),
-        watch: args.watch,
-    };
-    let result = runtime.block_on(crate::server::serve(model, bind, reload));
+    let result = runtime.block_on(async {
+        let (model, registry, resources) = start(model, ctx, &args.manifest).await?;
+        let reload = crate::server::Reload {
+            registry,
+            watch: args.watch,
+        };
+        let served = crate::server::serve(model.clone(), bind, reload).await;
+        let grace = std::time::Duration::from_secs(model.manifest.service.shutdown_timeout_seconds);
+        for hook in &ctx.on_shutdown {
+            if tokio::time::timeout(grace, hook(resources.clone())).await.is_err() {
+                tracing::warn!(target: "telltale::server", seconds = grace.as_secs(), "a shutdown hook was cut off after service.shutdown_timeout_seconds");
+            }
+        }
+        served
+    });
     // A reload stuck in a blocking read (a network file system that stopped
     // answering, say) must not hold the exit: blocking tasks get a moment,
     // then are left behind as the process ends.

@@ -31,9 +31,17 @@ pub mod term;
 pub mod verify;
 
 pub use app::App;
+pub use cli::StartContext;
 pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
-pub use model::Registry;
-pub use plugins::handlers::typed::{Empty, Handler, Input, NoOptions, Setup};
+pub use model::kinds::Middleware;
+pub use model::{Identity, Registry, Resources};
+pub use plugins::handlers::typed::{
+    Empty, Handler, Input, NoOptions, RequestContext, Setup, SetupError, TraceContext,
+};
+/// HTTP status codes (for [`ErrorBody::new`]).
+pub use poem::http::StatusCode;
 /// The poem-openapi telltale is built with: derive `Object` and
 /// `ApiResponse` for a handler's types with this version.
 pub use poem_openapi;
+pub use server::auth::Caller;
+pub use server::error::ErrorBody;

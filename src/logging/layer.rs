@@ -419,16 +419,13 @@ impl LogLayer {
                 spans_text.push_str(": ");
             }
         }
-        super::request::with_current(|r, route| {
+        super::request::with_current(|r, route, caller| {
             push_request_fields(line, spans_text, r);
             if let Some(route) = route {
-                line.push_str(",\"route\":");
-                push_json_str(line, route);
-                // Inside the request span's braces: `... path=/x route=/x}: `.
-                spans_text.truncate(spans_text.len() - 3);
-                spans_text.push_str(" route=");
-                push_text_str(spans_text, route);
-                spans_text.push_str("}: ");
+                push_span_field(line, spans_text, "route", route);
+            }
+            if let Some(caller) = caller {
+                push_span_field(line, spans_text, "caller", caller);
             }
         });
         line.push_str(json);
@@ -483,6 +480,21 @@ pub(super) fn push_request_fields(line: &mut String, spans_text: &mut String, r:
         spans_text.push_str(part);
     }
     push_text_str(spans_text, r.path());
+    spans_text.push_str("}: ");
+}
+
+/// Appends `,"name":value` to the JSON line and ` name=value` inside the
+/// request span's braces of the console line (`... path=/x name=value}: `).
+pub(super) fn push_span_field(line: &mut String, spans_text: &mut String, name: &str, value: &str) {
+    line.push_str(",\"");
+    line.push_str(name);
+    line.push_str("\":");
+    push_json_str(line, value);
+    spans_text.truncate(spans_text.len() - 3);
+    spans_text.push(' ');
+    spans_text.push_str(name);
+    spans_text.push('=');
+    push_text_str(spans_text, value);
     spans_text.push_str("}: ");
 }
 

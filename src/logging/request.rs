@@ -176,22 +176,46 @@ impl RequestFields {
     }
 }
 
-/// One request's context: its log fields (none when logging is off) and the
-/// route that answered it (none if no route matched).
+/// One request's context: its id, its log fields (none when logging is
+/// off), the route that answered it (none if no route matched) and its
+/// authenticated caller.
 pub struct Context {
+    id: Option<RequestId>,
     fields: Option<RequestFields>,
     route: Cell<Option<usize>>,
     /// The route's template, once known: handlers' log lines carry it.
     template: Cell<Option<&'static str>>,
+    /// The caller's principal, once a guard established it.
+    pub(super) caller: std::cell::OnceCell<std::sync::Arc<str>>,
 }
 
 impl Context {
     pub fn new(fields: Option<RequestFields>) -> Self {
         Context {
+            id: None,
             fields,
             route: Cell::new(None),
             template: Cell::new(None),
+            caller: std::cell::OnceCell::new(),
         }
+    }
+
+    /// A context that also holds the request's id (see [`current_id`]).
+    pub fn with_id(id: RequestId, fields: Option<RequestFields>) -> Self {
+        Context {
+            id: Some(id),
+            ..Context::new(fields)
+        }
+    }
+
+    /// The request id given to [`Context::with_id`].
+    pub fn take_id(&mut self) -> Option<RequestId> {
+        self.id.take()
+    }
+
+    /// The caller's principal recorded by [`set_caller`].
+    pub fn caller(&self) -> Option<std::sync::Arc<str>> {
+        self.caller.get().cloned()
     }
 
     /// The route tag [`set_route`] recorded, if any.
@@ -252,12 +276,23 @@ pub fn set_route_template(tag: usize, template: &'static str) {
     });
 }
 
-/// Calls `f` with the current request's fields, if any, and its route
-/// template once the router has found it.
-pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>)) {
+/// Records the current request's authenticated caller (its principal), which
+/// its log lines then carry (a no-op outside a request).
+pub fn set_caller(principal: std::sync::Arc<str>) {
+    let _ = CURRENT.try_with(|c| c.caller.set(principal));
+}
+
+/// The current request's id (`None` outside a request).
+pub fn current_id() -> Option<RequestId> {
+    CURRENT.try_with(|c| c.id.clone()).ok().flatten()
+}
+
+/// Calls `f` with the current request's fields, if any, its route
+/// template once the router has found it, and its caller once known.
+pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>, Option<&str>)) {
     let _ = CURRENT.try_with(|c| {
         if let Some(fields) = &c.fields {
-            f(fields, c.template.get())
+            f(fields, c.template.get(), c.caller.get().map(|p| &**p))
         }
     });
 }

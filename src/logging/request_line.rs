@@ -16,8 +16,8 @@
 //! other than telltale's own do not see it (telltale installs no others).
 
 use super::layer::{
-    console_level, json_level, now_micros, push_json_str, push_request_fields, push_text_str,
-    push_thousandths, push_timestamp_at, push_u64,
+    console_level, json_level, now_micros, push_json_str, push_request_fields, push_span_field,
+    push_text_str, push_thousandths, push_timestamp_at, push_u64,
 };
 use super::request::RequestFields;
 use super::sink::Sink;
@@ -37,6 +37,8 @@ pub struct RequestLine {
     /// The route template that answered (a closed set, see
     /// `HttpMetrics::template`).
     pub route: &'static str,
+    /// The authenticated caller's principal, if any.
+    pub caller: Option<std::sync::Arc<str>>,
 }
 
 /// Where request lines go: the sink of the installed logger, if any.
@@ -106,6 +108,9 @@ impl RequestLine {
         super::identity::push(file);
         spans.clear();
         push_request_fields(file, spans, &self.fields);
+        if let Some(caller) = &self.caller {
+            push_span_field(file, spans, "caller", caller);
+        }
         file.push_str(",\"status\":");
         push_u64(file, self.status.into());
         file.push_str(",\"duration_ms\":");
@@ -216,7 +221,12 @@ mod tests {
                 for (status, micros, route, path, method) in &cases {
                     let f = || fields("id-1", method.clone(), path);
                     let duration_ms = *micros as f64 / 1e3;
-                    request::sync_scope(Context::new(Some(f())), || match *status {
+                    let caller = (*status == 201).then(|| std::sync::Arc::<str>::from("al\"ice"));
+                    let ctx = Context::new(Some(f()));
+                    if let Some(c) = &caller {
+                        let _ = ctx.caller.set(c.clone());
+                    }
+                    request::sync_scope(ctx, || match *status {
                         500.. => {
                             tracing::error!(target: "telltale::http", status, duration_ms, route, "request failed")
                         }
@@ -232,6 +242,7 @@ mod tests {
                         status: *status,
                         duration_us: *micros,
                         route,
+                        caller,
                     };
                     sink.push_record(now_micros(), line);
                 }
@@ -261,6 +272,7 @@ mod tests {
             status,
             duration_us: 1,
             route: "/",
+            caller: None,
         };
         for (status, level, message) in [
             (200, Level::INFO, "request completed"),

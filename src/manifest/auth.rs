@@ -106,12 +106,51 @@ impl Scheme {
 
 /// Where a secret is: an environment variable or a file, never the manifest.
 #[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
-#[serde(deny_unknown_fields, rename_all = "snake_case")]
+#[serde(try_from = "SecretRefFields", into = "SecretRefFields")]
+#[schemars(with = "SecretRefFields")]
 pub enum SecretRef {
     /// The environment variable of this name.
     Env(String),
     /// This file (relative to the manifest's directory), read whole.
     File(String),
+}
+
+/// `{env: NAME}` or `{file: path}`, exactly one.
+#[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields)]
+pub struct SecretRefFields {
+    /// The environment variable that holds the secret.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub env: Option<String>,
+    /// The file that holds the secret, relative to the manifest's directory.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub file: Option<String>,
+}
+
+impl TryFrom<SecretRefFields> for SecretRef {
+    type Error = String;
+    fn try_from(f: SecretRefFields) -> Result<SecretRef, String> {
+        match (f.env, f.file) {
+            (Some(e), None) => Ok(SecretRef::Env(e)),
+            (None, Some(p)) => Ok(SecretRef::File(p)),
+            _ => Err("give exactly one of `env` (a variable's name) or `file` (a path)".into()),
+        }
+    }
+}
+
+impl From<SecretRef> for SecretRefFields {
+    fn from(r: SecretRef) -> SecretRefFields {
+        match r {
+            SecretRef::Env(e) => SecretRefFields {
+                env: Some(e),
+                file: None,
+            },
+            SecretRef::File(p) => SecretRefFields {
+                env: None,
+                file: Some(p),
+            },
+        }
+    }
 }
 
 /// What an endpoint (or `/docs`) requires of its caller.

@@ -482,6 +482,7 @@ pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "route",
     "status",
     "duration_ms",
+    "caller",
 ];
 /// Loki labels every shipper adds besides `logging.labels`, with the field
 /// each comes from: Loki 3's `service_name`, and the instance (bounded by

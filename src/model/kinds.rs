@@ -53,6 +53,8 @@ pub struct HandlerCtx<'a> {
     pub cache: &'a Cache,
     /// The JSON datasource's checked targets (empty if it has errors).
     pub datasource: &'a super::datasource::Spec,
+    /// The registry: what start hooks provide, and what they built.
+    pub registry: &'a super::Registry,
 }
 
 /// A per-validation memo, keyed by name: one value of each type per key.
@@ -239,6 +241,8 @@ pub struct MetricCtx<'a> {
     pub metric: &'a Metric,
     pub manifest: &'a Manifest,
     pub source: &'a Source,
+    /// Who the service is (`build_info`).
+    pub identity: &'a super::Identity,
 }
 
 impl MetricCtx<'_> {
@@ -362,4 +366,24 @@ pub fn opts(m: &Metric) -> prometheus::Opts {
 /// Label names as `&str`.
 pub fn label_names(m: &Metric) -> Vec<&str> {
     m.labels.iter().map(|l| l.name.as_str()).collect()
+}
+
+/// Middleware of the user's, around every handler: it runs after routing
+/// and authentication, inside telltale's observe layer, so its responses
+/// are counted, logged and carry the request id. Any poem
+/// [`poem::Middleware`] over boxed endpoints is one.
+pub trait Middleware: Send + Sync + 'static {
+    /// `ep` wrapped.
+    fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response>;
+}
+
+impl<M> Middleware for M
+where
+    M: poem::Middleware<BoxEndpoint<'static, Response>> + Send + Sync + 'static,
+    M::Output: 'static,
+{
+    fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response> {
+        use poem::EndpointExt;
+        self.transform(ep).map_to_response().boxed()
+    }
 }

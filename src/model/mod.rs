@@ -10,6 +10,7 @@
 
 pub mod annotation;
 pub mod app_metrics;
+pub mod auth;
 pub mod budget;
 pub mod data;
 pub mod datasource;
@@ -20,7 +21,7 @@ pub mod names;
 pub mod promql;
 mod registry;
 
-pub use registry::Registry;
+pub use registry::{Identity, Registry, Resources};
 
 /// The git commit telltale was built from (`build.rs`), for `build_info`.
 pub const COMMIT: &str = env!("TELLTALE_COMMIT");
@@ -206,6 +207,10 @@ pub struct Model {
     pub budget: budget::Budget,
     /// The closed set of the HTTP families' `status` values.
     pub statuses: budget::Statuses,
+    /// Who the service is (`App::identity`).
+    pub identity: Identity,
+    /// The user's middleware, outermost first.
+    pub middleware: Vec<Arc<dyn kinds::Middleware>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -276,8 +281,14 @@ const MAX_SHUTDOWN_SECS: u64 = 600;
 const MAX_DATA_LIMIT: u64 = 256 << 20;
 
 /// Fields that would make unbounded Loki streams if used as labels.
-const UNBOUNDED_LOG_FIELDS: &[&str] =
-    &["timestamp", "message", "request_id", "path", "duration_ms"];
+const UNBOUNDED_LOG_FIELDS: &[&str] = &[
+    "timestamp",
+    "message",
+    "request_id",
+    "path",
+    "duration_ms",
+    "caller",
+];
 
 /// Checks everything and prepares the plugins, whose kinds come from `registry`.
 pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostics> {
@@ -305,6 +316,7 @@ pub fn validate_after(
     check_objectives(src, &m, &mut errs);
     check_stack(src, &m, &mut errs);
     check_kubernetes(src, &m, &mut errs);
+    auth::check(src, &m, &mut errs);
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
@@ -315,6 +327,7 @@ pub fn validate_after(
             metric,
             manifest: &m,
             source: src,
+            identity: registry.identity(),
         };
         match registry.source(&metric.source) {
             None => errs.push(src.error(
@@ -348,6 +361,7 @@ pub fn validate_after(
             apps: &apps,
             cache: &cache,
             datasource: &datasource,
+            registry,
         };
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
@@ -387,7 +401,13 @@ pub fn validate_after(
     let mut budget = budget::Budget::default();
     let mut statuses = budget::Statuses::default();
     if handlers_out.len() == m.endpoints.len() && sources_out.len() == m.metrics.len() {
-        let documented: Vec<u16> = handlers_out.iter().flat_map(|h| h.statuses()).collect();
+        let mut documented: Vec<u16> = handlers_out.iter().flat_map(|h| h.statuses()).collect();
+        // A guarded route answers 401 and 403 itself.
+        let guarded =
+            !m.auth.docs.is_open() || m.endpoints.iter().any(|e| !m.auth.requirement(e).is_open());
+        if guarded {
+            documented.extend([401, 403]);
+        }
         let (shape, s) = budget::http_shape(&m, documented);
         statuses = s;
         for (metric, src) in m.metrics.iter().zip(&sources_out) {
@@ -430,6 +450,8 @@ pub fn validate_after(
         datasource,
         budget,
         statuses,
+        identity: registry.identity().clone(),
+        middleware: registry.middleware().to_vec(),
     })
 }
 

@@ -4,6 +4,39 @@ use poem::http::StatusCode;
 use poem::Response;
 use serde_json::json;
 
+/// The JSON error body every 4xx and 5xx carries, as a poem-openapi type: a
+/// handler's `ApiResponse` can answer with it (`Json<ErrorBody>`), and the
+/// document shows the one shared `Error` schema.
+#[derive(Debug, Clone, PartialEq, poem_openapi::Object)]
+#[oai(rename = "Error")]
+pub struct ErrorBody {
+    /// The HTTP status.
+    pub status: u16,
+    /// The status's reason phrase.
+    pub error: String,
+    /// What went wrong, for people.
+    pub message: String,
+    /// The query or path parameter at fault, if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub parameter: Option<String>,
+    /// The request body's field at fault (`items[0].qty`), if any.
+    #[oai(skip_serializing_if_is_none)]
+    pub field: Option<String>,
+}
+
+impl ErrorBody {
+    /// The body of a `status` error with `message`.
+    pub fn new(status: StatusCode, message: impl Into<String>) -> ErrorBody {
+        ErrorBody {
+            status: status.as_u16(),
+            error: status.canonical_reason().unwrap_or("Error").into(),
+            message: message.into(),
+            parameter: None,
+            field: None,
+        }
+    }
+}
+
 /// `{"status": 404, "error": "Not Found", "message": "..."}`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     body(

@@ -3,6 +3,8 @@
 //! `assemble` builds the registry, the routes and the docs from a [`Model`];
 //! `serve` binds, runs the samplers and shuts down gracefully.
 
+pub mod auth;
+pub mod context;
 pub mod datasource;
 pub mod error;
 pub(crate) mod families;
@@ -84,6 +86,8 @@ pub struct Runtime {
     pub http: HttpMetrics,
     /// The Grafana JSON datasource's ring buffer and event store.
     pub datasource: Arc<datasource::Live>,
+    /// The `auth:` schemes with their keys loaded.
+    pub auth: auth::Schemes,
 }
 
 impl crate::model::kinds::Host for Runtime {
@@ -199,6 +203,8 @@ fn assemble_after(
         process.started_at,
         previous.map(|p| &*p.runtime.datasource),
     );
+    // Keys are read at each start and reload: a reload rotates them.
+    let schemes = auth::Schemes::load(&model)?;
     let table = routes::RouteTable::new(&model.manifest);
     let http = HttpMetrics::new(
         table.templates(),
@@ -212,6 +218,7 @@ fn assemble_after(
         metrics,
         http,
         datasource,
+        auth: schemes,
     });
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;

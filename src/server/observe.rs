@@ -42,17 +42,16 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
             .and_then(RequestId::from_header)
             .unwrap_or_else(RequestId::generate);
         let method = method_index(req.method());
-        let ctx = Context::new(
-            request::wanted()
-                .then(|| RequestFields::new(&rid, req.method().clone(), req.uri().path())),
-        );
+        let fields = request::wanted()
+            .then(|| RequestFields::new(&rid, req.method().clone(), req.uri().path()));
+        let ctx = Context::with_id(rid, fields);
         let too_big = req
             .headers()
             .get(header::CONTENT_LENGTH)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.parse::<u64>().ok())
             .is_some_and(|n| n > self.body_limit);
-        let (mut resp, ctx) = if too_big {
+        let (mut resp, mut ctx) = if too_big {
             let resp = json_error(
                 StatusCode::PAYLOAD_TOO_LARGE,
                 &format!(
@@ -76,16 +75,20 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         self.rt
             .http
             .observe(route, method, status, elapsed.as_secs_f64());
+        if let Some(rid) = ctx.take_id() {
+            resp.headers_mut().insert(REQUEST_ID, rid.into_header());
+        }
+        let caller = ctx.caller();
         if let Some(fields) = ctx.into_fields() {
             RequestLine {
                 fields,
                 status,
                 duration_us: (elapsed.as_secs_f64() * 1e6).round() as u64,
                 route: self.rt.http.template(route),
+                caller,
             }
             .log();
         }
-        resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         Ok(resp)
     }
 }

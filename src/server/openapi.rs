@@ -5,12 +5,13 @@
 //! [`docs`] builds it (under a lock, once per start or reload) and are taken
 //! out again; the served document is the bytes it produced.
 
+use crate::manifest::auth::{Scheme, SchemeKind};
 use crate::model::kinds::{OperationDoc, ParamIn};
 use crate::model::Model;
 use poem::http::Method;
 use poem_openapi::registry::{
     MetaApi, MetaMediaType, MetaOperation, MetaOperationParam, MetaParamIn, MetaPath, MetaRequest,
-    MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, Registry,
+    MetaResponse, MetaResponses, MetaSchema, MetaSchemaRef, MetaSecurityScheme, Registry,
 };
 use poem_openapi::{OpenApi, OpenApiService};
 use serde_json::Value as Json;
@@ -24,6 +25,9 @@ struct Op {
     description: &'static str,
     tags: Vec<&'static str>,
     doc: OperationDoc,
+    /// The schemes it accepts, any one (empty: open), with the scopes a
+    /// JWT needs.
+    security: Vec<(&'static str, Vec<&'static str>)>,
 }
 
 /// What the document being built holds.
@@ -31,6 +35,8 @@ struct Built {
     paths: Vec<(String, Vec<Op>)>,
     /// The shared schemas of the operations (`components.schemas`), by name.
     components: Vec<(String, Json)>,
+    /// `components.securitySchemes`, by name.
+    schemes: Vec<(&'static str, Scheme)>,
 }
 
 /// The document being built; `None` between builds.
@@ -156,6 +162,11 @@ impl OpenApi for ManifestApi {
                 registry.schemas.insert(name.clone(), *s);
             }
         }
+        for (name, scheme) in &built.schemes {
+            registry
+                .security_schemes
+                .insert(name, security_scheme(scheme));
+        }
         for (_, ops) in &built.paths {
             for op in ops {
                 if let Some(t) = &op.doc.typed {
@@ -190,6 +201,35 @@ fn operation(op: &Op) -> MetaOperation {
     } else {
         untyped(op)
     };
+    // Its security: one alternative per accepted scheme (empty: open), and
+    // the 401 and 403 the guard answers.
+    m.security = (op.security.iter())
+        .map(|(name, scopes)| std::iter::once((*name, scopes.clone())).collect())
+        .collect();
+    if !op.security.is_empty() {
+        for (status, description) in [
+            (401, "No valid credential (see the WWW-Authenticate header)"),
+            (403, "The caller lacks a required scope or claim"),
+        ] {
+            if !m
+                .responses
+                .responses
+                .iter()
+                .any(|r| r.status == Some(status))
+            {
+                m.responses.responses.push(MetaResponse {
+                    description,
+                    status: Some(status),
+                    status_range: None,
+                    content: vec![MetaMediaType {
+                        content_type: "application/json",
+                        schema: error_schema_ref(),
+                    }],
+                    headers: Vec::new(),
+                });
+            }
+        }
+    }
     // Every template parameter is declared (a string unless the handler typed it).
     for name in template_params(&op.path) {
         if !m
@@ -337,6 +377,7 @@ fn operations(model: &Model) -> Built {
         let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
         let mut at: HashMap<&str, usize> = HashMap::new();
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
+            let req = m.auth.requirement(ep);
             let op = Op {
                 path: ep.path.clone(),
                 method: ep.method.to_http(),
@@ -344,6 +385,21 @@ fn operations(model: &Model) -> Built {
                 description: leak(&ep.description),
                 tags: ep.tags.iter().map(|t| leak(t)).collect(),
                 doc: h.doc(),
+                security: (req.schemes.iter())
+                    .map(|name| {
+                        let jwt = m
+                            .auth
+                            .schemes
+                            .get(name)
+                            .is_some_and(|s| s.kind == SchemeKind::Jwt);
+                        let scopes = if jwt {
+                            req.scopes.iter().map(|s| leak(s)).collect()
+                        } else {
+                            Vec::new()
+                        };
+                        (leak(name), scopes)
+                    })
+                    .collect(),
             };
             for (name, json) in &op.doc.components {
                 if named.insert(name.clone()) {
@@ -360,7 +416,39 @@ fn operations(model: &Model) -> Built {
         }
         paths
     };
-    Built { paths, components }
+    let schemes = (m.auth.schemes.iter())
+        .map(|(name, s)| (leak(name), s.clone()))
+        .collect();
+    Built {
+        paths,
+        components,
+        schemes,
+    }
+}
+
+/// An `auth.schemes` entry as an OpenAPI security scheme.
+fn security_scheme(s: &Scheme) -> MetaSecurityScheme {
+    let (ty, name, key_in, scheme, bearer_format) = match s.kind {
+        SchemeKind::ApiKey => (
+            "apiKey",
+            Some(leak(s.header_name())),
+            Some("header"),
+            None,
+            None,
+        ),
+        SchemeKind::Bearer => ("http", None, None, Some("bearer"), None),
+        SchemeKind::Jwt => ("http", None, None, Some("bearer"), Some("JWT")),
+    };
+    MetaSecurityScheme {
+        ty,
+        description: (!s.description.is_empty()).then(|| leak(&s.description)),
+        name,
+        key_in,
+        scheme,
+        bearer_format,
+        flows: None,
+        openid_connect_url: None,
+    }
 }
 
 /// The poem-openapi service (spec + swagger UI) for `model`; it sees the

@@ -2,6 +2,7 @@
 //! method itself so that a wrong method is a JSON 405 counted under the
 //! route's template, never under the raw URL.
 
+use super::auth::Guard;
 use super::error::json_error;
 use super::openapi;
 use super::Runtime;
@@ -84,14 +85,23 @@ impl RouteTable {
         let host: Arc<dyn crate::model::kinds::Host> = rt.clone();
         let mut route = Route::new();
         let mut statics = std::collections::HashMap::new();
+        let auth = &model.manifest.auth;
         for (tag, (template, methods)) in self.paths.iter().enumerate() {
-            let eps: Vec<(Method, BoxEndpoint<'static, Response>)> = methods
-                .iter()
-                .map(|(m, i)| (m.clone(), model.handlers[*i].endpoint(&host)))
-                .collect();
+            let mut eps: Vec<Method_> = Vec::with_capacity(methods.len());
+            for (m, i) in methods {
+                // The user's middleware, the first registered outermost.
+                let mut ep = model.handlers[*i].endpoint(&host);
+                for mw in model.middleware.iter().rev() {
+                    ep = mw.wrap(ep);
+                }
+                let guard = rt
+                    .auth
+                    .guard(auth.requirement(&model.manifest.endpoints[*i]))?;
+                eps.push((m.clone(), guard, ep));
+            }
             let allow = eps
                 .iter()
-                .map(|(m, _)| m.as_str())
+                .map(|(m, _, _)| m.as_str())
                 .collect::<Vec<_>>()
                 .join(", ");
             let ep = PathEndpoint {
@@ -108,8 +118,9 @@ impl RouteTable {
         }
         let n = self.paths.len();
         let docs = openapi::docs(model);
-        route = route.at(SPEC, Tagged(n, docs.spec));
-        route = route.nest(DOCS, Tagged(n + 1, docs.ui));
+        let guard = rt.auth.guard(&auth.docs)?;
+        route = route.at(SPEC, Tagged(n, guard.clone(), docs.spec));
+        route = route.nest(DOCS, Tagged(n + 1, guard, docs.ui));
         Ok(Router { statics, route })
     }
 }
@@ -170,13 +181,45 @@ fn poem_template(t: &str) -> String {
         .join("/")
 }
 
+/// A method of a path: its guard (none if open) and its endpoint.
+type Method_ = (Method, Option<Arc<Guard>>, BoxEndpoint<'static, Response>);
+
 struct PathEndpoint {
     tag: usize,
     /// The route template (interned), for handlers' log lines.
     template: &'static str,
     allow: HeaderValue,
-    methods: Vec<(Method, BoxEndpoint<'static, Response>)>,
+    methods: Vec<Method_>,
 }
+
+/// What a guarded request gets: the handler's future with its caller, or
+/// the refusal.
+enum Admitted<F> {
+    Open(F),
+    Caller(F, Arc<str>),
+    Denied(super::auth::Denied),
+}
+
+/// Runs `guard` (if any) on `req`, then calls `ep` with the caller in the
+/// request's extensions (where handlers find it).
+fn admit<'a>(
+    guard: Option<&Arc<Guard>>,
+    ep: &'a (dyn DynEndpoint<Output = Response> + 'a),
+    mut req: Request,
+) -> Admitted<Call<'a>> {
+    match guard.map(|g| g.check(req.headers())) {
+        None => Admitted::Open(DynEndpoint::call(ep, req)),
+        Some(Ok(caller)) => {
+            let principal = caller.principal_arc();
+            req.extensions_mut().insert(caller);
+            Admitted::Caller(DynEndpoint::call(ep, req), principal)
+        }
+        Some(Err(denied)) => Admitted::Denied(denied),
+    }
+}
+
+/// The boxed future of a `DynEndpoint` call.
+type Call<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
 
 impl Endpoint for PathEndpoint {
     type Output = Response;
@@ -187,16 +230,28 @@ impl Endpoint for PathEndpoint {
     /// `Endpoint` impl would add around it.
     fn call(&self, req: Request) -> impl Future<Output = Result<Response>> + Send {
         let method = req.method().clone();
-        let found = self.methods.iter().find(|(m, _)| *m == method).or_else(|| {
-            (method == Method::HEAD)
-                .then(|| self.methods.iter().find(|(m, _)| *m == Method::GET))
-                .flatten()
-        });
-        let handler = found.map(|(_, ep)| DynEndpoint::call(&**ep, req));
+        let found = self
+            .methods
+            .iter()
+            .find(|(m, _, _)| *m == method)
+            .or_else(|| {
+                (method == Method::HEAD)
+                    .then(|| self.methods.iter().find(|(m, _, _)| *m == Method::GET))
+                    .flatten()
+            });
+        let handler = found.map(|(_, guard, ep)| admit(guard.as_ref(), &**ep, req));
         async move {
             request::set_route_template(self.tag, self.template);
             let mut resp = match handler {
-                Some(fut) => fut.await.unwrap_or_else(error_response),
+                Some(Admitted::Open(fut)) => fut.await.unwrap_or_else(error_response),
+                Some(Admitted::Caller(fut, principal)) => {
+                    request::set_caller(principal);
+                    fut.await.unwrap_or_else(error_response)
+                }
+                Some(Admitted::Denied(d)) => {
+                    d.log();
+                    d.response
+                }
                 None => {
                     let mut r = json_error(
                         StatusCode::METHOD_NOT_ALLOWED,
@@ -219,16 +274,30 @@ impl Endpoint for PathEndpoint {
     }
 }
 
-/// Tags a built-in endpoint (docs, spec) with its route; both are read-only,
-/// so any method but GET and HEAD is a JSON 405.
-struct Tagged<E>(usize, E);
+/// Tags a built-in endpoint (docs, spec) with its route and its guard
+/// (`auth.docs`); both are read-only, so any method but GET and HEAD is a
+/// JSON 405.
+struct Tagged<E>(usize, Option<Arc<Guard>>, E);
 
 impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
     type Output = Response;
 
     async fn call(&self, req: Request) -> Result<Response> {
-        let resp = if matches!(*req.method(), Method::GET | Method::HEAD) {
-            self.1
+        let denied = match self.1.as_ref().map(|g| g.check(req.headers())) {
+            Some(Err(d)) => {
+                d.log();
+                Some(d.response)
+            }
+            Some(Ok(caller)) => {
+                request::set_caller(caller.principal_arc());
+                None
+            }
+            None => None,
+        };
+        let resp = if let Some(r) = denied {
+            r
+        } else if matches!(*req.method(), Method::GET | Method::HEAD) {
+            self.2
                 .call(req)
                 .await
                 .map(IntoResponse::into_response)
@@ -265,6 +334,7 @@ mod tests {
             allow: HeaderValue::from_static("GET"),
             methods: vec![(
                 Method::GET,
+                None,
                 poem::endpoint::make_sync(|_| "ok")
                     .map_to_response()
                     .boxed(),

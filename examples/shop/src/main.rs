@@ -7,10 +7,17 @@
 mod orders;
 
 fn main() -> std::process::ExitCode {
-    let store = orders::Store::default();
     telltale::App::new()
-        .handler(orders::Create::new(store.clone()))
-        .handler(orders::Get::new(store))
+        .identity(
+            env!("CARGO_PKG_NAME"),
+            env!("CARGO_PKG_VERSION"),
+            option_env!("SHOP_COMMIT").unwrap_or("unknown"),
+        )
+        // The order store lives as long as the process; handlers get it
+        // in `setup` (`ctx.resource::<Store>()`).
+        .on_start(|_| async { Ok(orders::Store::default()) })
+        .handler(orders::Create)
+        .handler(orders::Get)
         .default_manifest("shop/manifest.yaml", include_str!("../manifest.yaml"))
         .run_cli()
 }

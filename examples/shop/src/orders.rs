@@ -5,7 +5,10 @@ use poem_openapi::{ApiResponse, Object};
 use serde::Deserialize;
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
-use telltale::{AppCounter, AppHistogram, Empty, Handler, Input, NoOptions, Setup};
+use telltale::{
+    AppCounter, AppHistogram, Empty, ErrorBody, Handler, Input, NoOptions, Setup, SetupError,
+    StatusCode,
+};
 
 /// The most orders kept in memory; the oldest is dropped first.
 const MAX_ORDERS: usize = 10_000;
@@ -32,6 +35,8 @@ pub struct Order {
     pub payment: String,
     /// Price times quantity, in euros.
     pub total_euros: f64,
+    /// The principal whose key placed it; only they can read it back.
+    pub placed_by: String,
 }
 
 /// The path of `GET /orders/{id}`.
@@ -41,20 +46,8 @@ pub struct OrderPath {
     pub id: u64,
 }
 
-/// A JSON error, in telltale's error shape.
-#[derive(Object, Debug)]
-pub struct Problem {
-    pub status: u16,
-    pub error: String,
-    pub message: String,
-}
-
-fn not_found(message: String) -> Json<Problem> {
-    Json(Problem {
-        status: 404,
-        error: "Not Found".into(),
-        message,
-    })
+fn not_found(message: String) -> Json<ErrorBody> {
+    Json(ErrorBody::new(StatusCode::NOT_FOUND, message))
 }
 
 #[derive(ApiResponse)]
@@ -64,16 +57,18 @@ pub enum CreateResponse {
     Created(Json<Order>),
     /// The product is not in the catalogue.
     #[oai(status = 404)]
-    UnknownProduct(Json<Problem>),
+    UnknownProduct(Json<ErrorBody>),
 }
 
 #[derive(ApiResponse)]
 pub enum GetResponse {
     #[oai(status = 200)]
     Found(Json<Order>),
-    /// No order has this id (or it was dropped, past the newest 10,000).
+    /// No order has this id that the caller placed (another principal's
+    /// order is a 404 too, so that ids reveal nothing), or it was dropped,
+    /// past the newest 10,000.
     #[oai(status = 404)]
-    NotFound(Json<Problem>),
+    NotFound(Json<ErrorBody>),
 }
 
 /// The orders placed so far, newest last; bounded by [`MAX_ORDERS`].
@@ -87,7 +82,7 @@ pub struct Orders {
 }
 
 impl Store {
-    fn insert(&self, mut o: Order) -> Order {
+    pub fn insert(&self, mut o: Order) -> Order {
         let mut s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         s.next_id += 1;
         o.id = s.next_id;
@@ -97,7 +92,7 @@ impl Store {
         s.by_id.push_back(o.clone());
         o
     }
-    fn get(&self, id: u64) -> Option<Order> {
+    pub fn get(&self, id: u64) -> Option<Order> {
         let s = self.0.lock().unwrap_or_else(|e| e.into_inner());
         // Ids are consecutive: the newest is at the back.
         let first = s.by_id.front()?.id;
@@ -122,15 +117,10 @@ pub struct Product {
 }
 
 /// `orders.create`: validates the order, counts it by payment and observes its value.
-pub struct Create(Store);
-
-impl Create {
-    pub fn new(store: Store) -> Self {
-        Create(store)
-    }
-}
+pub struct Create;
 
 pub struct CreateState {
+    store: Arc<Store>,
     prices: BTreeMap<u64, f64>,
     placed: AppCounter<1>,
     value: AppHistogram<0>,
@@ -148,7 +138,7 @@ impl Handler for Create {
         "orders.create"
     }
 
-    fn setup(&self, o: CreateOptions, ctx: &mut Setup<'_>) -> Result<CreateState, String> {
+    fn setup(&self, o: CreateOptions, ctx: &mut Setup<'_>) -> Result<CreateState, SetupError> {
         if o.products.is_empty() {
             return Err("options.products must list at least one product".into());
         }
@@ -157,12 +147,14 @@ impl Handler for Create {
             .iter()
             .find(|p| p.price_euros.is_nan() || p.price_euros <= 0.0)
         {
-            return Err(format!("product {} has no positive price_euros", p.id));
+            return Err(format!("product {} has no positive price_euros", p.id).into());
         }
         Ok(CreateState {
             prices: o.products.iter().map(|p| (p.id, p.price_euros)).collect(),
             placed: ctx.counter("orders_placed_total", ["payment"])?,
             value: ctx.histogram("order_value_euros", [])?,
+            // Last: in `validate`, where start hooks do not run, setup ends here.
+            store: ctx.resource::<Store>()?,
         })
     }
 
@@ -178,26 +170,27 @@ impl Handler for Create {
         let total = price * f64::from(o.quantity);
         st.placed.inc([&o.payment]);
         st.value.observe([], total);
-        let order = self.0.insert(Order {
+        // The endpoint requires a key, so there is always a caller.
+        let placed_by = req
+            .request
+            .caller()
+            .map_or_else(String::new, |c| c.principal().to_string());
+        let order = st.store.insert(Order {
             id: 0,
             product_id: o.product_id,
             quantity: o.quantity,
             payment: o.payment,
             total_euros: total,
+            placed_by,
         });
         tracing::info!(order_id = order.id, total_euros = total, "order placed");
         CreateResponse::Created(Json(order))
     }
 }
 
-/// `orders.get`: one order by id, 404 JSON when absent.
-pub struct Get(Store);
-
-impl Get {
-    pub fn new(store: Store) -> Self {
-        Get(store)
-    }
-}
+/// `orders.get`: one order by id, 404 JSON when absent or placed by
+/// another principal.
+pub struct Get;
 
 impl Handler for Get {
     type Options = NoOptions;
@@ -205,20 +198,21 @@ impl Handler for Get {
     type Query = Empty;
     type Body = Empty;
     type Response = GetResponse;
-    type State = ();
+    type State = Arc<Store>;
 
     fn name(&self) -> &'static str {
         "orders.get"
     }
 
-    fn setup(&self, _: NoOptions, _: &mut Setup<'_>) -> Result<(), String> {
-        Ok(())
+    fn setup(&self, _: NoOptions, ctx: &mut Setup<'_>) -> Result<Arc<Store>, SetupError> {
+        ctx.resource::<Store>()
     }
 
-    async fn handle(&self, _: &(), req: Input<OrderPath, Empty, Empty>) -> GetResponse {
-        match self.0.get(req.path.id) {
-            Some(o) => GetResponse::Found(Json(o)),
-            None => GetResponse::NotFound(not_found(format!("no order {}", req.path.id))),
+    async fn handle(&self, store: &Arc<Store>, req: Input<OrderPath, Empty, Empty>) -> GetResponse {
+        let caller = req.request.caller().map(|c| c.principal());
+        match store.get(req.path.id) {
+            Some(o) if Some(o.placed_by.as_str()) == caller => GetResponse::Found(Json(o)),
+            _ => GetResponse::NotFound(not_found(format!("no order {}", req.path.id))),
         }
     }
 }

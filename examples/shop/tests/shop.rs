@@ -16,6 +16,29 @@ fn shop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
+/// The keys every test shop accepts (`SHOP_API_KEYS`), and its scrape token.
+const ALICE_KEY: &str = "alice-key-0123456789";
+const BOB_KEY: &str = "bob-key-0123456789abc";
+const SCRAPE_TOKEN: &str = "scrape-token-0123456789";
+
+/// A client that presents alice's key and the scrape token.
+fn client() -> reqwest::Client {
+    client_as(ALICE_KEY)
+}
+
+fn client_as(key: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-api-key", key.parse().unwrap());
+    h.insert(
+        "authorization",
+        format!("Bearer {SCRAPE_TOKEN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
 /// A running shop, killed on drop unless stopped.
 struct Shop {
     child: Option<Child>,
@@ -29,6 +52,8 @@ impl Shop {
             .args(["serve", "--manifest"])
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
+            .env("SHOP_API_KEYS", format!("{ALICE_KEY}:alice, {BOB_KEY}:bob"))
+            .env("SHOP_METRICS_TOKEN", SCRAPE_TOKEN)
             .current_dir(dir)
             .stdout(Stdio::piped())
             .stderr(std::fs::File::create(dir.join("shop.stderr")).unwrap())
@@ -144,7 +169,7 @@ fn placed(metrics: &str) -> Vec<(String, f64)> {
 async fn good_orders_count_and_bad_ones_are_refused_naming_the_field() {
     let dir = tempdir();
     let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
-    let c = reqwest::Client::new();
+    let c = client();
     let metrics = || async {
         c.get(shop.url("/metrics"))
             .send()
@@ -248,7 +273,7 @@ async fn good_orders_count_and_bad_ones_are_refused_naming_the_field() {
 async fn orders_by_id_with_a_typed_path_parameter() {
     let dir = tempdir();
     let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
-    let c = reqwest::Client::new();
+    let c = client();
     let (_, order) = post(
         &c,
         &shop,
@@ -301,6 +326,81 @@ async fn orders_by_id_with_a_typed_path_parameter() {
     assert_eq!(placed["route"], "/orders");
     assert_eq!(placed["request_id"].as_str().unwrap().len(), 32);
     assert_eq!(placed["logger"], "shop::orders");
+    assert_eq!(placed["caller"], "alice", "{placed}");
+}
+
+/// Orders need a key from SHOP_API_KEYS; each records who placed it, and
+/// only they can read it back (anyone else gets the same 404 as for an id
+/// that does not exist). `/metrics` needs the scrape token.
+#[tokio::test]
+async fn orders_belong_to_the_principal_whose_key_placed_them() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let (alice, bob) = (client(), client_as(BOB_KEY));
+    let (status, order) = post(
+        &alice,
+        &shop,
+        r#"{"product_id": 1, "quantity": 1, "payment": "card"}"#,
+    )
+    .await;
+    assert_eq!(status, 201, "{order}");
+    assert_eq!(order["placed_by"], "alice");
+    let url = shop.url(&format!("/orders/{}", order["id"]));
+    let r = alice.get(&url).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    let r = bob.get(&url).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        404,
+        "another principal's order is not theirs to see"
+    );
+    let anonymous = reqwest::Client::new();
+    for (method, path) in [("GET", url.clone()), ("POST", shop.url("/orders"))] {
+        let r = anonymous
+            .request(method.parse().unwrap(), &path)
+            .header("content-type", "application/json")
+            .body(r#"{"product_id": 1, "quantity": 1, "payment": "card"}"#)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 401, "{method} {path}");
+        assert_eq!(
+            r.headers()["www-authenticate"],
+            "ApiKey realm=\"shop\", header=\"X-API-Key\""
+        );
+    }
+    let r = anonymous.get(shop.url("/metrics")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers()["www-authenticate"]
+        .to_str()
+        .unwrap()
+        .starts_with("Bearer"));
+    // The scrape token is not an order key, nor a key a scrape token.
+    let r = client_as(SCRAPE_TOKEN)
+        .get(shop.url("/orders/1"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 401);
+    let m = alice.get(shop.url("/metrics")).send().await.unwrap();
+    assert_eq!(m.status(), 200);
+    let m = m.text().await.unwrap();
+    assert!(m.contains(r#"path="/orders/{id}",status="401""#), "{m}");
+    assert!(m.contains(r#"build_info{"#), "{m}");
+    assert!(
+        m.contains(&format!("version=\"{}\"", env!("CARGO_PKG_VERSION"))),
+        "the shop's own version: {m}"
+    );
+    shop.stop();
+    let logs: String = std::fs::read_dir(dir.path().join("logs"))
+        .unwrap()
+        .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
+        .collect();
+    for secret in [ALICE_KEY, BOB_KEY, SCRAPE_TOKEN] {
+        assert!(!logs.contains(secret), "a key in the logs");
+        assert!(!m.contains(secret), "a key in /metrics");
+    }
+    assert!(logs.contains(r#""reason":"missing""#), "{logs}");
 }
 
 /// The venv's bin directory (made by scripts/install-test-deps).
@@ -319,7 +419,9 @@ fn venv_bin(tool: &str) -> PathBuf {
 async fn the_openapi_document_lists_the_order_types_and_passes_a_validator() {
     let dir = tempdir();
     let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
-    let doc: Value = reqwest::get(shop.url("/openapi.json"))
+    let doc: Value = client()
+        .get(shop.url("/openapi.json"))
+        .send()
         .await
         .unwrap()
         .json()
@@ -327,7 +429,7 @@ async fn the_openapi_document_lists_the_order_types_and_passes_a_validator() {
         .unwrap();
     shop.stop();
     let schemas = &doc["components"]["schemas"];
-    for name in ["NewOrder", "Order", "Problem"] {
+    for name in ["NewOrder", "Order", "Error"] {
         assert!(schemas[name].is_object(), "{name} missing: {schemas}");
     }
     let new_order = &schemas["NewOrder"];
@@ -510,7 +612,7 @@ async fn every_business_panel_has_data_and_the_alert_evaluates_in_a_real_prometh
 
     let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
     wait_for_scrape(&prom).await;
-    let c = reqwest::Client::new();
+    let c = client();
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut i = 0;
     while Instant::now() < deadline {

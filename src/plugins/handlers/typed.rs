@@ -16,6 +16,7 @@
 use super::{HandlerCtx, HandlerKind, Host, OperationDoc, PreparedHandler, TypedDoc};
 use crate::manifest::Diagnostics;
 use crate::model::app_metrics::{AppCounter, AppFamilies, AppGauge, AppHistogram};
+pub use crate::server::context::{RequestContext, TraceContext};
 use crate::server::error::{bad_field_status, bad_param_in, json_error};
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
@@ -69,10 +70,12 @@ pub trait Handler: Send + Sync + 'static {
     /// The name used in `endpoints[].handler`.
     fn name(&self) -> &'static str;
 
-    /// Runs once per endpoint, during `validate` and at start-up: checks the
-    /// options and resolves metric handles. An `Err` is reported at the
+    /// Runs once per endpoint, during `validate`, at start-up and at each
+    /// reload: checks the options and resolves metric handles and what the
+    /// start hooks built ([`Setup::resource`]). An `Err` is reported at the
     /// endpoint's location in the manifest.
-    fn setup(&self, options: Self::Options, ctx: &mut Setup<'_>) -> Result<Self::State, String>;
+    fn setup(&self, options: Self::Options, ctx: &mut Setup<'_>)
+        -> Result<Self::State, SetupError>;
 
     /// Answers one request whose input has already been parsed and checked.
     fn handle(
@@ -82,12 +85,57 @@ pub trait Handler: Send + Sync + 'static {
     ) -> impl Future<Output = Self::Response> + Send;
 }
 
-/// One request's typed input.
+/// One request's typed input, and its context.
 #[derive(Debug)]
 pub struct Input<P, Q, B> {
     pub path: P,
     pub query: Q,
     pub body: B,
+    /// Headers, request id, trace context and the authenticated caller.
+    pub request: RequestContext,
+}
+
+/// Why [`Handler::setup`] failed: reported at the endpoint's location.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SetupError {
+    message: String,
+    /// A resource of the start hooks was asked for where they do not run
+    /// (`validate`, `render`): not an error there.
+    not_started: bool,
+}
+
+impl SetupError {
+    /// An error with this message.
+    pub fn new(message: impl Into<String>) -> SetupError {
+        SetupError {
+            message: message.into(),
+            not_started: false,
+        }
+    }
+    /// The message.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+impl std::fmt::Display for SetupError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.message)
+    }
+}
+
+impl std::error::Error for SetupError {}
+
+impl From<String> for SetupError {
+    fn from(message: String) -> SetupError {
+        SetupError::new(message)
+    }
+}
+
+impl From<&str> for SetupError {
+    fn from(message: &str) -> SetupError {
+        SetupError::new(message)
+    }
 }
 
 /// What a handler's [`Handler::setup`] can see and ask for.
@@ -97,9 +145,33 @@ pub struct Setup<'a> {
     /// Its method, upper case.
     pub method: String,
     apps: &'a AppFamilies,
+    registry: &'a crate::model::Registry,
 }
 
 impl Setup<'_> {
+    /// What a start hook (`App::on_start`) built, of type `T`. Where the
+    /// hooks do not run (`validate`, `render`) this ends `setup` early
+    /// without an error, so use `?`, and ask for resources after checking
+    /// options and metrics (which `validate` then still checks). A type that
+    /// no hook provides is an error everywhere.
+    pub fn resource<T: std::any::Any + Send + Sync>(&self) -> Result<Arc<T>, SetupError> {
+        let name = std::any::type_name::<T>();
+        if !self.registry.provides(std::any::TypeId::of::<T>()) {
+            return Err(SetupError::new(format!(
+                "no start hook provides a {name} (App::on_start)"
+            )));
+        }
+        match self.registry.resources() {
+            None => Err(SetupError {
+                message: format!("{name} exists once the start hooks ran"),
+                not_started: true,
+            }),
+            Some(r) => r
+                .get::<T>()
+                .ok_or_else(|| SetupError::new(format!("the start hooks built no {name}"))),
+        }
+    }
+
     /// The `source: app` counter `name`, with exactly these label names in
     /// this order (`[]` for none).
     pub fn counter<const N: usize>(
@@ -577,13 +649,18 @@ impl<H: Handler> HandlerKind for Kind<H> {
             path: &ctx.endpoint.path,
             method: ctx.endpoint.method.as_str().to_string(),
             apps: ctx.apps,
+            registry: ctx.registry,
         };
-        let state = self.0.setup(options, &mut setup).map_err(|e| {
-            Diagnostics(vec![ctx.source.error(
-                &ctx.at("handler"),
-                format!("handler kind {:?}: {e}", self.0.name()),
-            )])
-        })?;
+        let state = match self.0.setup(options, &mut setup) {
+            Ok(state) => Some(state),
+            Err(e) if e.not_started => None,
+            Err(e) => {
+                return Err(Diagnostics(vec![ctx.source.error(
+                    &ctx.at("handler"),
+                    format!("handler kind {:?}: {e}", self.0.name()),
+                )]))
+            }
+        };
         // The schemas the input is checked against, registered once.
         let mut registry = Registry::new();
         H::Path::describe(&mut registry, MetaParamIn::Path);
@@ -606,7 +683,9 @@ impl<H: Handler> HandlerKind for Kind<H> {
 
 struct Shared<H: Handler> {
     handler: Arc<H>,
-    state: H::State,
+    /// `None` only where the start hooks did not run (`validate`), where no
+    /// request is served.
+    state: Option<H::State>,
     registry: Registry,
     /// `H::Body` is a JSON body (not [`Empty`]).
     has_body: bool,
@@ -755,7 +834,14 @@ impl<H: Handler> TypedEndpoint<H> {
         } else {
             H::Body::parse(None, reg)?
         };
-        Ok(Input { path, query, body })
+        let caller = req.extensions_mut().remove::<crate::server::auth::Caller>();
+        let request = RequestContext::new(std::mem::take(req.headers_mut()), caller);
+        Ok(Input {
+            path,
+            query,
+            body,
+            request,
+        })
     }
 }
 
@@ -768,7 +854,13 @@ impl<H: Handler> Endpoint for TypedEndpoint<H> {
             Err(e) => return Ok(e.into_response()),
         };
         let sh = &self.shared;
-        Ok(sh.handler.handle(&sh.state, input).await.into_response())
+        let Some(state) = &sh.state else {
+            return Ok(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service's start hooks have not run",
+            ));
+        };
+        Ok(sh.handler.handle(state, input).await.into_response())
     }
 }
 

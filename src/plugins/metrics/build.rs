@@ -4,10 +4,11 @@ use super::*;
 use prometheus::IntGaugeVec;
 
 pub struct Info;
-struct Prepared;
-
-/// Git commit the binary was built from (set by build.rs).
-pub use crate::model::COMMIT;
+/// The service's version and commit (`App::identity`).
+struct Prepared {
+    version: String,
+    commit: String,
+}
 
 impl MetricSourceKind for Info {
     fn name(&self) -> &'static str {
@@ -16,18 +17,26 @@ impl MetricSourceKind for Info {
     fn prepare(&self, ctx: &MetricCtx<'_>) -> Result<Arc<dyn PreparedSource>, Diagnostics> {
         ctx.require_type(MetricType::Gauge)?;
         ctx.labels_within(&["version", "commit"])?;
-        Ok(Arc::new(Prepared))
+        Ok(Arc::new(Prepared {
+            version: ctx.identity.version.clone(),
+            commit: ctx.identity.commit.clone(),
+        }))
     }
 }
 
 impl PreparedSource for Prepared {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = IntGaugeVec::new(opts(m), &label_names(m))?;
-        let version = env!("CARGO_PKG_VERSION");
         let values: Vec<&str> = m
             .labels
             .iter()
-            .map(|l| if l == "version" { version } else { COMMIT })
+            .map(|l| {
+                if l == "version" {
+                    self.version.as_str()
+                } else {
+                    self.commit.as_str()
+                }
+            })
             .collect();
         g.with_label_values(&values).set(1);
         inst.registry.register(Box::new(g))

@@ -18,7 +18,7 @@ mod http;
 mod system;
 
 pub use crate::model::data::{below_threshold_items, is_below, Item};
-pub use build::COMMIT;
+pub use crate::model::COMMIT;
 
 /// The built-in kinds, as `Registry::builtin` registers them.
 pub(crate) fn builtin() -> Vec<Arc<dyn MetricSourceKind>> {

@@ -1,0 +1,631 @@
+//! Authentication at run time: the `auth:` schemes with their keys loaded
+//! (at start and at each reload, from the environment or files, never from
+//! the manifest), and the [`Guard`] a protected route runs before its
+//! handler.
+//!
+//! ```text
+//! request ──► Observe (id, metrics, request line)
+//!               └─► router ──► Guard::check ──► 401 / 403 (JSON, counted)
+//!                                   └─ Caller ──► middleware ──► handler
+//! ```
+//!
+//! API and bearer keys are kept as SHA-256 digests and compared in constant
+//! time; a JWT is checked by `jsonwebtoken` (signature, `exp`, `nbf`, `iss`,
+//! `aud`). A refusal logs a bounded reason (`missing`, `malformed`,
+//! `invalid`, `expired`, `forbidden`), never the credential, and at most
+//! [`WARNINGS_PER_SECOND`] such lines a second.
+
+use super::error::json_error;
+use crate::manifest::auth::{JwtAlgorithm, Requirement, Scheme, SchemeKind, SecretRef};
+use crate::model::Model;
+use jsonwebtoken::errors::ErrorKind;
+use jsonwebtoken::{Algorithm, DecodingKey, Validation};
+use poem::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
+use poem::Response;
+use serde_json::{Map, Value as Json};
+use sha2::{Digest, Sha256};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use subtle::ConstantTimeEq;
+
+/// The shortest key accepted: shorter ones are guessable.
+pub const MIN_KEY_LEN: usize = 16;
+/// The largest key or JWT key text read.
+const SECRET_LIMIT: u64 = 1 << 20;
+/// Refusal warnings logged per second at most; the rest are counted and
+/// reported with the next one logged.
+pub const WARNINGS_PER_SECOND: u64 = 10;
+
+/// Who made the request, as a guard established it.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    scheme: Arc<str>,
+    principal: Arc<str>,
+    scopes: Vec<String>,
+    claims: Option<Arc<Map<String, Json>>>,
+}
+
+impl Caller {
+    /// The key's principal (`key:principal`), or the JWT's `sub`.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+    /// The principal, shared (what the request's log lines carry).
+    pub fn principal_arc(&self) -> Arc<str> {
+        self.principal.clone()
+    }
+    /// The name of the scheme that accepted the credential.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+    /// A JWT's scopes (`scope` or `scp`); none for keys.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+    /// A JWT claim; `None` for keys.
+    pub fn claim(&self, name: &str) -> Option<&Json> {
+        self.claims.as_ref()?.get(name)
+    }
+}
+
+/// Why a request was refused: a closed set, so it may be logged and counted.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Reason {
+    /// No credential for any accepted scheme.
+    Missing,
+    /// A credential that is not of the scheme's form (`Bearer <token>`, a JWT).
+    Malformed,
+    /// A wrong key, or a JWT with a bad signature, issuer or audience.
+    Invalid,
+    /// A JWT past its `exp` (or before its `nbf`).
+    Expired,
+    /// A valid caller without a required scope or claim.
+    Forbidden,
+}
+
+impl Reason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Reason::Missing => "missing",
+            Reason::Malformed => "malformed",
+            Reason::Invalid => "invalid",
+            Reason::Expired => "expired",
+            Reason::Forbidden => "forbidden",
+        }
+    }
+}
+
+/// Keys as SHA-256 digests, each with its principal.
+struct Keys(Vec<([u8; 32], Arc<str>)>);
+
+impl Keys {
+    /// `key:principal` pairs separated by commas or new lines; a key alone
+    /// has `scheme` as its principal. Errors name the entry, never the key.
+    fn parse(text: &str, scheme: &str, shown: &str) -> Result<Keys, String> {
+        let mut out: Vec<([u8; 32], Arc<str>)> = Vec::new();
+        for (i, entry) in text
+            .split([',', '\n'])
+            .map(str::trim)
+            .filter(|e| !e.is_empty())
+            .enumerate()
+        {
+            let (key, principal) = match entry.rsplit_once(':') {
+                Some((k, p)) => (k.trim(), p.trim()),
+                None => (entry, scheme),
+            };
+            let bad = |what: &str| format!("entry {} of {shown}: {what}", i + 1);
+            if key.len() < MIN_KEY_LEN {
+                return Err(bad(&format!(
+                    "the key is shorter than {MIN_KEY_LEN} characters"
+                )));
+            }
+            if key
+                .bytes()
+                .any(|b| b.is_ascii_whitespace() || b.is_ascii_control())
+            {
+                return Err(bad("the key holds a space or a control character"));
+            }
+            if principal.is_empty() {
+                return Err(bad("the principal after `:` is empty"));
+            }
+            let digest: [u8; 32] = Sha256::digest(key.as_bytes()).into();
+            if out.iter().any(|(d, _)| *d == digest) {
+                return Err(bad("the same key is listed twice"));
+            }
+            out.push((digest, principal.into()));
+        }
+        if out.is_empty() {
+            return Err(format!("{shown} holds no key"));
+        }
+        Ok(Keys(out))
+    }
+
+    /// The principal of `key`, comparing with every key in constant time.
+    fn find(&self, key: &[u8]) -> Option<Arc<str>> {
+        let digest: [u8; 32] = Sha256::digest(key).into();
+        let mut found = None;
+        for (d, principal) in &self.0 {
+            if bool::from(d.ct_eq(&digest)) {
+                found = Some(principal);
+            }
+        }
+        found.cloned()
+    }
+}
+
+enum Check {
+    /// `shown`: the header's name as the manifest spells it.
+    ApiKey {
+        header: HeaderName,
+        shown: String,
+        keys: Keys,
+    },
+    Bearer {
+        keys: Keys,
+    },
+    Jwt {
+        key: DecodingKey,
+        validation: Box<Validation>,
+    },
+}
+
+/// A scheme with its keys loaded.
+struct Loaded {
+    name: Arc<str>,
+    check: Check,
+}
+
+/// Every declared scheme, loaded: built by [`Schemes::load`] for each
+/// served manifest.
+#[derive(Default)]
+pub struct Schemes {
+    by_name: HashMap<String, Arc<Loaded>>,
+    realm: String,
+}
+
+/// Reads a secret (`{env: NAME}` or `{file: path}`) with a bound; the error
+/// names the reference, never the value.
+pub fn read_secret(r: &SecretRef, model: &Model) -> Result<(String, String), String> {
+    match r {
+        SecretRef::Env(name) => {
+            let shown = format!("${name}");
+            match std::env::var(name) {
+                Ok(v) if v.len() as u64 > SECRET_LIMIT => {
+                    Err(format!("{shown} is over {SECRET_LIMIT} bytes"))
+                }
+                Ok(v) => Ok((v, shown)),
+                Err(std::env::VarError::NotPresent) => {
+                    Err(format!("the environment variable {name} is not set"))
+                }
+                Err(std::env::VarError::NotUnicode(_)) => {
+                    Err(format!("the environment variable {name} is not UTF-8"))
+                }
+            }
+        }
+        SecretRef::File(path) => {
+            let full = match &model.source.base_dir {
+                Some(base) => base.join(path),
+                None => std::path::PathBuf::from(path),
+            };
+            let shown = full.display().to_string();
+            let text = crate::manifest::load::read_bounded(
+                &full,
+                SECRET_LIMIT,
+                "secret file",
+                "the secret limit",
+            )?;
+            Ok((text, shown))
+        }
+    }
+}
+
+impl Schemes {
+    /// Loads every scheme of `model`: its keys from the environment or files.
+    pub fn load(model: &Model) -> Result<Schemes, String> {
+        let mut by_name = HashMap::new();
+        for (name, s) in &model.manifest.auth.schemes {
+            let check =
+                load_one(name, s, model).map_err(|e| format!("auth.schemes.{name}: {e}"))?;
+            by_name.insert(
+                name.clone(),
+                Arc::new(Loaded {
+                    name: name.as_str().into(),
+                    check,
+                }),
+            );
+        }
+        Ok(Schemes {
+            by_name,
+            realm: model.manifest.service.name.clone(),
+        })
+    }
+
+    /// The guard of `req`, `None` if it is open.
+    pub fn guard(&self, req: &Requirement) -> Result<Option<Arc<Guard>>, String> {
+        if req.is_open() {
+            return Ok(None);
+        }
+        let mut schemes = Vec::new();
+        for n in &req.schemes {
+            schemes.push(
+                self.by_name
+                    .get(n)
+                    .cloned()
+                    .ok_or_else(|| format!("auth scheme {n:?} is not declared"))?,
+            );
+        }
+        let mut challenges = Vec::new();
+        let mut bearer = false;
+        for s in &schemes {
+            match &s.check {
+                Check::ApiKey { shown, .. } => challenges.push(format!(
+                    "ApiKey realm=\"{}\", header=\"{}\"",
+                    quoted(&self.realm),
+                    shown
+                )),
+                Check::Bearer { .. } | Check::Jwt { .. } if !bearer => {
+                    bearer = true;
+                    challenges.push(format!("Bearer realm=\"{}\"", quoted(&self.realm)));
+                }
+                _ => {}
+            }
+        }
+        let value = |extra: &str| {
+            let mut v = challenges.clone();
+            if bearer && !extra.is_empty() {
+                if let Some(b) = v.iter_mut().find(|c| c.starts_with("Bearer")) {
+                    b.push_str(extra);
+                }
+            }
+            HeaderValue::from_str(&v.join(", ")).map_err(|e| e.to_string())
+        };
+        let forbidden = format!(
+            "Bearer realm=\"{}\", error=\"insufficient_scope\", scope=\"{}\"",
+            quoted(&self.realm),
+            quoted(&req.scopes.join(" "))
+        );
+        let accepted: Vec<&str> = schemes.iter().map(|s| &*s.name).collect();
+        Ok(Some(Arc::new(Guard {
+            accepted: accepted.join(",").into(),
+            schemes,
+            scopes: req.scopes.clone(),
+            claims: req.claims.clone().into_iter().collect(),
+            challenge: value("")?,
+            challenge_invalid: value(", error=\"invalid_token\"")?,
+            challenge_forbidden: HeaderValue::from_str(&forbidden).map_err(|e| e.to_string())?,
+        })))
+    }
+}
+
+/// `s` inside a quoted-string: `"` and `\` escaped, controls dropped.
+fn quoted(s: &str) -> String {
+    s.chars()
+        .filter(|c| !c.is_control())
+        .flat_map(|c| match c {
+            '"' | '\\' => vec!['\\', c],
+            c => vec![c],
+        })
+        .collect()
+}
+
+fn load_one(name: &str, s: &Scheme, model: &Model) -> Result<Check, String> {
+    let need = |what: &str| format!("a {what} is required (`validate` checks this)");
+    match s.kind {
+        SchemeKind::ApiKey | SchemeKind::Bearer => {
+            let r = s.keys.as_ref().ok_or_else(|| need("`keys`"))?;
+            let (text, shown) = read_secret(r, model)?;
+            let keys = Keys::parse(&text, name, &shown)?;
+            Ok(if s.kind == SchemeKind::ApiKey {
+                let header = HeaderName::from_bytes(s.header_name().as_bytes())
+                    .map_err(|e| format!("header: {e}"))?;
+                Check::ApiKey {
+                    header,
+                    shown: s.header_name().to_string(),
+                    keys,
+                }
+            } else {
+                Check::Bearer { keys }
+            })
+        }
+        SchemeKind::Jwt => {
+            let alg = s.algorithm.ok_or_else(|| need("`algorithm`"))?;
+            let r = s.key.as_ref().ok_or_else(|| need("`key`"))?;
+            let (text, shown) = read_secret(r, model)?;
+            let bad = |e: jsonwebtoken::errors::Error| format!("the key in {shown}: {e}");
+            let (key, algorithm) = match alg {
+                JwtAlgorithm::HS256 => {
+                    let secret = text.trim_end_matches(['\n', '\r']);
+                    if secret.len() < 32 {
+                        return Err(format!(
+                            "the HS256 secret in {shown} is shorter than 32 bytes"
+                        ));
+                    }
+                    (
+                        DecodingKey::from_secret(secret.as_bytes()).map_err(bad)?,
+                        Algorithm::HS256,
+                    )
+                }
+                JwtAlgorithm::RS256 => (
+                    DecodingKey::from_rsa_pem(text.as_bytes()).map_err(bad)?,
+                    Algorithm::RS256,
+                ),
+                JwtAlgorithm::ES256 => (
+                    DecodingKey::from_ec_pem(text.as_bytes()).map_err(bad)?,
+                    Algorithm::ES256,
+                ),
+            };
+            let mut validation = Validation::new(algorithm);
+            validation.leeway = s.leeway_seconds.unwrap_or(30);
+            validation.validate_nbf = true;
+            validation.set_required_spec_claims(&["exp", "sub"]);
+            match &s.audience {
+                Some(aud) => validation.set_audience(&[aud]),
+                None => validation.validate_aud = false,
+            }
+            if let Some(iss) = &s.issuer {
+                validation.set_issuer(&[iss]);
+            }
+            Ok(Check::Jwt {
+                key,
+                validation: Box::new(validation),
+            })
+        }
+    }
+}
+
+/// What one route requires, ready to check a request.
+pub struct Guard {
+    schemes: Vec<Arc<Loaded>>,
+    /// The schemes' names, for the refusal's log line.
+    accepted: Arc<str>,
+    scopes: Vec<String>,
+    claims: Vec<(String, String)>,
+    challenge: HeaderValue,
+    challenge_invalid: HeaderValue,
+    challenge_forbidden: HeaderValue,
+}
+
+/// A refused request: why, and the response that says so.
+pub struct Denied {
+    pub reason: Reason,
+    pub response: Response,
+    accepted: Arc<str>,
+}
+
+impl Denied {
+    /// Logs the refusal (call it inside the request, so that the line
+    /// carries the request's fields), at most [`WARNINGS_PER_SECOND`] a
+    /// second.
+    pub fn log(&self) {
+        warn(self.reason, &self.accepted);
+    }
+}
+
+impl Guard {
+    /// The caller of a request with these headers, or why it is refused.
+    pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+        let mut worst = Reason::Missing;
+        let bearer = headers.get(header::AUTHORIZATION).map(bearer_token);
+        for s in &self.schemes {
+            let outcome = match &s.check {
+                Check::ApiKey { header, keys, .. } => match headers.get(header) {
+                    None => Err(Reason::Missing),
+                    Some(v) => keys
+                        .find(v.as_bytes())
+                        .ok_or(Reason::Invalid)
+                        .map(|p| key_caller(s, p)),
+                },
+                Check::Bearer { keys } => match &bearer {
+                    None => Err(Reason::Missing),
+                    Some(Err(r)) => Err(*r),
+                    Some(Ok(t)) => keys
+                        .find(t.as_bytes())
+                        .ok_or(Reason::Invalid)
+                        .map(|p| key_caller(s, p)),
+                },
+                Check::Jwt { key, validation } => match &bearer {
+                    None => Err(Reason::Missing),
+                    Some(Err(r)) => Err(*r),
+                    Some(Ok(t)) => jwt_caller(s, t, key, validation),
+                },
+            };
+            match outcome {
+                Ok(caller) => return self.authorize(caller),
+                // The most telling reason wins: a malformed or wrong
+                // credential says more than one that is missing.
+                Err(r) => worst = worst.max(r),
+            }
+        }
+        Err(self.deny(worst))
+    }
+
+    /// `caller` if it has every required scope and claim.
+    fn authorize(&self, caller: Caller) -> Result<Caller, Denied> {
+        let scoped = self.scopes.iter().all(|s| caller.scopes.contains(s));
+        let claimed = self
+            .claims
+            .iter()
+            .all(|(k, v)| caller.claim(k).and_then(Json::as_str) == Some(v.as_str()));
+        if scoped && claimed {
+            Ok(caller)
+        } else {
+            Err(self.deny(Reason::Forbidden))
+        }
+    }
+
+    fn deny(&self, reason: Reason) -> Denied {
+        let (status, message, challenge) = match reason {
+            Reason::Missing => (
+                StatusCode::UNAUTHORIZED,
+                "this endpoint needs a credential (see WWW-Authenticate)",
+                &self.challenge,
+            ),
+            Reason::Malformed => (
+                StatusCode::UNAUTHORIZED,
+                "the credential is malformed",
+                &self.challenge_invalid,
+            ),
+            Reason::Invalid => (
+                StatusCode::UNAUTHORIZED,
+                "the credential is not valid",
+                &self.challenge_invalid,
+            ),
+            Reason::Expired => (
+                StatusCode::UNAUTHORIZED,
+                "the credential has expired",
+                &self.challenge_invalid,
+            ),
+            Reason::Forbidden => (
+                StatusCode::FORBIDDEN,
+                "the caller lacks a required scope or claim",
+                &self.challenge_forbidden,
+            ),
+        };
+        let mut response = json_error(status, message);
+        response
+            .headers_mut()
+            .insert(header::WWW_AUTHENTICATE, challenge.clone());
+        Denied {
+            reason,
+            response,
+            accepted: self.accepted.clone(),
+        }
+    }
+}
+
+/// The token of `Authorization: Bearer <token>`.
+fn bearer_token(v: &HeaderValue) -> Result<&str, Reason> {
+    let s = v.to_str().map_err(|_| Reason::Malformed)?;
+    let (scheme, token) = s.split_once(' ').ok_or(Reason::Malformed)?;
+    let token = token.trim();
+    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+        return Err(Reason::Malformed);
+    }
+    Ok(token)
+}
+
+fn key_caller(s: &Loaded, principal: Arc<str>) -> Caller {
+    Caller {
+        scheme: s.name.clone(),
+        principal,
+        scopes: Vec::new(),
+        claims: None,
+    }
+}
+
+fn jwt_caller(
+    s: &Loaded,
+    token: &str,
+    key: &DecodingKey,
+    validation: &Validation,
+) -> Result<Caller, Reason> {
+    if token.split('.').count() != 3 {
+        return Err(Reason::Malformed);
+    }
+    let data = jsonwebtoken::decode::<Map<String, Json>>(token, key, validation).map_err(|e| {
+        match e.kind() {
+            ErrorKind::ExpiredSignature | ErrorKind::ImmatureSignature => Reason::Expired,
+            ErrorKind::InvalidToken
+            | ErrorKind::Base64(_)
+            | ErrorKind::Json(_)
+            | ErrorKind::Utf8(_)
+            | ErrorKind::InvalidClaimFormat(_) => Reason::Malformed,
+            _ => Reason::Invalid,
+        }
+    })?;
+    let claims = data.claims;
+    let principal: Arc<str> = match claims.get("sub").and_then(Json::as_str) {
+        Some(s) if !s.is_empty() => s.into(),
+        _ => return Err(Reason::Invalid),
+    };
+    let scopes = match (claims.get("scope"), claims.get("scp")) {
+        (Some(Json::String(s)), _) => s.split_whitespace().map(String::from).collect(),
+        (_, Some(Json::Array(a))) => a
+            .iter()
+            .filter_map(Json::as_str)
+            .map(String::from)
+            .collect(),
+        (_, Some(Json::String(s))) => s.split_whitespace().map(String::from).collect(),
+        _ => Vec::new(),
+    };
+    Ok(Caller {
+        scheme: s.name.clone(),
+        principal,
+        scopes,
+        claims: Some(Arc::new(claims)),
+    })
+}
+
+/// The second the current window started, and what it logged and held back.
+static WINDOW: AtomicU64 = AtomicU64::new(0);
+static LOGGED: AtomicU64 = AtomicU64::new(0);
+static HELD_BACK: AtomicU64 = AtomicU64::new(0);
+
+/// Logs a refusal, at most [`WARNINGS_PER_SECOND`] a second; the number
+/// held back since the last one logged goes with the next.
+fn warn(reason: Reason, accepted: &str) {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    if WINDOW.swap(now, Ordering::Relaxed) != now {
+        LOGGED.store(0, Ordering::Relaxed);
+    }
+    if LOGGED.fetch_add(1, Ordering::Relaxed) >= WARNINGS_PER_SECOND {
+        HELD_BACK.fetch_add(1, Ordering::Relaxed);
+        return;
+    }
+    let held_back = HELD_BACK.swap(0, Ordering::Relaxed);
+    tracing::warn!(
+        target: "telltale::auth",
+        reason = reason.as_str(),
+        schemes = accepted,
+        held_back,
+        "request refused: credential {}",
+        reason.as_str()
+    );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_parse_pairs_and_lone_keys_and_never_show_a_key() {
+        let k = Keys::parse(
+            "0123456789abcdef:alice, fedcba9876543210fedc:bob\nlonelonelonelonelone",
+            "api",
+            "$KEYS",
+        )
+        .unwrap();
+        assert_eq!(k.find(b"0123456789abcdef").as_deref(), Some("alice"));
+        assert_eq!(k.find(b"fedcba9876543210fedc").as_deref(), Some("bob"));
+        assert_eq!(k.find(b"lonelonelonelonelone").as_deref(), Some("api"));
+        assert_eq!(k.find(b"0123456789abcdeX"), None);
+        let e = Keys::parse("short:alice", "api", "$KEYS").err().unwrap();
+        assert!(
+            e.contains("entry 1 of $KEYS") && !e.contains("short"),
+            "{e}"
+        );
+        let e = Keys::parse("0123456789abcdef:a,0123456789abcdef:b", "api", "$K")
+            .err()
+            .unwrap();
+        assert!(e.contains("twice") && !e.contains("0123"), "{e}");
+        assert!(Keys::parse(" , ", "api", "$K").is_err());
+    }
+
+    #[test]
+    fn bearer_tokens_need_the_bearer_scheme() {
+        let v = |s: &str| HeaderValue::from_str(s).unwrap();
+        assert_eq!(bearer_token(&v("Bearer abc")), Ok("abc"));
+        assert_eq!(bearer_token(&v("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer_token(&v("Basic abc")), Err(Reason::Malformed));
+        assert_eq!(bearer_token(&v("Bearer ")), Err(Reason::Malformed));
+        assert_eq!(bearer_token(&v("abc")), Err(Reason::Malformed));
+    }
+
+    #[test]
+    fn quoted_strings_escape_quotes_and_drop_controls() {
+        assert_eq!(quoted("a\"b\\c\nd"), "a\\\"b\\\\cd");
+    }
+}
