@@ -396,7 +396,10 @@ fn unauthenticated_chaos_expects_401_and_says_so() {
     assert!(
         notes[0].contains("chaos is unauthenticated")
             && notes[0].contains("2 protected endpoints (GET /products, POST /grafana/search)")
-            && notes[0].contains("--header"),
+            && notes[0].contains(
+                "pass --header with Authorization or X-Shop-Key to authenticate, \
+                 e.g. --header 'Authorization: Bearer ${env:TOKEN}'"
+            ),
         "{err}"
     );
     for ep in ["GET /products", "POST /grafana/search"] {

@@ -127,13 +127,6 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e),
     };
-    let unauthenticated = plan::unauthenticated(model, &names);
-    if !unauthenticated.is_empty() {
-        errln!(
-            "telltale chaos: note: {}",
-            unauthenticated_note(&unauthenticated, &names)
-        );
-    }
     let credential_headers = plan::credential_headers(model);
     let sent_headers = Arc::new(
         headers
@@ -164,6 +157,14 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         if let Err(e) = rt.block_on(same_api(model, &target, o.timeout)) {
             return fail(e);
         }
+    }
+    let unauthenticated = plan::unauthenticated(model, &names);
+    if !unauthenticated.is_empty() {
+        let wanted = plan::wanted_headers(model, &names);
+        errln!(
+            "telltale chaos: note: {}",
+            unauthenticated_note(&unauthenticated, &wanted, &names)
+        );
     }
     let (outcomes, aborted) = rt.block_on(send_all(planned.clone(), sent_headers, &target, &o));
     let meta = Meta {
@@ -196,8 +197,9 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
 }
 
 /// What chaos says when protected endpoints will be called without a
-/// credential (`eps`: their `METHOD path`; `names`: the `--header` names).
-fn unauthenticated_note(eps: &[String], names: &[String]) -> String {
+/// credential (`eps`: their `METHOD path`; `wanted`: the headers that
+/// would carry one; `names`: the `--header` names given).
+fn unauthenticated_note(eps: &[String], wanted: &[String], names: &[String]) -> String {
     let n = eps.len();
     let shown = eps.iter().take(3).map(|e| printable(e)).collect::<Vec<_>>();
     let more = if n > 3 {
@@ -210,14 +212,23 @@ fn unauthenticated_note(eps: &[String], names: &[String]) -> String {
         if n == 1 { "" } else { "s" },
         shown.join(", ")
     );
+    let wanted: Vec<String> = wanted.iter().map(|h| printable(h)).collect();
+    let example = match wanted.first() {
+        Some(h) if !wanted.iter().any(|h| h == "Authorization") => {
+            format!("{h}: ${{env:API_KEY}}")
+        }
+        _ => "Authorization: Bearer ${env:TOKEN}".to_string(),
+    };
+    let how = match wanted.len() {
+        0 => String::new(),
+        _ => format!(" with {}", wanted.join(" or ")),
+    };
+    let pass = format!("pass --header{how} to authenticate, e.g. --header '{example}'");
     if names.is_empty() {
-        format!(
-            "chaos is unauthenticated: {which} must answer 401; \
-             pass --header to authenticate (e.g. --header 'Authorization: Bearer ${{env:TOKEN}}')"
-        )
+        format!("chaos is unauthenticated: {which} must answer 401; {pass}")
     } else {
         format!(
-            "no --header carries a credential that {which} accept{}: {} must answer 401",
+            "no --header carries a credential that {which} accept{}: {} must answer 401; {pass}",
             if n == 1 { "s" } else { "" },
             if n == 1 { "it" } else { "they" }
         )

@@ -130,11 +130,29 @@ impl Planned {
 
 /// The header a scheme reads its credential from (lowercase).
 fn credential_header(model: &Model, scheme: &str) -> Option<String> {
+    credential_header_as_declared(model, scheme).map(|h| h.to_ascii_lowercase())
+}
+
+/// The same, spelled as the manifest does (`Authorization` for tokens).
+fn credential_header_as_declared(model: &Model, scheme: &str) -> Option<String> {
     let s = model.manifest.auth.schemes.get(scheme)?;
     Some(match s.kind {
-        SchemeKind::ApiKey => s.header_name().to_ascii_lowercase(),
-        SchemeKind::Bearer | SchemeKind::Jwt => "authorization".into(),
+        SchemeKind::ApiKey => s.header_name().to_string(),
+        SchemeKind::Bearer | SchemeKind::Jwt => "Authorization".into(),
     })
+}
+
+/// The headers that would carry a credential to the endpoints in
+/// [`unauthenticated`] (as the manifest spells them, sorted).
+pub fn wanted_headers(model: &Model, given: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = (model.manifest.endpoints.iter())
+        .filter(|e| !callable(model, e, given))
+        .flat_map(|e| model.manifest.auth.requirement(e).schemes.iter())
+        .filter_map(|s| credential_header_as_declared(model, s))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
 }
 
 /// Every header a scheme of the manifest reads (lowercase): what a request
