@@ -180,7 +180,7 @@ fn callable(model: &Model, ep: &Endpoint, given: &[String]) -> bool {
         || req
             .schemes
             .iter()
-            .any(|s| credential_header(model, s).is_some_and(|h| given.iter().any(|g| *g == h)))
+            .any(|s| credential_header(model, s).is_some_and(|h| given.contains(&h)))
 }
 
 /// `METHOD path` of each protected endpoint no `given` header has a
