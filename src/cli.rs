@@ -106,6 +106,12 @@ pub struct ChaosArgs {
     /// Per-request timeout.
     #[arg(long, default_value = "10s")]
     pub timeout: humantime::Duration,
+    /// A header on every request, e.g. a credential (repeatable). In the
+    /// value, ${env:NAME} and ${file:PATH} are replaced by that variable or
+    /// file, so the secret stays out of shell history:
+    /// -H 'Authorization: Bearer ${env:TOKEN}'.
+    #[arg(long = "header", short = 'H', value_name = "NAME: VALUE")]
+    pub headers: Vec<String>,
 }
 
 #[derive(Args, Debug, Clone, Default)]
@@ -272,6 +278,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                         seed: a.seed,
                         json: a.json,
                         timeout: a.timeout.into(),
+                        headers: a.headers,
                     },
                 )
             }

@@ -10,10 +10,15 @@
 //! the error naming the URL), so a target sending endless bodies costs no
 //! memory. The target's `/openapi.json` is read up to [`MAX_OPENAPI_BYTES`].
 //!
+//! `--header 'Name: value'` ([`headers`]) goes on every request; for a
+//! manifest with `auth:`, the plan says which requests leave the
+//! credential headers out and must be 401s.
+//!
 //! Exit status: 0 when every good request got a 2xx and every bad one its
 //! expected status; 1 otherwise; 2 when the run could not start or the
 //! target became unreachable.
 
+pub mod headers;
 pub mod plan;
 pub mod report;
 
@@ -48,6 +53,8 @@ pub struct Options {
     /// Sustained traffic: requests per second (the `requests` are then
     /// spread over `requests / rate` seconds rather than sent at once).
     pub rate: Option<f64>,
+    /// `--header 'Name: value'`s as given (references not yet substituted).
+    pub headers: Vec<String>,
 }
 
 /// Most bytes of one response body chaos reads (16 MiB); past it the
@@ -95,6 +102,11 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
     if let Err(e) = check(&o) {
         return fail(e);
     }
+    let headers = match headers::parse_all(&o.headers) {
+        Ok(h) => h,
+        Err(e) => return fail(e),
+    };
+    let names: Vec<String> = headers.iter().map(|h| h.name.to_string()).collect();
     let target = o
         .target
         .clone()
@@ -111,10 +123,20 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
             .map(|d| d.as_nanos() as u64)
             .unwrap_or(0)
     });
-    let planned = match plan::plan(model, o.requests, o.bad_ratio, seed) {
+    let planned = match plan::plan(model, o.requests, o.bad_ratio, seed, &names) {
         Ok(p) => Arc::new(p),
         Err(e) => return fail(e),
     };
+    let credential_headers = plan::credential_headers(model);
+    let sent_headers = Arc::new(
+        headers
+            .into_iter()
+            .map(|h| {
+                let credential = credential_headers.iter().any(|c| c == h.name.as_str());
+                (h, credential)
+            })
+            .collect::<Vec<_>>(),
+    );
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(o.concurrency.min(4))
         .enable_all()
@@ -136,7 +158,15 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
             return fail(e);
         }
     }
-    let (outcomes, aborted) = rt.block_on(send_all(planned.clone(), &target, &o));
+    let unauthenticated = plan::unauthenticated(model, &names);
+    if !unauthenticated.is_empty() {
+        let wanted = plan::wanted_headers(model, &names);
+        errln!(
+            "telltale chaos: note: {}",
+            unauthenticated_note(&unauthenticated, &wanted, &names)
+        );
+    }
+    let (outcomes, aborted) = rt.block_on(send_all(planned.clone(), sent_headers, &target, &o));
     let meta = Meta {
         target: target.clone(),
         seed,
@@ -145,6 +175,7 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         planned: planned.len(),
         elapsed: started.elapsed(),
         aborted: aborted.clone(),
+        headers: names,
     };
     let report = Report::build(&planned, &outcomes, meta);
     if o.json {
@@ -162,6 +193,45 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         }
         (None, true) => ExitCode::SUCCESS,
         (None, false) => ExitCode::FAILURE,
+    }
+}
+
+/// What chaos says when protected endpoints will be called without a
+/// credential (`eps`: their `METHOD path`; `wanted`: the headers that
+/// would carry one; `names`: the `--header` names given).
+fn unauthenticated_note(eps: &[String], wanted: &[String], names: &[String]) -> String {
+    let n = eps.len();
+    let shown = eps.iter().take(3).map(|e| printable(e)).collect::<Vec<_>>();
+    let more = if n > 3 {
+        format!(", +{} more", n - 3)
+    } else {
+        String::new()
+    };
+    let which = format!(
+        "{n} protected endpoint{} ({}{more})",
+        if n == 1 { "" } else { "s" },
+        shown.join(", ")
+    );
+    let wanted: Vec<String> = wanted.iter().map(|h| printable(h)).collect();
+    let example = match wanted.first() {
+        Some(h) if !wanted.iter().any(|h| h == "Authorization") => {
+            format!("{h}: ${{env:API_KEY}}")
+        }
+        _ => "Authorization: Bearer ${env:TOKEN}".to_string(),
+    };
+    let how = match wanted.len() {
+        0 => String::new(),
+        _ => format!(" with {}", wanted.join(" or ")),
+    };
+    let pass = format!("pass --header{how} to authenticate, e.g. --header '{example}'");
+    if names.is_empty() {
+        format!("chaos is unauthenticated: {which} must answer 401; {pass}")
+    } else {
+        format!(
+            "no --header carries a credential that {which} accept{}: {} must answer 401; {pass}",
+            if n == 1 { "s" } else { "" },
+            if n == 1 { "it" } else { "they" }
+        )
     }
 }
 
@@ -252,8 +322,11 @@ fn progress(n: usize) -> ProgressBar {
 }
 
 /// Sends every planned request with `o.concurrency` workers; stops on a lost connection.
+/// `headers`: the `--header`s, each with whether it carries a credential
+/// (left out of a request planned without credentials).
 async fn send_all(
     plan: Arc<Vec<Planned>>,
+    headers: Arc<Vec<(headers::Header, bool)>>,
     target: &str,
     o: &Options,
 ) -> (Vec<Option<Outcome>>, Option<String>) {
@@ -272,6 +345,7 @@ async fn send_all(
     let mut workers = Vec::new();
     for _ in 0..o.concurrency.min(plan.len()) {
         let (plan, client, bar) = (plan.clone(), client.clone(), bar.clone());
+        let headers = headers.clone();
         let (next, stop, reason, results, failures) = (
             next.clone(),
             stop.clone(),
@@ -292,7 +366,7 @@ async fn send_all(
                     let at = started + Duration::from_secs_f64(i as f64 / rate);
                     tokio::time::sleep_until(at).await;
                 }
-                let outcome = send(&client, &target, p).await;
+                let outcome = send(&client, &target, &headers, p).await;
                 if outcome.1 {
                     stop.store(true, Ordering::Release);
                     let mut r = reason.lock().unwrap_or_else(|e| e.into_inner());
@@ -322,8 +396,18 @@ async fn send_all(
 }
 
 /// One request; the flag is true when the target could not be connected to.
-async fn send(client: &reqwest::Client, target: &str, p: &Planned) -> (Outcome, bool) {
+async fn send(
+    client: &reqwest::Client,
+    target: &str,
+    headers: &[(headers::Header, bool)],
+    p: &Planned,
+) -> (Outcome, bool) {
     let mut req = client.request(p.method.to_http(), format!("{target}{}", p.path));
+    for (h, credential) in headers {
+        if p.credentials || !credential {
+            req = req.header(h.name.clone(), h.value.clone());
+        }
+    }
     if let Some(b) = &p.body {
         req = req
             .header("content-type", "application/json")

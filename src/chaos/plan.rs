@@ -1,8 +1,14 @@
 //! The request mix: good requests from the manifest's endpoints, bad ones
 //! of five kinds, each with the status it must get. Same seed, same
-//! manifest → the same sequence.
+//! manifest, same `--header` names → the same sequence.
+//!
+//! `auth:`: a protected endpoint (its requirement names a scheme) is called
+//! with the credential `--header`s; it also gets one request without them,
+//! which must be a 401. When no `--header` carries a credential it accepts,
+//! its good requests are sent without one and must be 401s too, and bad
+//! requests keep to endpoints chaos may call (a 401 would hide their status).
 
-use crate::manifest::HttpMethod;
+use crate::manifest::{Endpoint, HttpMethod, SchemeKind};
 use crate::model::datasource::Body as TargetBody;
 use crate::model::Model;
 use serde_yaml::Value as Yaml;
@@ -41,6 +47,8 @@ pub enum BadKind {
     WrongMethod,
     BadQueryParam,
     MalformedJson,
+    /// A protected endpoint without a credential (a 401).
+    NoCredential,
 }
 
 impl BadKind {
@@ -51,6 +59,7 @@ impl BadKind {
             BadKind::WrongMethod => "wrong_method",
             BadKind::BadQueryParam => "bad_query_param",
             BadKind::MalformedJson => "malformed_json",
+            BadKind::NoCredential => "no_credential",
         }
     }
 }
@@ -90,6 +99,9 @@ pub struct Planned {
     pub expect: Expect,
     /// `None` for a good request.
     pub bad: Option<BadKind>,
+    /// Sent with the `--header`s that carry a credential; `false`: only
+    /// with the others.
+    pub credentials: bool,
 }
 
 impl Planned {
@@ -101,8 +113,86 @@ impl Planned {
             body,
             expect: Expect::Success,
             bad: None,
+            credentials: true,
         }
     }
+
+    /// A request without credentials to a protected endpoint: a 401.
+    fn no_credential(method: HttpMethod, path: &str, body: Option<String>) -> Self {
+        Planned {
+            expect: Expect::Status(401),
+            bad: Some(BadKind::NoCredential),
+            credentials: false,
+            ..Planned::good(method, path, body)
+        }
+    }
+}
+
+/// The header a scheme reads its credential from (lowercase).
+fn credential_header(model: &Model, scheme: &str) -> Option<String> {
+    credential_header_as_declared(model, scheme).map(|h| h.to_ascii_lowercase())
+}
+
+/// The same, spelled as the manifest does (`Authorization` for tokens).
+fn credential_header_as_declared(model: &Model, scheme: &str) -> Option<String> {
+    let s = model.manifest.auth.schemes.get(scheme)?;
+    Some(match s.kind {
+        SchemeKind::ApiKey => s.header_name().to_string(),
+        SchemeKind::Bearer | SchemeKind::Jwt => "Authorization".into(),
+    })
+}
+
+/// The headers that would carry a credential to the endpoints in
+/// [`unauthenticated`] (as the manifest spells them, sorted).
+pub fn wanted_headers(model: &Model, given: &[String]) -> Vec<String> {
+    let mut v: Vec<String> = (model.manifest.endpoints.iter())
+        .filter(|e| !callable(model, e, given))
+        .flat_map(|e| model.manifest.auth.requirement(e).schemes.iter())
+        .filter_map(|s| credential_header_as_declared(model, s))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Every header a scheme of the manifest reads (lowercase): what a request
+/// without credentials leaves out of the `--header`s.
+pub fn credential_headers(model: &Model) -> Vec<String> {
+    let mut v: Vec<String> = (model.manifest.auth.schemes.keys())
+        .filter_map(|k| credential_header(model, k))
+        .collect();
+    v.sort();
+    v.dedup();
+    v
+}
+
+/// Whether `ep` needs a credential.
+pub fn protected(model: &Model, ep: &Endpoint) -> bool {
+    !model.manifest.auth.requirement(ep).is_open()
+}
+
+/// Whether chaos may call `ep` expecting its own answer: it is open, or
+/// one of the `given` header names (lowercase) is where a scheme it
+/// accepts reads its credential.
+fn callable(model: &Model, ep: &Endpoint, given: &[String]) -> bool {
+    let req = model.manifest.auth.requirement(ep);
+    req.is_open()
+        || req
+            .schemes
+            .iter()
+            .any(|s| credential_header(model, s).is_some_and(|h| given.contains(&h)))
+}
+
+/// `METHOD path` of each protected endpoint no `given` header has a
+/// credential for (its requests are expected to be 401s).
+pub fn unauthenticated(model: &Model, given: &[String]) -> Vec<String> {
+    model
+        .manifest
+        .endpoints
+        .iter()
+        .filter(|e| !callable(model, e, given))
+        .map(|e| format!("{} {}", e.method, e.path))
+        .collect()
 }
 
 fn op_of(options: &Yaml) -> Option<&str> {
@@ -151,20 +241,26 @@ fn datasource_body(model: &Model, op: &str, rng: &mut Rng) -> Option<String> {
 
 /// The good requests this manifest allows: safe GETs (no path parameters,
 /// not the fault endpoint) and the datasource POSTs with valid bodies.
-fn good_candidates(model: &Model) -> Vec<(HttpMethod, String, Option<String>)> {
+/// The last item: whether chaos may call it (else it is sent without
+/// credentials and must be a 401).
+fn good_candidates(
+    model: &Model,
+    given: &[String],
+) -> Vec<(HttpMethod, String, Option<String>, bool)> {
     let mut out = Vec::new();
     for ep in &model.manifest.endpoints {
         let method = ep.method;
         if ep.path.contains('{') || ep.handler == "fault" {
             continue;
         }
+        let ok = callable(model, ep, given);
         match (method, ep.handler.as_str()) {
-            (HttpMethod::Get, _) => out.push((method, ep.path.clone(), None)),
+            (HttpMethod::Get, _) => out.push((method, ep.path.clone(), None, ok)),
             (HttpMethod::Post, "grafana_json") => {
                 if let Some(op) = op_of(&ep.options) {
                     // Probe that a body can be built (the real one is drawn per request).
                     if datasource_body(model, op, &mut Rng::new(0)).is_some() {
-                        out.push((method, ep.path.clone(), Some(op.to_string())));
+                        out.push((method, ep.path.clone(), Some(op.to_string()), ok));
                     }
                 }
             }
@@ -174,29 +270,38 @@ fn good_candidates(model: &Model) -> Vec<(HttpMethod, String, Option<String>)> {
     out
 }
 
+/// The endpoints bad requests may aim at (see [`callable`]); for a wrong
+/// method, every endpoint of its path.
+struct Aim<'a> {
+    model: &'a Model,
+    given: &'a [String],
+}
+
+impl Aim<'_> {
+    fn ok(&self, e: &Endpoint) -> bool {
+        !e.path.contains('{')
+            && callable(self.model, e, self.given)
+            && (self.model.manifest.endpoints.iter())
+                .filter(|o| o.path == e.path)
+                .all(|o| callable(self.model, o, self.given))
+    }
+}
+
 /// Bad kinds this manifest can exercise.
-fn bad_kinds(model: &Model) -> Vec<BadKind> {
-    let eps = &model.manifest.endpoints;
+fn bad_kinds(aim: &Aim) -> Vec<BadKind> {
+    let model = aim.model;
+    let eps = || model.manifest.endpoints.iter().filter(|e| aim.ok(e));
     let mut k = vec![BadKind::UnknownPath];
-    if eps
-        .iter()
-        .any(|e| e.handler == "fault" && !e.path.contains('{'))
-    {
+    if eps().any(|e| e.handler == "fault") {
         k.push(BadKind::ServerError);
     }
-    if eps
-        .iter()
-        .any(|e| !e.path.contains('{') && !free_methods(model, &e.path).is_empty())
-    {
+    if eps().any(|e| !free_methods(model, &e.path).is_empty()) {
         k.push(BadKind::WrongMethod);
     }
-    if eps
-        .iter()
-        .any(|e| e.handler == "collection" && !e.path.contains('{'))
-    {
+    if eps().any(|e| e.handler == "collection" && e.method == HttpMethod::Get) {
         k.push(BadKind::BadQueryParam);
     }
-    if query_endpoint(model).is_some() {
+    if query_endpoint(aim).is_some() {
         k.push(BadKind::MalformedJson);
     }
     k.sort();
@@ -217,12 +322,12 @@ fn free_methods(model: &Model, path: &str) -> Vec<HttpMethod> {
         .collect()
 }
 
-fn query_endpoint(model: &Model) -> Option<&str> {
-    model
+fn query_endpoint<'a>(aim: &Aim<'a>) -> Option<&'a str> {
+    aim.model
         .manifest
         .endpoints
         .iter()
-        .find(|e| e.handler == "grafana_json" && op_of(&e.options) == Some("query"))
+        .find(|e| aim.ok(e) && e.handler == "grafana_json" && op_of(&e.options) == Some("query"))
         .map(|e| e.path.as_str())
 }
 
@@ -237,13 +342,11 @@ const MALFORMED: &[&str] = &[
 
 const BAD_QUERIES: &[&str] = &["limit=0", "limit=abc", "offset=-1", "bogus=1"];
 
-fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
+fn bad_request(aim: &Aim, kind: BadKind, rng: &mut Rng) -> Planned {
+    let model = aim.model;
     let eps = &model.manifest.endpoints;
-    let pick = |rng: &mut Rng, f: &dyn Fn(&crate::manifest::Endpoint) -> bool| {
-        let c: Vec<_> = eps
-            .iter()
-            .filter(|e| !e.path.contains('{') && f(e))
-            .collect();
+    let pick = |rng: &mut Rng, f: &dyn Fn(&Endpoint) -> bool| {
+        let c: Vec<_> = eps.iter().filter(|e| aim.ok(e) && f(e)).collect();
         c[rng.below(c.len())]
     };
     let mk = |endpoint: String, method: HttpMethod, path: String, body, status| Planned {
@@ -253,6 +356,7 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
         body,
         expect: Expect::Status(status),
         bad: Some(kind),
+        credentials: true,
     };
     match kind {
         BadKind::ServerError => {
@@ -296,9 +400,7 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
             )
         }
         BadKind::MalformedJson => {
-            let path = query_endpoint(model)
-                .unwrap_or("/grafana/query")
-                .to_string();
+            let path = query_endpoint(aim).unwrap_or("/grafana/query").to_string();
             let body = MALFORMED[rng.below(MALFORMED.len())].to_string();
             mk(
                 format!("POST {path}"),
@@ -308,13 +410,35 @@ fn bad_request(model: &Model, kind: BadKind, rng: &mut Rng) -> Planned {
                 400,
             )
         }
+        BadKind::NoCredential => {
+            let e = pick(rng, &|e| protected(model, e));
+            let body = datasource_body_of(model, e, rng);
+            Planned::no_credential(e.method, &e.path, body)
+        }
     }
 }
 
-/// `n` requests, about `bad_ratio` of them bad, drawn from `seed`.
-pub fn plan(model: &Model, n: usize, bad_ratio: f64, seed: u64) -> Result<Vec<Planned>, String> {
-    let good = good_candidates(model);
-    let bad = bad_kinds(model);
+/// A valid body for `e` if it is a datasource endpoint.
+fn datasource_body_of(model: &Model, e: &Endpoint, rng: &mut Rng) -> Option<String> {
+    (e.handler == "grafana_json" && e.method == HttpMethod::Post)
+        .then(|| op_of(&e.options))
+        .flatten()
+        .and_then(|op| datasource_body(model, op, rng))
+}
+
+/// `n` requests, about `bad_ratio` of them bad, drawn from `seed`, plus
+/// one without credentials per protected endpoint (no path parameter) at
+/// a drawn place. `given`: the `--header` names, lowercase.
+pub fn plan(
+    model: &Model,
+    n: usize,
+    bad_ratio: f64,
+    seed: u64,
+    given: &[String],
+) -> Result<Vec<Planned>, String> {
+    let aim = Aim { model, given };
+    let good = good_candidates(model, given);
+    let bad = bad_kinds(&aim);
     if good.is_empty() && bad_ratio < 1.0 {
         return Err("the manifest declares no endpoint chaos can send good requests to".into());
     }
@@ -323,14 +447,25 @@ pub fn plan(model: &Model, n: usize, bad_ratio: f64, seed: u64) -> Result<Vec<Pl
     for _ in 0..n {
         if rng.unit() < bad_ratio || good.is_empty() {
             let kind = bad[rng.below(bad.len())];
-            out.push(bad_request(model, kind, &mut rng));
+            out.push(bad_request(&aim, kind, &mut rng));
         } else {
-            let (method, path, op) = &good[rng.below(good.len())];
+            let (method, path, op, ok) = &good[rng.below(good.len())];
             let body = op
                 .as_deref()
                 .and_then(|op| datasource_body(model, op, &mut rng));
-            out.push(Planned::good(*method, path, body));
+            out.push(match ok {
+                true => Planned::good(*method, path, body),
+                false => Planned::no_credential(*method, path, body),
+            });
         }
+    }
+    for e in &model.manifest.endpoints {
+        if e.path.contains('{') || !protected(model, e) {
+            continue;
+        }
+        let body = datasource_body_of(model, e, &mut rng);
+        let at = rng.below(out.len() + 1);
+        out.insert(at, Planned::no_credential(e.method, &e.path, body));
     }
     Ok(out)
 }
@@ -357,9 +492,9 @@ mod tests {
     #[test]
     fn same_seed_same_plan_other_seed_other_plan() {
         let m = model();
-        let a = plan(&m, 200, 0.3, 7).unwrap();
-        let b = plan(&m, 200, 0.3, 7).unwrap();
-        let c = plan(&m, 200, 0.3, 8).unwrap();
+        let a = plan(&m, 200, 0.3, 7, &[]).unwrap();
+        let b = plan(&m, 200, 0.3, 7, &[]).unwrap();
+        let c = plan(&m, 200, 0.3, 8, &[]).unwrap();
         assert_eq!(shape(&a), shape(&b));
         assert_ne!(shape(&a), shape(&c));
     }
@@ -367,31 +502,199 @@ mod tests {
     #[test]
     fn ratio_and_kinds_are_honoured() {
         let m = model();
-        let p = plan(&m, 2000, 0.3, 1).unwrap();
+        let p = plan(&m, 2000, 0.3, 1, &[]).unwrap();
         let bad = p.iter().filter(|x| x.bad.is_some()).count();
         assert!((500..700).contains(&bad), "{bad} bad of 2000");
-        for k in bad_kinds(&m) {
+        let aim = Aim {
+            model: &m,
+            given: &[],
+        };
+        for k in bad_kinds(&aim) {
             assert!(p.iter().any(|x| x.bad == Some(k)), "{k:?} never drawn");
         }
         assert_eq!(
-            bad_kinds(&m).len(),
+            bad_kinds(&aim).len(),
             5,
             "the demo manifest allows every bad kind"
         );
-        assert!(plan(&m, 50, 0.0, 1)
+        assert!(plan(&m, 50, 0.0, 1, &[])
             .unwrap()
             .iter()
             .all(|x| x.bad.is_none()));
-        assert!(plan(&m, 50, 1.0, 1)
+        assert!(plan(&m, 50, 1.0, 1, &[])
             .unwrap()
             .iter()
             .all(|x| x.bad.is_some()));
     }
 
+    /// The demo with `auth`: `key` (api_key in X-Shop-Key) by default,
+    /// `/grafana/*` also or only `tok` (bearer); the probes and `/` open.
+    fn protected_model() -> Model {
+        use crate::manifest::{Auth, Requirement, Scheme};
+        let mut m = model();
+        let scheme = |kind, header: Option<&str>| Scheme {
+            kind,
+            description: String::new(),
+            header: header.map(str::to_string),
+            keys: None,
+            algorithm: None,
+            key: None,
+            issuer: None,
+            audience: None,
+            leeway_seconds: None,
+        };
+        let req = |s: &[&str]| Requirement {
+            schemes: s.iter().map(|x| x.to_string()).collect(),
+            ..Requirement::default()
+        };
+        m.manifest.auth = Auth {
+            schemes: [
+                (
+                    "key".to_string(),
+                    scheme(SchemeKind::ApiKey, Some("X-Shop-Key")),
+                ),
+                ("tok".to_string(), scheme(SchemeKind::Bearer, None)),
+            ]
+            .into(),
+            default: req(&["key"]),
+            docs: Requirement::default(),
+        };
+        for e in &mut m.manifest.endpoints {
+            if ["/", "/health", "/ready", "/startup", "/metrics"].contains(&e.path.as_str()) {
+                e.auth = Some(req(&[]));
+            } else if e.path == "/grafana/query" {
+                e.auth = Some(req(&["tok"]));
+            } else if e.path.starts_with("/grafana") {
+                e.auth = Some(req(&["key", "tok"]));
+            }
+        }
+        m
+    }
+
+    fn names(v: &[&str]) -> Vec<String> {
+        v.iter().map(|s| s.to_string()).collect()
+    }
+
+    #[test]
+    fn without_auth_nothing_changes() {
+        let m = model();
+        let p = plan(&m, 300, 0.3, 9, &[]).unwrap();
+        assert_eq!(p.len(), 300);
+        assert!(p
+            .iter()
+            .all(|x| x.credentials && x.bad != Some(BadKind::NoCredential)));
+        assert!(unauthenticated(&m, &[]).is_empty());
+        // Header names change nothing either.
+        let q = plan(&m, 300, 0.3, 9, &names(&["x-tenant"])).unwrap();
+        assert_eq!(shape(&p), shape(&q));
+    }
+
+    #[test]
+    fn with_credentials_good_requests_carry_them_and_each_protected_endpoint_gets_one_401() {
+        let m = protected_model();
+        assert_eq!(
+            credential_headers(&m),
+            names(&["authorization", "x-shop-key"])
+        );
+        let given = names(&["x-shop-key", "authorization"]);
+        assert!(unauthenticated(&m, &given).is_empty());
+        let p = plan(&m, 400, 0.3, 5, &given).unwrap();
+        let protected_eps: Vec<String> = (m.manifest.endpoints.iter())
+            .filter(|e| protected(&m, e) && !e.path.contains('{'))
+            .map(|e| format!("{} {}", e.method, e.path))
+            .collect();
+        assert!(protected_eps.contains(&"GET /products".to_string()));
+        assert!(!protected_eps.contains(&"GET /health".to_string()));
+        let none: Vec<&Planned> = (p.iter())
+            .filter(|x| x.bad == Some(BadKind::NoCredential))
+            .collect();
+        assert_eq!(p.len(), 400 + protected_eps.len());
+        assert_eq!(
+            none.iter()
+                .map(|x| x.endpoint.clone())
+                .collect::<Vec<_>>()
+                .len(),
+            protected_eps.len()
+        );
+        for ep in &protected_eps {
+            assert_eq!(none.iter().filter(|x| &x.endpoint == ep).count(), 1, "{ep}");
+        }
+        for x in &none {
+            assert_eq!((x.expect, x.credentials), (Expect::Status(401), false));
+        }
+        // Not all at the end: drawn places.
+        assert!(p[..400]
+            .iter()
+            .any(|x| x.bad == Some(BadKind::NoCredential)));
+        for x in p.iter().filter(|x| x.bad != Some(BadKind::NoCredential)) {
+            assert!(x.credentials, "{x:?}");
+        }
+        // Every bad kind is still drawn (with credentials, the 400s and the
+        // 500 are the endpoints' own).
+        for k in [
+            BadKind::ServerError,
+            BadKind::WrongMethod,
+            BadKind::BadQueryParam,
+            BadKind::MalformedJson,
+        ] {
+            assert!(p.iter().any(|x| x.bad == Some(k)), "{k:?}");
+        }
+        assert!(p.iter().any(|x| x.bad.is_none() && x.path == "/products"));
+        // Same seed, same names: same plan.
+        assert_eq!(shape(&p), shape(&plan(&m, 400, 0.3, 5, &given).unwrap()));
+    }
+
+    #[test]
+    fn without_credentials_protected_endpoints_must_answer_401() {
+        let m = protected_model();
+        let p = plan(&m, 600, 0.3, 2, &names(&["x-tenant"])).unwrap();
+        let open = ["/", "/health", "/ready", "/startup", "/metrics"];
+        for x in &p {
+            let path = x.path.split('?').next().unwrap();
+            match x.bad {
+                None => {
+                    assert!(open.contains(&path), "good request to a protected {path}");
+                    assert!(x.credentials);
+                }
+                Some(BadKind::NoCredential) => {
+                    assert!(!open.contains(&path));
+                    assert_eq!((x.expect, x.credentials), (Expect::Status(401), false));
+                }
+                Some(BadKind::UnknownPath) | Some(BadKind::WrongMethod) => {
+                    assert!(
+                        x.path.starts_with("/chaos-") || open.contains(&path),
+                        "{x:?}"
+                    )
+                }
+                Some(k) => panic!("{k:?} needs a credential here: {x:?}"),
+            }
+        }
+        assert!(p.iter().any(|x| x.bad.is_none()));
+        assert!(p
+            .iter()
+            .any(|x| x.path == "/products" && x.bad == Some(BadKind::NoCredential)));
+        assert!(unauthenticated(&m, &[]).contains(&"GET /products".to_string()));
+
+        // Only the api key: /grafana/query (bearer only) stays a 401.
+        let p = plan(&m, 600, 0.3, 2, &names(&["x-shop-key"])).unwrap();
+        assert_eq!(
+            unauthenticated(&m, &names(&["x-shop-key"])),
+            vec!["POST /grafana/query".to_string()]
+        );
+        for x in p.iter().filter(|x| x.path.starts_with("/grafana/query")) {
+            assert_eq!(x.bad, Some(BadKind::NoCredential), "{x:?}");
+        }
+        assert!(p
+            .iter()
+            .any(|x| x.bad.is_none() && x.path == "/grafana/search"));
+        assert!(p.iter().any(|x| x.bad == Some(BadKind::ServerError)));
+        assert!(!p.iter().any(|x| x.bad == Some(BadKind::MalformedJson)));
+    }
+
     #[test]
     fn good_requests_never_hit_the_fault_endpoint() {
         let m = model();
-        for x in plan(&m, 500, 0.0, 3).unwrap() {
+        for x in plan(&m, 500, 0.0, 3, &[]).unwrap() {
             assert_ne!(x.path, "/error");
             assert_eq!(x.expect, Expect::Success);
             assert_eq!(x.body.is_some(), x.method == HttpMethod::Post);

@@ -36,6 +36,8 @@ pub struct Meta {
     pub elapsed: Duration,
     /// Why the run stopped early, if it did.
     pub aborted: Option<String>,
+    /// The `--header` names (lowercase; never their values).
+    pub headers: Vec<String>,
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -225,6 +227,9 @@ impl Report {
             m.bad_ratio,
             m.elapsed.as_secs_f64()
         );
+        if !m.headers.is_empty() {
+            let _ = writeln!(out, "Headers sent: {}", m.headers.join(", "));
+        }
         let _ = writeln!(out);
         let w = self
             .rows
@@ -323,6 +328,7 @@ impl Report {
             "seed": m.seed,
             "concurrency": m.concurrency,
             "bad_ratio": m.bad_ratio,
+            "headers": m.headers,
             "planned": m.planned,
             "sent": self.sent,
             "elapsed_ms": r(m.elapsed.as_secs_f64() * 1000.0),
@@ -370,6 +376,7 @@ mod tests {
             body: None,
             expect,
             bad,
+            credentials: true,
         };
         let o = |s: u16| {
             Some(Outcome {
@@ -386,6 +393,7 @@ mod tests {
             planned: 2,
             elapsed: Duration::ZERO,
             aborted: None,
+            headers: Vec::new(),
         };
         let plan = vec![
             p(None, Expect::Success),
