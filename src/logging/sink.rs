@@ -873,6 +873,7 @@ pub(super) mod tests {
             status: 200,
             duration_us: 1,
             route: "/r",
+            caller: None,
         }
     }
 
