@@ -105,13 +105,39 @@ impl Scheme {
 }
 
 /// Where a secret is: an environment variable or a file, never the manifest.
-#[derive(Debug, Clone, PartialEq, Eq, Deserialize, Serialize, JsonSchema)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, rename_all = "snake_case")]
 pub enum SecretRef {
     /// The environment variable of this name.
     Env(String),
     /// This file (relative to the manifest's directory), read whole.
     File(String),
+}
+
+/// Read as written, `{env: VAR}` or `{file: path}` (serde_yaml 0.9 would
+/// take an enum only as a YAML tag, `!env VAR`).
+impl<'de> Deserialize<'de> for SecretRef {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        #[derive(Deserialize)]
+        #[serde(deny_unknown_fields)]
+        struct Written {
+            env: Option<String>,
+            file: Option<String>,
+        }
+        match Written::deserialize(d)? {
+            Written {
+                env: Some(v),
+                file: None,
+            } => Ok(SecretRef::Env(v)),
+            Written {
+                env: None,
+                file: Some(f),
+            } => Ok(SecretRef::File(f)),
+            _ => Err(serde::de::Error::custom(
+                "give exactly one of `env` (a variable's name) or `file` (a path)",
+            )),
+        }
+    }
 }
 
 /// What an endpoint (or `/docs`) requires of its caller.
@@ -174,4 +200,22 @@ pub fn is_env_name(s: &str) -> bool {
     let mut c = s.chars();
     matches!(c.next(), Some(ch) if ch.is_ascii_alphabetic() || ch == '_')
         && c.all(|ch| ch.is_ascii_alphanumeric() || ch == '_')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SecretRef;
+
+    #[test]
+    fn secret_refs_read_as_the_manifest_writes_them() {
+        let r: SecretRef = serde_yaml::from_str("{env: METRICS_TOKEN}").unwrap();
+        assert_eq!(r, SecretRef::Env("METRICS_TOKEN".into()));
+        let r: SecretRef = serde_yaml::from_str("file: keys.txt").unwrap();
+        assert_eq!(r, SecretRef::File("keys.txt".into()));
+        let v: serde_yaml::Value = serde_yaml::from_str("{env: A}").unwrap();
+        assert!(serde_yaml::from_value::<SecretRef>(v).is_ok());
+        for bad in ["{}", "{env: A, file: b}", "{path: x}", "A"] {
+            assert!(serde_yaml::from_str::<SecretRef>(bad).is_err(), "{bad}");
+        }
+    }
 }
