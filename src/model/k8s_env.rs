@@ -258,7 +258,8 @@ fn check_key_ref(src: &Source, at: &str, what: &str, r: &KeyRef, errs: &mut Diag
 }
 
 /// Checks `kubernetes.env`, `env_from`, and that Prometheus and Grafana can
-/// present what the endpoints they call require (from a Secret, on Kubernetes).
+/// present what the endpoints they call require (Prometheus's token from a
+/// Secret, on Kubernetes).
 pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let k = &m.kubernetes;
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -322,19 +323,19 @@ pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             _ => errs.push(src.error(&at, "give exactly one of `secret` or `config_map`")),
         }
     }
-    let mut done: Vec<&str> = Vec::new();
-    for found in [scrape_credential(m), grafana_credential(m)] {
-        match found {
-            Err((at, msg)) => errs.push(src.error(&at, msg)),
-            Ok(None) => {}
-            Ok(Some(p)) if done.contains(&p.scheme) => {}
-            Ok(Some(p)) => {
-                done.push(p.scheme);
-                if let Err((at, msg)) = token_secret(m, &p) {
-                    errs.push(src.error(&at, msg));
-                }
+    // The ServiceMonitor names the Secret the scrape token is in; Grafana
+    // runs apart, so its key's source is only named in the datasource file.
+    match scrape_credential(m) {
+        Err((at, msg)) => errs.push(src.error(&at, msg)),
+        Ok(None) => {}
+        Ok(Some(p)) => {
+            if let Err((at, msg)) = token_secret(m, &p) {
+                errs.push(src.error(&at, msg));
             }
         }
+    }
+    if let Err((at, msg)) = grafana_credential(m) {
+        errs.push(src.error(&at, msg));
     }
 }
 
