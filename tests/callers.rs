@@ -172,6 +172,8 @@ fn kubernetes_objects_carry_the_env_and_secret_refs_and_validate() {
         env[1..],
         [
             json!({ "name": "RUST_LOG_STYLE", "value": "never" }),
+            // The kubelet reads `$$` as `$`: the pod sees the manifest's text.
+            json!({ "name": "GREETING", "value": "costs $$5, not $$(POD_NAME)" }),
             json!({ "name": "METRICS_TOKEN",
                 "valueFrom": { "secretKeyRef": { "name": "callers-auth", "key": "metrics-token" } } }),
             json!({ "name": "REGION",

@@ -17,7 +17,7 @@ use crate::manifest::{KeyRef, SecretRef};
 use crate::model::k8s_env;
 use crate::model::kinds::ProbeRole;
 use crate::model::Model;
-use crate::render::{stack, Ctx};
+use crate::render::{escape, stack, Ctx};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
@@ -258,7 +258,10 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             (_, _, Some(r)) => {
                 json!({ "name": e.name, "valueFrom": { "configMapKeyRef": key_ref(r) } })
             }
-            (v, _, _) => json!({ "name": e.name, "value": v.clone().unwrap_or_default() }),
+            (v, _, _) => json!({
+                "name": e.name,
+                "value": escape::kubernetes_env_value(v.as_deref().unwrap_or_default()),
+            }),
         })
         .collect();
     let env_from: Vec<Json> = k
