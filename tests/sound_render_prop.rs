@@ -273,7 +273,7 @@ fn case(registry: &Registry, field: &Field, text: &str) -> Result<Outcome, TestC
         Ok(m) => m,
         Err(d) => return located(&d.to_string(), text),
     };
-    let files = telltale::render::render_all(&model, "../logs".into())
+    let files = telltale::render::render_all(&model, String::from("../logs"))
         .map_err(|e| TestCaseError::fail(format!("{text:?}: validated, but render failed: {e}")))?;
     let mut leaves_of_field = Vec::new();
     for (path, body) in &files {

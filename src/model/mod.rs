@@ -14,6 +14,7 @@ pub mod auth;
 pub mod budget;
 pub mod data;
 pub mod datasource;
+pub mod k8s_env;
 pub mod kinds;
 pub mod lint;
 pub mod logql;
@@ -931,6 +932,7 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
+    k8s_env::check(src, m, errs);
 }
 
 fn check_discovery(src: &Source, m: &Manifest, errs: &mut Diagnostics) {

@@ -13,6 +13,7 @@
 //! | a PromQL or LogQL string literal (double-quoted) | [`promql_string`] | (in rules and panels) |
 //! | Go-template text (Prometheus alert labels, annotations) | [`go_template_text`] | `gotext` |
 //! | compose: a value `docker compose` interpolates | [`compose_value`] | `compose` |
+//! | a Kubernetes container variable's `value` (the kubelet expands `$(VAR)`) | [`kubernetes_env_value`], then [`json_value`] | `json` |
 //! | a number | [`number`] | `num` |
 //! | a comment line | [`comment`] | `comment` |
 //!
@@ -149,6 +150,13 @@ pub fn compose(s: &str) -> String {
 /// its strings doubled (JSON has no `$` outside strings).
 pub fn compose_value(v: &serde_json::Value) -> String {
     json_value(v).replace('$', "$$")
+}
+
+/// A container variable's `value`, which the kubelet expands (`$(VAR)` is
+/// another variable's value, `$$` is `$`): each `$` doubled, so that the
+/// pod sees exactly `s`. The result is then quoted for YAML.
+pub fn kubernetes_env_value(s: &str) -> String {
+    s.replace('$', "$$")
 }
 
 /// A YAML single-quoted scalar (readable for PromQL full of `"`), or a

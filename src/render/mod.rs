@@ -36,6 +36,9 @@ pub struct Ctx<'a> {
     /// Where the service's log directory is, relative to the output directory
     /// (docker-compose mounts it into the log shipper).
     pub log_dir_from_out: String,
+    /// Where the manifest's directory is, relative to the output directory
+    /// (for the files docker-compose reads secrets from).
+    pub manifest_dir_from_out: String,
     hb: &'static Handlebars<'static>,
     notice: String,
 }
@@ -58,14 +61,15 @@ fn compiled() -> Result<&'static Handlebars<'static>, String> {
 }
 
 impl<'a> Ctx<'a> {
-    pub fn new(model: &'a Model, log_dir_from_out: String) -> Result<Self, String> {
+    pub fn new(model: &'a Model, from_out: FromOut) -> Result<Self, String> {
         let manifest_name = Path::new(&model.source.name)
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_else(|| "manifest.yaml".into());
         Ok(Ctx {
             model,
-            log_dir_from_out,
+            log_dir_from_out: from_out.log_dir,
+            manifest_dir_from_out: from_out.manifest_dir,
             hb: compiled()?,
             notice: format!(
                 "Generated from {manifest_name} by `telltale render`. Do not edit: change {manifest_name} and re-render."
@@ -89,10 +93,31 @@ impl<'a> Ctx<'a> {
     }
 }
 
-/// Renders every target. `log_dir_from_out` is the service's log directory as
-/// seen from the output directory (see [`log_dir_from`]).
-pub fn render_all(model: &Model, log_dir_from_out: String) -> Result<Files, String> {
-    let ctx = Ctx::new(model, log_dir_from_out)?;
+/// The manifest's directories as seen from the output directory, which
+/// docker-compose resolves its paths against (see [`log_dir_from`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FromOut {
+    /// `logging.dir`, mounted into the log shipper.
+    pub log_dir: String,
+    /// The manifest's directory (where `keys: {file: …}` are).
+    pub manifest_dir: String,
+}
+
+/// Only the log directory (the manifest's taken as the output directory).
+impl From<String> for FromOut {
+    fn from(log_dir: String) -> Self {
+        FromOut {
+            log_dir,
+            manifest_dir: ".".into(),
+        }
+    }
+}
+
+/// Renders every target, with the manifest's directories as seen from the
+/// output directory (see [`log_dir_from`]; a bare `String` is the log
+/// directory alone).
+pub fn render_all(model: &Model, from_out: impl Into<FromOut>) -> Result<Files, String> {
+    let ctx = Ctx::new(model, from_out.into())?;
     let mut files = Files::new();
     for t in targets::TARGETS {
         for (path, text) in t.render(&ctx).map_err(|e| format!("{}: {e}", t.name()))? {
@@ -107,16 +132,24 @@ pub fn render_all(model: &Model, log_dir_from_out: String) -> Result<Files, Stri
 
 /// The dashboard JSON exactly as `render` writes it (for `GET /grafana/dashboard`).
 pub fn render_dashboard(model: &Model) -> Result<String, String> {
-    let ctx = Ctx::new(model, String::new())?;
+    let ctx = Ctx::new(model, String::new().into())?;
     targets::grafana_dashboard::render_json(&ctx)
 }
 
-/// `<manifest dir>/<logging.dir>` relative to `out`, for the shipper's volume.
+/// `<manifest dir>/<logging.dir>` relative to `out`, for the shipper's
+/// volume, and the manifest's directory relative to `out`.
+pub fn log_dir_from(model: &Model, out: &Path) -> FromOut {
+    FromOut {
+        log_dir: dir_from(model, out, Path::new(&model.manifest.logging.dir)),
+        manifest_dir: dir_from(model, out, Path::new(".")),
+    }
+}
+
+/// `<manifest dir>/<dir>` relative to `out`.
 ///
 /// Lexical: both paths are made absolute against the current directory. An
-/// absolute `logging.dir` is used as is.
-pub fn log_dir_from(model: &Model, out: &Path) -> String {
-    let dir = Path::new(&model.manifest.logging.dir);
+/// absolute `dir` is used as is.
+fn dir_from(model: &Model, out: &Path, dir: &Path) -> String {
     if dir.is_absolute() {
         return dir.display().to_string();
     }

@@ -110,7 +110,7 @@ mod tests {
     fn a_value_changed_in_a_rendered_file_fails_the_proof() {
         let model = crate::model::open(None, &crate::plugins::Registry::builtin()).unwrap();
         let m = &model.manifest;
-        let files = crate::render::render_all(&model, "../logs".into()).unwrap();
+        let files = crate::render::render_all(&model, String::from("../logs")).unwrap();
         assert!(super::check(m, &files).is_ok());
         let dash = format!("grafana/dashboards/{}.json", m.dashboard.uid);
         let title = &m.dashboard.panels[0].title;

@@ -2,6 +2,7 @@
 //! manifest so that every file refers to the same ones.
 
 use crate::manifest::{Manifest, Shipper};
+use crate::model::k8s_env::{self, Located, Presented};
 
 /// docker-compose service names (also their host names on the network).
 pub const PROMETHEUS: &str = "prometheus";
@@ -64,4 +65,68 @@ pub fn json_datasource_url(m: &Manifest) -> String {
 /// Glob of the rotated log files, as the shipper container sees them.
 pub fn log_path_glob(m: &Manifest) -> String {
     format!("{LOG_MOUNT}/{}", m.logging.file_glob())
+}
+
+/// Where compose mounts a container's secrets.
+pub const SECRETS_MOUNT: &str = "/run/secrets";
+
+/// A credential the stack presents to the service (see
+/// [`crate::model::k8s_env`]), and the compose secret that holds it.
+#[derive(Debug, Clone)]
+pub struct Credential<'a> {
+    pub presented: Presented<'a>,
+    /// The compose secret's name (`[A-Za-z0-9_.-]`, from the scheme's).
+    pub secret: String,
+}
+
+impl Credential<'_> {
+    /// Where a compose container reads it.
+    pub fn file(&self) -> String {
+        format!("{SECRETS_MOUNT}/{}", self.secret)
+    }
+}
+
+/// What the stack presents: Prometheus to scrape `/metrics`, Grafana's
+/// JSON datasource to the `grafana_json` endpoints (`None`: open).
+#[derive(Debug, Clone, Default)]
+pub struct Credentials<'a> {
+    pub scrape: Option<Credential<'a>>,
+    pub grafana: Option<Credential<'a>>,
+}
+
+/// The stack's credentials (validation has made sure they exist).
+pub fn credentials(m: &Manifest) -> Result<Credentials<'_>, String> {
+    let located = |(at, msg): Located| format!("{at}: {msg}");
+    let name = |p: &Presented| {
+        let safe: String = p
+            .scheme
+            .chars()
+            .map(|c| match c.is_ascii_alphanumeric() || "_.-".contains(c) {
+                true => c,
+                false => '_',
+            })
+            .collect();
+        format!("auth-{safe}")
+    };
+    let scrape = k8s_env::scrape_credential(m)
+        .map_err(located)?
+        .map(|p| Credential {
+            secret: name(&p),
+            presented: p,
+        });
+    let grafana = k8s_env::grafana_credential(m).map_err(located)?.map(|p| {
+        let mut secret = name(&p);
+        // Two schemes whose names differ only where `_` was put.
+        if scrape
+            .as_ref()
+            .is_some_and(|s| s.secret == secret && s.presented.scheme != p.scheme)
+        {
+            secret.push_str("-grafana");
+        }
+        Credential {
+            secret,
+            presented: p,
+        }
+    });
+    Ok(Credentials { scrape, grafana })
 }

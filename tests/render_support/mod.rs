@@ -3,6 +3,7 @@
 #![allow(dead_code)]
 
 use crate::common::*;
+use serde_json::Value;
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, ExitStatus};
@@ -53,13 +54,13 @@ pub fn read(path: &Path) -> String {
     std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
-pub fn yaml(path: &Path) -> serde_json::Value {
+pub fn yaml(path: &Path) -> Value {
     let y: serde_yaml::Value = serde_yaml::from_str(&read(path))
         .unwrap_or_else(|e| panic!("{} is not YAML: {e}", path.display()));
     serde_json::to_value(y).unwrap()
 }
 
-pub fn json(path: &Path) -> serde_json::Value {
+pub fn json(path: &Path) -> Value {
     serde_json::from_str(&read(path)).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
@@ -142,4 +143,83 @@ pub fn render_for_test_server(base: &Path, dir: &Path, port: u16) -> (PathBuf, P
     let out = dir.join("stack");
     render_ok(&manifest, &out);
     (manifest, out)
+}
+
+/// `kubernetes-validate --strict` on `files`: (passed, output).
+pub fn kubernetes_validate(files: &[PathBuf]) -> (bool, String) {
+    outcome(
+        Command::new(venv_bin("kubernetes-validate"))
+            .arg("--strict")
+            .args(files),
+    )
+}
+
+/// The Prometheus Operator's CRDs (v0.93.0), vendored from the team's
+/// `../shared/schemas/prometheus-operator/` so that a clean clone has them.
+pub fn crd_dir() -> PathBuf {
+    repo().join("tests/schemas/prometheus-operator")
+}
+
+/// The CRD's v1 `openAPIV3Schema` as a JSON Schema that refuses unknown
+/// fields, as the API server's pruning would silently drop them: every
+/// object with `properties` and no `additionalProperties` or
+/// `x-kubernetes-preserve-unknown-fields` gets `additionalProperties: false`.
+pub fn crd_schema(crd: &Path) -> Value {
+    fn tighten(v: &mut Value) {
+        match v {
+            Value::Object(o) => {
+                // Go's `(?i)` flag, which the metaschema's ECMAScript regex
+                // check refuses, as the same set spelled case by case.
+                if let Some(Value::String(p)) = o.get_mut("pattern") {
+                    if let Some(rest) = p.strip_prefix("^(?i)") {
+                        assert!(!rest.contains('\\'), "an escape in {p}: spell it by hand");
+                        let cased: String = rest
+                            .chars()
+                            .map(|c| match c.is_ascii_alphabetic() {
+                                true => format!(
+                                    "[{}{}]",
+                                    c.to_ascii_lowercase(),
+                                    c.to_ascii_uppercase()
+                                ),
+                                false => c.to_string(),
+                            })
+                            .collect();
+                        *p = format!("^{cased}");
+                    }
+                }
+                let open = o.contains_key("additionalProperties")
+                    || o.get("x-kubernetes-preserve-unknown-fields") == Some(&Value::Bool(true));
+                if o.contains_key("properties") && !open {
+                    o.insert("additionalProperties".into(), Value::Bool(false));
+                }
+                o.values_mut().for_each(tighten);
+            }
+            Value::Array(a) => a.iter_mut().for_each(tighten),
+            _ => {}
+        }
+    }
+    let crd = yaml(crd);
+    let version = crd["spec"]["versions"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|v| v["name"] == "v1")
+        .expect("a v1 version");
+    let mut schema = version["schema"]["openAPIV3Schema"].clone();
+    tighten(&mut schema);
+    schema
+}
+
+/// `check-jsonschema` of `doc` against `schema`: (passed, output).
+pub fn check_jsonschema(dir: &Path, schema: &Value, doc: &Value, name: &str) -> (bool, String) {
+    let s = dir.join(format!("{name}.schema.json"));
+    let d = dir.join(format!("{name}.json"));
+    std::fs::write(&s, serde_json::to_string(schema).unwrap()).unwrap();
+    std::fs::write(&d, serde_json::to_string(doc).unwrap()).unwrap();
+    outcome(
+        Command::new(venv_bin("check-jsonschema"))
+            .arg("--schemafile")
+            .arg(&s)
+            .arg(&d),
+    )
 }

@@ -4,7 +4,7 @@
 //! the file's own directory). Grafana's admin password is never written here:
 //! it comes from the git-ignored env file `render` creates beside it.
 
-use crate::manifest::Shipper;
+use crate::manifest::{SecretRef, Shipper};
 use crate::render::{stack, Ctx, ADMIN_ENV_FILE};
 use serde_json::json;
 
@@ -62,17 +62,40 @@ impl super::RenderTarget for Target {
         let mut shipper = shipper;
         let shipper_port = shipper["port"].as_i64().unwrap_or_default();
         shipper["publish"] = json!(publish(shipper_port, bind));
+        // The secrets the stack presents to the service, by reference:
+        // compose reads each from a variable or a file where it runs.
+        let creds = stack::credentials(m)?;
+        let mut secrets: Vec<serde_json::Value> = Vec::new();
+        for c in [&creds.scrape, &creds.grafana].into_iter().flatten() {
+            if secrets.iter().any(|s| s["name"] == c.secret.as_str()) {
+                continue;
+            }
+            let (environment, file) = match c.presented.keys {
+                SecretRef::Env(var) => (Some(var.clone()), None),
+                SecretRef::File(f) if std::path::Path::new(f).is_absolute() => {
+                    (None, Some(f.clone()))
+                }
+                SecretRef::File(f) => (None, Some(format!("{}/{f}", ctx.manifest_dir_from_out))),
+            };
+            secrets.push(json!({
+                "name": c.secret, "scheme": c.presented.scheme,
+                "environment": environment, "file": file,
+            }));
+        }
+        let mounted =
+            |c: &Option<stack::Credential>| c.iter().map(|c| c.secret.clone()).collect::<Vec<_>>();
         let text = ctx.render(
             PATH,
             json!({
                 "project": format!("{}-monitoring", m.service.name),
                 "network": s.network,
                 "prometheus": { "name": stack::PROMETHEUS, "image": s.prometheus.image, "port": s.prometheus.port,
-                    "publish": publish(s.prometheus.port, bind) },
+                    "publish": publish(s.prometheus.port, bind), "secrets": mounted(&creds.scrape) },
                 "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port,
                     "publish": publish(s.loki.port, bind) },
                 "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port,
-                    "publish": publish(s.grafana.port, bind_grafana) },
+                    "publish": publish(s.grafana.port, bind_grafana), "secrets": mounted(&creds.grafana) },
+                "secrets": secrets,
                 "shipper": shipper,
                 "log_volume": format!("{}:{}:ro", ctx.log_dir_from_out, stack::LOG_MOUNT),
                 "dashboards_volume": format!("./grafana/dashboards:{}:ro", stack::DASHBOARDS_MOUNT),

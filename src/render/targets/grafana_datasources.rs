@@ -20,10 +20,19 @@ impl super::RenderTarget for Target {
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
+        // The key is the secret docker-compose mounts; Grafana expands
+        // `$__file{}` when it provisions.
+        let json_auth = stack::credentials(m)?.grafana.map(|c| JsonAuth {
+            scheme: c.presented.scheme.to_string(),
+            header: c.presented.header.to_string(),
+            value: c.presented.value(&format!("$__file{{{}}}", c.file())),
+            note: None,
+        });
         let urls = Urls {
             prometheus: stack::prometheus_url(m),
             loki: stack::loki_url(m),
             json: stack::json_datasource_url(m),
+            json_auth,
         };
         Ok(vec![(PATH.into(), render_with(ctx, &urls)?)])
     }
@@ -34,6 +43,19 @@ pub struct Urls {
     pub prometheus: String,
     pub loki: String,
     pub json: String,
+    /// The header the JSON datasource sends, when its endpoints require one.
+    pub json_auth: Option<JsonAuth>,
+}
+
+/// The JSON datasource's credential: a header whose value Grafana expands
+/// (`$__file{…}`, `$__env{…}`) when it provisions; never the key itself.
+pub struct JsonAuth {
+    /// The scheme it satisfies.
+    pub scheme: String,
+    pub header: String,
+    pub value: String,
+    /// What Grafana needs for `value` to expand (a comment in the file).
+    pub note: Option<String>,
 }
 
 /// The provisioning file with these URLs (compose's, or the cluster's for
@@ -49,7 +71,10 @@ pub fn render_with(ctx: &Ctx, urls: &Urls) -> Result<String, String> {
             "loki": { "uid": ds.loki, "url": urls.loki,
                       "derived_fields": [crate::render::links::request_id_field(m)] },
             "json": { "uid": ds.json, "url": urls.json,
-                      "name": format!("{} JSON", m.service.name) },
+                      "name": format!("{} JSON", m.service.name),
+                      "auth": urls.json_auth.as_ref().map(|a| json!({
+                          "scheme": a.scheme, "header": a.header, "value": a.value, "note": a.note,
+                      })) },
         }),
     )?;
     super::check_yaml(PATH, &text)?;

@@ -13,9 +13,11 @@
 //!   `alloy/config.alloy`.
 
 use super::{grafana_dashboard, grafana_datasources, prometheus_rules};
+use crate::manifest::{KeyRef, SecretRef};
+use crate::model::k8s_env;
 use crate::model::kinds::ProbeRole;
 use crate::model::Model;
-use crate::render::{stack, Ctx};
+use crate::render::{escape, stack, Ctx};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
@@ -203,14 +205,74 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "{}/loki/api/v1/push",
         k.loki_url.as_str().trim_end_matches('/')
     );
+    // What the stack presents: Prometheus's token and Grafana's key, from
+    // the Secrets the service's pods read them from (validated).
+    let creds = stack::credentials(m)?;
+    let secret_of = |c: &stack::Credential| {
+        k8s_env::token_secret(m, &c.presented).map_err(|(at, msg)| format!("{at}: {msg}"))
+    };
+    let scrape_secret = creds.scrape.as_ref().map(secret_of).transpose()?;
+    // Grafana's key: where its pod must have it, said in the file.
+    let json_auth = creds.grafana.as_ref().map(|c| {
+        let (key, note) = match c.presented.keys {
+            SecretRef::Env(var) => (
+                format!("$__env{{{var}}}"),
+                match k8s_env::token_secret(m, &c.presented) {
+                    Ok(r) => format!(
+                        "Grafana's pod needs {var} from the Secret {:?} (key {:?}), as the service's pods have it.",
+                        r.name, r.key
+                    ),
+                    Err(_) => format!("Grafana's pod needs {var}, the key the service's pods read from {var}."),
+                },
+            ),
+            SecretRef::File(_) => (
+                format!("$__file{{{}}}", c.file()),
+                format!("Grafana's pod needs the key at {} (mounted from a Secret).", c.file()),
+            ),
+        };
+        grafana_datasources::JsonAuth {
+            scheme: c.presented.scheme.to_string(),
+            header: c.presented.header.to_string(),
+            value: c.presented.value(&key),
+            note: Some(note),
+        }
+    });
     let datasources = grafana_datasources::render_with(
         ctx,
         &grafana_datasources::Urls {
             prometheus: k.prometheus_url.to_string(),
             loki: k.loki_url.to_string(),
             json: format!("{service_url}/grafana"),
+            json_auth,
         },
     )?;
+    // The container's environment, as the Deployment spells it.
+    let key_ref = |r: &KeyRef| json!({ "name": r.name, "key": r.key });
+    let env: Vec<Json> = k
+        .env
+        .iter()
+        .map(|e| match (&e.value, &e.secret, &e.config_map) {
+            (_, Some(r), _) => {
+                json!({ "name": e.name, "valueFrom": { "secretKeyRef": key_ref(r) } })
+            }
+            (_, _, Some(r)) => {
+                json!({ "name": e.name, "valueFrom": { "configMapKeyRef": key_ref(r) } })
+            }
+            (v, _, _) => json!({
+                "name": e.name,
+                "value": escape::kubernetes_env_value(v.as_deref().unwrap_or_default()),
+            }),
+        })
+        .collect();
+    let env_from: Vec<Json> = k
+        .env_from
+        .iter()
+        .filter_map(|e| match (&e.secret, &e.config_map) {
+            (Some(s), _) => Some(json!({ "secretRef": { "name": s } })),
+            (_, Some(c)) => Some(json!({ "configMapRef": { "name": c } })),
+            _ => None,
+        })
+        .collect();
     let rules = prometheus_rules::render_text(ctx)?;
     let groups_at = rules
         .find("\ngroups:")
@@ -292,6 +354,11 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         // The server's own graceful shutdown, plus time for the endpoints
         // to drop the pod first.
         "grace_seconds": m.service.shutdown_timeout_seconds + 5,
+        "env": env,
+        "env_from": env_from,
+        "scrape": creds.scrape.as_ref().zip(scrape_secret.as_ref()).map(|(c, r)| json!({
+            "scheme": c.presented.scheme, "secret": key_ref(r),
+        })),
         "job": stack::service_job(m),
         "scrape_interval": m.stack.scrape_interval,
         "sample_limit": model.budget.sample_limit(),

@@ -59,10 +59,16 @@ impl super::RenderTarget for Target {
                 }
             }),
         };
+        // The scrape token, from the secret docker-compose mounts (its
+        // name only: Prometheus reads the file).
+        let authorization = stack::credentials(m)?
+            .scrape
+            .map(|c| json!({ "scheme": c.presented.scheme, "credentials_file": c.file() }));
         let mut jobs = vec![json!({
             "job": job,
             "discovery": discovery,
             "sample_limit": ctx.model.budget.sample_limit(),
+            "authorization": authorization,
         })];
         for t in &m.stack.extra_targets {
             jobs.push(json!({ "job": t.job, "discovery": { "static": t.targets } }));
