@@ -37,6 +37,8 @@ endpoints:
 metrics:
   - { name: http_requests_total, type: counter, help: Requests., labels: [method, path, status], source: http.requests }
 logging: { dir: logs, file: auth }
+kubernetes:
+  env: [{ name: AUTH_TEST_SCRAPE, secret: { name: authsvc-secrets, key: scrape-token } }]
 "#
     .to_string()
 }
@@ -53,15 +55,37 @@ fn openssl(args: &[&str], dir: &Path) {
 /// Key pairs for RS256 and ES256, made fresh for the run.
 fn key_pairs(dir: &Path) {
     openssl(
-        &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", "rs.pem"],
+        &[
+            "genpkey",
+            "-algorithm",
+            "RSA",
+            "-pkeyopt",
+            "rsa_keygen_bits:2048",
+            "-out",
+            "rs.pem",
+        ],
         dir,
     );
-    openssl(&["pkey", "-in", "rs.pem", "-pubout", "-out", "rs.pub.pem"], dir);
     openssl(
-        &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", "es.pem"],
+        &["pkey", "-in", "rs.pem", "-pubout", "-out", "rs.pub.pem"],
         dir,
     );
-    openssl(&["pkey", "-in", "es.pem", "-pubout", "-out", "es.pub.pem"], dir);
+    openssl(
+        &[
+            "genpkey",
+            "-algorithm",
+            "EC",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-out",
+            "es.pem",
+        ],
+        dir,
+    );
+    openssl(
+        &["pkey", "-in", "es.pem", "-pubout", "-out", "es.pub.pem"],
+        dir,
+    );
 }
 
 fn now() -> u64 {
@@ -132,29 +156,68 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     );
     let tokens = [
         hs(good.clone()),
-        jwt(Algorithm::RS256, &rs_key, json!({"sub": "dave", "exp": now() + 600, "scp": ["orders:read"]})),
-        jwt(Algorithm::ES256, &es_key, json!({"sub": "erin", "exp": now() + 600, "scope": "orders:read"})),
+        jwt(
+            Algorithm::RS256,
+            &rs_key,
+            json!({"sub": "dave", "exp": now() + 600, "scp": ["orders:read"]}),
+        ),
+        jwt(
+            Algorithm::ES256,
+            &es_key,
+            json!({"sub": "erin", "exp": now() + 600, "scope": "orders:read"}),
+        ),
     ];
 
     // (path, headers, status, reason in the challenge or none)
     let unauthorized: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
         ("/keyed", vec![], "missing"),
-        ("/keyed", vec![("x-api-key", "wrong-key-0000000000000".into())], "invalid"),
+        (
+            "/keyed",
+            vec![("x-api-key", "wrong-key-0000000000000".into())],
+            "invalid",
+        ),
         ("/jwt", vec![], "missing"),
-        ("/jwt", vec![("authorization", format!("Basic {ALICE}"))], "malformed"),
-        ("/jwt", vec![("authorization", bearer("not-a-jwt"))], "malformed"),
-        ("/jwt", vec![("authorization", bearer(&other_hs))], "invalid"),
-        ("/jwt", vec![("authorization", bearer(&hs(expired)))], "expired"),
+        (
+            "/jwt",
+            vec![("authorization", format!("Basic {ALICE}"))],
+            "malformed",
+        ),
+        (
+            "/jwt",
+            vec![("authorization", bearer("not-a-jwt"))],
+            "malformed",
+        ),
+        (
+            "/jwt",
+            vec![("authorization", bearer(&other_hs))],
+            "invalid",
+        ),
+        (
+            "/jwt",
+            vec![("authorization", bearer(&hs(expired)))],
+            "expired",
+        ),
         // An RS256 token is not accepted by an HS256-only endpoint.
-        ("/admin", vec![("authorization", bearer(&tokens[1]))], "invalid"),
+        (
+            "/admin",
+            vec![("authorization", bearer(&tokens[1]))],
+            "invalid",
+        ),
         ("/metrics", vec![("x-api-key", ALICE.into())], "missing"),
-        ("/metrics", vec![("authorization", bearer(ALICE))], "invalid"),
+        (
+            "/metrics",
+            vec![("authorization", bearer(ALICE))],
+            "invalid",
+        ),
     ];
     for (path, headers, reason) in &unauthorized {
         let h: Vec<(&str, &str)> = headers.iter().map(|(k, v)| (*k, v.as_str())).collect();
         let (status, challenge, body) = call(&srv.url(path), &h).await;
         assert_eq!(status, 401, "{path} {reason}: {body}");
-        assert!(!challenge.is_empty(), "{path} {reason}: no WWW-Authenticate");
+        assert!(
+            !challenge.is_empty(),
+            "{path} {reason}: no WWW-Authenticate"
+        );
         assert_eq!(body["status"], 401, "{body}");
         assert!(body["message"].is_string());
         if *reason == "missing" {
@@ -166,24 +229,41 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     let (_, challenge, _) = call(&srv.url("/keyed"), &[]).await;
     assert_eq!(challenge, "ApiKey realm=\"authsvc\", header=\"X-API-Key\"");
 
+    // Refusal lines are at most 10 a second: a new second for the 403s'.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
     // Valid callers without the scope or claim: 403.
-    let no_scope = hs(json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc"}));
-    let user = hs(json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc", "role": "user"}));
+    let no_scope = hs(
+        json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc"}),
+    );
+    let user = hs(
+        json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc", "role": "user"}),
+    );
     for (path, token) in [("/jwt", &no_scope), ("/admin", &user)] {
-        let (status, challenge, body) = call(&srv.url(path), &[("authorization", &bearer(token))]).await;
+        let (status, challenge, body) =
+            call(&srv.url(path), &[("authorization", &bearer(token))]).await;
         assert_eq!(status, 403, "{path}: {body}");
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
     }
 
     // Valid callers: 2xx.
     assert_eq!(call(&srv.url("/"), &[]).await.0, 200);
-    assert_eq!(call(&srv.url("/keyed"), &[("x-api-key", ALICE)]).await.0, 200);
+    assert_eq!(
+        call(&srv.url("/keyed"), &[("x-api-key", ALICE)]).await.0,
+        200
+    );
     for t in &tokens {
         let (status, _, body) = call(&srv.url("/jwt"), &[("authorization", &bearer(t))]).await;
         assert_eq!(status, 200, "{body}");
     }
-    let admin = hs(json!({"sub": "root", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc", "role": "admin"}));
-    assert_eq!(call(&srv.url("/admin"), &[("authorization", &bearer(&admin))]).await.0, 200);
+    let admin = hs(
+        json!({"sub": "root", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc", "role": "admin"}),
+    );
+    assert_eq!(
+        call(&srv.url("/admin"), &[("authorization", &bearer(&admin))])
+            .await
+            .0,
+        200
+    );
 
     // Counted under their status, in the closed set.
     let metrics = reqwest::Client::new()
@@ -196,7 +276,11 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
         .await
         .unwrap();
     let count = |path: &str, status: &str| {
-        metric_sum(&metrics, "http_requests_total", &[&format!("path=\"{path}\""), &format!("status=\"{status}\"")])
+        metric_sum(
+            &metrics,
+            "http_requests_total",
+            &[&format!("path=\"{path}\""), &format!("status=\"{status}\"")],
+        )
     };
     assert_eq!(count("/keyed", "401"), 3.0, "{metrics}");
     assert_eq!(count("/jwt", "401"), 5.0);
@@ -206,7 +290,9 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     assert_eq!(count("/metrics", "401"), 2.0);
 
     let pid = srv.pid();
-    let _ = Command::new("kill").args(["-TERM", &pid.to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
     let _ = srv.stop();
     let lines = log_lines(dir.path());
     let text: String = lines.iter().map(|l| l.to_string()).collect();
@@ -245,28 +331,55 @@ async fn refusal_warnings_are_rate_bounded_and_a_reload_rotates_keys() {
     let srv = start(dir.path());
     let c = reqwest::Client::new();
     for _ in 0..200 {
-        let r = c.get(srv.url("/keyed")).header("x-api-key", "bad-key-00000000000000").send().await.unwrap();
+        let r = c
+            .get(srv.url("/keyed"))
+            .header("x-api-key", "bad-key-00000000000000")
+            .send()
+            .await
+            .unwrap();
         assert_eq!(r.status(), 401);
     }
     // Rotate: the file now holds another key; SIGHUP reloads.
     std::fs::write(dir.path().join("keys.txt"), format!("{ROTATED}:alice\n")).unwrap();
-    let _ = Command::new("kill").args(["-HUP", &srv.pid().to_string()]).status();
+    let _ = Command::new("kill")
+        .args(["-HUP", &srv.pid().to_string()])
+        .status();
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
     loop {
-        let r = c.get(srv.url("/keyed")).header("x-api-key", ROTATED).send().await.unwrap();
+        let r = c
+            .get(srv.url("/keyed"))
+            .header("x-api-key", ROTATED)
+            .send()
+            .await
+            .unwrap();
         if r.status() == 200 {
             break;
         }
-        assert!(std::time::Instant::now() < deadline, "the new key was never accepted");
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the new key was never accepted"
+        );
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
     }
-    let r = c.get(srv.url("/keyed")).header("x-api-key", ALICE).send().await.unwrap();
+    let r = c
+        .get(srv.url("/keyed"))
+        .header("x-api-key", ALICE)
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 401, "the rotated-out key still works");
     let _ = srv.stop();
     let lines = log_lines(dir.path());
-    let warnings: Vec<&Value> = lines.iter().filter(|l| l["logger"] == "telltale::auth").collect();
+    let warnings: Vec<&Value> = lines
+        .iter()
+        .filter(|l| l["logger"] == "telltale::auth")
+        .collect();
     // 201 refusals, at most 10 lines a second: the burst took well under 20 s.
-    assert!(warnings.len() < 200, "{} refusal lines for 201 refusals", warnings.len());
+    assert!(
+        warnings.len() < 200,
+        "{} refusal lines for 201 refusals",
+        warnings.len()
+    );
     assert!(!warnings.is_empty());
     // Every refusal is still a request line with its 401 (and those of the
     // new key polled before the reload took).
@@ -281,7 +394,15 @@ fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
     std::fs::write(dir.path().join("keys.txt"), format!("{ALICE}:alice\n")).unwrap();
     key_pairs(dir.path());
     let out = Command::new(bin())
-        .args(["serve", "--manifest", "manifest.yaml", "--port", "0", "--host", "127.0.0.1"])
+        .args([
+            "serve",
+            "--manifest",
+            "manifest.yaml",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ])
         .env_remove("AUTH_TEST_SCRAPE")
         .env("AUTH_TEST_HS", HS_SECRET)
         .current_dir(dir.path())
@@ -289,11 +410,22 @@ fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("auth.schemes.scrape") && err.contains("AUTH_TEST_SCRAPE is not set"), "{err}");
+    assert!(
+        err.contains("auth.schemes.scrape") && err.contains("AUTH_TEST_SCRAPE is not set"),
+        "{err}"
+    );
     // A short key is refused, named by its entry, never shown.
     std::fs::write(dir.path().join("keys.txt"), "short-key:alice\n").unwrap();
     let out = Command::new(bin())
-        .args(["serve", "--manifest", "manifest.yaml", "--port", "0", "--host", "127.0.0.1"])
+        .args([
+            "serve",
+            "--manifest",
+            "manifest.yaml",
+            "--port",
+            "0",
+            "--host",
+            "127.0.0.1",
+        ])
         .env("AUTH_TEST_SCRAPE", SCRAPE)
         .env("AUTH_TEST_HS", HS_SECRET)
         .current_dir(dir.path())
@@ -301,7 +433,10 @@ fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
         .unwrap();
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(err.contains("entry 1 of") && !err.contains("short-key"), "{err}");
+    assert!(
+        err.contains("entry 1 of") && !err.contains("short-key"),
+        "{err}"
+    );
     // `validate` needs no secret at all.
     let out = Command::new(bin())
         .args(["validate", "--manifest", "manifest.yaml"])
@@ -310,7 +445,11 @@ fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
         .current_dir(dir.path())
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
 }
 
 #[test]

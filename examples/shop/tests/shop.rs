@@ -610,8 +610,24 @@ async fn every_business_panel_has_data_and_the_alert_evaluates_in_a_real_prometh
     let tests = std::fs::read_to_string(out.join("prometheus/alerts.test.yml")).unwrap();
     assert!(tests.contains("UnknownPaymentMethods"), "{tests}");
 
+    // The protected /metrics is scraped with the rendered config: its
+    // credentials file is where compose mounts the SHOP_METRICS_TOKEN secret,
+    // here a file of the test's with the token in it.
+    let config = std::fs::read_to_string(out.join("prometheus/prometheus.yml")).unwrap();
+    assert!(!config.contains(SCRAPE_TOKEN));
+    let mounted = r#"credentials_file: "/run/secrets/auth-scrape""#;
+    assert!(config.contains(mounted), "{config}");
+    let token = dir.path().join("scrape-token");
+    std::fs::write(&token, format!("{SCRAPE_TOKEN}\n")).unwrap();
+    let config = config.replace(
+        mounted,
+        &format!("credentials_file: {:?}", token.display().to_string()),
+    );
+    std::fs::write(out.join("prometheus/prometheus.yml"), config).unwrap();
     let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
     wait_for_scrape(&prom).await;
+    let up = prom.query(r#"up{job="shop"}"#).await.unwrap();
+    assert_eq!(up[0]["value"][1], "1", "{up:?}");
     let c = client();
     let deadline = Instant::now() + Duration::from_secs(8);
     let mut i = 0;
