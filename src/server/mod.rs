@@ -336,7 +336,17 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     // Before the server announces itself: a SIGHUP from then on reloads.
     let reloader = reload::start(current.clone(), process.clone(), reload, hangup)?;
     process.ready.store(true, Ordering::Release);
-    tracing::info!(target: "telltale::server", address = %local, "listening on http://{local} (docs: http://{local}/docs)");
+    let id = &model.identity;
+    tracing::info!(
+        target: "telltale::server",
+        address = %local,
+        service = %id.name,
+        version = %id.version,
+        commit = %id.commit,
+        "{} {} listening on http://{local} (docs: http://{local}/docs)",
+        id.name,
+        id.version
+    );
     // Tests and scripts read this line to find an ephemeral port. A closed
     // stdout must not stop the server (println! would panic).
     {

@@ -401,6 +401,14 @@ async fn orders_belong_to_the_principal_whose_key_placed_them() {
         assert!(!m.contains(secret), "a key in /metrics");
     }
     assert!(logs.contains(r#""reason":"missing""#), "{logs}");
+    // The start-up line names the shop, not telltale.
+    let started = logs
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .find(|l| l["logger"] == "telltale::server" && l["address"].is_string())
+        .expect("the start-up line");
+    assert_eq!(started["service"], "shop", "{started}");
+    assert_eq!(started["version"], env!("CARGO_PKG_VERSION"));
 }
 
 /// The venv's bin directory (made by scripts/install-test-deps).

@@ -1,0 +1,250 @@
+//! The `App` API of a service built on telltale, in process: a typed
+//! handler that reads its request context (caller, request id, headers,
+//! trace context), middleware inside the observe layer, start and shutdown
+//! hooks with the resource the start hook built, and the service's own
+//! identity in `build_info`. One test: the process holds one logger and
+//! one server.
+
+mod common;
+use common::tempdir;
+use poem::{Endpoint, EndpointExt, IntoResponse};
+use poem_openapi::payload::Json;
+use poem_openapi::{ApiResponse, Object};
+use serde_json::Value;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use telltale::{Empty, Handler, Input, NoOptions, Setup, SetupError};
+
+/// What the start hook builds.
+struct Greeting(String);
+
+#[derive(Object)]
+struct Echo {
+    greeting: String,
+    caller: Option<String>,
+    request_id: String,
+    custom: Option<String>,
+    trace_id: Option<String>,
+}
+
+#[derive(ApiResponse)]
+enum EchoResponse {
+    #[oai(status = 200)]
+    Ok(Json<Echo>),
+}
+
+struct EchoKind;
+
+impl Handler for EchoKind {
+    type Options = NoOptions;
+    type Path = Empty;
+    type Query = Empty;
+    type Body = Empty;
+    type Response = EchoResponse;
+    type State = Arc<Greeting>;
+
+    fn name(&self) -> &'static str {
+        "echo"
+    }
+
+    fn setup(&self, _: NoOptions, ctx: &mut Setup<'_>) -> Result<Arc<Greeting>, SetupError> {
+        ctx.resource::<Greeting>()
+    }
+
+    async fn handle(&self, g: &Arc<Greeting>, input: Input<Empty, Empty, Empty>) -> EchoResponse {
+        let r = &input.request;
+        EchoResponse::Ok(Json(Echo {
+            greeting: g.0.clone(),
+            caller: r.caller().map(|c| c.principal().to_string()),
+            request_id: r.request_id().to_string(),
+            custom: r.header("x-custom").map(String::from),
+            trace_id: r.trace().map(|t| t.trace_id()),
+        }))
+    }
+}
+
+/// Answers 429 itself to a request with `x-block`, and marks the others.
+struct Gate;
+
+impl telltale::Middleware for Gate {
+    fn wrap(
+        &self,
+        ep: poem::endpoint::BoxEndpoint<'static, poem::Response>,
+    ) -> poem::endpoint::BoxEndpoint<'static, poem::Response> {
+        ep.around(|ep, req| async move {
+            if req.headers().contains_key("x-block") {
+                return Ok(poem::Response::builder()
+                    .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
+                    .body("slow down"));
+            }
+            let mut resp = ep.call(req).await?.into_response();
+            resp.headers_mut()
+                .insert("x-gate", poem::http::HeaderValue::from_static("passed"));
+            Ok(resp)
+        })
+        .boxed()
+    }
+}
+
+const MANIFEST: &str = r#"
+service: { name: echo-svc, version: 0.0.1 }
+auth:
+  schemes:
+    key: { type: api_key, keys: { env: APP_API_TEST_KEYS } }
+endpoints:
+  - { path: /echo, handler: echo, summary: Echo, auth: { schemes: [key] } }
+  - { path: /metrics, handler: prometheus, summary: Metrics }
+metrics:
+  - { name: http_requests_total, type: counter, help: Requests., labels: [method, path, status], source: http.requests }
+  - { name: build_info, type: gauge, help: Build., labels: [version, commit], source: build.info }
+logging: { dir: logs, file: echo }
+"#;
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() {
+    let dir = tempdir();
+    let manifest = dir.path().join("manifest.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let shutdown_mark = dir.path().join("shutdown-ran");
+    let mark = shutdown_mark.clone();
+    std::env::set_var("APP_API_TEST_KEYS", "key-of-alice-00000001:alice");
+    std::env::set_current_dir(dir.path()).unwrap();
+    let app = move || {
+        let mark = mark.clone();
+        telltale::App::new()
+            .identity("echo-svc", "9.9.9", "abc123")
+            .on_start(|started| async move {
+                Ok(Greeting(format!(
+                    "hello from {}",
+                    started.manifest.service.name
+                )))
+            })
+            .on_shutdown(move |resources| {
+                let mark = mark.clone();
+                async move {
+                    let g = resources.get::<Greeting>().map(|g| g.0.clone());
+                    std::fs::write(&mark, g.unwrap_or_default()).unwrap();
+                }
+            })
+            .middleware(Gate)
+            .handler(EchoKind)
+    };
+
+    // `validate` runs neither hook, yet checks the handler's setup.
+    let code = app().run_cli_from(["echo", "validate", "--manifest", "manifest.yaml"]);
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert!(!shutdown_mark.exists());
+
+    let port = free_port();
+    let server = std::thread::spawn(move || {
+        app().run_cli_from([
+            "echo",
+            "serve",
+            "--manifest",
+            "manifest.yaml",
+            "--host",
+            "127.0.0.1",
+            "--port",
+            &port.to_string(),
+            "--no-log-file",
+        ])
+    });
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/metrics")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+
+    let r = client
+        .get(format!("{base}/echo"))
+        .header("x-api-key", "key-of-alice-00000001")
+        .header("x-custom", "typed access")
+        .header("x-request-id", "req-42")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-gate"], "passed", "the middleware ran");
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(
+        echo["greeting"], "hello from echo-svc",
+        "the start hook's resource"
+    );
+    assert_eq!(echo["caller"], "alice");
+    assert_eq!(echo["request_id"], "req-42");
+    assert_eq!(echo["custom"], "typed access");
+    assert_eq!(echo["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+
+    // Authentication runs before the middleware: no key, no gate.
+    let r = client.get(format!("{base}/echo")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("x-gate").is_none());
+    // What the middleware answers itself is counted and carries the id.
+    let r = client
+        .get(format!("{base}/echo"))
+        .header("x-api-key", "key-of-alice-00000001")
+        .header("x-block", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("x-request-id"));
+
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"build_info{commit="abc123",version="9.9.9"} 1"#),
+        "{metrics}"
+    );
+    let echo_count = |status: &str| {
+        common::metric_sum(
+            &metrics,
+            "http_requests_total",
+            &["path=\"/echo\"", &format!("status=\"{status}\"")],
+        )
+    };
+    assert_eq!(echo_count("200"), 1.0);
+    assert_eq!(echo_count("401"), 1.0);
+    assert_eq!(echo_count("4xx"), 1.0, "the middleware's 429: {metrics}");
+
+    // SIGTERM: the server drains, then the shutdown hook runs.
+    unsafe_free_sigterm();
+    let code = tokio::task::spawn_blocking(move || server.join().unwrap())
+        .await
+        .unwrap();
+    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    assert_eq!(
+        std::fs::read_to_string(&shutdown_mark).unwrap(),
+        "hello from echo-svc"
+    );
+}
+
+/// SIGTERM to this process, whose server handles it (tokio's handler is
+/// installed before the server answers).
+fn unsafe_free_sigterm() {
+    let st = std::process::Command::new("kill")
+        .args(["-TERM", &std::process::id().to_string()])
+        .status()
+        .unwrap();
+    assert!(st.success());
+}
