@@ -70,6 +70,8 @@ pub struct Service {
     pub version: String,
     #[serde(default)]
     pub description: String,
+    /// Listen address (default `127.0.0.1`: this machine only; a container
+    /// or a Prometheus on another host needs `0.0.0.0`).
     #[serde(default = "default_host")]
     pub host: String,
     /// Kept wide so that an out-of-range port is a validation error with a
@@ -128,7 +130,7 @@ impl Default for ConnectionLimits {
 }
 
 fn default_host() -> String {
-    "0.0.0.0".into()
+    "127.0.0.1".into()
 }
 fn default_port() -> i64 {
     8001
