@@ -134,8 +134,8 @@ fn protected_manifest(dir: &Path) -> String {
     edit(
         &m,
         "\nendpoints:\n",
-        "\nauth:\n  schemes:\n    token: { type: bearer }\n    \
-         shop_key: { type: api_key, header: X-Shop-Key }\n\
+        "\nauth:\n  schemes:\n    token: { type: bearer, keys: { env: CHAOS_TOKEN } }\n    \
+         shop_key: { type: api_key, header: X-Shop-Key, keys: { env: CHAOS_SHOP_KEY } }\n\
          endpoints:\n",
     );
     edit(

@@ -602,7 +602,7 @@ mod tests {
         assert_eq!(k.find(b"fedcba9876543210fedc").as_deref(), Some("bob"));
         assert_eq!(k.find(b"lonelonelonelonelone").as_deref(), Some("api"));
         assert_eq!(k.find(b"0123456789abcdeX"), None);
-        let e = Keys::parse("short:alice", "api", "$KEYS").err().unwrap();
+        let e = Keys::parse("tiny:alice", "api", "$KEYS").err().unwrap();
         assert!(
             e.contains("entry 1 of $KEYS") && !e.contains("short"),
             "{e}"

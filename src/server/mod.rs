@@ -340,7 +340,6 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     tracing::info!(
         target: "telltale::server",
         address = %local,
-        service = %id.name,
         version = %id.version,
         commit = %id.commit,
         "{} {} listening on http://{local} (docs: http://{local}/docs)",

@@ -407,7 +407,11 @@ async fn orders_belong_to_the_principal_whose_key_placed_them() {
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
         .find(|l| l["logger"] == "telltale::server" && l["address"].is_string())
         .expect("the start-up line");
-    assert_eq!(started["service"], "shop", "{started}");
+    let message = format!("shop {} listening on", env!("CARGO_PKG_VERSION"));
+    assert!(
+        started["message"].as_str().unwrap().starts_with(&message),
+        "{started}"
+    );
     assert_eq!(started["version"], env!("CARGO_PKG_VERSION"));
 }
 
@@ -667,5 +671,48 @@ async fn every_business_panel_has_data_and_the_alert_evaluates_in_a_real_prometh
     seen.sort();
     assert_eq!(seen, ["card", "cash", "other", "voucher"]);
     drop(prom);
+    shop.stop();
+}
+
+/// `chaos` against the real shop: its good requests carry the key and the
+/// scrape token (read from the environment, never printed), each protected
+/// endpoint also gets a request without them, which must be a 401; all pass.
+#[tokio::test]
+async fn chaos_authenticates_with_headers_from_the_environment() {
+    let dir = tempdir();
+    let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
+    let out = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(["chaos", "--manifest"])
+        .arg(shop_dir().join("manifest.yaml"))
+        .args(["--target", &shop.base, "--requests", "60", "--seed", "7"])
+        .args(["--header", "X-API-Key: ${env:CHAOS_KEY}"])
+        .args(["--header", "Authorization: Bearer ${env:CHAOS_SCRAPE}"])
+        .env("CHAOS_KEY", ALICE_KEY)
+        .env("CHAOS_SCRAPE", SCRAPE_TOKEN)
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(out.status.success(), "{stdout}{stderr}");
+    assert!(
+        stdout.contains("no_credential") || stdout.contains("401"),
+        "{stdout}"
+    );
+    for secret in [ALICE_KEY, SCRAPE_TOKEN] {
+        assert!(!stdout.contains(secret) && !stderr.contains(secret));
+    }
+    // With a wrong token the same run fails: /metrics's good requests get 401s.
+    let out = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(["chaos", "--manifest"])
+        .arg(shop_dir().join("manifest.yaml"))
+        .args(["--target", &shop.base, "--requests", "20", "--seed", "7"])
+        .args(["--header", "Authorization: Bearer wrong-token-000000000"])
+        .current_dir(dir.path())
+        .output()
+        .unwrap();
+    assert!(!out.status.success(), "a wrong token must fail chaos");
     shop.stop();
 }
