@@ -1,8 +1,12 @@
 //! The docs UI in a real headless Chromium: the rendered page lists every
-//! manifest endpoint with its method and summary, with no internet access.
+//! manifest endpoint with its method and summary, with no internet access;
+//! and, driven like a person would (tests/js/docs_authorize.mjs), a
+//! protected call from "Try it out" is refused (401) until Authorize is
+//! given the API key, then answers 200.
 
 mod common;
 use common::*;
+use serde_json::Value;
 use std::process::Command;
 
 fn chromium() -> String {
@@ -81,5 +85,95 @@ fn docs_page_lists_every_manifest_endpoint() {
     // The spec the page was built from lists the same operations.
     let title = m["service"]["name"].as_str().unwrap();
     assert!(dom.contains(title), "service name not shown");
+    assert!(srv.stop().success());
+}
+
+/// The API key of [`guarded`]'s `docs_key` scheme (in `DOCS_API_KEYS`).
+const API_KEY: &str = "docs-api-key-0123456789";
+
+/// The default manifest with an api key (its header named by the
+/// manifest), a bearer token and a jwt scheme, so that the Authorize modal
+/// lists all three; `GET /keyed` (the `info` handler) takes the api key,
+/// the rest stays open.
+fn guarded(dir: &std::path::Path) -> Server {
+    let manifest = copy_default_manifest(dir);
+    edit(
+        &manifest,
+        "\nendpoints:\n",
+        "\nauth:\n  schemes:\n    docs_key:\n      type: api_key\n      header: X-Docs-Key\n      \
+         keys: { env: DOCS_API_KEYS }\n    \
+         scrape:\n      type: bearer\n      keys: { env: DOCS_TOKENS }\n    \
+         id_token:\n      type: jwt\n      algorithm: HS256\n      key: { env: DOCS_JWT_SECRET }\n\
+         endpoints:\n  \
+         - path: /keyed\n    method: GET\n    summary: Needs the api key\n    handler: info\n    \
+           auth: { schemes: [docs_key] }\n  \
+         - path: /scoped\n    method: GET\n    summary: A jwt with a scope\n    handler: info\n    \
+           auth: { schemes: [id_token], scopes: [orders.read] }\n",
+    );
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env_remove("TELLTALE_INSTANCE")
+        .env_remove("POD_NAME")
+        .env("DOCS_API_KEYS", format!("{API_KEY}:docs-reader"))
+        .env("DOCS_TOKENS", "docs-scrape-token-0123456789")
+        .env("DOCS_JWT_SECRET", "docs-jwt-secret-0123456789-abcdefghij");
+    let stderr = std::fs::File::create(dir.join("server.stderr")).unwrap();
+    Server::spawn(cmd, dir, stderr.into()).0
+}
+
+/// Runs tests/js/docs_authorize.mjs against `srv` with `key`; its report.
+fn drive_docs(srv: &Server, key: &str) -> Value {
+    let js = repo().join("tests/js");
+    assert!(
+        js.join("node_modules/puppeteer-core/package.json").exists(),
+        "puppeteer-core is not installed in tests/js: run scripts/install-test-deps (npm ci there)"
+    );
+    let out = Command::new("node")
+        .arg(js.join("docs_authorize.mjs"))
+        .args([&srv.base, key, &chromium()])
+        .current_dir(&js)
+        .output()
+        .unwrap_or_else(|e| {
+            panic!("cannot run node ({e}): install nodejs (scripts/install-test-deps does)")
+        });
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "docs_authorize.mjs failed ({}):\n{stdout}{}\nserver stderr:\n{}",
+        out.status,
+        String::from_utf8_lossy(&out.stderr),
+        srv.stderr()
+    );
+    serde_json::from_str(stdout.trim()).unwrap_or_else(|e| panic!("{e}: {stdout}"))
+}
+
+#[test]
+fn try_it_out_is_refused_until_authorize_is_given_the_api_key() {
+    let dir = tempdir();
+    let srv = guarded(dir.path());
+    let report = drive_docs(&srv, API_KEY);
+    let (anonymous, authorized) = (&report["anonymous"], &report["authorized"]);
+    assert_eq!(anonymous["status"], 401, "without Authorize: {report:#}");
+    assert_eq!(anonymous["sent_key"], false, "{report:#}");
+    assert_eq!(authorized["status"], 200, "after Authorize: {report:#}");
+    // The modal named the manifest's header, and the page sent the key in it.
+    assert_eq!(authorized["header"], "x-docs-key", "{report:#}");
+    assert_eq!(authorized["sent_key"], true, "{report:#}");
+    assert_eq!(authorized["problems"], serde_json::json!([]), "{report:#}");
+    assert_eq!(report["offsite"], serde_json::json!([]), "{report:#}");
+    assert!(srv.stop().success());
+}
+
+#[test]
+fn a_wrong_key_given_to_authorize_is_refused() {
+    let dir = tempdir();
+    let srv = guarded(dir.path());
+    let report = drive_docs(&srv, "not-the-docs-key-0123456789");
+    assert_eq!(report["anonymous"]["status"], 401, "{report:#}");
+    assert_eq!(report["authorized"]["status"], 401, "{report:#}");
+    assert_eq!(report["authorized"]["sent_key"], true, "{report:#}");
     assert!(srv.stop().success());
 }

@@ -243,3 +243,198 @@ fn doc_ops(srv: &Server) -> usize {
         .map(|ops| ops.as_object().unwrap().len())
         .sum()
 }
+
+/// The keys of [`guarded`]'s schemes, in its environment variables.
+const API_KEY: &str = "docs-api-key-0123456789";
+const TOKEN: &str = "docs-scrape-token-0123456789";
+const JWT_SECRET: &str = "docs-jwt-secret-0123456789-abcdefghij";
+
+/// The default manifest with all three kinds of scheme: an api key (in a
+/// header of its own name) required by default, the probes open, and
+/// routes that take the bearer token, either, or a jwt with scopes.
+fn guarded() -> (tempfile::TempDir, Server) {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    edit(
+        &manifest,
+        "\nendpoints:\n",
+        "\nauth:\n  schemes:\n    docs_key:\n      type: api_key\n      header: X-Docs-Key\n      \
+         description: A key from DOCS_API_KEYS\n      keys: { env: DOCS_API_KEYS }\n    \
+         scrape:\n      type: bearer\n      keys: { env: DOCS_TOKENS }\n    \
+         id_token:\n      type: jwt\n      algorithm: HS256\n      key: { env: DOCS_JWT_SECRET }\n  \
+         default: { schemes: [docs_key] }\n\
+         endpoints:\n  \
+         - path: /keyed\n    method: GET\n    summary: Needs the api key\n    handler: info\n    \
+           auth: { schemes: [docs_key] }\n  \
+         - path: /scraped\n    method: GET\n    summary: Needs the bearer token\n    handler: info\n    \
+           auth: { schemes: [scrape] }\n  \
+         - path: /either\n    method: GET\n    summary: The api key or the bearer token\n    handler: info\n    \
+           auth: { schemes: [docs_key, scrape] }\n  \
+         - path: /scoped\n    method: GET\n    summary: A jwt with two scopes\n    handler: info\n    \
+           auth: { schemes: [id_token], scopes: [orders.read, orders.write] }\n",
+    );
+    // The probes are open (`schemes: []` overrides the default).
+    let text = std::fs::read_to_string(&manifest).unwrap();
+    assert_eq!(text.matches("    handler: probe\n").count(), 3);
+    let text = text.replace(
+        "    handler: probe\n",
+        "    handler: probe\n    auth: { schemes: [] }\n",
+    );
+    std::fs::write(&manifest, text).unwrap();
+    let mut cmd = Command::new(bin());
+    cmd.arg("serve")
+        .arg("--manifest")
+        .arg(&manifest)
+        .args(["--host", "127.0.0.1", "--port", "0"])
+        .env_remove("TELLTALE_INSTANCE")
+        .env_remove("POD_NAME")
+        .env("DOCS_API_KEYS", format!("{API_KEY}:docs-reader"))
+        .env("DOCS_TOKENS", TOKEN)
+        .env("DOCS_JWT_SECRET", JWT_SECRET);
+    let stderr = std::fs::File::create(dir.path().join("server.stderr")).unwrap();
+    let (srv, _) = Server::spawn(cmd, dir.path(), stderr.into());
+    (dir, srv)
+}
+
+/// What the manifest says an endpoint requires: (scheme, scopes) alternatives.
+fn required(m: &serde_yaml::Value, ep: &serde_yaml::Value) -> Vec<(String, Vec<String>)> {
+    let req = match ep.get("auth") {
+        Some(r) => r,
+        None => &m["auth"]["default"],
+    };
+    let words = |v: &serde_yaml::Value| -> Vec<String> {
+        (v.as_sequence().into_iter().flatten())
+            .map(|s| s.as_str().unwrap().to_string())
+            .collect()
+    };
+    (words(&req["schemes"]).into_iter())
+        .map(|name| {
+            let jwt = m["auth"]["schemes"][name.as_str()]["type"] == "jwt";
+            let scopes = if jwt {
+                words(&req["scopes"])
+            } else {
+                Vec::new()
+            };
+            (name, scopes)
+        })
+        .collect()
+}
+
+#[tokio::test]
+async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_validator() {
+    let (dir, srv) = guarded();
+    let doc = doc(&srv).await;
+
+    // The schemes, by their manifest names.
+    let schemes = &doc["components"]["securitySchemes"];
+    assert_eq!(
+        schemes["docs_key"],
+        json!({"type": "apiKey", "in": "header", "name": "X-Docs-Key",
+               "description": "A key from DOCS_API_KEYS"}),
+        "{schemes:#}"
+    );
+    assert_eq!(
+        schemes["scrape"],
+        json!({"type": "http", "scheme": "bearer"}),
+        "{schemes:#}"
+    );
+    assert_eq!(
+        schemes["id_token"],
+        json!({"type": "http", "scheme": "bearer", "bearerFormat": "JWT"}),
+        "{schemes:#}"
+    );
+    assert_eq!(schemes.as_object().unwrap().len(), 3, "{schemes:#}");
+
+    // Each operation's security is the manifest's: one alternative per
+    // scheme (a jwt with its scopes), none on open ones; protected ones
+    // document the guard's 401 and 403 with the Error schema.
+    let m: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("manifest.yaml")).unwrap())
+            .unwrap();
+    let endpoints = m["endpoints"].as_sequence().unwrap();
+    let (mut open, mut protected) = (0, 0);
+    for ep in endpoints {
+        let path = ep["path"].as_str().unwrap();
+        let method = ep["method"].as_str().unwrap_or("GET").to_lowercase();
+        let op = &doc["paths"][path][&method];
+        assert!(op.is_object(), "{method} {path} is not in the document");
+        let want = required(&m, ep);
+        if want.is_empty() {
+            open += 1;
+            assert!(
+                op.get("security").is_none_or(|s| s == &json!([])),
+                "open {method} {path} states security: {}",
+                op["security"]
+            );
+            for status in ["401", "403"] {
+                assert!(
+                    op["responses"].get(status).is_none(),
+                    "open {method} {path} documents a {status}"
+                );
+            }
+            continue;
+        }
+        protected += 1;
+        let want: Vec<Value> = (want.into_iter())
+            .map(|(name, scopes)| json!({ name: scopes }))
+            .collect();
+        assert_eq!(op["security"], json!(want), "{method} {path}");
+        for status in ["401", "403"] {
+            let r = &op["responses"][status];
+            assert!(
+                r["description"].as_str().is_some_and(|d| !d.is_empty()),
+                "{method} {path} {status}: {r}"
+            );
+            assert_eq!(
+                r["content"]["application/json"]["schema"],
+                json!({"$ref": "#/components/schemas/Error"}),
+                "{method} {path} {status}"
+            );
+        }
+    }
+    assert_eq!(open, 3, "the probes are open");
+    assert!(protected >= 5, "{protected} protected operations");
+    assert_eq!(
+        doc["paths"]["/scoped"]["get"]["security"],
+        json!([{"id_token": ["orders.read", "orders.write"]}])
+    );
+    assert_eq!(
+        doc["paths"]["/either"]["get"]["security"],
+        json!([{"docs_key": []}, {"scrape": []}])
+    );
+    assert!(doc.get("security").is_none_or(|s| s == &json!([])));
+    assert!(doc["components"]["schemas"]["Error"].is_object());
+
+    // What the document says is what the server does.
+    let client = reqwest::Client::new();
+    let status = |path: &str, header: Option<(&str, String)>| {
+        let mut r = client.get(srv.url(path));
+        if let Some((k, v)) = header {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/health", None).await, 200);
+    assert_eq!(status("/keyed", None).await, 401);
+    assert_eq!(
+        status("/keyed", Some(("X-Docs-Key", API_KEY.into()))).await,
+        200
+    );
+    let bearer = Some(("Authorization", format!("Bearer {TOKEN}")));
+    assert_eq!(status("/either", bearer.clone()).await, 200);
+    assert_eq!(status("/keyed", bearer).await, 401);
+
+    // And it is a valid OpenAPI document.
+    let file = dir.path().join("openapi.json");
+    std::fs::write(&file, serde_json::to_vec(&doc).unwrap()).unwrap();
+    let out = Command::new(venv_bin("openapi-spec-validator"))
+        .arg(&file)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "openapi-spec-validator:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
