@@ -88,6 +88,9 @@ fn key_pairs(dir: &Path) {
     );
 }
 
+/// A refused request: path, headers, and the reason it is refused.
+type Case<'a> = (&'a str, Vec<(&'a str, String)>, &'a str);
+
 fn now() -> u64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -169,7 +172,7 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     ];
 
     // (path, headers, status, reason in the challenge or none)
-    let unauthorized: Vec<(&str, Vec<(&str, String)>, &str)> = vec![
+    let unauthorized: Vec<Case> = vec![
         ("/keyed", vec![], "missing"),
         (
             "/keyed",

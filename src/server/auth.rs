@@ -404,7 +404,7 @@ impl Denied {
 
 impl Guard {
     /// The caller of a request with these headers, or why it is refused.
-    pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Denied> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Box<Denied>> {
         let mut worst = Reason::Missing;
         let bearer = headers.get(header::AUTHORIZATION).map(bearer_token);
         for s in &self.schemes {
@@ -441,7 +441,7 @@ impl Guard {
     }
 
     /// `caller` if it has every required scope and claim.
-    fn authorize(&self, caller: Caller) -> Result<Caller, Denied> {
+    fn authorize(&self, caller: Caller) -> Result<Caller, Box<Denied>> {
         let scoped = self.scopes.iter().all(|s| caller.scopes.contains(s));
         let claimed = self
             .claims
@@ -454,7 +454,7 @@ impl Guard {
         }
     }
 
-    fn deny(&self, reason: Reason) -> Denied {
+    fn deny(&self, reason: Reason) -> Box<Denied> {
         let (status, message, challenge) = match reason {
             Reason::Missing => (
                 StatusCode::UNAUTHORIZED,
@@ -486,11 +486,11 @@ impl Guard {
         response
             .headers_mut()
             .insert(header::WWW_AUTHENTICATE, challenge.clone());
-        Denied {
+        Box::new(Denied {
             reason,
             response,
             accepted: self.accepted.clone(),
-        }
+        })
     }
 }
 

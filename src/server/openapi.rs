@@ -382,23 +382,13 @@ fn operations(model: &Model) -> Built {
                 path: ep.path.clone(),
                 method: ep.method.to_http(),
                 summary: leak(&ep.summary),
-                description: leak(&ep.description),
+                description: leak(&with_requirement(&ep.description, req)),
                 tags: ep.tags.iter().map(|t| leak(t)).collect(),
                 doc: h.doc(),
+                // OpenAPI 3.0 lists scopes only for OAuth2 and OpenID
+                // Connect schemes: a JWT's are in the description.
                 security: (req.schemes.iter())
-                    .map(|name| {
-                        let jwt = m
-                            .auth
-                            .schemes
-                            .get(name)
-                            .is_some_and(|s| s.kind == SchemeKind::Jwt);
-                        let scopes = if jwt {
-                            req.scopes.iter().map(|s| leak(s)).collect()
-                        } else {
-                            Vec::new()
-                        };
-                        (leak(name), scopes)
-                    })
+                    .map(|name| (leak(name), Vec::new()))
                     .collect(),
             };
             for (name, json) in &op.doc.components {
@@ -423,6 +413,29 @@ fn operations(model: &Model) -> Built {
         paths,
         components,
         schemes,
+    }
+}
+
+/// `description`, and what a JWT must carry when the requirement says.
+fn with_requirement(description: &str, req: &crate::manifest::auth::Requirement) -> String {
+    let mut needs = Vec::new();
+    if !req.scopes.is_empty() {
+        needs.push(format!("the scopes `{}`", req.scopes.join("`, `")));
+    }
+    if !req.claims.is_empty() {
+        let claims: Vec<String> = (req.claims.iter())
+            .map(|(k, v)| format!("`{k}` = `{v}`"))
+            .collect();
+        needs.push(format!("the claims {}", claims.join(", ")));
+    }
+    if needs.is_empty() {
+        return description.to_string();
+    }
+    let note = format!("Requires a JWT with {}.", needs.join(" and "));
+    if description.is_empty() {
+        note
+    } else {
+        format!("{description}\n\n{note}")
     }
 }
 

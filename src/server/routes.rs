@@ -197,7 +197,7 @@ struct PathEndpoint {
 enum Admitted<F> {
     Open(F),
     Caller(F, Arc<str>),
-    Denied(super::auth::Denied),
+    Denied(Box<super::auth::Denied>),
 }
 
 /// Runs `guard` (if any) on `req`, then calls `ep` with the caller in the
