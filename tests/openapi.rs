@@ -280,6 +280,11 @@ fn guarded() -> (tempfile::TempDir, Server) {
         "    handler: probe\n",
         "    handler: probe\n    auth: { schemes: [] }\n",
     );
+    // So is /metrics (a scrape token needs its Kubernetes Secret declared).
+    let text = text.replace(
+        "    handler: prometheus\n",
+        "    handler: prometheus\n    auth: { schemes: [] }\n",
+    );
     std::fs::write(&manifest, text).unwrap();
     let mut cmd = Command::new(bin());
     cmd.arg("serve")
@@ -385,7 +390,7 @@ async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_va
             );
         }
     }
-    assert_eq!(open, 3, "the probes are open");
+    assert_eq!(open, 4, "the probes and /metrics are open");
     assert!(protected >= 5, "{protected} protected operations");
     assert_eq!(
         doc["paths"]["/scoped"]["get"]["security"],
