@@ -65,8 +65,8 @@ impl App {
 
     /// Adds middleware around every handler: a poem `Middleware` over
     /// boxed endpoints, or any [`crate::model::kinds::Middleware`]. It runs
-    /// after routing and authentication (the caller is in the request's
-    /// extensions) and inside telltale's observe layer, so what it answers
+    /// after routing and authentication (`telltale::current_caller()`
+    /// is the caller) and inside telltale's observe layer, so what it answers
     /// is counted, logged and carries the request id. The first added is
     /// the outermost.
     pub fn middleware(mut self, m: impl crate::model::kinds::Middleware) -> App {

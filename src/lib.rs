@@ -44,4 +44,5 @@ pub use poem::http::StatusCode;
 /// `ApiResponse` for a handler's types with this version.
 pub use poem_openapi;
 pub use server::auth::Caller;
+pub use server::context::current_caller;
 pub use server::error::ErrorBody;

@@ -77,9 +77,14 @@ impl telltale::Middleware for Gate {
                     .status(poem::http::StatusCode::TOO_MANY_REQUESTS)
                     .body("slow down"));
             }
+            // Authentication ran before: the caller is known here.
+            let who = telltale::current_caller().map(|c| c.principal().to_string());
             let mut resp = ep.call(req).await?.into_response();
             resp.headers_mut()
                 .insert("x-gate", poem::http::HeaderValue::from_static("passed"));
+            if let Some(who) = who.and_then(|w| poem::http::HeaderValue::from_str(&w).ok()) {
+                resp.headers_mut().insert("x-gate-caller", who);
+            }
             Ok(resp)
         })
         .boxed()
@@ -179,6 +184,7 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
         .unwrap();
     assert_eq!(r.status(), 200);
     assert_eq!(r.headers()["x-gate"], "passed", "the middleware ran");
+    assert_eq!(r.headers()["x-gate-caller"], "alice", "and knew the caller");
     let echo: Value = r.json().await.unwrap();
     assert_eq!(
         echo["greeting"], "hello from echo-svc",

@@ -176,6 +176,50 @@ impl RequestFields {
     }
 }
 
+/// Who made the request, as a guard established it (`server::auth`).
+/// Cheap to clone: shared strings, and a key's caller has no claims.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    scheme: std::sync::Arc<str>,
+    principal: std::sync::Arc<str>,
+    scopes: Vec<String>,
+    claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+}
+
+impl Caller {
+    /// A caller: the accepting scheme's name, the principal, a JWT's
+    /// scopes and claims.
+    pub fn new(
+        scheme: std::sync::Arc<str>,
+        principal: std::sync::Arc<str>,
+        scopes: Vec<String>,
+        claims: Option<std::sync::Arc<serde_json::Map<String, serde_json::Value>>>,
+    ) -> Caller {
+        Caller {
+            scheme,
+            principal,
+            scopes,
+            claims,
+        }
+    }
+    /// The key's principal (`key:principal`), or the JWT's `sub`.
+    pub fn principal(&self) -> &str {
+        &self.principal
+    }
+    /// The name of the scheme that accepted the credential.
+    pub fn scheme(&self) -> &str {
+        &self.scheme
+    }
+    /// A JWT's scopes (`scope` or `scp`); none for keys.
+    pub fn scopes(&self) -> &[String] {
+        &self.scopes
+    }
+    /// A JWT claim; `None` for keys.
+    pub fn claim(&self, name: &str) -> Option<&serde_json::Value> {
+        self.claims.as_ref()?.get(name)
+    }
+}
+
 /// One request's context: its id, its log fields (none when logging is
 /// off), the route that answered it (none if no route matched) and its
 /// authenticated caller.
@@ -185,8 +229,8 @@ pub struct Context {
     route: Cell<Option<usize>>,
     /// The route's template, once known: handlers' log lines carry it.
     template: Cell<Option<&'static str>>,
-    /// The caller's principal, once a guard established it.
-    pub(super) caller: std::cell::OnceCell<std::sync::Arc<str>>,
+    /// The caller, once a guard established it.
+    pub(super) caller: std::cell::OnceCell<Caller>,
 }
 
 impl Context {
@@ -213,9 +257,9 @@ impl Context {
         self.id.take()
     }
 
-    /// The caller's principal recorded by [`set_caller`].
+    /// The principal of the caller recorded by [`set_caller`].
     pub fn caller(&self) -> Option<std::sync::Arc<str>> {
-        self.caller.get().cloned()
+        self.caller.get().map(|c| c.principal.clone())
     }
 
     /// The route tag [`set_route`] recorded, if any.
@@ -276,10 +320,16 @@ pub fn set_route_template(tag: usize, template: &'static str) {
     });
 }
 
-/// Records the current request's authenticated caller (its principal), which
-/// its log lines then carry (a no-op outside a request).
-pub fn set_caller(principal: std::sync::Arc<str>) {
-    let _ = CURRENT.try_with(|c| c.caller.set(principal));
+/// Records the current request's authenticated caller, whose principal its
+/// log lines then carry (a no-op outside a request).
+pub fn set_caller(caller: Caller) {
+    let _ = CURRENT.try_with(|c| c.caller.set(caller));
+}
+
+/// The current request's caller, if a guard admitted one (`None` outside a
+/// request, or on an open route).
+pub fn current_caller() -> Option<Caller> {
+    CURRENT.try_with(|c| c.caller.get().cloned()).ok().flatten()
 }
 
 /// The current request's id (`None` outside a request).
@@ -292,7 +342,11 @@ pub fn current_id() -> Option<RequestId> {
 pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>, Option<&str>)) {
     let _ = CURRENT.try_with(|c| {
         if let Some(fields) = &c.fields {
-            f(fields, c.template.get(), c.caller.get().map(|p| &**p))
+            f(
+                fields,
+                c.template.get(),
+                c.caller.get().map(|p| &*p.principal),
+            )
         }
     });
 }

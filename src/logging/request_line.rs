@@ -224,7 +224,12 @@ mod tests {
                     let caller = (*status == 201).then(|| std::sync::Arc::<str>::from("al\"ice"));
                     let ctx = Context::new(Some(f()));
                     if let Some(c) = &caller {
-                        let _ = ctx.caller.set(c.clone());
+                        let _ = ctx.caller.set(crate::logging::request::Caller::new(
+                            "key".into(),
+                            c.clone(),
+                            Vec::new(),
+                            None,
+                        ));
                     }
                     request::sync_scope(ctx, || match *status {
                         500.. => {

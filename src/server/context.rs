@@ -3,6 +3,12 @@
 //! that authentication established.
 
 use super::auth::Caller;
+
+/// The current request's caller, from inside the request (middleware, a
+/// handler kind of its own): `None` on an open route or outside a request.
+pub fn current_caller() -> Option<Caller> {
+    crate::logging::request::current_caller()
+}
 use crate::logging::request::RequestId;
 use poem::http::HeaderMap;
 use poem::web::headers::{Header, HeaderMapExt};
@@ -19,12 +25,12 @@ pub struct RequestContext {
 impl RequestContext {
     /// The context of a request with these headers, inside the request
     /// (the id and the caller come from where the server put them).
-    pub fn new(headers: HeaderMap, caller: Option<Caller>) -> RequestContext {
+    pub fn new(headers: HeaderMap) -> RequestContext {
         let trace = TraceContext::from_headers(&headers);
         RequestContext {
             id: crate::logging::request::current_id(),
             headers,
-            caller,
+            caller: crate::logging::request::current_caller(),
             trace,
         }
     }

@@ -2,7 +2,7 @@
 //! method itself so that a wrong method is a JSON 405 counted under the
 //! route's template, never under the raw URL.
 
-use super::auth::Guard;
+use super::auth::{Caller, Guard};
 use super::error::json_error;
 use super::openapi;
 use super::Runtime;
@@ -196,24 +196,20 @@ struct PathEndpoint {
 /// the refusal.
 enum Admitted<F> {
     Open(F),
-    Caller(F, Arc<str>),
+    Caller(F, Caller),
     Denied(Box<super::auth::Denied>),
 }
 
-/// Runs `guard` (if any) on `req`, then calls `ep` with the caller in the
-/// request's extensions (where handlers find it).
+/// Runs `guard` (if any) on `req`, then calls `ep`; the caller goes into the
+/// request's context once inside it (`request::set_caller`).
 fn admit<'a>(
     guard: Option<&Arc<Guard>>,
     ep: &'a (dyn DynEndpoint<Output = Response> + 'a),
-    mut req: Request,
+    req: Request,
 ) -> Admitted<Call<'a>> {
     match guard.map(|g| g.check(req.headers())) {
         None => Admitted::Open(DynEndpoint::call(ep, req)),
-        Some(Ok(caller)) => {
-            let principal = caller.principal_arc();
-            req.extensions_mut().insert(caller);
-            Admitted::Caller(DynEndpoint::call(ep, req), principal)
-        }
+        Some(Ok(caller)) => Admitted::Caller(DynEndpoint::call(ep, req), caller),
         Some(Err(denied)) => Admitted::Denied(denied),
     }
 }
@@ -244,8 +240,8 @@ impl Endpoint for PathEndpoint {
             request::set_route_template(self.tag, self.template);
             let mut resp = match handler {
                 Some(Admitted::Open(fut)) => fut.await.unwrap_or_else(error_response),
-                Some(Admitted::Caller(fut, principal)) => {
-                    request::set_caller(principal);
+                Some(Admitted::Caller(fut, caller)) => {
+                    request::set_caller(caller);
                     fut.await.unwrap_or_else(error_response)
                 }
                 Some(Admitted::Denied(d)) => {
@@ -289,7 +285,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Tagged<E> {
                 Some(d.response)
             }
             Some(Ok(caller)) => {
-                request::set_caller(caller.principal_arc());
+                request::set_caller(caller);
                 None
             }
             None => None,

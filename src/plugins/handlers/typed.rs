@@ -834,8 +834,7 @@ impl<H: Handler> TypedEndpoint<H> {
         } else {
             H::Body::parse(None, reg)?
         };
-        let caller = req.extensions_mut().remove::<crate::server::auth::Caller>();
-        let request = RequestContext::new(std::mem::take(req.headers_mut()), caller);
+        let request = RequestContext::new(std::mem::take(req.headers_mut()));
         Ok(Input {
             path,
             query,
