@@ -28,6 +28,7 @@ auth:
     rs: { type: jwt, algorithm: RS256, key: { file: rs.pub.pem } }
     es: { type: jwt, algorithm: ES256, key: { file: es.pub.pem } }
   default: { schemes: [key] }
+  docs: { schemes: [key] }
 endpoints:
   - { path: /, handler: info, summary: Open, auth: { schemes: [] } }
   - { path: /keyed, handler: info, summary: Keyed }
@@ -248,6 +249,17 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
     }
 
+    // `auth.docs` guards the document and the docs UI.
+    for path in ["/openapi.json", "/docs"] {
+        assert_eq!(call(&srv.url(path), &[]).await.0, 401, "{path}");
+        let r = reqwest::Client::new()
+            .get(srv.url(path))
+            .header("x-api-key", ALICE)
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(r.status(), 200, "{path}");
+    }
     // Valid callers: 2xx.
     assert_eq!(call(&srv.url("/"), &[]).await.0, 200);
     assert_eq!(

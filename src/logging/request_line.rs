@@ -38,7 +38,7 @@ pub struct RequestLine {
     /// `HttpMetrics::template`).
     pub route: &'static str,
     /// The authenticated caller's principal, if any.
-    pub caller: Option<std::sync::Arc<str>>,
+    pub caller: Option<super::request::Name>,
 }
 
 /// Where request lines go: the sink of the installed logger, if any.
@@ -109,7 +109,7 @@ impl RequestLine {
         spans.clear();
         push_request_fields(file, spans, &self.fields);
         if let Some(caller) = &self.caller {
-            push_span_field(file, spans, "caller", caller);
+            push_span_field(file, spans, "caller", caller.as_str());
         }
         file.push_str(",\"status\":");
         push_u64(file, self.status.into());
@@ -221,15 +221,16 @@ mod tests {
                 for (status, micros, route, path, method) in &cases {
                     let f = || fields("id-1", method.clone(), path);
                     let duration_ms = *micros as f64 / 1e3;
-                    let caller = (*status == 201).then(|| std::sync::Arc::<str>::from("al\"ice"));
+                    use crate::logging::request::{Caller, Name};
+                    let caller = (*status == 201).then(|| Name::new("al\"ice"));
                     let ctx = Context::new(Some(f()));
                     if let Some(c) = &caller {
-                        let _ = ctx.caller.set(crate::logging::request::Caller::new(
-                            "key".into(),
+                        let _ = ctx.caller.set(Box::new(Caller::new(
+                            Name::new("key"),
                             c.clone(),
                             Vec::new(),
                             None,
-                        ));
+                        )));
                     }
                     request::sync_scope(ctx, || match *status {
                         500.. => {

@@ -37,7 +37,7 @@ const SECRET_LIMIT: u64 = 1 << 20;
 /// reported with the next one logged.
 pub const WARNINGS_PER_SECOND: u64 = 10;
 
-pub use crate::logging::request::Caller;
+pub use crate::logging::request::{Caller, Name};
 
 /// Why a request was refused: a closed set, so it may be logged and counted.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
@@ -67,13 +67,13 @@ impl Reason {
 }
 
 /// Keys as SHA-256 digests, each with its principal.
-struct Keys(Vec<([u8; 32], Arc<str>)>);
+struct Keys(Vec<([u8; 32], Name)>);
 
 impl Keys {
     /// `key:principal` pairs separated by commas or new lines; a key alone
     /// has `scheme` as its principal. Errors name the entry, never the key.
     fn parse(text: &str, scheme: &str, shown: &str) -> Result<Keys, String> {
-        let mut out: Vec<([u8; 32], Arc<str>)> = Vec::new();
+        let mut out: Vec<([u8; 32], Name)> = Vec::new();
         for (i, entry) in text
             .split([',', '\n'])
             .map(str::trim)
@@ -103,7 +103,7 @@ impl Keys {
             if out.iter().any(|(d, _)| *d == digest) {
                 return Err(bad("the same key is listed twice"));
             }
-            out.push((digest, principal.into()));
+            out.push((digest, Name::new(principal)));
         }
         if out.is_empty() {
             return Err(format!("{shown} holds no key"));
@@ -113,7 +113,7 @@ impl Keys {
 
     /// The principal of `key`: its SHA-256 digest is compared with every
     /// stored one, each in constant time (`subtle`), with no early exit.
-    fn find(&self, key: &[u8]) -> Option<Arc<str>> {
+    fn find(&self, key: &[u8]) -> Option<Name> {
         let digest: [u8; 32] = Sha256::digest(key).into();
         let words = |d: &[u8; 32]| -> [u64; 4] {
             std::array::from_fn(|i| {
@@ -151,7 +151,7 @@ enum Check {
 
 /// A scheme with its keys loaded.
 struct Loaded {
-    name: Arc<str>,
+    name: Name,
     check: Check,
 }
 
@@ -209,7 +209,7 @@ impl Schemes {
             by_name.insert(
                 name.clone(),
                 Arc::new(Loaded {
-                    name: name.as_str().into(),
+                    name: Name::new(name),
                     check,
                 }),
             );
@@ -264,7 +264,7 @@ impl Schemes {
             quoted(&self.realm),
             quoted(&req.scopes.join(" "))
         );
-        let accepted: Vec<&str> = schemes.iter().map(|s| &*s.name).collect();
+        let accepted: Vec<&str> = schemes.iter().map(|s| s.name.as_str()).collect();
         Ok(Some(Arc::new(Guard {
             accepted: accepted.join(",").into(),
             schemes,
@@ -484,7 +484,7 @@ fn bearer_token(v: &HeaderValue) -> Result<&str, Reason> {
     Ok(token)
 }
 
-fn key_caller(s: &Loaded, principal: Arc<str>) -> Caller {
+fn key_caller(s: &Loaded, principal: Name) -> Caller {
     Caller::new(s.name.clone(), principal, Vec::new(), None)
 }
 
@@ -509,8 +509,8 @@ fn jwt_caller(
         }
     })?;
     let claims = data.claims;
-    let principal: Arc<str> = match claims.get("sub").and_then(Json::as_str) {
-        Some(s) if !s.is_empty() => s.into(),
+    let principal = match claims.get("sub").and_then(Json::as_str) {
+        Some(s) if !s.is_empty() => Name::new(s),
         _ => return Err(Reason::Invalid),
     };
     let scopes = match (claims.get("scope"), claims.get("scp")) {
@@ -572,15 +572,27 @@ mod tests {
             "$KEYS",
         )
         .unwrap();
-        assert_eq!(k.find(b"0123456789abcdef").as_deref(), Some("alice"));
-        assert_eq!(k.find(b"fedcba9876543210fedc").as_deref(), Some("bob"));
-        assert_eq!(k.find(b"lonelonelonelonelone").as_deref(), Some("api"));
+        assert_eq!(
+            k.find(b"0123456789abcdef")
+                .map(|n| n.as_str().to_string())
+                .as_deref(),
+            Some("alice")
+        );
+        assert_eq!(
+            k.find(b"fedcba9876543210fedc")
+                .map(|n| n.as_str().to_string())
+                .as_deref(),
+            Some("bob")
+        );
+        assert_eq!(
+            k.find(b"lonelonelonelonelone")
+                .map(|n| n.as_str().to_string())
+                .as_deref(),
+            Some("api")
+        );
         assert_eq!(k.find(b"0123456789abcdeX"), None);
         let e = Keys::parse("tiny:alice", "api", "$KEYS").err().unwrap();
-        assert!(
-            e.contains("entry 1 of $KEYS") && !e.contains("tiny"),
-            "{e}"
-        );
+        assert!(e.contains("entry 1 of $KEYS") && !e.contains("tiny"), "{e}");
         let e = Keys::parse("0123456789abcdef:a,0123456789abcdef:b", "api", "$K")
             .err()
             .unwrap();
