@@ -37,7 +37,10 @@ endpoints:
   - { path: /metrics, handler: prometheus, summary: Metrics, auth: { schemes: [scrape] } }
 metrics:
   - { name: http_requests_total, type: counter, help: Requests., labels: [method, path, status], source: http.requests }
-logging: { dir: logs, file: auth }
+logging:
+  dir: logs
+  file: auth
+  fields: [timestamp, level, logger, message, request_id, method, path, status, duration_ms, caller]
 kubernetes:
   env: [{ name: AUTH_TEST_SCRAPE, secret: { name: authsvc-secrets, key: scrape-token } }]
 "#

@@ -142,6 +142,7 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
 /// Installs `sink` as the global logger at `cfg.level`.
 fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<LogGuard, String> {
     let _ = HEALTH.set(sink.clone());
+    request::log_caller(cfg.fields.iter().any(|f| f == "caller"));
     let level = level_filter(cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.

@@ -329,6 +329,20 @@ pub fn set_route_template(tag: usize, template: &'static str) {
     });
 }
 
+/// Whether request lines carry `caller` (`logging.fields` lists it).
+static CALLER_LOGGED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Sets whether request lines carry the caller (by the installed logger).
+pub(super) fn log_caller(on: bool) {
+    CALLER_LOGGED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether request lines carry the caller: opt-in, since every byte a line
+/// carries costs each request (`bench/auth`).
+pub fn caller_logged() -> bool {
+    CALLER_LOGGED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Records the current request's authenticated caller, whose principal its
 /// log lines then carry (a no-op outside a request).
 pub fn set_caller(caller: Caller) {
@@ -353,14 +367,16 @@ pub fn current_id() -> Option<RequestId> {
 }
 
 /// Calls `f` with the current request's fields, if any, its route
-/// template once the router has found it, and its caller once known.
+/// template once the router has found it, and its caller once known (when
+/// `logging.fields` lists `caller`).
 pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>, Option<&str>)) {
     let _ = CURRENT.try_with(|c| {
         if let Some(fields) = &c.fields {
+            let caller = c.caller.get().filter(|_| caller_logged());
             f(
                 fields,
                 c.template.get(),
-                c.caller.get().map(|p| p.principal.as_str()),
+                caller.map(|p| p.principal.as_str()),
             )
         }
     });

@@ -210,6 +210,7 @@ mod tests {
             (413, 0, "unmatched", "/a b\"c\\d\u{e9}", Method::PUT),
             (201, 999_999, "/x", long.as_str(), Method::DELETE),
         ];
+        crate::logging::request::log_caller(true);
         for ansi in [false, true] {
             let (file, console) = (Out::default(), Out::default());
             let (sink, guard) = Sink::spawn(file.clone(), console.clone(), "test-sink", ansi);

@@ -512,9 +512,10 @@ pub fn shipped_fields(l: &Logging) -> Vec<String> {
 }
 
 fn default_log_fields() -> Vec<String> {
+    // `caller` is opt-in: written only when listed.
     REQUEST_LOG_FIELDS
         .iter()
-        .filter(|f| **f != "route")
+        .filter(|f| **f != "route" && **f != "caller")
         .map(|s| s.to_string())
         .collect()
 }

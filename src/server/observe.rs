@@ -78,7 +78,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         if let Some(rid) = ctx.take_id() {
             resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         }
-        let caller = ctx.caller();
+        let caller = ctx.caller().filter(|_| request::caller_logged());
         if let Some(fields) = ctx.into_fields() {
             RequestLine {
                 fields,
