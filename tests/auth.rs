@@ -405,27 +405,28 @@ async fn refusal_warnings_are_rate_bounded_and_a_reload_rotates_keys() {
     assert!(refused >= 201, "{refused} request lines with 401");
 }
 
+/// `serve` in `dir` with the HS256 secret and, if given, the scrape token
+/// in its environment: its output (it is expected to stop at once).
+fn serve_once(dir: &Path, scrape: Option<&str>) -> std::process::Output {
+    let mut cmd = Command::new(bin());
+    cmd.args(["serve", "--manifest", "manifest.yaml"])
+        .args(["--port", "0", "--host", "127.0.0.1"])
+        .env("AUTH_TEST_HS", HS_SECRET)
+        .env_remove("AUTH_TEST_SCRAPE")
+        .current_dir(dir);
+    if let Some(token) = scrape {
+        cmd.env("AUTH_TEST_SCRAPE", token);
+    }
+    cmd.output().unwrap()
+}
+
 #[test]
 fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
     let dir = tempdir();
     std::fs::write(dir.path().join("manifest.yaml"), manifest()).unwrap();
     std::fs::write(dir.path().join("keys.txt"), format!("{ALICE}:alice\n")).unwrap();
     key_pairs(dir.path());
-    let out = Command::new(bin())
-        .args([
-            "serve",
-            "--manifest",
-            "manifest.yaml",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-        ])
-        .env_remove("AUTH_TEST_SCRAPE")
-        .env("AUTH_TEST_HS", HS_SECRET)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = serve_once(dir.path(), None);
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
@@ -434,21 +435,7 @@ fn a_missing_key_source_stops_the_start_with_its_name_and_never_its_value() {
     );
     // A short key is refused, named by its entry, never shown.
     std::fs::write(dir.path().join("keys.txt"), "short-key:alice\n").unwrap();
-    let out = Command::new(bin())
-        .args([
-            "serve",
-            "--manifest",
-            "manifest.yaml",
-            "--port",
-            "0",
-            "--host",
-            "127.0.0.1",
-        ])
-        .env("AUTH_TEST_SCRAPE", SCRAPE)
-        .env("AUTH_TEST_HS", HS_SECRET)
-        .current_dir(dir.path())
-        .output()
-        .unwrap();
+    let out = serve_once(dir.path(), Some(SCRAPE));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
     assert!(
