@@ -43,10 +43,10 @@ impl Handler for Kind {
         "bench.fixed"
     }
 
-    fn setup(&self, o: Options, _: &mut Setup<'_>) -> Result<bytes::Bytes, String> {
+    fn setup(&self, o: Options, _: &mut Setup<'_>) -> Result<bytes::Bytes, telltale::SetupError> {
         std::fs::read(&o.body)
             .map(bytes::Bytes::from)
-            .map_err(|e| format!("cannot read options.body {}: {e}", o.body))
+            .map_err(|e| format!("cannot read options.body {}: {e}", o.body).into())
     }
 
     async fn handle(&self, body: &bytes::Bytes, _: Input<Empty, Page, Empty>) -> Fixed {
