@@ -282,6 +282,7 @@ impl Schemes {
         );
         let accepted: Vec<&str> = schemes.iter().map(|s| s.name.as_str()).collect();
         Ok(Some(Arc::new(Guard {
+            reads_bearer: bearer,
             accepted: accepted.join(",").into(),
             schemes,
             scopes: req.scopes.clone(),
@@ -372,6 +373,8 @@ fn load_one(name: &str, s: &Scheme, model: &Model) -> Result<Check, String> {
 /// What one route requires, ready to check a request.
 pub struct Guard {
     schemes: Vec<Arc<Loaded>>,
+    /// Whether a bearer or JWT scheme is accepted (`Authorization` is read).
+    reads_bearer: bool,
     /// The schemes' names, for the refusal's log line.
     accepted: Arc<str>,
     scopes: Vec<String>,
@@ -401,7 +404,12 @@ impl Guard {
     /// The caller of a request with these headers, or why it is refused.
     pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Box<Denied>> {
         let mut worst = Reason::Missing;
-        let bearer = headers.get(header::AUTHORIZATION).map(bearer_token);
+        // An API-key-only route never looks at `Authorization`.
+        let bearer = if self.reads_bearer {
+            headers.get(header::AUTHORIZATION).map(bearer_token)
+        } else {
+            None
+        };
         for s in &self.schemes {
             let outcome = match &s.check {
                 Check::ApiKey { header, keys, .. } => match headers.get(header) {
