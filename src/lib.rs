@@ -28,6 +28,7 @@ pub mod plugins;
 pub mod render;
 pub mod server;
 pub mod term;
+pub mod traces;
 pub mod verify;
 
 pub use app::App;

@@ -15,8 +15,9 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ("term", vec![]),
         ("fetch", vec![]),
         ("model", vec!["manifest"]),
-        ("logging", vec!["manifest"]),
-        ("server", vec!["manifest", "model", "logging"]),
+        ("traces", vec!["manifest"]),
+        ("logging", vec!["manifest", "traces"]),
+        ("server", vec!["manifest", "model", "logging", "traces"]),
         ("render", vec!["manifest", "model"]),
         ("chaos", vec!["manifest", "model", "term", "fetch"]),
         (
@@ -25,14 +26,14 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
         ),
         (
             "plugins",
-            vec!["manifest", "model", "logging", "server", "render"],
+            vec!["manifest", "model", "logging", "traces", "server", "render"],
         ),
         ("app", vec!["manifest", "model", "plugins", "cli", "term"]),
         (
             "cli",
             vec![
-                "manifest", "model", "logging", "server", "render", "chaos", "verify", "plugins",
-                "term",
+                "manifest", "model", "logging", "traces", "server", "render", "chaos", "verify",
+                "plugins", "term",
             ],
         ),
         ("lib", vec!["app", "model", "plugins", "term"]),

@@ -14,6 +14,7 @@
 //! a tag in the response's extensions, which cost two allocations per
 //! request (the extensions map and its table).
 
+use crate::traces::SpanContext;
 use arrayvec::ArrayString;
 use poem::http::{HeaderValue, Method};
 use std::cell::Cell;
@@ -240,6 +241,8 @@ pub struct Context {
     /// The caller, once a guard established it (boxed: this context lives
     /// in every request's future, which poem copies into a box).
     pub(super) caller: std::cell::OnceCell<Box<Caller>>,
+    /// The request's span, when tracing is on.
+    span: Option<SpanContext>,
 }
 
 impl Context {
@@ -250,7 +253,20 @@ impl Context {
             route: Cell::new(None),
             template: Cell::new(None),
             caller: std::cell::OnceCell::new(),
+            span: None,
         }
+    }
+
+    /// This context, in the trace of `span`: the request's log lines carry
+    /// its ids, and [`current_span`] gives it.
+    pub fn in_span(mut self, span: SpanContext) -> Self {
+        self.span = Some(span);
+        self
+    }
+
+    /// The span given to [`Context::in_span`].
+    pub fn span(&self) -> Option<SpanContext> {
+        self.span
     }
 
     /// A context that also holds the request's id (see [`current_id`]).
@@ -359,6 +375,13 @@ pub fn current_caller() -> Option<Caller> {
         .try_with(|c| c.caller.get().map(|c| Caller::clone(c)))
         .ok()
         .flatten()
+}
+
+/// The current request's span (`None` outside a request, or when tracing
+/// is off). Its `sampled` says whether it is exported: only a sampled span
+/// may be an exemplar.
+pub fn current_span() -> Option<SpanContext> {
+    CURRENT.try_with(|c| c.span).ok().flatten()
 }
 
 /// The current request's id (`None` outside a request).

@@ -396,6 +396,7 @@ const SECTIONS: &[&str] = &[
     "service",
     "auth",
     "endpoints",
+    "tracing",
     "metrics",
     "logging",
     "dashboard",
@@ -442,6 +443,7 @@ fn deserialize_manifest(
     };
     let auth = de_or_default::<Auth>(src, take("auth"), "auth", errs);
     let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs, dropped);
+    let tracing = de_or_default::<super::traces::Tracing>(src, take("tracing"), "tracing", errs);
     let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs, dropped);
     let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
     let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs, dropped);
@@ -467,6 +469,7 @@ fn deserialize_manifest(
         service: service?,
         auth: auth.unwrap_or_default(),
         endpoints: endpoints.unwrap_or_default(),
+        tracing: tracing.unwrap_or_default(),
         metrics: metrics.unwrap_or_default(),
         logging: logging.unwrap_or_default(),
         dashboard: dashboard.unwrap_or_default(),

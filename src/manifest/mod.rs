@@ -10,6 +10,7 @@ pub mod diag;
 pub mod load;
 pub mod model;
 pub mod spans;
+pub mod traces;
 pub mod values;
 
 pub use diag::{Diagnostic, Diagnostics};

@@ -24,6 +24,9 @@ pub struct Manifest {
     pub auth: Auth,
     #[serde(default)]
     pub endpoints: Vec<Endpoint>,
+    /// Where the server's spans go (see README, Traces).
+    #[serde(default)]
+    pub tracing: super::traces::Tracing,
     #[serde(default)]
     pub metrics: Vec<Metric>,
     #[serde(default)]
@@ -485,6 +488,8 @@ pub const REQUEST_LOG_FIELDS: &[&str] = &[
     "status",
     "duration_ms",
     "caller",
+    "trace_id",
+    "span_id",
 ];
 /// Loki labels every shipper adds besides `logging.labels`, with the field
 /// each comes from: Loki 3's `service_name`, and the instance (bounded by
@@ -493,7 +498,7 @@ pub const LOKI_IDENTITY_LABELS: &[(&str, &str)] =
     &[("service_name", "service"), ("instance", "instance")];
 /// Fields every shipper sends as Loki structured metadata: searchable per
 /// line, never a stream label.
-pub const LOKI_METADATA_FIELDS: &[&str] = &["request_id"];
+pub const LOKI_METADATA_FIELDS: &[&str] = &["request_id", "trace_id", "span_id"];
 
 /// The fields a shipper extracts: `logging.fields`, plus those its identity
 /// labels and structured metadata need.

@@ -18,7 +18,7 @@ fn is_header_name(s: &str) -> bool {
     poem::http::HeaderName::from_bytes(s.as_bytes()).is_ok() && !s.is_empty()
 }
 
-fn check_ref(src: &Source, at: &str, r: &SecretRef, errs: &mut Diagnostics) {
+pub(super) fn check_ref(src: &Source, at: &str, r: &SecretRef, errs: &mut Diagnostics) {
     match r {
         SecretRef::Env(name) if !is_env_name(name) => errs.push(src.error(
             &format!("{at}.env"),

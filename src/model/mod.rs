@@ -21,6 +21,7 @@ pub mod logql;
 pub mod names;
 pub mod promql;
 mod registry;
+pub mod traces;
 
 pub use registry::{Identity, Registry, Resources};
 
@@ -289,6 +290,8 @@ const UNBOUNDED_LOG_FIELDS: &[&str] = &[
     "path",
     "duration_ms",
     "caller",
+    "trace_id",
+    "span_id",
 ];
 
 /// Checks everything and prepares the plugins, whose kinds come from `registry`.
@@ -318,6 +321,7 @@ pub fn validate_after(
     check_stack(src, &m, &mut errs);
     check_kubernetes(src, &m, &mut errs);
     auth::check(src, &m, &mut errs);
+    traces::check(src, &m, &mut errs);
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
