@@ -246,7 +246,7 @@ pub struct Context {
     span: Option<SpanContext>,
     /// What was logged in the request outside a child span, when its span
     /// is sampled: the server span's events.
-    events: std::cell::RefCell<Events>,
+    events: std::cell::RefCell<Option<Box<Events>>>,
 }
 
 impl Context {
@@ -264,7 +264,7 @@ impl Context {
 
     /// The server span's events (see [`push_event`]).
     pub fn take_events(&mut self) -> Events {
-        std::mem::take(self.events.get_mut())
+        self.events.get_mut().take().map(|e| *e).unwrap_or_default()
     }
 
     /// This context, in the trace of `span`: the request's log lines carry
@@ -400,7 +400,7 @@ pub fn push_event(e: Event) {
     let _ = CURRENT.try_with(|c| {
         if c.span.is_some_and(|s| s.sampled) {
             if let Ok(mut events) = c.events.try_borrow_mut() {
-                events.push(e);
+                events.get_or_insert_with(Box::default).push(e);
             }
         }
     });

@@ -121,17 +121,22 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let ctx = Context::with_id(rid, fields);
         // The request's span, continuing the caller's trace; what only a
         // recorded span needs is copied out of the request only when it is.
-        let span = crate::traces::tracer().map(|t| {
-            let incoming = req
-                .headers()
-                .get(TRACEPARENT)
-                .and_then(|v| v.to_str().ok())
-                .and_then(TraceParent::parse);
-            t.start(incoming.as_ref())
-        });
-        let traced = span.filter(|s| s.sampled).map(|_| Traced::of(&req));
-        let ctx = match span {
-            Some(s) => ctx.in_span(s),
+        // Only a box lives across the handler's await (poem copies this
+        // future into a box per request: see the future-size test).
+        let mut traced: Option<Box<Traced>> = None;
+        let ctx = match crate::traces::tracer() {
+            Some(t) => {
+                let incoming = req
+                    .headers()
+                    .get(TRACEPARENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(TraceParent::parse);
+                let span = t.start(incoming.as_ref());
+                if span.sampled {
+                    traced = Some(Box::new(Traced::of(&req)));
+                }
+                ctx.in_span(span)
+            }
             None => ctx,
         };
         let too_big = req
@@ -168,6 +173,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
             resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         }
         let caller = ctx.caller().filter(|_| request::caller_logged());
+        let span = ctx.span();
         if let (Some(t), Some(s), Some(traced)) = (crate::traces::tracer(), span, traced) {
             let template = ctx.route().map(|r| self.rt.http.template(r));
             t.submit(traced.finish(s, template, status, elapsed, ctx.take_events()));
