@@ -12,6 +12,7 @@ pub mod http_metrics;
 mod limits;
 mod observe;
 pub(crate) mod openapi;
+pub mod openmetrics;
 mod reload;
 mod routes;
 mod self_metrics;
@@ -110,6 +111,9 @@ impl crate::model::kinds::Host for Runtime {
         self.process.start.elapsed()
     }
     fn extension(&self, t: std::any::TypeId) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        if t == std::any::TypeId::of::<HttpMetrics>() {
+            return Some(&self.http);
+        }
         (t == std::any::TypeId::of::<Arc<datasource::Live>>())
             .then_some(&self.datasource as &(dyn std::any::Any + Send + Sync))
     }
