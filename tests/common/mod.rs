@@ -348,3 +348,51 @@ pub fn series_names(families: &serde_json::Value) -> std::collections::BTreeSet<
     }
     out
 }
+
+/// Every sample of the text exposition format as `name{sorted labels}`,
+/// in the form of [`series_names`]: the series Prometheus stores from it.
+pub fn text_series(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        let (name, mut rest) = line.split_at(end);
+        let mut labels = std::collections::BTreeMap::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            while let Some(eq) = rest.find("=\"") {
+                let key = rest[..eq].trim_start_matches(',').to_string();
+                let mut value = String::new();
+                let mut chars = rest[eq + 2..].char_indices();
+                let mut close = rest.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => match chars.next().map(|(_, c)| c) {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => {}
+                        },
+                        '"' => {
+                            close = eq + 2 + i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                labels.insert(key, value);
+                rest = &rest[close.min(rest.len())..];
+                if rest.starts_with('}') {
+                    break;
+                }
+            }
+        }
+        let labels: std::collections::BTreeMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        out.insert(format!("{name}{labels:?}"));
+    }
+    out
+}
