@@ -2,12 +2,21 @@
 //! them: every series of each family created at zero, and the typed handles
 //! a handler's `setup` asks for. See `plugins/metrics/app.rs` for the
 //! source kind and the rules it checks.
+//!
+//! Exemplars: a counter's `inc`/`inc_by` and a histogram's `observe` made
+//! inside a sampled request record that request's trace and span ids
+//! beside the series (the last one per series, per bucket for a
+//! histogram), for `/metrics` in OpenMetrics. The request is read through
+//! [`CurrentIds`], which the `app` source kind provides (the model is below
+//! the layer that sees requests). The slots of a series are allocated at
+//! its first sampled observation, once.
 
+use super::exemplars::{self, BucketSlots, CurrentIds, ExemplarIndex, Ids, SeriesExemplars, Slot};
 use super::kinds::{label_names, opts};
 use crate::manifest::{Label, Metric, MetricType};
 use prometheus::core::Collector;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
 
 /// One label's closed set, as series indices.
 struct LabelSet {
@@ -25,17 +34,31 @@ enum Series {
     Histogram(prometheus::HistogramVec, Vec<prometheus::Histogram>),
 }
 
+/// One series' exemplar slots.
+enum Slots {
+    Counter(Slot),
+    Histogram(BucketSlots),
+}
+
 /// An app metric's family and every one of its series.
 pub struct AppFamily {
     name: String,
     kind: MetricType,
     labels: Vec<LabelSet>,
     series: Series,
+    /// The current request's sampled span, if any.
+    current: CurrentIds,
+    /// A histogram's bucket bounds (for its exemplar slots).
+    bounds: Vec<f64>,
+    /// Per series, its exemplar slots once it had a sampled observation.
+    exemplars: Box<[OnceLock<Box<Slots>>]>,
 }
 
 impl AppFamily {
-    /// Every series of `m`, created at zero.
-    pub fn new(m: &Metric) -> prometheus::Result<AppFamily> {
+    /// Every series of `m`, created at zero. Observations inside a request
+    /// for which `current` gives ids carry them as exemplars
+    /// ([`exemplars::no_ids`]: none).
+    pub fn new(m: &Metric, current: CurrentIds) -> prometheus::Result<AppFamily> {
         let labels: Vec<LabelSet> = m
             .labels
             .iter()
@@ -88,12 +111,76 @@ impl AppFamily {
                 Series::Histogram(vec, s)
             }
         };
+        let bounds = match m.kind {
+            MetricType::Histogram => {
+                (m.buckets.clone()).unwrap_or_else(|| prometheus::DEFAULT_BUCKETS.to_vec())
+            }
+            _ => Vec::new(),
+        };
         Ok(AppFamily {
             name: m.name.clone(),
             kind: m.kind,
             labels,
             series,
+            current,
+            bounds,
+            exemplars: (0..total).map(|_| OnceLock::new()).collect(),
         })
+    }
+
+    /// Records `value` in series `i` as an exemplar, if inside a sampled
+    /// request (one call through [`CurrentIds`] otherwise).
+    #[inline]
+    fn exemplar(&self, i: usize, value: f64) {
+        if let Some(ids) = (self.current)() {
+            self.record(i, ids, value);
+        }
+    }
+
+    fn record(&self, i: usize, ids: Ids, value: f64) {
+        let Some(cell) = self.exemplars.get(i) else {
+            return;
+        };
+        let slots = cell.get_or_init(|| {
+            Box::new(match self.kind {
+                MetricType::Histogram => Slots::Histogram(BucketSlots::new(&self.bounds)),
+                _ => Slots::Counter(Slot::default()),
+            })
+        });
+        let at = exemplars::now_ms();
+        match &**slots {
+            Slots::Counter(s) => s.record(ids, value, at),
+            Slots::Histogram(b) => b.record(ids, value, at),
+        }
+    }
+
+    /// The label values of series `i` (the last label varies fastest).
+    fn values_of(&self, mut i: usize) -> Vec<(&str, &str)> {
+        let mut v = vec![("", ""); self.labels.len()];
+        for (j, l) in self.labels.iter().enumerate().rev() {
+            v[j] = (l.name.as_str(), l.values[i % l.values.len()].as_str());
+            i /= l.values.len();
+        }
+        v
+    }
+
+    /// Every exemplar of this family, into `index` (for `/metrics` in
+    /// OpenMetrics).
+    pub fn exemplars(&self, index: &mut ExemplarIndex) {
+        for (i, cell) in self.exemplars.iter().enumerate() {
+            let Some(slots) = cell.get() else { continue };
+            let e = match &**slots {
+                Slots::Counter(s) => SeriesExemplars {
+                    total: s.read(),
+                    buckets: vec![],
+                },
+                Slots::Histogram(b) => SeriesExemplars {
+                    total: None,
+                    buckets: b.read(),
+                },
+            };
+            index.add(&self.name, &self.values_of(i), e);
+        }
     }
 
     /// The family, for the server's registry.
@@ -241,21 +328,28 @@ impl<const N: usize> AppCounter<N> {
         // In range: `index` is built from the same label sets as the series.
         &self.1[i]
     }
-    /// Adds 1 to the series of `values` (one per label).
+    /// Adds 1 to the series of `values` (one per label). Inside a sampled
+    /// request, the request becomes the series' exemplar.
     pub fn inc(&self, values: [&str; N]) {
-        self.at(self.0.index(&values)).inc();
+        let i = self.0.index(&values);
+        self.at(i).inc();
+        self.0.exemplar(i, 1.0);
     }
-    /// Adds `v` (not negative) to the series of `values`.
+    /// Adds `v` (not negative) to the series of `values`, with the
+    /// exemplar as [`Self::inc`].
     pub fn inc_by(&self, values: [&str; N], v: f64) {
         if v >= 0.0 {
-            self.at(self.0.index(&values)).inc_by(v);
+            let i = self.0.index(&values);
+            self.at(i).inc_by(v);
+            self.0.exemplar(i, v);
         }
     }
     /// The value of the series of `values`.
     pub fn get(&self, values: [&str; N]) -> f64 {
         self.at(self.0.index(&values)).get()
     }
-    /// The series of `values`, resolved once: `inc()` on it is one atomic add.
+    /// The series of `values`, resolved once: `inc()` on it is one atomic
+    /// add, and records no exemplar (the `prometheus` crate's counter).
     pub fn series(&self, values: [&str; N]) -> prometheus::Counter {
         self.at(self.0.index(&values)).clone()
     }
@@ -297,15 +391,19 @@ impl<const N: usize> AppHistogram<N> {
         // In range: `index` is built from the same label sets as the series.
         &self.1[i]
     }
-    /// Records `v` in the series of `values`.
+    /// Records `v` in the series of `values`. Inside a sampled request,
+    /// the request becomes the exemplar of the bucket `v` falls in.
     pub fn observe(&self, values: [&str; N], v: f64) {
-        self.at(self.0.index(&values)).observe(v);
+        let i = self.0.index(&values);
+        self.at(i).observe(v);
+        self.0.exemplar(i, v);
     }
     /// Observations so far in the series of `values`.
     pub fn count(&self, values: [&str; N]) -> u64 {
         self.at(self.0.index(&values)).get_sample_count()
     }
-    /// The series of `values`, resolved once.
+    /// The series of `values`, resolved once (the `prometheus` crate's
+    /// histogram: it records no exemplar).
     pub fn series(&self, values: [&str; N]) -> prometheus::Histogram {
         self.at(self.0.index(&values)).clone()
     }

@@ -14,6 +14,7 @@ pub mod auth;
 pub mod budget;
 pub mod data;
 pub mod datasource;
+pub mod exemplars;
 pub mod k8s_env;
 pub mod kinds;
 pub mod lint;

@@ -12,6 +12,7 @@ pub mod http_metrics;
 mod limits;
 mod observe;
 pub(crate) mod openapi;
+pub mod openmetrics;
 mod reload;
 mod routes;
 mod self_metrics;
@@ -114,6 +115,9 @@ impl crate::model::kinds::Host for Runtime {
         self.process.start.elapsed()
     }
     fn extension(&self, t: std::any::TypeId) -> Option<&(dyn std::any::Any + Send + Sync)> {
+        if t == std::any::TypeId::of::<HttpMetrics>() {
+            return Some(&self.http);
+        }
         (t == std::any::TypeId::of::<Arc<datasource::Live>>())
             .then_some(&self.datasource as &(dyn std::any::Any + Send + Sync))
     }
@@ -256,14 +260,16 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
             let app = current.load_full();
             let rt = &app.runtime;
             let method = r.method.map_or(http_metrics::OTHER_METHOD, |m| m.index());
-            rt.http.count_only(rt.http.unmatched(), method, r.status);
+            // Its span (when sampled) is the counter's exemplar.
+            let span = trace_rejection(&r);
+            rt.http
+                .count_only_in(rt.http.unmatched(), method, r.status, span);
             let reason = match r.status {
                 414 => "the request target is too long",
                 431 => "the request head is too large",
                 _ => "the request is malformed",
             };
             let peer = r.peer.map(|p| p.to_string()).unwrap_or_default();
-            trace_rejection(&r);
             tracing::warn!(
                 target: "telltale::http",
                 status = r.status,
@@ -310,14 +316,13 @@ fn start_tracing(model: &Model, instance: &str) -> Result<(), String> {
 }
 
 /// A request hyper refused before routing is a server span too: a new
-/// trace (its headers were not read), named by its method alone.
-fn trace_rejection(r: &limits::Rejected) {
-    let Some(t) = crate::traces::tracer() else {
-        return;
-    };
+/// trace (its headers were not read), named by its method alone. Returns
+/// the span when it is recorded.
+fn trace_rejection(r: &limits::Rejected) -> Option<crate::traces::SpanContext> {
+    let t = crate::traces::tracer()?;
     let s = t.start(None);
     if !s.sampled {
-        return;
+        return None;
     }
     let now = crate::traces::span::now_ns();
     // A method no route serves: `_OTHER`, as the conventions name it.
@@ -345,6 +350,7 @@ fn trace_rejection(r: &limits::Rejected) {
         events: Default::default(),
         error: None,
     });
+    Some(s)
 }
 
 /// Where to listen (overrides of the manifest's `service.host`/`port`).

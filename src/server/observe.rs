@@ -166,9 +166,13 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let route = ctx.route().unwrap_or_else(|| self.rt.http.unmatched());
         let status = resp.status().as_u16();
         let elapsed = start.elapsed();
-        self.rt
-            .http
-            .observe(route, method, status, elapsed.as_secs_f64());
+        self.rt.http.observe(
+            route,
+            method,
+            status,
+            elapsed.as_secs_f64(),
+            ctx.span().filter(|s| s.sampled),
+        );
         if let Some(rid) = ctx.take_id() {
             resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         }

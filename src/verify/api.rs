@@ -117,6 +117,26 @@ impl Api {
         Ok(data["result"].as_array().map_or(0, Vec::len))
     }
 
+    /// Exemplars `/api/v1/query_exemplars` has for `expr` over the last
+    /// hour, over every series.
+    pub async fn exemplars(&self, expr: &str) -> Result<usize, Failure> {
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs());
+        let start = now.saturating_sub(3600);
+        let data = self
+            .get(&format!(
+                "/api/v1/query_exemplars?query={}&start={start}&end={now}",
+                encode(expr)
+            ))
+            .await?;
+        let series = data.as_array().map(Vec::as_slice).unwrap_or(&[]);
+        Ok(series
+            .iter()
+            .map(|s| s["exemplars"].as_array().map_or(0, Vec::len))
+            .sum())
+    }
+
     /// Every alerting rule's state; none when this Prometheus cannot say.
     pub async fn rule_states(&self) -> Result<RuleStates, Failure> {
         match self.get("/api/v1/rules?type=alert").await {

@@ -1,7 +1,11 @@
 //! `telltale verify --prometheus URL [--loki URL]`: runs every panel query
 //! and every rule expression of the manifest against a live Prometheus (and
 //! the log panels against Loki), with the dashboard's variables filled in
-//! for this service, and says which return data.
+//! for this service, and says which return data. For a panel that shows
+//! exemplars (its rendered target has `exemplar: true`, or it reads a
+//! histogram's `_bucket`), it also asks `/api/v1/query_exemplars` over the
+//! last hour and counts what came back: a report, never a failure
+//! (exemplars need sampled traces, which a service may not have on).
 //!
 //! ```text
 //! Model ─► queries (panels, rules; variables substituted) ─► run each ─► diagnose the empty ─► table / JSON
@@ -70,6 +74,17 @@ pub struct Query {
     pub backend: String,
     /// As it will be sent (variables substituted).
     pub expr: String,
+    /// A panel that shows exemplars: verify counts them.
+    pub exemplars: bool,
+}
+
+/// What `/api/v1/query_exemplars` gave for a panel that shows exemplars.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Exemplars {
+    /// How many exemplars (over every series) in the last hour.
+    Found(usize),
+    /// The query failed.
+    Error(String),
 }
 
 /// An alerting rule's state, as Prometheus reports it (ordered by urgency).
@@ -162,7 +177,8 @@ fn regex_escape(s: &str) -> String {
 pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     let m = &model.manifest;
     let mut out = Vec::new();
-    for p in &m.dashboard.panels {
+    let marked = exemplar_targets(model);
+    for (i, p) in m.dashboard.panels.iter().enumerate() {
         for (j, t) in p.targets.iter().enumerate() {
             let name = if p.targets.len() > 1 {
                 format!(
@@ -180,6 +196,8 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
                 rule: None,
                 backend: p.datasource.clone(),
                 expr: substitute(model, &t.expr),
+                exemplars: p.datasource == "prometheus"
+                    && (marked.contains(&(i, j)) || reads_buckets(model, &t.expr)),
             });
         }
     }
@@ -209,10 +227,42 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
                 rule: Some(rule),
                 backend: "prometheus".into(),
                 expr: r.expr,
+                exemplars: false,
             });
         }
     }
     Ok(out)
+}
+
+/// The (panel, target) indices whose target the rendered dashboard marks
+/// `"exemplar": true` (none if it cannot be rendered: `render` reports why).
+fn exemplar_targets(model: &Model) -> std::collections::HashSet<(usize, usize)> {
+    use crate::render::targets::grafana_dashboard::render_json;
+    let dash = crate::render::Ctx::new(model, String::new().into())
+        .and_then(|ctx| render_json(&ctx))
+        .ok()
+        .and_then(|text| serde_json::from_str::<serde_json::Value>(&text).ok());
+    let mut out = std::collections::HashSet::new();
+    let panels = dash.as_ref().and_then(|d| d["panels"].as_array());
+    for (i, p) in panels.into_iter().flatten().enumerate() {
+        for (j, t) in p["targets"].as_array().into_iter().flatten().enumerate() {
+            if t["exemplar"] == true {
+                out.insert((i, j));
+            }
+        }
+    }
+    out
+}
+
+/// Whether `expr` selects the `_bucket` series of a declared histogram.
+fn reads_buckets(model: &Model, expr: &str) -> bool {
+    let histograms: Vec<&str> = (model.manifest.metrics.iter())
+        .filter(|m| m.kind == crate::manifest::MetricType::Histogram)
+        .map(|m| m.name.as_str())
+        .collect();
+    crate::model::promql::selectors(expr)
+        .iter()
+        .any(|s| (s.metric.strip_suffix("_bucket")).is_some_and(|h| histograms.contains(&h)))
 }
 
 /// `{slo="latency"}`: the labels a rule sets, as PromQL writes them.
@@ -228,6 +278,8 @@ fn label_set(labels: &BTreeMap<String, String>) -> String {
 pub struct Row {
     pub query: Query,
     pub outcome: Outcome,
+    /// For a panel that shows exemplars: what Prometheus has of them.
+    pub exemplars: Option<Exemplars>,
 }
 
 fn fail(msg: &str) -> ExitCode {
@@ -390,7 +442,20 @@ async fn check_all(
     for q in queries {
         bar.set_message(q.name.clone());
         let outcome = check(ctx, &q).await?;
-        rows.push(Row { query: q, outcome });
+        let exemplars = if q.exemplars && skipped(&q.backend, ctx.loki.is_some()).is_none() {
+            Some(match ctx.prom.exemplars(&q.expr).await {
+                Ok(n) => Exemplars::Found(n),
+                Err(Failure::Query(e) | Failure::TooLarge(e)) => Exemplars::Error(e),
+                Err(Failure::Unreachable(e)) => return Err(format!("lost prometheus: {e}")),
+            })
+        } else {
+            None
+        };
+        rows.push(Row {
+            query: q,
+            outcome,
+            exemplars,
+        });
         bar.inc(1);
     }
     Ok(rows)

@@ -1,8 +1,9 @@
 //! What `verify` found, as a table for people or JSON for scripts (same
 //! content): one row per query, then the counts, the skipped panels among
-//! them.
+//! them. A panel that shows exemplars has its exemplar count in the
+//! `exemplars` column (`-` for the other queries).
 
-use super::{AlertState, Kind, Outcome, Row};
+use super::{AlertState, Exemplars, Kind, Outcome, Row};
 use serde_json::{json, Value as Json};
 
 /// How many rows of each result.
@@ -16,6 +17,9 @@ pub struct Counts {
     pub pending: usize,
     pub inactive: usize,
     pub skipped: usize,
+    /// Panel queries that show exemplars, and how many of them got any.
+    pub exemplar_panels: usize,
+    pub with_exemplars: usize,
 }
 
 impl Counts {
@@ -37,6 +41,12 @@ impl Counts {
                     AlertState::Inactive => c.inactive += 1,
                 },
                 Outcome::Skipped(_) => c.skipped += 1,
+            }
+            if let Some(e) = &r.exemplars {
+                c.exemplar_panels += 1;
+                if matches!(e, Exemplars::Found(n) if *n > 0) {
+                    c.with_exemplars += 1;
+                }
             }
         }
         c
@@ -72,6 +82,11 @@ pub fn json_report(rows: &[Row], failed: bool) -> Json {
         .iter()
         .map(|r| {
             let (result, series, reason) = cells(&r.outcome);
+            let (exemplars, exemplars_error) = match &r.exemplars {
+                Some(Exemplars::Found(n)) => (json!(n), None),
+                Some(Exemplars::Error(e)) => (Json::Null, Some(e.as_str())),
+                None => (Json::Null, None),
+            };
             json!({
                 "kind": kind_name(r.query.kind),
                 "name": r.query.name,
@@ -80,6 +95,9 @@ pub fn json_report(rows: &[Row], failed: bool) -> Json {
                 "result": result,
                 "series": series.unwrap_or(0),
                 "reason": reason,
+                "shows_exemplars": r.exemplars.is_some(),
+                "exemplars": exemplars,
+                "exemplars_error": exemplars_error,
             })
         })
         .collect();
@@ -96,6 +114,8 @@ pub fn json_report(rows: &[Row], failed: bool) -> Json {
             "pending": c.pending,
             "inactive": c.inactive,
             "skipped": c.skipped,
+            "exemplar_panels": c.exemplar_panels,
+            "with_exemplars": c.with_exemplars,
         },
     })
 }
@@ -110,17 +130,26 @@ pub fn table(rows: &[Row], prometheus: &str) -> String {
         .unwrap_or(4)
         .clamp(4, 64);
     out.push_str(&format!(
-        "{:<5}  {:<width$}  {:<8}  {:>6}  reason\n",
-        "kind", "name", "result", "series"
+        "{:<5}  {:<width$}  {:<8}  {:>6}  {:>9}  reason\n",
+        "kind", "name", "result", "series", "exemplars"
     ));
     for r in rows {
         let name: String = r.query.name.chars().take(width).collect();
         let (result, series, reason) = cells(&r.outcome);
         let series = series.map_or("-".to_string(), |n| n.to_string());
+        let (exemplars, why) = match &r.exemplars {
+            Some(Exemplars::Found(n)) => (n.to_string(), None),
+            Some(Exemplars::Error(e)) => ("error".to_string(), Some(e.as_str())),
+            None => ("-".to_string(), None),
+        };
+        let reason = match (reason, why) {
+            (Some(r), Some(w)) => format!("{r}; exemplars: {w}"),
+            (None, Some(w)) => format!("exemplars: {w}"),
+            (r, None) => r.unwrap_or_default().to_string(),
+        };
         out.push_str(&format!(
-            "{:<5}  {name:<width$}  {result:<8}  {series:>6}  {}\n",
+            "{:<5}  {name:<width$}  {result:<8}  {series:>6}  {exemplars:>9}  {reason}\n",
             kind_name(r.query.kind),
-            reason.unwrap_or_default()
         ));
     }
     out.push('\n');
@@ -149,6 +178,12 @@ fn summary(rows: &[Row]) -> String {
         s.push_str(&format!(
             "; {} panel queries skipped (not checked)",
             c.skipped
+        ));
+    }
+    if c.exemplar_panels > 0 {
+        s.push_str(&format!(
+            "; exemplars: {} of {} panel queries that show them have some",
+            c.with_exemplars, c.exemplar_panels
         ));
     }
     s.push('\n');

@@ -278,3 +278,122 @@ pub fn venv_bin(tool: &str) -> PathBuf {
     );
     p
 }
+
+/// What Prometheus sends in `Accept` by default: OpenMetrics first.
+pub const PROMETHEUS_ACCEPT: &str = "application/openmetrics-text;version=1.0.0,\
+application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+
+/// `text` parsed by the official Python client's parser (`openmetrics`:
+/// `prometheus_client.openmetrics.parser`, which rejects what the spec
+/// forbids; else the text format's `prometheus_client.parser`), as JSON:
+/// `[{name, type, samples: [{name, labels, value, exemplar: {labels,
+/// value, timestamp} | null}]}]`. Panics with the parser's error.
+pub fn python_parse(text: &str, openmetrics: bool) -> serde_json::Value {
+    const SCRIPT: &str = r#"
+import json, math, sys
+if sys.argv[1] == "om":
+    from prometheus_client.openmetrics.parser import text_string_to_metric_families
+else:
+    from prometheus_client.parser import text_string_to_metric_families
+def num(v):
+    return None if v is None else (str(v) if math.isinf(v) or math.isnan(v) else v)
+def ts(t):
+    return None if t is None else (float(t) if not hasattr(t, "sec") else t.sec + t.nsec / 1e9)
+out = []
+for f in text_string_to_metric_families(sys.stdin.read()):
+    out.append({"name": f.name, "type": f.type, "samples": [
+        {"name": s.name, "labels": s.labels, "value": num(s.value),
+         "exemplar": None if s.exemplar is None else {
+             "labels": s.exemplar.labels, "value": num(s.exemplar.value),
+             "timestamp": ts(s.exemplar.timestamp)}}
+        for s in f.samples]})
+print(json.dumps(out))
+"#;
+    use std::io::Write;
+    let mut child = Command::new(venv_bin("python"))
+        .args(["-c", SCRIPT, if openmetrics { "om" } else { "text" }])
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("run the venv's python");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(text.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "the parser rejected it: {}\n{text}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).unwrap()
+}
+
+/// Every sample of parsed families (see [`python_parse`]) as
+/// `name{sorted labels}` (its identity as Prometheus stores it).
+pub fn series_names(families: &serde_json::Value) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for f in families.as_array().unwrap() {
+        for s in f["samples"].as_array().unwrap() {
+            let labels: std::collections::BTreeMap<&str, &str> = s["labels"]
+                .as_object()
+                .unwrap()
+                .iter()
+                .map(|(k, v)| (k.as_str(), v.as_str().unwrap()))
+                .collect();
+            out.insert(format!("{}{labels:?}", s["name"].as_str().unwrap()));
+        }
+    }
+    out
+}
+
+/// Every sample of the text exposition format as `name{sorted labels}`,
+/// in the form of [`series_names`]: the series Prometheus stores from it.
+pub fn text_series(text: &str) -> std::collections::BTreeSet<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for line in text
+        .lines()
+        .filter(|l| !l.starts_with('#') && !l.is_empty())
+    {
+        let end = line.find(['{', ' ']).unwrap_or(line.len());
+        let (name, mut rest) = line.split_at(end);
+        let mut labels = std::collections::BTreeMap::new();
+        if let Some(r) = rest.strip_prefix('{') {
+            rest = r;
+            while let Some(eq) = rest.find("=\"") {
+                let key = rest[..eq].trim_start_matches(',').to_string();
+                let mut value = String::new();
+                let mut chars = rest[eq + 2..].char_indices();
+                let mut close = rest.len();
+                while let Some((i, c)) = chars.next() {
+                    match c {
+                        '\\' => match chars.next().map(|(_, c)| c) {
+                            Some('n') => value.push('\n'),
+                            Some(c) => value.push(c),
+                            None => {}
+                        },
+                        '"' => {
+                            close = eq + 2 + i + 1;
+                            break;
+                        }
+                        c => value.push(c),
+                    }
+                }
+                labels.insert(key, value);
+                rest = &rest[close.min(rest.len())..];
+                if rest.starts_with('}') {
+                    break;
+                }
+            }
+        }
+        let labels: std::collections::BTreeMap<&str, &str> = labels
+            .iter()
+            .map(|(k, v)| (k.as_str(), v.as_str()))
+            .collect();
+        out.insert(format!("{name}{labels:?}"));
+    }
+    out
+}

@@ -33,9 +33,15 @@ pub fn free_port() -> u16 {
 
 impl Prometheus {
     pub async fn start(config: &Path, dir: &Path) -> Prometheus {
+        Self::start_with(config, dir, &[]).await
+    }
+
+    /// [`Prometheus::start`] with more flags (`--enable-feature=exemplar-storage`).
+    pub async fn start_with(config: &Path, dir: &Path, flags: &[&str]) -> Prometheus {
         let port = free_port();
         let log = dir.join("prometheus.log");
         let child = Command::new("prometheus")
+            .args(flags)
             .arg(format!("--config.file={}", config.display()))
             .arg(format!(
                 "--storage.tsdb.path={}",

@@ -22,9 +22,17 @@
 //! declared set is matched against the closed set (a short scan), counted
 //! under the label's fallback, and reported once at warn level; it never
 //! becomes a series. [`AppCounter::series`] resolves a fixed value set once.
+//!
+//! Exemplars are automatic: `inc`, `inc_by` and `observe` made inside a
+//! sampled request carry its trace and span ids to `/metrics` in
+//! OpenMetrics (the last one per series, and per bucket of a histogram).
+//! Outside a request, or in an unsampled one, the update costs one
+//! task-local read more. The handles `series()` returns are the
+//! `prometheus` crate's own and carry none.
 
 use super::*;
 pub use crate::model::app_metrics::{AppCounter, AppFamilies, AppFamily, AppGauge, AppHistogram};
+use crate::model::exemplars::Ids;
 
 pub struct Kind;
 
@@ -105,10 +113,20 @@ impl MetricSourceKind for Kind {
         if !errs.is_empty() {
             return Err(errs);
         }
-        AppFamily::new(m)
+        AppFamily::new(m, sampled_span)
             .map(|f| Arc::new(Prepared(Arc::new(f))) as Arc<dyn PreparedSource>)
             .map_err(|e| Diagnostics(vec![ctx.source.error(&ctx.at("name"), e.to_string())]))
     }
+}
+
+/// The current request's span, if it is sampled: an app metric's exemplar.
+fn sampled_span() -> Option<Ids> {
+    crate::logging::request::current_span()
+        .filter(|s| s.sampled)
+        .map(|s| Ids {
+            trace_id: s.trace_id.0,
+            span_id: s.span_id.0,
+        })
 }
 
 struct Prepared(Arc<AppFamily>);
@@ -122,5 +140,79 @@ impl PreparedSource for Prepared {
     }
     fn keeps_values(&self) -> bool {
         true
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::logging::request::{sync_scope, Context};
+    use crate::model::exemplars::ExemplarIndex;
+    use crate::traces::{SpanContext, SpanId, TraceId};
+
+    fn metric(yaml: &str) -> Metric {
+        serde_yaml::from_str(yaml).unwrap()
+    }
+
+    fn in_span<R>(n: u8, sampled: bool, f: impl FnOnce() -> R) -> R {
+        let span = SpanContext {
+            trace_id: TraceId([n; 16]),
+            span_id: SpanId([n + 1; 8]),
+            parent: None,
+            sampled,
+        };
+        sync_scope(Context::new(None).in_span(span), f)
+    }
+
+    #[test]
+    fn an_update_inside_a_sampled_request_carries_its_span() {
+        let c = AppFamily::new(
+            &metric(
+                "{name: orders_total, type: counter, help: Orders, source: app, \
+                 labels: [{name: pay, values: [card, cash]}]}",
+            ),
+            sampled_span,
+        )
+        .unwrap();
+        let h = AppFamily::new(
+            &metric("{name: basket, type: histogram, help: Size, source: app, buckets: [1, 5]}"),
+            sampled_span,
+        )
+        .unwrap();
+        let c = Arc::new(c);
+        let h = Arc::new(h);
+        let families = AppFamilies::new(vec![c.clone(), h.clone()]);
+        let orders = families.counter("orders_total", ["pay"]).unwrap();
+        let basket = families.histogram("basket", []).unwrap();
+        orders.inc(["cash"]); // outside a request
+        in_span(7, true, || {
+            orders.inc_by(["card"], 2.0);
+            basket.observe([], 3.0);
+        });
+        in_span(9, false, || {
+            orders.inc(["card"]);
+            basket.observe([], 4.0);
+        });
+        let mut index = ExemplarIndex::default();
+        c.exemplars(&mut index);
+        h.exemplars(&mut index);
+        let card = index
+            .get("orders_total", [("pay", "card")].into_iter())
+            .and_then(|s| s.total)
+            .unwrap();
+        assert_eq!(card.ids.trace_id, [7; 16]);
+        assert_eq!(card.ids.span_id, [8; 8]);
+        assert_eq!(card.value, 2.0);
+        assert!(index
+            .get("orders_total", [("pay", "cash")].into_iter())
+            .is_none());
+        let b = index.get("basket", std::iter::empty()).unwrap();
+        assert_eq!(b.buckets.len(), 1);
+        assert_eq!((b.buckets[0].0, b.buckets[0].1.value), (5.0, 3.0));
+        assert_eq!(
+            orders.get(["card"]),
+            3.0,
+            "the values are counted as before"
+        );
     }
 }

@@ -1,0 +1,145 @@
+//! `telltale verify` on the panels that show exemplars, against a real
+//! Prometheus with exemplar storage scraping the real server: the latency
+//! panel (over the histogram's `_bucket`) counts the exemplars of the
+//! sampled requests; a panel over a route that only unsampled requests
+//! reached has data and no exemplars; panels over other series show none
+//! (`-`). Exemplars are reported, never a failure.
+
+mod common;
+mod render_support;
+use common::prom::*;
+use common::*;
+use render_support::*;
+use serde_json::Value;
+use std::time::{Duration, Instant};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    let text = std::fs::read_to_string(&base).unwrap();
+    std::fs::write(
+        &base,
+        format!("{text}\ntracing:\n  endpoint: http://127.0.0.1:9\n"),
+    )
+    .unwrap();
+    let srv = Server::start(&base, dir.path());
+    let (rendered, out) = render_for_test_server(&base, dir.path(), srv.port);
+    let manifest = dir.path().join("verify.yaml");
+    edit_manifest(&rendered, &manifest, |v| {
+        let panels = at(v, &["dashboard", "panels"]).as_sequence_mut().unwrap();
+        let mut p = panels[0].clone();
+        p["title"] = "Users Latency Buckets".into();
+        p["targets"][0]["expr"] = r#"sum by (le) (rate(http_request_duration_seconds_bucket{job=~"$job", path="/users"}[$__rate_interval]))"#.into();
+        panels.push(p);
+    });
+    let prom = Prometheus::start_with(
+        &out.join("prometheus/prometheus.yml"),
+        dir.path(),
+        &["--enable-feature=exemplar-storage"],
+    )
+    .await;
+    wait_for_scrape(&prom).await;
+    let c = reqwest::Client::new();
+    for i in 0..10u64 {
+        c.get(srv.url("/products"))
+            .header(
+                "traceparent",
+                format!("00-{:032x}-{:016x}-01", 0xfeed_0000 + i, i + 1),
+            )
+            .send()
+            .await
+            .unwrap();
+        c.get(srv.url("/users"))
+            .header(
+                "traceparent",
+                format!("00-{:032x}-00000000000000cc-00", 0xdead_0000 + i),
+            )
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+
+    let verify_json = || {
+        let (st, out, err) = run(
+            &[
+                "verify",
+                "-m",
+                manifest.to_str().unwrap(),
+                "--prometheus",
+                &prom.base,
+                "--json",
+            ],
+            dir.path(),
+        );
+        (st.code(), out, err)
+    };
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let report: Value = loop {
+        let (code, json, err) = verify_json();
+        let report: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {err}"));
+        let done = report["counts"]["with_exemplars"].as_u64() >= Some(1)
+            && report["counts"]["empty_panels"] == 0;
+        if done || Instant::now() > deadline {
+            assert_eq!(code, Some(0), "{json}{err}");
+            break report;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    };
+    let rows = report["queries"].as_array().unwrap();
+    let row = |title: &str| {
+        rows.iter()
+            .find(|r| r["name"] == title)
+            .unwrap_or_else(|| panic!("no row {title}: {report:#}"))
+    };
+    let p95 = row("Request Duration p95");
+    assert_eq!(p95["shows_exemplars"], true, "{p95}");
+    assert!(p95["exemplars"].as_u64().unwrap() >= 1, "{p95}");
+    let users = row("Users Latency Buckets");
+    assert_eq!(users["result"], "data", "{users}");
+    assert_eq!(users["shows_exemplars"], true);
+    assert_eq!(users["exemplars"], 0, "only unsampled requests: {users}");
+    let rate = row("HTTP Request Rate");
+    assert_eq!(rate["shows_exemplars"], false, "{rate}");
+    assert!(rate["exemplars"].is_null());
+    assert!(rows
+        .iter()
+        .filter(|r| r["kind"] != "panel")
+        .all(|r| r["shows_exemplars"] == false));
+    let counts = &report["counts"];
+    let showing = rows.iter().filter(|r| r["shows_exemplars"] == true).count() as u64;
+    assert_eq!(counts["exemplar_panels"].as_u64(), Some(showing));
+    assert_eq!(counts["with_exemplars"].as_u64(), Some(showing - 1));
+
+    // The table: an `exemplars` column, and the count in the summary.
+    let (_, text, _) = run(
+        &[
+            "verify",
+            "-m",
+            manifest.to_str().unwrap(),
+            "--prometheus",
+            &prom.base,
+        ],
+        dir.path(),
+    );
+    let header = text.lines().find(|l| l.starts_with("kind")).unwrap();
+    assert!(header.contains("exemplars"), "{text}");
+    let p95_line = text
+        .lines()
+        .find(|l| l.contains("Request Duration p95"))
+        .unwrap();
+    // kind, name (3 words), result, series, exemplars.
+    let cells: Vec<&str> = p95_line.split_whitespace().collect();
+    assert!(
+        cells.len() >= 7 && cells[6].parse::<u64>().is_ok_and(|x| x >= 1),
+        "{p95_line}"
+    );
+    assert!(
+        text.contains(&format!(
+            "exemplars: {} of {showing} panel queries that show them have some",
+            showing - 1
+        )),
+        "{text}"
+    );
+}
