@@ -851,3 +851,42 @@ fn generated_holds_the_tempo_config() {
     assert_eq!(text, read(&r.out.join("tempo/tempo.yaml")));
     assert!(Path::new(&repo().join("tests/schemas/tempo/tempo-2.10.schema.json")).exists());
 }
+
+/// A `$` in a manifest value reaches Grafana as written: the provisioning
+/// file doubles it, so Grafana looks up no variable.
+#[test]
+fn dollars_in_manifest_values_reach_grafana_as_written() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    let manifest = dir.path().join("dollar.yaml");
+    let (tempo, loki) = (
+        "http://tempo.monitoring.svc:3200/t$HOME",
+        "http://loki.monitoring.svc/l$X",
+    );
+    edit_manifest(&base, &manifest, |v| {
+        *at(v, &["kubernetes", "tempo_url"]) = tempo.into();
+        *at(v, &["kubernetes", "loki_url"]) = loki.into();
+    });
+    let out = dir.path().join("out");
+    render_ok(&manifest, &out);
+    let cm = yaml(&out.join("kubernetes/grafana-datasources.yaml"));
+    let (_, text) = cm["data"].as_object().unwrap().iter().next().unwrap();
+    let text = text.as_str().unwrap();
+    assert!(
+        text.contains("/t$$HOME") && text.contains("/l$$X"),
+        "{text}"
+    );
+    // `provisioned` fails on any variable Grafana would look up.
+    let ds = provisioned(text);
+    let url = |t: &str| {
+        ds["datasources"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|d| d["type"] == t)
+            .unwrap()["url"]
+            .clone()
+    };
+    assert_eq!(url("tempo"), tempo);
+    assert_eq!(url("loki"), loki);
+}

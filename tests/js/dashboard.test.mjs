@@ -179,11 +179,20 @@ test('the traces-to-logs LogQL parses and filters on the trace id', () => {
   const expr = link.query.replaceAll('${__trace.traceId}', '4bf92f3577b34da6a3ce929d0e0e4736');
   const { errors, labels, tree } = parseLogQL(expr);
   assert.deepEqual(errors, [], `parse errors at ${errors} in ${expr}\n${tree}`);
-  assert.ok(labels.length > 0, `no stream selector in ${expr}`);
-  for (const l of labels) {
+  // The stream selector uses labels; the pipeline's filter, structured metadata.
+  const selector = parseLogQL(expr.slice(0, expr.indexOf('}') + 1)).labels;
+  assert.ok(selector.length > 0, `no stream selector in ${expr}`);
+  for (const l of selector) {
     assert.ok(lokiLabels.has(l), `label ${l} is not created by the shipper (${[...lokiLabels]})`);
   }
-  // The pipeline keeps the lines whose trace_id (structured metadata) is the trace's.
+  const metadata = new Set(
+    [...alloy.matchAll(/stage\.structured_metadata\s*\{\s*values\s*=\s*\{([^}]*)\}/g)].flatMap((b) =>
+      [...b[1].matchAll(/"([^"]+)"\s*=/g)].map((m) => m[1])),
+  );
+  const filtered = labels.slice(selector.length);
+  assert.deepEqual(filtered, ['trace_id']);
+  assert.ok(metadata.has('trace_id'), `trace_id is not structured metadata (${[...metadata]})`);
+  // The pipeline keeps the lines whose trace_id is the trace's.
   assert.match(tree, /LabelFilter/, tree);
   assert.ok(expr.includes('trace_id="4bf92f3577b34da6a3ce929d0e0e4736"'), expr);
 });
