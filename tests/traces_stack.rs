@@ -196,6 +196,7 @@ fn bad_trace_stack_settings_are_located_errors() {
         *at(v, &["stack", "otlp", "http"]) = 9090.into();
         *at(v, &["stack", "traces_retention"]) = "30m".into();
         *at(v, &["stack", "datasources", "tempo"]) = "telltale-loki".into();
+        *at(v, &["kubernetes", "otlp_url"]) = "https://alloy.monitoring.svc/otlp".into();
         let env = at(v, &["kubernetes", "env"]);
         *env =
             serde_yaml::from_str("[{name: OTEL_EXPORTER_OTLP_ENDPOINT, value: 'http://x:4318'}]")
@@ -217,6 +218,8 @@ fn bad_trace_stack_settings_are_located_errors() {
         "distinct",
         "kubernetes.env[0].name",
         "OTEL_EXPORTER_OTLP_ENDPOINT is set by the Deployment",
+        "kubernetes.otlp_url",
+        "plain HTTP on a port of its own",
     ] {
         assert!(text.contains(want), "{want:?} not in:\n{text}");
     }

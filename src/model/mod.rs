@@ -936,6 +936,22 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
+    // Alloy's receiver listens on the URL's port, without TLS; the pods'
+    // exporter appends `/v1/traces` to it.
+    let otlp = k.otlp_url.url();
+    let plain = otlp.as_ref().is_some_and(|u| {
+        u.scheme() == "http" && u.port().is_some() && u.path() == "/" && u.query().is_none()
+    });
+    if !plain {
+        errs.push(src.error(
+            "kubernetes.otlp_url",
+            format!(
+                "{:?}: Alloy's OTLP receiver is plain HTTP on a port of its own: give \
+                 `http://<service>:<port>` with no path (e.g. http://alloy.monitoring.svc:4318)",
+                k.otlp_url.as_str()
+            ),
+        ));
+    }
     k8s_env::check(src, m, errs);
 }
 

@@ -124,6 +124,9 @@ fn tokens(text: &str) -> Result<Vec<Tok>, String> {
     Ok(out)
 }
 
+/// A body: its attributes and its blocks.
+type Body = (Vec<(String, Expr)>, Vec<Block>);
+
 struct Parser {
     toks: Vec<Tok>,
     at: usize,
@@ -149,7 +152,7 @@ impl Parser {
     }
 
     /// Attributes and blocks until `}` (or the end, at the top).
-    fn body(&mut self, top: bool) -> Result<(Vec<(String, Expr)>, Vec<Block>), String> {
+    fn body(&mut self, top: bool) -> Result<Body, String> {
         let (mut attrs, mut blocks) = (Vec::new(), Vec::new());
         loop {
             match self.peek(0) {
