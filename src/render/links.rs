@@ -317,6 +317,34 @@ mod tests {
     }
 
     #[test]
+    fn only_timeseries_of_the_duration_buckets_show_exemplars() {
+        let m = crate::manifest::load_embedded().unwrap().manifest;
+        let panel = |kind: &str| -> Panel {
+            serde_yaml::from_str(&format!(
+                "{{title: t, type: {kind}, datasource: prometheus, targets: [{{expr: x}}]}}"
+            ))
+            .unwrap()
+        };
+        let h = m
+            .metrics
+            .iter()
+            .find(|x| x.source == "http.duration")
+            .unwrap()
+            .name
+            .clone();
+        let p95 = format!("histogram_quantile(0.95, sum by (le) (rate({h}_bucket[5m])))");
+        assert!(shows_exemplars(&m, &panel("timeseries"), &p95));
+        assert!(!shows_exemplars(&m, &panel("stat"), &p95));
+        let count = format!("sum(rate({h}_count[5m]))");
+        assert!(!shows_exemplars(&m, &panel("timeseries"), &count));
+        assert!(!shows_exemplars(
+            &m,
+            &panel("timeseries"),
+            "rate(other_bucket[5m])"
+        ));
+    }
+
+    #[test]
     fn panel_ids_depend_on_titles_only() {
         let panel = |t: &str| -> Panel {
             serde_yaml::from_str(&format!(
