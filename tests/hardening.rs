@@ -355,7 +355,8 @@ fn compose_publishes_the_stack_on_loopback_unless_told_otherwise() {
         all
     };
     let default = ports("a");
-    assert_eq!(default.len(), 4, "{default:?}");
+    // Prometheus, Loki, the shipper, Grafana, and Tempo's API and OTLP receiver.
+    assert_eq!(default.len(), 6, "{default:?}");
     assert!(
         default.iter().all(|p| p.starts_with("127.0.0.1:")),
         "{default:?}"

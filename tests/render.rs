@@ -30,6 +30,7 @@ const RENDERED: &[&str] = &[
     "prometheus/prometheus.yml",
     "prometheus/targets/ecommerce-api/telltale.yml",
     "promtail/promtail.yml",
+    "tempo/tempo.yaml",
 ];
 
 fn alert_rules(alerts_yml: &Path) -> Vec<Value> {
@@ -385,7 +386,7 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
         names,
-        BTreeSet::from(["alloy", "grafana", "loki", "prometheus"])
+        BTreeSet::from(["alloy", "grafana", "loki", "prometheus", "tempo"])
     );
     let network = stack["network"].as_str().unwrap();
     assert!(compose["networks"][network].is_object());
@@ -407,11 +408,13 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         );
         assert_eq!(svc["networks"], serde_json::json!([network]), "{name}");
         let p = port(name);
-        assert_eq!(
-            svc["ports"],
-            serde_json::json!([format!("127.0.0.1:{p}:{p}")]),
-            "{name}"
-        );
+        let mut published = vec![format!("127.0.0.1:{p}:{p}")];
+        if name == "tempo" {
+            // And its OTLP/HTTP receiver, which the service exports to.
+            let h = stack["otlp"]["http"].as_i64().unwrap();
+            published.push(format!("127.0.0.1:{h}:{h}"));
+        }
+        assert_eq!(svc["ports"], serde_json::json!(published), "{name}");
         for v in svc["volumes"].as_array().unwrap() {
             let v = v.as_str().unwrap();
             let src = v.split(':').next().unwrap();
@@ -554,7 +557,7 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     );
     assert_eq!(
         keys_of("stage.structured_metadata {", "values"),
-        ["request_id"]
+        ["request_id", "trace_id", "span_id"]
     );
     assert!(alloy.contains(&format!("url = \"{push}\"")));
     assert!(alloy.contains(&format!("\"__path__\" = \"{glob}\"")));
@@ -566,14 +569,17 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     let ds = yaml(&o.join("grafana/provisioning/datasources/datasources.yml"));
     let ds = ds["datasources"].as_array().unwrap();
     let by_type = |t: &str| ds.iter().find(|d| d["type"] == t).unwrap().clone();
-    let (p, l, j) = (
+    let (p, l, j, t) = (
         by_type("prometheus"),
         by_type("loki"),
         by_type("simpod-json-datasource"),
+        by_type("tempo"),
     );
     assert_eq!(p["uid"], stack["datasources"]["prometheus"]);
     assert_eq!(l["uid"], stack["datasources"]["loki"]);
     assert_eq!(j["uid"], stack["datasources"]["json"]);
+    assert_eq!(t["uid"], stack["datasources"]["tempo"]);
+    assert_eq!(t["url"], format!("http://tempo:{}", port("tempo")));
     assert_eq!(
         p["url"],
         format!("http://prometheus:{}", port("prometheus"))

@@ -808,6 +808,16 @@ pub struct Stack {
     pub promtail: Component,
     pub alloy: Component,
     pub grafana: Component,
+    /// Grafana Tempo, the trace store; `port` is its HTTP API (Grafana's
+    /// datasource).
+    pub tempo: Component,
+    /// Tempo's OTLP receivers. The HTTP one is published like the other
+    /// ports (`publish`), so that a service on the host exports to
+    /// `http://127.0.0.1:<otlp.http>` (`tracing.endpoint`).
+    pub otlp: OtlpPorts,
+    /// How long Tempo keeps traces (its compactor's `block_retention`),
+    /// e.g. `14d`; whole seconds, at least `1h`.
+    pub traces_retention: PromDuration,
     /// Grafana's address in alert links (`runbook_url` aside): default
     /// `http://localhost:<grafana.port>`.
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -918,12 +928,34 @@ impl Default for Stack {
             promtail: Component::new("grafana/promtail:3.3.2", 9080),
             alloy: Component::new("grafana/alloy:v1.5.1", 12345),
             grafana: Component::new("grafana/grafana:11.4.0", 3000),
+            tempo: Component::new("grafana/tempo:2.10.8", 3200),
+            otlp: OtlpPorts::default(),
+            traces_retention: PromDuration::from_secs(14 * 86400),
             grafana_url: None,
             alertmanager: None,
             extra_targets: Vec::new(),
             discovery: Discovery::default(),
             remote_write: Vec::new(),
             datasources: DatasourceUids::default(),
+        }
+    }
+}
+
+/// `stack.otlp`: the ports of Tempo's OTLP receivers.
+#[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpPorts {
+    /// OTLP over HTTP (the service exports here), published on the host.
+    pub http: i64,
+    /// OTLP over gRPC, on the compose network only.
+    pub grpc: i64,
+}
+
+impl Default for OtlpPorts {
+    fn default() -> Self {
+        OtlpPorts {
+            http: 4318,
+            grpc: 4317,
         }
     }
 }
@@ -956,6 +988,16 @@ pub struct Kubernetes {
     pub prometheus_url: HttpUrl,
     /// Loki as Grafana and Alloy reach it in the cluster.
     pub loki_url: HttpUrl,
+    /// Tempo's HTTP API as Grafana reaches it in the cluster (the
+    /// `grafana/tempo` chart's Service, port 3200).
+    pub tempo_url: HttpUrl,
+    /// Tempo's OTLP gRPC receiver (`host:port`), where Alloy sends the
+    /// spans it receives.
+    pub tempo_otlp: HostPort,
+    /// Alloy's OTLP/HTTP receiver as the service's pods reach it (the
+    /// Deployment's `OTEL_EXPORTER_OTLP_ENDPOINT`); Alloy listens on its
+    /// port, which the Alloy chart's Service must expose (`alloy.extraPorts`).
+    pub otlp_url: HttpUrl,
     /// The container's environment: plain values, and keys of Secrets and
     /// ConfigMaps (where `auth` keys and tokens come from).
     #[serde(skip_serializing_if = "Vec::is_empty")]
@@ -979,6 +1021,9 @@ impl Default for Kubernetes {
                 .collect(),
             prometheus_url: HttpUrl::default_of("http://prometheus-operated.monitoring.svc:9090"),
             loki_url: HttpUrl::default_of("http://loki-gateway.monitoring.svc"),
+            tempo_url: HttpUrl::default_of("http://tempo.monitoring.svc:3200"),
+            tempo_otlp: HostPort::default_of("tempo.monitoring.svc:4317"),
+            otlp_url: HttpUrl::default_of("http://alloy.monitoring.svc:4318"),
             env: Vec::new(),
             env_from: Vec::new(),
         }
@@ -1050,6 +1095,7 @@ pub struct DatasourceUids {
     pub prometheus: String,
     pub loki: String,
     pub json: String,
+    pub tempo: String,
 }
 
 impl Default for DatasourceUids {
@@ -1058,6 +1104,7 @@ impl Default for DatasourceUids {
             prometheus: "telltale-prometheus".into(),
             loki: "telltale-loki".into(),
             json: "telltale-json".into(),
+            tempo: "telltale-tempo".into(),
         }
     }
 }

@@ -16,6 +16,19 @@ pub const METRICS_HANDLER: &str = "prometheus";
 pub const GRAFANA_HANDLER: &str = "grafana_json";
 /// The variable the Deployment sets itself (each pod's name, its instance).
 pub const POD_NAME: &str = "POD_NAME";
+/// The variables the Deployment sets itself: each pod's name, and where
+/// and as what its spans go (`kubernetes.otlp_url`, the pod's resource).
+pub const DEPLOYMENT_ENV: [(&str, &str); 3] = [
+    (POD_NAME, "each pod's name, its instance"),
+    (
+        "OTEL_EXPORTER_OTLP_ENDPOINT",
+        "from kubernetes.otlp_url: Alloy's OTLP receiver",
+    ),
+    (
+        "OTEL_RESOURCE_ATTRIBUTES",
+        "the pod's name and namespace; add attributes in tracing.resource",
+    ),
+];
 
 /// A credential a tool of the stack presents: the scheme it satisfies and
 /// where that scheme's keys are (the tool's one key is the whole text).
@@ -273,10 +286,10 @@ pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
                     e.name
                 ),
             ));
-        } else if e.name == POD_NAME {
+        } else if let Some((name, why)) = DEPLOYMENT_ENV.iter().find(|(n, _)| *n == e.name) {
             errs.push(src.error(
                 &format!("{at}.name"),
-                "POD_NAME is set by the Deployment (each pod's name, its instance)",
+                format!("{name} is set by the Deployment ({why})"),
             ));
         } else if let Some(first) = seen.insert(&e.name, i) {
             errs.push(src.error(

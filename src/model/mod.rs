@@ -937,6 +937,22 @@ fn check_kubernetes(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             ));
         }
     }
+    // Alloy's receiver listens on the URL's port, without TLS; the pods'
+    // exporter appends `/v1/traces` to it.
+    let otlp = k.otlp_url.url();
+    let plain = otlp.as_ref().is_some_and(|u| {
+        u.scheme() == "http" && u.port().is_some() && u.path() == "/" && u.query().is_none()
+    });
+    if !plain {
+        errs.push(src.error(
+            "kubernetes.otlp_url",
+            format!(
+                "{:?}: Alloy's OTLP receiver is plain HTTP on a port of its own: give \
+                 `http://<service>:<port>` with no path (e.g. http://alloy.monitoring.svc:4318)",
+                k.otlp_url.as_str()
+            ),
+        ));
+    }
     k8s_env::check(src, m, errs);
 }
 
@@ -994,6 +1010,7 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         ("promtail", &s.promtail),
         ("alloy", &s.alloy),
         ("grafana", &s.grafana),
+        ("tempo", &s.tempo),
     ] {
         check_port(src, &format!("stack.{name}.port"), c.port, errs);
         if !c.image.contains(':') || c.image.ends_with(":latest") {
@@ -1046,11 +1063,71 @@ fn check_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         &s.datasources.prometheus,
         &s.datasources.loki,
         &s.datasources.json,
+        &s.datasources.tempo,
     ];
     if uids.iter().collect::<HashSet<_>>().len() != uids.len() {
         errs.push(src.error("stack.datasources", "datasource uids must be distinct"));
     }
+    check_traces_stack(src, m, errs);
 }
+
+/// Tempo's ports and retention, and the host ports compose publishes.
+fn check_traces_stack(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let s = &m.stack;
+    check_port(src, "stack.otlp.http", s.otlp.http, errs);
+    check_port(src, "stack.otlp.grpc", s.otlp.grpc, errs);
+    // One Tempo container listens on all of these, and on its own gRPC
+    // server's port.
+    let mut tempo: Vec<(&str, i64)> = vec![("Tempo's internal gRPC server", TEMPO_GRPC_PORT)];
+    for (at, port) in [
+        ("stack.tempo.port", s.tempo.port),
+        ("stack.otlp.http", s.otlp.http),
+        ("stack.otlp.grpc", s.otlp.grpc),
+    ] {
+        if let Some((other, _)) = tempo.iter().find(|(_, p)| *p == port) {
+            errs.push(src.error(
+                at,
+                format!("port {port} is already {other}'s in the Tempo container"),
+            ));
+        }
+        tempo.push((at, port));
+    }
+    // The ports compose publishes on the host, and the service's own.
+    let shipper = match s.shipper {
+        Shipper::Alloy => ("stack.alloy.port", s.alloy.port),
+        Shipper::Promtail => ("stack.promtail.port", s.promtail.port),
+    };
+    let mut host: Vec<(&str, i64)> = vec![("service.port", m.service.port)];
+    for (at, port) in [
+        ("stack.prometheus.port", s.prometheus.port),
+        ("stack.loki.port", s.loki.port),
+        shipper,
+        ("stack.grafana.port", s.grafana.port),
+        ("stack.tempo.port", s.tempo.port),
+        ("stack.otlp.http", s.otlp.http),
+    ] {
+        if let Some((other, _)) = host.iter().find(|(_, p)| *p == port) {
+            errs.push(src.error(
+                at,
+                format!(
+                    "port {port} is already {other}: docker-compose publishes both on the host"
+                ),
+            ));
+        }
+        host.push((at, port));
+    }
+    let retention = s.traces_retention.get();
+    if retention < std::time::Duration::from_secs(3600) || retention.subsec_nanos() != 0 {
+        errs.push(src.error(
+            "stack.traces_retention",
+            "must be at least 1h, in whole seconds",
+        ));
+    }
+}
+
+/// The port of Tempo's own gRPC server (`server.grpc_listen_port`, its
+/// default), which the rendered config keeps.
+pub const TEMPO_GRPC_PORT: i64 = 9095;
 
 #[cfg(test)]
 mod kubernetes_names {

@@ -13,6 +13,7 @@
 //! | `yaml_block` | a YAML literal block at a column (a scalar when it cannot be one) | file contents in ConfigMaps |
 //! | `gotext` | Go-template text as a YAML scalar: every `{{` printed literally | Prometheus alert label values |
 //! | `compose` | `json` with each `$` doubled | docker-compose.yml values |
+//! | `grafana` | `json` with each `$` doubled | Grafana provisioning values (not `$__file{}`) |
 //! | `num` | a number (anything else is an error) | ports, counts, ids |
 //! | `comment` | text on one comment line | the generated-file notice |
 //! | `verbatim` | text another template rendered (already escaped, parsed back) | the PrometheusRule's groups |
@@ -26,6 +27,7 @@ use handlebars::{
 handlebars_helper!(json: |v: Json| escape::json_value(v));
 handlebars_helper!(key: |s: str| escape::yaml_key(s));
 handlebars_helper!(compose: |v: Json| escape::compose_value(v));
+handlebars_helper!(grafana: |v: Json| escape::grafana_value(v));
 handlebars_helper!(yaml_str: |s: str| escape::yaml_single(s));
 handlebars_helper!(yaml_block: |s: str, column: u64| escape::yaml_block(s, column as usize));
 handlebars_helper!(gotext: |s: str| escape::yaml_scalar(&escape::go_template_text(s)));
@@ -60,6 +62,7 @@ pub fn engine(templates: &[(&str, &str)]) -> Result<Handlebars<'static>, String>
     hb.register_helper("json", Box::new(json));
     hb.register_helper("key", Box::new(key));
     hb.register_helper("compose", Box::new(compose));
+    hb.register_helper("grafana", Box::new(grafana));
     hb.register_helper("yaml_str", Box::new(yaml_str));
     hb.register_helper("yaml_block", Box::new(yaml_block));
     hb.register_helper("gotext", Box::new(gotext));
@@ -78,10 +81,11 @@ mod tests {
     use super::*;
 
     /// The helpers a template may print a value with.
-    const HELPERS: [&str; 10] = [
+    const HELPERS: [&str; 11] = [
         "json",
         "key",
         "compose",
+        "grafana",
         "yaml_str",
         "yaml_block",
         "gotext",

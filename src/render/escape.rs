@@ -13,6 +13,7 @@
 //! | a PromQL or LogQL string literal (double-quoted) | [`promql_string`] | (in rules and panels) |
 //! | Go-template text (Prometheus alert labels, annotations) | [`go_template_text`] | `gotext` |
 //! | compose: a value `docker compose` interpolates | [`compose_value`] | `compose` |
+//! | a Grafana provisioning value (Grafana expands `$VAR`, `${VAR}`) | [`grafana_value`] | `grafana` |
 //! | a Kubernetes container variable's `value` (the kubelet expands `$(VAR)`) | [`kubernetes_env_value`], then [`json_value`] | `json` |
 //! | a number | [`number`] | `num` |
 //! | a comment line | [`comment`] | `comment` |
@@ -152,6 +153,14 @@ pub fn compose_value(v: &serde_json::Value) -> String {
     json_value(v).replace('$', "$$")
 }
 
+/// Any JSON value for a Grafana provisioning file, which Grafana reads
+/// with `$VAR` and `${VAR}` replaced by environment variables and `$$` by
+/// `$`: [`json_value`] with each `$` of its strings doubled, so that a
+/// link's `${__value.raw}` reaches Grafana as written.
+pub fn grafana_value(v: &serde_json::Value) -> String {
+    json_value(v).replace('$', "$$")
+}
+
 /// A container variable's `value`, which the kubelet expands (`$(VAR)` is
 /// another variable's value, `$$` is `$`): each `$` doubled, so that the
 /// pod sees exactly `s`. The result is then quoted for YAML.
@@ -275,6 +284,15 @@ mod tests {
             let v: serde_yaml::Value = serde_yaml::from_str(&doc).unwrap();
             assert_eq!(v["k"].as_str(), Some(*s), "{doc}");
         }
+    }
+
+    #[test]
+    fn grafana_values_keep_their_dollars() {
+        let v = serde_json::json!({"url": "${__value.raw}", "n": [1, "$x"]});
+        assert_eq!(
+            grafana_value(&v),
+            r#"{"url":"$${__value.raw}","n":[1,"$$x"]}"#
+        );
     }
 
     #[test]

@@ -1,7 +1,9 @@
 //! Links between the signals: an alert to its runbook, its dashboard and
 //! the exact panel that shows its metric; an HTTP panel to the log lines of
 //! the same route in Grafana Explore; a logged `request_id` to every line
-//! of that request. Built from the manifest alone, so they point at what
+//! of that request; a latency panel's exemplars, and a logged `trace_id`,
+//! to the trace in Tempo; a trace to its log lines and to the service's
+//! request metrics. Built from the manifest alone, so they point at what
 //! `render` really writes (panel ids, the labels the shipper sets).
 
 use crate::manifest::{Manifest, Panel};
@@ -200,6 +202,107 @@ pub fn request_id_field(m: &Manifest) -> Json {
     })
 }
 
+/// The exemplar label that holds the trace id (what the server's
+/// OpenMetrics exemplars carry, and Grafana's Prometheus datasource reads).
+pub const EXEMPLAR_TRACE_ID: &str = "trace_id";
+/// The structured-metadata key of a log line's trace id (see
+/// [`crate::manifest::LOKI_METADATA_FIELDS`]).
+pub const LOG_TRACE_ID: &str = "trace_id";
+
+/// The request-duration histograms (`source: http.duration`).
+fn duration_histograms(m: &Manifest) -> Vec<&str> {
+    m.metrics
+        .iter()
+        .filter(|x| x.source == "http.duration")
+        .map(|x| x.name.as_str())
+        .collect()
+}
+
+/// Whether a Prometheus query shows exemplars: it selects the buckets
+/// (`<name>_bucket`) of a request-duration histogram, whose exemplars are
+/// the traces of sampled requests.
+pub fn shows_exemplars(m: &Manifest, p: &Panel, expr: &str) -> bool {
+    let histograms = duration_histograms(m);
+    p.datasource == "prometheus"
+        && p.kind == "timeseries"
+        && promql::selectors(expr).iter().any(|s| {
+            s.metric
+                .strip_suffix("_bucket")
+                .is_some_and(|f| histograms.contains(&f))
+        })
+}
+
+/// The Prometheus datasource's exemplar link: the exemplar's `trace_id`
+/// opens the trace in Tempo.
+pub fn exemplar_destinations(m: &Manifest) -> Json {
+    json!([{ "name": EXEMPLAR_TRACE_ID, "datasourceUid": m.stack.datasources.tempo }])
+}
+
+/// The Loki datasource's derived field: a line's `trace_id` (structured
+/// metadata, so matched as a label) opens the trace in Tempo.
+pub fn trace_id_field(m: &Manifest) -> Json {
+    json!({
+        "name": LOG_TRACE_ID,
+        "matcherType": "label",
+        "matcherRegex": LOG_TRACE_ID,
+        "datasourceUid": m.stack.datasources.tempo,
+        "url": "${__value.raw}",
+        "urlDisplayLabel": "Trace",
+    })
+}
+
+/// The Tempo datasource's link from a span to its log lines: the service's
+/// lines (Loki's `service_name`, which every shipper sets) whose
+/// `trace_id` is the trace's, a minute either side of the span.
+pub fn traces_to_logs(m: &Manifest) -> Json {
+    let query = format!(
+        "{{service_name={}}} | {LOG_TRACE_ID}=\"${{__trace.traceId}}\"",
+        crate::render::escape::promql_string(&m.service.name)
+    );
+    json!({
+        "datasourceUid": m.stack.datasources.loki,
+        "spanStartTimeShift": "-1m",
+        "spanEndTimeShift": "1m",
+        "filterByTraceID": false,
+        "filterBySpanID": false,
+        "customQuery": true,
+        "query": query,
+    })
+}
+
+/// The Tempo datasource's link from a span to the service's request
+/// metrics: the request rate and p95 latency of the span's route, from the
+/// manifest's `http.requests` counter and `http.duration` histogram (the
+/// span's `http.route` is their `path` label, its service their `job`).
+pub fn traces_to_metrics(m: &Manifest) -> Json {
+    let mut queries = Vec::new();
+    let window = "5m";
+    if let Some(c) = m.metrics.iter().find(|x| x.source == "http.requests") {
+        queries.push(json!({
+            "name": "Request rate",
+            "query": format!("sum by (path) (rate({}{{$__tags}}[{window}]))", c.name),
+        }));
+    }
+    if let Some(h) = duration_histograms(m).first() {
+        queries.push(json!({
+            "name": "p95 latency",
+            "query": format!(
+                "histogram_quantile(0.95, sum by (le, path) (rate({h}_bucket{{$__tags}}[{window}])))"
+            ),
+        }));
+    }
+    json!({
+        "datasourceUid": m.stack.datasources.prometheus,
+        "spanStartTimeShift": "-15m",
+        "spanEndTimeShift": "15m",
+        "tags": [
+            { "key": "service.name", "value": "job" },
+            { "key": "http.route", "value": "path" },
+        ],
+        "queries": queries,
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -211,6 +314,34 @@ mod tests {
             ["path", "status", "path"]
         );
         assert!(by_labels("sum(rate(bytes_total[1m]))").is_empty());
+    }
+
+    #[test]
+    fn only_timeseries_of_the_duration_buckets_show_exemplars() {
+        let m = crate::manifest::load_embedded().unwrap().manifest;
+        let panel = |kind: &str| -> Panel {
+            serde_yaml::from_str(&format!(
+                "{{title: t, type: {kind}, datasource: prometheus, targets: [{{expr: x}}]}}"
+            ))
+            .unwrap()
+        };
+        let h = m
+            .metrics
+            .iter()
+            .find(|x| x.source == "http.duration")
+            .unwrap()
+            .name
+            .clone();
+        let p95 = format!("histogram_quantile(0.95, sum by (le) (rate({h}_bucket[5m])))");
+        assert!(shows_exemplars(&m, &panel("timeseries"), &p95));
+        assert!(!shows_exemplars(&m, &panel("stat"), &p95));
+        let count = format!("sum(rate({h}_count[5m]))");
+        assert!(!shows_exemplars(&m, &panel("timeseries"), &count));
+        assert!(!shows_exemplars(
+            &m,
+            &panel("timeseries"),
+            "rate(other_bucket[5m])"
+        ));
     }
 
     #[test]

@@ -8,6 +8,7 @@ use crate::model::k8s_env::{self, Located, Presented};
 pub const PROMETHEUS: &str = "prometheus";
 pub const LOKI: &str = "loki";
 pub const GRAFANA: &str = "grafana";
+pub const TEMPO: &str = "tempo";
 
 /// Where the shipper container sees the service's log directory.
 pub const LOG_MOUNT: &str = "/var/log/telltale";
@@ -51,6 +52,15 @@ pub fn prometheus_url(m: &Manifest) -> String {
 pub fn loki_url(m: &Manifest) -> String {
     format!("http://{LOKI}:{}", m.stack.loki.port)
 }
+
+/// Tempo's HTTP API (Grafana's Tempo datasource).
+pub fn tempo_url(m: &Manifest) -> String {
+    format!("http://{TEMPO}:{}", m.stack.tempo.port)
+}
+
+/// Where Tempo's container keeps its WAL and blocks (a named volume; the
+/// image creates it owned by Tempo's user).
+pub const TEMPO_DATA: &str = "/var/tempo";
 
 /// Loki's push endpoint, for both shippers.
 pub fn loki_push_url(m: &Manifest) -> String {

@@ -157,3 +157,42 @@ export const d = { schemaVersion: 39, panels: [{ type: 'stat', fieldConfig: { de
   const neg = run([bad]);
   assert.match(neg, /"relative"|relative/, `the negative control should fail on thresholds.mode:\n${neg}`);
 });
+
+// The Tempo datasource's link from a span to its logs runs LogQL in Loki:
+// it parses with Grafana's grammar and selects only labels the shipper
+// creates. Its jsonData values are one-line JSON in datasources.yml, where
+// Grafana reads `$$` as `$`.
+const datasources = readFileSync(
+  join(generated, 'grafana', 'provisioning', 'datasources', 'datasources.yml'),
+  'utf8',
+);
+const provisionedJson = (key) => {
+  const m = datasources.match(new RegExp(`^\\s*${key}: (.*)$`, 'm'));
+  assert.ok(m, `no ${key} in datasources.yml`);
+  return JSON.parse(m[1].replaceAll('$$', '$'));
+};
+
+test('the traces-to-logs LogQL parses and filters on the trace id', () => {
+  const link = provisionedJson('tracesToLogsV2');
+  assert.equal(link.customQuery, true);
+  assert.ok(link.query.includes('${__trace.traceId}'), link.query);
+  const expr = link.query.replaceAll('${__trace.traceId}', '4bf92f3577b34da6a3ce929d0e0e4736');
+  const { errors, labels, tree } = parseLogQL(expr);
+  assert.deepEqual(errors, [], `parse errors at ${errors} in ${expr}\n${tree}`);
+  // The stream selector uses labels; the pipeline's filter, structured metadata.
+  const selector = parseLogQL(expr.slice(0, expr.indexOf('}') + 1)).labels;
+  assert.ok(selector.length > 0, `no stream selector in ${expr}`);
+  for (const l of selector) {
+    assert.ok(lokiLabels.has(l), `label ${l} is not created by the shipper (${[...lokiLabels]})`);
+  }
+  const metadata = new Set(
+    [...alloy.matchAll(/stage\.structured_metadata\s*\{\s*values\s*=\s*\{([^}]*)\}/g)].flatMap((b) =>
+      [...b[1].matchAll(/"([^"]+)"\s*=/g)].map((m) => m[1])),
+  );
+  const filtered = labels.slice(selector.length);
+  assert.deepEqual(filtered, ['trace_id']);
+  assert.ok(metadata.has('trace_id'), `trace_id is not structured metadata (${[...metadata]})`);
+  // The pipeline keeps the lines whose trace_id is the trace's.
+  assert.match(tree, /LabelFilter/, tree);
+  assert.ok(expr.includes('trace_id="4bf92f3577b34da6a3ce929d0e0e4736"'), expr);
+});

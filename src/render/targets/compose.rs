@@ -1,4 +1,9 @@
-//! `docker-compose.yml`: Prometheus, Loki, the chosen log shipper and Grafana.
+//! `docker-compose.yml`: Prometheus, Loki, the chosen log shipper, Tempo
+//! and Grafana.
+//!
+//! The service, on the host, exports its spans straight to Tempo's
+//! published OTLP/HTTP port rather than through Alloy: one hop less, and
+//! the same with either shipper (Promtail has no OTLP receiver).
 //!
 //! Paths are relative to the output directory (compose resolves them against
 //! the file's own directory). Grafana's admin password is never written here:
@@ -54,6 +59,7 @@ impl super::RenderTarget for Target {
             "grafana-data".to_string(),
             "loki-data".into(),
             "prometheus-data".into(),
+            "tempo-data".into(),
             shipper["volume"].as_str().unwrap_or_default().to_string(),
         ];
         volumes.sort();
@@ -93,6 +99,11 @@ impl super::RenderTarget for Target {
                     "publish": publish(s.prometheus.port, bind), "secrets": mounted(&creds.scrape) },
                 "loki": { "name": stack::LOKI, "image": s.loki.image, "port": s.loki.port,
                     "publish": publish(s.loki.port, bind) },
+                "tempo": { "name": stack::TEMPO, "image": s.tempo.image,
+                    "otlp_http": s.otlp.http,
+                    "publish": publish(s.tempo.port, bind),
+                    "publish_otlp": publish(s.otlp.http, bind),
+                    "data": format!("tempo-data:{}", stack::TEMPO_DATA) },
                 "grafana": { "name": stack::GRAFANA, "image": s.grafana.image, "port": s.grafana.port,
                     "publish": publish(s.grafana.port, bind_grafana), "secrets": mounted(&creds.grafana) },
                 "secrets": secrets,

@@ -114,6 +114,8 @@ pub fn render_json(ctx: &Ctx) -> Result<String, String> {
                     "ref_id": ref_id(j),
                     "expr": t.expr,
                     "legend": t.legend,
+                    // A latency query's exemplars: the traces of its requests.
+                    "exemplar": crate::render::links::shows_exemplars(m, p, &t.expr),
                 })
             })
             .collect();

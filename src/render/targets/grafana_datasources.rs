@@ -1,7 +1,9 @@
-//! `grafana/provisioning/datasources/datasources.yml`: Prometheus, Loki and
-//! the service's JSON datasource, with uids pinned from `stack.datasources`.
+//! `grafana/provisioning/datasources/datasources.yml`: Prometheus, Loki,
+//! Tempo and the service's JSON datasource, with uids pinned from
+//! `stack.datasources`, linked to each other (exemplars and logged trace
+//! ids to Tempo, spans to their logs and metrics; see [`links`]).
 
-use crate::render::{stack, Ctx};
+use crate::render::{links, stack, Ctx};
 use serde_json::json;
 
 pub struct Target;
@@ -31,6 +33,7 @@ impl super::RenderTarget for Target {
         let urls = Urls {
             prometheus: stack::prometheus_url(m),
             loki: stack::loki_url(m),
+            tempo: stack::tempo_url(m),
             json: stack::json_datasource_url(m),
             json_auth,
         };
@@ -42,6 +45,7 @@ impl super::RenderTarget for Target {
 pub struct Urls {
     pub prometheus: String,
     pub loki: String,
+    pub tempo: String,
     pub json: String,
     /// The header the JSON datasource sends, when its endpoints require one.
     pub json_auth: Option<JsonAuth>,
@@ -67,9 +71,13 @@ pub fn render_with(ctx: &Ctx, urls: &Urls) -> Result<String, String> {
         PATH,
         json!({
             "prometheus": { "uid": ds.prometheus, "url": urls.prometheus,
-                            "time_interval": m.stack.scrape_interval },
+                            "time_interval": m.stack.scrape_interval,
+                            "exemplars": links::exemplar_destinations(m) },
             "loki": { "uid": ds.loki, "url": urls.loki,
-                      "derived_fields": [crate::render::links::request_id_field(m)] },
+                      "derived_fields": [links::request_id_field(m), links::trace_id_field(m)] },
+            "tempo": { "uid": ds.tempo, "url": urls.tempo,
+                       "traces_to_logs": links::traces_to_logs(m),
+                       "traces_to_metrics": links::traces_to_metrics(m) },
             "json": { "uid": ds.json, "url": urls.json,
                       "name": format!("{} JSON", m.service.name),
                       "auth": urls.json_auth.as_ref().map(|a| json!({

@@ -10,7 +10,8 @@
 //! - `grafana-dashboard.yaml`, `grafana-datasources.yaml`: ConfigMaps the
 //!   Grafana sidecar loads (`grafana_dashboard: "1"`, `grafana_datasource: "1"`);
 //! - `alloy.yaml`: Alloy's pipeline for pods, with the same stages as
-//!   `alloy/config.alloy`.
+//!   `alloy/config.alloy`, and its OTLP receiver, which sends the pods'
+//!   spans on to Tempo (the Deployment's `OTEL_EXPORTER_OTLP_ENDPOINT`).
 
 use super::{grafana_dashboard, grafana_datasources, prometheus_rules};
 use crate::manifest::{KeyRef, SecretRef};
@@ -242,6 +243,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         &grafana_datasources::Urls {
             prometheus: k.prometheus_url.to_string(),
             loki: k.loki_url.to_string(),
+            tempo: k.tempo_url.to_string(),
             json: format!("{service_url}/grafana"),
             json_auth,
         },
@@ -287,7 +289,9 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             }
         })
         .collect();
+    let otlp = otlp(m)?;
     let mut pipeline = super::log_pipeline(ctx, &loki_push);
+    pipeline["otlp"] = otlp.clone();
     pipeline["cri"] = json!(true);
     pipeline["namespace"] = json!(k.namespace);
     pipeline["selector"] = json!(format!("app.kubernetes.io/name={name}"));
@@ -367,7 +371,33 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         "dashboard": grafana_dashboard::render_json(ctx)?,
         "datasources": datasources,
         "alloy_config": alloy_config,
+        "otlp": otlp,
         "labels": labels,
+    }))
+}
+
+/// Where the pods' spans go and what they say about the pod: the
+/// Deployment's `OTEL_*` values (escaped for the kubelet, which expands
+/// `$(VAR)`: only `$(POD_NAME)` is meant), and Alloy's receiver and exporter.
+fn otlp(m: &crate::manifest::Manifest) -> Result<Json, String> {
+    let k = &m.kubernetes;
+    let port = k
+        .otlp_url
+        .url()
+        .and_then(|u| u.port_or_known_default())
+        .ok_or_else(|| format!("kubernetes.otlp_url {:?} has no port", k.otlp_url.as_str()))?;
+    let resource = format!(
+        "k8s.pod.name=$({}),k8s.namespace.name={},k8s.deployment.name={}",
+        k8s_env::POD_NAME,
+        escape::kubernetes_env_value(&k.namespace),
+        escape::kubernetes_env_value(&m.service.name),
+    );
+    Ok(json!({
+        "endpoint": escape::kubernetes_env_value(k.otlp_url.as_str()),
+        "resource": resource,
+        "port": port,
+        "listen": format!("0.0.0.0:{port}"),
+        "tempo": k.tempo_otlp.as_str(),
     }))
 }
 

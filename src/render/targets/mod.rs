@@ -17,6 +17,7 @@ mod prometheus_config;
 mod prometheus_rule_tests;
 mod prometheus_rules;
 mod promtail;
+pub(crate) mod tempo;
 
 /// The registry: one line per target, in output order.
 pub static TARGETS: &[&dyn RenderTarget] = &[
@@ -25,6 +26,7 @@ pub static TARGETS: &[&dyn RenderTarget] = &[
     &prometheus_rule_tests::Target,
     &promtail::Target,
     &alloy::Target,
+    &tempo::Target,
     &grafana_datasources::Target,
     &grafana_dashboard_provider::Target,
     &grafana_dashboard::Target,
