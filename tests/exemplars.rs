@@ -14,16 +14,6 @@ use serde_json::Value;
 use std::collections::BTreeSet;
 use std::time::{Duration, Instant};
 
-/// Tracing on (the exporter's endpoint need not answer for spans to exist).
-pub fn traced(manifest: &std::path::Path) {
-    let text = std::fs::read_to_string(manifest).unwrap();
-    std::fs::write(
-        manifest,
-        format!("{text}\ntracing:\n  endpoint: http://127.0.0.1:9\n"),
-    )
-    .unwrap();
-}
-
 fn trace(i: usize) -> String {
     format!("{:032x}", 0xe8e3_0000_0000u64 + i as u64)
 }
@@ -51,11 +41,18 @@ async fn exemplar_traces(prom: &Prometheus, query: &str) -> BTreeSet<String> {
     out
 }
 
+/// The end-to-end path: Prometheus (exemplar storage) scrapes the
+/// real server in OpenMetrics; an OTLP receiver that decodes with the
+/// OpenTelemetry protobuf definitions gets the spans. Every exemplar's
+/// trace is a trace the receiver got, whose server span has the incoming
+/// span as parent and follows the HTTP conventions, and whose request's log
+/// line carries the same ids; a request refused before routing has a span.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn prometheus_stores_the_sampled_requests_as_exemplars() {
+    let receiver = common::otlp::Otlp::start().await;
     let dir = tempdir();
     let base = copy_default_manifest(dir.path());
-    traced(&base);
+    common::export_to(&base, &receiver.base);
     let srv = Server::start(&base, dir.path());
     let (_, out) = render_for_test_server(&base, dir.path(), srv.port);
     let prom = Prometheus::start_with(
@@ -124,4 +121,51 @@ async fn prometheus_stores_the_sampled_requests_as_exemplars() {
         .map(|v| v.as_str().unwrap())
         .collect();
     assert!(les.contains(&"1") && les.contains(&"0.005"), "{les:?}");
+
+    // Metric → exemplar → trace: each exemplar's trace is one the receiver
+    // got, its server span a child of the caller's span.
+    let refused = trace(99);
+    c.get(srv.url("/no/such/route"))
+        .header("traceparent", format!("00-{refused}-00000000000000cc-01"))
+        .send()
+        .await
+        .unwrap();
+    let wait = Duration::from_secs(15);
+    for t in counted.iter().chain(&timed) {
+        let i = (0..8).find(|i| trace(*i) == *t).unwrap();
+        let span = receiver
+            .wait_for(wait, |r| r.trace_id() == *t && r.span.kind == 2)
+            .await
+            .unwrap_or_else(|| panic!("no span of trace {t}; stderr:\n{}", srv.stderr()));
+        assert_eq!(span.parent_id(), format!("{:016x}", i + 1));
+        let route = ["/products", "/users"][i % 2];
+        assert_eq!(span.span.name, format!("GET {route}"));
+        assert_eq!(span.attr("http.route").as_deref(), Some(route));
+        assert_eq!(span.attr("http.request.method").as_deref(), Some("GET"));
+        assert_eq!(
+            span.attr("http.response.status_code").as_deref(),
+            Some("200")
+        );
+        assert_eq!(span.attr("url.path").as_deref(), Some(route));
+        assert_eq!(
+            span.resource("service.name").as_deref(),
+            Some("ecommerce-api")
+        );
+    }
+    assert!(receiver
+        .wait_for(wait, |r| r.trace_id() == refused)
+        .await
+        .is_some());
+    assert!(receiver.spans().iter().all(|r| r.trace_id() != unsampled));
+    assert!(srv.stop().success());
+    // Trace → logs: the request lines carry the same trace ids.
+    let lines = log_lines(dir.path());
+    for t in counted.iter().chain(&timed).chain([&refused]) {
+        assert!(
+            lines
+                .iter()
+                .any(|l| l["trace_id"] == t.as_str() && l["logger"] == "telltale::http"),
+            "no request line with trace_id {t}"
+        );
+    }
 }

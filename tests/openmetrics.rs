@@ -46,8 +46,10 @@ fn hand_made() -> Vec<MetricFamily> {
 
     let mut u = Untyped::default();
     u.set_value(7.0);
-    let mut m = Metric::default();
-    m.untyped = Some(u).into();
+    let m = Metric {
+        untyped: Some(u).into(),
+        ..Default::default()
+    };
     let mut untyped = MetricFamily::default();
     untyped.set_name("legacy_value".into());
     untyped.set_help("".into());
@@ -210,8 +212,6 @@ fn every_family_type_with_exemplars_parses_as_openmetrics() {
     assert!((ts - 1_765_000_000.123).abs() < 1e-6, "{ts}");
 }
 
-const TRACED: &str = "\ntracing:\n  endpoint: http://127.0.0.1:9\n";
-
 fn sampled(i: usize) -> (String, String) {
     (
         format!("{:032x}", 0x5eed_0000 + i),
@@ -223,8 +223,7 @@ fn sampled(i: usize) -> (String, String) {
 async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
     let dir = tempdir();
     let manifest = copy_default_manifest(dir.path());
-    let text = std::fs::read_to_string(&manifest).unwrap();
-    std::fs::write(&manifest, format!("{text}{TRACED}")).unwrap();
+    common::export_to(&manifest, "http://127.0.0.1:9");
     let srv = Server::start(&manifest, dir.path());
     let c = reqwest::Client::new();
     // Sampled by their caller, then not sampled.

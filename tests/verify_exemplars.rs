@@ -17,12 +17,7 @@ use std::time::{Duration, Instant};
 async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
     let dir = tempdir();
     let base = copy_default_manifest(dir.path());
-    let text = std::fs::read_to_string(&base).unwrap();
-    std::fs::write(
-        &base,
-        format!("{text}\ntracing:\n  endpoint: http://127.0.0.1:9\n"),
-    )
-    .unwrap();
+    common::export_to(&base, "http://127.0.0.1:9");
     let srv = Server::start(&base, dir.path());
     let (rendered, out) = render_for_test_server(&base, dir.path(), srv.port);
     let manifest = dir.path().join("verify.yaml");

@@ -299,9 +299,10 @@ mod tests {
     }
 
     fn manifest(endpoint: &str) -> Tracing {
-        let mut t = Tracing::default();
-        t.endpoint = Some(crate::manifest::values::HttpUrl::parse(endpoint).unwrap());
-        t
+        Tracing {
+            endpoint: Some(crate::manifest::values::HttpUrl::parse(endpoint).unwrap()),
+            ..Tracing::default()
+        }
     }
 
     #[test]

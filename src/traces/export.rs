@@ -17,9 +17,13 @@ use opentelemetry_proto::tonic::resource::v1::Resource;
 use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
 use prost::Message;
 use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
-use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::mpsc::{self, Receiver, SyncSender, TryRecvError, TrySendError};
 use std::sync::{Arc, OnceLock};
 use std::time::{Duration, Instant};
+
+/// How long the writer sleeps between drains of the queue while a batch
+/// is open.
+const GATHER: Duration = Duration::from_millis(5);
 
 /// The most bytes of an export's response read (for its error message or
 /// its partial-success count).
@@ -179,42 +183,60 @@ impl Writer {
         })
     }
 
+    /// Gathers batches: blocks on the channel only while no batch is open
+    /// (one wake-up per batch); while one is, sleeps [`GATHER`] at a time
+    /// and drains what was queued meanwhile, so that queueing a span never
+    /// wakes this thread. `bench/run` measured waking it per span at 0.39
+    /// wake-ups and 0.36 preemptions of a worker per request on 2 cores.
     fn run(mut self, rx: Receiver<Msg>) {
         let mut batch: Vec<SpanRecord> = Vec::with_capacity(self.cfg.batch.min(4096));
-        let mut first: Option<Instant> = None;
+        let mut opened: Option<Instant> = None;
         loop {
-            let wait = match first {
-                Some(t) => self.cfg.delay.saturating_sub(t.elapsed()),
-                None => Duration::from_secs(3600),
-            };
-            match rx.recv_timeout(wait) {
-                Ok(Msg::Span(span)) => {
-                    first.get_or_insert_with(Instant::now);
-                    batch.push(*span);
-                    if batch.len() >= self.cfg.batch {
-                        self.export(&mut batch);
-                        first = None;
+            loop {
+                match rx.try_recv() {
+                    Ok(m) => self.take(m, &mut batch, &mut opened),
+                    Err(TryRecvError::Empty) => break,
+                    Err(TryRecvError::Disconnected) => {
+                        while !batch.is_empty() {
+                            self.export(&mut batch);
+                        }
+                        return;
                     }
                 }
-                Ok(Msg::Flush(ack)) => {
+            }
+            match opened {
+                Some(t) if t.elapsed() >= self.cfg.delay => {
                     while !batch.is_empty() {
                         self.export(&mut batch);
                     }
-                    first = None;
-                    let _ = ack.send(());
+                    opened = None;
                 }
-                Err(RecvTimeoutError::Timeout) => {
-                    if !batch.is_empty() {
-                        self.export(&mut batch);
-                    }
-                    first = None;
+                Some(t) => std::thread::sleep(GATHER.min(self.cfg.delay - t.elapsed())),
+                None => match rx.recv() {
+                    Ok(m) => self.take(m, &mut batch, &mut opened),
+                    Err(_) => return,
+                },
+            }
+        }
+    }
+
+    /// Adds a span to the open batch (sending it when full), or flushes.
+    fn take(&mut self, m: Msg, batch: &mut Vec<SpanRecord>, opened: &mut Option<Instant>) {
+        match m {
+            Msg::Span(span) => {
+                opened.get_or_insert_with(Instant::now);
+                batch.push(*span);
+                if batch.len() >= self.cfg.batch {
+                    self.export(batch);
+                    *opened = None;
                 }
-                Err(RecvTimeoutError::Disconnected) => {
-                    if !batch.is_empty() {
-                        self.export(&mut batch);
-                    }
-                    return;
+            }
+            Msg::Flush(ack) => {
+                while !batch.is_empty() {
+                    self.export(batch);
                 }
+                *opened = None;
+                let _ = ack.send(());
             }
         }
     }

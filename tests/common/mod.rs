@@ -189,6 +189,17 @@ pub fn edit(path: &Path, from: &str, to: &str) {
     std::fs::write(path, text.replacen(from, to, 1)).unwrap();
 }
 
+/// Points the demo manifest's `tracing.endpoint` (the stack's Tempo) at
+/// `endpoint`: tracing stays on (spans exist, and are sampled, whether or
+/// not the endpoint answers).
+pub fn export_to(manifest: &Path, endpoint: &str) {
+    edit(
+        manifest,
+        "endpoint: http://127.0.0.1:4318",
+        &format!("endpoint: {endpoint}"),
+    );
+}
+
 /// Runs the binary with `args`; returns (status, stdout, stderr).
 pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
     let out = Command::new(bin())
