@@ -405,10 +405,16 @@ impl LogLayer {
         line.push_str(",\"message\":");
         push_json_str(line, message);
         super::identity::push(line);
+        // The innermost child span the event is in (its `span_id`).
+        let mut child = None;
         if let Some(scope) = ctx.event_scope(event) {
             for span in scope.from_root() {
                 spans_text.push_str(span.name());
-                if let Some(f) = span.extensions().get::<SpanFields>() {
+                let ext = span.extensions();
+                if let Some(c) = ext.get::<super::spans::ChildSpan>() {
+                    child = Some(c.span_id);
+                }
+                if let Some(f) = ext.get::<SpanFields>() {
                     line.push_str(f.json());
                     if !f.text().is_empty() {
                         spans_text.push('{');
@@ -419,13 +425,16 @@ impl LogLayer {
                 spans_text.push_str(": ");
             }
         }
-        super::request::with_current(|r, route, caller| {
+        super::request::with_current(|r, route, caller, span| {
             push_request_fields(line, spans_text, r);
             if let Some(route) = route {
                 push_span_field(line, spans_text, "route", route);
             }
             if let Some(caller) = caller {
                 push_span_field(line, spans_text, "caller", caller);
+            }
+            if let Some(s) = span {
+                push_trace_fields(line, spans_text, s.trace_id, child.unwrap_or(s.span_id));
             }
         });
         line.push_str(json);
@@ -481,6 +490,29 @@ pub(super) fn push_request_fields(line: &mut String, spans_text: &mut String, r:
     }
     push_text_str(spans_text, r.path());
     spans_text.push_str("}: ");
+}
+
+/// Appends `trace_id` and `span_id` (hex digits: no escape needed).
+pub(super) fn push_trace_fields(
+    line: &mut String,
+    spans_text: &mut String,
+    trace: crate::traces::TraceId,
+    span: crate::traces::SpanId,
+) {
+    let (t, s) = (trace.hex(), span.hex());
+    for part in [
+        ",\"trace_id\":\"",
+        t.as_str(),
+        "\",\"span_id\":\"",
+        s.as_str(),
+        "\"",
+    ] {
+        line.push_str(part);
+    }
+    spans_text.truncate(spans_text.len() - 3);
+    for part in [" trace_id=", t.as_str(), " span_id=", s.as_str(), "}: "] {
+        spans_text.push_str(part);
+    }
 }
 
 /// Appends `,"name":value` to the JSON line and ` name=value` inside the

@@ -17,6 +17,7 @@ mod pagecache;
 pub mod request;
 mod request_line;
 mod sink;
+mod spans;
 
 pub use request_line::RequestLine;
 
@@ -152,6 +153,7 @@ fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<Lo
             output: Output::Sink(sink.clone()),
             ansi,
         })
+        .with(spans::SpanLayer)
         .try_init()
         .map_err(|e| format!("cannot install the logger: {e}"))?;
     request_line::install(sink);

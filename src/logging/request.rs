@@ -14,6 +14,7 @@
 //! a tag in the response's extensions, which cost two allocations per
 //! request (the extensions map and its table).
 
+use crate::traces::span::{Event, Events};
 use crate::traces::SpanContext;
 use arrayvec::ArrayString;
 use poem::http::{HeaderValue, Method};
@@ -243,6 +244,9 @@ pub struct Context {
     pub(super) caller: std::cell::OnceCell<Box<Caller>>,
     /// The request's span, when tracing is on.
     span: Option<SpanContext>,
+    /// What was logged in the request outside a child span, when its span
+    /// is sampled: the server span's events.
+    events: std::cell::RefCell<Events>,
 }
 
 impl Context {
@@ -254,7 +258,13 @@ impl Context {
             template: Cell::new(None),
             caller: std::cell::OnceCell::new(),
             span: None,
+            events: std::cell::RefCell::default(),
         }
+    }
+
+    /// The server span's events (see [`push_event`]).
+    pub fn take_events(&mut self) -> Events {
+        std::mem::take(self.events.get_mut())
     }
 
     /// This context, in the trace of `span`: the request's log lines carry
@@ -384,15 +394,29 @@ pub fn current_span() -> Option<SpanContext> {
     CURRENT.try_with(|c| c.span).ok().flatten()
 }
 
+/// Adds `e` to the current request's server span (a no-op outside a
+/// request or when its span is not sampled).
+pub fn push_event(e: Event) {
+    let _ = CURRENT.try_with(|c| {
+        if c.span.is_some_and(|s| s.sampled) {
+            if let Ok(mut events) = c.events.try_borrow_mut() {
+                events.push(e);
+            }
+        }
+    });
+}
+
 /// The current request's id (`None` outside a request).
 pub fn current_id() -> Option<RequestId> {
     CURRENT.try_with(|c| c.id.clone()).ok().flatten()
 }
 
 /// Calls `f` with the current request's fields, if any, its route
-/// template once the router has found it, and its caller once known (when
-/// `logging.fields` lists `caller`).
-pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>, Option<&str>)) {
+/// template once the router has found it, its caller once known (when
+/// `logging.fields` lists `caller`) and its span (when tracing is on).
+pub(super) fn with_current(
+    f: impl FnOnce(&RequestFields, Option<&'static str>, Option<&str>, Option<SpanContext>),
+) {
     let _ = CURRENT.try_with(|c| {
         if let Some(fields) = &c.fields {
             let caller = c.caller.get().filter(|_| caller_logged());
@@ -400,6 +424,7 @@ pub(super) fn with_current(f: impl FnOnce(&RequestFields, Option<&'static str>, 
                 fields,
                 c.template.get(),
                 caller.map(|p| p.principal.as_str()),
+                c.span,
             )
         }
     });

@@ -17,7 +17,7 @@
 
 use super::layer::{
     console_level, json_level, now_micros, push_json_str, push_request_fields, push_span_field,
-    push_text_str, push_thousandths, push_timestamp_at, push_u64,
+    push_text_str, push_thousandths, push_timestamp_at, push_trace_fields, push_u64,
 };
 use super::request::RequestFields;
 use super::sink::Sink;
@@ -39,6 +39,8 @@ pub struct RequestLine {
     pub route: &'static str,
     /// The authenticated caller's principal, if any.
     pub caller: Option<super::request::Name>,
+    /// The request's trace and server span, when tracing is on.
+    pub trace: Option<(crate::traces::TraceId, crate::traces::SpanId)>,
 }
 
 /// Where request lines go: the sink of the installed logger, if any.
@@ -110,6 +112,9 @@ impl RequestLine {
         push_request_fields(file, spans, &self.fields);
         if let Some(caller) = &self.caller {
             push_span_field(file, spans, "caller", caller.as_str());
+        }
+        if let Some((trace, span)) = self.trace {
+            push_trace_fields(file, spans, trace, span);
         }
         file.push_str(",\"status\":");
         push_u64(file, self.status.into());
@@ -250,6 +255,7 @@ mod tests {
                         duration_us: *micros,
                         route,
                         caller,
+                        trace: None,
                     };
                     sink.push_record(now_micros(), line);
                 }
@@ -280,6 +286,7 @@ mod tests {
             duration_us: 1,
             route: "/",
             caller: None,
+            trace: None,
         };
         for (status, level, message) in [
             (200, Level::INFO, "request completed"),

@@ -874,6 +874,7 @@ pub(super) mod tests {
             duration_us: 1,
             route: "/r",
             caller: None,
+            trace: None,
         }
     }
 

@@ -115,6 +115,48 @@ pub enum SecretRef {
     File(String),
 }
 
+/// The largest secret read (a key list, a PEM key, a header value).
+pub const SECRET_LIMIT: u64 = 1 << 20;
+
+impl SecretRef {
+    /// Reads the secret, a file relative to `base_dir` (the manifest's
+    /// directory; `None` for the embedded manifest): its text, and where it
+    /// came from for messages (`$VAR` or the path; never the value).
+    pub fn read(&self, base_dir: Option<&std::path::Path>) -> Result<(String, String), String> {
+        match self {
+            SecretRef::Env(name) => {
+                let shown = format!("${name}");
+                match std::env::var(name) {
+                    Ok(v) if v.len() as u64 > SECRET_LIMIT => {
+                        Err(format!("{shown} is over {SECRET_LIMIT} bytes"))
+                    }
+                    Ok(v) => Ok((v, shown)),
+                    Err(std::env::VarError::NotPresent) => {
+                        Err(format!("the environment variable {name} is not set"))
+                    }
+                    Err(std::env::VarError::NotUnicode(_)) => {
+                        Err(format!("the environment variable {name} is not UTF-8"))
+                    }
+                }
+            }
+            SecretRef::File(path) => {
+                let full = match base_dir {
+                    Some(base) => base.join(path),
+                    None => std::path::PathBuf::from(path),
+                };
+                let shown = full.display().to_string();
+                let text = super::load::read_bounded(
+                    &full,
+                    SECRET_LIMIT,
+                    "secret file",
+                    "the secret limit",
+                )?;
+                Ok((text, shown))
+            }
+        }
+    }
+}
+
 /// `{env: NAME}` or `{file: path}`, exactly one.
 #[derive(Debug, Clone, Default, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]

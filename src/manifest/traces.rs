@@ -13,6 +13,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use std::collections::BTreeMap;
 
+/// The most spans `tracing.queue` may hold.
+pub const MAX_QUEUE: i64 = 1 << 20;
+
 /// `tracing`: the OTLP exporter and the sampler.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]

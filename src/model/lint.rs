@@ -235,6 +235,16 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &[&str])] = &[
     ),
     ("telltale_log_lines_dropped_total", MetricType::Counter, &[]),
     ("telltale_log_writer_up", MetricType::Gauge, &[]),
+    (
+        "telltale_trace_spans_exported_total",
+        MetricType::Counter,
+        &[],
+    ),
+    (
+        "telltale_trace_spans_dropped_total",
+        MetricType::Counter,
+        &["reason"],
+    ),
     ("telltale_accept_errors_total", MetricType::Counter, &[]),
     (
         "telltale_connections_timed_out_total",

@@ -4,8 +4,7 @@
 
 use crate::manifest::{Diagnostics, Manifest, Source};
 
-/// The most spans `tracing.queue` may hold.
-pub const MAX_QUEUE: i64 = 1 << 20;
+use crate::manifest::traces::MAX_QUEUE;
 
 /// Every `tracing` error, located.
 pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {

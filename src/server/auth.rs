@@ -30,8 +30,6 @@ use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The shortest key accepted: shorter ones are guessable.
 pub const MIN_KEY_LEN: usize = 16;
-/// The largest key or JWT key text read.
-const SECRET_LIMIT: u64 = 1 << 20;
 /// Refusal warnings logged per second at most; the rest are counted and
 /// reported with the next one logged.
 pub const WARNINGS_PER_SECOND: u64 = 10;
@@ -182,37 +180,7 @@ pub struct Schemes {
 /// Reads a secret (`{env: NAME}` or `{file: path}`) with a bound; the error
 /// names the reference, never the value.
 pub fn read_secret(r: &SecretRef, model: &Model) -> Result<(String, String), String> {
-    match r {
-        SecretRef::Env(name) => {
-            let shown = format!("${name}");
-            match std::env::var(name) {
-                Ok(v) if v.len() as u64 > SECRET_LIMIT => {
-                    Err(format!("{shown} is over {SECRET_LIMIT} bytes"))
-                }
-                Ok(v) => Ok((v, shown)),
-                Err(std::env::VarError::NotPresent) => {
-                    Err(format!("the environment variable {name} is not set"))
-                }
-                Err(std::env::VarError::NotUnicode(_)) => {
-                    Err(format!("the environment variable {name} is not UTF-8"))
-                }
-            }
-        }
-        SecretRef::File(path) => {
-            let full = match &model.source.base_dir {
-                Some(base) => base.join(path),
-                None => std::path::PathBuf::from(path),
-            };
-            let shown = full.display().to_string();
-            let text = crate::manifest::load::read_bounded(
-                &full,
-                SECRET_LIMIT,
-                "secret file",
-                "the secret limit",
-            )?;
-            Ok((text, shown))
-        }
-    }
+    r.read(model.source.base_dir.as_deref())
 }
 
 impl Schemes {

@@ -56,6 +56,10 @@ impl Process {
             self_metrics::LogWriter::new().map_err(|e| e.to_string())?,
         ))
         .map_err(|e| format!("cannot register the log writer's metrics: {e}"))?;
+        own.register(Box::new(
+            self_metrics::Traces::new().map_err(|e| e.to_string())?,
+        ))
+        .map_err(|e| format!("cannot register the trace exporter's metrics: {e}"))?;
         let connections = Arc::new(limits::Counts::default());
         own.register(Box::new(
             self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
@@ -259,6 +263,7 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
                 _ => "the request is malformed",
             };
             let peer = r.peer.map(|p| p.to_string()).unwrap_or_default();
+            trace_rejection(&r);
             tracing::warn!(
                 target: "telltale::http",
                 status = r.status,
@@ -267,6 +272,79 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
                 "request refused before routing: {reason}"
             );
         });
+}
+
+/// Installs the span exporter when the manifest's `tracing:` or the
+/// `OTEL_*` environment variables name an endpoint (read once, here: a
+/// reload does not change where spans go).
+fn start_tracing(model: &Model, instance: &str) -> Result<(), String> {
+    let svc = &model.manifest.service;
+    let service = crate::traces::config::Service {
+        name: &svc.name,
+        version: &svc.version,
+        instance,
+    };
+    let env = |k: &str| std::env::var(k).ok();
+    let cfg = crate::traces::config::resolve(
+        &model.manifest.tracing,
+        &service,
+        model.source.base_dir.as_deref(),
+        &env,
+    )
+    .map_err(|e| format!("tracing: {e}"))?;
+    let Some(cfg) = cfg else {
+        return Ok(());
+    };
+    let (url, sampler, ratio) = (cfg.url.clone(), cfg.sampling.sampler, cfg.sampling.ratio);
+    if crate::traces::tracer().is_none() {
+        crate::traces::export::install(cfg).map_err(|e| format!("tracing: {e}"))?;
+    }
+    tracing::info!(
+        target: "telltale::traces",
+        endpoint = %url,
+        sampler = sampler.as_str(),
+        ratio,
+        "spans are exported over OTLP/HTTP"
+    );
+    Ok(())
+}
+
+/// A request hyper refused before routing is a server span too: a new
+/// trace (its headers were not read), named by its method alone.
+fn trace_rejection(r: &limits::Rejected) {
+    let Some(t) = crate::traces::tracer() else {
+        return;
+    };
+    let s = t.start(None);
+    if !s.sampled {
+        return;
+    }
+    let now = crate::traces::span::now_ns();
+    // A method no route serves: `_OTHER`, as the conventions name it.
+    let method = r.method.map_or_else(
+        || poem::http::Method::from_bytes(b"_OTHER").unwrap_or_default(),
+        |m| m.to_http(),
+    );
+    t.submit(crate::traces::span::SpanRecord {
+        trace_id: s.trace_id,
+        span_id: s.span_id,
+        parent: None,
+        trace_state: None,
+        start_ns: now,
+        end_ns: now,
+        body: crate::traces::span::Body::Server(Box::new(crate::traces::span::Http {
+            method,
+            route: None,
+            status: r.status,
+            path: "".into(),
+            scheme: "http",
+            host: None,
+            port: 0,
+            user_agent: None,
+        })),
+        events: Default::default(),
+        error: None,
+    });
 }
 
 /// Where to listen (overrides of the manifest's `service.host`/`port`).
@@ -297,6 +375,7 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     let declared = model.manifest.scrape_targets();
     let instance = crate::logging::identity::instance(bound, &declared);
     crate::logging::identity::set(&svc.name, &instance);
+    start_tracing(&model, &instance)?;
     tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
     let process = Process::new()?;
     let app = assemble_after(model.clone(), process.clone(), None)?;
@@ -358,6 +437,10 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
         .await
         .map_err(|e| format!("server error: {e}"));
     reloader.abort();
+    // The spans of the drained requests are exported before the process ends.
+    if let Some(t) = crate::traces::tracer() {
+        t.flush();
+    }
     served?;
     tracing::info!(target: "telltale::server", "server stopped");
     Ok(())

@@ -7,13 +7,87 @@ use super::routes::error_response;
 use super::Runtime;
 use crate::logging::request::{self, Context, RequestFields, RequestId};
 use crate::logging::RequestLine;
-use poem::http::{header, HeaderName, StatusCode};
+use crate::traces::span::{self, SpanRecord};
+use crate::traces::{SpanContext, TraceParent};
+use poem::http::{header, HeaderName, HeaderValue, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
 use std::sync::Arc;
 use std::time::Instant;
 
 /// A constant name: inserting a `&str` name parses and allocates it per request.
 const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
+const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
+const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
+
+/// What a recorded server span needs of its request, copied before the
+/// request moves into the handler.
+struct Traced {
+    start_ns: u64,
+    method: poem::http::Method,
+    path: Box<str>,
+    scheme: &'static str,
+    host: Option<Box<str>>,
+    port: u16,
+    user_agent: Option<Box<str>>,
+    trace_state: Option<HeaderValue>,
+}
+
+impl Traced {
+    fn of(req: &Request) -> Traced {
+        let headers = req.headers();
+        let text = |name| headers.get(name).and_then(span::header_text);
+        Traced {
+            start_ns: crate::traces::span::now_ns(),
+            method: req.method().clone(),
+            path: span::cut(req.uri().path(), span::MAX_VALUE).into(),
+            scheme: if req.uri().scheme_str() == Some("https") {
+                "https"
+            } else {
+                "http"
+            },
+            host: text(header::HOST),
+            port: req
+                .local_addr()
+                .as_socket_addr()
+                .map_or(0, std::net::SocketAddr::port),
+            user_agent: text(header::USER_AGENT),
+            trace_state: headers
+                .get(TRACESTATE)
+                .filter(|v| v.to_str().is_ok_and(crate::traces::ids::valid_tracestate))
+                .cloned(),
+        }
+    }
+
+    fn finish(
+        self,
+        s: SpanContext,
+        route: Option<&'static str>,
+        status: u16,
+        elapsed: std::time::Duration,
+        events: span::Events,
+    ) -> SpanRecord {
+        SpanRecord {
+            trace_id: s.trace_id,
+            span_id: s.span_id,
+            parent: s.parent,
+            trace_state: self.trace_state,
+            start_ns: self.start_ns,
+            end_ns: self.start_ns + elapsed.as_nanos() as u64,
+            body: span::Body::Server(Box::new(span::Http {
+                method: self.method,
+                route,
+                status,
+                path: self.path,
+                scheme: self.scheme,
+                host: self.host,
+                port: self.port,
+                user_agent: self.user_agent,
+            })),
+            events,
+            error: (status >= 500).then(|| format!("HTTP {status}").into()),
+        }
+    }
+}
 
 pub struct Observe<E> {
     inner: E,
@@ -45,6 +119,21 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let fields = request::wanted()
             .then(|| RequestFields::new(&rid, req.method().clone(), req.uri().path()));
         let ctx = Context::with_id(rid, fields);
+        // The request's span, continuing the caller's trace; what only a
+        // recorded span needs is copied out of the request only when it is.
+        let span = crate::traces::tracer().map(|t| {
+            let incoming = req
+                .headers()
+                .get(TRACEPARENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(TraceParent::parse);
+            t.start(incoming.as_ref())
+        });
+        let traced = span.filter(|s| s.sampled).map(|_| Traced::of(&req));
+        let ctx = match span {
+            Some(s) => ctx.in_span(s),
+            None => ctx,
+        };
         let too_big = req
             .headers()
             .get(header::CONTENT_LENGTH)
@@ -79,6 +168,10 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
             resp.headers_mut().insert(REQUEST_ID, rid.into_header());
         }
         let caller = ctx.caller().filter(|_| request::caller_logged());
+        if let (Some(t), Some(s), Some(traced)) = (crate::traces::tracer(), span, traced) {
+            let template = ctx.route().map(|r| self.rt.http.template(r));
+            t.submit(traced.finish(s, template, status, elapsed, ctx.take_events()));
+        }
         if let Some(fields) = ctx.into_fields() {
             RequestLine {
                 fields,
@@ -86,6 +179,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
                 duration_us: (elapsed.as_secs_f64() * 1e6).round() as u64,
                 route: self.rt.http.template(route),
                 caller,
+                trace: span.map(|s| (s.trace_id, s.span_id)),
             }
             .log();
         }

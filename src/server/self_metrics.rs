@@ -101,6 +101,71 @@ impl Collector for LogWriter {
     }
 }
 
+/// `telltale_trace_spans_exported_total` and
+/// `telltale_trace_spans_dropped_total{reason}` (`queue_full`,
+/// `export_failed`), read from the span exporter at each scrape (zero
+/// while tracing is off).
+pub struct Traces {
+    exported: prometheus::IntCounter,
+    dropped: IntCounterVec,
+}
+
+impl Traces {
+    pub fn new() -> prometheus::Result<Traces> {
+        let dropped = IntCounterVec::new(
+            Opts::new(
+                "telltale_trace_spans_dropped_total",
+                "Spans not exported: the export queue was full (queue_full), or their export failed or was rejected (export_failed).",
+            ),
+            &["reason"],
+        )?;
+        // Both series exist from the start, so that a rate over them works
+        // before the first drop.
+        for reason in ["queue_full", "export_failed"] {
+            dropped.with_label_values(&[reason]);
+        }
+        Ok(Traces {
+            exported: prometheus::IntCounter::new(
+                "telltale_trace_spans_exported_total",
+                "Spans the OTLP receiver accepted.",
+            )?,
+            dropped,
+        })
+    }
+}
+
+impl Collector for Traces {
+    fn desc(&self) -> Vec<&Desc> {
+        let mut d = self.exported.desc();
+        d.extend(self.dropped.desc());
+        d
+    }
+    fn collect(&self) -> Vec<MetricFamily> {
+        use std::sync::atomic::Ordering::Relaxed;
+        if let Some(s) = crate::traces::stats() {
+            for (c, total) in [
+                (self.exported.clone(), s.exported.load(Relaxed)),
+                (
+                    self.dropped.with_label_values(&["queue_full"]),
+                    s.dropped_queue_full.load(Relaxed),
+                ),
+                (
+                    self.dropped.with_label_values(&["export_failed"]),
+                    s.dropped_export_failed.load(Relaxed),
+                ),
+            ] {
+                let have = c.get();
+                if total > have {
+                    c.inc_by(total - have);
+                }
+            }
+        }
+        let mut f = self.exported.collect();
+        f.extend(self.dropped.collect());
+        f
+    }
+}
+
 /// `telltale_accept_errors_total` and `telltale_connections_timed_out_total`,
 /// read from the connection limits at each scrape.
 pub struct Connections {

@@ -7,8 +7,12 @@
 //! request's [`SpanContext`] (held in the request's context,
 //! `logging::request`), the sampler, and the exporter.
 
+pub mod config;
+pub mod export;
 pub mod ids;
+pub mod span;
 
+pub use export::{stats, tracer, Tracer};
 pub use ids::{SpanId, TraceId, TraceParent};
 
 use crate::manifest::traces::Sampler;

@@ -1,0 +1,310 @@
+//! The OTLP/HTTP exporter: request threads queue finished spans into a
+//! bounded channel ([`Tracer::submit`], never blocking: a full queue drops
+//! the span and counts it); one writer thread batches them (up to `batch`
+//! spans, or `delay` after the first), encodes each batch as an OTLP
+//! `ExportTraceServiceRequest` (protobuf, from the official definitions)
+//! and posts it. A failed export drops its batch, counts its spans and is
+//! logged once per outage, with a second line when export works again.
+
+use super::config::Config;
+use super::span::SpanRecord;
+use super::{SpanContext, TraceParent};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use opentelemetry_proto::tonic::resource::v1::Resource;
+use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
+use prost::Message;
+use std::sync::atomic::{AtomicU64, Ordering::Relaxed};
+use std::sync::mpsc::{self, Receiver, RecvTimeoutError, SyncSender, TrySendError};
+use std::sync::{Arc, OnceLock};
+use std::time::{Duration, Instant};
+
+/// The most bytes of an export's response read (for its error message or
+/// its partial-success count).
+const MAX_RESPONSE: usize = 64 << 10;
+
+/// What the exporter has done, for `telltale_trace_*` metrics.
+#[derive(Debug, Default)]
+pub struct Stats {
+    /// Spans the receiver accepted.
+    pub exported: AtomicU64,
+    /// Spans dropped because the queue was full.
+    pub dropped_queue_full: AtomicU64,
+    /// Spans dropped because their export failed (or the receiver rejected
+    /// them).
+    pub dropped_export_failed: AtomicU64,
+}
+
+enum Msg {
+    Span(Box<SpanRecord>),
+    /// Export what is queued, then answer.
+    Flush(mpsc::Sender<()>),
+}
+
+/// The process's tracer: the sampler and the exporter's queue.
+pub struct Tracer {
+    sampling: super::Sampling,
+    tx: SyncSender<Msg>,
+    stats: Arc<Stats>,
+    timeout: Duration,
+}
+
+static TRACER: OnceLock<Tracer> = OnceLock::new();
+
+/// The installed tracer (`None`: tracing is off, which costs one load).
+pub fn tracer() -> Option<&'static Tracer> {
+    TRACER.get()
+}
+
+/// What the exporter has done, if tracing is on.
+pub fn stats() -> Option<&'static Stats> {
+    TRACER.get().map(|t| &*t.stats)
+}
+
+/// Starts the writer thread and installs the tracer for the process. A
+/// second call (the first one's tracer stays) is an error.
+pub fn install(cfg: Config) -> Result<(), String> {
+    let (tx, rx) = mpsc::sync_channel(cfg.queue);
+    let stats = Arc::new(Stats::default());
+    let tracer = Tracer {
+        sampling: cfg.sampling,
+        tx,
+        stats: stats.clone(),
+        timeout: cfg.timeout,
+    };
+    if TRACER.set(tracer).is_err() {
+        return Err("a tracer is already installed in this process".into());
+    }
+    let writer = Writer::new(cfg, stats)?;
+    std::thread::Builder::new()
+        .name("telltale-trace".into())
+        .spawn(move || writer.run(rx))
+        .map_err(|e| format!("cannot start the trace exporter thread: {e}"))?;
+    Ok(())
+}
+
+impl Tracer {
+    /// This request's span, continuing `incoming` when it came with one.
+    pub fn start(&self, incoming: Option<&TraceParent>) -> SpanContext {
+        self.sampling.start(incoming)
+    }
+
+    /// Queues a finished span, or drops and counts it when the queue is
+    /// full. Never waits.
+    pub fn submit(&self, span: SpanRecord) {
+        match self.tx.try_send(Msg::Span(Box::new(span))) {
+            Ok(()) => {}
+            Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
+                self.stats.dropped_queue_full.fetch_add(1, Relaxed);
+            }
+        }
+    }
+
+    /// Exports everything queued so far; waits at most the export timeout
+    /// and a second (graceful shutdown).
+    pub fn flush(&self) {
+        let (ack, done) = mpsc::channel();
+        let until = Instant::now() + self.timeout + Duration::from_secs(1);
+        let mut msg = Msg::Flush(ack);
+        loop {
+            match self.tx.try_send(msg) {
+                Ok(()) => break,
+                Err(TrySendError::Full(m)) if Instant::now() < until => {
+                    msg = m;
+                    std::thread::sleep(Duration::from_millis(5));
+                }
+                Err(_) => return,
+            }
+        }
+        let _ = done.recv_timeout(until.saturating_duration_since(Instant::now()));
+    }
+}
+
+/// The writer thread's state.
+struct Writer {
+    cfg: Config,
+    stats: Arc<Stats>,
+    client: reqwest::Client,
+    runtime: tokio::runtime::Runtime,
+    resource: Resource,
+    /// Whether the last export failed (an outage is logged once).
+    failing: bool,
+    /// Spans lost since the outage began.
+    lost_in_outage: u64,
+}
+
+fn string_kv(key: &str, value: &str) -> KeyValue {
+    KeyValue {
+        key: key.to_string(),
+        value: Some(AnyValue {
+            value: Some(any_value::Value::StringValue(value.to_string())),
+        }),
+        ..Default::default()
+    }
+}
+
+impl Writer {
+    fn new(cfg: Config, stats: Arc<Stats>) -> Result<Writer, String> {
+        let mut headers = reqwest::header::HeaderMap::new();
+        for (k, v) in &cfg.headers {
+            headers.insert(k.clone(), v.clone());
+        }
+        headers.insert(
+            reqwest::header::CONTENT_TYPE,
+            reqwest::header::HeaderValue::from_static("application/x-protobuf"),
+        );
+        let client = reqwest::Client::builder()
+            .timeout(cfg.timeout)
+            .default_headers(headers)
+            .build()
+            .map_err(|e| format!("cannot build the trace exporter's HTTP client: {e}"))?;
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .map_err(|e| format!("cannot start the trace exporter's runtime: {e}"))?;
+        let resource = Resource {
+            attributes: cfg.resource.iter().map(|(k, v)| string_kv(k, v)).collect(),
+            ..Default::default()
+        };
+        Ok(Writer {
+            cfg,
+            stats,
+            client,
+            runtime,
+            resource,
+            failing: false,
+            lost_in_outage: 0,
+        })
+    }
+
+    fn run(mut self, rx: Receiver<Msg>) {
+        let mut batch: Vec<SpanRecord> = Vec::with_capacity(self.cfg.batch.min(4096));
+        let mut first: Option<Instant> = None;
+        loop {
+            let wait = match first {
+                Some(t) => self.cfg.delay.saturating_sub(t.elapsed()),
+                None => Duration::from_secs(3600),
+            };
+            match rx.recv_timeout(wait) {
+                Ok(Msg::Span(span)) => {
+                    first.get_or_insert_with(Instant::now);
+                    batch.push(*span);
+                    if batch.len() >= self.cfg.batch {
+                        self.export(&mut batch);
+                        first = None;
+                    }
+                }
+                Ok(Msg::Flush(ack)) => {
+                    while !batch.is_empty() {
+                        self.export(&mut batch);
+                    }
+                    first = None;
+                    let _ = ack.send(());
+                }
+                Err(RecvTimeoutError::Timeout) => {
+                    if !batch.is_empty() {
+                        self.export(&mut batch);
+                    }
+                    first = None;
+                }
+                Err(RecvTimeoutError::Disconnected) => {
+                    if !batch.is_empty() {
+                        self.export(&mut batch);
+                    }
+                    return;
+                }
+            }
+        }
+    }
+
+    /// Sends up to `batch` spans of `spans` (removing them).
+    fn export(&mut self, spans: &mut Vec<SpanRecord>) {
+        let n = spans.len().min(self.cfg.batch);
+        let request = ExportTraceServiceRequest {
+            resource_spans: vec![ResourceSpans {
+                resource: Some(self.resource.clone()),
+                scope_spans: vec![ScopeSpans {
+                    scope: Some(InstrumentationScope {
+                        name: "telltale".into(),
+                        version: env!("CARGO_PKG_VERSION").into(),
+                        ..Default::default()
+                    }),
+                    spans: spans.drain(..n).map(SpanRecord::into_otlp).collect(),
+                    schema_url: String::new(),
+                }],
+                schema_url: String::new(),
+            }],
+        };
+        let body = request.encode_to_vec();
+        let result = self
+            .runtime
+            .block_on(post(&self.client, &self.cfg.url, body));
+        match result {
+            Ok(rejected) => {
+                let rejected = rejected.min(n as u64);
+                self.stats.exported.fetch_add(n as u64 - rejected, Relaxed);
+                self.stats
+                    .dropped_export_failed
+                    .fetch_add(rejected, Relaxed);
+                if self.failing {
+                    tracing::info!(
+                        target: "telltale::traces",
+                        endpoint = %self.cfg.url,
+                        lost = self.lost_in_outage,
+                        "trace export works again"
+                    );
+                    self.failing = false;
+                    self.lost_in_outage = 0;
+                }
+            }
+            Err(e) => {
+                self.stats
+                    .dropped_export_failed
+                    .fetch_add(n as u64, Relaxed);
+                self.lost_in_outage += n as u64;
+                if !self.failing {
+                    tracing::warn!(
+                        target: "telltale::traces",
+                        endpoint = %self.cfg.url,
+                        error = %e,
+                        "trace export failed; spans are dropped (and counted in telltale_trace_spans_dropped_total) until it works again"
+                    );
+                    self.failing = true;
+                }
+            }
+        }
+    }
+}
+
+/// Posts one export; `Ok` with the number of spans the receiver rejected
+/// (OTLP partial success).
+async fn post(client: &reqwest::Client, url: &reqwest::Url, body: Vec<u8>) -> Result<u64, String> {
+    let mut resp = client
+        .post(url.clone())
+        .body(body)
+        .send()
+        .await
+        .map_err(|e| e.to_string())?;
+    let status = resp.status();
+    let mut got = Vec::new();
+    while got.len() < MAX_RESPONSE {
+        match resp.chunk().await {
+            Ok(Some(c)) => got.extend_from_slice(&c[..c.len().min(MAX_RESPONSE - got.len())]),
+            Ok(None) => break,
+            Err(e) if status.is_success() => return Err(e.to_string()),
+            Err(_) => break,
+        }
+    }
+    if !status.is_success() {
+        let text = String::from_utf8_lossy(&got);
+        let text: String = text.chars().filter(|c| !c.is_control()).take(200).collect();
+        return Err(format!("HTTP {status}: {text}"));
+    }
+    let rejected = ExportTraceServiceResponse::decode(got.as_slice())
+        .ok()
+        .and_then(|r| r.partial_success)
+        .map_or(0, |p| p.rejected_spans.max(0) as u64);
+    Ok(rejected)
+}
