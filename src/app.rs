@@ -74,6 +74,22 @@ impl App {
         self
     }
 
+    /// A `tracing` layer of your own (a `tracing-opentelemetry` layer, a
+    /// metrics layer), installed with telltale's when `serve` starts: it
+    /// sees every span and event, the handlers' and telltale's. Do not
+    /// install a global subscriber yourself: `serve` installs one.
+    pub fn layer<L>(self, layer: L) -> App
+    where
+        L: tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync + 'static,
+    {
+        self.ctx
+            .layers
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .push(Box::new(layer));
+        self
+    }
+
     /// The service's own name, version and commit, for the start-up line
     /// and `build_info` (default: telltale's). Usually
     /// `.identity(env!("CARGO_PKG_NAME"), env!("CARGO_PKG_VERSION"), option_env!("GIT_COMMIT").unwrap_or("unknown"))`.

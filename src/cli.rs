@@ -181,6 +181,9 @@ pub struct Context {
     pub on_start: Vec<StartHook>,
     /// Run in order after the drain.
     pub on_shutdown: Vec<ShutdownHook>,
+    /// The user's own `tracing` layers (`App::layer`), installed with
+    /// telltale's by `serve`.
+    pub layers: Arc<std::sync::Mutex<Vec<crate::logging::UserLayer>>>,
 }
 
 impl std::fmt::Debug for Context {
@@ -218,6 +221,7 @@ impl Default for Context {
             embedded: None,
             on_start: Vec::new(),
             on_shutdown: Vec::new(),
+            layers: Arc::default(),
         }
     }
 }
@@ -451,14 +455,19 @@ fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
             return code;
         }
     };
-    let guard =
-        match crate::logging::init(&model.manifest.logging, args.log_format, !args.no_log_file) {
-            Ok(g) => g,
-            Err(e) => {
-                errln!("telltale: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
+    let layers = std::mem::take(&mut *ctx.layers.lock().unwrap_or_else(|e| e.into_inner()));
+    let guard = match crate::logging::init(
+        &model.manifest.logging,
+        args.log_format,
+        !args.no_log_file,
+        layers,
+    ) {
+        Ok(g) => g,
+        Err(e) => {
+            errln!("telltale: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -37,7 +37,7 @@ pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
 pub use model::kinds::Middleware;
 pub use model::{Identity, Registry, Resources};
 pub use plugins::handlers::typed::{
-    Empty, Handler, Input, NoOptions, RequestContext, Setup, SetupError, TraceContext,
+    Empty, Handler, Input, NoOptions, RequestContext, RequestSpan, Setup, SetupError, TraceContext,
 };
 /// HTTP status codes (for [`ErrorBody::new`]).
 pub use poem::http::StatusCode;

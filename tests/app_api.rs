@@ -52,6 +52,7 @@ impl Handler for EchoKind {
     }
 
     async fn handle(&self, g: &Arc<Greeting>, input: Input<Empty, Empty, Empty>) -> EchoResponse {
+        tracing::info!(target: "app_api::echo", "echoing");
         let r = &input.request;
         EchoResponse::Ok(Json(Echo {
             greeting: g.0.clone(),
@@ -60,6 +61,18 @@ impl Handler for EchoKind {
             custom: r.header("x-custom").map(String::from),
             trace_id: r.trace().map(|t| t.trace_id()),
         }))
+    }
+}
+
+/// A `tracing` layer of the user's (`App::layer`): counts the handler's
+/// events it sees.
+struct Seen(Arc<std::sync::atomic::AtomicUsize>);
+
+impl<S: tracing::Subscriber> tracing_subscriber::Layer<S> for Seen {
+    fn on_event(&self, e: &tracing::Event<'_>, _: tracing_subscriber::layer::Context<'_, S>) {
+        if e.metadata().target() == "app_api::echo" {
+            self.0.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        }
     }
 }
 
@@ -122,9 +135,12 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
     let mark = shutdown_mark.clone();
     std::env::set_var("APP_API_TEST_KEYS", "key-of-alice-00000001:alice");
     std::env::set_current_dir(dir.path()).unwrap();
+    let seen = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = seen.clone();
     let app = move || {
         let mark = mark.clone();
         telltale::App::new()
+            .layer(Seen(counted.clone()))
             .identity("echo-svc", "9.9.9", "abc123")
             .on_start(|started| async move {
                 Ok(Greeting(format!(
@@ -232,6 +248,8 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
     assert_eq!(echo_count("200"), 1.0);
     assert_eq!(echo_count("401"), 1.0);
     assert_eq!(echo_count("4xx"), 1.0, "the middleware's 429: {metrics}");
+    // The user's own layer, installed with telltale's, saw the handler's event.
+    assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
 
     // SIGTERM: the server drains, then the shutdown hook runs.
     unsafe_free_sigterm();

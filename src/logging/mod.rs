@@ -85,12 +85,29 @@ pub enum ConsoleFormat {
     Json,
 }
 
+/// A `tracing` layer of the user's (`App::layer`): installed beneath
+/// telltale's own, it sees every span and event (a `tracing-opentelemetry`
+/// layer, a metrics layer).
+pub type UserLayer = Box<dyn tracing_subscriber::Layer<tracing_subscriber::Registry> + Send + Sync>;
+
 /// Console plus the JSON file of `cfg` (for `serve`); nothing at all when
 /// `cfg.enabled` is false, so every log macro is a disabled no-op. Without
 /// `file`, the console is the only output (a container's: its collector
 /// reads it) and no log directory is made.
-pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard, String> {
+pub fn init(
+    cfg: &Logging,
+    format: ConsoleFormat,
+    file: bool,
+    layers: Vec<UserLayer>,
+) -> Result<LogGuard, String> {
     if !cfg.enabled {
+        if !layers.is_empty() {
+            tracing_subscriber::registry()
+                .with(layers)
+                .with(spans::SpanLayer)
+                .try_init()
+                .map_err(already_set)?;
+        }
         return Ok(LogGuard { _writer: None });
     }
     let json_console = format == ConsoleFormat::Json;
@@ -99,7 +116,7 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
         let console = console::Console::new();
         let (sink, guard) =
             Sink::spawn_with(std::io::sink(), console, "telltale-log", ansi, json_console);
-        return install(cfg, sink, guard, ansi);
+        return install(cfg, sink, guard, ansi, layers);
     }
     std::fs::create_dir_all(&cfg.dir)
         .map_err(|e| format!("cannot create log directory {}: {e}", cfg.dir))?;
@@ -137,17 +154,35 @@ pub fn init(cfg: &Logging, format: ConsoleFormat, file: bool) -> Result<LogGuard
         let console = console::Console::new();
         Sink::spawn_with(appender, console, "telltale-log", ansi, json_console)
     };
-    install(cfg, sink, guard, ansi)
+    install(cfg, sink, guard, ansi, layers)
+}
+
+/// The message when a subscriber was installed before telltale's.
+fn already_set(e: impl std::fmt::Display) -> String {
+    format!(
+        "cannot install the logger: {e} (telltale installs the tracing subscriber itself: \
+         add your own layers with App::layer instead of installing a subscriber)"
+    )
 }
 
 /// Installs `sink` as the global logger at `cfg.level`.
-fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<LogGuard, String> {
+fn install(
+    cfg: &Logging,
+    sink: Sink,
+    guard: SinkGuard,
+    ansi: bool,
+    layers: Vec<UserLayer>,
+) -> Result<LogGuard, String> {
     let _ = HEALTH.set(sink.clone());
     request::log_caller(cfg.fields.iter().any(|f| f == "caller"));
     let level = level_filter(cfg.level);
     // One global filter, not one per layer: per-layer filters are
     // re-evaluated on every span and event, a global one is cached per callsite.
+    // An empty list of layers would be a layer interested in nothing (it
+    // turned every event off): none is `None`, which passes everything.
+    let layers = (!layers.is_empty()).then_some(layers);
     tracing_subscriber::registry()
+        .with(layers)
         .with(level)
         .with(LogLayer {
             output: Output::Sink(sink.clone()),
@@ -155,7 +190,7 @@ fn install(cfg: &Logging, sink: Sink, guard: SinkGuard, ansi: bool) -> Result<Lo
         })
         .with(spans::SpanLayer)
         .try_init()
-        .map_err(|e| format!("cannot install the logger: {e}"))?;
+        .map_err(already_set)?;
     request_line::install(sink);
     Ok(LogGuard {
         _writer: Some(guard),

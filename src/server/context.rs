@@ -10,6 +10,7 @@ pub fn current_caller() -> Option<Caller> {
     crate::logging::request::current_caller()
 }
 use crate::logging::request::RequestId;
+use crate::traces::{SpanContext, TraceParent};
 use poem::http::HeaderMap;
 use poem::web::headers::{Header, HeaderMapExt};
 
@@ -20,6 +21,7 @@ pub struct RequestContext {
     id: Option<RequestId>,
     caller: Option<Caller>,
     trace: Option<TraceContext>,
+    span: Option<SpanContext>,
 }
 
 impl RequestContext {
@@ -32,6 +34,7 @@ impl RequestContext {
             headers,
             caller: crate::logging::request::current_caller(),
             trace,
+            span: crate::logging::request::current_span(),
         }
     }
 
@@ -67,15 +70,17 @@ impl RequestContext {
     pub fn trace(&self) -> Option<&TraceContext> {
         self.trace.as_ref()
     }
+
+    /// This request's own span (`None` while tracing is off): its ids, and
+    /// the `traceparent` to send on a call to another service.
+    pub fn span(&self) -> Option<RequestSpan> {
+        self.span.map(RequestSpan)
+    }
 }
 
 /// A W3C Trace Context `traceparent`: the trace and the parent span.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct TraceContext {
-    trace_id: [u8; 16],
-    parent_id: [u8; 8],
-    flags: u8,
-}
+pub struct TraceContext(TraceParent);
 
 impl TraceContext {
     /// The `traceparent` of `headers`, if valid (version `00`, or a later
@@ -86,91 +91,49 @@ impl TraceContext {
 
     /// Parses `00-<32 hex>-<16 hex>-<2 hex>`.
     pub fn parse(s: &str) -> Option<TraceContext> {
-        let s = s.trim();
-        let mut parts = s.split('-');
-        let version = parts.next()?;
-        let (trace, parent, flags) = (parts.next()?, parts.next()?, parts.next()?);
-        let lower_hex = |p: &str| p.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'));
-        if version.len() != 2 || !lower_hex(version) || version == "ff" {
-            return None;
-        }
-        if version == "00" && parts.next().is_some() {
-            return None;
-        }
-        if trace.len() != 32 || parent.len() != 16 || flags.len() != 2 {
-            return None;
-        }
-        if !(lower_hex(trace) && lower_hex(parent) && lower_hex(flags)) {
-            return None;
-        }
-        let mut trace_id = [0u8; 16];
-        let mut parent_id = [0u8; 8];
-        hex_into(trace, &mut trace_id)?;
-        hex_into(parent, &mut parent_id)?;
-        if trace_id == [0; 16] || parent_id == [0; 8] {
-            return None;
-        }
-        let flags = u8::from_str_radix(flags, 16).ok()?;
-        Some(TraceContext {
-            trace_id,
-            parent_id,
-            flags,
-        })
+        TraceParent::parse(s).map(TraceContext)
     }
 
     /// The trace id, 32 lower-case hex digits.
     pub fn trace_id(&self) -> String {
-        hex(&self.trace_id)
+        self.0.trace_id.hex().to_string()
     }
 
     /// The caller's span id (this request's parent), 16 hex digits.
     pub fn parent_id(&self) -> String {
-        hex(&self.parent_id)
+        self.0.parent_id.hex().to_string()
     }
 
     /// Whether the caller sampled the trace.
     pub fn sampled(&self) -> bool {
-        self.flags & 1 == 1
+        self.0.sampled()
     }
 }
 
-fn hex_into(s: &str, out: &mut [u8]) -> Option<()> {
-    for (i, o) in out.iter_mut().enumerate() {
-        *o = u8::from_str_radix(s.get(2 * i..2 * i + 2)?, 16).ok()?;
+/// This request's own span, when tracing is on: what a call to another
+/// service passes on (`traceparent`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RequestSpan(SpanContext);
+
+impl RequestSpan {
+    /// The trace id, 32 lower-case hex digits.
+    pub fn trace_id(&self) -> String {
+        self.0.trace_id.hex().to_string()
     }
-    Some(())
-}
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
+    /// This request's span id, 16 hex digits.
+    pub fn span_id(&self) -> String {
+        self.0.span_id.hex().to_string()
+    }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
+    /// Whether this span is recorded (exported).
+    pub fn sampled(&self) -> bool {
+        self.0.sampled
+    }
 
-    #[test]
-    fn traceparents_are_parsed_as_the_spec_says() {
-        let t =
-            TraceContext::parse("00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01").unwrap();
-        assert_eq!(t.trace_id(), "4bf92f3577b34da6a3ce929d0e0e4736");
-        assert_eq!(t.parent_id(), "00f067aa0ba902b7");
-        assert!(t.sampled());
-        for bad in [
-            "00-00000000000000000000000000000000-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-0000000000000000-01",
-            "00-4BF92F3577B34DA6A3CE929D0E0E4736-00f067aa0ba902b7-01",
-            "ff-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01-x",
-            "00-4bf92f3577b34da6a3ce929d0e0e473-00f067aa0ba902b7-01",
-            "",
-        ] {
-            assert_eq!(TraceContext::parse(bad), None, "{bad}");
-        }
-        // A later version may carry more fields.
-        assert!(
-            TraceContext::parse("01-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-00-xyz")
-                .is_some_and(|t| !t.sampled())
-        );
+    /// The `traceparent` header value for an outgoing call made on behalf
+    /// of this request: the callee's span becomes this span's child.
+    pub fn traceparent(&self) -> String {
+        crate::traces::ids::traceparent(self.0.trace_id, self.0.span_id, self.0.sampled)
     }
 }

@@ -175,13 +175,17 @@ impl Handler for Create {
             .request
             .caller()
             .map_or_else(String::new, |c| c.principal().to_string());
-        let order = st.store.insert(Order {
-            id: 0,
-            product_id: o.product_id,
-            quantity: o.quantity,
-            payment: o.payment,
-            total_euros: total,
-            placed_by,
+        // A span of the handler's own: with tracing on, a child span of the
+        // request's server span, its fields the span's attributes.
+        let order = tracing::info_span!("store.insert", product_id = o.product_id).in_scope(|| {
+            st.store.insert(Order {
+                id: 0,
+                product_id: o.product_id,
+                quantity: o.quantity,
+                payment: o.payment,
+                total_euros: total,
+                placed_by,
+            })
         });
         tracing::info!(order_id = order.id, total_euros = total, "order placed");
         CreateResponse::Created(Json(order))

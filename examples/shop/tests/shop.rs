@@ -2,6 +2,9 @@
 //! OpenAPI document, validation of its manifest, and its dashboard and
 //! alert proven against a real Prometheus.
 
+#[path = "../../../tests/common/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
 #[path = "../../../tests/common/prom.rs"]
 mod prom;
 
@@ -48,7 +51,14 @@ struct Shop {
 
 impl Shop {
     fn start(manifest: &Path, dir: &Path) -> Shop {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_shop"))
+        Shop::start_with(manifest, dir, &[])
+    }
+
+    /// Started with `env` besides the keys.
+    fn start_with(manifest: &Path, dir: &Path, env: &[(&str, &str)]) -> Shop {
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
             .args(["serve", "--manifest"])
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
@@ -715,4 +725,79 @@ async fn chaos_authenticates_with_headers_from_the_environment() {
         .unwrap();
     assert!(!out.status.success(), "a wrong token must fail chaos");
     shop.stop();
+}
+
+/// A handler's own `tracing` span is a child span of the request's server
+/// span, with its fields as attributes; what the handler logs outside it is
+/// an event of the server span, and that log line carries the server span's
+/// ids. Received by an OTLP receiver that decodes with the OpenTelemetry
+/// protobuf definitions.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_handlers_own_span_is_a_child_of_the_request_span() {
+    let receiver = otlp::Otlp::start().await;
+    let dir = tempdir();
+    let manifest = manifest_in(dir.path(), |_| {});
+    let shop = Shop::start_with(
+        &manifest,
+        dir.path(),
+        &[
+            ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base.as_str()),
+            ("OTEL_BSP_SCHEDULE_DELAY", "100"),
+        ],
+    );
+    let trace = "0af7651916cd43dd8448eb211c80319c";
+    let r = client()
+        .post(shop.url("/orders"))
+        .header("traceparent", format!("00-{trace}-b7ad6b7169203331-01"))
+        .header("content-type", "application/json")
+        .body(r#"{"product_id": 1, "quantity": 2, "payment": "card"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201);
+    let wait = Duration::from_secs(15);
+    let server = receiver
+        .wait_for(wait, |s| {
+            s.trace_id() == trace && s.span.name == "POST /orders"
+        })
+        .await
+        .expect("the server span");
+    let child = receiver
+        .wait_for(wait, |s| s.span.name == "store.insert")
+        .await
+        .unwrap_or_else(|| {
+            let names: Vec<_> = receiver
+                .spans()
+                .iter()
+                .map(|s| s.span.name.clone())
+                .collect();
+            panic!("no span of the handler's among {names:?}")
+        });
+    assert_eq!(child.trace_id(), trace);
+    assert_eq!(child.parent_id(), server.span_id());
+    assert_eq!(child.attr("product_id").as_deref(), Some("1"));
+    assert!(child.span.start_time_unix_nano >= server.span.start_time_unix_nano);
+    assert!(child.span.end_time_unix_nano <= server.span.end_time_unix_nano);
+    let placed = server
+        .span
+        .events
+        .iter()
+        .find(|e| e.name == "order placed")
+        .expect("the handler's event on the server span");
+    assert!(placed.attributes.iter().any(|a| a.key == "order_id"));
+    shop.stop();
+    let logs = std::fs::read_dir(dir.path().join("logs")).unwrap();
+    let mut line = None;
+    for f in logs {
+        let text = std::fs::read_to_string(f.unwrap().path()).unwrap();
+        for l in text.lines() {
+            let v: Value = serde_json::from_str(l).unwrap();
+            if v["message"] == "order placed" {
+                line = Some(v);
+            }
+        }
+    }
+    let line = line.expect("the handler's log line");
+    assert_eq!(line["trace_id"], trace);
+    assert_eq!(line["span_id"], server.span_id().as_str());
 }

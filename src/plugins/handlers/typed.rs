@@ -16,7 +16,7 @@
 use super::{HandlerCtx, HandlerKind, Host, OperationDoc, PreparedHandler, TypedDoc};
 use crate::manifest::Diagnostics;
 use crate::model::app_metrics::{AppCounter, AppFamilies, AppGauge, AppHistogram};
-pub use crate::server::context::{RequestContext, TraceContext};
+pub use crate::server::context::{RequestContext, RequestSpan, TraceContext};
 use crate::server::error::{bad_field_status, bad_param_in, json_error};
 use poem::endpoint::BoxEndpoint;
 use poem::http::StatusCode;
