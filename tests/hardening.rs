@@ -689,24 +689,6 @@ async fn at_the_fd_limit_the_server_backs_off_and_recovers() {
     assert!(srv.stop().success());
 }
 
-/// Sends `bytes` on a fresh connection; returns what came back (up to 64 KB).
-fn raw(port: u16, bytes: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(std::time::Duration::from_secs(5)))
-        .unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while out.len() < 64 << 10 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
-}
-
 /// Requests hyper refuses before routing (414, 431, malformed 400) are
 /// counted under the `unmatched` path and logged, one line each; a 100 KB
 /// method is echoed cut, in the answer and in the log.

@@ -7,7 +7,7 @@
 mod common;
 
 use common::otlp::{Otlp, Received};
-use common::{copy_default_manifest, log_lines, tempdir, Server};
+use common::{copy_default_manifest, log_lines, raw, tempdir, Server};
 use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::Duration;
@@ -68,23 +68,6 @@ async fn get(url: &str, headers: &[(&str, &str)]) -> reqwest::Response {
         r = r.header(*k, *v);
     }
     r.send().await.unwrap()
-}
-
-/// Sends `bytes` on a fresh connection; returns what came back (up to 64 KB).
-fn raw(port: u16, bytes: &[u8]) -> String {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    let _ = s.write_all(bytes);
-    let mut out = Vec::new();
-    let mut buf = [0u8; 8192];
-    while out.len() < 64 << 10 {
-        match s.read(&mut buf) {
-            Ok(0) | Err(_) => break,
-            Ok(n) => out.extend_from_slice(&buf[..n]),
-        }
-    }
-    String::from_utf8_lossy(&out).into_owned()
 }
 
 fn server_span(r: &Received) -> bool {

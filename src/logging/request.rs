@@ -20,7 +20,6 @@ use arrayvec::ArrayString;
 use poem::http::{HeaderValue, Method};
 use std::cell::Cell;
 use std::future::Future;
-use std::hash::BuildHasher;
 use std::pin::Pin;
 use tokio::task::futures::TaskLocalFuture;
 use tracing::level_filters::LevelFilter;
@@ -56,46 +55,15 @@ impl RequestId {
         ok.then(|| RequestId(v.clone()))
     }
 
-    /// 32 hex digits: 128 bits from a per-thread splitmix64 sequence whose
-    /// start is random (from the standard library's random hashing keys).
-    /// Distinct within a thread (splitmix64's output is a bijection of its
-    /// state), and across threads unless two random 64-bit starts land
-    /// within a run's length of each other. Not a secret: ids only correlate
-    /// lines. It replaced two keyed SipHash rounds (callgrind: 581 → about
+    /// 32 hex digits: 128 bits from the per-thread sequence trace ids come
+    /// from (`traces::ids::next`). Not a secret: ids only correlate lines. It replaced two keyed SipHash rounds (callgrind: 581 → about
     /// 470 instructions per generated id; the rest is the hex digits and the
     /// header value).
     pub fn generate() -> Self {
-        thread_local! {
-            static STATE: Cell<u64> = Cell::new(random_start());
-        }
-        fn random_start() -> u64 {
-            std::collections::hash_map::RandomState::new().hash_one(0u8)
-        }
-        fn splitmix64(state: &Cell<u64>) -> u64 {
-            let x = state.get().wrapping_add(0x9e37_79b9_7f4a_7c15);
-            state.set(x);
-            let mut z = x;
-            z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-            z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-            z ^ (z >> 31)
-        }
-        let (a, b) = STATE
-            .try_with(|s| (splitmix64(s), splitmix64(s)))
-            .unwrap_or_else(|_| {
-                // Thread-local storage already gone (a thread exiting): a
-                // fresh random start for this one id.
-                let s = Cell::new(random_start());
-                (splitmix64(&s), splitmix64(&s))
-            });
-        // Hex by hand: `format!` was a tenth of the middleware's cost.
-        const HEX: &[u8; 16] = b"0123456789abcdef";
-        let mut out = [0u8; 32];
-        for (half, v) in out.chunks_exact_mut(16).zip([a, b]) {
-            for (i, d) in half.iter_mut().enumerate() {
-                *d = HEX[((v >> (60 - 4 * i)) & 0xf) as usize];
-            }
-        }
-        RequestId(HeaderValue::from_bytes(&out).expect("hex is a valid header value"))
+        let hex = crate::traces::TraceId::random().hex();
+        RequestId(
+            HeaderValue::from_bytes(hex.as_str().as_bytes()).expect("hex is a valid header value"),
+        )
     }
 
     /// The id (plain ASCII, see the type).

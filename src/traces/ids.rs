@@ -118,8 +118,11 @@ impl std::fmt::Debug for SpanId {
 
 /// 64 random bits from a per-thread splitmix64 sequence with a random
 /// start (the standard library's random hashing keys). Ids need to be
-/// unique and unpredictable enough to sample by, not secret.
-fn next() -> u64 {
+/// unique and unpredictable enough to sample by, not secret. Distinct
+/// within a thread (splitmix64's output is a bijection of its state), and
+/// across threads unless two random 64-bit starts land within a run's
+/// length of each other. Request ids are made of it too.
+pub fn next() -> u64 {
     thread_local! {
         static STATE: Cell<u64> = Cell::new(random_start());
     }

@@ -200,6 +200,31 @@ pub fn export_to(manifest: &Path, endpoint: &str) {
     );
 }
 
+/// Turns the demo manifest's tracing off (its endpoint, the stack's Tempo,
+/// is not running in tests: a test that counts every log line must not see
+/// the exporter's warning about it).
+pub fn untraced(manifest: &Path) {
+    edit(manifest, "  endpoint: http://127.0.0.1:4318\n", "");
+}
+
+/// Sends `bytes` on a fresh connection to the loopback `port`; returns
+/// what came back (up to 64 KB).
+pub fn raw(port: u16, bytes: &[u8]) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    let _ = s.write_all(bytes);
+    let mut out = Vec::new();
+    let mut buf = [0u8; 8192];
+    while out.len() < 64 << 10 {
+        match s.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => out.extend_from_slice(&buf[..n]),
+        }
+    }
+    String::from_utf8_lossy(&out).into_owned()
+}
+
 /// Runs the binary with `args`; returns (status, stdout, stderr).
 pub fn run(args: &[&str], cwd: &Path) -> (ExitStatus, String, String) {
     let out = Command::new(bin())
