@@ -325,11 +325,8 @@ fn trace_rejection(r: &limits::Rejected) -> Option<crate::traces::SpanContext> {
         return None;
     }
     let now = crate::traces::span::now_ns();
-    // A method no route serves: `_OTHER`, as the conventions name it.
-    let method = r.method.map_or_else(
-        || poem::http::Method::from_bytes(b"_OTHER").unwrap_or_default(),
-        |m| m.to_http(),
-    );
+    // A method no route serves is `_OTHER`, as the conventions name it.
+    let method = r.method.map(|m| m.to_http());
     t.submit(crate::traces::span::SpanRecord {
         trace_id: s.trace_id,
         span_id: s.span_id,

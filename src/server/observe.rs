@@ -74,7 +74,7 @@ impl Traced {
             start_ns: self.start_ns,
             end_ns: self.start_ns + elapsed.as_nanos() as u64,
             body: span::Body::Server(Box::new(span::Http {
-                method: self.method,
+                method: Some(self.method),
                 route,
                 status,
                 path: self.path,

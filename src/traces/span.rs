@@ -78,7 +78,9 @@ impl Events {
 /// conventions name them.
 #[derive(Debug, Clone)]
 pub struct Http {
-    pub method: Method,
+    /// The method; `None` for one no route serves, refused before it was
+    /// read whole (`_OTHER`, as the conventions name it).
+    pub method: Option<Method>,
     /// The route template that answered (`http.route`); none when no route
     /// matched.
     pub route: Option<&'static str>,
@@ -176,14 +178,12 @@ impl SpanRecord {
         let mut attributes = Vec::new();
         let (name, kind) = match &self.body {
             Body::Server(h) => {
-                let known = KNOWN_METHODS.contains(&h.method.as_str());
-                let method = if known { h.method.as_str() } else { "_OTHER" };
+                let original = h.method.as_ref().map(Method::as_str);
+                let known = original.is_some_and(|m| KNOWN_METHODS.contains(&m));
+                let method = original.filter(|_| known).unwrap_or("_OTHER");
                 attributes.push(s("http.request.method", method));
-                if !known && h.method.as_str() != "_OTHER" {
-                    attributes.push(s(
-                        "http.request.method_original",
-                        cut(h.method.as_str(), MAX_VALUE),
-                    ));
+                if let Some(m) = original.filter(|_| !known) {
+                    attributes.push(s("http.request.method_original", cut(m, MAX_VALUE)));
                 }
                 if let Some(route) = h.route {
                     attributes.push(s("http.route", route));
@@ -208,7 +208,7 @@ impl SpanRecord {
                 if h.status >= 500 {
                     attributes.push(s("error.type", &h.status.to_string()));
                 }
-                let prefix = if known { h.method.as_str() } else { "HTTP" };
+                let prefix = if known { method } else { "HTTP" };
                 let name = match h.route {
                     Some(route) => format!("{prefix} {route}"),
                     None => prefix.to_string(),
@@ -297,7 +297,7 @@ mod tests {
             start_ns: 10,
             end_ns: 20,
             body: Body::Server(Box::new(Http {
-                method: Method::GET,
+                method: Some(Method::GET),
                 route: Some("/products/{id}"),
                 status: 503,
                 path: "/products/7".into(),
