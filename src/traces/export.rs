@@ -211,7 +211,9 @@ impl Writer {
                     }
                     opened = None;
                 }
-                Some(t) => std::thread::sleep(GATHER.min(self.cfg.delay - t.elapsed())),
+                Some(t) => {
+                    std::thread::sleep(GATHER.min(self.cfg.delay.saturating_sub(t.elapsed())))
+                }
                 None => match rx.recv() {
                     Ok(m) => self.take(m, &mut batch, &mut opened),
                     Err(_) => return,
