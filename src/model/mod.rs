@@ -14,6 +14,7 @@ pub mod auth;
 pub mod budget;
 pub mod data;
 pub mod datasource;
+pub mod dependencies;
 pub mod exemplars;
 pub mod k8s_env;
 pub mod kinds;
@@ -214,6 +215,8 @@ pub struct Model {
     pub identity: Identity,
     /// The user's middleware, outermost first.
     pub middleware: Vec<Arc<dyn kinds::Middleware>>,
+    /// One prepared dependency per `dependencies[i]`, same order.
+    pub dependencies: Vec<Arc<dyn dependencies::PreparedDependency>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -323,6 +326,40 @@ pub fn validate_after(
     check_kubernetes(src, &m, &mut errs);
     auth::check(src, &m, &mut errs);
     traces::check(src, &m, &mut errs);
+    dependencies::check(src, &m, &mut errs);
+
+    // Dependencies first: handlers' setup asks for their clients. One slot
+    // per `dependencies[i]`; `None` where it failed (still declared).
+    let mut deps_out: Vec<Option<Arc<dyn dependencies::PreparedDependency>>> = Vec::new();
+    for (i, d) in m.dependencies.iter().enumerate() {
+        let ctx = dependencies::DependencyCtx {
+            index: i,
+            dependency: d,
+            manifest: &m,
+            source: src,
+        };
+        match registry.dependency_kind(&d.kind) {
+            None => {
+                errs.push(src.error(
+                    &format!("dependencies[{i}].kind"),
+                    lint::unknown_name(
+                        "dependency kind",
+                        &d.kind,
+                        &registry.dependency_kind_names(),
+                        "registered",
+                    ),
+                ));
+                deps_out.push(None);
+            }
+            Some(kind) => match kind.prepare(&ctx) {
+                Ok(p) => deps_out.push(Some(p)),
+                Err(e) => {
+                    errs.extend(e);
+                    deps_out.push(None);
+                }
+            },
+        }
+    }
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
@@ -368,6 +405,7 @@ pub fn validate_after(
             cache: &cache,
             datasource: &datasource,
             registry,
+            dependencies: &deps_out,
         };
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
@@ -458,6 +496,7 @@ pub fn validate_after(
         statuses,
         identity: registry.identity().clone(),
         middleware: registry.middleware().to_vec(),
+        dependencies: deps_out.into_iter().flatten().collect(),
     })
 }
 
