@@ -55,7 +55,12 @@ fn error(status: StatusCode, message: String) -> Json<ErrorBody> {
 
 /// A dependency failed: logged, and answered 503 without its details.
 fn unavailable(e: &DependencyError) -> Json<ErrorBody> {
-    tracing::warn!(dependency = e.dependency(), outcome = e.outcome().as_str(), "{}", e.message());
+    tracing::warn!(
+        dependency = e.dependency(),
+        outcome = e.outcome().as_str(),
+        "{}",
+        e.message()
+    );
     error(
         StatusCode::SERVICE_UNAVAILABLE,
         format!("{} is unavailable, try again", e.dependency()),
@@ -101,7 +106,11 @@ pub struct Migrated;
 /// The start hook: the database's migrations, in its own dialect.
 pub async fn migrate(s: telltale::StartContext) -> Result<Migrated, String> {
     let db = s.sql("orders_db")?;
-    let m = if db.system() == "sqlite" { &SQLITE } else { &POSTGRES };
+    let m = if db.system() == "sqlite" {
+        &SQLITE
+    } else {
+        &POSTGRES
+    };
     db.migrate(m).await?;
     Ok(Migrated)
 }
@@ -157,7 +166,9 @@ async fn authorize(
                 .unwrap_or_else(|_| "declined".into());
             Ok(Verdict::Declined(why))
         }
-        s if s.is_success() && r.json::<Authorized>()?.status == "approved" => Ok(Verdict::Approved),
+        s if s.is_success() && r.json::<Authorized>()?.status == "approved" => {
+            Ok(Verdict::Approved)
+        }
         s => Ok(Verdict::Declined(format!("payments answered {s}"))),
     }
 }
@@ -265,7 +276,10 @@ impl Handler for Create {
                 .bind(total)
                 .bind(placed_by.clone()),
             )
-            .instrument(tracing::info_span!("store.insert", product_id = o.product_id))
+            .instrument(tracing::info_span!(
+                "store.insert",
+                product_id = o.product_id
+            ))
             .await;
         let id = match inserted.map(|row| row.try_get::<i64, _>("id")) {
             Ok(Ok(id)) => id,
