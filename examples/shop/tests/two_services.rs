@@ -1,0 +1,127 @@
+//! The shop and payments, both exporting traces to the test's OTLP
+//! receiver (decoding with the official OpenTelemetry protobuf types): one
+//! card order with a known `traceparent` is one trace across both services.
+
+mod common;
+#[path = "../../../tests/common/otlp.rs"]
+#[allow(dead_code)]
+mod otlp;
+
+use common::*;
+use std::time::Duration;
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn one_order_is_one_trace_across_the_shop_and_payments() {
+    let receiver = otlp::Otlp::start().await;
+    let dir = tempdir();
+    let otel = [
+        ("OTEL_SDK_DISABLED", "false"),
+        ("OTEL_EXPORTER_OTLP_ENDPOINT", receiver.base.as_str()),
+    ];
+    let payments = Payments::start(dir.path(), &otel);
+    let manifest = manifest_in(dir.path(), |_| {});
+    let mut env = otel.to_vec();
+    env.push(("PAYMENTS_URL", payments.base.as_str()));
+    let shop = Shop::start_with(&manifest, dir.path(), &env);
+
+    let trace = "4bf92f3577b34da6a3ce929d0e0e4736";
+    let caller = "00f067aa0ba902b7";
+    let r = client()
+        .post(shop.url("/orders"))
+        .header("traceparent", format!("00-{trace}-{caller}-01"))
+        .header("content-type", "application/json")
+        .body(r#"{"product_id": 2, "quantity": 1, "payment": "card", "card_last4": "4242"}"#)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 201, "{}", r.text().await.unwrap());
+
+    let wait = Duration::from_secs(20);
+    let find = |name: &'static str, service: &'static str| {
+        let receiver = &receiver;
+        async move {
+            receiver
+                .wait_for(wait, |s| {
+                    s.trace_id() == trace
+                        && s.span.name == name
+                        && s.resource("service.name").as_deref() == Some(service)
+                })
+                .await
+                .unwrap_or_else(|| {
+                    let seen: Vec<_> = receiver
+                        .spans()
+                        .iter()
+                        .map(|s| {
+                            (
+                                s.resource("service.name"),
+                                s.span.name.clone(),
+                                s.trace_id(),
+                            )
+                        })
+                        .collect();
+                    panic!("no {name} span of {service}; received: {seen:?}")
+                })
+        }
+    };
+    let server = find("POST /orders", "shop").await;
+    assert_eq!(
+        server.parent_id(),
+        caller,
+        "the shop continues the caller's trace"
+    );
+
+    // The shop's call to payments: a CLIENT span, child of the server span.
+    let client_span = find("POST", "shop").await;
+    assert_eq!(client_span.span.kind, 3, "SpanKind::Client");
+    assert_eq!(client_span.parent_id(), server.span_id());
+    assert_eq!(
+        client_span.attr("http.request.method").as_deref(),
+        Some("POST")
+    );
+    assert_eq!(
+        client_span.attr("server.address").as_deref(),
+        Some("127.0.0.1")
+    );
+    assert_eq!(
+        client_span.attr("http.response.status_code").as_deref(),
+        Some("201")
+    );
+    let full = client_span.attr("url.full").unwrap();
+    assert!(
+        full.starts_with("http://127.0.0.1:") && full.ends_with("/payments"),
+        "{full}"
+    );
+
+    // Payments' server span: the client span's child, in the same trace.
+    let remote = find("POST /payments", "payments").await;
+    assert_eq!(remote.parent_id(), client_span.span_id());
+    // And its own handler span below it.
+    let authorize = find("authorize", "payments").await;
+    assert_eq!(authorize.parent_id(), remote.span_id());
+
+    // The database call: a CLIENT span of the SQL conventions, child of the
+    // handler's own `store.insert` span; the statement's values are absent.
+    let insert = find("store.insert", "shop").await;
+    assert_eq!(insert.parent_id(), server.span_id());
+    let db = find("INSERT orders", "shop").await;
+    assert_eq!(db.span.kind, 3);
+    assert_eq!(db.parent_id(), insert.span_id());
+    assert_eq!(db.attr("db.system").as_deref(), Some("sqlite"));
+    assert_eq!(db.attr("db.operation.name").as_deref(), Some("INSERT"));
+    assert_eq!(db.attr("db.collection.name").as_deref(), Some("orders"));
+    assert!(db
+        .span
+        .attributes
+        .iter()
+        .all(|kv| !kv.key.contains("statement")));
+
+    // Every span of the order is in the one trace.
+    let ours = receiver
+        .spans()
+        .into_iter()
+        .filter(|s| s.trace_id() == trace)
+        .count();
+    assert!(ours >= 6, "{ours} spans in the trace");
+    drop(shop);
+    drop(payments);
+}
