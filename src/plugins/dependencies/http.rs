@@ -508,15 +508,19 @@ impl HttpRequest {
         };
         let url = format!("{}{}", inner.base, self.path);
         let mut call = Call::start(&inner.telemetry, op);
-        call.attribute(
-            "http.request.method",
-            Value::Str(self.method.as_str().into()),
-        );
-        call.attribute("server.address", Value::text(&inner.address));
-        call.attribute("server.port", Value::Int(inner.port.into()));
-        call.attribute("url.full", Value::text(&redacted(&inner.shown, &self.path)));
-        let mut headers = inner.headers.clone();
-        headers.extend(self.headers);
+        if call.traced() {
+            call.attribute(
+                "http.request.method",
+                Value::Str(self.method.as_str().into()),
+            );
+            call.attribute("server.address", Value::text(&inner.address));
+            call.attribute("server.port", Value::Int(inner.port.into()));
+            call.attribute("url.full", Value::text(&redacted(&inner.shown, &self.path)));
+        }
+        let mut headers = self.headers;
+        for (k, v) in &inner.headers {
+            headers.insert(k, v.clone());
+        }
         if let Some(tp) = call.traceparent() {
             if let Ok(v) = HeaderValue::from_str(&tp) {
                 headers.insert("traceparent", v);
@@ -532,14 +536,17 @@ impl HttpRequest {
             self.method,
             Method::GET | Method::HEAD | Method::PUT | Method::DELETE | Method::OPTIONS
         );
-        let deadline = Instant::now() + inner.timeout;
+        let deadline = call.started() + inner.timeout;
         inner.budget.deposit();
         let mut attempt: u32 = 0;
         loop {
-            let mut rb = inner
-                .client
-                .request(self.method.clone(), &url)
-                .headers(headers.clone());
+            // The last attempt takes the headers; earlier ones copy them.
+            let h = if attempt < inner.retries {
+                headers.clone()
+            } else {
+                std::mem::take(&mut headers)
+            };
+            let mut rb = inner.client.request(self.method.clone(), &url).headers(h);
             if let Some((b, _)) = &self.body {
                 rb = rb.body(b.clone());
             }
@@ -572,7 +579,7 @@ impl HttpRequest {
             if attempt > 0 {
                 call.attribute("http.request.resend_count", Value::Int(attempt.into()));
             }
-            let name = self.method.as_str().to_string();
+            let name = self.method.as_str();
             return match result {
                 Ok((status, headers, body)) => {
                     call.attribute(
@@ -582,12 +589,12 @@ impl HttpRequest {
                     if status.is_server_error() {
                         call.attribute("error.type", Value::Str(status.as_str().into()));
                         call.finish(
-                            &name,
+                            name,
                             Outcome::Error,
                             Some(format!("{} answered {status}", inner.name)),
                         );
                     } else {
-                        call.finish(&name, Outcome::Ok, None);
+                        call.finish(name, Outcome::Ok, None);
                     }
                     Ok(HttpResponse {
                         status,
@@ -597,7 +604,7 @@ impl HttpRequest {
                     })
                 }
                 Err((outcome, message, _)) => {
-                    call.finish(&name, outcome, Some(message.clone()));
+                    call.finish(name, outcome, Some(message.clone()));
                     Err(fail(outcome, message))
                 }
             };
@@ -612,11 +619,14 @@ async fn exchange(
     max: u64,
 ) -> Result<Result<(StatusCode, HeaderMap, Bytes), String>, reqwest::Error> {
     let mut r = rb.send().await?;
-    if r.content_length().is_some_and(|n| n > max) {
-        return Ok(Err(format!("the response is over {max} bytes")));
-    }
     let status = r.status();
     let headers = std::mem::take(r.headers_mut());
+    match r.content_length() {
+        Some(n) if n > max => return Ok(Err(format!("the response is over {max} bytes"))),
+        // HTTP/1.1 framing reads exactly Content-Length bytes: the bound holds.
+        Some(_) => return Ok(Ok((status, headers, r.bytes().await?))),
+        None => {}
+    }
     let mut body = bytes::BytesMut::new();
     while let Some(chunk) = r.chunk().await? {
         if (body.len() + chunk.len()) as u64 > max {

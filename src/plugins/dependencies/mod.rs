@@ -102,9 +102,20 @@ impl<'a> Call<'a> {
         }
     }
 
+    /// When the call started.
+    pub fn started(&self) -> Instant {
+        self.started
+    }
+
+    /// Whether the call is recorded as a span: build its attributes only
+    /// then.
+    pub fn traced(&self) -> bool {
+        self.span.as_ref().is_some_and(|(p, _, _)| p.sampled)
+    }
+
     /// Adds a span attribute (a no-op when the call is not traced).
     pub fn attribute(&mut self, key: &'static str, value: Value) {
-        if self.span.as_ref().is_some_and(|(p, _, _)| p.sampled) {
+        if self.traced() {
             self.attributes.push((key, value));
         }
     }
