@@ -16,7 +16,7 @@
 //! operations, `outcome` one of [`Outcome::ALL`].
 
 use crate::manifest::dependencies::Dependency;
-use crate::manifest::{Diagnostics, Manifest, SecretRef, Source};
+use crate::manifest::{Alert, Diagnostics, Manifest, Panel, SecretRef, Source};
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::MetricFamily;
 use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
@@ -151,6 +151,47 @@ pub trait PreparedDependency: Send + Sync {
     /// Builds the client (serve only). Connections are opened lazily, so a
     /// dependency that is down does not stop the start: it is reported down.
     fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String>;
+    /// Whether it keeps a pool of connections (its row shows the pool).
+    fn pooled(&self) -> bool {
+        false
+    }
+    /// The dashboard panels it contributes (default: its row, see
+    /// [`super::dependency_row`]).
+    fn panels(&self, d: &Dependency) -> Vec<Panel> {
+        super::dependency_row::panels(d, self.pooled())
+    }
+    /// The alerts it contributes, each with its promtool fixtures (default:
+    /// errors, latency and down).
+    fn alerts(&self, d: &Dependency, m: &Manifest) -> Vec<Alert> {
+        super::dependency_row::alerts(d, m)
+    }
+    /// A container it adds to the rendered compose stack (a database to
+    /// develop against), if any.
+    fn compose(&self, _d: &Dependency, _m: &Manifest) -> Option<ComposeService> {
+        None
+    }
+}
+
+/// A container a dependency kind adds to `docker-compose.yml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeService {
+    /// Its compose service name (and host name on the stack's network).
+    pub name: String,
+    /// A pinned image.
+    pub image: String,
+    /// Plain settings (no secret).
+    pub environment: Vec<(String, String)>,
+    /// A git-ignored env file beside `docker-compose.yml` that `render`
+    /// creates once with a random password (as Grafana's admin password),
+    /// kept across renders and never written into a rendered file: its
+    /// name, and its lines with `{password}` where the password goes.
+    pub secret_file: Option<(String, Vec<String>)>,
+    /// Ports published on `stack.publish`'s address (container = host).
+    pub ports: Vec<u16>,
+    /// A named volume and where it is mounted.
+    pub volume: Option<(String, String)>,
+    /// The healthcheck's `CMD-SHELL` command.
+    pub healthcheck: Option<String>,
 }
 
 /// The dependency families' names.

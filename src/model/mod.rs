@@ -15,6 +15,7 @@ pub mod budget;
 pub mod data;
 pub mod datasource;
 pub mod dependencies;
+pub mod dependency_row;
 pub mod exemplars;
 pub mod k8s_env;
 pub mod kinds;
@@ -483,6 +484,30 @@ pub fn validate_after(
     lint::check(src, &m, &mut errs);
     names::check(src, &m, &mut errs);
 
+    if !errs.is_empty() {
+        return Err(errs.finish());
+    }
+    // What each dependency's kind contributes: its dashboard row and its
+    // alerts, from here on like declared ones.
+    let mut m = m;
+    let declared: std::collections::HashSet<String> =
+        m.alerts.iter().map(|a| a.name.clone()).collect();
+    for (i, (d, p)) in m.dependencies.clone().iter().zip(&deps_out).enumerate() {
+        let Some(p) = p else { continue };
+        m.dashboard.panels.extend(p.panels(d));
+        for a in p.alerts(d, &m) {
+            if declared.contains(&a.name) {
+                errs.push(src.error(
+                    &format!("dependencies[{i}].name"),
+                    format!(
+                        "its derived alert {} has the name of an alert in `alerts:`",
+                        a.name
+                    ),
+                ));
+            }
+            m.alerts.push(a);
+        }
+    }
     if !errs.is_empty() {
         return Err(errs.finish());
     }

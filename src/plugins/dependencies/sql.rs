@@ -234,6 +234,10 @@ impl PreparedDependency for Prepared {
         (TypeId::of::<Sql>(), "telltale::Sql")
     }
 
+    fn pooled(&self) -> bool {
+        true
+    }
+
     fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String> {
         let d = ctx.dependency;
         let (url, system) = match (ctx.target, &self.options.local_sqlite) {
