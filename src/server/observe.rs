@@ -63,7 +63,6 @@ impl Traced {
         s: SpanContext,
         route: Option<&'static str>,
         status: u16,
-        elapsed: std::time::Duration,
         events: span::Events,
     ) -> SpanRecord {
         SpanRecord {
@@ -72,7 +71,9 @@ impl Traced {
             parent: s.parent,
             trace_state: self.trace_state,
             start_ns: self.start_ns,
-            end_ns: self.start_ns + elapsed.as_nanos() as u64,
+            // The wall clock, as its child spans' ends are read: a child
+            // that ended before the response never ends after its parent.
+            end_ns: crate::traces::span::now_ns().max(self.start_ns),
             body: span::Body::Server(Box::new(span::Http {
                 method: Some(self.method),
                 route,
@@ -180,7 +181,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let span = ctx.span();
         if let (Some(t), Some(s), Some(traced)) = (crate::traces::tracer(), span, traced) {
             let template = ctx.route().map(|r| self.rt.http.template(r));
-            t.submit(traced.finish(s, template, status, elapsed, ctx.take_events()));
+            t.submit(traced.finish(s, template, status, ctx.take_events()));
         }
         if let Some(fields) = ctx.into_fields() {
             RequestLine {

@@ -630,7 +630,14 @@ async fn a_handlers_own_span_is_a_child_of_the_request_span() {
     assert_eq!(child.parent_id(), server.span_id());
     assert_eq!(child.attr("product_id").as_deref(), Some("1"));
     assert!(child.span.start_time_unix_nano >= server.span.start_time_unix_nano);
-    assert!(child.span.end_time_unix_nano <= server.span.end_time_unix_nano);
+    assert!(
+        child.span.end_time_unix_nano <= server.span.end_time_unix_nano,
+        "child {}..{}, server {}..{}",
+        child.span.start_time_unix_nano,
+        child.span.end_time_unix_nano,
+        server.span.start_time_unix_nano,
+        server.span.end_time_unix_nano
+    );
     let placed = server
         .span
         .events

@@ -1,14 +1,20 @@
 //! The shop and payments, both exporting traces to the test's OTLP
-//! receiver (decoding with the official OpenTelemetry protobuf types): one
-//! card order with a known `traceparent` is one trace across both services.
+//! receiver (decoding with the official OpenTelemetry protobuf types), and
+//! a real Prometheus scraping the shop with its rendered config: one card
+//! order with a known `traceparent` is one trace across both services, and
+//! every panel of the shop's dashboard (its dependency rows among them)
+//! has data and every rule evaluates.
 
 mod common;
 #[path = "../../../tests/common/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
+#[path = "../../../tests/common/prom.rs"]
+mod prom;
 
 use common::*;
-use std::time::Duration;
+use prom::*;
+use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_order_is_one_trace_across_the_shop_and_payments() {
@@ -122,6 +128,93 @@ async fn one_order_is_one_trace_across_the_shop_and_payments() {
         .filter(|s| s.trace_id() == trace)
         .count();
     assert!(ours >= 6, "{ours} spans in the trace");
+
+    // The rendered stack against the running pair: a real Prometheus with
+    // the shop's rendered config (its scrape token from a file here).
+    let m = manifest_in(dir.path(), |v| {
+        v["service"]["port"] = (shop.port as u64).into();
+        v["stack"]["service_host"] = "127.0.0.1".into();
+        v["stack"]["scrape_interval"] = "1s".into();
+        v["stack"]["evaluation_interval"] = "1s".into();
+    });
+    let out = dir.path().join("stack");
+    let (code, stdout, err) = run(
+        &[
+            "render",
+            "--manifest",
+            m.to_str().unwrap(),
+            "--out",
+            out.to_str().unwrap(),
+        ],
+        dir.path(),
+    );
+    assert_eq!(code, 0, "{stdout}{err}");
+    let t = std::process::Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(out.join("prometheus/alerts.test.yml"))
+        .output()
+        .expect("promtool is required (Debian package prometheus)");
+    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stdout));
+    let tests = std::fs::read_to_string(out.join("prometheus/alerts.test.yml")).unwrap();
+    for alert in [
+        "OrdersDbDependencyErrors",
+        "PaymentsDependencySlow",
+        "PaymentsDependencyDown",
+    ] {
+        assert!(tests.contains(alert), "{alert} has its promtool tests");
+    }
+    let mounted = r#"credentials_file: "/run/secrets/auth-scrape""#;
+    let token = dir.path().join("scrape-token");
+    std::fs::write(&token, format!("{SCRAPE_TOKEN}\n")).unwrap();
+    let config = std::fs::read_to_string(out.join("prometheus/prometheus.yml"))
+        .unwrap()
+        .replace(
+            mounted,
+            &format!("credentials_file: {:?}", token.display().to_string()),
+        );
+    std::fs::write(out.join("prometheus/prometheus.yml"), config).unwrap();
+    let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
+    wait_for_scrape(&prom).await;
+    let c = client();
+    let until = Instant::now() + Duration::from_secs(6);
+    while Instant::now() < until {
+        for body in [
+            r#"{"product_id": 1, "quantity": 1, "payment": "card", "card_last4": "4242"}"#,
+            r#"{"product_id": 2, "quantity": 1, "payment": "cash"}"#,
+        ] {
+            let (s, b) = post(&c, &shop, body).await;
+            assert_eq!(s, 201, "{b}");
+            let r = c
+                .get(shop.url(&format!("/orders/{}", b["id"])))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 200);
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    let n = panels_have_data_and_rules_evaluate(
+        &prom,
+        &out.join("grafana/dashboards/shop.json"),
+        &out.join("prometheus/alerts.yml"),
+    )
+    .await;
+    let dash = std::fs::read_to_string(out.join("grafana/dashboards/shop.json")).unwrap();
+    for title in [
+        "orders_db: calls/s",
+        "orders_db: state",
+        "payments: p95",
+        "payments: errors",
+    ] {
+        assert!(dash.contains(title), "the dashboard has {title}");
+    }
+    assert!(n >= 12, "{n} panel queries, the dependency rows among them");
+    let size = prom
+        .query(r#"telltale_dependency_pool_size{job="shop", dependency="orders_db"}"#)
+        .await
+        .unwrap();
+    assert!(!size.is_empty(), "the pool's gauges are scraped: {size:?}");
+    drop(prom);
     drop(shop);
     drop(payments);
 }
