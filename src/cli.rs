@@ -380,9 +380,10 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let kept = crate::render::kept_secrets(&model);
     let out = args.out.display();
     if args.check {
-        return match crate::render::check(&args.out, &files) {
+        return match crate::render::check_with(&args.out, &files, &kept) {
             Ok(d) if d.is_clean() => {
                 outln!("{out}: up to date ({} files)", files.len());
                 ExitCode::SUCCESS
@@ -401,7 +402,7 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
             }
         };
     }
-    match crate::render::write_atomic(&args.out, &files, &model.inputs()) {
+    match crate::render::write_atomic_with(&args.out, &files, &kept, &model.inputs()) {
         Ok(w) => {
             for p in files.keys() {
                 outln!("  {out}/{p}");
@@ -416,6 +417,13 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
                     "kept"
                 }
             );
+            for (path, created) in &w.kept {
+                outln!(
+                    "database password: {} ({})",
+                    path.display(),
+                    if *created { "created" } else { "kept" }
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(crate::render::WriteError::Refused(e)) => {

@@ -165,6 +165,12 @@ pub trait PreparedDependency: Send + Sync {
     fn alerts(&self, d: &Dependency, m: &Manifest) -> Vec<Alert> {
         super::dependency_row::alerts(d, m)
     }
+    /// The environment variables it reads secrets from at start besides
+    /// `url_from` (a header's key), each with the key that holds it in the
+    /// Kubernetes Secret `<service>-dependencies`.
+    fn secret_env(&self, _d: &Dependency) -> Vec<(String, String)> {
+        Vec::new()
+    }
     /// A container it adds to the rendered compose stack (a database to
     /// develop against), if any.
     fn compose(&self, _d: &Dependency, _m: &Manifest) -> Option<ComposeService> {

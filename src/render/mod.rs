@@ -25,7 +25,36 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use targets::RenderTarget;
-pub use write::{check, may_replace, write_atomic, Drift, WriteError, ADMIN_ENV_FILE, MARKER};
+pub use write::{
+    check, check_with, may_replace, write_atomic, write_atomic_with, Drift, KeptSecret, WriteError,
+    ADMIN_ENV_FILE, MARKER,
+};
+
+/// The containers the dependencies' kinds add to the compose stack, with
+/// their dependency.
+pub fn compose_services(
+    model: &Model,
+) -> Vec<(
+    &crate::manifest::dependencies::Dependency,
+    crate::model::dependencies::ComposeService,
+)> {
+    let m = &model.manifest;
+    m.dependencies
+        .iter()
+        .zip(&model.dependencies)
+        .filter_map(|(d, p)| p.compose(d, m).map(|c| (d, c)))
+        .collect()
+}
+
+/// The secret files render keeps beside the stack besides Grafana's: one
+/// per dependency container that needs a password.
+pub fn kept_secrets(model: &Model) -> Vec<KeptSecret> {
+    compose_services(model)
+        .into_iter()
+        .filter_map(|(_, c)| c.secret_file)
+        .map(|(path, lines)| KeptSecret { path, lines })
+        .collect()
+}
 
 /// Rendered files: relative path (with `/`) → contents.
 pub type Files = BTreeMap<String, String>;

@@ -24,6 +24,38 @@ use std::path::{Path, PathBuf};
 /// random password, kept across renders, git-ignored, ignored by `--check`.
 pub const ADMIN_ENV_FILE: &str = ".grafana-admin.env";
 
+/// A file of secrets beside the rendered ones that render creates once with
+/// a random password, keeps across renders (mode 0600), lists in its marker
+/// and leaves out of `--check`: Grafana's admin password, a database's.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KeptSecret {
+    /// Its path in the output directory.
+    pub path: String,
+    /// Its lines, `{password}` where the password goes.
+    pub lines: Vec<String>,
+}
+
+impl KeptSecret {
+    fn text(&self, password: &str) -> String {
+        let mut t: String = self
+            .lines
+            .iter()
+            .map(|l| l.replace("{password}", password) + "\n")
+            .collect();
+        if t.is_empty() {
+            t.push('\n');
+        }
+        t
+    }
+}
+
+/// The kept files: Grafana's admin env file, then `extra`.
+fn kept_paths(extra: &[KeptSecret]) -> Vec<String> {
+    std::iter::once(ADMIN_ENV_FILE.to_string())
+        .chain(extra.iter().map(|k| k.path.clone()))
+        .collect()
+}
+
 /// The list of files render wrote into a tree, written first, so that even
 /// a killed render's temporary tree says what it holds.
 pub const MARKER: &str = ".telltale-render";
@@ -52,13 +84,19 @@ impl From<String> for WriteError {
 }
 
 /// The marker's text for `files`: a comment, then one path a line.
+#[cfg(test)]
 fn marker_text(files: &Files) -> String {
+    marker_text_with(files, &[])
+}
+
+/// The marker's text for `files` and the kept secret files.
+fn marker_text_with(files: &Files, extra: &[KeptSecret]) -> String {
     let mut s = String::from(
         "# Written by `telltale render`: every file it wrote in this folder, one a line.\n\
          # render replaces these and removes nothing else. Do not edit.\n",
     );
-    for p in files.keys().map(String::as_str).chain([ADMIN_ENV_FILE]) {
-        s.push_str(p);
+    for p in files.keys().cloned().chain(kept_paths(extra)) {
+        s.push_str(&p);
         s.push('\n');
     }
     s
@@ -97,6 +135,16 @@ fn resolved(p: &Path) -> PathBuf {
 /// Refuses an `out` that render may not replace; touches nothing.
 /// `protected`: the manifest and its data files.
 pub fn may_replace(out: &Path, files: &Files, protected: &[PathBuf]) -> Result<(), WriteError> {
+    may_replace_with(out, files, &[], protected)
+}
+
+/// [`may_replace`], with `extra` kept secret files render may also own.
+pub fn may_replace_with(
+    out: &Path,
+    files: &Files,
+    extra: &[KeptSecret],
+    protected: &[PathBuf],
+) -> Result<(), WriteError> {
     let shown = out.display();
     let out_abs = resolved(out);
     for p in protected {
@@ -127,11 +175,7 @@ pub fn may_replace(out: &Path, files: &Files, protected: &[PathBuf]) -> Result<(
         Some(l) => (l, "listed in its .telltale-render"),
         // Rendered before the marker existed: only files this render writes.
         None => (
-            files
-                .keys()
-                .cloned()
-                .chain([ADMIN_ENV_FILE.to_string()])
-                .collect(),
+            files.keys().cloned().chain(kept_paths(extra)).collect(),
             "files telltale render writes (it has no .telltale-render)",
         ),
     };
@@ -183,6 +227,8 @@ pub struct Written {
     pub admin_env: PathBuf,
     /// Whether it was created by this render (else kept).
     pub admin_env_created: bool,
+    /// The other kept secret files, each with whether this render created it.
+    pub kept: Vec<(PathBuf, bool)>,
 }
 
 fn parent_and_name(out: &Path) -> Result<(PathBuf, String), String> {
@@ -234,26 +280,44 @@ fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
 }
 
 /// Writes `files` under `tmp`, after the marker that lists them, plus the
-/// admin env file (kept from `out` or new).
-fn fill(tmp: &Path, out: &Path, files: &Files) -> Result<bool, String> {
+/// kept secret files (each kept from `out` or new). Returns, per kept file
+/// (Grafana's first), whether it was created.
+fn fill(tmp: &Path, out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<Vec<bool>, String> {
     fs::create_dir(tmp).map_err(|e| format!("cannot create {}: {e}", tmp.display()))?;
-    write_file(&tmp.join(MARKER), marker_text(files).as_bytes(), false)?;
+    write_file(
+        &tmp.join(MARKER),
+        marker_text_with(files, extra).as_bytes(),
+        false,
+    )?;
     for (rel, text) in files {
         write_file(&tmp.join(rel), text.as_bytes(), false)?;
     }
-    let existing = out.join(ADMIN_ENV_FILE);
-    match fs::read(&existing) {
-        Ok(bytes) => {
-            write_file(&tmp.join(ADMIN_ENV_FILE), &bytes, true)?;
-            Ok(false)
+    let grafana = KeptSecret {
+        path: ADMIN_ENV_FILE.into(),
+        lines: Vec::new(),
+    };
+    let mut created = Vec::new();
+    for k in std::iter::once(&grafana).chain(extra) {
+        let existing = out.join(&k.path);
+        match fs::read(&existing) {
+            Ok(bytes) => {
+                write_file(&tmp.join(&k.path), &bytes, true)?;
+                created.push(false);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+                let password = random_password()?;
+                let text = if k.path == ADMIN_ENV_FILE {
+                    admin_env_text(&password)
+                } else {
+                    k.text(&password)
+                };
+                write_file(&tmp.join(&k.path), text.as_bytes(), true)?;
+                created.push(true);
+            }
+            Err(e) => return Err(format!("cannot read {}: {e}", existing.display())),
         }
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            let text = admin_env_text(&random_password()?);
-            write_file(&tmp.join(ADMIN_ENV_FILE), text.as_bytes(), true)?;
-            Ok(true)
-        }
-        Err(e) => Err(format!("cannot read {}: {e}", existing.display())),
     }
+    Ok(created)
 }
 
 /// Replaces `out` with exactly `files` (and the kept admin env file), if
@@ -263,7 +327,17 @@ pub fn write_atomic(
     files: &Files,
     protected: &[PathBuf],
 ) -> Result<Written, WriteError> {
-    may_replace(out, files, protected)?;
+    write_atomic_with(out, files, &[], protected)
+}
+
+/// [`write_atomic`], with `extra` kept secret files besides Grafana's.
+pub fn write_atomic_with(
+    out: &Path,
+    files: &Files,
+    extra: &[KeptSecret],
+    protected: &[PathBuf],
+) -> Result<Written, WriteError> {
+    may_replace_with(out, files, extra, protected)?;
     let (parent, name) = parent_and_name(out)?;
     fs::create_dir_all(&parent).map_err(|e| format!("cannot create {}: {e}", parent.display()))?;
     // Leftovers of a render that was killed: only while `out` itself is
@@ -287,7 +361,7 @@ pub fn write_atomic(
             .unwrap_or(0)
     );
     let tmp = parent.join(format!("{name}.tmp-{stamp}"));
-    let created = match fill(&tmp, out, files) {
+    let created = match fill(&tmp, out, files, extra) {
         Ok(c) => c,
         Err(e) => {
             let _ = fs::remove_dir_all(&tmp);
@@ -313,7 +387,12 @@ pub fn write_atomic(
     Ok(Written {
         files: files.len(),
         admin_env: out.join(ADMIN_ENV_FILE),
-        admin_env_created: created,
+        admin_env_created: created.first().copied().unwrap_or(false),
+        kept: extra
+            .iter()
+            .zip(created.iter().skip(1))
+            .map(|(k, c)| (out.join(&k.path), *c))
+            .collect(),
     })
 }
 
@@ -372,15 +451,21 @@ fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), String> {
 
 /// Compares `out` with `files` (the admin env file is not compared).
 pub fn check(out: &Path, files: &Files) -> Result<Drift, String> {
+    check_with(out, files, &[])
+}
+
+/// [`check`]; `extra` kept secret files are not compared either.
+pub fn check_with(out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<Drift, String> {
     let mut drift = Drift::default();
     let mut on_disk = Vec::new();
     if out.is_dir() {
         walk(out, "", &mut on_disk)?;
     }
-    on_disk.retain(|p| p != ADMIN_ENV_FILE);
+    let kept = kept_paths(extra);
+    on_disk.retain(|p| !kept.contains(p));
     // The marker is compared like a rendered file.
     let mut files = files.clone();
-    files.insert(MARKER.into(), marker_text(&files));
+    files.insert(MARKER.into(), marker_text_with(&files, extra));
     let files = &files;
     on_disk.sort();
     for p in &on_disk {

@@ -194,6 +194,32 @@ impl PreparedDependency for Prepared {
         (TypeId::of::<HttpClient>(), "telltale::HttpClient")
     }
 
+    /// Each header given by an environment variable, under the Secret key
+    /// `<dependency>-<header>`.
+    fn secret_env(&self, d: &crate::manifest::dependencies::Dependency) -> Vec<(String, String)> {
+        self.options
+            .headers
+            .iter()
+            .filter_map(|(h, r)| match r {
+                SecretRef::Env(var) => {
+                    let key: String = h
+                        .to_ascii_lowercase()
+                        .chars()
+                        .map(|c| {
+                            if c.is_ascii_alphanumeric() || c == '.' {
+                                c
+                            } else {
+                                '-'
+                            }
+                        })
+                        .collect();
+                    Some((var.clone(), format!("{}-{key}", d.name)))
+                }
+                SecretRef::File(_) => None,
+            })
+            .collect()
+    }
+
     fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String> {
         let d = ctx.dependency;
         let target = ctx.target.ok_or_else(|| match &d.url_from {

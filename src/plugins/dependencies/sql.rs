@@ -22,7 +22,8 @@
 use super::{Call, DependencyError, Outcome};
 use crate::manifest::{Diagnostics, SecretRef};
 use crate::model::dependencies::{
-    CheckFuture, DependencyCtx, PoolStats, PreparedDependency, StartCtx, Started, Telemetry,
+    CheckFuture, ComposeService, DependencyCtx, PoolStats, PreparedDependency, StartCtx, Started,
+    Telemetry,
 };
 use crate::traces::span::Value;
 use serde::Deserialize;
@@ -59,6 +60,11 @@ struct Options {
     local_sqlite: Option<String>,
     /// The most rows `fetch_all` returns; more fail the call.
     max_rows: u64,
+    /// `postgres` only: the image of the database `render` adds to the
+    /// compose stack (pinned).
+    image: String,
+    /// `postgres` only: the host port it publishes.
+    port: u16,
 }
 
 impl Default for Options {
@@ -68,6 +74,8 @@ impl Default for Options {
             operations: BTreeMap::new(),
             local_sqlite: None,
             max_rows: 10_000,
+            image: "postgres:17.6-bookworm".into(),
+            port: 5432,
         }
     }
 }
@@ -133,6 +141,27 @@ impl crate::model::dependencies::DependencyKind for Kind {
         }
         if !(1..=MAX_POOL).contains(&options.pool) {
             errs.extend(ctx.error("options.pool", format!("from 1 to {MAX_POOL} connections")));
+        }
+        if matches!(self, Kind::Sqlite)
+            && (options.image != Options::default().image
+                || options.port != Options::default().port)
+        {
+            errs.extend(ctx.error(
+                "options",
+                "`image` and `port` are for kind postgres (the database render adds to compose)",
+            ));
+        }
+        if options.image.is_empty()
+            || options.image.len() > 256
+            || !options.image.chars().all(|c| c.is_ascii_graphic())
+        {
+            errs.extend(ctx.error(
+                "options.image",
+                "an image reference such as postgres:17.6-bookworm",
+            ));
+        }
+        if options.port == 0 {
+            errs.extend(ctx.error("options.port", "a port from 1 to 65535"));
         }
         if options.max_rows == 0 {
             errs.extend(ctx.error("options.max_rows", "at least 1"));
@@ -236,6 +265,49 @@ impl PreparedDependency for Prepared {
 
     fn pooled(&self) -> bool {
         true
+    }
+
+    /// A Postgres to develop against: a pinned image, a volume, a
+    /// healthcheck, and a password render generates into a git-ignored file
+    /// (never into a rendered one), beside the URL the service reads.
+    fn compose(
+        &self,
+        d: &crate::manifest::dependencies::Dependency,
+        m: &crate::manifest::Manifest,
+    ) -> Option<ComposeService> {
+        if self.kind != "postgres" {
+            return None;
+        }
+        let name = format!("{}-postgres", d.name.replace('_', "-"));
+        let db = m.service.name.clone();
+        let url = format!(
+            "postgres://{db}:{{password}}@127.0.0.1:{}/{db}",
+            self.options.port
+        );
+        let mut lines = vec![
+            format!("# The Postgres of dependency {} (docker-compose.yml). Created by `telltale render`", d.name),
+            "# with a random password; git-ignored; kept across renders. Delete it (and the".into(),
+            format!("# volume {name}-data) to start afresh."),
+            "POSTGRES_PASSWORD={password}".into(),
+        ];
+        if let Some(SecretRef::Env(var)) = &d.url_from {
+            lines.push(
+                "# The service's URL: `set -a; . <this file>; set +a` before starting it.".into(),
+            );
+            lines.push(format!("{var}={url}"));
+        }
+        Some(ComposeService {
+            name: name.clone(),
+            image: self.options.image.clone(),
+            environment: vec![
+                ("POSTGRES_USER".into(), db.clone()),
+                ("POSTGRES_DB".into(), db.clone()),
+            ],
+            secret_file: Some((format!(".{name}.env"), lines)),
+            ports: vec![self.options.port],
+            volume: Some((format!("{name}-data"), "/var/lib/postgresql/data".into())),
+            healthcheck: Some(format!("pg_isready -U {db} -d {db}")),
+        })
     }
 
     fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String> {

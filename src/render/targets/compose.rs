@@ -55,13 +55,36 @@ impl super::RenderTarget for Target {
                 "volume": "promtail-positions",
             }),
         };
-        let mut volumes = vec![
+        // What the dependencies' kinds add: a database to develop against.
+        let mut volumes = Vec::new();
+        let mut dependencies = Vec::new();
+        for (d, c) in crate::render::compose_services(ctx.model) {
+            let mut mounts = Vec::new();
+            if let Some((volume, path)) = &c.volume {
+                volumes.push(volume.clone());
+                mounts.push(format!("{volume}:{path}"));
+            }
+            let environment: serde_json::Map<String, serde_json::Value> = c
+                .environment
+                .iter()
+                .map(|(k, v)| (k.clone(), json!(v)))
+                .collect();
+            dependencies.push(json!({
+                "dependency": d.name, "kind": d.kind, "name": c.name, "image": c.image,
+                "secret_file": c.secret_file.as_ref().map(|(f, _)| f),
+                "environment": environment,
+                "ports": c.ports.iter().map(|p| format!("{}:{p}:{p}", s.publish.address())).collect::<Vec<_>>(),
+                "volumes": mounts,
+                "healthcheck": c.healthcheck.as_ref().map(|h| json!(["CMD-SHELL", h])),
+            }));
+        }
+        volumes.extend([
             "grafana-data".to_string(),
             "loki-data".into(),
             "prometheus-data".into(),
             "tempo-data".into(),
             shipper["volume"].as_str().unwrap_or_default().to_string(),
-        ];
+        ]);
         volumes.sort();
         let (bind, bind_grafana) = (s.publish.address(), s.publish_grafana.address());
         let publish = |port: i64, bind: &str| format!("{bind}:{port}:{port}");
@@ -112,6 +135,7 @@ impl super::RenderTarget for Target {
                 "dashboards_volume": format!("./grafana/dashboards:{}:ro", stack::DASHBOARDS_MOUNT),
                 "admin_env": ADMIN_ENV_FILE,
                 "volumes": volumes,
+                "dependencies": dependencies,
             }),
         )?;
         super::check_yaml(PATH, &text)?;

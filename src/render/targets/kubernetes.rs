@@ -266,6 +266,33 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             }),
         })
         .collect();
+    // A dependency's URL given by an environment variable that
+    // `kubernetes.env` does not set: from the Secret `<service>-dependencies`
+    // (key `<dependency>-url`), which holds the DSN with its password.
+    // A URL with an inline `url` beside it may be absent (optional).
+    let mut env = env;
+    for (d, p) in m.dependencies.iter().zip(&ctx.model.dependencies) {
+        let url = match &d.url_from {
+            Some(SecretRef::Env(var)) => {
+                Some((var.clone(), format!("{}-url", d.name), d.url.is_some()))
+            }
+            _ => None,
+        };
+        let headers = p
+            .secret_env(d)
+            .into_iter()
+            .map(|(var, key)| (var, key, false));
+        for (var, key, optional) in url.into_iter().chain(headers) {
+            if k.env.iter().any(|e| e.name == var) {
+                continue;
+            }
+            let mut r = json!({ "name": dependency_secret(m), "key": key });
+            if optional {
+                r["optional"] = json!(true);
+            }
+            env.push(json!({ "name": var, "valueFrom": { "secretKeyRef": r } }));
+        }
+    }
     let env_from: Vec<Json> = k
         .env_from
         .iter()
@@ -429,4 +456,10 @@ mod tests {
         assert_ne!(fnv64(&["x"]), fnv64(&["y"]));
         assert_eq!(fnv64(&["x"]), fnv64(&["x"]));
     }
+}
+
+/// The Secret the Deployment reads dependency URLs from, when
+/// `kubernetes.env` does not name one: `<service>-dependencies`.
+pub fn dependency_secret(m: &crate::manifest::Manifest) -> String {
+    format!("{}-dependencies", m.service.name)
 }
