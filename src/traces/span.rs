@@ -3,6 +3,7 @@
 //! whose attributes the writer thread expands), turned into OTLP protobuf
 //! messages only on the writer thread ([`SpanRecord::into_otlp`]).
 
+use super::encode::{split_host, KNOWN_METHODS};
 use super::{SpanId, TraceId};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span, status, Span, Status};
@@ -148,32 +149,15 @@ fn attribute(key: &str, v: &Value) -> KeyValue {
     )
 }
 
-/// The methods the HTTP semantic conventions know; any other is `_OTHER`.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
-
 /// The text of a header value, if it is visible ASCII, cut to
 /// [`MAX_VALUE`].
 pub fn header_text(v: &HeaderValue) -> Option<Box<str>> {
     v.to_str().ok().map(|t| cut(t, MAX_VALUE).into())
 }
 
-/// `Host`'s name and port (`api:8080`, `[::1]:8080`, `api`).
-fn split_host(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((v6, after)) = rest.split_once(']') {
-            return (v6, after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (host, None),
-    }
-}
-
 impl SpanRecord {
-    /// The OTLP message of this span.
+    /// The OTLP message of this span. The exporter writes the same bytes
+    /// without building it (`encode`, whose tests compare the two).
     pub fn into_otlp(self) -> Span {
         let mut attributes = Vec::new();
         let (name, kind) = match &self.body {
