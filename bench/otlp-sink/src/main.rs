@@ -206,10 +206,10 @@ fn sub<'a>(number: u64, field: Field<'a>) -> Result<&'a [u8], String> {
     }
 }
 
-/// Counts the spans of an `ExportTraceServiceRequest`: `resource_spans` (1)
-/// > `scope_spans` (2) > `spans` (2), each span's `kind` (6, the last one
-/// written counts, as in a decode) and `parent_span_id` (4), without
-/// building a message.
+/// Counts the spans of an `ExportTraceServiceRequest` (its field 1,
+/// `resource_spans`; their field 2, `scope_spans`; their field 2, `spans`),
+/// each span's `kind` (field 6; the last one written counts, as in a
+/// decode) and `parent_span_id` (field 4), without building a message.
 fn count(body: &[u8]) -> Result<Tally, String> {
     let mut t = Tally::default();
     fields(body, |n, f| {
@@ -353,9 +353,13 @@ mod tests {
         Span {
             trace_id: vec![1; 16],
             span_id: i.to_be_bytes().to_vec(),
-            parent_span_id: if i % 3 == 0 { Vec::new() } else { vec![2; 8] },
+            parent_span_id: if i.is_multiple_of(3) {
+                Vec::new()
+            } else {
+                vec![2; 8]
+            },
             name: "x".repeat(i as usize * 10),
-            kind: if i % 2 == 0 {
+            kind: if i.is_multiple_of(2) {
                 span::SpanKind::Server
             } else {
                 span::SpanKind::Internal
