@@ -38,7 +38,7 @@ fn varint(buf: &mut Vec<u8>, mut v: u64) {
 
 fn varint_len(v: u64) -> usize {
     // 1 byte per 7 bits, at least one.
-    ((64 - (v | 1).leading_zeros() as usize) + 6) / 7
+    (64 - (v | 1).leading_zeros() as usize).div_ceil(7)
 }
 
 fn key(buf: &mut Vec<u8>, field: u32, wire: u32) {
@@ -212,8 +212,11 @@ pub fn span(buf: &mut Vec<u8>, field: u32, r: &SpanRecord) {
     message(buf, field, |b| {
         bytes(b, 1, &r.trace_id.0);
         bytes(b, 2, &r.span_id.0);
-        let state = r.trace_state.as_ref().and_then(|v| v.to_str().ok());
-        bytes(b, 3, state.unwrap_or_default().as_bytes());
+        bytes(
+            b,
+            3,
+            r.trace_state.as_deref().unwrap_or_default().as_bytes(),
+        );
         if let Some(p) = r.parent {
             bytes(b, 4, &p.0);
         }
@@ -339,7 +342,6 @@ mod tests {
     };
     use opentelemetry_proto::tonic::resource::v1::Resource;
     use opentelemetry_proto::tonic::trace::v1::{ResourceSpans, ScopeSpans};
-    use poem::http::HeaderValue;
     use prost::Message;
 
     fn server(method: Option<Method>, route: Option<&'static str>, status: u16) -> Http {
@@ -360,20 +362,19 @@ mod tests {
             trace_id: TraceId([1; 16]),
             span_id: SpanId([2; 8]),
             parent: Some(SpanId([3; 8])),
-            trace_state: Some(HeaderValue::from_static("k=v")),
+            trace_state: Some("k=v".into()),
             start_ns: 10,
             end_ns: 20,
-            body: Body::Server(Box::new(server(
-                Some(Method::GET),
-                Some("/products/{id}"),
-                200,
-            ))),
+            body: Body::Server(server(Some(Method::GET), Some("/products/{id}"), 200)),
             events: Events::default(),
             error: None,
         };
         let mut v = vec![base.clone()];
         let mut r = base.clone();
-        r.body = Body::Server(Box::new(server(Some(Method::POST), None, 503)));
+        let mut h = server(Some(Method::POST), None, 503);
+        h.path = "/a/path/longer/than/what/a/text/holds/inline".into();
+        h.user_agent = Some("Mozilla/5.0 (X11; Linux x86_64; rv:140.0) Gecko/20100101".into());
+        r.body = Body::Server(h);
         r.error = Some("HTTP 503".into());
         r.parent = None;
         r.trace_state = None;
@@ -384,13 +385,13 @@ mod tests {
         h.host = Some("[::1]".into());
         h.user_agent = None;
         h.path = "".into();
-        r.body = Body::Server(Box::new(h));
+        r.body = Body::Server(h);
         v.push(r);
         let mut r = base.clone();
         let mut h = server(None, None, 431);
         h.host = Some(":80".into());
-        h.path = "x".repeat(300).into();
-        r.body = Body::Server(Box::new(h));
+        h.path = "x".repeat(300).as_str().into();
+        r.body = Body::Server(h);
         v.push(r);
         let mut r = base.clone();
         r.start_ns = 0;

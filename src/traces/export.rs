@@ -96,7 +96,12 @@ impl Tracer {
     /// Queues a finished span, or drops and counts it when the queue is
     /// full. Never waits.
     pub fn submit(&self, span: SpanRecord) {
-        match self.tx.try_send(Msg::Span(Box::new(span))) {
+        self.submit_boxed(Box::new(span));
+    }
+
+    /// [`Tracer::submit`] for a span already in its box.
+    pub fn submit_boxed(&self, span: Box<SpanRecord>) {
+        match self.tx.try_send(Msg::Span(span)) {
             Ok(()) => {}
             Err(TrySendError::Full(_) | TrySendError::Disconnected(_)) => {
                 self.stats.dropped_queue_full.fetch_add(1, Relaxed);
