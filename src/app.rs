@@ -63,6 +63,19 @@ impl App {
         self
     }
 
+    /// Registers a dependency kind (a Redis client, a message queue): its
+    /// `prepare` checks `dependencies[]` entries of its name, its `start`
+    /// builds the client handlers get with `Setup::dependency`.
+    pub fn dependency_kind(
+        mut self,
+        kind: impl crate::model::dependencies::DependencyKind + 'static,
+    ) -> App {
+        if let Err(e) = self.ctx.registry.add_dependency_kind(Arc::new(kind)) {
+            self.errors.push(e);
+        }
+        self
+    }
+
     /// Adds middleware around every handler: a poem `Middleware` over
     /// boxed endpoints, or any [`crate::model::kinds::Middleware`]. It runs
     /// after routing and authentication (`telltale::current_caller()`

@@ -207,6 +207,30 @@ pub struct StartContext {
     pub resources: crate::model::Resources,
 }
 
+impl StartContext {
+    /// The client of dependency `name` (see `Setup::dependency`), e.g. to
+    /// run a database's migrations at start.
+    pub fn dependency<C: std::any::Any + Send + Sync + Clone>(
+        &self,
+        name: &str,
+    ) -> Result<C, String> {
+        self.resources
+            .get::<crate::model::dependencies::Running>()
+            .ok_or_else(|| "the manifest declares no dependencies".to_string())?
+            .client::<C>(name)
+    }
+
+    /// The client of database dependency `name`.
+    pub fn sql(&self, name: &str) -> Result<crate::plugins::dependencies::Sql, String> {
+        self.dependency(name)
+    }
+
+    /// The client of `http` dependency `name`.
+    pub fn http(&self, name: &str) -> Result<crate::plugins::dependencies::HttpClient, String> {
+        self.dependency(name)
+    }
+}
+
 /// A start hook: adds what it builds to the resources, or fails the start.
 pub type StartHook =
     Arc<dyn Fn(StartContext) -> HookFuture<Result<crate::model::Resources, String>> + Send + Sync>;
@@ -422,7 +446,11 @@ async fn start(
 > {
     let mut registry = ctx.registry.clone();
     let mut resources = crate::model::Resources::default();
-    if ctx.on_start.is_empty() {
+    let running = crate::server::dependencies::start(&model).await?;
+    if let Some(r) = &running {
+        resources = resources.with(r.clone());
+    }
+    if ctx.on_start.is_empty() && running.is_none() {
         registry.set_resources(resources.clone());
         return Ok((model, registry, resources));
     }

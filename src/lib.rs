@@ -34,8 +34,12 @@ pub mod verify;
 pub use app::App;
 pub use cli::StartContext;
 pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
+pub use model::dependencies::Outcome;
 pub use model::kinds::Middleware;
 pub use model::{Identity, Registry, Resources};
+pub use plugins::dependencies::{
+    DependencyError, HttpClient, HttpRequest, HttpResponse, Sql, SqlOperation,
+};
 pub use plugins::handlers::typed::{
     Empty, Handler, Input, NoOptions, RequestContext, RequestSpan, Setup, SetupError, TraceContext,
 };
@@ -47,3 +51,6 @@ pub use poem_openapi;
 pub use server::auth::Caller;
 pub use server::context::current_caller;
 pub use server::error::ErrorBody;
+/// The `sqlx` telltale's database clients are built with: write queries
+/// for [`SqlOperation`] with this version.
+pub use sqlx;

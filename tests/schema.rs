@@ -61,6 +61,7 @@ fn the_shipped_manifests_pass_and_bad_ones_fail_an_independent_validator() {
     let (ok, out) = check_jsonschema(&[
         root.join("manifest.yaml"),
         root.join("examples/shop/manifest.yaml"),
+        root.join("examples/payments/manifest.yaml"),
     ]);
     assert!(ok, "{out}");
     for bad in [

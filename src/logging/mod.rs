@@ -17,7 +17,7 @@ mod pagecache;
 pub mod request;
 mod request_line;
 mod sink;
-mod spans;
+pub mod spans;
 
 pub use request_line::RequestLine;
 

@@ -72,6 +72,33 @@ impl Visit for Fields<'_> {
     }
 }
 
+/// Where a span started now belongs: the innermost sampled child span of
+/// the current `tracing` span, else the request's server span. `None`
+/// outside a request or with tracing off.
+pub fn current_parent() -> Option<crate::traces::SpanContext> {
+    crate::traces::tracer()?;
+    let child = tracing::dispatcher::get_default(|d| {
+        use tracing::Subscriber as _;
+        let reg = d.downcast_ref::<tracing_subscriber::Registry>()?;
+        let current = reg.current_span();
+        let span = reg.span(current.id()?)?;
+        span.scope().find_map(|s| {
+            s.extensions()
+                .get::<ChildSpan>()
+                .map(|c| (c.trace_id, c.span_id))
+        })
+    });
+    match child {
+        Some((trace_id, span_id)) => Some(crate::traces::SpanContext {
+            trace_id,
+            span_id,
+            parent: None,
+            sampled: true,
+        }),
+        None => super::request::current_span(),
+    }
+}
+
 /// The layer (installed with the logger when tracing is on).
 pub struct SpanLayer;
 

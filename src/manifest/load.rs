@@ -397,6 +397,7 @@ const SECTIONS: &[&str] = &[
     "auth",
     "endpoints",
     "tracing",
+    "dependencies",
     "metrics",
     "logging",
     "dashboard",
@@ -444,6 +445,13 @@ fn deserialize_manifest(
     let auth = de_or_default::<Auth>(src, take("auth"), "auth", errs);
     let endpoints = de_list::<Endpoint>(src, take("endpoints"), "endpoints", errs, dropped);
     let tracing = de_or_default::<super::traces::Tracing>(src, take("tracing"), "tracing", errs);
+    let dependencies = de_list::<super::dependencies::Dependency>(
+        src,
+        take("dependencies"),
+        "dependencies",
+        errs,
+        dropped,
+    );
     let metrics = de_list::<Metric>(src, take("metrics"), "metrics", errs, dropped);
     let logging = de_or_default::<Logging>(src, take("logging"), "logging", errs);
     let objectives = de_list::<Objective>(src, take("objectives"), "objectives", errs, dropped);
@@ -470,6 +478,7 @@ fn deserialize_manifest(
         auth: auth.unwrap_or_default(),
         endpoints: endpoints.unwrap_or_default(),
         tracing: tracing.unwrap_or_default(),
+        dependencies: dependencies.unwrap_or_default(),
         metrics: metrics.unwrap_or_default(),
         logging: logging.unwrap_or_default(),
         dashboard: dashboard.unwrap_or_default(),

@@ -6,6 +6,7 @@
 //! `crate::model`; this folder imports nothing else of telltale.
 
 pub mod auth;
+pub mod dependencies;
 pub mod diag;
 pub mod load;
 pub mod model;

@@ -27,6 +27,9 @@ pub struct Manifest {
     /// Where the server's spans go (see README, Traces).
     #[serde(default)]
     pub tracing: super::traces::Tracing,
+    /// The databases and services it calls (see README, Dependencies).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dependencies: Vec<super::dependencies::Dependency>,
     #[serde(default)]
     pub metrics: Vec<Metric>,
     #[serde(default)]

@@ -55,6 +55,8 @@ pub struct HandlerCtx<'a> {
     pub datasource: &'a super::datasource::Spec,
     /// The registry: what start hooks provide, and what they built.
     pub registry: &'a super::Registry,
+    /// One slot per `dependencies[i]` (`None` where it has errors).
+    pub dependencies: &'a [Option<Arc<dyn super::dependencies::PreparedDependency>>],
 }
 
 /// A per-validation memo, keyed by name: one value of each type per key.

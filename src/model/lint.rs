@@ -247,6 +247,37 @@ pub const OWN_FAMILIES: &[(&str, MetricType, &[&str])] = &[
     ),
     ("telltale_accept_errors_total", MetricType::Counter, &[]),
     (
+        "telltale_dependency_request_duration_seconds",
+        MetricType::Histogram,
+        &["dependency", "operation", "outcome"],
+    ),
+    (
+        "telltale_dependency_requests_in_flight",
+        MetricType::Gauge,
+        &["dependency"],
+    ),
+    ("telltale_dependency_up", MetricType::Gauge, &["dependency"]),
+    (
+        "telltale_dependency_pool_size",
+        MetricType::Gauge,
+        &["dependency"],
+    ),
+    (
+        "telltale_dependency_pool_idle",
+        MetricType::Gauge,
+        &["dependency"],
+    ),
+    (
+        "telltale_dependency_pool_waiting",
+        MetricType::Gauge,
+        &["dependency"],
+    ),
+    (
+        "telltale_dependency_retries_total",
+        MetricType::Counter,
+        &["dependency"],
+    ),
+    (
         "telltale_connections_timed_out_total",
         MetricType::Counter,
         &[],
@@ -284,7 +315,16 @@ fn exposed_names(m: &Manifest) -> Vec<(String, MetricType)> {
             k => out.push((metric.name.clone(), k)),
         }
     }
-    out.extend(OWN_FAMILIES.iter().map(|(n, k, _)| (n.to_string(), *k)));
+    for (n, k, _) in OWN_FAMILIES {
+        match k {
+            MetricType::Histogram => {
+                for s in ["_bucket", "_sum", "_count"] {
+                    out.push((format!("{n}{s}"), *k));
+                }
+            }
+            _ => out.push((n.to_string(), *k)),
+        }
+    }
     out
 }
 
@@ -296,8 +336,17 @@ fn labels_of(m: &Manifest, name: &str) -> Option<Vec<String>> {
     if SCRAPE_SERIES.contains(&name) {
         return Some(out);
     }
-    if let Some((_, _, labels)) = OWN_FAMILIES.iter().find(|(n, _, _)| *n == name) {
+    let own = OWN_FAMILIES.iter().find(|(n, k, _)| match k {
+        MetricType::Histogram => ["_bucket", "_sum", "_count"]
+            .iter()
+            .any(|s| name.strip_suffix(s) == Some(*n)),
+        _ => *n == name,
+    });
+    if let Some((_, _, labels)) = own {
         out.extend(labels.iter().map(|l| l.to_string()));
+        if name.ends_with("_bucket") {
+            out.push("le".into());
+        }
         return Some(out);
     }
     for metric in &m.metrics {

@@ -14,6 +14,8 @@ pub mod auth;
 pub mod budget;
 pub mod data;
 pub mod datasource;
+pub mod dependencies;
+pub mod dependency_row;
 pub mod exemplars;
 pub mod k8s_env;
 pub mod kinds;
@@ -214,6 +216,8 @@ pub struct Model {
     pub identity: Identity,
     /// The user's middleware, outermost first.
     pub middleware: Vec<Arc<dyn kinds::Middleware>>,
+    /// One prepared dependency per `dependencies[i]`, same order.
+    pub dependencies: Vec<Arc<dyn dependencies::PreparedDependency>>,
 }
 
 impl std::fmt::Debug for Model {
@@ -323,6 +327,40 @@ pub fn validate_after(
     check_kubernetes(src, &m, &mut errs);
     auth::check(src, &m, &mut errs);
     traces::check(src, &m, &mut errs);
+    dependencies::check(src, &m, &mut errs);
+
+    // Dependencies first: handlers' setup asks for their clients. One slot
+    // per `dependencies[i]`; `None` where it failed (still declared).
+    let mut deps_out: Vec<Option<Arc<dyn dependencies::PreparedDependency>>> = Vec::new();
+    for (i, d) in m.dependencies.iter().enumerate() {
+        let ctx = dependencies::DependencyCtx {
+            index: i,
+            dependency: d,
+            manifest: &m,
+            source: src,
+        };
+        match registry.dependency_kind(&d.kind) {
+            None => {
+                errs.push(src.error(
+                    &format!("dependencies[{i}].kind"),
+                    lint::unknown_name(
+                        "dependency kind",
+                        &d.kind,
+                        &registry.dependency_kind_names(),
+                        "registered",
+                    ),
+                ));
+                deps_out.push(None);
+            }
+            Some(kind) => match kind.prepare(&ctx) {
+                Ok(p) => deps_out.push(Some(p)),
+                Err(e) => {
+                    errs.extend(e);
+                    deps_out.push(None);
+                }
+            },
+        }
+    }
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
@@ -368,6 +406,7 @@ pub fn validate_after(
             cache: &cache,
             datasource: &datasource,
             registry,
+            dependencies: &deps_out,
         };
         match registry.handler(&ep.handler) {
             None => errs.push(src.error(
@@ -448,6 +487,30 @@ pub fn validate_after(
     if !errs.is_empty() {
         return Err(errs.finish());
     }
+    // What each dependency's kind contributes: its dashboard row and its
+    // alerts, from here on like declared ones.
+    let mut m = m;
+    let declared: std::collections::HashSet<String> =
+        m.alerts.iter().map(|a| a.name.clone()).collect();
+    for (i, (d, p)) in m.dependencies.clone().iter().zip(&deps_out).enumerate() {
+        let Some(p) = p else { continue };
+        m.dashboard.panels.extend(p.panels(d));
+        for a in p.alerts(d, &m) {
+            if declared.contains(&a.name) {
+                errs.push(src.error(
+                    &format!("dependencies[{i}].name"),
+                    format!(
+                        "its derived alert {} has the name of an alert in `alerts:`",
+                        a.name
+                    ),
+                ));
+            }
+            m.alerts.push(a);
+        }
+    }
+    if !errs.is_empty() {
+        return Err(errs.finish());
+    }
     Ok(Model {
         manifest: m,
         source,
@@ -458,6 +521,7 @@ pub fn validate_after(
         statuses,
         identity: registry.identity().clone(),
         middleware: registry.middleware().to_vec(),
+        dependencies: deps_out.into_iter().flatten().collect(),
     })
 }
 

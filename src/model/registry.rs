@@ -2,6 +2,7 @@
 //! and the server. Built-in kinds are registered through the same calls as
 //! a user's own (`Registry::builtin`, in `plugins/`).
 
+use super::dependencies::DependencyKind;
 use super::kinds::{HandlerKind, MetricSourceKind, Middleware};
 use std::any::{Any, TypeId};
 use std::collections::HashMap;
@@ -14,6 +15,7 @@ use std::sync::Arc;
 pub struct Registry {
     handlers: Vec<Arc<dyn HandlerKind>>,
     sources: Vec<Arc<dyn MetricSourceKind>>,
+    dependencies: Vec<Arc<dyn DependencyKind>>,
     middleware: Vec<Arc<dyn Middleware>>,
     identity: Identity,
     /// The types start hooks provide, with their names (for errors).
@@ -99,6 +101,31 @@ impl Registry {
         }
         self.sources.push(kind);
         Ok(())
+    }
+
+    /// Registers a dependency kind under the name it reports.
+    pub fn add_dependency_kind(&mut self, kind: Arc<dyn DependencyKind>) -> Result<(), String> {
+        if self.dependency_kind(kind.name()).is_some() {
+            return Err(format!(
+                "dependency kind {:?} is registered twice",
+                kind.name()
+            ));
+        }
+        self.dependencies.push(kind);
+        Ok(())
+    }
+
+    /// The dependency kind called `name`.
+    pub fn dependency_kind(&self, name: &str) -> Option<&dyn DependencyKind> {
+        self.dependencies
+            .iter()
+            .find(|k| k.name() == name)
+            .map(|k| &**k)
+    }
+
+    /// Every dependency kind's name, in registration order.
+    pub fn dependency_kind_names(&self) -> Vec<&str> {
+        self.dependencies.iter().map(|k| k.name()).collect()
     }
 
     /// Adds middleware around every handler (after authentication, inside

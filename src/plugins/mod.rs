@@ -4,8 +4,10 @@
 //!
 //! - [`handlers`]: what an endpoint does (`endpoints[].handler`).
 //! - [`metrics`]: what feeds a metric family (`metrics[].source`).
+//! - [`dependencies`]: what a service calls (`dependencies[].kind`).
 //! - render targets live in `crate::render::targets`.
 
+pub mod dependencies;
 pub mod handlers;
 pub mod metrics;
 
@@ -15,7 +17,8 @@ impl Registry {
     /// The built-in kinds: `collection`, `info`, `probe`, `fault`,
     /// `prometheus`, `grafana_json`; `http.requests`, `http.duration`,
     /// `system.cpu`, `system.memory`, `collection.below_threshold`,
-    /// `build.info` and `app`.
+    /// `build.info` and `app`; the dependency kinds `http`, `postgres` and
+    /// `sqlite`.
     pub fn builtin() -> Registry {
         let mut r = Registry::empty();
         for k in handlers::builtin() {
@@ -25,6 +28,10 @@ impl Registry {
         for k in metrics::builtin() {
             r.add_source_kind(k)
                 .expect("built-in source names are distinct");
+        }
+        for k in dependencies::builtin() {
+            r.add_dependency_kind(k)
+                .expect("built-in dependency kind names are distinct");
         }
         r
     }

@@ -6,6 +6,7 @@
 pub mod auth;
 pub mod context;
 pub mod datasource;
+pub mod dependencies;
 pub mod error;
 pub(crate) mod families;
 pub mod http_metrics;
@@ -43,10 +44,19 @@ pub struct Process {
     pub own: Registry,
     /// The outcome of reloads (`telltale_config_last_reload_*`).
     pub reloads: reload::Stats,
+    /// The started dependencies (`/ready` and `telltale_dependency_*`).
+    pub dependencies: Option<Arc<crate::model::dependencies::Running>>,
 }
 
 impl Process {
     pub fn new() -> Result<Arc<Process>, String> {
+        Process::with_dependencies(None)
+    }
+
+    /// A process that also exposes and reports `dependencies`.
+    pub fn with_dependencies(
+        dependencies: Option<Arc<crate::model::dependencies::Running>>,
+    ) -> Result<Arc<Process>, String> {
         let own = Registry::new();
         #[cfg(target_os = "linux")]
         own.register(Box::new(
@@ -66,6 +76,10 @@ impl Process {
             self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
         ))
         .map_err(|e| format!("cannot register the connection metrics: {e}"))?;
+        if let Some(d) = &dependencies {
+            own.register(Box::new(SharedCollector(d.clone())))
+                .map_err(|e| format!("cannot register the dependency metrics: {e}"))?;
+        }
         let started_at = SystemTime::now();
         let reloads = reload::Stats::new(&own, started_at)
             .map_err(|e| format!("cannot register the reload metrics: {e}"))?;
@@ -77,7 +91,20 @@ impl Process {
             connections,
             own,
             reloads,
+            dependencies,
         }))
+    }
+}
+
+/// A collector shared with its owner (the dependencies' families).
+struct SharedCollector<C>(Arc<C>);
+
+impl<C: prometheus::core::Collector> prometheus::core::Collector for SharedCollector<C> {
+    fn desc(&self) -> Vec<&prometheus::core::Desc> {
+        self.0.desc()
+    }
+    fn collect(&self) -> Vec<prometheus::proto::MetricFamily> {
+        self.0.collect()
     }
 }
 
@@ -117,6 +144,13 @@ impl crate::model::kinds::Host for Runtime {
     fn extension(&self, t: std::any::TypeId) -> Option<&(dyn std::any::Any + Send + Sync)> {
         if t == std::any::TypeId::of::<HttpMetrics>() {
             return Some(&self.http);
+        }
+        if t == std::any::TypeId::of::<Arc<crate::model::dependencies::Running>>() {
+            return self
+                .process
+                .dependencies
+                .as_ref()
+                .map(|d| d as &(dyn std::any::Any + Send + Sync));
         }
         (t == std::any::TypeId::of::<Arc<datasource::Live>>())
             .then_some(&self.datasource as &(dyn std::any::Any + Send + Sync))
@@ -380,7 +414,12 @@ pub async fn serve(model: Arc<Model>, bind: Bind, reload: Reload) -> Result<(), 
     crate::logging::identity::set(&svc.name, &instance);
     start_tracing(&model, &instance)?;
     tracing::info!(target: "telltale::server", manifest = %model.origin(), "manifest loaded");
-    let process = Process::new()?;
+    let process = Process::with_dependencies(
+        reload
+            .registry
+            .resources()
+            .and_then(|r| r.get::<crate::model::dependencies::Running>()),
+    )?;
     let app = assemble_after(model.clone(), process.clone(), None)?;
     let l = &svc.limits;
     let secs = std::time::Duration::from_secs;

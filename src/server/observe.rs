@@ -65,13 +65,14 @@ fn finish(
     s: SpanContext,
     route: Option<&'static str>,
     status: u16,
-    elapsed: std::time::Duration,
     events: span::Events,
 ) {
     r.trace_id = s.trace_id;
     r.span_id = s.span_id;
     r.parent = s.parent;
-    r.end_ns = r.start_ns + elapsed.as_nanos() as u64;
+    // The wall clock, as its child spans' ends are read: a child that
+    // ended before the response never ends after its parent.
+    r.end_ns = span::now_ns().max(r.start_ns);
     if let span::Body::Server(h) = &mut r.body {
         h.route = route;
         h.status = status;
@@ -171,7 +172,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let span = ctx.span();
         if let (Some(t), Some(s), Some(mut traced)) = (crate::traces::tracer(), span, traced) {
             let template = ctx.route().map(|r| self.rt.http.template(r));
-            finish(&mut traced, s, template, status, elapsed, ctx.take_events());
+            finish(&mut traced, s, template, status, ctx.take_events());
             t.submit_boxed(traced);
         }
         if let Some(fields) = ctx.into_fields() {

@@ -20,6 +20,7 @@ const FIXED32: u32 = 5;
 /// `opentelemetry.proto.trace.v1.Span.SpanKind`.
 const KIND_INTERNAL: u64 = 1;
 const KIND_SERVER: u64 = 2;
+const KIND_CLIENT: u64 = 3;
 /// `opentelemetry.proto.trace.v1.Status.StatusCode.STATUS_CODE_ERROR`.
 const STATUS_ERROR: u64 = 2;
 
@@ -239,13 +240,17 @@ pub fn span(buf: &mut Vec<u8>, field: u32, r: &SpanRecord) {
                 bytes(b, 5, name.as_bytes());
                 KIND_INTERNAL
             }
+            Body::Client { name, .. } => {
+                bytes(b, 5, name.as_bytes());
+                KIND_CLIENT
+            }
         };
         uint(b, 6, kind);
         fixed64(b, 7, r.start_ns);
         fixed64(b, 8, r.end_ns.max(r.start_ns));
         match &r.body {
             Body::Server(h) => server_attributes(b, h),
-            Body::Internal { attributes, .. } => {
+            Body::Internal { attributes, .. } | Body::Client { attributes, .. } => {
                 for (k, v) in attributes {
                     attr(b, 9, k, v);
                 }
@@ -422,11 +427,21 @@ mod tests {
         }
         r.error = Some("".into());
         v.push(r);
-        let mut r = base;
+        let mut r = base.clone();
         r.body = Body::Internal {
             name: "",
             attributes: Vec::new(),
         };
+        v.push(r);
+        let mut r = base;
+        r.body = Body::Client {
+            name: "GET payments".into(),
+            attributes: vec![
+                ("http.request.method", Value::text("GET")),
+                ("server.port", Value::Int(8002)),
+            ],
+        };
+        r.error = Some("HTTP 502".into());
         v.push(r);
         v
     }

@@ -157,6 +157,11 @@ pub enum Body {
         name: &'static str,
         attributes: Vec<(&'static str, Value)>,
     },
+    /// A call to a dependency, as its client made it.
+    Client {
+        name: Box<str>,
+        attributes: Vec<(&'static str, Value)>,
+    },
 }
 
 /// A finished, sampled span.
@@ -257,6 +262,13 @@ impl SpanRecord {
             } => {
                 attributes.extend(own.iter().map(|(k, v)| attribute(k, v)));
                 (name.to_string(), span::SpanKind::Internal)
+            }
+            Body::Client {
+                name,
+                attributes: own,
+            } => {
+                attributes.extend(own.iter().map(|(k, v)| attribute(k, v)));
+                (name.to_string(), span::SpanKind::Client)
             }
         };
         let events = self

@@ -13,9 +13,9 @@ fn main() -> std::process::ExitCode {
             env!("CARGO_PKG_VERSION"),
             option_env!("SHOP_COMMIT").unwrap_or("unknown"),
         )
-        // The order store lives as long as the process; handlers get it
-        // in `setup` (`ctx.resource::<Store>()`).
-        .on_start(|_| async { Ok(orders::Store::default()) })
+        // The orders live in the `orders_db` dependency (manifest.yaml):
+        // its schema migrations run at start, in its dialect.
+        .on_start(orders::migrate)
         .handler(orders::Create)
         .handler(orders::Get)
         .default_manifest("shop/manifest.yaml", include_str!("../manifest.yaml"))

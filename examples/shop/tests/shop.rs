@@ -2,166 +2,19 @@
 //! OpenAPI document, validation of its manifest, and its dashboard and
 //! alert proven against a real Prometheus.
 
+mod common;
 #[path = "../../../tests/common/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
 #[path = "../../../tests/common/prom.rs"]
 mod prom;
 
+use common::*;
 use prom::*;
 use serde_json::{json, Value};
-use std::io::{BufRead, BufReader};
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::path::PathBuf;
+use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn shop_dir() -> PathBuf {
-    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
-}
-
-/// The keys every test shop accepts (`SHOP_API_KEYS`), and its scrape token.
-const ALICE_KEY: &str = "alice-key-0123456789";
-const BOB_KEY: &str = "bob-key-0123456789abc";
-const SCRAPE_TOKEN: &str = "scrape-token-0123456789";
-
-/// A client that presents alice's key and the scrape token.
-fn client() -> reqwest::Client {
-    client_as(ALICE_KEY)
-}
-
-fn client_as(key: &str) -> reqwest::Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert("x-api-key", key.parse().unwrap());
-    h.insert(
-        "authorization",
-        format!("Bearer {SCRAPE_TOKEN}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(h)
-        .build()
-        .unwrap()
-}
-
-/// A running shop, killed on drop unless stopped.
-struct Shop {
-    child: Option<Child>,
-    base: String,
-    port: u16,
-}
-
-impl Shop {
-    fn start(manifest: &Path, dir: &Path) -> Shop {
-        Shop::start_with(manifest, dir, &[])
-    }
-
-    /// Started with `env` besides the keys.
-    fn start_with(manifest: &Path, dir: &Path, env: &[(&str, &str)]) -> Shop {
-        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
-        cmd.envs(env.iter().copied());
-        let mut child = cmd
-            .args(["serve", "--manifest"])
-            .arg(manifest)
-            .args(["--host", "127.0.0.1", "--port", "0"])
-            .env("SHOP_API_KEYS", format!("{ALICE_KEY}:alice, {BOB_KEY}:bob"))
-            .env("SHOP_METRICS_TOKEN", SCRAPE_TOKEN)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("shop.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let port = loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(a) = line.strip_prefix("telltale listening on http://") {
-                        break a.rsplit(':').next().unwrap().parse().unwrap();
-                    }
-                }
-                Err(_) => panic!(
-                    "shop did not start:\n{}",
-                    std::fs::read_to_string(dir.join("shop.stderr")).unwrap_or_default()
-                ),
-            }
-        };
-        Shop {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-            port,
-        }
-    }
-
-    fn url(&self, p: &str) -> String {
-        format!("{}{p}", self.base)
-    }
-
-    /// SIGTERM and a clean exit (the log file is flushed).
-    fn stop(mut self) {
-        let mut c = self.child.take().unwrap();
-        let st = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert!(c.wait().unwrap().success());
-    }
-}
-
-impl Drop for Shop {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("shop-test-")
-        .tempdir()
-        .unwrap()
-}
-
-/// The shop's manifest copied into `dir`, edited by `f`.
-fn manifest_in(dir: &Path, f: impl FnOnce(&mut serde_yaml::Value)) -> PathBuf {
-    let text = std::fs::read_to_string(shop_dir().join("manifest.yaml")).unwrap();
-    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    f(&mut v);
-    let p = dir.join("manifest.yaml");
-    std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
-    p
-}
-
-fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_shop"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
-}
-
-async fn post(c: &reqwest::Client, shop: &Shop, body: &str) -> (u16, Value) {
-    let r = c
-        .post(shop.url("/orders"))
-        .header("content-type", "application/json")
-        .body(body.to_string())
-        .send()
-        .await
-        .unwrap();
-    let status = r.status().as_u16();
-    (status, r.json().await.unwrap())
-}
 
 /// `orders_placed_total` series of a `/metrics` text: (payment, value).
 fn placed(metrics: &str) -> Vec<(String, f64)> {
@@ -777,7 +630,14 @@ async fn a_handlers_own_span_is_a_child_of_the_request_span() {
     assert_eq!(child.parent_id(), server.span_id());
     assert_eq!(child.attr("product_id").as_deref(), Some("1"));
     assert!(child.span.start_time_unix_nano >= server.span.start_time_unix_nano);
-    assert!(child.span.end_time_unix_nano <= server.span.end_time_unix_nano);
+    assert!(
+        child.span.end_time_unix_nano <= server.span.end_time_unix_nano,
+        "child {}..{}, server {}..{}",
+        child.span.start_time_unix_nano,
+        child.span.end_time_unix_nano,
+        server.span.start_time_unix_nano,
+        server.span.end_time_unix_nano
+    );
     let placed = server
         .span
         .events

@@ -64,21 +64,39 @@ impl PreparedHandler for Prepared {
                 let ready = rt.ready();
                 let draining = rt.draining();
                 let logging = crate::logging::health().is_none_or(|h| h.writer_alive());
-                if ready && !draining && logging {
-                    respond(StatusCode::OK, json!({"status": "ready"}))
+                // Read from the background checks: a probe never calls a
+                // dependency itself.
+                let deps = rt.get::<Arc<crate::model::dependencies::Running>>();
+                let down = deps.map(|d| d.down()).unwrap_or_default();
+                let states = deps.map(|d| {
+                    d.entries()
+                        .iter()
+                        .map(|e| (e.name.clone(), json!(if e.is_up() { "up" } else { "down" })))
+                        .collect::<serde_json::Map<_, _>>()
+                });
+                let mut body = if ready && !draining && logging && down.is_empty() {
+                    json!({"status": "ready"})
                 } else {
                     let reason = if draining {
-                        "shutting down"
+                        "shutting down".to_string()
                     } else if !logging {
-                        "the log writer stopped"
+                        "the log writer stopped".to_string()
+                    } else if !ready {
+                        "loading".to_string()
                     } else {
-                        "loading"
+                        format!("dependency down: {}", down.join(", "))
                     };
-                    respond(
-                        StatusCode::SERVICE_UNAVAILABLE,
-                        json!({"status": "not_ready", "reason": reason}),
-                    )
+                    json!({"status": "not_ready", "reason": reason})
+                };
+                if let Some(states) = states {
+                    body["dependencies"] = serde_json::Value::Object(states);
                 }
+                let status = if body["status"] == "ready" {
+                    StatusCode::OK
+                } else {
+                    StatusCode::SERVICE_UNAVAILABLE
+                };
+                respond(status, body)
             }
             Probe::Startup => respond(
                 StatusCode::OK,
@@ -97,7 +115,7 @@ impl PreparedHandler for Prepared {
                 json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ok"]}}})
             }
             Probe::Ready => {
-                json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "string"}}})
+                json!({"type": "object", "properties": {"status": {"type": "string", "enum": ["ready", "not_ready"]}, "reason": {"type": "string"}, "dependencies": {"type": "object", "description": "Each dependency's state from its last background check.", "additionalProperties": {"type": "string", "enum": ["up", "down"]}}}})
             }
             Probe::Startup => json!({"type": "object", "properties": {
                 "status": {"type": "string"},

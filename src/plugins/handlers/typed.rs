@@ -146,6 +146,9 @@ pub struct Setup<'a> {
     pub method: String,
     apps: &'a AppFamilies,
     registry: &'a crate::model::Registry,
+    /// `dependencies:` as declared, and one prepared slot per entry.
+    declared: &'a [crate::manifest::dependencies::Dependency],
+    prepared: &'a [Option<Arc<dyn crate::model::dependencies::PreparedDependency>>],
 }
 
 impl Setup<'_> {
@@ -170,6 +173,90 @@ impl Setup<'_> {
                 .get::<T>()
                 .ok_or_else(|| SetupError::new(format!("the start hooks built no {name}"))),
         }
+    }
+
+    /// The client of dependency `name` (`dependencies:`), of type `C`: an
+    /// undeclared name, or a dependency whose client is another type, is an
+    /// error (`validate` reports it at the endpoint). Where dependencies are
+    /// not started (`validate`, `render`) this ends `setup` early without an
+    /// error, like [`Setup::resource`]: ask for clients last.
+    pub fn dependency<C: std::any::Any + Send + Sync + Clone>(
+        &self,
+        name: &str,
+    ) -> Result<C, SetupError> {
+        let i = self
+            .declared
+            .iter()
+            .position(|d| d.name == name)
+            .ok_or_else(|| {
+                let names: Vec<&str> = self.declared.iter().map(|d| d.name.as_str()).collect();
+                SetupError::new(crate::model::lint::unknown_name(
+                    "dependency",
+                    name,
+                    &names,
+                    "declared in `dependencies:`",
+                ))
+            })?;
+        if let Some(p) = &self.prepared[i] {
+            let (t, shown) = p.client_type();
+            if t != std::any::TypeId::of::<C>() {
+                return Err(SetupError::new(format!(
+                    "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
+                    self.declared[i].kind,
+                    std::any::type_name::<C>()
+                )));
+            }
+        }
+        match self.registry.resources() {
+            None => Err(SetupError {
+                message: format!("dependency {name:?} exists once the server started"),
+                not_started: true,
+            }),
+            Some(r) => r
+                .get::<crate::model::dependencies::Running>()
+                .ok_or_else(|| SetupError::new("the dependencies were not started"))?
+                .client::<C>(name)
+                .map_err(SetupError::new),
+        }
+    }
+
+    /// The client of `http` dependency `name` (see [`Setup::dependency`]).
+    pub fn http(&self, name: &str) -> Result<crate::plugins::dependencies::HttpClient, SetupError> {
+        self.dependency(name)
+    }
+
+    /// The client of `postgres` or `sqlite` dependency `name` (see
+    /// [`Setup::dependency`]).
+    pub fn sql(&self, name: &str) -> Result<crate::plugins::dependencies::Sql, SetupError> {
+        self.dependency(name)
+    }
+
+    /// Operation `operation` of database dependency `name`, checked against
+    /// its declared `options.operations` in `validate` too.
+    pub fn sql_operation(
+        &self,
+        name: &str,
+        operation: &str,
+    ) -> Result<crate::plugins::dependencies::SqlOperation, SetupError> {
+        if let Some(Some(p)) = self
+            .declared
+            .iter()
+            .position(|d| d.name == name)
+            .map(|i| &self.prepared[i])
+        {
+            let ops = p.operations();
+            if !ops.iter().any(|o| o == operation) {
+                return Err(SetupError::new(crate::model::lint::unknown_name(
+                    &format!("operation of dependency {name:?}"),
+                    operation,
+                    &ops.iter().map(String::as_str).collect::<Vec<_>>(),
+                    "declared",
+                )));
+            }
+        }
+        self.sql(name)?
+            .operation(operation)
+            .map_err(SetupError::new)
     }
 
     /// The `source: app` counter `name`, with exactly these label names in
@@ -650,6 +737,8 @@ impl<H: Handler> HandlerKind for Kind<H> {
             method: ctx.endpoint.method.as_str().to_string(),
             apps: ctx.apps,
             registry: ctx.registry,
+            declared: &ctx.manifest.dependencies,
+            prepared: ctx.dependencies,
         };
         let state = match self.0.setup(options, &mut setup) {
             Ok(state) => Some(state),

@@ -1,0 +1,233 @@
+//! What the shop's tests share: the shop as a process, the payments
+//! service it calls, and a real PostgreSQL in a temporary directory.
+
+#![allow(dead_code)]
+
+pub mod postgres;
+
+use serde_json::Value;
+use std::io::{BufRead, BufReader};
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::Duration;
+
+pub fn shop_dir() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR"))
+}
+
+/// The keys every test shop accepts (`SHOP_API_KEYS`), and its scrape token.
+pub const ALICE_KEY: &str = "alice-key-0123456789";
+pub const BOB_KEY: &str = "bob-key-0123456789abc";
+pub const SCRAPE_TOKEN: &str = "scrape-token-0123456789";
+/// The key the shop presents to payments (`SHOP_PAYMENTS_KEY`), which the
+/// test payments service accepts (`PAYMENTS_API_KEYS`).
+pub const PAYMENTS_KEY: &str = "shop-payments-key-0123456789";
+
+/// A client that presents alice's key and the scrape token.
+pub fn client() -> reqwest::Client {
+    client_as(ALICE_KEY)
+}
+
+pub fn client_as(key: &str) -> reqwest::Client {
+    let mut h = reqwest::header::HeaderMap::new();
+    h.insert("x-api-key", key.parse().unwrap());
+    h.insert(
+        "authorization",
+        format!("Bearer {SCRAPE_TOKEN}").parse().unwrap(),
+    );
+    reqwest::Client::builder()
+        .default_headers(h)
+        .build()
+        .unwrap()
+}
+
+/// A running shop, killed on drop unless stopped.
+pub struct Shop {
+    child: Option<Child>,
+    /// The payments service it calls, unless the test gave `PAYMENTS_URL`.
+    pub payments: Option<Payments>,
+    pub base: String,
+    pub port: u16,
+}
+
+impl Shop {
+    pub fn start(manifest: &Path, dir: &Path) -> Shop {
+        Shop::start_with(manifest, dir, &[])
+    }
+
+    /// Started with `env` besides the keys, with a payments service of its
+    /// own unless `env` sets `PAYMENTS_URL`.
+    pub fn start_with(manifest: &Path, dir: &Path, env: &[(&str, &str)]) -> Shop {
+        let payments =
+            (!env.iter().any(|(k, _)| *k == "PAYMENTS_URL")).then(|| Payments::start(dir, &[]));
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_shop"));
+        if let Some(p) = &payments {
+            cmd.env("PAYMENTS_URL", &p.base);
+        }
+        cmd.envs(env.iter().copied());
+        let mut child = cmd
+            .args(["serve", "--manifest"])
+            .arg(manifest)
+            .args(["--host", "127.0.0.1", "--port", "0"])
+            .env("SHOP_API_KEYS", format!("{ALICE_KEY}:alice, {BOB_KEY}:bob"))
+            .env("SHOP_METRICS_TOKEN", SCRAPE_TOKEN)
+            .env("SHOP_PAYMENTS_KEY", PAYMENTS_KEY)
+            .current_dir(dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("shop.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let port = listening_port(&mut child, &dir.join("shop.stderr"));
+        Shop {
+            child: Some(child),
+            payments,
+            base: format!("http://127.0.0.1:{port}"),
+            port,
+        }
+    }
+
+    pub fn url(&self, p: &str) -> String {
+        format!("{}{p}", self.base)
+    }
+
+    /// SIGTERM and a clean exit (the log file is flushed).
+    pub fn stop(mut self) {
+        let mut c = self.child.take().unwrap();
+        let st = Command::new("kill")
+            .args(["-TERM", &c.id().to_string()])
+            .status()
+            .unwrap();
+        assert!(st.success());
+        assert!(c.wait().unwrap().success());
+    }
+}
+
+impl Drop for Shop {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+pub fn tempdir() -> tempfile::TempDir {
+    tempfile::Builder::new()
+        .prefix("shop-test-")
+        .tempdir()
+        .unwrap()
+}
+
+/// The shop's manifest copied into `dir`, edited by `f`.
+pub fn manifest_in(dir: &Path, f: impl FnOnce(&mut serde_yaml::Value)) -> PathBuf {
+    let text = std::fs::read_to_string(shop_dir().join("manifest.yaml")).unwrap();
+    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
+    f(&mut v);
+    let p = dir.join("manifest.yaml");
+    std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
+    p
+}
+
+pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
+    let o = Command::new(env!("CARGO_BIN_EXE_shop"))
+        .args(args)
+        .current_dir(cwd)
+        .output()
+        .unwrap();
+    (
+        o.status.code().unwrap_or(-1),
+        String::from_utf8_lossy(&o.stdout).into_owned(),
+        String::from_utf8_lossy(&o.stderr).into_owned(),
+    )
+}
+
+pub async fn post(c: &reqwest::Client, shop: &Shop, body: &str) -> (u16, Value) {
+    let r = c
+        .post(shop.url("/orders"))
+        .header("content-type", "application/json")
+        .body(body.to_string())
+        .send()
+        .await
+        .unwrap();
+    let status = r.status().as_u16();
+    (status, r.json().await.unwrap())
+}
+
+/// The payments binary beside the shop's (built by the workspace's test
+/// command; built here if it is missing).
+pub fn payments_bin() -> PathBuf {
+    let bin = Path::new(env!("CARGO_BIN_EXE_shop")).with_file_name("payments");
+    if !bin.exists() {
+        let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+        let st = Command::new(cargo)
+            .args(["build", "-q", "-p", "payments"])
+            .current_dir(shop_dir())
+            .status()
+            .unwrap();
+        assert!(st.success(), "cargo build -p payments failed");
+    }
+    bin
+}
+
+/// A running payments service (examples/payments), killed on drop.
+pub struct Payments {
+    child: Option<Child>,
+    pub base: String,
+}
+
+impl Payments {
+    /// Started in `dir` with its embedded manifest and `env`.
+    pub fn start(dir: &Path, env: &[(&str, &str)]) -> Payments {
+        let dir = dir.join("payments");
+        std::fs::create_dir_all(&dir).unwrap();
+        let mut child = Command::new(payments_bin())
+            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+            .env("PAYMENTS_API_KEYS", format!("{PAYMENTS_KEY}:shop"))
+            .env("PAYMENTS_METRICS_TOKEN", SCRAPE_TOKEN)
+            .env("OTEL_SDK_DISABLED", "true")
+            .envs(env.iter().copied())
+            .current_dir(&dir)
+            .stdout(Stdio::piped())
+            .stderr(std::fs::File::create(dir.join("payments.stderr")).unwrap())
+            .spawn()
+            .unwrap();
+        let port = listening_port(&mut child, &dir.join("payments.stderr"));
+        Payments {
+            child: Some(child),
+            base: format!("http://127.0.0.1:{port}"),
+        }
+    }
+}
+
+impl Drop for Payments {
+    fn drop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+/// The port a telltale service printed it listens on.
+fn listening_port(child: &mut Child, stderr: &Path) -> u16 {
+    let stdout = child.stdout.take().unwrap();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    loop {
+        match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => {
+                if let Some(a) = line.strip_prefix("telltale listening on http://") {
+                    break a.rsplit(':').next().unwrap().parse().unwrap();
+                }
+            }
+            Err(_) => panic!(
+                "the service did not start:\n{}",
+                std::fs::read_to_string(stderr).unwrap_or_default()
+            ),
+        }
+    }
+}

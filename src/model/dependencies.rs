@@ -1,0 +1,586 @@
+//! Dependencies: the plugin interface of dependency kinds, the checks of
+//! `dependencies:`, and what a started dependency is made of (its client,
+//! its health, its metric handles).
+//!
+//! ```text
+//! dependencies[i] ─► check ─► DependencyKind::prepare ─► PreparedDependency
+//!                                                           │ start (serve only)
+//!                                                           ▼
+//!                   Running: per dependency its client, its up flag, its handles
+//! ```
+//!
+//! The built-in kinds (`http`, `postgres`, `sqlite`) live in
+//! `plugins/dependencies`; a service registers its own the same way.
+//! Every label value of the dependency families comes from the manifest:
+//! `dependency` is a declared name, `operation` one of the kind's declared
+//! operations, `outcome` one of [`Outcome::ALL`].
+
+use crate::manifest::dependencies::Dependency;
+use crate::manifest::{Alert, Diagnostics, Manifest, Panel, SecretRef, Source};
+use prometheus::core::{Collector, Desc};
+use prometheus::proto::MetricFamily;
+use prometheus::{Histogram, HistogramOpts, HistogramVec, IntCounterVec, IntGauge, IntGaugeVec};
+use std::any::{Any, TypeId};
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+/// How one call to a dependency ended: the closed set of the `outcome`
+/// label.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Outcome {
+    /// It answered (an HTTP status below 500, a query that ran).
+    Ok,
+    /// It answered with a failure (a 5xx, a database error), or the answer
+    /// could not be read.
+    Error,
+    /// No answer within the dependency's `timeout`.
+    Timeout,
+    /// It could not be reached: the connection was refused or failed.
+    Refused,
+}
+
+impl Outcome {
+    /// Every outcome, in label order.
+    pub const ALL: [Outcome; 4] = [
+        Outcome::Ok,
+        Outcome::Error,
+        Outcome::Timeout,
+        Outcome::Refused,
+    ];
+
+    /// The label value.
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Ok => "ok",
+            Outcome::Error => "error",
+            Outcome::Timeout => "timeout",
+            Outcome::Refused => "refused",
+        }
+    }
+}
+
+/// What a dependency kind sees while preparing one dependency.
+pub struct DependencyCtx<'a> {
+    pub index: usize,
+    pub dependency: &'a Dependency,
+    pub manifest: &'a Manifest,
+    pub source: &'a Source,
+}
+
+impl DependencyCtx<'_> {
+    /// `dependencies[i].<field>`, for diagnostics.
+    pub fn at(&self, field: &str) -> String {
+        format!("dependencies[{}].{field}", self.index)
+    }
+    /// An error at `dependencies[i].<field>`.
+    pub fn error(&self, field: &str, message: impl Into<String>) -> Diagnostics {
+        Diagnostics(vec![self.source.error(&self.at(field), message)])
+    }
+    /// Parses `options:` as `T` (unknown keys are errors).
+    pub fn options<T: serde::de::DeserializeOwned + Default>(&self) -> Result<T, Diagnostics> {
+        let mut errs = Diagnostics::default();
+        self.source
+            .options(&self.dependency.options, &self.at("options"), &mut errs)
+            .ok_or(errs)
+    }
+}
+
+/// A dependency kind: `http`, `postgres`, `sqlite`, or a service's own.
+pub trait DependencyKind: Send + Sync {
+    /// The name used in `dependencies[].kind`.
+    fn name(&self) -> &'static str;
+    /// Checks `url` and `options`.
+    fn prepare(&self, ctx: &DependencyCtx<'_>) -> Result<Arc<dyn PreparedDependency>, Diagnostics>;
+}
+
+/// A future a dependency's health check returns.
+pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
+
+/// A dependency's health check: `Ok` while it answers.
+pub type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+
+/// A pool's connections right now.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct PoolStats {
+    /// Connections open, idle or in use.
+    pub size: u32,
+    /// Connections open and idle.
+    pub idle: u32,
+}
+
+/// Reads a pool's connections (at each scrape).
+pub type PoolReader = Arc<dyn Fn() -> PoolStats + Send + Sync>;
+
+/// What starting a dependency built.
+pub struct Started {
+    /// The client handlers get from `Setup` (the kind's client type).
+    pub client: Arc<dyn Any + Send + Sync>,
+    /// Its health check, run in the background.
+    pub check: Check,
+    /// Its pool's size, for the pool gauges (`None`: no pool).
+    pub pool: Option<PoolReader>,
+    /// Where it is, for the start-up line: never a password.
+    pub shown: String,
+}
+
+/// What a prepared dependency is started with.
+pub struct StartCtx<'a> {
+    pub dependency: &'a Dependency,
+    /// `url_from`'s value when it is set, else `url`; `None` when neither
+    /// says where it is.
+    pub target: Option<String>,
+    /// Its metric handles, resolved once.
+    pub telemetry: Telemetry,
+    /// The manifest's directory (`None` for the embedded manifest), which
+    /// `{file: path}` references are relative to.
+    pub base_dir: Option<&'a std::path::Path>,
+}
+
+/// A validated dependency, ready to start.
+pub trait PreparedDependency: Send + Sync {
+    /// What it is, in OpenTelemetry's words: `http`, `postgresql`, `sqlite`.
+    fn system(&self) -> &'static str;
+    /// The closed set of its `operation` label (the HTTP methods, a
+    /// database's declared operations).
+    fn operations(&self) -> Vec<String>;
+    /// The type of its client and that type's name, for `Setup`'s errors.
+    fn client_type(&self) -> (TypeId, &'static str);
+    /// Builds the client (serve only). Connections are opened lazily, so a
+    /// dependency that is down does not stop the start: it is reported down.
+    fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String>;
+    /// Whether it keeps a pool of connections (its row shows the pool).
+    fn pooled(&self) -> bool {
+        false
+    }
+    /// The dashboard panels it contributes (default: its row, see
+    /// [`super::dependency_row`]).
+    fn panels(&self, d: &Dependency) -> Vec<Panel> {
+        super::dependency_row::panels(d, self.pooled())
+    }
+    /// The alerts it contributes, each with its promtool fixtures (default:
+    /// errors, latency and down).
+    fn alerts(&self, d: &Dependency, m: &Manifest) -> Vec<Alert> {
+        super::dependency_row::alerts(d, m)
+    }
+    /// A container it adds to the rendered compose stack (a database to
+    /// develop against), if any.
+    fn compose(&self, _d: &Dependency, _m: &Manifest) -> Option<ComposeService> {
+        None
+    }
+}
+
+/// A container a dependency kind adds to `docker-compose.yml`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ComposeService {
+    /// Its compose service name (and host name on the stack's network).
+    pub name: String,
+    /// A pinned image.
+    pub image: String,
+    /// Plain settings (no secret).
+    pub environment: Vec<(String, String)>,
+    /// A git-ignored env file beside `docker-compose.yml` that `render`
+    /// creates once with a random password (as Grafana's admin password),
+    /// kept across renders and never written into a rendered file: its
+    /// name, and its lines with `{password}` where the password goes.
+    pub secret_file: Option<(String, Vec<String>)>,
+    /// Ports published on `stack.publish`'s address (container = host).
+    pub ports: Vec<u16>,
+    /// A named volume and where it is mounted.
+    pub volume: Option<(String, String)>,
+    /// The healthcheck's `CMD-SHELL` command.
+    pub healthcheck: Option<String>,
+}
+
+/// The dependency families' names.
+pub const FAMILIES: [&str; 7] = [
+    "telltale_dependency_request_duration_seconds",
+    "telltale_dependency_requests_in_flight",
+    "telltale_dependency_up",
+    "telltale_dependency_pool_size",
+    "telltale_dependency_pool_idle",
+    "telltale_dependency_pool_waiting",
+    "telltale_dependency_retries_total",
+];
+
+/// The buckets of `telltale_dependency_request_duration_seconds`.
+pub const BUCKETS: [f64; 13] = [
+    0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
+];
+
+/// Every dependency family, each labelled by `dependency`.
+#[derive(Clone)]
+pub struct Families {
+    duration: HistogramVec,
+    in_flight: IntGaugeVec,
+    up: IntGaugeVec,
+    pool_size: IntGaugeVec,
+    pool_idle: IntGaugeVec,
+    pool_waiting: IntGaugeVec,
+    retries: IntCounterVec,
+}
+
+impl Families {
+    fn new() -> prometheus::Result<Families> {
+        let gauge = |name: &str, help: &str| {
+            IntGaugeVec::new(prometheus::Opts::new(name, help), &["dependency"])
+        };
+        Ok(Families {
+            duration: HistogramVec::new(
+                HistogramOpts::new(
+                    FAMILIES[0],
+                    "Calls to a dependency by operation and outcome (ok, error, timeout, refused), in seconds.",
+                )
+                .buckets(BUCKETS.to_vec()),
+                &["dependency", "operation", "outcome"],
+            )?,
+            in_flight: gauge(FAMILIES[1], "Calls to a dependency under way.")?,
+            up: gauge(
+                FAMILIES[2],
+                "1 while a dependency's background health check passes, 0 while it fails.",
+            )?,
+            pool_size: gauge(FAMILIES[3], "Connections a dependency's pool holds open.")?,
+            pool_idle: gauge(FAMILIES[4], "Open connections of a dependency's pool not in use.")?,
+            pool_waiting: gauge(
+                FAMILIES[5],
+                "Calls waiting for a connection of a dependency's pool.",
+            )?,
+            retries: IntCounterVec::new(
+                prometheus::Opts::new(
+                    FAMILIES[6],
+                    "Attempts a dependency client sent again (within its retry budget).",
+                ),
+                &["dependency"],
+            )?,
+        })
+    }
+}
+
+/// One dependency's metric handles, resolved once at start: a call only
+/// touches atomics.
+#[derive(Clone)]
+pub struct Telemetry {
+    /// `[operation][outcome]`, in the order of
+    /// [`PreparedDependency::operations`] and [`Outcome::ALL`].
+    duration: Arc<Vec<[Histogram; 4]>>,
+    operations: Arc<Vec<String>>,
+    /// Calls under way.
+    pub in_flight: IntGauge,
+    /// Calls waiting for a pooled connection.
+    pub waiting: IntGauge,
+    retries: prometheus::IntCounter,
+}
+
+impl Telemetry {
+    /// The index of `operation` in the declared set.
+    pub fn operation(&self, name: &str) -> Option<usize> {
+        self.operations.iter().position(|o| o == name)
+    }
+    /// Records one call of operation `op` (an index from
+    /// [`Telemetry::operation`]).
+    pub fn observe(&self, op: usize, outcome: Outcome, took: Duration) {
+        if let Some(h) = self.duration.get(op) {
+            let i = Outcome::ALL.iter().position(|o| *o == outcome).unwrap_or(1);
+            h[i].observe(took.as_secs_f64());
+        }
+    }
+    /// Counts one attempt sent again.
+    pub fn retried(&self) {
+        self.retries.inc();
+    }
+}
+
+/// One started dependency.
+pub struct Entry {
+    pub name: String,
+    pub kind: String,
+    pub system: &'static str,
+    pub required: bool,
+    pub client: Arc<dyn Any + Send + Sync>,
+    client_type: (TypeId, &'static str),
+    up: AtomicBool,
+    /// No health check has finished yet.
+    unchecked: AtomicBool,
+    up_gauge: IntGauge,
+    /// The pool's reader, with its size and idle gauges.
+    pool: Option<(PoolReader, IntGauge, IntGauge)>,
+}
+
+impl Entry {
+    /// Whether its last health check passed.
+    pub fn is_up(&self) -> bool {
+        self.up.load(Ordering::Acquire)
+    }
+    /// Records a health check's result; returns whether the state changed.
+    pub fn set_up(&self, up: bool) -> bool {
+        self.up_gauge.set(i64::from(up));
+        self.up.swap(up, Ordering::AcqRel) != up
+    }
+    /// Whether the check that just finished was its first (true once).
+    pub fn first_check(&self) -> bool {
+        self.unchecked.swap(false, Ordering::AcqRel)
+    }
+}
+
+/// The started dependencies of a server: a start hook resource
+/// (`Resources::get::<Running>()`), which `Setup` hands clients out of,
+/// `/ready` reads and `/metrics` exposes.
+pub struct Running {
+    entries: Vec<Entry>,
+    families: Families,
+}
+
+/// What a dependency kind is started with, by name.
+pub struct ToStart<'a> {
+    pub dependency: &'a Dependency,
+    pub prepared: &'a Arc<dyn PreparedDependency>,
+    pub target: Option<String>,
+}
+
+/// A started dependency's health check, to run in the background.
+pub struct Checker {
+    pub index: usize,
+    pub every: Duration,
+    pub timeout: Duration,
+    pub check: Check,
+}
+
+impl Running {
+    /// Starts each dependency: its metric handles, its client. Returns the
+    /// running set, each one's health check and the start-up line's words.
+    pub fn start(
+        list: Vec<ToStart<'_>>,
+        base_dir: Option<&std::path::Path>,
+    ) -> Result<(Running, Vec<Checker>, Vec<String>), String> {
+        let families =
+            Families::new().map_err(|e| format!("cannot make the dependency metrics: {e}"))?;
+        let mut entries = Vec::new();
+        let mut checkers = Vec::new();
+        let mut shown = Vec::new();
+        for (index, t) in list.into_iter().enumerate() {
+            let d = t.dependency;
+            let name = d.name.as_str();
+            let operations = t.prepared.operations();
+            let duration = operations
+                .iter()
+                .map(|op| {
+                    Outcome::ALL
+                        .map(|o| families.duration.with_label_values(&[name, op, o.as_str()]))
+                })
+                .collect();
+            let telemetry = Telemetry {
+                duration: Arc::new(duration),
+                operations: Arc::new(operations),
+                in_flight: families.in_flight.with_label_values(&[name]),
+                waiting: families.pool_waiting.with_label_values(&[name]),
+                retries: families.retries.with_label_values(&[name]),
+            };
+            let started = t
+                .prepared
+                .start(StartCtx {
+                    dependency: d,
+                    target: t.target,
+                    telemetry,
+                    base_dir,
+                })
+                .map_err(|e| format!("dependency {name}: {e}"))?;
+            let pool = started.pool.map(|p| {
+                (
+                    p,
+                    families.pool_size.with_label_values(&[name]),
+                    families.pool_idle.with_label_values(&[name]),
+                )
+            });
+            shown.push(format!(
+                "{name} ({}: {})",
+                t.prepared.system(),
+                started.shown
+            ));
+            checkers.push(Checker {
+                index,
+                every: d.check_every.get(),
+                timeout: d.timeout.get(),
+                check: started.check,
+            });
+            entries.push(Entry {
+                name: d.name.clone(),
+                kind: d.kind.clone(),
+                system: t.prepared.system(),
+                required: d.required,
+                client: started.client,
+                client_type: t.prepared.client_type(),
+                up: AtomicBool::new(false),
+                unchecked: AtomicBool::new(true),
+                up_gauge: families.up.with_label_values(&[name]),
+                pool,
+            });
+        }
+        Ok((Running { entries, families }, checkers, shown))
+    }
+
+    /// Every started dependency, in manifest order.
+    pub fn entries(&self) -> &[Entry] {
+        &self.entries
+    }
+
+    /// The required dependencies that are down.
+    pub fn down(&self) -> Vec<&str> {
+        self.entries
+            .iter()
+            .filter(|e| e.required && !e.is_up())
+            .map(|e| e.name.as_str())
+            .collect()
+    }
+
+    /// The client of dependency `name`, if it is of type `C`.
+    pub fn client<C: Any + Send + Sync + Clone>(&self, name: &str) -> Result<C, String> {
+        let e = self
+            .entries
+            .iter()
+            .find(|e| e.name == name)
+            .ok_or_else(|| format!("no dependency {name:?} was started"))?;
+        e.client.downcast_ref::<C>().cloned().ok_or_else(|| {
+            format!(
+                "dependency {name:?} is of kind {}, whose client is a {}, not a {}",
+                e.kind,
+                e.client_type.1,
+                std::any::type_name::<C>()
+            )
+        })
+    }
+}
+
+impl Collector for Running {
+    fn desc(&self) -> Vec<&Desc> {
+        let f = &self.families;
+        let mut d = f.duration.desc();
+        d.extend(f.in_flight.desc());
+        d.extend(f.up.desc());
+        d.extend(f.pool_size.desc());
+        d.extend(f.pool_idle.desc());
+        d.extend(f.pool_waiting.desc());
+        d.extend(f.retries.desc());
+        d
+    }
+
+    fn collect(&self) -> Vec<MetricFamily> {
+        for e in &self.entries {
+            if let Some((stats, size, idle)) = &e.pool {
+                let s = stats();
+                size.set(s.size.into());
+                idle.set(s.idle.into());
+            }
+        }
+        let f = &self.families;
+        let mut out = f.duration.collect();
+        out.extend(f.in_flight.collect());
+        out.extend(f.up.collect());
+        out.extend(f.pool_size.collect());
+        out.extend(f.pool_idle.collect());
+        out.extend(f.pool_waiting.collect());
+        out.extend(f.retries.collect());
+        out
+    }
+}
+
+/// Where `d` is: `url_from`'s value when the variable is set or the file
+/// exists, else `url`. A file that exists but cannot be read is an error.
+pub fn target(
+    d: &Dependency,
+    base_dir: Option<&std::path::Path>,
+) -> Result<Option<String>, String> {
+    if let Some(r) = &d.url_from {
+        let present = match r {
+            SecretRef::Env(name) => std::env::var_os(name).is_some(),
+            SecretRef::File(path) => match base_dir {
+                Some(b) => b.join(path).exists(),
+                None => std::path::Path::new(path).exists(),
+            },
+        };
+        if present {
+            let (text, _) = r.read(base_dir)?;
+            return Ok(Some(text.trim().to_string()));
+        }
+    }
+    Ok(d.url.clone())
+}
+
+/// A dependency's name: lower-case letters, digits and `_`, starting with a
+/// letter, at most 63 characters.
+fn is_name(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some('a'..='z'))
+        && s.len() <= 63
+        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+}
+
+/// Whether `url` carries a password (`scheme://user:password@host`).
+pub fn has_password(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.password().is_some())
+}
+
+/// Every error of `dependencies:` that is not the kind's own, located.
+pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+    let mut seen = std::collections::HashSet::new();
+    for (i, d) in m.dependencies.iter().enumerate() {
+        let at = |f: &str| format!("dependencies[{i}].{f}");
+        if !is_name(&d.name) {
+            errs.push(src.error(
+                &at("name"),
+                format!("{:?} is not a dependency name (lower-case letters, digits and `_`, starting with a letter, at most 63)", d.name),
+            ));
+        } else if !seen.insert(d.name.as_str()) {
+            errs.push(src.error(
+                &at("name"),
+                format!("dependency {:?} is declared twice", d.name),
+            ));
+        }
+        if let Some(u) = &d.url {
+            if has_password(u) {
+                errs.push(src.error(
+                    &at("url"),
+                    "a password never goes in the manifest: give the URL by reference (`url_from: {env: VAR}` or `{file: path}`)",
+                ));
+            }
+        }
+        if let Some(r) = &d.url_from {
+            super::auth::check_ref(src, &at("url_from"), r, errs);
+        }
+        let within =
+            |field: &str, v: Duration, lo: Duration, hi: Duration, errs: &mut Diagnostics| {
+                if v < lo || v > hi {
+                    errs.push(src.error(
+                        &at(field),
+                        format!(
+                            "must be from {} to {}",
+                            humantime::format_duration(lo),
+                            humantime::format_duration(hi)
+                        ),
+                    ));
+                }
+            };
+        within(
+            "timeout",
+            d.timeout.get(),
+            Duration::from_millis(1),
+            Duration::from_secs(300),
+            errs,
+        );
+        within(
+            "connect_timeout",
+            d.connect_timeout.get(),
+            Duration::from_millis(1),
+            Duration::from_secs(300),
+            errs,
+        );
+        within(
+            "check_every",
+            d.check_every.get(),
+            Duration::from_millis(100),
+            Duration::from_secs(3600),
+            errs,
+        );
+    }
+}

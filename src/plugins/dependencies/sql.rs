@@ -1,0 +1,625 @@
+//! `kind: postgres` and `kind: sqlite`: a database, through a pool of
+//! `sqlx` connections ([`Sql`]). Queries run as declared operations
+//! ([`SqlOperation`], resolved once in `setup`): each call is one client
+//! span with `db.system`, `db.operation.name` and `db.collection.name`
+//! (never the statement or its values) and is counted under its
+//! operation's name.
+//!
+//! ```yaml
+//! dependencies:
+//!   - name: orders_db
+//!     kind: postgres
+//!     url_from: { env: DATABASE_URL }
+//!     timeout: 2s
+//!     options:
+//!       pool: 10
+//!       local_sqlite: shop.db      # without DATABASE_URL: a SQLite file here
+//!       operations:
+//!         insert_order: { operation: INSERT, collection: orders }
+//!         get_order: { operation: SELECT, collection: orders }
+//! ```
+
+use super::{Call, DependencyError, Outcome};
+use crate::manifest::{Diagnostics, SecretRef};
+use crate::model::dependencies::{
+    CheckFuture, DependencyCtx, PoolStats, PreparedDependency, StartCtx, Started, Telemetry,
+};
+use crate::traces::span::Value;
+use serde::Deserialize;
+use sqlx::any::{AnyArguments, AnyPoolOptions, AnyQueryResult, AnyRow};
+use sqlx::pool::PoolConnection;
+use sqlx::query::Query;
+use sqlx::AnyConnection;
+use sqlx::{Any, AnyPool};
+use std::any::TypeId;
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// The kinds: one database system each.
+pub enum Kind {
+    Postgres,
+    Sqlite,
+}
+
+/// The most connections `options.pool` may ask for.
+const MAX_POOL: u32 = 1000;
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields, default)]
+struct Options {
+    /// The most connections open at once.
+    pool: u32,
+    /// The queries handlers run, by name (the `operation` label).
+    operations: BTreeMap<String, Operation>,
+    /// `postgres` only: a SQLite database file that stands in when neither
+    /// `url` nor `url_from` gives a DSN (local development).
+    local_sqlite: Option<String>,
+    /// The most rows `fetch_all` returns; more fail the call.
+    max_rows: u64,
+}
+
+impl Default for Options {
+    fn default() -> Self {
+        Options {
+            pool: 10,
+            operations: BTreeMap::new(),
+            local_sqlite: None,
+            max_rows: 10_000,
+        }
+    }
+}
+
+/// One declared operation.
+#[derive(Deserialize, Clone)]
+#[serde(deny_unknown_fields)]
+struct Operation {
+    /// The SQL verb (`db.operation.name`): SELECT, INSERT, UPDATE, ...
+    operation: String,
+    /// The table it works on (`db.collection.name`).
+    #[serde(default)]
+    collection: Option<String>,
+}
+
+struct Prepared {
+    kind: &'static str,
+    system: &'static str,
+    options: Options,
+    names: Vec<String>,
+    specs: Vec<Operation>,
+}
+
+fn is_label_value(s: &str) -> bool {
+    let mut c = s.chars();
+    matches!(c.next(), Some('a'..='z'))
+        && s.len() <= 63
+        && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
+}
+
+impl Kind {
+    fn schemes(&self) -> &'static [&'static str] {
+        match self {
+            Kind::Postgres => &["postgres://", "postgresql://"],
+            Kind::Sqlite => &["sqlite:"],
+        }
+    }
+}
+
+impl crate::model::dependencies::DependencyKind for Kind {
+    fn name(&self) -> &'static str {
+        match self {
+            Kind::Postgres => "postgres",
+            Kind::Sqlite => "sqlite",
+        }
+    }
+
+    fn prepare(&self, ctx: &DependencyCtx<'_>) -> Result<Arc<dyn PreparedDependency>, Diagnostics> {
+        let d = ctx.dependency;
+        let options: Options = ctx.options()?;
+        let mut errs = Diagnostics::default();
+        let schemes = self.schemes();
+        match (&d.url, &d.url_from) {
+            (None, None) if options.local_sqlite.is_none() => errs.extend(ctx.error(
+                "url_from",
+                format!("a {} dependency needs `url_from` (or `url`)", self.name()),
+            )),
+            (Some(u), _) if !schemes.iter().any(|s| u.starts_with(s)) => errs.extend(ctx.error(
+                "url",
+                format!("a {} URL starts with {}", self.name(), schemes.join(" or ")),
+            )),
+            _ => {}
+        }
+        if !(1..=MAX_POOL).contains(&options.pool) {
+            errs.extend(ctx.error("options.pool", format!("from 1 to {MAX_POOL} connections")));
+        }
+        if options.max_rows == 0 {
+            errs.extend(ctx.error("options.max_rows", "at least 1"));
+        }
+        match (&options.local_sqlite, self) {
+            (Some(_), Kind::Sqlite) => errs.extend(ctx.error(
+                "options.local_sqlite",
+                "only for kind postgres (a sqlite dependency's file is its `url`)",
+            )),
+            (Some(p), Kind::Postgres) if p.trim().is_empty() || p.contains('?') => {
+                errs.extend(ctx.error("options.local_sqlite", "a file path such as shop.db"))
+            }
+            _ => {}
+        }
+        if options.operations.is_empty() {
+            errs.extend(ctx.error(
+                "options.operations",
+                "declare the operations handlers run (`insert_order: {operation: INSERT, collection: orders}`)",
+            ));
+        }
+        for (name, op) in &options.operations {
+            if !is_label_value(name) {
+                errs.extend(ctx.error(
+                    &format!("options.operations.{name}"),
+                    format!(
+                        "{name:?} is not an operation name (lower-case letters, digits and `_`)"
+                    ),
+                ));
+            }
+            if op.operation.is_empty()
+                || op.operation.len() > 32
+                || !op
+                    .operation
+                    .chars()
+                    .all(|c| c.is_ascii_uppercase() || c == ' ')
+            {
+                errs.extend(ctx.error(
+                    &format!("options.operations.{name}.operation"),
+                    "an SQL verb in upper case: SELECT, INSERT, UPDATE, DELETE, ...",
+                ));
+            }
+            if let Some(c) = &op.collection {
+                if c.is_empty()
+                    || c.len() > 128
+                    || !c
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.".contains(c))
+                {
+                    errs.extend(ctx.error(
+                        &format!("options.operations.{name}.collection"),
+                        "a table name: letters, digits, `_` and `.`",
+                    ));
+                }
+            }
+        }
+        if !errs.is_empty() {
+            return Err(errs);
+        }
+        let (names, specs) = options
+            .operations
+            .iter()
+            .map(|(n, o)| (n.clone(), o.clone()))
+            .unzip();
+        Ok(Arc::new(Prepared {
+            kind: self.name(),
+            system: match self {
+                Kind::Postgres => "postgresql",
+                Kind::Sqlite => "sqlite",
+            },
+            options,
+            names,
+            specs,
+        }))
+    }
+}
+
+/// The URL to show: without its password (and without its query).
+fn shown(url: &str) -> String {
+    match reqwest::Url::parse(url) {
+        Ok(mut u) if u.scheme().starts_with("postgres") => {
+            let _ = u.set_password(None);
+            u.set_query(None);
+            u.to_string()
+        }
+        _ => url.split('?').next().unwrap_or(url).to_string(),
+    }
+}
+
+impl PreparedDependency for Prepared {
+    fn system(&self) -> &'static str {
+        self.system
+    }
+
+    fn operations(&self) -> Vec<String> {
+        self.names.clone()
+    }
+
+    fn client_type(&self) -> (TypeId, &'static str) {
+        (TypeId::of::<Sql>(), "telltale::Sql")
+    }
+
+    fn pooled(&self) -> bool {
+        true
+    }
+
+    fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String> {
+        let d = ctx.dependency;
+        let (url, system) = match (ctx.target, &self.options.local_sqlite) {
+            (Some(u), _) => (u, self.system),
+            (None, Some(file)) => {
+                let why = match &d.url_from {
+                    Some(SecretRef::Env(v)) => format!("{v} is not set"),
+                    Some(SecretRef::File(p)) => format!("{p} does not exist"),
+                    None => "no url".into(),
+                };
+                tracing::warn!(target: "telltale::dependencies", dependency = %d.name, file = %file,
+                    "{why}: the local SQLite database stands in for {}", self.kind);
+                (format!("sqlite:{file}"), "sqlite")
+            }
+            (None, None) => {
+                return Err(match &d.url_from {
+                    Some(SecretRef::Env(v)) => format!("the environment variable {v} is not set"),
+                    Some(SecretRef::File(p)) => format!("the file {p} does not exist"),
+                    None => "no url".into(),
+                })
+            }
+        };
+        let expected: &[&str] = if system == "sqlite" {
+            &["sqlite:"]
+        } else {
+            &["postgres://", "postgresql://"]
+        };
+        if !expected.iter().any(|s| url.starts_with(s)) {
+            return Err(format!(
+                "the URL of a {} dependency starts with {} (got {})",
+                self.kind,
+                expected.join(" or "),
+                shown(&url).split(':').next().unwrap_or("?")
+            ));
+        }
+        let url = if system == "sqlite" && !url.contains("mode=") {
+            format!("{url}{}mode=rwc", if url.contains('?') { '&' } else { '?' })
+        } else {
+            url
+        };
+        sqlx::any::install_default_drivers();
+        let pool = AnyPoolOptions::new()
+            .max_connections(self.options.pool)
+            .min_connections(0)
+            .acquire_timeout(d.timeout.get())
+            .test_before_acquire(true)
+            .connect_lazy(&url)
+            .map_err(|e| format!("cannot use its URL: {}", error_text(&e)))?;
+        let (address, namespace) = match reqwest::Url::parse(&url) {
+            Ok(u) if system == "postgresql" => (
+                Some((
+                    u.host_str().unwrap_or("localhost").to_string(),
+                    u.port().unwrap_or(5432),
+                )),
+                Some(u.path().trim_start_matches('/').to_string()).filter(|s| !s.is_empty()),
+            ),
+            _ => (None, None),
+        };
+        let inner = Arc::new(Inner {
+            name: d.name.as_str().into(),
+            pool,
+            system,
+            specs: self.specs.clone(),
+            names: self.names.clone(),
+            telemetry: ctx.telemetry,
+            timeout: d.timeout.get(),
+            max_rows: self.options.max_rows,
+            address,
+            namespace,
+        });
+        let checked = inner.clone();
+        let stats = inner.clone();
+        Ok(Started {
+            client: Arc::new(Sql(inner.clone())),
+            check: Arc::new(move || -> CheckFuture {
+                let c = checked.clone();
+                Box::pin(async move { c.check().await })
+            }),
+            pool: Some(Arc::new(move || PoolStats {
+                size: stats.pool.size(),
+                idle: stats.pool.num_idle() as u32,
+            })),
+            shown: shown(&url),
+        })
+    }
+}
+
+struct Inner {
+    name: Arc<str>,
+    pool: AnyPool,
+    /// `db.system`: postgresql or sqlite (a local stand-in is sqlite).
+    system: &'static str,
+    specs: Vec<Operation>,
+    names: Vec<String>,
+    telemetry: Telemetry,
+    timeout: Duration,
+    max_rows: u64,
+    /// `server.address` and `server.port` (Postgres).
+    address: Option<(String, u16)>,
+    /// `db.namespace`: the database's name.
+    namespace: Option<String>,
+}
+
+impl Inner {
+    async fn check(&self) -> Result<(), String> {
+        let run = async {
+            let mut c = self.pool.acquire().await?;
+            sqlx::query("SELECT 1").execute(&mut *c).await
+        };
+        match tokio::time::timeout(self.timeout, run).await {
+            Err(_) => Err(format!("no answer within {:?}", self.timeout)),
+            Ok(Err(e)) => Err(error_text(&e)),
+            Ok(Ok(_)) => Ok(()),
+        }
+    }
+}
+
+/// An sqlx error in words: the database's message, never a statement's
+/// values or the URL.
+fn error_text(e: &sqlx::Error) -> String {
+    match e {
+        sqlx::Error::Database(d) => format!("the database refused: {}", d.message()),
+        sqlx::Error::Io(io) => format!("cannot reach the database: {io}"),
+        sqlx::Error::PoolTimedOut => "no connection became free in time".into(),
+        sqlx::Error::PoolClosed => "the pool is closed".into(),
+        sqlx::Error::RowNotFound => "no row".into(),
+        sqlx::Error::Configuration(_) => "its URL is not valid".into(),
+        other => {
+            let s = other.to_string();
+            crate::traces::span::cut(&s, 512).to_string()
+        }
+    }
+}
+
+/// How an sqlx error ended a call.
+fn outcome_of(e: &sqlx::Error) -> Outcome {
+    match e {
+        sqlx::Error::PoolTimedOut => Outcome::Timeout,
+        sqlx::Error::Io(_) | sqlx::Error::Tls(_) | sqlx::Error::PoolClosed => Outcome::Refused,
+        _ => Outcome::Error,
+    }
+}
+
+/// The client of a `postgres` or `sqlite` dependency (`Setup::sql`):
+/// cheap to clone.
+#[derive(Clone)]
+pub struct Sql(Arc<Inner>);
+
+impl std::fmt::Debug for Sql {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Sql")
+            .field("dependency", &self.0.name)
+            .field("system", &self.0.system)
+            .finish()
+    }
+}
+
+impl Sql {
+    /// The declared operation `name` (resolve it once, in `setup`).
+    pub fn operation(&self, name: &str) -> Result<SqlOperation, String> {
+        match self.0.names.iter().position(|n| n == name) {
+            Some(op) => Ok(SqlOperation {
+                sql: self.clone(),
+                op,
+            }),
+            None => Err(format!(
+                "dependency {} declares no operation {name:?} (declared: {})",
+                self.0.name,
+                self.0.names.join(", ")
+            )),
+        }
+    }
+
+    /// `postgresql` or `sqlite`: the database actually in use (a local
+    /// SQLite file may stand in for Postgres), for a dialect's migrations.
+    pub fn system(&self) -> &'static str {
+        self.0.system
+    }
+
+    /// Runs the migrations not yet applied (`sqlx::migrate!()`), at start.
+    pub async fn migrate(&self, migrator: &sqlx::migrate::Migrator) -> Result<(), String> {
+        migrator.run(&self.0.pool).await.map_err(|e| {
+            format!(
+                "the migrations of dependency {} failed: {}",
+                self.0.name,
+                crate::traces::span::cut(&e.to_string(), 512)
+            )
+        })
+    }
+
+    /// The pool itself, for what operations do not cover (not instrumented).
+    pub fn pool(&self) -> &AnyPool {
+        &self.0.pool
+    }
+}
+
+/// A declared operation of a database dependency: each call is timed,
+/// counted under its name and traced.
+#[derive(Clone, Debug)]
+pub struct SqlOperation {
+    sql: Sql,
+    op: usize,
+}
+
+/// A boxed future borrowing a connection (for [`SqlOperation::run`]).
+pub type ConnFuture<'c, T> = Pin<Box<dyn Future<Output = Result<T, sqlx::Error>> + Send + 'c>>;
+
+/// Counts a waiter until it has a connection (or gives up).
+struct Waiting<'a>(&'a Telemetry);
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.0.waiting.dec();
+    }
+}
+
+impl SqlOperation {
+    fn begin(&self) -> (Call<'_>, Instant) {
+        let inner = &self.sql.0;
+        let spec = &inner.specs[self.op];
+        let mut call = Call::start(&inner.telemetry, self.op);
+        call.attribute("db.system", Value::Str(inner.system.into()));
+        call.attribute("db.operation.name", Value::text(&spec.operation));
+        if let Some(c) = &spec.collection {
+            call.attribute("db.collection.name", Value::text(c));
+        }
+        if let Some(ns) = &inner.namespace {
+            call.attribute("db.namespace", Value::text(ns));
+        }
+        if let Some((host, port)) = &inner.address {
+            call.attribute("server.address", Value::text(host));
+            call.attribute("server.port", Value::Int((*port).into()));
+        }
+        (call, Instant::now() + inner.timeout)
+    }
+
+    async fn acquire(&self, deadline: Instant) -> Result<PoolConnection<Any>, (Outcome, String)> {
+        let inner = &self.sql.0;
+        inner.telemetry.waiting.inc();
+        let _w = Waiting(&inner.telemetry);
+        within(deadline, inner.timeout, inner.pool.acquire()).await
+    }
+
+    fn end<T>(
+        &self,
+        call: Call<'_>,
+        r: Result<T, (Outcome, String)>,
+    ) -> Result<T, DependencyError> {
+        let inner = &self.sql.0;
+        let spec = &inner.specs[self.op];
+        let name = match &spec.collection {
+            Some(c) => format!("{} {c}", spec.operation),
+            None => spec.operation.clone(),
+        };
+        match r {
+            Ok(v) => {
+                call.finish(&name, Outcome::Ok, None);
+                Ok(v)
+            }
+            Err((outcome, message)) => {
+                call.finish(&name, outcome, Some(message.clone()));
+                Err(DependencyError::new(&inner.name, outcome, message))
+            }
+        }
+    }
+
+    /// Runs a statement; the rows it changed.
+    pub async fn execute(&self, q: Query<'_, Any, AnyArguments>) -> Result<u64, DependencyError> {
+        let (call, deadline) = self.begin();
+        let r = async {
+            let mut c = self.acquire(deadline).await?;
+            within(deadline, self.sql.0.timeout, q.execute(&mut *c))
+                .await
+                .map(|r: AnyQueryResult| r.rows_affected())
+        }
+        .await;
+        self.end(call, r)
+    }
+
+    /// Runs a query that returns exactly one row.
+    pub async fn fetch_one(
+        &self,
+        q: Query<'_, Any, AnyArguments>,
+    ) -> Result<AnyRow, DependencyError> {
+        let (call, deadline) = self.begin();
+        let r = async {
+            let mut c = self.acquire(deadline).await?;
+            within(deadline, self.sql.0.timeout, q.fetch_one(&mut *c)).await
+        }
+        .await;
+        self.end(call, r)
+    }
+
+    /// Runs a query that returns at most one row.
+    pub async fn fetch_optional(
+        &self,
+        q: Query<'_, Any, AnyArguments>,
+    ) -> Result<Option<AnyRow>, DependencyError> {
+        let (call, deadline) = self.begin();
+        let r = async {
+            let mut c = self.acquire(deadline).await?;
+            within(deadline, self.sql.0.timeout, q.fetch_optional(&mut *c)).await
+        }
+        .await;
+        self.end(call, r)
+    }
+
+    /// Runs a query and returns its rows: at most `options.max_rows`, more
+    /// fail the call.
+    pub async fn fetch_all(
+        &self,
+        q: Query<'_, Any, AnyArguments>,
+    ) -> Result<Vec<AnyRow>, DependencyError> {
+        use futures_util::TryStreamExt;
+        let (call, deadline) = self.begin();
+        let max = self.sql.0.max_rows;
+        let r = async {
+            let mut c = self.acquire(deadline).await?;
+            let read = async {
+                let mut rows: Vec<AnyRow> = Vec::new();
+                let mut stream = q.fetch(&mut *c);
+                while let Some(row) = stream.try_next().await? {
+                    if rows.len() as u64 == max {
+                        return Ok(Err(format!(
+                            "the query returned more than {max} rows (options.max_rows)"
+                        )));
+                    }
+                    rows.push(row);
+                }
+                Ok::<_, sqlx::Error>(Ok(rows))
+            };
+            match within(deadline, self.sql.0.timeout, read).await? {
+                Ok(rows) => Ok(rows),
+                Err(too_many) => Err((Outcome::Error, too_many)),
+            }
+        }
+        .await;
+        self.end(call, r)
+    }
+
+    /// Runs `f` on a pooled connection (a transaction, several statements),
+    /// timed and traced as this operation.
+    pub async fn run<T, F>(&self, f: F) -> Result<T, DependencyError>
+    where
+        F: for<'c> FnOnce(&'c mut AnyConnection) -> ConnFuture<'c, T>,
+    {
+        let (call, deadline) = self.begin();
+        let r = async {
+            let mut c = self.acquire(deadline).await?;
+            within(deadline, self.sql.0.timeout, f(&mut c)).await
+        }
+        .await;
+        self.end(call, r)
+    }
+}
+
+/// `fut` within what is left until `deadline`, its error classified.
+async fn within<T, E: Into<sqlx::Error>>(
+    deadline: Instant,
+    timeout: Duration,
+    fut: impl Future<Output = Result<T, E>>,
+) -> Result<T, (Outcome, String)> {
+    let left = deadline.saturating_duration_since(Instant::now());
+    match tokio::time::timeout(left, fut).await {
+        Err(_) => Err((Outcome::Timeout, format!("no answer within {timeout:?}"))),
+        Ok(Err(e)) => {
+            let e = e.into();
+            Err((outcome_of(&e), error_text(&e)))
+        }
+        Ok(Ok(v)) => Ok(v),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_shown_url_has_no_password() {
+        let s = shown("postgres://shop:s3cret@db:5432/shop?sslmode=disable");
+        assert!(!s.contains("s3cret"), "{s}");
+        assert!(s.contains("db:5432/shop"), "{s}");
+        assert_eq!(shown("sqlite:shop.db?mode=rwc"), "sqlite:shop.db");
+    }
+}
