@@ -20,7 +20,9 @@ pub struct RequestContext {
     headers: HeaderMap,
     id: Option<RequestId>,
     caller: Option<Caller>,
-    trace: Option<TraceContext>,
+    /// The incoming `traceparent`, parsed when first asked for (most
+    /// handlers never ask).
+    trace: std::sync::OnceLock<Option<TraceContext>>,
     span: Option<SpanContext>,
 }
 
@@ -28,12 +30,11 @@ impl RequestContext {
     /// The context of a request with these headers, inside the request
     /// (the id and the caller come from where the server put them).
     pub fn new(headers: HeaderMap) -> RequestContext {
-        let trace = TraceContext::from_headers(&headers);
         RequestContext {
             id: crate::logging::request::current_id(),
             headers,
             caller: crate::logging::request::current_caller(),
-            trace,
+            trace: std::sync::OnceLock::new(),
             span: crate::logging::request::current_span(),
         }
     }
@@ -68,7 +69,9 @@ impl RequestContext {
     /// The incoming W3C trace context (`traceparent`), if the caller sent a
     /// valid one.
     pub fn trace(&self) -> Option<&TraceContext> {
-        self.trace.as_ref()
+        self.trace
+            .get_or_init(|| TraceContext::from_headers(&self.headers))
+            .as_ref()
     }
 
     /// This request's own span (`None` while tracing is off): its ids, and

@@ -368,7 +368,7 @@ fn trace_rejection(r: &limits::Rejected) -> Option<crate::traces::SpanContext> {
         trace_state: None,
         start_ns: now,
         end_ns: now,
-        body: crate::traces::span::Body::Server(Box::new(crate::traces::span::Http {
+        body: crate::traces::span::Body::Server(crate::traces::span::Http {
             method,
             route: None,
             status: r.status,
@@ -377,7 +377,7 @@ fn trace_rejection(r: &limits::Rejected) -> Option<crate::traces::SpanContext> {
             host: None,
             port: 0,
             user_agent: None,
-        })),
+        }),
         events: Default::default(),
         error: None,
     });

@@ -9,7 +9,7 @@ use crate::logging::request::{self, Context, RequestFields, RequestId};
 use crate::logging::RequestLine;
 use crate::traces::span::{self, SpanRecord};
 use crate::traces::{SpanContext, TraceParent};
-use poem::http::{header, HeaderName, HeaderValue, StatusCode};
+use poem::http::{header, HeaderName, StatusCode};
 use poem::{Endpoint, Request, Response, Result};
 use std::sync::Arc;
 use std::time::Instant;
@@ -19,26 +19,28 @@ const REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 const TRACEPARENT: HeaderName = HeaderName::from_static("traceparent");
 const TRACESTATE: HeaderName = HeaderName::from_static("tracestate");
 
-/// What a recorded server span needs of its request, copied before the
-/// request moves into the handler.
-struct Traced {
-    start_ns: u64,
-    method: poem::http::Method,
-    path: Box<str>,
-    scheme: &'static str,
-    host: Option<Box<str>>,
-    port: u16,
-    user_agent: Option<Box<str>>,
-    trace_state: Option<HeaderValue>,
-}
-
-impl Traced {
-    fn of(req: &Request) -> Traced {
-        let headers = req.headers();
-        let text = |name| headers.get(name).and_then(span::header_text);
-        Traced {
-            start_ns: crate::traces::span::now_ns(),
-            method: req.method().clone(),
+/// The request's server span, when it is recorded: what it needs of the
+/// request, copied before the request moves into the handler (short texts
+/// inline: see `span::Text`); the rest is filled in by [`finish`]. This
+/// one box is what goes to the exporter.
+fn server_span(req: &Request, s: SpanContext) -> Box<SpanRecord> {
+    let headers = req.headers();
+    let text = |name| headers.get(name).and_then(span::header_text);
+    Box::new(SpanRecord {
+        trace_id: s.trace_id,
+        span_id: s.span_id,
+        parent: s.parent,
+        trace_state: headers
+            .get(TRACESTATE)
+            .and_then(|v| v.to_str().ok())
+            .filter(|v| crate::traces::ids::valid_tracestate(v))
+            .map(Box::from),
+        start_ns: span::now_ns(),
+        end_ns: 0,
+        body: span::Body::Server(span::Http {
+            method: Some(req.method().clone()),
+            route: None,
+            status: 0,
             path: span::cut(req.uri().path(), span::MAX_VALUE).into(),
             scheme: if req.uri().scheme_str() == Some("https") {
                 "https"
@@ -51,43 +53,32 @@ impl Traced {
                 .as_socket_addr()
                 .map_or(0, std::net::SocketAddr::port),
             user_agent: text(header::USER_AGENT),
-            trace_state: headers
-                .get(TRACESTATE)
-                .filter(|v| v.to_str().is_ok_and(crate::traces::ids::valid_tracestate))
-                .cloned(),
-        }
-    }
+        }),
+        events: span::Events::default(),
+        error: None,
+    })
+}
 
-    fn finish(
-        self,
-        s: SpanContext,
-        route: Option<&'static str>,
-        status: u16,
-        events: span::Events,
-    ) -> SpanRecord {
-        SpanRecord {
-            trace_id: s.trace_id,
-            span_id: s.span_id,
-            parent: s.parent,
-            trace_state: self.trace_state,
-            start_ns: self.start_ns,
-            // The wall clock, as its child spans' ends are read: a child
-            // that ended before the response never ends after its parent.
-            end_ns: crate::traces::span::now_ns().max(self.start_ns),
-            body: span::Body::Server(Box::new(span::Http {
-                method: Some(self.method),
-                route,
-                status,
-                path: self.path,
-                scheme: self.scheme,
-                host: self.host,
-                port: self.port,
-                user_agent: self.user_agent,
-            })),
-            events,
-            error: (status >= 500).then(|| format!("HTTP {status}").into()),
-        }
+/// Completes a span [`server_span`] started, once the response is known.
+fn finish(
+    r: &mut SpanRecord,
+    s: SpanContext,
+    route: Option<&'static str>,
+    status: u16,
+    events: span::Events,
+) {
+    r.trace_id = s.trace_id;
+    r.span_id = s.span_id;
+    r.parent = s.parent;
+    // The wall clock, as its child spans' ends are read: a child that
+    // ended before the response never ends after its parent.
+    r.end_ns = span::now_ns().max(r.start_ns);
+    if let span::Body::Server(h) = &mut r.body {
+        h.route = route;
+        h.status = status;
     }
+    r.events = events;
+    r.error = (status >= 500).then(|| format!("HTTP {status}").into());
 }
 
 pub struct Observe<E> {
@@ -124,7 +115,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         // recorded span needs is copied out of the request only when it is.
         // Only a box lives across the handler's await (poem copies this
         // future into a box per request: see the future-size test).
-        let mut traced: Option<Box<Traced>> = None;
+        let mut traced: Option<Box<SpanRecord>> = None;
         let ctx = match crate::traces::tracer() {
             Some(t) => {
                 let incoming = req
@@ -134,7 +125,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
                     .and_then(TraceParent::parse);
                 let span = t.start(incoming.as_ref());
                 if span.sampled {
-                    traced = Some(Box::new(Traced::of(&req)));
+                    traced = Some(server_span(&req, span));
                 }
                 ctx.in_span(span)
             }
@@ -179,9 +170,10 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         }
         let caller = ctx.caller().filter(|_| request::caller_logged());
         let span = ctx.span();
-        if let (Some(t), Some(s), Some(traced)) = (crate::traces::tracer(), span, traced) {
+        if let (Some(t), Some(s), Some(mut traced)) = (crate::traces::tracer(), span, traced) {
             let template = ctx.route().map(|r| self.rt.http.template(r));
-            t.submit(traced.finish(s, template, status, ctx.take_events()));
+            finish(&mut traced, s, template, status, ctx.take_events());
+            t.submit_boxed(traced);
         }
         if let Some(fields) = ctx.into_fields() {
             RequestLine {

@@ -8,6 +8,7 @@
 //! `logging::request`), the sampler, and the exporter.
 
 pub mod config;
+pub mod encode;
 pub mod export;
 pub mod ids;
 pub mod span;

@@ -3,7 +3,9 @@
 //! whose attributes the writer thread expands), turned into OTLP protobuf
 //! messages only on the writer thread ([`SpanRecord::into_otlp`]).
 
+use super::encode::{split_host, KNOWN_METHODS};
 use super::{SpanId, TraceId};
+use arrayvec::ArrayString;
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
 use opentelemetry_proto::tonic::trace::v1::{span, status, Span, Status};
 use poem::http::{HeaderValue, Method};
@@ -48,6 +50,54 @@ pub fn cut(s: &str, max: usize) -> &str {
     &s[..end]
 }
 
+/// The longest text a [`Text`] holds without an allocation.
+pub const INLINE: usize = 38;
+
+/// A request's text (path, `Host`, `User-Agent`) in a server span: inline
+/// when short, so that recording a span allocates nothing for it on the
+/// request thread, and the writer thread, which drops the span, frees
+/// nothing that thread allocated (every allocation made on one thread and
+/// freed on another costs both: `bench/NOTES.md`, Traces).
+#[derive(Clone, PartialEq, Eq)]
+pub struct Text(Repr);
+
+#[derive(Clone, PartialEq, Eq)]
+enum Repr {
+    Inline(ArrayString<INLINE>),
+    Heap(Box<str>),
+}
+
+impl Text {
+    pub fn as_str(&self) -> &str {
+        match &self.0 {
+            Repr::Inline(s) => s.as_str(),
+            Repr::Heap(s) => s,
+        }
+    }
+}
+
+impl From<&str> for Text {
+    fn from(s: &str) -> Text {
+        Text(match ArrayString::from(s) {
+            Ok(a) => Repr::Inline(a),
+            Err(_) => Repr::Heap(s.into()),
+        })
+    }
+}
+
+impl std::ops::Deref for Text {
+    type Target = str;
+    fn deref(&self) -> &str {
+        self.as_str()
+    }
+}
+
+impl std::fmt::Debug for Text {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        std::fmt::Debug::fmt(self.as_str(), f)
+    }
+}
+
 /// A span event: something logged inside the span.
 #[derive(Debug, Clone, PartialEq)]
 pub struct Event {
@@ -86,21 +136,22 @@ pub struct Http {
     pub route: Option<&'static str>,
     pub status: u16,
     /// `url.path`, cut to [`MAX_VALUE`].
-    pub path: Box<str>,
+    pub path: Text,
     pub scheme: &'static str,
     /// `server.address` and `server.port`: the `Host` the client asked
     /// for (cut to [`MAX_VALUE`]), else the listening socket's port.
-    pub host: Option<Box<str>>,
+    pub host: Option<Text>,
     pub port: u16,
     /// `user_agent.original`, cut to [`MAX_VALUE`].
-    pub user_agent: Option<Box<str>>,
+    pub user_agent: Option<Text>,
 }
 
 /// What kind of span, with what it alone carries.
 #[derive(Debug, Clone)]
 pub enum Body {
-    /// One request, as the server answered it.
-    Server(Box<Http>),
+    /// One request, as the server answered it (inline: a span crosses to
+    /// the writer thread in one box, [`super::Tracer::submit`]).
+    Server(Http),
     /// A handler's own `tracing` span: its name and fields.
     Internal {
         name: &'static str,
@@ -119,8 +170,10 @@ pub struct SpanRecord {
     pub trace_id: TraceId,
     pub span_id: SpanId,
     pub parent: Option<SpanId>,
-    /// The incoming `tracestate`, passed on unchanged.
-    pub trace_state: Option<HeaderValue>,
+    /// The incoming `tracestate`, passed on unchanged (a copy: a header
+    /// value would keep the connection's whole read buffer alive until the
+    /// span is exported).
+    pub trace_state: Option<Box<str>>,
     pub start_ns: u64,
     pub end_ns: u64,
     pub body: Body,
@@ -153,32 +206,15 @@ fn attribute(key: &str, v: &Value) -> KeyValue {
     )
 }
 
-/// The methods the HTTP semantic conventions know; any other is `_OTHER`.
-const KNOWN_METHODS: [&str; 9] = [
-    "GET", "HEAD", "POST", "PUT", "DELETE", "CONNECT", "OPTIONS", "TRACE", "PATCH",
-];
-
 /// The text of a header value, if it is visible ASCII, cut to
 /// [`MAX_VALUE`].
-pub fn header_text(v: &HeaderValue) -> Option<Box<str>> {
+pub fn header_text(v: &HeaderValue) -> Option<Text> {
     v.to_str().ok().map(|t| cut(t, MAX_VALUE).into())
 }
 
-/// `Host`'s name and port (`api:8080`, `[::1]:8080`, `api`).
-fn split_host(host: &str) -> (&str, Option<u16>) {
-    if let Some(rest) = host.strip_prefix('[') {
-        if let Some((v6, after)) = rest.split_once(']') {
-            return (v6, after.strip_prefix(':').and_then(|p| p.parse().ok()));
-        }
-    }
-    match host.rsplit_once(':') {
-        Some((h, p)) if !h.contains(':') => (h, p.parse().ok()),
-        _ => (host, None),
-    }
-}
-
 impl SpanRecord {
-    /// The OTLP message of this span.
+    /// The OTLP message of this span. The exporter writes the same bytes
+    /// without building it (`encode`, whose tests compare the two).
     pub fn into_otlp(self) -> Span {
         let mut attributes = Vec::new();
         let (name, kind) = match &self.body {
@@ -249,12 +285,7 @@ impl SpanRecord {
         Span {
             trace_id: self.trace_id.0.to_vec(),
             span_id: self.span_id.0.to_vec(),
-            trace_state: self
-                .trace_state
-                .as_ref()
-                .and_then(|v| v.to_str().ok())
-                .unwrap_or_default()
-                .to_string(),
+            trace_state: self.trace_state.as_deref().unwrap_or_default().to_string(),
             parent_span_id: self.parent.map(|p| p.0.to_vec()).unwrap_or_default(),
             // W3C trace flags (sampled); bit 8: whether the parent is
             // remote is known (bit 9), as OTLP 1.x defines them.
@@ -305,10 +336,10 @@ mod tests {
             trace_id: TraceId([1; 16]),
             span_id: SpanId([2; 8]),
             parent: Some(SpanId([3; 8])),
-            trace_state: Some(HeaderValue::from_static("k=v")),
+            trace_state: Some("k=v".into()),
             start_ns: 10,
             end_ns: 20,
-            body: Body::Server(Box::new(Http {
+            body: Body::Server(Http {
                 method: Some(Method::GET),
                 route: Some("/products/{id}"),
                 status: 503,
@@ -317,7 +348,7 @@ mod tests {
                 host: Some("shop:8001".into()),
                 port: 9,
                 user_agent: Some("curl/8".into()),
-            })),
+            }),
             events: Events::default(),
             error: Some("503".into()),
         };
