@@ -12,6 +12,7 @@ pub mod annotation;
 pub mod app_metrics;
 pub mod auth;
 pub mod budget;
+pub mod contrib;
 pub mod data;
 pub mod datasource;
 pub mod exemplars;
@@ -261,6 +262,16 @@ impl Model {
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.manifest.metrics.iter().find(|m| m.name == name)
     }
+
+    /// The declared metrics whose source plays `role`, in declaration order.
+    pub fn metrics_with(&self, role: contrib::Role) -> impl Iterator<Item = &Metric> {
+        self.manifest
+            .metrics
+            .iter()
+            .zip(&self.sources)
+            .filter(move |(_, s)| s.roles().contains(&role))
+            .map(|(m, _)| m)
+    }
 }
 
 /// Valid Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -326,7 +337,8 @@ pub fn validate_after(
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
-    let mut sources_out = Vec::new();
+    // One slot per metric: `None` when its source is unknown or refused it.
+    let mut slots: Vec<Option<Arc<dyn PreparedSource>>> = Vec::new();
     for (i, metric) in m.metrics.iter().enumerate() {
         let ctx = MetricCtx {
             index: i,
@@ -335,25 +347,32 @@ pub fn validate_after(
             source: src,
             identity: registry.identity(),
         };
-        match registry.source(&metric.source) {
-            None => errs.push(src.error(
-                &format!("metrics[{i}].source"),
-                lint::unknown_name(
-                    "metric source",
-                    &metric.source,
-                    &registry.source_names(),
-                    "registered",
-                ),
-            )),
+        slots.push(match registry.source(&metric.source) {
+            None => {
+                errs.push(src.error(
+                    &format!("metrics[{i}].source"),
+                    lint::unknown_name(
+                        "metric source",
+                        &metric.source,
+                        &registry.source_names(),
+                        "registered",
+                    ),
+                ));
+                None
+            }
             Some(kind) => match kind.prepare(&ctx) {
-                Ok(s) => sources_out.push(carried(previous, metric, s)),
-                Err(e) => errs.extend(e),
+                Ok(s) => Some(carried(previous, metric, s)),
+                Err(e) => {
+                    errs.extend(e);
+                    None
+                }
             },
-        }
+        });
     }
+    let sources_out: Vec<Arc<dyn PreparedSource>> = slots.iter().flatten().cloned().collect();
 
     // Before the handlers: the datasource's routes document its targets.
-    let datasource = datasource::prepare(src, &m, &mut errs).unwrap_or_default();
+    let datasource = datasource::prepare(src, &m, &slots, &mut errs).unwrap_or_default();
     let cache = kinds::Cache::default();
     let apps =
         app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
@@ -442,7 +461,11 @@ pub fn validate_after(
         }
     }
 
-    lint::check(src, &m, &mut errs);
+    let derivers: Vec<&str> = registry
+        .source_kinds()
+        .filter_map(|k| k.derives_alert())
+        .collect();
+    lint::check(src, &m, &slots, &derivers, &mut errs);
     names::check(src, &m, &mut errs);
 
     if !errs.is_empty() {

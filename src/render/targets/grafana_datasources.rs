@@ -77,7 +77,7 @@ pub fn render_with(ctx: &Ctx, urls: &Urls) -> Result<String, String> {
                       "derived_fields": [links::request_id_field(m), links::trace_id_field(m)] },
             "tempo": { "uid": ds.tempo, "url": urls.tempo,
                        "traces_to_logs": links::traces_to_logs(m),
-                       "traces_to_metrics": links::traces_to_metrics(m) },
+                       "traces_to_metrics": links::traces_to_metrics(ctx.model) },
             "json": { "uid": ds.json, "url": urls.json,
                       "name": format!("{} JSON", m.service.name),
                       "auth": urls.json_auth.as_ref().map(|a| json!({
