@@ -10,7 +10,7 @@ use crate::manifest::{HttpMethod, Manifest, PromDuration, TestSeries};
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
-/// A part a metric family plays that other stages look for.
+/// A part a metric family or an endpoint plays that other stages look for.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Role {
     /// Counts the HTTP requests the server answers (labelled by `method`,
@@ -20,6 +20,12 @@ pub enum Role {
     /// The HTTP request-duration histogram: its buckets carry the traces
     /// of sampled requests as exemplars.
     RequestDuration,
+    /// An endpoint serving the Prometheus exposition: at `/metrics`, what
+    /// Prometheus scrapes (with the credential it presents).
+    MetricsEndpoint,
+    /// A route of the Grafana JSON datasource: Grafana calls it, sending
+    /// one credential to every such route.
+    DatasourceRoute,
 }
 
 impl Role {

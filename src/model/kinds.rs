@@ -154,6 +154,10 @@ pub trait PreparedHandler: Send + Sync {
             None => d.responses.iter().map(|r| r.0).collect(),
         }
     }
+    /// The parts the endpoint plays that other stages look for.
+    fn roles(&self) -> &[Role] {
+        &[]
+    }
     /// What chaos may send to `endpoint` (the declaration this handler was
     /// prepared from): by default good requests when it is a GET.
     fn chaos(&self, endpoint: &Endpoint, _model: &Model) -> ChaosTraffic {

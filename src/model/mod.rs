@@ -263,6 +263,11 @@ impl Model {
         self.manifest.metrics.iter().find(|m| m.name == name)
     }
 
+    /// Each endpoint's roles, same order as `endpoints:`.
+    pub fn endpoint_roles(&self) -> Vec<&[contrib::Role]> {
+        self.handlers.iter().map(|h| h.roles()).collect()
+    }
+
     /// The declared metrics whose source plays `role`, in declaration order.
     pub fn metrics_with(&self, role: contrib::Role) -> impl Iterator<Item = &Metric> {
         self.manifest
@@ -377,6 +382,8 @@ pub fn validate_after(
     let apps =
         app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
     let mut handlers_out = Vec::new();
+    // Each endpoint's roles (none when its kind is unknown or refused it).
+    let mut endpoint_roles: Vec<Vec<contrib::Role>> = Vec::new();
     for (i, ep) in m.endpoints.iter().enumerate() {
         let ctx = HandlerCtx {
             index: i,
@@ -414,13 +421,20 @@ pub fn validate_after(
                         ),
                     )),
                     _ => match kind.prepare(&ctx) {
-                        Ok(h) => handlers_out.push(h),
+                        Ok(h) => {
+                            endpoint_roles.push(h.roles().to_vec());
+                            handlers_out.push(h);
+                            continue;
+                        }
                         Err(e) => errs.extend(e),
                     },
                 }
             }
         }
+        endpoint_roles.push(Vec::new());
     }
+    let roles: Vec<&[contrib::Role]> = endpoint_roles.iter().map(Vec::as_slice).collect();
+    k8s_env::check_credentials(src, &m, &roles, &mut errs);
 
     // The series budget, once every handler and source is prepared.
     let mut budget = budget::Budget::default();

@@ -383,6 +383,9 @@ fn chaos_body(
 }
 
 impl PreparedHandler for Prepared {
+    fn roles(&self) -> &[crate::model::contrib::Role] {
+        &[crate::model::contrib::Role::DatasourceRoute]
+    }
     /// GETs as any endpoint's; a POST with a valid body for its op (and,
     /// for `query`, malformed ones).
     fn chaos(&self, endpoint: &Endpoint, model: &Model) -> ChaosTraffic {

@@ -24,7 +24,7 @@ impl super::RenderTarget for Target {
         let m = &ctx.model.manifest;
         // The key is the secret docker-compose mounts; Grafana expands
         // `$__file{}` when it provisions.
-        let json_auth = stack::credentials(m)?.grafana.map(|c| JsonAuth {
+        let json_auth = stack::credentials(ctx.model)?.grafana.map(|c| JsonAuth {
             scheme: c.presented.scheme.to_string(),
             header: c.presented.header.to_string(),
             value: c.presented.value(&format!("$__file{{{}}}", c.file())),
