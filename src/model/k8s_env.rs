@@ -18,6 +18,7 @@ use std::collections::HashMap;
 fn plays(roles: &[&[Role]], i: usize, role: Role) -> bool {
     roles.get(i).is_some_and(|r| r.contains(&role))
 }
+
 /// The variable the Deployment sets itself (each pod's name, its instance).
 pub const POD_NAME: &str = "POD_NAME";
 /// The variables the Deployment sets itself: each pod's name, and where
