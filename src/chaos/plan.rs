@@ -1,6 +1,8 @@
 //! The request mix: good requests from the manifest's endpoints, bad ones
-//! of five kinds, each with the status it must get. Same seed, same
-//! manifest, same `--header` names → the same sequence.
+//! of five kinds, each with the status it must get. What an endpoint
+//! takes is its handler's to say ([`ChaosTraffic`]); unknown paths, wrong
+//! methods and missing credentials are planned here for any endpoint.
+//! Same seed, same manifest, same `--header` names → the same sequence.
 //!
 //! `auth:`: a protected endpoint (its requirement names a scheme) is called
 //! with the credential `--header`s; it also gets one request without them,
@@ -9,9 +11,9 @@
 //! requests keep to endpoints chaos may call (a 401 would hide their status).
 
 use crate::manifest::{Endpoint, HttpMethod, SchemeKind};
-use crate::model::datasource::Body as TargetBody;
+pub use crate::model::contrib::BadKind;
+use crate::model::contrib::{ChaosTraffic, Draw};
 use crate::model::Model;
-use serde_yaml::Value as Yaml;
 
 /// SplitMix64: tiny, fast and good enough to pick requests.
 #[derive(Debug, Clone)]
@@ -38,29 +40,9 @@ impl Rng {
     }
 }
 
-/// What a bad request tries.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
-pub enum BadKind {
-    /// The fault endpoint (`/error`).
-    ServerError,
-    UnknownPath,
-    WrongMethod,
-    BadQueryParam,
-    MalformedJson,
-    /// A protected endpoint without a credential (a 401).
-    NoCredential,
-}
-
-impl BadKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            BadKind::ServerError => "server_error",
-            BadKind::UnknownPath => "unknown_path",
-            BadKind::WrongMethod => "wrong_method",
-            BadKind::BadQueryParam => "bad_query_param",
-            BadKind::MalformedJson => "malformed_json",
-            BadKind::NoCredential => "no_credential",
-        }
+impl Draw for Rng {
+    fn below(&mut self, n: usize) -> usize {
+        Rng::below(self, n)
     }
 }
 
@@ -195,77 +177,26 @@ pub fn unauthenticated(model: &Model, given: &[String]) -> Vec<String> {
         .collect()
 }
 
-fn op_of(options: &Yaml) -> Option<&str> {
-    options.get("op").and_then(Yaml::as_str)
-}
-
-/// A valid body for a datasource op, or `None` when the manifest gives it nothing to ask.
-fn datasource_body(model: &Model, op: &str, rng: &mut Rng) -> Option<String> {
-    let spec = &model.datasource;
-    let first_table = spec.targets.iter().find_map(|t| match &t.body {
-        TargetBody::Table(tb) => Some((t, tb)),
-        _ => None,
-    });
-    let v = match op {
-        "search" => serde_json::json!({"target": ""}),
-        "metrics" => serde_json::json!({}),
-        "tag_keys" => serde_json::json!({}),
-        "variable" => serde_json::json!({"payload": {"target": ""}}),
-        "annotations" => serde_json::json!({"annotation": {"name": "chaos", "query": ""}}),
-        "metric_payload_options" => {
-            let (t, _) = first_table?;
-            serde_json::json!({"metric": t.name, "name": "columns", "payload": {}})
-        }
-        "tag_values" => {
-            let (_, tb) = first_table?;
-            serde_json::json!({"key": tb.columns.first()?.name})
-        }
-        "query" => {
-            if spec.targets.is_empty() {
-                return None;
-            }
-            let t = &spec.targets[rng.below(spec.targets.len())];
-            let to = std::time::SystemTime::now()
-                .duration_since(std::time::UNIX_EPOCH)
-                .map_or(0, |d| d.as_millis() as i64);
-            serde_json::json!({
-                "range": {"from": to - 5 * 60_000, "to": to},
-                "interval": "5s", "intervalMs": 5000, "maxDataPoints": 300,
-                "targets": [{"target": t.name, "refId": "A"}]
-            })
-        }
-        _ => return None,
-    };
-    Some(v.to_string())
-}
-
-/// The good requests this manifest allows: safe GETs (no path parameters,
-/// not the fault endpoint) and the datasource POSTs with valid bodies.
-/// The last item: whether chaos may call it (else it is sent without
-/// credentials and must be a 401).
-fn good_candidates(
-    model: &Model,
-    given: &[String],
-) -> Vec<(HttpMethod, String, Option<String>, bool)> {
+/// The good requests this manifest allows: those the endpoints' handlers
+/// take (no path parameters), with a body when they need one and one can
+/// be drawn. Each is `(method, path, endpoint index, callable)`: whether
+/// chaos may call it (else it is sent without credentials and must be a
+/// 401).
+fn good_candidates(aim: &Aim) -> Vec<(HttpMethod, String, usize, bool)> {
     let mut out = Vec::new();
-    for ep in &model.manifest.endpoints {
-        let method = ep.method;
-        if ep.path.contains('{') || ep.handler == "fault" {
+    for (i, (ep, t)) in aim.endpoints().enumerate() {
+        if ep.path.contains('{') || !t.good {
             continue;
         }
-        let ok = callable(model, ep, given);
-        match (method, ep.handler.as_str()) {
-            (HttpMethod::Get, _) => out.push((method, ep.path.clone(), None, ok)),
-            (HttpMethod::Post, "grafana_json") => {
-                if let Some(op) = op_of(&ep.options) {
-                    // Probe that a body can be built (the real one is drawn per request).
-                    if datasource_body(model, op, &mut Rng::new(0)).is_some() {
-                        out.push((method, ep.path.clone(), Some(op.to_string()), ok));
-                    }
-                }
-            }
-            _ => {}
+        // Probe that a body can be built (the real one is drawn per request).
+        if t.body
+            .as_ref()
+            .is_some_and(|b| b(&mut Rng::new(0)).is_none())
+        {
+            continue;
         }
+        let ok = callable(aim.model, ep, aim.given);
+        out.push((ep.method, ep.path.clone(), i, ok));
     }
     out
 }
@@ -275,9 +206,33 @@ fn good_candidates(
 struct Aim<'a> {
     model: &'a Model,
     given: &'a [String],
+    /// What each endpoint's handler takes, same order.
+    traffic: Vec<ChaosTraffic>,
 }
 
-impl Aim<'_> {
+impl<'a> Aim<'a> {
+    fn new(model: &'a Model, given: &'a [String]) -> Self {
+        let traffic = (model.manifest.endpoints.iter())
+            .zip(&model.handlers)
+            .map(|(e, h)| h.chaos(e, model))
+            .collect();
+        Aim {
+            model,
+            given,
+            traffic,
+        }
+    }
+
+    /// Every endpoint with its traffic.
+    fn endpoints(&self) -> impl Iterator<Item = (&'a Endpoint, &ChaosTraffic)> {
+        self.model.manifest.endpoints.iter().zip(&self.traffic)
+    }
+
+    /// A body for a request to endpoint `i`, if it takes one.
+    fn body(&self, i: usize, rng: &mut Rng) -> Option<String> {
+        self.traffic[i].body.as_ref().and_then(|b| b(rng))
+    }
+
     fn ok(&self, e: &Endpoint) -> bool {
         !e.path.contains('{')
             && callable(self.model, e, self.given)
@@ -290,21 +245,14 @@ impl Aim<'_> {
 /// Bad kinds this manifest can exercise.
 fn bad_kinds(aim: &Aim) -> Vec<BadKind> {
     let model = aim.model;
-    let eps = || model.manifest.endpoints.iter().filter(|e| aim.ok(e));
     let mut k = vec![BadKind::UnknownPath];
-    if eps().any(|e| e.handler == "fault") {
-        k.push(BadKind::ServerError);
-    }
-    if eps().any(|e| !free_methods(model, &e.path).is_empty()) {
+    let eps = || aim.endpoints().filter(|(e, _)| aim.ok(e));
+    if eps().any(|(e, _)| !free_methods(model, &e.path).is_empty()) {
         k.push(BadKind::WrongMethod);
     }
-    if eps().any(|e| e.handler == "collection" && e.method == HttpMethod::Get) {
-        k.push(BadKind::BadQueryParam);
-    }
-    if query_endpoint(aim).is_some() {
-        k.push(BadKind::MalformedJson);
-    }
+    k.extend(eps().flat_map(|(_, t)| t.bad.iter().map(|b| b.kind)));
     k.sort();
+    k.dedup();
     k
 }
 
@@ -322,31 +270,13 @@ fn free_methods(model: &Model, path: &str) -> Vec<HttpMethod> {
         .collect()
 }
 
-fn query_endpoint<'a>(aim: &Aim<'a>) -> Option<&'a str> {
-    aim.model
-        .manifest
-        .endpoints
-        .iter()
-        .find(|e| aim.ok(e) && e.handler == "grafana_json" && op_of(&e.options) == Some("query"))
-        .map(|e| e.path.as_str())
-}
-
-const MALFORMED: &[&str] = &[
-    "{\"targets\": [",
-    "{\"targets\": {\"target\": \"x\"}}",
-    "{\"targets\": [{\"target\": 42}]}",
-    "not json at all",
-    "{\"range\": {\"from\": \"yesterday\", \"to\": \"now\"}, \"targets\": []}",
-    "{}",
-];
-
-const BAD_QUERIES: &[&str] = &["limit=0", "limit=abc", "offset=-1", "bogus=1"];
-
 fn bad_request(aim: &Aim, kind: BadKind, rng: &mut Rng) -> Planned {
     let model = aim.model;
     let eps = &model.manifest.endpoints;
     let pick = |rng: &mut Rng, f: &dyn Fn(&Endpoint) -> bool| {
-        let c: Vec<_> = eps.iter().filter(|e| aim.ok(e) && f(e)).collect();
+        let c: Vec<usize> = (0..eps.len())
+            .filter(|&i| aim.ok(&eps[i]) && f(&eps[i]))
+            .collect();
         c[rng.below(c.len())]
     };
     let mk = |endpoint: String, method: HttpMethod, path: String, body, status| Planned {
@@ -359,17 +289,6 @@ fn bad_request(aim: &Aim, kind: BadKind, rng: &mut Rng) -> Planned {
         credentials: true,
     };
     match kind {
-        BadKind::ServerError => {
-            let e = pick(rng, &|e| e.handler == "fault");
-            let status = e
-                .options
-                .get("status")
-                .and_then(Yaml::as_u64)
-                .and_then(|s| u16::try_from(s).ok())
-                .unwrap_or(500);
-            let m = e.method;
-            mk(format!("{m} {}", e.path), m, e.path.clone(), None, status)
-        }
         BadKind::UnknownPath => {
             let path = format!("/chaos-{:08x}", rng.next_u64() as u32);
             mk(
@@ -381,49 +300,44 @@ fn bad_request(aim: &Aim, kind: BadKind, rng: &mut Rng) -> Planned {
             )
         }
         BadKind::WrongMethod => {
-            let e = pick(rng, &|e| !free_methods(model, &e.path).is_empty());
+            let e = &eps[pick(rng, &|e| !free_methods(model, &e.path).is_empty())];
             let choices = free_methods(model, &e.path);
             let m = choices[rng.below(choices.len())];
             mk(format!("{m} {}", e.path), m, e.path.clone(), None, 405)
         }
-        BadKind::BadQueryParam => {
-            let e = pick(rng, &|e| {
-                e.handler == "collection" && e.method == HttpMethod::Get
-            });
-            let q = BAD_QUERIES[rng.below(BAD_QUERIES.len())];
-            mk(
-                format!("GET {}", e.path),
-                HttpMethod::Get,
-                format!("{}?{q}", e.path),
-                None,
-                400,
-            )
-        }
-        BadKind::MalformedJson => {
-            let path = query_endpoint(aim).unwrap_or("/grafana/query").to_string();
-            let body = MALFORMED[rng.below(MALFORMED.len())].to_string();
-            mk(
-                format!("POST {path}"),
-                HttpMethod::Post,
-                path,
-                Some(body),
-                400,
-            )
-        }
         BadKind::NoCredential => {
-            let e = pick(rng, &|e| protected(model, e));
-            let body = datasource_body_of(model, e, rng);
+            let i = pick(rng, &|e| protected(model, e));
+            let e = &eps[i];
+            let body = aim.body(i, rng);
             Planned::no_credential(e.method, &e.path, body)
         }
+        // What the endpoints' handlers refuse: malformed bodies go to the
+        // first endpoint that refuses them, the others to one drawn.
+        _ => {
+            let offers = |i: usize| {
+                aim.ok(&eps[i])
+                    .then(|| aim.traffic[i].bad.iter().find(|b| b.kind == kind))
+                    .flatten()
+            };
+            let c: Vec<usize> = (0..eps.len()).filter(|&i| offers(i).is_some()).collect();
+            let i = match kind {
+                BadKind::MalformedJson => c[0],
+                _ => c[rng.below(c.len())],
+            };
+            let (e, bad) = (&eps[i], offers(i).expect("a candidate offers it"));
+            let variant = match bad.variants.len() {
+                0 | 1 => bad.variants.first().cloned().unwrap_or_default(),
+                n => bad.variants[rng.below(n)].clone(),
+            };
+            let path = match variant.query {
+                Some(q) => format!("{}?{q}", e.path),
+                None => e.path.clone(),
+            };
+            let m = e.method;
+            let body = variant.body.map(str::to_string);
+            mk(format!("{m} {}", e.path), m, path, body, bad.status)
+        }
     }
-}
-
-/// A valid body for `e` if it is a datasource endpoint.
-fn datasource_body_of(model: &Model, e: &Endpoint, rng: &mut Rng) -> Option<String> {
-    (e.handler == "grafana_json" && e.method == HttpMethod::Post)
-        .then(|| op_of(&e.options))
-        .flatten()
-        .and_then(|op| datasource_body(model, op, rng))
 }
 
 /// `n` requests, about `bad_ratio` of them bad, drawn from `seed`, plus
@@ -436,8 +350,8 @@ pub fn plan(
     seed: u64,
     given: &[String],
 ) -> Result<Vec<Planned>, String> {
-    let aim = Aim { model, given };
-    let good = good_candidates(model, given);
+    let aim = Aim::new(model, given);
+    let good = good_candidates(&aim);
     let bad = bad_kinds(&aim);
     if good.is_empty() && bad_ratio < 1.0 {
         return Err("the manifest declares no endpoint chaos can send good requests to".into());
@@ -449,21 +363,19 @@ pub fn plan(
             let kind = bad[rng.below(bad.len())];
             out.push(bad_request(&aim, kind, &mut rng));
         } else {
-            let (method, path, op, ok) = &good[rng.below(good.len())];
-            let body = op
-                .as_deref()
-                .and_then(|op| datasource_body(model, op, &mut rng));
+            let (method, path, i, ok) = &good[rng.below(good.len())];
+            let body = aim.body(*i, &mut rng);
             out.push(match ok {
                 true => Planned::good(*method, path, body),
                 false => Planned::no_credential(*method, path, body),
             });
         }
     }
-    for e in &model.manifest.endpoints {
+    for (i, e) in model.manifest.endpoints.iter().enumerate() {
         if e.path.contains('{') || !protected(model, e) {
             continue;
         }
-        let body = datasource_body_of(model, e, &mut rng);
+        let body = aim.body(i, &mut rng);
         let at = rng.below(out.len() + 1);
         out.insert(at, Planned::no_credential(e.method, &e.path, body));
     }
@@ -505,10 +417,7 @@ mod tests {
         let p = plan(&m, 2000, 0.3, 1, &[]).unwrap();
         let bad = p.iter().filter(|x| x.bad.is_some()).count();
         assert!((500..700).contains(&bad), "{bad} bad of 2000");
-        let aim = Aim {
-            model: &m,
-            given: &[],
-        };
+        let aim = Aim::new(&m, &[]);
         for k in bad_kinds(&aim) {
             assert!(p.iter().any(|x| x.bad == Some(k)), "{k:?} never drawn");
         }

@@ -1,13 +1,11 @@
 //! Data files named in the manifest (`endpoints[].data`), read and checked
-//! once during validation: the items of a `collection` endpoint, and the
-//! ones a `collection.below_threshold` gauge counts (the JSON datasource's
-//! tables use the same function, so a table and its gauge never disagree).
+//! once during validation, for the kinds that read one.
 
-use crate::manifest::{Diagnostics, Endpoint, Manifest, Source};
-use serde::Deserialize;
+use crate::manifest::{Diagnostics, Endpoint, Source};
 use serde_json::Value as Json;
 
-/// Reads the endpoint's data file as a list of objects.
+/// Reads the endpoint's data file as a list of objects (its handler kind
+/// needs one: it is an error when there is none).
 /// At most `limit` bytes (`service.data_limit_bytes`).
 pub fn load_items(
     src: &Source,
@@ -20,7 +18,7 @@ pub fn load_items(
     let rel = ep.data.as_deref().ok_or_else(|| {
         Diagnostics(vec![src.error(
             &format!("endpoints[{index}]"),
-            "handler kind \"collection\" needs a `data:` file",
+            format!("handler kind {:?} needs a `data:` file", ep.handler),
         )])
     })?;
     let (text, path) = src.read_data(rel, limit).map_err(fail)?;
@@ -54,65 +52,9 @@ pub fn load_items(
 /// One item of a collection.
 pub type Item = serde_json::Map<String, serde_json::Value>;
 
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct BelowThresholdOptions {
-    /// Path of a `collection` endpoint.
-    pub endpoint: String,
-    /// Numeric field of each item.
-    pub field: String,
-    /// Items with `field < threshold` count.
-    pub threshold: f64,
-}
-
 /// True when `item.field` is a number below `threshold`.
 pub fn is_below(item: &Item, field: &str, threshold: f64) -> bool {
     item.get(field)
         .and_then(|v| v.as_f64())
         .is_some_and(|v| v < threshold)
-}
-
-/// The items that `metrics[index]` (a `collection.below_threshold` gauge)
-/// counts, checked like the metric itself. The JSON datasource's tables
-/// use this, so a table and its gauge can never disagree.
-pub fn below_threshold_items(
-    src: &Source,
-    manifest: &Manifest,
-    index: usize,
-) -> Result<Vec<Item>, Diagnostics> {
-    let metric = &manifest.metrics[index];
-    let at = |f: &str| format!("metrics[{index}].{f}");
-    let mut errs = Diagnostics::default();
-    let o: BelowThresholdOptions = src
-        .options(&metric.options, &at("options"), &mut errs)
-        .ok_or(errs)?;
-    let fail = |f: &str, msg: String| Diagnostics(vec![src.error(&at(f), msg)]);
-    let Some((idx, ep)) = manifest
-        .endpoints
-        .iter()
-        .enumerate()
-        .find(|(_, e)| e.path == o.endpoint && e.handler == "collection")
-    else {
-        return Err(fail(
-            "options.endpoint",
-            format!("{:?} is not a declared `collection` endpoint", o.endpoint),
-        ));
-    };
-    let items = load_items(src, ep, idx, manifest.service.data_limit_bytes)?;
-    if !items
-        .iter()
-        .any(|i| i.get(&o.field).is_some_and(|v| v.is_number()))
-    {
-        return Err(fail(
-            "options.field",
-            format!(
-                "no item of {} has a numeric field {:?}",
-                o.endpoint, o.field
-            ),
-        ));
-    }
-    Ok(items
-        .into_iter()
-        .filter(|i| is_below(i, &o.field, o.threshold))
-        .collect())
 }

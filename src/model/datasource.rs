@@ -5,11 +5,13 @@
 //! `collection.below_threshold` gauge (its rows are exactly the items the
 //! gauge counts), annotations name event kinds the server can record.
 
-use super::data::below_threshold_items;
+use super::contrib::Role;
+use super::kinds::PreparedSource;
 use crate::manifest::{
     DatasourceTargetKind, Diagnostics, EventKind, Manifest, MetricType, SeriesStat, Source,
 };
 use serde_json::Value as Json;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// The validated datasource.
@@ -180,7 +182,15 @@ fn field_type(v: &Json) -> &'static str {
 }
 
 /// Checks `m.datasource`; `None` when something is wrong (errors are in `errs`).
-pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spec> {
+///
+/// `sources` holds each metric's prepared source (`None`: its kind is
+/// unknown or refused it, and reported why).
+pub fn prepare(
+    src: &Source,
+    m: &Manifest,
+    sources: &[Option<Arc<dyn PreparedSource>>],
+    errs: &mut Diagnostics,
+) -> Option<Spec> {
     let d = &m.datasource;
     let before = errs.len();
     let every = match d.sample_interval.get() {
@@ -240,8 +250,16 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
     let requests_metric = m
         .metrics
         .iter()
-        .find(|x| x.source == "http.requests" && x.labels.iter().any(|l| l == "status"))
-        .map(|x| x.name.clone());
+        .zip(sources)
+        .find(|(x, s)| {
+            s.as_ref()
+                .is_some_and(|s| s.roles().contains(&Role::RequestCounter))
+                && x.labels.iter().any(|l| l == "status")
+        })
+        .map(|(x, _)| x.name.clone());
+    // A metric whose source failed might have been the counter: no
+    // follow-on error for its absence.
+    let sources_failed = sources.iter().any(Option::is_none);
 
     let mut targets: Vec<Target> = Vec::new();
     let mut slot = 0;
@@ -294,7 +312,7 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
                 not_here("stat", t.stat.is_some(), errs);
                 not_here("quantile", t.quantile.is_some(), errs);
                 not_here("events", !t.events.is_empty(), errs);
-                table(src, m, t, &at, errs).map(Body::Table)
+                table(src, m, sources, t, &at, errs).map(Body::Table)
             }
             DatasourceTargetKind::Annotations => {
                 not_here("metric", t.metric.is_some(), errs);
@@ -308,7 +326,7 @@ pub fn prepare(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Option<Spe
                 };
                 for (j, e) in t.events.iter().enumerate() {
                     let why = match e {
-                        EventKind::ErrorBurst if requests_metric.is_none() => {
+                        EventKind::ErrorBurst if requests_metric.is_none() && !sources_failed => {
                             "error_burst events need an `http.requests` counter with a `status` label"
                         }
                         EventKind::LowStock if a.low_stock.is_none() => {
@@ -425,6 +443,7 @@ fn series(
 fn table(
     src: &Source,
     m: &Manifest,
+    sources: &[Option<Arc<dyn PreparedSource>>],
     t: &crate::manifest::DatasourceTarget,
     at: &dyn Fn(&str) -> String,
     errs: &mut Diagnostics,
@@ -440,7 +459,9 @@ fn table(
         errs.push(src.error(&at("metric"), format!("{name:?} is not a declared metric")));
         return None;
     };
-    if m.metrics[index].source != "collection.below_threshold" {
+    // A source that failed to prepare has its own errors.
+    let source = sources.get(index)?.as_ref()?;
+    let Some(items) = source.table_items() else {
         errs.push(src.error(
             &at("metric"),
             format!(
@@ -449,14 +470,6 @@ fn table(
             ),
         ));
         return None;
-    }
-    // Errors here are the metric's own, already reported by its source kind.
-    let items = match below_threshold_items(src, m, index) {
-        Ok(items) => items,
-        Err(e) => {
-            errs.extend(e);
-            return None;
-        }
     };
     let all_items = items.first().map(|i| i.keys().cloned().collect::<Vec<_>>());
     let names: Vec<String> = if t.columns.is_empty() {

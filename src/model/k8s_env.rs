@@ -1,6 +1,9 @@
 //! `kubernetes.env` and `env_from`, and the credentials the rendered stack
 //! presents to the service: Prometheus's scrape token (`/metrics`) and
-//! Grafana's header for the JSON datasource (`grafana_json` endpoints).
+//! Grafana's header for the JSON datasource's routes. Which endpoints those
+//! are their handlers say ([`Role::MetricsEndpoint`],
+//! [`Role::DatasourceRoute`]): `roles` holds each endpoint's roles, same
+//! order as `endpoints:`.
 //!
 //! Only names are ever handled here (of variables, files, Secrets and
 //! their keys): a secret's value is read by the server, and by Prometheus
@@ -8,12 +11,14 @@
 
 use crate::manifest::auth::{is_env_name, KeyRef, Scheme, SchemeKind, SecretRef};
 use crate::manifest::{Diagnostics, Manifest, Source};
+use crate::model::contrib::Role;
 use std::collections::HashMap;
 
-/// The handler kind of the endpoint Prometheus scrapes.
-pub const METRICS_HANDLER: &str = "prometheus";
-/// The handler kind of the JSON datasource's endpoints.
-pub const GRAFANA_HANDLER: &str = "grafana_json";
+/// Whether endpoint `i` plays `role`.
+fn plays(roles: &[&[Role]], i: usize, role: Role) -> bool {
+    roles.get(i).is_some_and(|r| r.contains(&role))
+}
+
 /// The variable the Deployment sets itself (each pod's name, its instance).
 pub const POD_NAME: &str = "POD_NAME";
 /// The variables the Deployment sets itself: each pod's name, and where
@@ -85,11 +90,12 @@ fn requirement_path(m: &Manifest, i: usize) -> String {
 /// Prometheus sends `Authorization: Bearer <the file's text>`, so the
 /// requirement must accept a `bearer` scheme, whose keys are then that one
 /// token (no `token:principal` pairs).
-pub fn scrape_credential(m: &Manifest) -> Result<Option<Presented<'_>>, Located> {
-    let Some(i) = m
-        .endpoints
-        .iter()
-        .position(|e| e.handler == METRICS_HANDLER && e.path == "/metrics")
+pub fn scrape_credential<'a>(
+    m: &'a Manifest,
+    roles: &[&[Role]],
+) -> Result<Option<Presented<'a>>, Located> {
+    let Some(i) = (0..m.endpoints.len())
+        .find(|&i| plays(roles, i, Role::MetricsEndpoint) && m.endpoints[i].path == "/metrics")
     else {
         return Ok(None);
     };
@@ -126,15 +132,17 @@ pub fn scrape_credential(m: &Manifest) -> Result<Option<Presented<'_>>, Located>
     Ok(Some(presented(name, scheme, keys)))
 }
 
-/// What Grafana's JSON datasource presents to the `grafana_json`
-/// endpoints: `None` when they are all open. Grafana sends one header to
-/// every one of them, so the protected ones must share an `api_key` or
-/// `bearer` scheme (Grafana cannot mint a JWT); its keys are that one key.
-pub fn grafana_credential(m: &Manifest) -> Result<Option<Presented<'_>>, Located> {
+/// What Grafana's JSON datasource presents to its routes: `None` when
+/// they are all open. Grafana sends one header to every one of them, so
+/// the protected ones must share an `api_key` or `bearer` scheme (Grafana
+/// cannot mint a JWT); its keys are that one key.
+pub fn grafana_credential<'a>(
+    m: &'a Manifest,
+    roles: &[&[Role]],
+) -> Result<Option<Presented<'a>>, Located> {
     let protected: Vec<usize> = (0..m.endpoints.len())
         .filter(|&i| {
-            let e = &m.endpoints[i];
-            e.handler == GRAFANA_HANDLER && !m.auth.requirement(e).is_open()
+            plays(roles, i, Role::DatasourceRoute) && !m.auth.requirement(&m.endpoints[i]).is_open()
         })
         .collect();
     let Some(&first) = protected.first() else {
@@ -156,7 +164,7 @@ pub fn grafana_credential(m: &Manifest) -> Result<Option<Presented<'_>>, Located
         return Err((
             requirement_path(m, first),
             format!(
-                "Grafana's JSON datasource sends one header to every `{GRAFANA_HANDLER}` \
+                "Grafana's JSON datasource sends one header to every `grafana_json` \
                  endpoint, and cannot mint a JWT: every protected one (endpoints{protected:?}) \
                  must accept one `api_key` or `bearer` scheme"
             ),
@@ -270,9 +278,7 @@ fn check_key_ref(src: &Source, at: &str, what: &str, r: &KeyRef, errs: &mut Diag
     }
 }
 
-/// Checks `kubernetes.env`, `env_from`, and that Prometheus and Grafana can
-/// present what the endpoints they call require (Prometheus's token from a
-/// Secret, on Kubernetes).
+/// Checks `kubernetes.env` and `env_from`.
 pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
     let k = &m.kubernetes;
     let mut seen: HashMap<&str, usize> = HashMap::new();
@@ -336,9 +342,19 @@ pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             _ => errs.push(src.error(&at, "give exactly one of `secret` or `config_map`")),
         }
     }
+}
+
+/// Checks that Prometheus and Grafana can present what the endpoints they
+/// call require (Prometheus's token from a Secret, on Kubernetes).
+pub(super) fn check_credentials(
+    src: &Source,
+    m: &Manifest,
+    roles: &[&[Role]],
+    errs: &mut Diagnostics,
+) {
     // The ServiceMonitor names the Secret the scrape token is in; Grafana
     // runs apart, so its key's source is only named in the datasource file.
-    match scrape_credential(m) {
+    match scrape_credential(m, roles) {
         Err((at, msg)) => errs.push(src.error(&at, msg)),
         Ok(None) => {}
         Ok(Some(p)) => {
@@ -347,7 +363,7 @@ pub(super) fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
             }
         }
     }
-    if let Err((at, msg)) = grafana_credential(m) {
+    if let Err((at, msg)) = grafana_credential(m, roles) {
         errs.push(src.error(&at, msg));
     }
 }

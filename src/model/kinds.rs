@@ -2,8 +2,12 @@
 //! kind implements, built-in or a user's, and what each sees. Validation
 //! (`model`) calls `prepare()`; the server calls `endpoint()` and
 //! `install()` with the running state behind [`Host`]. The built-in kinds
-//! themselves live in `plugins/`, above every stage.
+//! themselves live in `plugins/`, above every stage. What a prepared
+//! plugin contributes to the other stages (roles, derived alerts, chaos
+//! traffic) is typed in [`super::contrib`].
 
+use super::contrib::{AlertCtx, AlertTuning, ChaosTraffic, DerivedAlert, Role};
+use super::data::Item;
 use super::Model;
 use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Metric, MetricType, Source};
 use poem::endpoint::BoxEndpoint;
@@ -151,6 +155,15 @@ pub trait PreparedHandler: Send + Sync {
                 .collect(),
             None => d.responses.iter().map(|r| r.0).collect(),
         }
+    }
+    /// The parts the endpoint plays that other stages look for.
+    fn roles(&self) -> &[Role] {
+        &[]
+    }
+    /// What chaos may send to `endpoint` (the declaration this handler was
+    /// prepared from): by default good requests when it is a GET.
+    fn chaos(&self, endpoint: &Endpoint, _model: &Model) -> ChaosTraffic {
+        ChaosTraffic::safe_gets(endpoint.method)
     }
 }
 
@@ -313,6 +326,12 @@ pub trait MetricSourceKind: Send + Sync {
     fn name(&self) -> &'static str;
     /// Checks the declaration and options.
     fn prepare(&self, ctx: &MetricCtx<'_>) -> Result<Arc<dyn PreparedSource>, Diagnostics>;
+    /// Which of its metrics derive an alert, for the error on alert
+    /// settings of a metric that derives none ("the http.requests counter
+    /// with a status label"); `None`: no metric of this kind derives one.
+    fn derives_alert(&self) -> Option<&'static str> {
+        None
+    }
 }
 
 /// A validated source, ready to install.
@@ -341,6 +360,25 @@ pub trait PreparedSource: Send + Sync {
     /// manifest, as for a gauge sampled on a timer or read from data.
     fn keeps_values(&self) -> bool {
         false
+    }
+    /// The parts the family plays that other stages look for.
+    fn roles(&self) -> &[Role] {
+        &[]
+    }
+    /// How `metrics[].alert` tunes the alert it derives; `None` when it
+    /// derives none (alert settings on it are an error).
+    fn alert_tuning(&self) -> Option<AlertTuning> {
+        None
+    }
+    /// The alerts it derives, `metric` being its declaration with its
+    /// `alert:` settings (only called when they leave the alert enabled).
+    fn alerts(&self, _metric: &Metric, _ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+        Vec::new()
+    }
+    /// The items a table target of the JSON datasource shows for this
+    /// family; `None`: it cannot back a table.
+    fn table_items(&self) -> Option<&[Item]> {
+        None
     }
 }
 

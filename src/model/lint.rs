@@ -8,11 +8,15 @@
 //!   (`logging.labels`), and `level` values are levels the server writes;
 //! - panels: the datasource is one of `stack.datasources`, the grid size fits;
 //! - alerts: a promtool test fixture, and annotations that test can expand;
-//! - rules: thresholds and durations of the derived alerts.
+//! - rules: thresholds and durations of the derived alerts (each source
+//!   says how its alert is tuned: [`PreparedSource::alert_tuning`]).
 
+use super::kinds::PreparedSource;
 use super::{logql, promql};
 use crate::manifest::{Diagnostics, Manifest, MetricType, PromDuration, Source};
 use crate::model::annotation;
+use crate::model::contrib::AlertTuning;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Panel datasources, by manifest name (their uids are `stack.datasources.<name>`).
@@ -387,7 +391,17 @@ fn at_column(
 
 /// Checks every panel and alert expression against the declared metrics,
 /// and every JSON-datasource panel against the declared datasource targets.
-pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+///
+/// `sources` holds each metric's prepared source (`None`: its kind is
+/// unknown or refused it, and reported why); `derivers` says, for each
+/// source kind that derives alerts, which of its metrics do.
+pub fn check(
+    src: &Source,
+    m: &Manifest,
+    sources: &[Option<Arc<dyn PreparedSource>>],
+    derivers: &[&str],
+    errs: &mut Diagnostics,
+) {
     let exposed = exposed_names(m);
     let scrape = m.stack.scrape_interval.get();
     let check_expr = |path: &str, expr: &str, errs: &mut Diagnostics| {
@@ -562,7 +576,7 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         }
         check_alert(src, i, a, errs);
     }
-    check_rules(src, m, errs);
+    check_rules(src, m, sources, derivers, errs);
     if m.dashboard.uid.is_empty()
         || m.dashboard.uid.len() > 40
         || !m
@@ -710,73 +724,69 @@ fn check_windows(src: &Source, path: &str, expr: &str, scrape: Duration, errs: &
     }
 }
 
-/// `metrics[i].alert`: the metric derives an alert, and the settings fit it.
+/// `items` as prose: `a`, `a and b`, `a, b and c`.
+fn and_list(items: &[&str]) -> String {
+    match items {
+        [] => String::new(),
+        [one] => one.to_string(),
+        [rest @ .., last] => format!("{} and {last}", rest.join(", ")),
+    }
+}
+
+/// `metrics[i].alert`: the metric derives an alert (its source's
+/// `tuning`), and the settings fit it.
 fn check_derived(
     src: &Source,
-    m: &Manifest,
     i: usize,
     metric: &crate::manifest::Metric,
     a: &crate::manifest::DerivedAlert,
+    tuning: Option<AlertTuning>,
+    derivers: &[&str],
     errs: &mut Diagnostics,
 ) {
     let at = |f: &str| format!("metrics[{i}].alert.{f}");
-    let latency = m
-        .objectives
-        .iter()
-        .any(|o| o.metric == metric.name && o.kind == crate::manifest::ObjectiveKind::Latency);
-    let kind = match metric.source.as_str() {
-        "http.requests" if metric.labels.iter().any(|l| l.name == "status") => "error-ratio",
-        "collection.below_threshold" => "low-stock",
-        "http.duration" if latency => "p95",
-        _ => {
-            errs.push(src.error(
-                &format!("metrics[{i}].alert"),
-                format!(
-                    "no alert is derived from {:?} (source {}): only the http.requests counter with a status label, \
-                     collection.below_threshold gauges and http.duration histograms of latency objectives derive one",
-                    metric.name, metric.source
-                ),
-            ));
-            return;
-        }
+    let Some(tuning) = tuning else {
+        let which = match derivers {
+            [] => "no metric source derives one".to_string(),
+            _ => format!("only {} derive one", and_list(derivers)),
+        };
+        errs.push(src.error(
+            &format!("metrics[{i}].alert"),
+            format!(
+                "no alert is derived from {:?} (source {}): {which}",
+                metric.name, metric.source
+            ),
+        ));
+        return;
     };
     if let Some(n) = &a.name {
-        if kind == "p95" {
-            errs.push(src.error(
-                &at("name"),
-                "a P95High alert is named after its objective (<Objective>P95High)",
-            ));
+        if let Some(why) = tuning.fixed_name {
+            errs.push(src.error(&at("name"), why));
         } else if !crate::model::is_metric_name(n) || n.contains(':') {
             errs.push(src.error(&at("name"), format!("{n:?} is not a valid alert name")));
         }
     }
-    if let Some(t) = a.threshold {
-        match kind {
-            "error-ratio" if !(t > 0.0 && t < 1.0) => errs.push(src.error(
-                &at("threshold"),
-                format!("{t} must be a share of requests between 0 and 1 (exclusive)"),
-            )),
-            "low-stock" if !t.is_finite() || t < 0.0 => {
-                errs.push(src.error(&at("threshold"), "must be a number of items >= 0"))
-            }
-            "p95" => errs.push(src.error(
-                &at("threshold"),
-                "a P95High alert's threshold is its objective's threshold_seconds",
-            )),
-            _ => {}
-        }
+    if let Some(why) = a.threshold.and_then(tuning.threshold) {
+        errs.push(src.error(&at("threshold"), why));
     }
     if a.severity.as_deref().is_some_and(|s| s.trim().is_empty()) {
         errs.push(src.error(&at("severity"), "must not be empty"));
     }
 }
 
-fn check_rules(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
+fn check_rules(
+    src: &Source,
+    m: &Manifest,
+    sources: &[Option<Arc<dyn PreparedSource>>],
+    derivers: &[&str],
+    errs: &mut Diagnostics,
+) {
     let r = &m.rules;
     check_url_pattern(src, "rules.runbook_url", &r.runbook_url, errs);
-    for (i, metric) in m.metrics.iter().enumerate() {
-        if let Some(a) = &metric.alert {
-            check_derived(src, m, i, metric, a, errs);
+    for (i, (metric, source)) in m.metrics.iter().zip(sources).enumerate() {
+        // A source that failed to prepare has its own errors.
+        if let (Some(a), Some(source)) = (&metric.alert, source) {
+            check_derived(src, i, metric, a, source.alert_tuning(), derivers, errs);
         }
     }
     let scrape = m.stack.scrape_interval.get();

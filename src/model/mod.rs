@@ -12,6 +12,7 @@ pub mod annotation;
 pub mod app_metrics;
 pub mod auth;
 pub mod budget;
+pub mod contrib;
 pub mod data;
 pub mod datasource;
 pub mod dependencies;
@@ -265,6 +266,21 @@ impl Model {
     pub fn metric(&self, name: &str) -> Option<&Metric> {
         self.manifest.metrics.iter().find(|m| m.name == name)
     }
+
+    /// Each endpoint's roles, same order as `endpoints:`.
+    pub fn endpoint_roles(&self) -> Vec<&[contrib::Role]> {
+        self.handlers.iter().map(|h| h.roles()).collect()
+    }
+
+    /// The declared metrics whose source plays `role`, in declaration order.
+    pub fn metrics_with(&self, role: contrib::Role) -> impl Iterator<Item = &Metric> {
+        self.manifest
+            .metrics
+            .iter()
+            .zip(&self.sources)
+            .filter(move |(_, s)| s.roles().contains(&role))
+            .map(|(m, _)| m)
+    }
 }
 
 /// Valid Prometheus metric name: `[a-zA-Z_:][a-zA-Z0-9_:]*`.
@@ -364,7 +380,8 @@ pub fn validate_after(
 
     // Plugins: each kind validates its own options and loads its data.
     // Metric sources first: handlers' setup asks for the app metrics.
-    let mut sources_out = Vec::new();
+    // One slot per metric: `None` when its source is unknown or refused it.
+    let mut slots: Vec<Option<Arc<dyn PreparedSource>>> = Vec::new();
     for (i, metric) in m.metrics.iter().enumerate() {
         let ctx = MetricCtx {
             index: i,
@@ -373,29 +390,38 @@ pub fn validate_after(
             source: src,
             identity: registry.identity(),
         };
-        match registry.source(&metric.source) {
-            None => errs.push(src.error(
-                &format!("metrics[{i}].source"),
-                lint::unknown_name(
-                    "metric source",
-                    &metric.source,
-                    &registry.source_names(),
-                    "registered",
-                ),
-            )),
+        slots.push(match registry.source(&metric.source) {
+            None => {
+                errs.push(src.error(
+                    &format!("metrics[{i}].source"),
+                    lint::unknown_name(
+                        "metric source",
+                        &metric.source,
+                        &registry.source_names(),
+                        "registered",
+                    ),
+                ));
+                None
+            }
             Some(kind) => match kind.prepare(&ctx) {
-                Ok(s) => sources_out.push(carried(previous, metric, s)),
-                Err(e) => errs.extend(e),
+                Ok(s) => Some(carried(previous, metric, s)),
+                Err(e) => {
+                    errs.extend(e);
+                    None
+                }
             },
-        }
+        });
     }
+    let sources_out: Vec<Arc<dyn PreparedSource>> = slots.iter().flatten().cloned().collect();
 
     // Before the handlers: the datasource's routes document its targets.
-    let datasource = datasource::prepare(src, &m, &mut errs).unwrap_or_default();
+    let datasource = datasource::prepare(src, &m, &slots, &mut errs).unwrap_or_default();
     let cache = kinds::Cache::default();
     let apps =
         app_metrics::AppFamilies::new(sources_out.iter().filter_map(|s| s.app_family()).collect());
     let mut handlers_out = Vec::new();
+    // Each endpoint's roles (none when its kind is unknown or refused it).
+    let mut endpoint_roles: Vec<Vec<contrib::Role>> = Vec::new();
     for (i, ep) in m.endpoints.iter().enumerate() {
         let ctx = HandlerCtx {
             index: i,
@@ -434,13 +460,20 @@ pub fn validate_after(
                         ),
                     )),
                     _ => match kind.prepare(&ctx) {
-                        Ok(h) => handlers_out.push(h),
+                        Ok(h) => {
+                            endpoint_roles.push(h.roles().to_vec());
+                            handlers_out.push(h);
+                            continue;
+                        }
                         Err(e) => errs.extend(e),
                     },
                 }
             }
         }
+        endpoint_roles.push(Vec::new());
     }
+    let roles: Vec<&[contrib::Role]> = endpoint_roles.iter().map(Vec::as_slice).collect();
+    k8s_env::check_credentials(src, &m, &roles, &mut errs);
 
     // The series budget, once every handler and source is prepared.
     let mut budget = budget::Budget::default();
@@ -481,7 +514,11 @@ pub fn validate_after(
         }
     }
 
-    lint::check(src, &m, &mut errs);
+    let derivers: Vec<&str> = registry
+        .source_kinds()
+        .filter_map(|k| k.derives_alert())
+        .collect();
+    lint::check(src, &m, &slots, &derivers, &mut errs);
     names::check(src, &m, &mut errs);
 
     if !errs.is_empty() {

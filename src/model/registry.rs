@@ -184,6 +184,11 @@ impl Registry {
         self.sources.iter().find(|k| k.name() == name).map(|k| &**k)
     }
 
+    /// Every metric source kind, in registration order.
+    pub fn source_kinds(&self) -> impl Iterator<Item = &dyn MetricSourceKind> {
+        self.sources.iter().map(|k| &**k)
+    }
+
     /// Every handler kind's name, in registration order.
     pub fn handler_names(&self) -> Vec<&str> {
         self.handlers.iter().map(|k| k.name()).collect()

@@ -6,6 +6,11 @@
 //! - [`metrics`]: what feeds a metric family (`metrics[].source`).
 //! - [`dependencies`]: what a service calls (`dependencies[].kind`).
 //! - render targets live in `crate::render::targets`.
+//!
+//! Besides serving, a prepared kind tells the other stages what they need
+//! of it (`crate::model::contrib`): the roles its family or endpoint plays,
+//! the alerts it derives, the traffic chaos may send it. Only this folder
+//! knows the kinds by name.
 
 pub mod dependencies;
 pub mod handlers;

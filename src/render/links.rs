@@ -7,7 +7,8 @@
 //! `render` really writes (panel ids, the labels the shipper sets).
 
 use crate::manifest::{Manifest, Panel};
-use crate::model::promql;
+use crate::model::contrib::Role;
+use crate::model::{promql, Model};
 use serde_json::{json, Value as Json};
 
 /// Grafana's address as alert links name it (`stack.grafana_url`, else
@@ -129,19 +130,19 @@ fn by_labels(expr: &str) -> Vec<String> {
     promql::analyze(expr).map(|a| a.by).unwrap_or_default()
 }
 
-/// A data link from an HTTP panel (one whose queries use an `http.*`
-/// metric) to Grafana Explore: the Loki query for the request lines of the
-/// series clicked (its route, and its method and status when the panel
-/// keeps them), over the panel's time range.
-pub fn logs_link(m: &Manifest, p: &Panel) -> Option<Json> {
+/// A data link from an HTTP panel (one whose queries use a metric the
+/// request middleware feeds: [`Role::is_http`]) to Grafana Explore: the
+/// Loki query for the request lines of the series clicked (its route, and
+/// its method and status when the panel keeps them), over the panel's
+/// time range.
+pub fn logs_link(model: &Model, p: &Panel) -> Option<Json> {
+    let m = &model.manifest;
     if p.datasource != "prometheus" {
         return None;
     }
-    let http: Vec<&str> = m
-        .metrics
-        .iter()
-        .filter(|x| x.source.starts_with("http."))
-        .map(|x| x.name.as_str())
+    let http: Vec<&str> = (m.metrics.iter().zip(&model.sources))
+        .filter(|(_, s)| s.roles().iter().any(|r| r.is_http()))
+        .map(|(x, _)| x.name.as_str())
         .collect();
     let exprs: Vec<&str> = p.targets.iter().map(|t| t.expr.as_str()).collect();
     if !exprs
@@ -209,11 +210,10 @@ pub const EXEMPLAR_TRACE_ID: &str = "trace_id";
 /// [`crate::manifest::LOKI_METADATA_FIELDS`]).
 pub const LOG_TRACE_ID: &str = "trace_id";
 
-/// The request-duration histograms (`source: http.duration`).
-fn duration_histograms(m: &Manifest) -> Vec<&str> {
-    m.metrics
-        .iter()
-        .filter(|x| x.source == "http.duration")
+/// The request-duration histograms ([`Role::RequestDuration`]).
+fn duration_histograms(model: &Model) -> Vec<&str> {
+    model
+        .metrics_with(Role::RequestDuration)
         .map(|x| x.name.as_str())
         .collect()
 }
@@ -221,8 +221,8 @@ fn duration_histograms(m: &Manifest) -> Vec<&str> {
 /// Whether a Prometheus query shows exemplars: it selects the buckets
 /// (`<name>_bucket`) of a request-duration histogram, whose exemplars are
 /// the traces of sampled requests.
-pub fn shows_exemplars(m: &Manifest, p: &Panel, expr: &str) -> bool {
-    let histograms = duration_histograms(m);
+pub fn shows_exemplars(model: &Model, p: &Panel, expr: &str) -> bool {
+    let histograms = duration_histograms(model);
     p.datasource == "prometheus"
         && p.kind == "timeseries"
         && promql::selectors(expr).iter().any(|s| {
@@ -272,18 +272,19 @@ pub fn traces_to_logs(m: &Manifest) -> Json {
 
 /// The Tempo datasource's link from a span to the service's request
 /// metrics: the request rate and p95 latency of the span's route, from the
-/// manifest's `http.requests` counter and `http.duration` histogram (the
-/// span's `http.route` is their `path` label, its service their `job`).
-pub fn traces_to_metrics(m: &Manifest) -> Json {
+/// manifest's request counter and request-duration histogram (the span's
+/// `http.route` is their `path` label, its service their `job`).
+pub fn traces_to_metrics(model: &Model) -> Json {
+    let m = &model.manifest;
     let mut queries = Vec::new();
     let window = "5m";
-    if let Some(c) = m.metrics.iter().find(|x| x.source == "http.requests") {
+    if let Some(c) = model.metrics_with(Role::RequestCounter).next() {
         queries.push(json!({
             "name": "Request rate",
             "query": format!("sum by (path) (rate({}{{$__tags}}[{window}]))", c.name),
         }));
     }
-    if let Some(h) = duration_histograms(m).first() {
+    if let Some(h) = duration_histograms(model).first() {
         queries.push(json!({
             "name": "p95 latency",
             "query": format!(
@@ -318,7 +319,11 @@ mod tests {
 
     #[test]
     fn only_timeseries_of_the_duration_buckets_show_exemplars() {
-        let m = crate::manifest::load_embedded().unwrap().manifest;
+        let m = crate::model::validate(
+            crate::manifest::load_embedded().unwrap(),
+            &crate::plugins::Registry::builtin(),
+        )
+        .unwrap();
         let panel = |kind: &str| -> Panel {
             serde_yaml::from_str(&format!(
                 "{{title: t, type: {kind}, datasource: prometheus, targets: [{{expr: x}}]}}"
@@ -326,9 +331,8 @@ mod tests {
             .unwrap()
         };
         let h = m
-            .metrics
-            .iter()
-            .find(|x| x.source == "http.duration")
+            .metrics_with(Role::RequestDuration)
+            .next()
             .unwrap()
             .name
             .clone();

@@ -6,14 +6,17 @@
 //!   burn-rate window, then Sloth-style multi-window multi-burn-rate alerts
 //!   (page: 14.4x over 5m and 1h, or 6x over 30m and 6h; ticket: 3x over 2h
 //!   and 1d, or 1x over 6h and 3d);
-//! - `<service>.service`: high 5xx ratio, p95 above each latency objective,
-//!   low stock, target down;
+//! - `<service>.service`: per metric, the alerts its source derives (a
+//!   high 5xx ratio, low stock: [`crate::model::kinds::PreparedSource::alerts`]) and p95 above
+//!   each latency objective on it; then target down;
 //! - `<service>.manifest`: the hand-written `alerts:` with their fixtures.
 
 use super::escape;
 use super::links;
 use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, PromDuration, TestSeries};
 use crate::model::annotation;
+use crate::model::contrib::{AlertCtx, DerivedAlert};
+use crate::model::Model;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -110,14 +113,14 @@ pub fn fmt_duration(mut secs: u64) -> String {
 }
 
 /// A number as PromQL and YAML print it (`0.25`, `5`).
-fn num(x: f64) -> String {
+pub fn num(x: f64) -> String {
     x.to_string()
 }
 
 /// `fraction` as a percentage for people to read: rounded to 12
 /// significant digits and printed the shortest way, so the noise of float
 /// arithmetic goes (14.4 × 0.005 × 100 is `7.2`, not `7.200000000000006`).
-fn percent(fraction: f64) -> String {
+pub fn percent(fraction: f64) -> String {
     let x = fraction * 100.0;
     if !x.is_finite() {
         return num(x);
@@ -134,7 +137,8 @@ fn labels(pairs: &[(&str, &str)]) -> BTreeMap<String, String> {
         .collect()
 }
 
-fn series(s: String, values: &str) -> TestSeries {
+/// One promtool input series.
+pub fn series(s: String, values: &str) -> TestSeries {
     TestSeries {
         series: s,
         values: values.into(),
@@ -254,22 +258,37 @@ fn go_text(s: &str) -> String {
     escape::go_template_text(s)
 }
 
-/// A string option of a metric source (`options.endpoint`, ...), if set.
-fn option(metric: &Metric, key: &str) -> Option<String> {
-    match metric.options.get(key)? {
-        serde_yaml::Value::String(s) => Some(s.clone()),
-        serde_yaml::Value::Number(n) => Some(n.to_string()),
-        _ => None,
-    }
-}
-
 /// A metric's derived-alert settings (`metrics[].alert`), or the defaults.
 fn tuning(metric: &Metric) -> crate::manifest::DerivedAlert {
     metric.alert.clone().unwrap_or_default()
 }
 
+impl AlertSpec {
+    /// The spec of an alert a kind derived.
+    fn derived(a: DerivedAlert) -> AlertSpec {
+        AlertSpec {
+            eval_time: after(&a.for_, a.eval_margin_secs),
+            for_: Some(a.for_.to_string()),
+            name: a.name,
+            expr: a.expr,
+            severity: a.severity,
+            summary: a.summary,
+            description: a.description,
+            firing: a.firing,
+            quiet: a.quiet,
+            fired_labels: a.fired_labels,
+            value: None,
+            metrics: a.metrics,
+            prefer: a.prefer,
+            panel: None,
+            runbook: None,
+        }
+    }
+}
+
 /// Builds every group and test.
-pub fn build(m: &Manifest) -> Result<RuleSet, String> {
+pub fn build(model: &Model) -> Result<RuleSet, String> {
+    let m = &model.manifest;
     let job = super::stack::service_job(m);
     let sel = format!("job=\"{job}\"");
     let r = &m.rules;
@@ -400,160 +419,77 @@ pub fn build(m: &Manifest) -> Result<RuleSet, String> {
     // Derived service alerts.
     let mut rules = Vec::new();
     let instance = format!("instance=\"{TEST_INSTANCE}\"");
-    let http = m
-        .metrics
-        .iter()
-        .find(|x| x.source == "http.requests" && x.labels.iter().any(|l| l == "status"));
-    if let Some((metric, tune)) = http.map(|c| (c, tuning(c))).filter(|(_, t)| t.enabled) {
-        let c = &metric.name;
-        let ratio = tune.threshold.unwrap_or(r.error_ratio);
-        let for_ = tune
-            .for_
-            .clone()
-            .unwrap_or_else(|| r.error_ratio_for.clone());
-        let pct = percent(ratio);
-        // Of 10 requests a second, enough 5xx to be above the threshold.
-        let errors = ((ratio * 10.0).floor() as u32 + 1).min(10);
-        AlertSpec {
-            name: tune.name.clone().unwrap_or_else(|| "HighErrorRatio".into()),
-            expr: format!(
-                "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",
-                num(ratio)
-            ),
-            for_: Some(for_.to_string()),
-            severity: tune.severity.clone().unwrap_or_else(|| "critical".into()),
-            summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
-            description: format!(
-                "The share of 5xx responses in {c} of {{{{ $labels.job }}}} over {w} has been above {pct}% for {for_}.",
-            ),
-            firing: vec![
-                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), &format!("0+{errors}x30")),
-                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), &format!("0+{}x30", 10 - errors)),
-            ],
-            quiet: vec![
-                series(format!("{c}{{{sel}, {instance}, status=\"500\"}}"), "0x30"),
-                series(format!("{c}{{{sel}, {instance}, status=\"200\"}}"), "0+10x30"),
-            ],
-            fired_labels: labels(&[("job", job)]),
-            value: None,
-            eval_time: after(&for_, 600),
-            metrics: vec![c.clone()],
-            prefer: Some("status"),
-            panel: None,
-            runbook: None,
+    let ctx = AlertCtx {
+        manifest: m,
+        job,
+        selector: &sel,
+        instance: &instance,
+        test_instance: TEST_INSTANCE,
+    };
+    for (metric, source) in m.metrics.iter().zip(&model.sources) {
+        if tuning(metric).enabled {
+            for a in source.alerts(metric, &ctx) {
+                AlertSpec::derived(a).push(m, &mut rules, &mut tests)?;
+            }
         }
-        .push(m, &mut rules, &mut tests)?;
-    }
-    for o in m
-        .objectives
-        .iter()
-        .filter(|o| o.kind == ObjectiveKind::Latency)
-    {
-        let h = &o.metric;
-        let tune = m
-            .metrics
-            .iter()
-            .find(|x| &x.name == h)
-            .map(tuning)
-            .unwrap_or_default();
-        if !tune.enabled {
-            continue;
+        for o in (m.objectives.iter())
+            .filter(|o| o.kind == ObjectiveKind::Latency && o.metric == metric.name)
+        {
+            let h = &o.metric;
+            let tune = tuning(metric);
+            if !tune.enabled {
+                continue;
+            }
+            let for_ = tune.for_.clone().unwrap_or_else(|| r.latency_for.clone());
+            let t = o.threshold_seconds.unwrap_or_default();
+            let buckets = match metric.kind {
+                MetricType::Histogram => metric.buckets.clone().unwrap_or_default(),
+                _ => Vec::new(),
+            };
+            let next = buckets
+                .iter()
+                .find(|b| **b > t)
+                .map(|b| num(*b))
+                .ok_or_else(|| format!("objective {}: no bucket above the threshold", o.name))?;
+            let b = |le: &str| format!("{h}_bucket{{{sel}, {instance}, le=\"{le}\"}}");
+            AlertSpec {
+                name: format!("{}P95High", camel(&o.name)),
+                expr: format!(
+                    "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
+                    num(t)
+                ),
+                for_: Some(for_.to_string()),
+                severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
+                summary: format!(
+                    "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
+                    num(t),
+                    o.name
+                ),
+                description: format!(
+                    "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {for_}.",
+                    o.name,
+                    num(t),
+                ),
+                firing: vec![
+                    series(b(&num(t)), "0+1x40"),
+                    series(b(&next), "0+10x40"),
+                    series(b("+Inf"), "0+10x40"),
+                ],
+                quiet: vec![
+                    series(b(&num(t)), "0+10x40"),
+                    series(b(&next), "0+10x40"),
+                    series(b("+Inf"), "0+10x40"),
+                ],
+                fired_labels: labels(&[("job", job)]),
+                value: None,
+                eval_time: after(&for_, 600),
+                metrics: vec![h.clone()],
+                prefer: None,
+                panel: None,
+                runbook: None,
+            }
+            .push(m, &mut rules, &mut tests)?;
         }
-        let for_ = tune.for_.clone().unwrap_or_else(|| r.latency_for.clone());
-        let t = o.threshold_seconds.unwrap_or_default();
-        let buckets = m
-            .metrics
-            .iter()
-            .find(|x| &x.name == h && x.kind == MetricType::Histogram)
-            .and_then(|x| x.buckets.clone())
-            .unwrap_or_default();
-        let next = buckets
-            .iter()
-            .find(|b| **b > t)
-            .map(|b| num(*b))
-            .ok_or_else(|| format!("objective {}: no bucket above the threshold", o.name))?;
-        let b = |le: &str| format!("{h}_bucket{{{sel}, {instance}, le=\"{le}\"}}");
-        AlertSpec {
-            name: format!("{}P95High", camel(&o.name)),
-            expr: format!(
-                "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
-                num(t)
-            ),
-            for_: Some(for_.to_string()),
-            severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
-            summary: format!(
-                "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
-                num(t),
-                o.name
-            ),
-            description: format!(
-                "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {for_}.",
-                o.name,
-                num(t),
-            ),
-            firing: vec![
-                series(b(&num(t)), "0+1x40"),
-                series(b(&next), "0+10x40"),
-                series(b("+Inf"), "0+10x40"),
-            ],
-            quiet: vec![
-                series(b(&num(t)), "0+10x40"),
-                series(b(&next), "0+10x40"),
-                series(b("+Inf"), "0+10x40"),
-            ],
-            fired_labels: labels(&[("job", job)]),
-            value: None,
-            eval_time: after(&for_, 600),
-            metrics: vec![h.clone()],
-            prefer: None,
-            panel: None,
-            runbook: None,
-        }
-        .push(m, &mut rules, &mut tests)?;
-    }
-    let low: Vec<&Metric> = m
-        .metrics
-        .iter()
-        .filter(|x| x.source == "collection.below_threshold")
-        .collect();
-    for g in &low {
-        let tune = tuning(g);
-        if !tune.enabled {
-            continue;
-        }
-        // From the gauge alone: another gauge never renames it.
-        let name = tune
-            .name
-            .clone()
-            .unwrap_or_else(|| camel(g.name.strip_suffix("_total").unwrap_or(&g.name)));
-        let above_n = tune.threshold.unwrap_or(r.low_stock_above);
-        let for_ = tune.for_.clone().unwrap_or_else(|| r.low_stock_for.clone());
-        let endpoint = go_text(&option(g, "endpoint").unwrap_or_else(|| "the collection".into()));
-        let field = go_text(&option(g, "field").unwrap_or_else(|| "stock".into()));
-        let threshold = go_text(&option(g, "threshold").unwrap_or_else(|| "its threshold".into()));
-        let above = num(above_n);
-        let s = format!("{}{{{sel}, {instance}}}", g.name);
-        AlertSpec {
-            name,
-            expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
-            for_: Some(for_.to_string()),
-            severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
-            summary: format!("More than {above} items of {endpoint} are low on {field}"),
-            description: format!(
-                "{{{{ $labels.instance }}}}: more than {above} items of {endpoint} have {field} below {threshold} ({} has been above {above} for {for_}).",
-                g.name
-            ),
-            firing: vec![series(s.clone(), &format!("{}x30", num(above_n.floor() + 3.0)))],
-            quiet: vec![series(s, &format!("{}x30", num((above_n / 2.0).floor())))],
-            fired_labels: labels(&[("job", job), ("instance", TEST_INSTANCE)]),
-            value: None,
-            eval_time: after(&for_, 300),
-            metrics: vec![g.name.clone()],
-            prefer: None,
-            panel: None,
-            runbook: None,
-        }
-        .push(m, &mut rules, &mut tests)?;
     }
     let up = format!("up{{{sel}, {instance}}}");
     AlertSpec {

@@ -3,6 +3,7 @@
 
 use crate::manifest::{Manifest, Shipper};
 use crate::model::k8s_env::{self, Located, Presented};
+use crate::model::Model;
 
 /// docker-compose service names (also their host names on the network).
 pub const PROMETHEUS: &str = "prometheus";
@@ -105,7 +106,9 @@ pub struct Credentials<'a> {
 }
 
 /// The stack's credentials (validation has made sure they exist).
-pub fn credentials(m: &Manifest) -> Result<Credentials<'_>, String> {
+pub fn credentials(model: &Model) -> Result<Credentials<'_>, String> {
+    let m = &model.manifest;
+    let roles = model.endpoint_roles();
     let located = |(at, msg): Located| format!("{at}: {msg}");
     let name = |p: &Presented| {
         let safe: String = p
@@ -118,25 +121,27 @@ pub fn credentials(m: &Manifest) -> Result<Credentials<'_>, String> {
             .collect();
         format!("auth-{safe}")
     };
-    let scrape = k8s_env::scrape_credential(m)
+    let scrape = k8s_env::scrape_credential(m, &roles)
         .map_err(located)?
         .map(|p| Credential {
             secret: name(&p),
             presented: p,
         });
-    let grafana = k8s_env::grafana_credential(m).map_err(located)?.map(|p| {
-        let mut secret = name(&p);
-        // Two schemes whose names differ only where `_` was put.
-        if scrape
-            .as_ref()
-            .is_some_and(|s| s.secret == secret && s.presented.scheme != p.scheme)
-        {
-            secret.push_str("-grafana");
-        }
-        Credential {
-            secret,
-            presented: p,
-        }
-    });
+    let grafana = k8s_env::grafana_credential(m, &roles)
+        .map_err(located)?
+        .map(|p| {
+            let mut secret = name(&p);
+            // Two schemes whose names differ only where `_` was put.
+            if scrape
+                .as_ref()
+                .is_some_and(|s| s.secret == secret && s.presented.scheme != p.scheme)
+            {
+                secret.push_str("-grafana");
+            }
+            Credential {
+                secret,
+                presented: p,
+            }
+        });
     Ok(Credentials { scrape, grafana })
 }

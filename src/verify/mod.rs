@@ -201,7 +201,7 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
             });
         }
     }
-    let groups = rules::build(m)?.groups;
+    let groups = rules::build(model)?.groups;
     let mut seen: HashMap<String, usize> = HashMap::new();
     for r in groups.iter().flat_map(|g| &g.rules) {
         let name = r.record.as_ref().or(r.alert.as_ref());

@@ -251,7 +251,27 @@ fn hex(c: u8) -> Option<u8> {
     (c as char).to_digit(16).map(|d| d as u8)
 }
 
+/// Query strings a page refuses (a 400).
+const BAD_QUERIES: &[&str] = &["limit=0", "limit=abc", "offset=-1", "bogus=1"];
+
 impl PreparedHandler for Collection {
+    /// Good GETs, and GETs with a query string it refuses.
+    fn chaos(&self, endpoint: &Endpoint, _model: &Model) -> ChaosTraffic {
+        let traffic = ChaosTraffic::safe_gets(endpoint.method);
+        if endpoint.method != HttpMethod::Get {
+            return traffic;
+        }
+        traffic.with_bad(BadRequests {
+            kind: BadKind::BadQueryParam,
+            status: 400,
+            variants: (BAD_QUERIES.iter())
+                .map(|q| BadVariant {
+                    query: Some(q),
+                    body: None,
+                })
+                .collect(),
+        })
+    }
     fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let pages = self.pages.clone();
         make_sync(move |req: Request| match page(&pages, &req) {

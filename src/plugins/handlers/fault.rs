@@ -70,4 +70,12 @@ impl PreparedHandler for Fault {
             crate::server::error::error_ref(),
         )
     }
+    /// No good requests: every one is a server error with its status.
+    fn chaos(&self, _endpoint: &Endpoint, _model: &Model) -> ChaosTraffic {
+        ChaosTraffic::default().with_bad(BadRequests {
+            kind: BadKind::ServerError,
+            status: self.status.as_u16(),
+            variants: vec![BadVariant::default()],
+        })
+    }
 }

@@ -331,7 +331,97 @@ fn dashboard(rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
     .boxed()
 }
 
+/// Bodies `/query` refuses (a 400).
+const MALFORMED: &[&str] = &[
+    "{\"targets\": [",
+    "{\"targets\": {\"target\": \"x\"}}",
+    "{\"targets\": [{\"target\": 42}]}",
+    "not json at all",
+    "{\"range\": {\"from\": \"yesterday\", \"to\": \"now\"}, \"targets\": []}",
+    "{}",
+];
+
+/// A valid body for `op`, from the datasource's target names and its first
+/// table (name, first column); `None` when there is nothing to ask.
+fn chaos_body(
+    op: Op,
+    targets: &[String],
+    first_table: Option<&(String, Option<String>)>,
+    draw: &mut dyn Draw,
+) -> Option<String> {
+    let v = match op {
+        Op::Search => json!({"target": ""}),
+        Op::Metrics => json!({}),
+        Op::TagKeys => json!({}),
+        Op::Variable => json!({"payload": {"target": ""}}),
+        Op::Annotations => json!({"annotation": {"name": "chaos", "query": ""}}),
+        Op::MetricPayloadOptions => {
+            let (t, _) = first_table?;
+            json!({"metric": t, "name": "columns", "payload": {}})
+        }
+        Op::TagValues => {
+            let (_, column) = first_table?;
+            json!({"key": column.as_ref()?})
+        }
+        Op::Query => {
+            if targets.is_empty() {
+                return None;
+            }
+            let t = &targets[draw.below(targets.len())];
+            let to = std::time::SystemTime::now()
+                .duration_since(std::time::UNIX_EPOCH)
+                .map_or(0, |d| d.as_millis() as i64);
+            json!({
+                "range": {"from": to - 5 * 60_000, "to": to},
+                "interval": "5s", "intervalMs": 5000, "maxDataPoints": 300,
+                "targets": [{"target": t, "refId": "A"}]
+            })
+        }
+        Op::Health | Op::Dashboard => return None,
+    };
+    Some(v.to_string())
+}
+
 impl PreparedHandler for Prepared {
+    fn roles(&self) -> &[crate::model::contrib::Role] {
+        &[crate::model::contrib::Role::DatasourceRoute]
+    }
+    /// GETs as any endpoint's; a POST with a valid body for its op (and,
+    /// for `query`, malformed ones).
+    fn chaos(&self, endpoint: &Endpoint, model: &Model) -> ChaosTraffic {
+        if endpoint.method != HttpMethod::Post {
+            return ChaosTraffic::safe_gets(endpoint.method);
+        }
+        let spec = &model.datasource;
+        let targets: Vec<String> = spec.targets.iter().map(|t| t.name.clone()).collect();
+        let first_table = spec.targets.iter().find_map(|t| match &t.body {
+            crate::model::datasource::Body::Table(tb) => {
+                Some((t.name.clone(), tb.columns.first().map(|c| c.name.clone())))
+            }
+            _ => None,
+        });
+        let op = self.op;
+        let body: BodyFn =
+            Arc::new(move |draw| chaos_body(op, &targets, first_table.as_ref(), draw));
+        let traffic = ChaosTraffic {
+            good: true,
+            body: Some(body),
+            bad: Vec::new(),
+        };
+        if op != Op::Query {
+            return traffic;
+        }
+        traffic.with_bad(BadRequests {
+            kind: BadKind::MalformedJson,
+            status: 400,
+            variants: (MALFORMED.iter())
+                .map(|b| BadVariant {
+                    query: None,
+                    body: Some(b),
+                })
+                .collect(),
+        })
+    }
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         if self.op == Op::Dashboard {
             return dashboard(rt);

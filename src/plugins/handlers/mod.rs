@@ -5,10 +5,12 @@
 //! prepared handler builds the poem endpoint once the server is assembled.
 
 pub use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Source};
+pub use crate::model::contrib::{BadKind, BadRequests, BadVariant, BodyFn, ChaosTraffic, Draw};
 pub use crate::model::kinds::{
     HandlerCtx, HandlerKind, Host, OperationDoc, ParamDoc, ParamIn, PreparedHandler, TypedDoc,
     TypedDocFn,
 };
+pub use crate::model::Model;
 pub use poem::endpoint::BoxEndpoint;
 pub use poem::Response;
 pub use serde_json::Value as Json;

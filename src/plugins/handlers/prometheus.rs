@@ -35,6 +35,9 @@ impl HandlerKind for Kind {
 }
 
 impl PreparedHandler for Prepared {
+    fn roles(&self) -> &[crate::model::contrib::Role] {
+        &[crate::model::contrib::Role::MetricsEndpoint]
+    }
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let rt = rt.clone();
         make_sync(move |req| {

@@ -2,12 +2,21 @@
 //! Label values come only from route templates and closed sets.
 
 use super::*;
+use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert, Role};
+use crate::render::rules::{num, percent, series};
 use prometheus::{HistogramVec, IntCounterVec};
 
 pub struct Requests;
 pub struct Duration;
-struct PreparedRequests;
-struct PreparedDuration;
+struct PreparedRequests {
+    /// It has a `status` label: it derives the error-ratio alert.
+    status: bool,
+}
+struct PreparedDuration {
+    /// A latency objective reads it: `metrics[].alert` tunes the
+    /// objective's P95High alert.
+    latency: bool,
+}
 
 impl MetricSourceKind for Requests {
     fn name(&self) -> &'static str {
@@ -17,7 +26,12 @@ impl MetricSourceKind for Requests {
         ctx.require_type(MetricType::Counter)?;
         ctx.labels_within(&["method", "path", "status"])?;
         unique(ctx)?;
-        Ok(Arc::new(PreparedRequests))
+        Ok(Arc::new(PreparedRequests {
+            status: ctx.metric.labels.iter().any(|l| l.name == "status"),
+        }))
+    }
+    fn derives_alert(&self) -> Option<&'static str> {
+        Some("the http.requests counter with a status label")
     }
 }
 
@@ -30,7 +44,13 @@ impl MetricSourceKind for Duration {
         // A status label would multiply every bucket by every status code.
         ctx.labels_within(&["method", "path"])?;
         unique(ctx)?;
-        Ok(Arc::new(PreparedDuration))
+        let latency = ctx.manifest.objectives.iter().any(|o| {
+            o.metric == ctx.metric.name && o.kind == crate::manifest::ObjectiveKind::Latency
+        });
+        Ok(Arc::new(PreparedDuration { latency }))
+    }
+    fn derives_alert(&self) -> Option<&'static str> {
+        Some("http.duration histograms of latency objectives")
     }
 }
 
@@ -54,6 +74,61 @@ fn unique(ctx: &MetricCtx<'_>) -> Result<(), Diagnostics> {
 }
 
 impl PreparedSource for PreparedRequests {
+    fn roles(&self) -> &[Role] {
+        &[Role::RequestCounter]
+    }
+    fn alert_tuning(&self) -> Option<AlertTuning> {
+        self.status.then_some(AlertTuning {
+            fixed_name: None,
+            threshold: |t| {
+                (!(t > 0.0 && t < 1.0))
+                    .then(|| format!("{t} must be a share of requests between 0 and 1 (exclusive)"))
+            },
+        })
+    }
+    /// HighErrorRatio: the share of 5xx responses over `rules.rate_window`
+    /// is above the threshold.
+    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+        if !self.status {
+            return Vec::new();
+        }
+        let tune = metric.alert.clone().unwrap_or_default();
+        let r = &ctx.manifest.rules;
+        let (c, sel, instance, w) = (&metric.name, ctx.selector, ctx.instance, &r.rate_window);
+        let ratio = tune.threshold.unwrap_or(r.error_ratio);
+        let for_ = tune.for_.unwrap_or_else(|| r.error_ratio_for.clone());
+        let pct = percent(ratio);
+        // Of 10 requests a second, enough 5xx to be above the threshold.
+        let errors = ((ratio * 10.0).floor() as u32 + 1).min(10);
+        let s = |status: &str, values: &str| {
+            series(
+                format!("{c}{{{sel}, {instance}, status=\"{status}\"}}"),
+                values,
+            )
+        };
+        vec![DerivedAlert {
+            name: tune.name.unwrap_or_else(|| "HighErrorRatio".into()),
+            expr: format!(
+                "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",
+                num(ratio)
+            ),
+            severity: tune.severity.unwrap_or_else(|| "critical".into()),
+            summary: format!("More than {pct}% of {{{{ $labels.job }}}} requests fail with 5xx"),
+            description: format!(
+                "The share of 5xx responses in {c} of {{{{ $labels.job }}}} over {w} has been above {pct}% for {for_}.",
+            ),
+            for_,
+            firing: vec![
+                s("500", &format!("0+{errors}x30")),
+                s("200", &format!("0+{}x30", 10 - errors)),
+            ],
+            quiet: vec![s("500", "0x30"), s("200", "0+10x30")],
+            fired_labels: [("job".to_string(), ctx.job.to_string())].into(),
+            eval_margin_secs: 600,
+            metrics: vec![c.clone()],
+            prefer: Some("status"),
+        }]
+    }
     fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
     }
@@ -69,6 +144,17 @@ impl PreparedSource for PreparedRequests {
 }
 
 impl PreparedSource for PreparedDuration {
+    fn roles(&self) -> &[Role] {
+        &[Role::RequestDuration]
+    }
+    fn alert_tuning(&self) -> Option<AlertTuning> {
+        self.latency.then_some(AlertTuning {
+            fixed_name: Some("a P95High alert is named after its objective (<Objective>P95High)"),
+            threshold: |_| {
+                Some("a P95High alert's threshold is its objective's threshold_seconds".into())
+            },
+        })
+    }
     fn max_series(&self, m: &Metric, http: &crate::model::budget::HttpShape) -> usize {
         http_series(m, http)
     }

@@ -17,7 +17,7 @@ mod collection;
 mod http;
 mod system;
 
-pub use crate::model::data::{below_threshold_items, is_below, Item};
+pub use crate::model::data::{is_below, Item};
 pub use crate::model::COMMIT;
 
 /// The built-in kinds, as `Registry::builtin` registers them.

@@ -93,7 +93,7 @@ impl super::RenderTarget for Target {
         shipper["publish"] = json!(publish(shipper_port, bind));
         // The secrets the stack presents to the service, by reference:
         // compose reads each from a variable or a file where it runs.
-        let creds = stack::credentials(m)?;
+        let creds = stack::credentials(ctx.model)?;
         let mut secrets: Vec<serde_json::Value> = Vec::new();
         for c in [&creds.scrape, &creds.grafana].into_iter().flatten() {
             if secrets.iter().any(|s| s["name"] == c.secret.as_str()) {

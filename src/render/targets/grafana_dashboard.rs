@@ -115,13 +115,13 @@ pub fn render_json(ctx: &Ctx) -> Result<String, String> {
                     "expr": t.expr,
                     "legend": t.legend,
                     // A latency query's exemplars: the traces of its requests.
-                    "exemplar": crate::render::links::shows_exemplars(m, p, &t.expr),
+                    "exemplar": crate::render::links::shows_exemplars(ctx.model, p, &t.expr),
                 })
             })
             .collect();
         let data = json!({
             "id": ids[i],
-            "links": crate::render::links::logs_link(m, p).map(|l| vec![l]),
+            "links": crate::render::links::logs_link(ctx.model, p).map(|l| vec![l]),
             "title": p.title,
             "description": p.description,
             "type": p.kind,

@@ -24,7 +24,7 @@ impl super::RenderTarget for Target {
         let m = &ctx.model.manifest;
         // The key is the secret docker-compose mounts; Grafana expands
         // `$__file{}` when it provisions.
-        let json_auth = stack::credentials(m)?.grafana.map(|c| JsonAuth {
+        let json_auth = stack::credentials(ctx.model)?.grafana.map(|c| JsonAuth {
             scheme: c.presented.scheme.to_string(),
             header: c.presented.header.to_string(),
             value: c.presented.value(&format!("$__file{{{}}}", c.file())),
@@ -77,7 +77,7 @@ pub fn render_with(ctx: &Ctx, urls: &Urls) -> Result<String, String> {
                       "derived_fields": [links::request_id_field(m), links::trace_id_field(m)] },
             "tempo": { "uid": ds.tempo, "url": urls.tempo,
                        "traces_to_logs": links::traces_to_logs(m),
-                       "traces_to_metrics": links::traces_to_metrics(m) },
+                       "traces_to_metrics": links::traces_to_metrics(ctx.model) },
             "json": { "uid": ds.json, "url": urls.json,
                       "name": format!("{} JSON", m.service.name),
                       "auth": urls.json_auth.as_ref().map(|a| json!({

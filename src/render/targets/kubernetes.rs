@@ -208,7 +208,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
     );
     // What the stack presents: Prometheus's token and Grafana's key, from
     // the Secrets the service's pods read them from (validated).
-    let creds = stack::credentials(m)?;
+    let creds = stack::credentials(model)?;
     let secret_of = |c: &stack::Credential| {
         k8s_env::token_secret(m, &c.presented).map_err(|(at, msg)| format!("{at}: {msg}"))
     };

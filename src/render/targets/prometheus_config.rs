@@ -61,7 +61,7 @@ impl super::RenderTarget for Target {
         };
         // The scrape token, from the secret docker-compose mounts (its
         // name only: Prometheus reads the file).
-        let authorization = stack::credentials(m)?
+        let authorization = stack::credentials(ctx.model)?
             .scrape
             .map(|c| json!({ "scheme": c.presented.scheme, "credentials_file": c.file() }));
         let mut jobs = vec![json!({

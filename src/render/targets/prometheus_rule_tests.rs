@@ -18,7 +18,7 @@ impl super::RenderTarget for Target {
         )]
     }
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
-        let set = rules::build(&ctx.model.manifest)?;
+        let set = rules::build(ctx.model)?;
         let text = ctx.render(
             PATH,
             json!({ "rule_files": ["alerts.yml"], "tests": set.tests }),

@@ -24,7 +24,7 @@ impl super::RenderTarget for Target {
 
 /// alerts.yml as render writes it (the PrometheusRule carries its groups).
 pub fn render_text(ctx: &Ctx) -> Result<String, String> {
-    let set = rules::build(&ctx.model.manifest)?;
+    let set = rules::build(ctx.model)?;
     let text = ctx.render(PATH, json!({ "groups": set.groups }))?;
     super::check_yaml(PATH, &text)?;
     Ok(text)
