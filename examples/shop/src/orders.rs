@@ -233,15 +233,21 @@ impl Handler for Create {
         {
             return Err(format!("product {} has no positive price_euros", p.id).into());
         }
+        let placed = ctx.counter("orders_placed_total", ["payment"])?;
+        let value = ctx.histogram("order_value_euros", [])?;
+        // Clients last, all asked for before the first `?`: in `validate`,
+        // where dependencies are not started, setup ends there, and every
+        // name and operation has been checked.
+        let insert = ctx.sql_operation("orders_db", "insert_order");
+        let delete = ctx.sql_operation("orders_db", "delete_order");
+        let payments = ctx.http("payments");
         Ok(CreateState {
             prices: o.products.iter().map(|p| (p.id, p.price_euros)).collect(),
-            placed: ctx.counter("orders_placed_total", ["payment"])?,
-            value: ctx.histogram("order_value_euros", [])?,
-            // Last: in `validate`, where dependencies are not started, setup
-            // ends at the first client (after checking the names).
-            insert: ctx.sql_operation("orders_db", "insert_order")?,
-            delete: ctx.sql_operation("orders_db", "delete_order")?,
-            payments: ctx.http("payments")?,
+            placed,
+            value,
+            insert: insert?,
+            delete: delete?,
+            payments: payments?,
         })
     }
 

@@ -149,6 +149,9 @@ pub struct Setup<'a> {
     /// `dependencies:` as declared, and one prepared slot per entry.
     declared: &'a [crate::manifest::dependencies::Dependency],
     prepared: &'a [Option<Arc<dyn crate::model::dependencies::PreparedDependency>>],
+    /// Every client request's error, so that one `validate` reports them
+    /// all even though the first `?` ends `setup`.
+    client_errors: std::cell::RefCell<Vec<String>>,
 }
 
 impl Setup<'_> {
@@ -179,11 +182,29 @@ impl Setup<'_> {
     /// undeclared name, or a dependency whose client is another type, is an
     /// error (`validate` reports it at the endpoint). Where dependencies are
     /// not started (`validate`, `render`) this ends `setup` early without an
-    /// error, like [`Setup::resource`]: ask for clients last.
+    /// error, like [`Setup::resource`]: ask for clients last, all of them
+    /// before the first `?`, so that `validate` checks every one.
     pub fn dependency<C: std::any::Any + Send + Sync + Clone>(
         &self,
         name: &str,
     ) -> Result<C, SetupError> {
+        self.recorded(self.client::<C>(name))
+    }
+
+    /// `r`, its error (not "not started") also kept for `validate`'s report.
+    fn recorded<T>(&self, r: Result<T, SetupError>) -> Result<T, SetupError> {
+        if let Err(e) = &r {
+            if !e.not_started {
+                let mut errors = self.client_errors.borrow_mut();
+                if !errors.contains(&e.message) {
+                    errors.push(e.message.clone());
+                }
+            }
+        }
+        r
+    }
+
+    fn client<C: std::any::Any + Send + Sync + Clone>(&self, name: &str) -> Result<C, SetupError> {
         let i = self
             .declared
             .iter()
@@ -246,12 +267,12 @@ impl Setup<'_> {
         {
             let ops = p.operations();
             if !ops.iter().any(|o| o == operation) {
-                return Err(SetupError::new(crate::model::lint::unknown_name(
+                return self.recorded(Err(SetupError::new(crate::model::lint::unknown_name(
                     &format!("operation of dependency {name:?}"),
                     operation,
                     &ops.iter().map(String::as_str).collect::<Vec<_>>(),
                     "declared",
-                )));
+                ))));
             }
         }
         self.sql(name)?
@@ -739,17 +760,33 @@ impl<H: Handler> HandlerKind for Kind<H> {
             registry: ctx.registry,
             declared: &ctx.manifest.dependencies,
             prepared: ctx.dependencies,
+            client_errors: Default::default(),
         };
-        let state = match self.0.setup(options, &mut setup) {
+        let result = self.0.setup(options, &mut setup);
+        let mut errors = setup.client_errors.take();
+        let state = match result {
             Ok(state) => Some(state),
             Err(e) if e.not_started => None,
             Err(e) => {
-                return Err(Diagnostics(vec![ctx.source.error(
-                    &ctx.at("handler"),
-                    format!("handler kind {:?}: {e}", self.0.name()),
-                )]))
+                if !errors.contains(&e.message) {
+                    errors.insert(0, e.message);
+                }
+                None
             }
         };
+        if !errors.is_empty() {
+            return Err(Diagnostics(
+                errors
+                    .iter()
+                    .map(|e| {
+                        ctx.source.error(
+                            &ctx.at("handler"),
+                            format!("handler kind {:?}: {e}", self.0.name()),
+                        )
+                    })
+                    .collect(),
+            ));
+        }
         // The schemas the input is checked against, registered once.
         let mut registry = Registry::new();
         H::Path::describe(&mut registry, MetaParamIn::Path);

@@ -446,6 +446,12 @@ fn log_dir_mount(dir: &str) -> Result<Option<String>, String> {
     Ok(Some(dir.to_string()))
 }
 
+/// The Secret the Deployment reads dependency URLs from, when
+/// `kubernetes.env` does not name one: `<service>-dependencies`.
+pub fn dependency_secret(m: &crate::manifest::Manifest) -> String {
+    format!("{}-dependencies", m.service.name)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -456,10 +462,4 @@ mod tests {
         assert_ne!(fnv64(&["x"]), fnv64(&["y"]));
         assert_eq!(fnv64(&["x"]), fnv64(&["x"]));
     }
-}
-
-/// The Secret the Deployment reads dependency URLs from, when
-/// `kubernetes.env` does not name one: `<service>-dependencies`.
-pub fn dependency_secret(m: &crate::manifest::Manifest) -> String {
-    format!("{}-dependencies", m.service.name)
 }
