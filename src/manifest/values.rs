@@ -58,6 +58,15 @@ impl PromDuration {
         }
     }
 
+    /// A whole number of milliseconds, written the Prometheus way (`50ms`).
+    pub fn from_millis(ms: u64) -> PromDuration {
+        let value = Duration::from_millis(ms);
+        PromDuration {
+            text: promql_parser::util::display_duration(&value),
+            value,
+        }
+    }
+
     /// The text as written in the manifest.
     pub fn as_str(&self) -> &str {
         &self.text

@@ -29,7 +29,7 @@ fn camel(s: &str) -> String {
         .map(|w| {
             let mut c = w.chars();
             c.next()
-                .map(|f| f.to_ascii_uppercase().to_string() + c.as_str())
+                .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
                 .unwrap_or_default()
         })
         .collect()

@@ -175,6 +175,19 @@ fn render_adds_a_postgres_whose_password_stays_out_of_every_rendered_file() {
     // The Deployment reads the DSN and the payments key from a Secret; the
     // payments URL, which has a default, may be absent.
     let deploy = std::fs::read_to_string(out.join("kubernetes/deployment.yaml")).unwrap();
+    // Kubernetes' own schemas (offline, in the venv scripts/install-test-deps makes).
+    let validator = shop_dir().join("../../.venv/bin/kubernetes-validate");
+    let out_k = std::process::Command::new(&validator)
+        .args(["--strict", "-k", "1.34"])
+        .arg(out.join("kubernetes/deployment.yaml"))
+        .output()
+        .unwrap_or_else(|e| panic!("{} is required: {e}", validator.display()));
+    assert!(
+        out_k.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&out_k.stdout),
+        String::from_utf8_lossy(&out_k.stderr)
+    );
     for want in [
         r#"{"name":"DATABASE_URL","valueFrom":{"secretKeyRef":{"name":"shop-dependencies","key":"orders_db-url"}}}"#,
         r#"{"name":"PAYMENTS_URL","valueFrom":{"secretKeyRef":{"name":"shop-dependencies","key":"payments-url","optional":true}}}"#,
@@ -182,18 +195,4 @@ fn render_adds_a_postgres_whose_password_stays_out_of_every_rendered_file() {
     ] {
         assert!(deploy.contains(want), "missing {want} in:\n{deploy}");
     }
-}
-
-/// Every file under `dir`.
-fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
-    let mut out = Vec::new();
-    for e in std::fs::read_dir(dir).unwrap().filter_map(Result::ok) {
-        let p = e.path();
-        if p.is_dir() {
-            out.extend(walk(&p));
-        } else {
-            out.push(p);
-        }
-    }
-    out
 }

@@ -66,7 +66,7 @@ impl Default for Options {
     fn default() -> Self {
         Options {
             retries: 2,
-            backoff: PromDuration::parse("50ms").expect("a duration"),
+            backoff: PromDuration::from_millis(50),
             retry_budget: 0.1,
             health_path: None,
             max_response_bytes: 1 << 20,
@@ -254,12 +254,7 @@ impl PreparedDependency for Prepared {
         let _ = shown.set_password(None);
         let address = base.host_str().unwrap_or_default().to_string();
         let port = base.port_or_known_default().unwrap_or(80);
-        let methods: Vec<Method> = self
-            .options
-            .methods
-            .iter()
-            .filter_map(|m| Method::from_bytes(m.as_str().as_bytes()).ok())
-            .collect();
+        let methods: Vec<Method> = self.options.methods.iter().map(|m| m.to_http()).collect();
         let inner = Arc::new(Inner {
             name: d.name.as_str().into(),
             base: base.as_str().trim_end_matches('/').to_string(),
