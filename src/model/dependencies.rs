@@ -458,19 +458,31 @@ impl Running {
     }
 }
 
+impl Running {
+    /// Every family, as collectors.
+    fn collectors(&self) -> [&dyn Collector; 7] {
+        let f = &self.families;
+        [
+            &f.duration,
+            &f.in_flight,
+            &f.up,
+            &f.pool_size,
+            &f.pool_idle,
+            &f.pool_waiting,
+            &f.retries,
+        ]
+    }
+}
+
 impl Collector for Running {
     fn desc(&self) -> Vec<&Desc> {
-        let f = &self.families;
-        let mut d = f.duration.desc();
-        d.extend(f.in_flight.desc());
-        d.extend(f.up.desc());
-        d.extend(f.pool_size.desc());
-        d.extend(f.pool_idle.desc());
-        d.extend(f.pool_waiting.desc());
-        d.extend(f.retries.desc());
-        d
+        self.collectors()
+            .into_iter()
+            .flat_map(|c| c.desc())
+            .collect()
     }
 
+    /// The pools' gauges read now, then every family.
     fn collect(&self) -> Vec<MetricFamily> {
         for e in &self.entries {
             if let Some((stats, size, idle)) = &e.pool {
@@ -479,15 +491,10 @@ impl Collector for Running {
                 idle.set(s.idle.into());
             }
         }
-        let f = &self.families;
-        let mut out = f.duration.collect();
-        out.extend(f.in_flight.collect());
-        out.extend(f.up.collect());
-        out.extend(f.pool_size.collect());
-        out.extend(f.pool_idle.collect());
-        out.extend(f.pool_waiting.collect());
-        out.extend(f.retries.collect());
-        out
+        self.collectors()
+            .into_iter()
+            .flat_map(|c| c.collect())
+            .collect()
     }
 }
 
@@ -554,39 +561,22 @@ pub fn check(src: &Source, m: &Manifest, errs: &mut Diagnostics) {
         if let Some(r) = &d.url_from {
             super::auth::check_ref(src, &at("url_from"), r, errs);
         }
-        let within =
-            |field: &str, v: Duration, lo: Duration, hi: Duration, errs: &mut Diagnostics| {
-                if v < lo || v > hi {
-                    errs.push(src.error(
-                        &at(field),
-                        format!(
-                            "must be from {} to {}",
-                            humantime::format_duration(lo),
-                            humantime::format_duration(hi)
-                        ),
-                    ));
-                }
-            };
-        within(
-            "timeout",
-            d.timeout.get(),
-            Duration::from_millis(1),
-            Duration::from_secs(300),
-            errs,
-        );
-        within(
-            "connect_timeout",
-            d.connect_timeout.get(),
-            Duration::from_millis(1),
-            Duration::from_secs(300),
-            errs,
-        );
-        within(
-            "check_every",
-            d.check_every.get(),
-            Duration::from_millis(100),
-            Duration::from_secs(3600),
-            errs,
-        );
+        let (ms, secs) = (Duration::from_millis, Duration::from_secs);
+        for (field, v, lo, hi) in [
+            ("timeout", &d.timeout, ms(1), secs(300)),
+            ("connect_timeout", &d.connect_timeout, ms(1), secs(300)),
+            ("check_every", &d.check_every, ms(100), secs(3600)),
+        ] {
+            if v.get() < lo || v.get() > hi {
+                errs.push(src.error(
+                    &at(field),
+                    format!(
+                        "must be from {} to {}",
+                        humantime::format_duration(lo),
+                        humantime::format_duration(hi)
+                    ),
+                ));
+            }
+        }
     }
 }

@@ -6,11 +6,9 @@ mod common;
 #[path = "../../../tests/common/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
-#[path = "../../../tests/common/prom.rs"]
-mod prom;
 
+use common::prom::*;
 use common::*;
-use prom::*;
 use serde_json::{json, Value};
 use std::path::PathBuf;
 use std::process::Command;
@@ -451,56 +449,9 @@ fn validate_reports_every_mistake_about_handlers_and_app_metrics_at_once() {
 async fn every_business_panel_has_data_and_the_alert_evaluates_in_a_real_prometheus() {
     let dir = tempdir();
     let shop = Shop::start(&shop_dir().join("manifest.yaml"), dir.path());
-    let m = manifest_in(dir.path(), |v| {
-        v["service"]["port"] = (shop.port as u64).into();
-        v["stack"]["service_host"] = "127.0.0.1".into();
-        v["stack"]["scrape_interval"] = "1s".into();
-        v["stack"]["evaluation_interval"] = "1s".into();
-    });
-    let out = dir.path().join("stack");
-    let (code, stdout, err) = run(
-        &[
-            "render",
-            "--manifest",
-            m.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(code, 0, "{stdout}{err}");
-
-    // The alert's own promtool test passes on the rendered rules.
-    let t = Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(out.join("prometheus/alerts.test.yml"))
-        .output()
-        .expect("promtool is required (Debian package prometheus)");
-    assert!(
-        t.status.success(),
-        "{}{}",
-        String::from_utf8_lossy(&t.stdout),
-        String::from_utf8_lossy(&t.stderr)
-    );
+    let (out, prom) = stack_for(&shop, dir.path()).await;
     let tests = std::fs::read_to_string(out.join("prometheus/alerts.test.yml")).unwrap();
     assert!(tests.contains("UnknownPaymentMethods"), "{tests}");
-
-    // The protected /metrics is scraped with the rendered config: its
-    // credentials file is where compose mounts the SHOP_METRICS_TOKEN secret,
-    // here a file of the test's with the token in it.
-    let config = std::fs::read_to_string(out.join("prometheus/prometheus.yml")).unwrap();
-    assert!(!config.contains(SCRAPE_TOKEN));
-    let mounted = r#"credentials_file: "/run/secrets/auth-scrape""#;
-    assert!(config.contains(mounted), "{config}");
-    let token = dir.path().join("scrape-token");
-    std::fs::write(&token, format!("{SCRAPE_TOKEN}\n")).unwrap();
-    let config = config.replace(
-        mounted,
-        &format!("credentials_file: {:?}", token.display().to_string()),
-    );
-    std::fs::write(out.join("prometheus/prometheus.yml"), config).unwrap();
-    let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
-    wait_for_scrape(&prom).await;
     let up = prom.query(r#"up{job="shop"}"#).await.unwrap();
     assert_eq!(up[0]["value"][1], "1", "{up:?}");
     let c = client();

@@ -9,11 +9,9 @@ mod common;
 #[path = "../../../tests/common/otlp.rs"]
 #[allow(dead_code)]
 mod otlp;
-#[path = "../../../tests/common/prom.rs"]
-mod prom;
 
+use common::prom::*;
 use common::*;
-use prom::*;
 use std::time::{Duration, Instant};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -131,30 +129,7 @@ async fn one_order_is_one_trace_across_the_shop_and_payments() {
 
     // The rendered stack against the running pair: a real Prometheus with
     // the shop's rendered config (its scrape token from a file here).
-    let m = manifest_in(dir.path(), |v| {
-        v["service"]["port"] = (shop.port as u64).into();
-        v["stack"]["service_host"] = "127.0.0.1".into();
-        v["stack"]["scrape_interval"] = "1s".into();
-        v["stack"]["evaluation_interval"] = "1s".into();
-    });
-    let out = dir.path().join("stack");
-    let (code, stdout, err) = run(
-        &[
-            "render",
-            "--manifest",
-            m.to_str().unwrap(),
-            "--out",
-            out.to_str().unwrap(),
-        ],
-        dir.path(),
-    );
-    assert_eq!(code, 0, "{stdout}{err}");
-    let t = std::process::Command::new("promtool")
-        .args(["test", "rules"])
-        .arg(out.join("prometheus/alerts.test.yml"))
-        .output()
-        .expect("promtool is required (Debian package prometheus)");
-    assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stdout));
+    let (out, prom) = stack_for(&shop, dir.path()).await;
     let tests = std::fs::read_to_string(out.join("prometheus/alerts.test.yml")).unwrap();
     for alert in [
         "OrdersDbDependencyErrors",
@@ -163,18 +138,7 @@ async fn one_order_is_one_trace_across_the_shop_and_payments() {
     ] {
         assert!(tests.contains(alert), "{alert} has its promtool tests");
     }
-    let mounted = r#"credentials_file: "/run/secrets/auth-scrape""#;
-    let token = dir.path().join("scrape-token");
-    std::fs::write(&token, format!("{SCRAPE_TOKEN}\n")).unwrap();
-    let config = std::fs::read_to_string(out.join("prometheus/prometheus.yml"))
-        .unwrap()
-        .replace(
-            mounted,
-            &format!("credentials_file: {:?}", token.display().to_string()),
-        );
-    std::fs::write(out.join("prometheus/prometheus.yml"), config).unwrap();
-    let prom = Prometheus::start(&out.join("prometheus/prometheus.yml"), dir.path()).await;
-    wait_for_scrape(&prom).await;
+
     let c = client();
     let until = Instant::now() + Duration::from_secs(6);
     while Instant::now() < until {

@@ -4,6 +4,8 @@
 #![allow(dead_code)]
 
 pub mod postgres;
+#[path = "../../../../tests/common/prom.rs"]
+pub mod prom;
 
 use serde_json::Value;
 use std::io::{BufRead, BufReader};
@@ -244,4 +246,53 @@ pub fn walk(dir: &std::path::Path) -> Vec<std::path::PathBuf> {
         }
     }
     out
+}
+
+/// The shop's stack rendered for `shop` (scraped each second on loopback)
+/// into `dir/stack`, its promtool tests passing, and a real Prometheus on
+/// its config, scraping the protected `/metrics` with the rendered
+/// `credentials_file`: where compose mounts the SHOP_METRICS_TOKEN secret,
+/// here a file of the test's. Returns the output directory and Prometheus.
+pub async fn stack_for(shop: &Shop, dir: &Path) -> (PathBuf, prom::Prometheus) {
+    let m = manifest_in(dir, |v| {
+        v["service"]["port"] = (shop.port as u64).into();
+        v["stack"]["service_host"] = "127.0.0.1".into();
+        v["stack"]["scrape_interval"] = "1s".into();
+        v["stack"]["evaluation_interval"] = "1s".into();
+    });
+    let out = dir.join("stack");
+    let args = [
+        "render",
+        "--manifest",
+        m.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+    ];
+    let (code, stdout, err) = run(&args, dir);
+    assert_eq!(code, 0, "{stdout}{err}");
+    let t = Command::new("promtool")
+        .args(["test", "rules"])
+        .arg(out.join("prometheus/alerts.test.yml"))
+        .output()
+        .expect("promtool is required (Debian package prometheus)");
+    assert!(
+        t.status.success(),
+        "{}{}",
+        String::from_utf8_lossy(&t.stdout),
+        String::from_utf8_lossy(&t.stderr)
+    );
+    let config = std::fs::read_to_string(out.join("prometheus/prometheus.yml")).unwrap();
+    assert!(!config.contains(SCRAPE_TOKEN));
+    let mounted = r#"credentials_file: "/run/secrets/auth-scrape""#;
+    assert!(config.contains(mounted), "{config}");
+    let token = dir.join("scrape-token");
+    std::fs::write(&token, format!("{SCRAPE_TOKEN}\n")).unwrap();
+    let config = config.replace(
+        mounted,
+        &format!("credentials_file: {:?}", token.display().to_string()),
+    );
+    std::fs::write(out.join("prometheus/prometheus.yml"), config).unwrap();
+    let prom = prom::Prometheus::start(&out.join("prometheus/prometheus.yml"), dir).await;
+    prom::wait_for_scrape(&prom).await;
+    (out, prom)
 }
