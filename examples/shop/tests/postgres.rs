@@ -21,15 +21,9 @@ async fn ready(shop: &Shop) -> (u16, Value) {
 }
 
 async fn up(shop: &Shop) -> Option<f64> {
-    let text = client()
-        .get(shop.url("/metrics"))
-        .send()
+    shop.metrics()
         .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    text.lines()
+        .lines()
         .find_map(|l| l.strip_prefix("telltale_dependency_up{dependency=\"orders_db\"} "))
         .map(|v| v.parse().unwrap())
 }
@@ -155,14 +149,7 @@ async fn two_replicas_share_one_postgres_and_follow_it_down_and_back() {
     );
 
     // The password is in DATABASE_URL only: never in a log or a metric.
-    let metrics = c
-        .get(a.url("/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let metrics = a.metrics().await;
     assert!(!metrics.contains(&pg.password));
     let (a_port, b_port) = (a.port, b.port);
     a.stop();

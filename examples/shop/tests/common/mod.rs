@@ -92,6 +92,13 @@ impl Shop {
         format!("{}{p}", self.base)
     }
 
+    /// Its `/metrics` text, read with the scrape token.
+    pub async fn metrics(&self) -> String {
+        let r = client().get(self.url("/metrics")).send().await.unwrap();
+        assert_eq!(r.status(), 200);
+        r.text().await.unwrap()
+    }
+
     /// SIGTERM and a clean exit (the log file is flushed).
     pub fn stop(mut self) {
         let mut c = self.child.take().unwrap();
