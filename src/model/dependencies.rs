@@ -520,6 +520,16 @@ pub fn target(
     Ok(d.url.clone())
 }
 
+/// Why [`target`] found nothing for `d` (for the start's error or log
+/// line): the variable or file `url_from` names, never its value.
+pub fn missing(d: &Dependency) -> String {
+    match &d.url_from {
+        Some(SecretRef::Env(v)) => format!("the environment variable {v} is not set"),
+        Some(SecretRef::File(p)) => format!("the file {p} does not exist"),
+        None => "it has no url".into(),
+    }
+}
+
 /// A dependency's name: lower-case letters, digits and `_`, starting with a
 /// letter, at most 63 characters.
 fn is_name(s: &str) -> bool {

@@ -252,13 +252,17 @@ fn random_password() -> Result<String, String> {
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-fn admin_env_text(password: &str) -> String {
-    format!(
-        "# Grafana admin credentials for docker-compose.yml. Created by `telltale render`\n\
-         # with a random password; git-ignored; kept across renders. Delete it to get a new one.\n\
-         GF_SECURITY_ADMIN_USER=admin\n\
-         GF_SECURITY_ADMIN_PASSWORD={password}\n"
-    )
+/// Grafana's admin credentials for docker-compose.yml.
+fn grafana_admin() -> KeptSecret {
+    KeptSecret {
+        path: ADMIN_ENV_FILE.into(),
+        lines: vec![
+            "# Grafana admin credentials for docker-compose.yml. Created by `telltale render`".into(),
+            "# with a random password; git-ignored; kept across renders. Delete it to get a new one.".into(),
+            "GF_SECURITY_ADMIN_USER=admin".into(),
+            "GF_SECURITY_ADMIN_PASSWORD={password}".into(),
+        ],
+    }
 }
 
 fn write_file(path: &Path, bytes: &[u8], private: bool) -> Result<(), String> {
@@ -292,10 +296,7 @@ fn fill(tmp: &Path, out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<V
     for (rel, text) in files {
         write_file(&tmp.join(rel), text.as_bytes(), false)?;
     }
-    let grafana = KeptSecret {
-        path: ADMIN_ENV_FILE.into(),
-        lines: Vec::new(),
-    };
+    let grafana = grafana_admin();
     let mut created = Vec::new();
     for k in std::iter::once(&grafana).chain(extra) {
         let existing = out.join(&k.path);
@@ -305,12 +306,7 @@ fn fill(tmp: &Path, out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<V
                 created.push(false);
             }
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-                let password = random_password()?;
-                let text = if k.path == ADMIN_ENV_FILE {
-                    admin_env_text(&password)
-                } else {
-                    k.text(&password)
-                };
+                let text = k.text(&random_password()?);
                 write_file(&tmp.join(&k.path), text.as_bytes(), true)?;
                 created.push(true);
             }

@@ -222,14 +222,11 @@ impl PreparedDependency for Prepared {
 
     fn start(&self, ctx: StartCtx<'_>) -> Result<Started, String> {
         let d = ctx.dependency;
-        let target = ctx.target.ok_or_else(|| match &d.url_from {
-            Some(SecretRef::Env(v)) => {
-                format!("the environment variable {v} is not set and there is no `url`")
-            }
-            Some(SecretRef::File(p)) => {
-                format!("the file {p} does not exist and there is no `url`")
-            }
-            None => "no url".to_string(),
+        let target = ctx.target.ok_or_else(|| {
+            format!(
+                "{} and there is no `url`",
+                crate::model::dependencies::missing(d)
+            )
         })?;
         let base = check_url(&target)?;
         let mut headers = HeaderMap::new();

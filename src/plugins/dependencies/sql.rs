@@ -125,7 +125,7 @@ impl crate::model::dependencies::DependencyKind for Kind {
 
     fn prepare(&self, ctx: &DependencyCtx<'_>) -> Result<Arc<dyn PreparedDependency>, Diagnostics> {
         let d = ctx.dependency;
-        let options: Options = ctx.options()?;
+        let mut options: Options = ctx.options()?;
         let mut errs = Diagnostics::default();
         let schemes = self.schemes();
         match (&d.url, &d.url_from) {
@@ -220,11 +220,7 @@ impl crate::model::dependencies::DependencyKind for Kind {
         if !errs.is_empty() {
             return Err(errs);
         }
-        let (names, specs) = options
-            .operations
-            .iter()
-            .map(|(n, o)| (n.clone(), o.clone()))
-            .unzip();
+        let (names, specs) = std::mem::take(&mut options.operations).into_iter().unzip();
         Ok(Arc::new(Prepared {
             kind: self.name(),
             system: match self {
@@ -315,22 +311,12 @@ impl PreparedDependency for Prepared {
         let (url, system) = match (ctx.target, &self.options.local_sqlite) {
             (Some(u), _) => (u, self.system),
             (None, Some(file)) => {
-                let why = match &d.url_from {
-                    Some(SecretRef::Env(v)) => format!("{v} is not set"),
-                    Some(SecretRef::File(p)) => format!("{p} does not exist"),
-                    None => "no url".into(),
-                };
+                let why = crate::model::dependencies::missing(d);
                 tracing::warn!(target: "telltale::dependencies", dependency = %d.name, file = %file,
                     "{why}: the local SQLite database stands in for {}", self.kind);
                 (format!("sqlite:{file}"), "sqlite")
             }
-            (None, None) => {
-                return Err(match &d.url_from {
-                    Some(SecretRef::Env(v)) => format!("the environment variable {v} is not set"),
-                    Some(SecretRef::File(p)) => format!("the file {p} does not exist"),
-                    None => "no url".into(),
-                })
-            }
+            (None, None) => return Err(crate::model::dependencies::missing(d)),
         };
         let expected: &[&str] = if system == "sqlite" {
             &["sqlite:"]
