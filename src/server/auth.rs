@@ -9,8 +9,11 @@
 //!                                   └─ Caller ──► middleware ──► handler
 //! ```
 //!
-//! API and bearer keys are kept as keyed 128-bit digests and compared in constant
-//! time; a JWT is checked by `jsonwebtoken` (signature, `exp`, `nbf`, `iss`,
+//! API and bearer keys are kept only as keyed digests (SipHash under a key
+//! drawn at random per load) and a presented key is looked up by its own
+//! digest: the time a check takes depends on that digest alone, which no
+//! caller can predict or steer, so it says nothing about any stored key
+//! (the blinding of "compare MACs under a random key"); a JWT is checked by `jsonwebtoken` (signature, `exp`, `nbf`, `iss`,
 //! `aud`). A refusal logs a bounded reason (`missing`, `malformed`,
 //! `invalid`, `expired`, `forbidden`), never the credential, and at most
 //! [`WARNINGS_PER_SECOND`] such lines a second.
@@ -24,9 +27,9 @@ use poem::http::{header, HeaderMap, HeaderName, HeaderValue, StatusCode};
 use poem::Response;
 use serde_json::{Map, Value as Json};
 use std::collections::HashMap;
+use std::hash::{BuildHasher, BuildHasherDefault};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Arc;
-use subtle::{ConditionallySelectable, ConstantTimeEq};
 
 /// The shortest key accepted: shorter ones are guessable.
 pub const MIN_KEY_LEN: usize = 16;
@@ -63,28 +66,34 @@ impl Reason {
     }
 }
 
-/// Keys as 128-bit keyed digests (two SipHash keys drawn at random when the
-/// keys are loaded), each with its principal.
+/// Keys as keyed 64-bit digests (SipHash with a key drawn at random when
+/// the keys are loaded), each with its principal. The key is secret to the
+/// process, so a caller can neither steer a presented key's digest toward a
+/// stored one nor learn anything about a stored key from how long a lookup
+/// takes: the time depends on the digest alone. One hash and one table
+/// probe, however many keys there are.
 struct Keys {
-    entries: Vec<([u64; 2], Name)>,
-    hash: Digest128,
+    by_digest: HashMap<u64, Name, BuildHasherDefault<Digested>>,
+    hash: std::hash::RandomState,
 }
 
-/// A keyed 128-bit digest: two `RandomState`s, whose keys are random and
-/// secret to the process, so no caller can steer a digest toward a stored
-/// one. Every key is hashed to the same length, so comparing digests says
-/// nothing about a key's length or bytes. It replaced SHA-256, which cost
-/// 3,600 instructions a request where the CPU has no SHA extensions
-/// (`bench/auth`, under callgrind).
-struct Digest128(std::hash::RandomState, std::hash::RandomState);
+/// The table's hasher: its keys are already keyed digests, so they are used
+/// as they are rather than hashed again.
+#[derive(Default)]
+struct Digested(u64);
 
-impl Digest128 {
-    fn new() -> Digest128 {
-        Digest128(std::hash::RandomState::new(), std::hash::RandomState::new())
+impl std::hash::Hasher for Digested {
+    fn finish(&self) -> u64 {
+        self.0
     }
-    fn of(&self, key: &[u8]) -> [u64; 2] {
-        use std::hash::BuildHasher;
-        [self.0.hash_one(key), self.1.hash_one(key)]
+    fn write(&mut self, bytes: &[u8]) {
+        // Only `u64`s are hashed here (`write_u64`); fold anything else.
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
     }
 }
 
@@ -92,8 +101,8 @@ impl Keys {
     /// `key:principal` pairs separated by commas or new lines; a key alone
     /// has `scheme` as its principal. Errors name the entry, never the key.
     fn parse(text: &str, scheme: &str, shown: &str) -> Result<Keys, String> {
-        let hash = Digest128::new();
-        let mut out: Vec<([u64; 2], Name)> = Vec::new();
+        let hash = std::hash::RandomState::new();
+        let mut by_digest: HashMap<u64, Name, BuildHasherDefault<Digested>> = HashMap::default();
         for (i, entry) in text
             .split([',', '\n'])
             .map(str::trim)
@@ -119,31 +128,20 @@ impl Keys {
             if principal.is_empty() {
                 return Err(bad("the principal after `:` is empty"));
             }
-            let digest = hash.of(key.as_bytes());
-            if out.iter().any(|(d, _)| *d == digest) {
+            let digest = hash.hash_one(key.as_bytes());
+            if by_digest.insert(digest, Name::new(principal)).is_some() {
                 return Err(bad("the same key is listed twice"));
             }
-            out.push((digest, Name::new(principal)));
         }
-        if out.is_empty() {
+        if by_digest.is_empty() {
             return Err(format!("{shown} holds no key"));
         }
-        Ok(Keys { entries: out, hash })
+        Ok(Keys { by_digest, hash })
     }
 
-    /// The principal of `key`: its digest is compared with every stored
-    /// one in constant time (per key, the words' differences OR-ed without
-    /// a branch and tested with one `subtle` compare; the match picked with
-    /// `conditional_select`; no early exit).
+    /// The principal of `key`, if it is one of the keys.
     fn find(&self, key: &[u8]) -> Option<Name> {
-        let want = self.hash.of(key);
-        let mut found = u32::MAX;
-        for (i, (d, _)) in self.entries.iter().enumerate() {
-            let diff = (d[0] ^ want[0]) | (d[1] ^ want[1]);
-            let i = u32::try_from(i).unwrap_or(u32::MAX);
-            found = u32::conditional_select(&found, &i, diff.ct_eq(&0));
-        }
-        self.entries.get(found as usize).map(|(_, p)| p.clone())
+        self.by_digest.get(&self.hash.hash_one(key)).cloned()
     }
 }
 
