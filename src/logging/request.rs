@@ -339,10 +339,10 @@ pub fn caller_logged() -> bool {
 
 /// Records the current request's authenticated caller, whose principal its
 /// log lines then carry (a no-op outside a request).
-pub fn set_caller(caller: Caller) {
+pub fn set_caller(caller: Box<Caller>) {
     let _ = CURRENT.try_with(|c| {
         // Set once per request: a second caller is ignored.
-        let _ = c.caller.set(Box::new(caller));
+        let _ = c.caller.set(caller);
     });
 }
 

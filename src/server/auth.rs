@@ -368,7 +368,7 @@ impl Denied {
 
 impl Guard {
     /// The caller of a request with these headers, or why it is refused.
-    pub fn check(&self, headers: &HeaderMap) -> Result<Caller, Box<Denied>> {
+    pub fn check(&self, headers: &HeaderMap) -> Result<Box<Caller>, Box<Denied>> {
         let mut worst = Reason::Missing;
         // An API-key-only route never looks at `Authorization`.
         let bearer = if self.reads_bearer {
@@ -389,14 +389,16 @@ impl Guard {
                     None => Err(Reason::Missing),
                     Some(Err(r)) => Err(*r),
                     Some(Ok(t)) => keys
-                        .find(t.as_bytes())
+                        .find(t)
                         .ok_or(Reason::Invalid)
                         .map(|p| key_caller(s, p)),
                 },
                 Check::Jwt { key, validation } => match &bearer {
                     None => Err(Reason::Missing),
                     Some(Err(r)) => Err(*r),
-                    Some(Ok(t)) => jwt_caller(s, t, key, validation),
+                    Some(Ok(t)) => std::str::from_utf8(t)
+                        .map_err(|_| Reason::Malformed)
+                        .and_then(|t| jwt_caller(s, t, key, validation)),
                 },
             };
             match outcome {
@@ -410,14 +412,16 @@ impl Guard {
     }
 
     /// `caller` if it has every required scope and claim.
-    fn authorize(&self, caller: Caller) -> Result<Caller, Box<Denied>> {
+    fn authorize(&self, caller: Caller) -> Result<Box<Caller>, Box<Denied>> {
         let scoped = self.scopes.iter().all(|s| caller.scopes().contains(s));
         let claimed = self
             .claims
             .iter()
             .all(|(k, v)| caller.claim(k).and_then(Json::as_str) == Some(v.as_str()));
         if scoped && claimed {
-            Ok(caller)
+            // Boxed once here: it moves on as a pointer (into the request's
+            // context, `request::set_caller`).
+            Ok(Box::new(caller))
         } else {
             Err(self.deny(Reason::Forbidden))
         }
@@ -464,11 +468,16 @@ impl Guard {
 }
 
 /// The token of `Authorization: Bearer <token>`.
-fn bearer_token(v: &HeaderValue) -> Result<&str, Reason> {
-    let s = v.to_str().map_err(|_| Reason::Malformed)?;
-    let (scheme, token) = s.split_once(' ').ok_or(Reason::Malformed)?;
-    let token = token.trim();
-    if !scheme.eq_ignore_ascii_case("bearer") || token.is_empty() {
+fn bearer_token(v: &HeaderValue) -> Result<&[u8], Reason> {
+    // hyper admits no control byte but a tab into a value, so ASCII is
+    // `to_str`'s visible ASCII here, checked a word at a time.
+    let bytes = v.as_bytes();
+    if !bytes.is_ascii() {
+        return Err(Reason::Malformed);
+    }
+    let (scheme, token) = bytes.split_at_checked(7).ok_or(Reason::Malformed)?;
+    let token = token.trim_ascii();
+    if !scheme.eq_ignore_ascii_case(b"bearer ") || token.is_empty() {
         return Err(Reason::Malformed);
     }
     Ok(token)
@@ -593,10 +602,14 @@ mod tests {
     #[test]
     fn bearer_tokens_need_the_bearer_scheme() {
         let v = |s: &str| HeaderValue::from_str(s).unwrap();
-        assert_eq!(bearer_token(&v("Bearer abc")), Ok("abc"));
-        assert_eq!(bearer_token(&v("bearer  abc ")), Ok("abc"));
+        assert_eq!(bearer_token(&v("Bearer abc")), Ok(&b"abc"[..]));
+        assert_eq!(bearer_token(&v("bearer  abc ")), Ok(&b"abc"[..]));
         assert_eq!(bearer_token(&v("Basic abc")), Err(Reason::Malformed));
         assert_eq!(bearer_token(&v("Bearer ")), Err(Reason::Malformed));
+        assert_eq!(bearer_token(&v("Bearer")), Err(Reason::Malformed));
+        assert_eq!(bearer_token(&v("Bearer\tabc")), Err(Reason::Malformed));
+        let obs_text = HeaderValue::from_bytes(b"Bearer ab\xffc").unwrap();
+        assert_eq!(bearer_token(&obs_text), Err(Reason::Malformed));
         assert_eq!(bearer_token(&v("abc")), Err(Reason::Malformed));
     }
 

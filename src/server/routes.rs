@@ -196,7 +196,7 @@ struct PathEndpoint {
 /// the refusal.
 enum Admitted<F> {
     Open(F),
-    Caller(F, Caller),
+    Caller(F, Box<Caller>),
     Denied(Box<super::auth::Denied>),
 }
 
