@@ -44,7 +44,9 @@ impl App {
     /// Registers a typed handler kind under the name it reports
     /// (`Handler::name`).
     pub fn handler<H: crate::plugins::handlers::typed::Handler>(self, handler: H) -> App {
-        self.handler_kind(crate::plugins::handlers::typed::Kind::new(handler))
+        self.handler_kind(crate::plugins::handlers::typed::TypedHandlerKind::new(
+            handler,
+        ))
     }
 
     /// Registers a low-level handler kind (as the built-ins are).

@@ -51,7 +51,7 @@ pub struct Options {
 
 /// Where a query comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum QuerySource {
     Panel,
     /// A recording rule.
     Record,
@@ -62,7 +62,7 @@ pub enum Kind {
 /// One query to run.
 #[derive(Debug, Clone)]
 pub struct Query {
-    pub kind: Kind,
+    pub kind: QuerySource,
     /// The panel's title, or the rule's name (with the labels that tell
     /// apart rules of the same name, e.g. `{slo="latency"}`).
     pub name: String,
@@ -190,7 +190,7 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
                 p.title.clone()
             };
             out.push(Query {
-                kind: Kind::Panel,
+                kind: QuerySource::Panel,
                 name,
                 group: None,
                 rule: None,
@@ -210,9 +210,9 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     for g in groups {
         for r in g.rules {
             let kind = if r.alert.is_some() {
-                Kind::Alert
+                QuerySource::Alert
             } else {
-                Kind::Record
+                QuerySource::Record
             };
             let rule = r.record.or(r.alert).unwrap_or_default();
             let name = if seen.get(&rule).copied().unwrap_or(0) > 1 {
@@ -353,7 +353,7 @@ async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
         None
     };
     Ok(match q.kind {
-        Kind::Alert => alert_outcome(ctx, q, series, why_empty),
+        QuerySource::Alert => alert_outcome(ctx, q, series, why_empty),
         _ => why_empty.map_or(Outcome::Data(series), Outcome::Empty),
     })
 }
@@ -393,7 +393,7 @@ fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>)
 fn failed(rows: &[Row], fail_on_firing: bool) -> bool {
     rows.iter().any(|r| match &r.outcome {
         Outcome::Error(_) => true,
-        Outcome::Empty(_) => r.query.kind == Kind::Panel,
+        Outcome::Empty(_) => r.query.kind == QuerySource::Panel,
         Outcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
         Outcome::Data(_) | Outcome::Skipped(_) => false,
     })

@@ -3,7 +3,7 @@
 //! them. A panel that shows exemplars has its exemplar count in the
 //! `exemplars` column (`-` for the other queries).
 
-use super::{AlertState, Exemplars, Kind, Outcome, Row};
+use super::{AlertState, Exemplars, Outcome, QuerySource, Row};
 use serde_json::{json, Value as Json};
 
 /// How many rows of each result.
@@ -30,7 +30,7 @@ impl Counts {
                 Outcome::Data(_) => c.data += 1,
                 Outcome::Empty(_) => {
                     c.empty += 1;
-                    if r.query.kind == Kind::Panel {
+                    if r.query.kind == QuerySource::Panel {
                         c.empty_panels += 1;
                     }
                 }
@@ -53,11 +53,11 @@ impl Counts {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
+fn kind_name(k: QuerySource) -> &'static str {
     match k {
-        Kind::Panel => "panel",
-        Kind::Record => "rule",
-        Kind::Alert => "alert",
+        QuerySource::Panel => "panel",
+        QuerySource::Record => "rule",
+        QuerySource::Alert => "alert",
     }
 }
 

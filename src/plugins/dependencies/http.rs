@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The kind.
-pub struct Kind;
+pub struct HttpDependency;
 
 /// The largest `max_response_bytes`.
 const MAX_RESPONSE_LIMIT: u64 = 256 << 20;
@@ -110,7 +110,7 @@ fn check_url(u: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-impl crate::model::dependencies::DependencyKind for Kind {
+impl crate::model::dependencies::DependencyKind for HttpDependency {
     fn name(&self) -> &'static str {
         "http"
     }

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The kinds: one database system each.
-pub enum Kind {
+pub enum SqlDependency {
     Postgres,
     Sqlite,
 }
@@ -106,20 +106,20 @@ fn is_label_value(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
 }
 
-impl Kind {
+impl SqlDependency {
     fn schemes(&self) -> &'static [&'static str] {
         match self {
-            Kind::Postgres => &["postgres://", "postgresql://"],
-            Kind::Sqlite => &["sqlite:"],
+            SqlDependency::Postgres => &["postgres://", "postgresql://"],
+            SqlDependency::Sqlite => &["sqlite:"],
         }
     }
 }
 
-impl crate::model::dependencies::DependencyKind for Kind {
+impl crate::model::dependencies::DependencyKind for SqlDependency {
     fn name(&self) -> &'static str {
         match self {
-            Kind::Postgres => "postgres",
-            Kind::Sqlite => "sqlite",
+            SqlDependency::Postgres => "postgres",
+            SqlDependency::Sqlite => "sqlite",
         }
     }
 
@@ -142,7 +142,7 @@ impl crate::model::dependencies::DependencyKind for Kind {
         if !(1..=MAX_POOL).contains(&options.pool) {
             errs.extend(ctx.error("options.pool", format!("from 1 to {MAX_POOL} connections")));
         }
-        if matches!(self, Kind::Sqlite)
+        if matches!(self, SqlDependency::Sqlite)
             && (options.image != Options::default().image
                 || options.port != Options::default().port)
         {
@@ -167,11 +167,11 @@ impl crate::model::dependencies::DependencyKind for Kind {
             errs.extend(ctx.error("options.max_rows", "at least 1"));
         }
         match (&options.local_sqlite, self) {
-            (Some(_), Kind::Sqlite) => errs.extend(ctx.error(
+            (Some(_), SqlDependency::Sqlite) => errs.extend(ctx.error(
                 "options.local_sqlite",
                 "only for kind postgres (a sqlite dependency's file is its `url`)",
             )),
-            (Some(p), Kind::Postgres) if p.trim().is_empty() || p.contains('?') => {
+            (Some(p), SqlDependency::Postgres) if p.trim().is_empty() || p.contains('?') => {
                 errs.extend(ctx.error("options.local_sqlite", "a file path such as shop.db"))
             }
             _ => {}
@@ -224,8 +224,8 @@ impl crate::model::dependencies::DependencyKind for Kind {
         Ok(Arc::new(Prepared {
             kind: self.name(),
             system: match self {
-                Kind::Postgres => "postgresql",
-                Kind::Sqlite => "sqlite",
+                SqlDependency::Postgres => "postgresql",
+                SqlDependency::Sqlite => "sqlite",
             },
             options,
             names,

@@ -10,7 +10,7 @@ use poem::{EndpointExt, Request};
 use serde::Deserialize;
 use serde_json::json;
 
-pub struct Kind;
+pub struct CollectionHandler;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,7 +64,7 @@ fn schema_of(v: &Json) -> Json {
     }
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for CollectionHandler {
     fn name(&self) -> &'static str {
         "collection"
     }

@@ -13,7 +13,7 @@ use poem::{EndpointExt, Request};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-pub struct Kind;
+pub struct GrafanaJsonHandler;
 
 /// What the route answers.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -188,7 +188,7 @@ fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, b
     Some((schema, required))
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for GrafanaJsonHandler {
     fn name(&self) -> &'static str {
         "grafana_json"
     }

@@ -6,13 +6,13 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde_json::json;
 
-pub struct Kind;
+pub struct InfoHandler;
 
 struct Info {
     body: bytes::Bytes,
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for InfoHandler {
     fn name(&self) -> &'static str {
         "info"
     }

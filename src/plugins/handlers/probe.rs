@@ -8,7 +8,7 @@ use poem::EndpointExt;
 use serde::Deserialize;
 use serde_json::json;
 
-pub struct Kind;
+pub struct ProbeHandler;
 
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -28,7 +28,7 @@ struct Options {
 
 struct Prepared(Probe);
 
-impl HandlerKind for Kind {
+impl HandlerKind for ProbeHandler {
     fn name(&self) -> &'static str {
         "probe"
     }

@@ -17,10 +17,10 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde_json::json;
 
-pub struct Kind;
+pub struct PrometheusHandler;
 struct Prepared;
 
-impl HandlerKind for Kind {
+impl HandlerKind for PrometheusHandler {
     fn name(&self) -> &'static str {
         "prometheus"
     }

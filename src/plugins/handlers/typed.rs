@@ -2,7 +2,7 @@
 //! query, JSON body and response, documented from poem-openapi's own types
 //! (`Object`, `ApiResponse`) and registry.
 //!
-//! [`Kind`] adapts a [`Handler`] to [`HandlerKind`], so a user's kind goes
+//! [`TypedHandlerKind`] adapts a [`Handler`] to [`HandlerKind`], so a user's kind goes
 //! through the same registry, validation and route table as the built-ins:
 //! its options are parsed (unknown keys are errors) and its
 //! [`Handler::setup`] runs during `validate`, where a metric it asks for
@@ -737,15 +737,15 @@ fn kind_of(v: &Json) -> &'static str {
 }
 
 /// A [`Handler`] as a [`HandlerKind`], for the registry.
-pub struct Kind<H>(Arc<H>);
+pub struct TypedHandlerKind<H>(Arc<H>);
 
-impl<H: Handler> Kind<H> {
+impl<H: Handler> TypedHandlerKind<H> {
     pub fn new(handler: H) -> Self {
-        Kind(Arc::new(handler))
+        TypedHandlerKind(Arc::new(handler))
     }
 }
 
-impl<H: Handler> HandlerKind for Kind<H> {
+impl<H: Handler> HandlerKind for TypedHandlerKind<H> {
     fn name(&self) -> &'static str {
         self.0.name()
     }

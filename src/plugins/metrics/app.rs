@@ -30,18 +30,20 @@
 //! task-local read more. The handles `series()` returns are the
 //! `prometheus` crate's own and carry none.
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
 pub use crate::model::app_metrics::{AppCounter, AppFamilies, AppFamily, AppGauge, AppHistogram};
 use crate::model::exemplars::Ids;
+use crate::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
+use std::sync::Arc;
 
-pub struct Kind;
+pub struct AppMetricSource;
 
 /// The most series one app metric may declare (its label values multiplied).
 pub const MAX_SERIES: usize = 10_000;
 /// The most characters of one declared label value.
 const MAX_VALUE_LEN: usize = 128;
 
-impl MetricSourceKind for Kind {
+impl MetricSourceKind for AppMetricSource {
     fn name(&self) -> &'static str {
         "app"
     }

@@ -1,16 +1,20 @@
 //! `build.info`: a constant 1 labelled with version and commit.
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::kinds::{
+    label_names, opts, Installer, MetricCtx, MetricSourceKind, PreparedSource,
+};
 use prometheus::IntGaugeVec;
+use std::sync::Arc;
 
-pub struct Info;
+pub struct BuildInfoSource;
 /// The service's version and commit (`App::identity`).
 struct Prepared {
     version: String,
     commit: String,
 }
 
-impl MetricSourceKind for Info {
+impl MetricSourceKind for BuildInfoSource {
     fn name(&self) -> &'static str {
         "build.info"
     }

@@ -2,16 +2,19 @@
 //! have a numeric field below a threshold (the seed's low-stock gauge). It
 //! derives a low-stock alert, and backs the JSON datasource's tables.
 
-use super::*;
 use crate::manifest::Endpoint;
+use crate::manifest::{Diagnostics, Metric, MetricType};
 use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert};
 use crate::model::data::load_items;
+use crate::model::data::{is_below, Item};
+use crate::model::kinds::{opts, Installer, MetricCtx, MetricSourceKind, PreparedSource};
 use crate::render::escape::go_template_text as go_text;
 use crate::render::rules::{camel, num, series};
 use prometheus::IntGauge;
 use serde::Deserialize;
+use std::sync::Arc;
 
-pub struct BelowThreshold;
+pub struct BelowThresholdSource;
 
 struct Prepared {
     /// The items it counts.
@@ -32,7 +35,7 @@ struct Options {
     threshold: f64,
 }
 
-impl MetricSourceKind for BelowThreshold {
+impl MetricSourceKind for BelowThresholdSource {
     fn name(&self) -> &'static str {
         "collection.below_threshold"
     }

@@ -1,13 +1,15 @@
 //! `system.cpu` and `system.memory`: host usage from sysinfo, sampled on a
 //! timer (never per request).
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::kinds::{opts, Installer, MetricCtx, MetricSourceKind, PreparedSource, Sampler};
 use prometheus::Gauge;
 use serde::Deserialize;
+use std::sync::Arc;
 use sysinfo::{MemoryRefreshKind, System};
 
-pub struct Cpu;
-pub struct Memory;
+pub struct CpuSource;
+pub struct MemorySource;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -50,7 +52,7 @@ fn prepare(ctx: &MetricCtx<'_>, what: What) -> Result<Arc<dyn PreparedSource>, D
     }))
 }
 
-impl MetricSourceKind for Cpu {
+impl MetricSourceKind for CpuSource {
     fn name(&self) -> &'static str {
         "system.cpu"
     }
@@ -59,7 +61,7 @@ impl MetricSourceKind for Cpu {
     }
 }
 
-impl MetricSourceKind for Memory {
+impl MetricSourceKind for MemorySource {
     fn name(&self) -> &'static str {
         "system.memory"
     }
