@@ -1,5 +1,5 @@
 //! [`App`]: the entry point of a service built on telltale. It builds the
-//! plugin [`Registry`] (the built-in kinds, then the user's) and runs the
+//! plugin [`KindRegistry`] (the built-in kinds, then the user's) and runs the
 //! same `serve` / `validate` / `render` / `chaos` command line as the
 //! `telltale` binary.
 //!
@@ -14,7 +14,7 @@
 use crate::cli::{Cli, Context};
 use crate::plugins::handlers::HandlerKind;
 use crate::plugins::metrics::MetricSourceKind;
-use crate::plugins::Registry;
+use crate::plugins::KindRegistry;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
@@ -162,7 +162,7 @@ impl App {
     }
 
     /// The registry built so far.
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &KindRegistry {
         &self.ctx.registry
     }
 

@@ -174,7 +174,7 @@ fn chaos_requests(a: &ChaosArgs) -> Result<usize, String> {
 /// and the service's lifecycle hooks (`serve` only).
 #[derive(Clone)]
 pub struct Context {
-    pub registry: crate::plugins::Registry,
+    pub registry: crate::plugins::KindRegistry,
     /// (display name, text); `None`: the demo manifest compiled into telltale.
     pub embedded: Option<(String, &'static str)>,
     /// Run in order after validation, before the socket accepts.
@@ -241,7 +241,7 @@ pub type ShutdownHook = Arc<dyn Fn(crate::model::Resources) -> HookFuture<()> + 
 impl Default for Context {
     fn default() -> Self {
         Context {
-            registry: crate::plugins::Registry::builtin(),
+            registry: crate::plugins::KindRegistry::builtin(),
             embedded: None,
             on_start: Vec::new(),
             on_shutdown: Vec::new(),
@@ -447,7 +447,7 @@ async fn start(
 ) -> Result<
     (
         Arc<Model>,
-        crate::plugins::Registry,
+        crate::plugins::KindRegistry,
         crate::model::Resources,
     ),
     String,

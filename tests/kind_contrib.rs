@@ -7,7 +7,7 @@ use std::sync::Arc;
 use telltale::manifest::{Diagnostics, Metric, MetricType};
 use telltale::model::contrib::{AlertCtx, AlertTuning, DerivedAlert};
 use telltale::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
-use telltale::Registry;
+use telltale::KindRegistry;
 
 /// `queue.depth`: a gauge that derives a backlog alert.
 struct QueueDepth;
@@ -65,8 +65,8 @@ impl PreparedSource for Prepared {
     }
 }
 
-fn registry() -> Registry {
-    let mut r = Registry::builtin();
+fn registry() -> KindRegistry {
+    let mut r = KindRegistry::builtin();
     r.add_source_kind(Arc::new(QueueDepth)).unwrap();
     r
 }

@@ -58,7 +58,7 @@ pub struct HandlerCtx<'a> {
     /// The JSON datasource's checked targets (empty if it has errors).
     pub datasource: &'a super::datasource::Spec,
     /// The registry: what start hooks provide, and what they built.
-    pub registry: &'a super::Registry,
+    pub registry: &'a super::KindRegistry,
     /// One slot per `dependencies[i]` (`None` where it has errors).
     pub dependencies: &'a [Option<Arc<dyn super::dependencies::PreparedDependency>>],
 }

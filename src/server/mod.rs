@@ -158,7 +158,7 @@ impl crate::model::kinds::Host for Runtime {
 }
 
 /// Everything one manifest serves: its runtime, its routes and its timers.
-pub struct App {
+pub struct ServedManifest {
     pub runtime: Arc<Runtime>,
     /// Not boxed: every box between poem and a handler costs an allocation
     /// and a copy of the request per request.
@@ -169,7 +169,7 @@ pub struct App {
     tasks: Tasks,
 }
 
-impl App {
+impl ServedManifest {
     /// Starts each declared route's series at zero.
     fn touch(&self) {
         self.table.touch_declared(&self.runtime);
@@ -201,19 +201,19 @@ impl App {
 }
 
 /// Installs the metric sources and builds the routes.
-pub fn assemble(model: Arc<Model>) -> Result<App, String> {
+pub fn assemble(model: Arc<Model>) -> Result<ServedManifest, String> {
     assemble_after(model, Process::new()?, None)
 }
 
 /// Builds the app for `model`. After a reload (`previous`), a metric whose
 /// prepared source the model carried over keeps its installed family; the
 /// shared HTTP families are left alone until the reload succeeds
-/// ([`App::touch`], [`App::prune`]).
+/// ([`ServedManifest::touch`], [`ServedManifest::prune`]).
 fn assemble_after(
     model: Arc<Model>,
     process: Arc<Process>,
-    previous: Option<&App>,
-) -> Result<App, String> {
+    previous: Option<&ServedManifest>,
+) -> Result<ServedManifest, String> {
     let mut units = Vec::with_capacity(model.sources.len());
     for (metric, src) in model.manifest.metrics.iter().zip(&model.sources) {
         let kept = previous.and_then(|p| {
@@ -265,7 +265,7 @@ fn assemble_after(
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
     let endpoint = Observe::new(route, runtime.clone(), limit);
-    let app = App {
+    let app = ServedManifest {
         runtime,
         endpoint,
         table,
@@ -550,7 +550,7 @@ mod tests {
     /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).
     #[test]
     fn the_middlewares_future_holds_the_routers_future_once() {
-        let model = crate::model::open(None, &crate::plugins::Registry::builtin())
+        let model = crate::model::open(None, &crate::plugins::KindRegistry::builtin())
             .unwrap_or_else(|e| panic!("{e:?}"));
         let app = assemble(Arc::new(model)).unwrap();
         let req = || Request::builder().uri_str("/products").finish();

@@ -3,7 +3,7 @@
 //!
 //! - A manifest that fails validation changes nothing: the old one keeps
 //!   serving, and every located error is logged.
-//! - One that passes becomes a new [`App`], swapped in with one atomic
+//! - One that passes becomes a new [`ServedManifest`], swapped in with one atomic
 //!   store. Each request loads the current app once, so requests in flight
 //!   finish on the app they started on, and no request sees half of each.
 //! - Families whose declaration is unchanged and that keep values (the HTTP
@@ -15,7 +15,7 @@
 //!   `telltale_config_last_reload_success_timestamp_seconds`, and
 //!   `telltale_config_reloads_total{result}`.
 
-use super::{App, Process};
+use super::{Process, ServedManifest};
 use arc_swap::ArcSwap;
 use poem::{Endpoint, Request, Response, Result};
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
@@ -28,19 +28,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How reloads are triggered, and the kinds a reloaded manifest may name.
 pub struct Reload {
-    pub registry: crate::model::Registry,
+    pub registry: crate::model::KindRegistry,
     /// Also reload when the manifest or a data file changes on disk.
     pub watch: bool,
 }
 
 /// The app being served.
-pub struct Current(ArcSwap<App>);
+pub struct Current(ArcSwap<ServedManifest>);
 
 impl Current {
-    pub fn new(app: App) -> Current {
+    pub fn new(app: ServedManifest) -> Current {
         Current(ArcSwap::from_pointee(app))
     }
-    pub fn load_full(&self) -> Arc<App> {
+    pub fn load_full(&self) -> Arc<ServedManifest> {
         self.0.load_full()
     }
 }
@@ -234,7 +234,7 @@ pub fn start(
 async fn reload(
     current: &Arc<Current>,
     process: &Arc<Process>,
-    registry: &crate::model::Registry,
+    registry: &crate::model::KindRegistry,
     why: &'static str,
 ) -> Option<Vec<PathBuf>> {
     let old = current.load_full();

@@ -104,7 +104,7 @@ fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, b
     let targets = with(&[""], spec.names(None));
     let mut variables = with(&["", "*"], spec.names(Some("table")));
     for t in &spec.targets {
-        if let crate::model::datasource::Body::Table(tb) = &t.body {
+        if let crate::model::datasource::TargetBody::Table(tb) = &t.body {
             variables.extend(tb.columns.iter().map(|c| format!("{}.{}", t.name, c.name)));
         }
     }
@@ -395,7 +395,7 @@ impl PreparedHandler for Prepared {
         let spec = &model.datasource;
         let targets: Vec<String> = spec.targets.iter().map(|t| t.name.clone()).collect();
         let first_table = spec.targets.iter().find_map(|t| match &t.body {
-            crate::model::datasource::Body::Table(tb) => {
+            crate::model::datasource::TargetBody::Table(tb) => {
                 Some((t.name.clone(), tb.columns.first().map(|c| c.name.clone())))
             }
             _ => None,

@@ -26,7 +26,7 @@ pub mod typed;
 
 pub use crate::model::data::load_items;
 
-/// The built-in kinds, as `Registry::builtin` registers them.
+/// The built-in kinds, as `KindRegistry::builtin` registers them.
 pub(crate) fn builtin() -> Vec<Arc<dyn HandlerKind>> {
     vec![
         Arc::new(collection::CollectionHandler),

@@ -145,7 +145,7 @@ pub struct Setup<'a> {
     /// Its method, upper case.
     pub method: String,
     apps: &'a AppFamilies,
-    registry: &'a crate::model::Registry,
+    registry: &'a crate::model::KindRegistry,
     /// `dependencies:` as declared, and one prepared slot per entry.
     declared: &'a [crate::manifest::dependencies::Dependency],
     prepared: &'a [Option<Arc<dyn crate::model::dependencies::PreparedDependency>>],

@@ -13,7 +13,7 @@ mod collection;
 mod http;
 mod system;
 
-/// The built-in kinds, as `Registry::builtin` registers them.
+/// The built-in kinds, as `KindRegistry::builtin` registers them.
 pub(crate) fn builtin() -> Vec<Arc<dyn MetricSourceKind>> {
     vec![
         Arc::new(http::HttpRequestsSource),

@@ -1,4 +1,4 @@
-//! The typed model of `manifest.yaml`.
+//! The typed document `manifest.yaml` deserializes into.
 //!
 //! Every struct denies unknown fields, so a typo is an error rather than a
 //! silently ignored key. Plugin-specific settings (`endpoints[].options`,
