@@ -296,7 +296,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                 errln!("telltale: manifest {}", m.origin());
                 crate::chaos::run(
                     &m,
-                    crate::chaos::Options {
+                    crate::chaos::ChaosOptions {
                         target: a.target,
                         requests,
                         rate: a.rate,
@@ -320,7 +320,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         Some(Command::Verify(a)) => match open(&a.manifest) {
             Ok(m) => crate::verify::run(
                 &m,
-                crate::verify::Options {
+                crate::verify::VerifyOptions {
                     prometheus: a.prometheus,
                     loki: a.loki,
                     json: a.json,

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What happened to one planned request.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct RequestOutcome {
     pub status: Option<u16>,
     /// Transport error (no status), or with a status: the body was over
     /// the cap or cut off.
@@ -18,7 +18,7 @@ pub struct Outcome {
     pub latency: Duration,
 }
 
-impl Outcome {
+impl RequestOutcome {
     /// The request got what `expect` asks, and its whole body within the cap.
     pub fn meets(&self, expect: Expect) -> bool {
         self.error.is_none() && self.status.is_some_and(|s| expect.met_by(s))
@@ -105,7 +105,7 @@ pub struct Report {
     failed_good: Vec<Surprise>,
 }
 
-fn got(o: &Outcome) -> String {
+fn got(o: &RequestOutcome) -> String {
     match (o.status, &o.error) {
         (Some(s), None) => s.to_string(),
         (Some(s), Some(e)) => format!("{s}, then error: {e}"),
@@ -116,7 +116,7 @@ fn got(o: &Outcome) -> String {
 
 impl Report {
     /// `outcomes[i]` belongs to `plan[i]`; `None` means not sent (aborted run).
-    pub fn build(plan: &[Planned], outcomes: &[Option<Outcome>], meta: Meta) -> Report {
+    pub fn build(plan: &[Planned], outcomes: &[Option<RequestOutcome>], meta: Meta) -> Report {
         let mut rows: BTreeMap<(bool, String, String), Row> = BTreeMap::new();
         let mut all = Vec::new();
         let mut r = Report {
@@ -379,7 +379,7 @@ mod tests {
             credentials: true,
         };
         let o = |s: u16| {
-            Some(Outcome {
+            Some(RequestOutcome {
                 status: Some(s),
                 error: None,
                 latency: Duration::from_millis(1),

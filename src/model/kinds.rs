@@ -383,7 +383,7 @@ pub trait PreparedSource: Send + Sync {
 }
 
 /// Something to run on a timer (not per request).
-pub struct Sampler {
+pub struct PeriodicTask {
     pub every: Duration,
     pub tick: Box<dyn FnMut() + Send>,
 }
@@ -395,7 +395,7 @@ pub struct Installer<'a> {
     /// With the declared label names, in order.
     pub http_requests: Option<(IntCounterVec, Vec<String>)>,
     pub http_duration: Option<(HistogramVec, Vec<String>)>,
-    pub samplers: Vec<Sampler>,
+    pub samplers: Vec<PeriodicTask>,
 }
 
 /// `prometheus::Opts` for a declared metric.

@@ -43,7 +43,7 @@ pub struct Process {
     /// telltale's own families: process, log writer, connections, reloads.
     pub own: Registry,
     /// The outcome of reloads (`telltale_config_last_reload_*`).
-    pub reloads: reload::Stats,
+    pub reloads: reload::ReloadStats,
     /// The started dependencies (`/ready` and `telltale_dependency_*`).
     pub dependencies: Option<Arc<crate::model::dependencies::Running>>,
 }
@@ -81,7 +81,7 @@ impl Process {
                 .map_err(|e| format!("cannot register the dependency metrics: {e}"))?;
         }
         let started_at = SystemTime::now();
-        let reloads = reload::Stats::new(&own, started_at)
+        let reloads = reload::ReloadStats::new(&own, started_at)
             .map_err(|e| format!("cannot register the reload metrics: {e}"))?;
         Ok(Arc::new(Process {
             started_at,
@@ -319,7 +319,7 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
 /// reload does not change where spans go).
 fn start_tracing(model: &Model, instance: &str) -> Result<(), String> {
     let svc = &model.manifest.service;
-    let service = crate::traces::config::Service {
+    let service = crate::traces::config::TracedService {
         name: &svc.name,
         version: &svc.version,
         instance,

@@ -58,16 +58,16 @@ impl Endpoint for Served {
 }
 
 /// The reload metrics (in the process's own registry).
-pub struct Stats {
+pub struct ReloadStats {
     successful: IntGauge,
     success_time: Gauge,
     success: IntCounter,
     failure: IntCounter,
 }
 
-impl Stats {
+impl ReloadStats {
     /// Start-up counts as the first successful load, as in Prometheus.
-    pub fn new(registry: &Registry, started_at: SystemTime) -> prometheus::Result<Stats> {
+    pub fn new(registry: &Registry, started_at: SystemTime) -> prometheus::Result<ReloadStats> {
         let successful = IntGauge::new(
             "telltale_config_last_reload_successful",
             "Whether the last manifest reload succeeded (1) or failed (0; the previous manifest is still served).",
@@ -88,7 +88,7 @@ impl Stats {
         registry.register(Box::new(total.clone()))?;
         successful.set(1);
         success_time.set(unix_seconds(started_at));
-        Ok(Stats {
+        Ok(ReloadStats {
             successful,
             success_time,
             success: total.with_label_values(&["success"]),

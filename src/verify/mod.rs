@@ -40,7 +40,7 @@ use std::time::Duration;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct VerifyOptions {
     pub prometheus: String,
     pub loki: Option<String>,
     pub json: bool,
@@ -115,7 +115,7 @@ impl AlertState {
 
 /// What a query gave.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum QueryOutcome {
     /// Series returned (a panel or recording rule).
     Data(usize),
     /// Nothing, with the likeliest reason.
@@ -277,7 +277,7 @@ fn label_set(labels: &BTreeMap<String, String>) -> String {
 /// One result row.
 pub struct Row {
     pub query: Query,
-    pub outcome: Outcome,
+    pub outcome: QueryOutcome,
     /// For a panel that shows exemplars: what Prometheus has of them.
     pub exemplars: Option<Exemplars>,
 }
@@ -320,25 +320,25 @@ fn skipped(backend: &str, with_loki: bool) -> Option<String> {
 }
 
 /// The outcome of one query; `Err` when the server was lost (exit 2).
-async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
+async fn check(ctx: &Ctx, q: &Query) -> Result<QueryOutcome, String> {
     if let Some(why) = skipped(&q.backend, ctx.loki.is_some()) {
-        return Ok(Outcome::Skipped(why));
+        return Ok(QueryOutcome::Skipped(why));
     }
     let lost = |e: String| format!("lost {}: {e}", q.backend);
     if q.backend == "loki" {
         let Some(loki) = &ctx.loki else {
-            return Ok(Outcome::Skipped("Loki panel: not checked".into()));
+            return Ok(QueryOutcome::Skipped("Loki panel: not checked".into()));
         };
         return match loki.loki(&q.expr).await {
-            Ok(0) => Ok(Outcome::Empty("no log lines in the last hour".into())),
-            Ok(n) => Ok(Outcome::Data(n)),
-            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(Outcome::Error(e)),
+            Ok(0) => Ok(QueryOutcome::Empty("no log lines in the last hour".into())),
+            Ok(n) => Ok(QueryOutcome::Data(n)),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(QueryOutcome::Error(e)),
             Err(Failure::Unreachable(e)) => Err(lost(e)),
         };
     }
     let series = match ctx.prom.instant(&q.expr).await {
         Ok(n) => n,
-        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(Outcome::Error(e)),
+        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(QueryOutcome::Error(e)),
         Err(Failure::Unreachable(e)) => return Err(lost(e)),
     };
     let why_empty = if series == 0 {
@@ -354,16 +354,16 @@ async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
     };
     Ok(match q.kind {
         QuerySource::Alert => alert_outcome(ctx, q, series, why_empty),
-        _ => why_empty.map_or(Outcome::Data(series), Outcome::Empty),
+        _ => why_empty.map_or(QueryOutcome::Data(series), QueryOutcome::Empty),
     })
 }
 
 /// An alert's row: its state as Prometheus has it, or (not loaded there)
 /// as its expression says.
-fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>) -> Outcome {
+fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>) -> QueryOutcome {
     let name = q.rule.as_deref().unwrap_or(&q.name);
     match ctx.states.get(q.group.as_deref(), name) {
-        Some(state) => Outcome::Alert {
+        Some(state) => QueryOutcome::Alert {
             state,
             series,
             reason: why_empty.filter(|_| state == AlertState::Inactive),
@@ -376,7 +376,7 @@ fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>)
             };
             let note =
                 "not loaded in this Prometheus: state from its expression, `for` not applied";
-            Outcome::Alert {
+            QueryOutcome::Alert {
                 state,
                 series,
                 reason: Some(match why_empty {
@@ -392,10 +392,10 @@ fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>)
 /// a firing alert.
 fn failed(rows: &[Row], fail_on_firing: bool) -> bool {
     rows.iter().any(|r| match &r.outcome {
-        Outcome::Error(_) => true,
-        Outcome::Empty(_) => r.query.kind == QuerySource::Panel,
-        Outcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
-        Outcome::Data(_) | Outcome::Skipped(_) => false,
+        QueryOutcome::Error(_) => true,
+        QueryOutcome::Empty(_) => r.query.kind == QuerySource::Panel,
+        QueryOutcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
+        QueryOutcome::Data(_) | QueryOutcome::Skipped(_) => false,
     })
 }
 
@@ -463,7 +463,7 @@ async fn check_all(
 
 /// Runs every query and prints the table (or JSON); the exit code says
 /// whether every panel has data (and, if asked, no alert fires).
-pub fn run(model: &Model, o: Options) -> ExitCode {
+pub fn run(model: &Model, o: VerifyOptions) -> ExitCode {
     let prom = match base_url(&o.prometheus, "--prometheus") {
         Ok(b) => b,
         Err(e) => return fail(&e),

@@ -3,7 +3,7 @@
 //! them. A panel that shows exemplars has its exemplar count in the
 //! `exemplars` column (`-` for the other queries).
 
-use super::{AlertState, Exemplars, Outcome, QuerySource, Row};
+use super::{AlertState, Exemplars, QueryOutcome, QuerySource, Row};
 use serde_json::{json, Value as Json};
 
 /// How many rows of each result.
@@ -27,20 +27,20 @@ impl Counts {
         let mut c = Counts::default();
         for r in rows {
             match &r.outcome {
-                Outcome::Data(_) => c.data += 1,
-                Outcome::Empty(_) => {
+                QueryOutcome::Data(_) => c.data += 1,
+                QueryOutcome::Empty(_) => {
                     c.empty += 1;
                     if r.query.kind == QuerySource::Panel {
                         c.empty_panels += 1;
                     }
                 }
-                Outcome::Error(_) => c.errors += 1,
-                Outcome::Alert { state, .. } => match state {
+                QueryOutcome::Error(_) => c.errors += 1,
+                QueryOutcome::Alert { state, .. } => match state {
                     AlertState::Firing => c.firing += 1,
                     AlertState::Pending => c.pending += 1,
                     AlertState::Inactive => c.inactive += 1,
                 },
-                Outcome::Skipped(_) => c.skipped += 1,
+                QueryOutcome::Skipped(_) => c.skipped += 1,
             }
             if let Some(e) = &r.exemplars {
                 c.exemplar_panels += 1;
@@ -62,17 +62,17 @@ fn kind_name(k: QuerySource) -> &'static str {
 }
 
 /// (result, series, reason) of a row, as both reports show them.
-fn cells(o: &Outcome) -> (&'static str, Option<usize>, Option<&str>) {
+fn cells(o: &QueryOutcome) -> (&'static str, Option<usize>, Option<&str>) {
     match o {
-        Outcome::Data(n) => ("data", Some(*n), None),
-        Outcome::Empty(why) => ("empty", Some(0), Some(why)),
-        Outcome::Error(e) => ("error", None, Some(e)),
-        Outcome::Alert {
+        QueryOutcome::Data(n) => ("data", Some(*n), None),
+        QueryOutcome::Empty(why) => ("empty", Some(0), Some(why)),
+        QueryOutcome::Error(e) => ("error", None, Some(e)),
+        QueryOutcome::Alert {
             state,
             series,
             reason,
         } => (state.as_str(), Some(*series), reason.as_deref()),
-        Outcome::Skipped(why) => ("skipped", None, Some(why)),
+        QueryOutcome::Skipped(why) => ("skipped", None, Some(why)),
     }
 }
 

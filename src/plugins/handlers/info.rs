@@ -45,9 +45,7 @@ impl HandlerKind for InfoHandler {
 }
 
 /// For kinds that take no options: any key is an error.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NoOptions {}
+pub use super::typed::NoOptions;
 
 impl PreparedHandler for Info {
     fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {

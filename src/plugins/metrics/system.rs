@@ -2,7 +2,9 @@
 //! timer (never per request).
 
 use crate::manifest::{Diagnostics, Metric, MetricType};
-use crate::model::kinds::{opts, Installer, MetricCtx, MetricSourceKind, PreparedSource, Sampler};
+use crate::model::kinds::{
+    opts, Installer, MetricCtx, MetricSourceKind, PeriodicTask, PreparedSource,
+};
 use prometheus::Gauge;
 use serde::Deserialize;
 use std::sync::Arc;
@@ -92,7 +94,7 @@ impl PreparedSource for Prepared {
         };
         // A first value right away, so /metrics is never empty of it.
         tick();
-        inst.samplers.push(Sampler {
+        inst.samplers.push(PeriodicTask {
             every: self.every,
             tick: Box::new(tick),
         });

@@ -140,7 +140,7 @@ pub fn start(
     families: &Arc<Families>,
     started_at: SystemTime,
     previous: Option<&Live>,
-) -> (Arc<Live>, crate::model::kinds::Sampler) {
+) -> (Arc<Live>, crate::model::kinds::PeriodicTask) {
     let live = Arc::new(Live::new(model.datasource.clone()));
     match previous {
         Some(old) => live.carry_from(old),
@@ -151,8 +151,8 @@ pub fn start(
             }
         }
     }
-    let mut s = sampler::Sampler::new(live.clone(), families.clone());
-    let timer = crate::model::kinds::Sampler {
+    let mut s = sampler::DatasourceSampler::new(live.clone(), families.clone());
+    let timer = crate::model::kinds::PeriodicTask {
         every: live.spec.every,
         tick: Box::new(move || s.tick()),
     };

@@ -31,8 +31,8 @@ struct Reading {
     low_stock: Option<f64>,
 }
 
-/// Sampler state between ticks.
-pub struct Sampler {
+/// DatasourceSampler state between ticks.
+pub struct DatasourceSampler {
     live: Arc<Live>,
     families: Arc<Families>,
     prev: Reading,
@@ -168,11 +168,11 @@ fn value(stat: Stat, now: &Raw, before: &Raw, dt_s: f64) -> f64 {
     }
 }
 
-impl Sampler {
+impl DatasourceSampler {
     /// Takes a first reading now (so that the first tick already has rates).
     pub fn new(live: Arc<Live>, fams: Arc<Families>) -> Self {
         let prev = read(&live.spec, &families(&fams), super::now_ms());
-        Sampler {
+        DatasourceSampler {
             live,
             families: fams,
             prev,
