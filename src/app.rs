@@ -11,7 +11,7 @@
 //! }
 //! ```
 
-use crate::cli::{Cli, Context};
+use crate::cli::{Cli, CommandContext};
 use crate::plugins::handlers::HandlerKind;
 use crate::plugins::metrics::MetricSourceKind;
 use crate::plugins::KindRegistry;
@@ -21,7 +21,7 @@ use std::sync::Arc;
 
 /// A service: its registry of kinds and its default manifest.
 pub struct App {
-    ctx: Context,
+    ctx: CommandContext,
     /// Registration errors (a name taken twice), reported by `run_cli`.
     errors: Vec<String>,
 }
@@ -36,7 +36,7 @@ impl App {
     /// The built-in kinds, and the demo manifest as the default.
     pub fn new() -> App {
         App {
-            ctx: Context::default(),
+            ctx: CommandContext::default(),
             errors: Vec::new(),
         }
     }

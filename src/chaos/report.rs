@@ -69,7 +69,7 @@ pub fn latency(mut ms: Vec<f64>) -> Option<Latency> {
 }
 
 #[derive(Debug, Clone)]
-struct Row {
+struct EndpointRow {
     endpoint: String,
     kind: String,
     expect: String,
@@ -92,7 +92,7 @@ pub struct Surprise {
 #[derive(Debug, Clone)]
 pub struct Report {
     meta: Meta,
-    rows: Vec<Row>,
+    rows: Vec<EndpointRow>,
     latency: Option<Latency>,
     sent: usize,
     good_total: usize,
@@ -117,7 +117,7 @@ fn got(o: &RequestOutcome) -> String {
 impl Report {
     /// `outcomes[i]` belongs to `plan[i]`; `None` means not sent (aborted run).
     pub fn build(plan: &[Planned], outcomes: &[Option<RequestOutcome>], meta: Meta) -> Report {
-        let mut rows: BTreeMap<(bool, String, String), Row> = BTreeMap::new();
+        let mut rows: BTreeMap<(bool, String, String), EndpointRow> = BTreeMap::new();
         let mut all = Vec::new();
         let mut r = Report {
             meta,
@@ -137,7 +137,7 @@ impl Report {
             let kind = p.bad.map_or("good", |b| b.as_str()).to_string();
             let row = rows
                 .entry((p.bad.is_some(), p.endpoint.clone(), kind.clone()))
-                .or_insert_with(|| Row {
+                .or_insert_with(|| EndpointRow {
                     endpoint: p.endpoint.clone(),
                     kind: kind.clone(),
                     expect: p.expect.describe(),

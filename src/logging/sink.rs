@@ -371,7 +371,7 @@ pub trait TakeBack {
 impl TakeBack for std::io::Sink {}
 
 /// One output of the writer and what it has been through.
-struct Output<W: Write + TakeBack> {
+struct WriterOutput<W: Write + TakeBack> {
     out: W,
     which: Which,
     /// The first failure has been reported (once per process).
@@ -465,9 +465,9 @@ fn death_lines(why: &str) -> (String, String) {
     )
 }
 
-impl<W: Write + TakeBack> Output<W> {
+impl<W: Write + TakeBack> WriterOutput<W> {
     fn new(out: W, which: Which) -> Self {
-        Output {
+        WriterOutput {
             out,
             which,
             reported: false,
@@ -556,8 +556,8 @@ impl<W: Write + TakeBack> Output<W> {
 
 /// Both outputs: each failure is reported once in the other one.
 struct Outputs<F: Write + TakeBack, C: Write + TakeBack> {
-    file: Output<F>,
-    console: Output<C>,
+    file: WriterOutput<F>,
+    console: WriterOutput<C>,
     /// The console gets the JSON lines too.
     json_console: bool,
 }
@@ -681,8 +681,8 @@ fn writer<F: Write + TakeBack, C: Write + TakeBack>(
     json_console: bool,
 ) {
     let mut outs = Outputs {
-        file: Output::new(file, Which::File),
-        console: Output::new(console, Which::Console),
+        file: WriterOutput::new(file, Which::File),
+        console: WriterOutput::new(console, Which::Console),
         json_console,
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {

@@ -11,7 +11,9 @@
 //! the layer that sees requests). The slots of a series are allocated at
 //! its first sampled observation, once.
 
-use super::exemplars::{self, BucketSlots, CurrentIds, ExemplarIndex, Ids, SeriesExemplars, Slot};
+use super::exemplars::{
+    self, BucketSlots, CurrentIds, ExemplarIndex, ExemplarSlot, Ids, SeriesExemplars,
+};
 use super::kinds::{label_names, opts};
 use crate::manifest::{Label, Metric, MetricType};
 use prometheus::core::Collector;
@@ -36,7 +38,7 @@ enum Series {
 
 /// One series' exemplar slots.
 enum Slots {
-    Counter(Slot),
+    Counter(ExemplarSlot),
     Histogram(BucketSlots),
 }
 
@@ -144,7 +146,7 @@ impl AppFamily {
         let slots = cell.get_or_init(|| {
             Box::new(match self.kind {
                 MetricType::Histogram => Slots::Histogram(BucketSlots::new(&self.bounds)),
-                _ => Slots::Counter(Slot::default()),
+                _ => Slots::Counter(ExemplarSlot::default()),
             })
         });
         let at = exemplars::now_ms();

@@ -6,7 +6,7 @@
 //! plugin contributes to the other stages (roles, derived alerts, chaos
 //! traffic) is typed in [`super::contrib`].
 
-use super::contrib::{AlertCtx, AlertTuning, ChaosTraffic, DerivedAlert, Role};
+use super::contrib::{AlertCtx, AlertTuning, ChaosTraffic, DerivedAlertRule, Role};
 use super::data::Item;
 use super::Model;
 use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Metric, MetricType, Source};
@@ -372,7 +372,7 @@ pub trait PreparedSource: Send + Sync {
     }
     /// The alerts it derives, `metric` being its declaration with its
     /// `alert:` settings (only called when they leave the alert enabled).
-    fn alerts(&self, _metric: &Metric, _ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, _metric: &Metric, _ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         Vec::new()
     }
     /// The items a table target of the JSON datasource shows for this

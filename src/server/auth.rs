@@ -164,7 +164,7 @@ enum Check {
 }
 
 /// A scheme with its keys loaded.
-struct Loaded {
+struct LoadedScheme {
     name: Name,
     check: Check,
 }
@@ -173,7 +173,7 @@ struct Loaded {
 /// served manifest.
 #[derive(Default)]
 pub struct Schemes {
-    by_name: HashMap<String, Arc<Loaded>>,
+    by_name: HashMap<String, Arc<LoadedScheme>>,
     realm: String,
 }
 
@@ -192,7 +192,7 @@ impl Schemes {
                 load_one(name, s, model).map_err(|e| format!("auth.schemes.{name}: {e}"))?;
             by_name.insert(
                 name.clone(),
-                Arc::new(Loaded {
+                Arc::new(LoadedScheme {
                     name: Name::new(name),
                     check,
                 }),
@@ -340,7 +340,7 @@ fn load_one(name: &str, s: &Scheme, model: &Model) -> Result<Check, String> {
 
 /// What one route requires, ready to check a request.
 pub struct Guard {
-    schemes: Vec<Arc<Loaded>>,
+    schemes: Vec<Arc<LoadedScheme>>,
     /// Whether a bearer or JWT scheme is accepted (`Authorization` is read).
     reads_bearer: bool,
     /// The schemes' names, for the refusal's log line.
@@ -476,12 +476,12 @@ fn bearer_token(v: &HeaderValue) -> Result<&str, Reason> {
     Ok(token)
 }
 
-fn key_caller(s: &Loaded, principal: Name) -> Caller {
+fn key_caller(s: &LoadedScheme, principal: Name) -> Caller {
     Caller::new(s.name.clone(), principal, Vec::new(), None)
 }
 
 fn jwt_caller(
-    s: &Loaded,
+    s: &LoadedScheme,
     token: &str,
     key: &DecodingKey,
     validation: &Validation,
@@ -618,7 +618,7 @@ mod cost {
     #[ignore]
     fn guard_check_cost() {
         let keys = Keys::parse("alice-key-000000000001:alice", "key", "$K").unwrap();
-        let loaded = Arc::new(Loaded {
+        let loaded = Arc::new(LoadedScheme {
             name: Name::new("key"),
             check: Check::ApiKey {
                 header: HeaderName::from_static("x-api-key"),

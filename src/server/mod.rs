@@ -39,7 +39,7 @@ pub struct Process {
     /// True once a shutdown signal arrived.
     pub draining: AtomicBool,
     /// What the connection limits counted (`server::limits`).
-    pub connections: Arc<limits::Counts>,
+    pub connections: Arc<limits::AcceptCounts>,
     /// telltale's own families: process, log writer, connections, reloads.
     pub own: Registry,
     /// The outcome of reloads (`telltale_config_last_reload_*`).
@@ -71,7 +71,7 @@ impl Process {
             self_metrics::Traces::new().map_err(|e| e.to_string())?,
         ))
         .map_err(|e| format!("cannot register the trace exporter's metrics: {e}"))?;
-        let connections = Arc::new(limits::Counts::default());
+        let connections = Arc::new(limits::AcceptCounts::default());
         own.register(Box::new(
             self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
         ))

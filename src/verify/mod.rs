@@ -299,7 +299,7 @@ fn base_url(u: &str, flag: &str) -> Result<String, String> {
 }
 
 /// What every query is checked against.
-struct Ctx {
+struct VerifyCtx {
     prom: Api,
     loki: Option<Api>,
     job: String,
@@ -320,7 +320,7 @@ fn skipped(backend: &str, with_loki: bool) -> Option<String> {
 }
 
 /// The outcome of one query; `Err` when the server was lost (exit 2).
-async fn check(ctx: &Ctx, q: &Query) -> Result<QueryOutcome, String> {
+async fn check(ctx: &VerifyCtx, q: &Query) -> Result<QueryOutcome, String> {
     if let Some(why) = skipped(&q.backend, ctx.loki.is_some()) {
         return Ok(QueryOutcome::Skipped(why));
     }
@@ -360,7 +360,12 @@ async fn check(ctx: &Ctx, q: &Query) -> Result<QueryOutcome, String> {
 
 /// An alert's row: its state as Prometheus has it, or (not loaded there)
 /// as its expression says.
-fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>) -> QueryOutcome {
+fn alert_outcome(
+    ctx: &VerifyCtx,
+    q: &Query,
+    series: usize,
+    why_empty: Option<String>,
+) -> QueryOutcome {
     let name = q.rule.as_deref().unwrap_or(&q.name);
     match ctx.states.get(q.group.as_deref(), name) {
         Some(state) => QueryOutcome::Alert {
@@ -414,7 +419,7 @@ fn progress(n: usize, json: bool) -> ProgressBar {
 /// Reachability first (exit 2 says "cannot check", not "broken"), then
 /// every query in order.
 async fn check_all(
-    ctx: &mut Ctx,
+    ctx: &mut VerifyCtx,
     queries: Vec<Query>,
     bar: &ProgressBar,
 ) -> Result<Vec<Row>, String> {
@@ -487,7 +492,7 @@ pub fn run(model: &Model, o: VerifyOptions) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    let mut ctx = Ctx {
+    let mut ctx = VerifyCtx {
         prom: Api {
             http: http.clone(),
             base: prom,

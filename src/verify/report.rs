@@ -8,7 +8,7 @@ use serde_json::{json, Value as Json};
 
 /// How many rows of each result.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counts {
+pub struct RowCounts {
     pub data: usize,
     pub empty: usize,
     pub empty_panels: usize,
@@ -22,9 +22,9 @@ pub struct Counts {
     pub with_exemplars: usize,
 }
 
-impl Counts {
-    pub fn of(rows: &[Row]) -> Counts {
-        let mut c = Counts::default();
+impl RowCounts {
+    pub fn of(rows: &[Row]) -> RowCounts {
+        let mut c = RowCounts::default();
         for r in rows {
             match &r.outcome {
                 QueryOutcome::Data(_) => c.data += 1,
@@ -101,7 +101,7 @@ pub fn json_report(rows: &[Row], failed: bool) -> Json {
             })
         })
         .collect();
-    let c = Counts::of(rows);
+    let c = RowCounts::of(rows);
     json!({
         "passed": !failed,
         "queries": items,
@@ -159,7 +159,7 @@ pub fn table(rows: &[Row], prometheus: &str) -> String {
 
 /// `N queries: … with data, … empty …; alerts: …; … panels skipped`.
 fn summary(rows: &[Row]) -> String {
-    let c = Counts::of(rows);
+    let c = RowCounts::of(rows);
     let mut s = format!(
         "{} queries: {} with data, {} empty ({} of them panels), {} errors",
         rows.len(),

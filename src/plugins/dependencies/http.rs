@@ -264,7 +264,7 @@ impl PreparedDependency for Prepared {
             timeout: d.timeout.get(),
             retries: self.options.retries,
             backoff: self.options.backoff.get(),
-            budget: Budget::new(self.options.retry_budget),
+            budget: RetryBudget::new(self.options.retry_budget),
             max_body: self.options.max_response_bytes,
             telemetry: ctx.telemetry,
             health_path: self.options.health_path.clone(),
@@ -285,14 +285,14 @@ impl PreparedDependency for Prepared {
 /// Retries allowed: each call saves `ratio` of one, each retry spends one;
 /// never more than [`BUDGET_FLOOR`] plus what the ratio saved on the last
 /// calls (in thousandths).
-struct Budget {
+struct RetryBudget {
     milli: AtomicI64,
     per_call: i64,
 }
 
-impl Budget {
-    fn new(ratio: f64) -> Budget {
-        Budget {
+impl RetryBudget {
+    fn new(ratio: f64) -> RetryBudget {
+        RetryBudget {
             milli: AtomicI64::new(BUDGET_FLOOR * 1000),
             per_call: (ratio * 1000.0) as i64,
         }
@@ -328,7 +328,7 @@ struct Inner {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
-    budget: Budget,
+    budget: RetryBudget,
     max_body: u64,
     telemetry: Telemetry,
     health_path: Option<String>,
@@ -703,7 +703,7 @@ mod tests {
 
     #[test]
     fn the_budget_allows_ten_retries_then_its_share() {
-        let b = Budget::new(0.1);
+        let b = RetryBudget::new(0.1);
         assert!((0..10).all(|_| b.withdraw()));
         assert!(!b.withdraw());
         for _ in 0..10 {

@@ -148,7 +148,7 @@ impl PreparedSource for Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logging::request::{sync_scope, Context};
+    use crate::logging::request::{sync_scope, RequestScope};
     use crate::model::exemplars::ExemplarIndex;
     use crate::traces::{SpanContext, SpanId, TraceId};
 
@@ -163,7 +163,7 @@ mod tests {
             parent: None,
             sampled,
         };
-        sync_scope(Context::new(None).in_span(span), f)
+        sync_scope(RequestScope::new(None).in_span(span), f)
     }
 
     #[test]

@@ -4,7 +4,7 @@
 
 use crate::manifest::Endpoint;
 use crate::manifest::{Diagnostics, Metric, MetricType};
-use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert};
+use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule};
 use crate::model::data::load_items;
 use crate::model::data::{is_below, Item};
 use crate::model::kinds::{opts, Installer, MetricCtx, MetricSourceKind, PreparedSource};
@@ -112,7 +112,7 @@ impl PreparedSource for Prepared {
         })
     }
     /// Low stock: more than `rules.low_stock_above` items are counted.
-    fn alerts(&self, g: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, g: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         let tune = g.alert.clone().unwrap_or_default();
         let r = &ctx.manifest.rules;
         let (sel, instance) = (ctx.selector, ctx.instance);
@@ -127,7 +127,7 @@ impl PreparedSource for Prepared {
         let threshold = go_text(&option(g, "threshold").unwrap_or_else(|| "its threshold".into()));
         let above = num(above_n);
         let s = format!("{}{{{sel}, {instance}}}", g.name);
-        vec![DerivedAlert {
+        vec![DerivedAlertRule {
             name,
             expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
             severity: tune.severity.unwrap_or_else(|| "warning".into()),

@@ -2,7 +2,7 @@
 //! Label values come only from route templates and closed sets.
 
 use crate::manifest::{Diagnostics, Metric, MetricType};
-use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert, Role};
+use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule, Role};
 use crate::model::kinds::{
     label_names, opts, Installer, MetricCtx, MetricSourceKind, PreparedSource,
 };
@@ -92,7 +92,7 @@ impl PreparedSource for PreparedRequests {
     }
     /// HighErrorRatio: the share of 5xx responses over `rules.rate_window`
     /// is above the threshold.
-    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         if !self.status {
             return Vec::new();
         }
@@ -110,7 +110,7 @@ impl PreparedSource for PreparedRequests {
                 values,
             )
         };
-        vec![DerivedAlert {
+        vec![DerivedAlertRule {
             name: tune.name.unwrap_or_else(|| "HighErrorRatio".into()),
             expr: format!(
                 "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",

@@ -4,7 +4,7 @@
 //! (`targets[2].target`) and listing the known targets. Grafana shows that
 //! message on the panel, which beats an empty graph that looks healthy.
 
-use super::annotations::{Event, TAGS};
+use super::annotations::{AnnotationEvent, TAGS};
 use super::protocol::*;
 use super::spec::{Column, Table, TargetBody, TargetSpec};
 use super::Live;
@@ -398,7 +398,7 @@ fn select_events(
     from: i64,
     to: i64,
     conds: &[Cond],
-) -> Vec<Event> {
+) -> Vec<AnnotationEvent> {
     live.events(kinds, from, to)
         .into_iter()
         .filter(|e| {
@@ -563,8 +563,8 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
 
 /// Bytes of `v` as compact JSON, counted without keeping them.
 fn json_len(v: &Json) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
+    struct ByteCounter(usize);
+    impl std::io::Write for ByteCounter {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0 += b.len();
             Ok(b.len())
@@ -573,7 +573,7 @@ fn json_len(v: &Json) -> usize {
             Ok(())
         }
     }
-    let mut c = Count(0);
+    let mut c = ByteCounter(0);
     let _ = serde_json::to_writer(&mut c, v);
     c.0
 }

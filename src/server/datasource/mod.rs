@@ -26,7 +26,7 @@ pub use spec::Spec;
 use crate::manifest::EventKind;
 use crate::model::Model;
 use crate::server::families::Families;
-use annotations::{Event, Store};
+use annotations::{AnnotationEvent, Store};
 use ring::{Ring, Sample};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -89,7 +89,7 @@ impl Live {
     /// server that fails to bind never says it started.
     pub fn record_startup(&self, model: &Model, started_at: SystemTime) {
         let svc = &model.manifest.service;
-        self.push_event(Event::new(
+        self.push_event(AnnotationEvent::new(
             EventKind::Startup,
             unix_ms(started_at),
             "Server started",
@@ -102,7 +102,7 @@ impl Live {
         ));
     }
 
-    pub fn push_event(&self, e: Event) {
+    pub fn push_event(&self, e: AnnotationEvent) {
         tracing::info!(target: "telltale::datasource", kind = e.kind.as_str(), "{}: {}", e.title, e.text);
         lock(&self.events).push(e);
     }
@@ -123,7 +123,7 @@ impl Live {
         (r.len(), r.capacity())
     }
 
-    pub fn events(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<Event> {
+    pub fn events(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<AnnotationEvent> {
         lock(&self.events).select(kinds, from, to)
     }
 

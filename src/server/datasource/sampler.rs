@@ -2,7 +2,7 @@
 //! metric families: no second set of counters, the datasource reads
 //! exactly what `/metrics` exposes.
 
-use super::annotations::Event;
+use super::annotations::AnnotationEvent;
 use super::ring::Sample;
 use super::spec::{Spec, Stat};
 use super::Live;
@@ -206,7 +206,12 @@ impl DatasourceSampler {
     }
 }
 
-fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) -> Option<Event> {
+fn burst(
+    min: u64,
+    before: &Reading,
+    now: &Reading,
+    every: std::time::Duration,
+) -> Option<AnnotationEvent> {
     let mut by_path: Vec<(String, f64)> = now
         .errors
         .iter()
@@ -231,7 +236,7 @@ fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) 
         .map(|(p, d)| format!("{p}: {d}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut e = Event::new(
+    let mut e = AnnotationEvent::new(
         EventKind::ErrorBurst,
         before.t_ms,
         "Burst of 5xx responses",
@@ -244,11 +249,11 @@ fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) 
     Some(e)
 }
 
-fn low_stock_change(before: &Reading, now: &Reading) -> Option<Event> {
+fn low_stock_change(before: &Reading, now: &Reading) -> Option<AnnotationEvent> {
     let n = now.low_stock?;
     match before.low_stock {
         Some(b) if b == n => None,
-        Some(b) => Some(Event::new(
+        Some(b) => Some(AnnotationEvent::new(
             EventKind::LowStock,
             now.t_ms,
             "Low stock changed",
@@ -259,10 +264,10 @@ fn low_stock_change(before: &Reading, now: &Reading) -> Option<Event> {
 }
 
 /// The low-stock state at start-up, as an event (when something is low).
-pub fn initial_low_stock(live: &Live, fams: &Families, t_ms: i64) -> Option<Event> {
+pub fn initial_low_stock(live: &Live, fams: &Families, t_ms: i64) -> Option<AnnotationEvent> {
     let r = read(&live.spec, &families(fams), t_ms);
     let n = r.low_stock.filter(|n| *n > 0.0)?;
-    Some(Event::new(
+    Some(AnnotationEvent::new(
         EventKind::LowStock,
         t_ms,
         "Low stock at start-up",
