@@ -82,7 +82,7 @@ impl Default for Options {
     }
 }
 
-struct Prepared {
+struct PreparedHttpDependency {
     options: Options,
 }
 
@@ -173,11 +173,11 @@ impl crate::model::dependencies::DependencyKind for HttpDependency {
         if !errs.is_empty() {
             return Err(errs);
         }
-        Ok(Arc::new(Prepared { options }))
+        Ok(Arc::new(PreparedHttpDependency { options }))
     }
 }
 
-impl PreparedDependency for Prepared {
+impl PreparedDependency for PreparedHttpDependency {
     fn system(&self) -> &'static str {
         "http"
     }
@@ -252,7 +252,7 @@ impl PreparedDependency for Prepared {
         let address = base.host_str().unwrap_or_default().to_string();
         let port = base.port_or_known_default().unwrap_or(80);
         let methods: Vec<Method> = self.options.methods.iter().map(|m| m.to_http()).collect();
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(HttpClientInner {
             name: d.name.as_str().into(),
             base: base.as_str().trim_end_matches('/').to_string(),
             shown: shown.as_str().trim_end_matches('/').to_string(),
@@ -314,7 +314,7 @@ impl RetryBudget {
     }
 }
 
-struct Inner {
+struct HttpClientInner {
     name: Arc<str>,
     /// The base URL, without a trailing `/`.
     base: String,
@@ -334,7 +334,7 @@ struct Inner {
     health_path: Option<String>,
 }
 
-impl Inner {
+impl HttpClientInner {
     async fn check(&self) -> Result<(), String> {
         match &self.health_path {
             Some(p) => {
@@ -381,7 +381,7 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// The client of an `http` dependency (`Setup::http`): cheap to clone.
 #[derive(Clone)]
-pub struct HttpClient(Arc<Inner>);
+pub struct HttpClient(Arc<HttpClientInner>);
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -91,7 +91,7 @@ struct Operation {
     collection: Option<String>,
 }
 
-struct Prepared {
+struct PreparedSqlDependency {
     kind: &'static str,
     system: &'static str,
     options: Options,
@@ -221,7 +221,7 @@ impl crate::model::dependencies::DependencyKind for SqlDependency {
             return Err(errs);
         }
         let (names, specs) = std::mem::take(&mut options.operations).into_iter().unzip();
-        Ok(Arc::new(Prepared {
+        Ok(Arc::new(PreparedSqlDependency {
             kind: self.name(),
             system: match self {
                 SqlDependency::Postgres => "postgresql",
@@ -246,7 +246,7 @@ fn shown(url: &str) -> String {
     }
 }
 
-impl PreparedDependency for Prepared {
+impl PreparedDependency for PreparedSqlDependency {
     fn system(&self) -> &'static str {
         self.system
     }
@@ -354,7 +354,7 @@ impl PreparedDependency for Prepared {
             ),
             _ => (None, None),
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(SqlClientInner {
             name: d.name.as_str().into(),
             pool,
             system,
@@ -383,7 +383,7 @@ impl PreparedDependency for Prepared {
     }
 }
 
-struct Inner {
+struct SqlClientInner {
     name: Arc<str>,
     pool: AnyPool,
     /// `db.system`: postgresql or sqlite (a local stand-in is sqlite).
@@ -399,7 +399,7 @@ struct Inner {
     namespace: Option<String>,
 }
 
-impl Inner {
+impl SqlClientInner {
     async fn check(&self) -> Result<(), String> {
         let run = async {
             let mut c = self.pool.acquire().await?;
@@ -442,7 +442,7 @@ fn outcome_of(e: &sqlx::Error) -> Outcome {
 /// The client of a `postgres` or `sqlite` dependency (`Setup::sql`):
 /// cheap to clone.
 #[derive(Clone)]
-pub struct Sql(Arc<Inner>);
+pub struct Sql(Arc<SqlClientInner>);
 
 impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -58,7 +58,7 @@ struct Options {
     op: Option<Op>,
 }
 
-struct Prepared {
+struct PreparedGrafanaJson {
     op: Op,
     /// The body's schema, documented and checked (`None`: takes no body).
     body: Option<Arc<BodySchema>>,
@@ -221,7 +221,7 @@ impl HandlerKind for GrafanaJsonHandler {
                 required,
             })
         });
-        Ok(Arc::new(Prepared { op, body }))
+        Ok(Arc::new(PreparedGrafanaJson { op, body }))
     }
 }
 
@@ -382,7 +382,7 @@ fn chaos_body(
     Some(v.to_string())
 }
 
-impl PreparedHandler for Prepared {
+impl PreparedHandler for PreparedGrafanaJson {
     fn roles(&self) -> &[crate::model::contrib::Role] {
         &[crate::model::contrib::Role::DatasourceRoute]
     }

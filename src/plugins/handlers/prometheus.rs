@@ -18,7 +18,7 @@ use poem::EndpointExt;
 use serde_json::json;
 
 pub struct PrometheusHandler;
-struct Prepared;
+struct PreparedPrometheus;
 
 impl HandlerKind for PrometheusHandler {
     fn name(&self) -> &'static str {
@@ -30,11 +30,11 @@ impl HandlerKind for PrometheusHandler {
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
         ctx.options::<NoOptions>()?;
-        Ok(Arc::new(Prepared))
+        Ok(Arc::new(PreparedPrometheus))
     }
 }
 
-impl PreparedHandler for Prepared {
+impl PreparedHandler for PreparedPrometheus {
     fn roles(&self) -> &[crate::model::contrib::Role] {
         &[crate::model::contrib::Role::MetricsEndpoint]
     }

@@ -116,7 +116,7 @@ impl MetricSourceKind for AppMetricSource {
             return Err(errs);
         }
         AppFamily::new(m, sampled_span)
-            .map(|f| Arc::new(Prepared(Arc::new(f))) as Arc<dyn PreparedSource>)
+            .map(|f| Arc::new(PreparedAppMetric(Arc::new(f))) as Arc<dyn PreparedSource>)
             .map_err(|e| Diagnostics(vec![ctx.source.error(&ctx.at("name"), e.to_string())]))
     }
 }
@@ -131,9 +131,9 @@ fn sampled_span() -> Option<Ids> {
         })
 }
 
-struct Prepared(Arc<AppFamily>);
+struct PreparedAppMetric(Arc<AppFamily>);
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedAppMetric {
     fn install(&self, _: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         inst.registry.register(self.0.collector())
     }

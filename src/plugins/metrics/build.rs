@@ -9,7 +9,7 @@ use std::sync::Arc;
 
 pub struct BuildInfoSource;
 /// The service's version and commit (`App::identity`).
-struct Prepared {
+struct PreparedBuildInfo {
     version: String,
     commit: String,
 }
@@ -21,14 +21,14 @@ impl MetricSourceKind for BuildInfoSource {
     fn prepare(&self, ctx: &MetricCtx<'_>) -> Result<Arc<dyn PreparedSource>, Diagnostics> {
         ctx.require_type(MetricType::Gauge)?;
         ctx.labels_within(&["version", "commit"])?;
-        Ok(Arc::new(Prepared {
+        Ok(Arc::new(PreparedBuildInfo {
             version: ctx.identity.version.clone(),
             commit: ctx.identity.commit.clone(),
         }))
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedBuildInfo {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = IntGaugeVec::new(opts(m), &label_names(m))?;
         let values: Vec<&str> = m

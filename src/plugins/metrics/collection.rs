@@ -16,7 +16,7 @@ use std::sync::Arc;
 
 pub struct BelowThresholdSource;
 
-struct Prepared {
+struct PreparedBelowThreshold {
     /// The items it counts.
     items: Vec<Item>,
 }
@@ -43,7 +43,7 @@ impl MetricSourceKind for BelowThresholdSource {
         ctx.require_type(MetricType::Gauge)?;
         ctx.labels_within(&[])?;
         let items = below_threshold_items(ctx)?;
-        Ok(Arc::new(Prepared { items }))
+        Ok(Arc::new(PreparedBelowThreshold { items }))
     }
     fn derives_alert(&self) -> Option<&'static str> {
         Some("collection.below_threshold gauges")
@@ -94,7 +94,7 @@ fn option(metric: &Metric, key: &str) -> Option<String> {
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedBelowThreshold {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = IntGauge::with_opts(opts(m))?;
         g.set(self.items.len() as i64);

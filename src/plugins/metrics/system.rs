@@ -33,7 +33,7 @@ enum What {
     Memory,
 }
 
-struct Prepared {
+struct PreparedSystemMetric {
     what: What,
     every: std::time::Duration,
 }
@@ -48,7 +48,7 @@ fn prepare(ctx: &MetricCtx<'_>, what: What) -> Result<Arc<dyn PreparedSource>, D
             format!("{} must be from 1 to 3600", o.interval_seconds),
         )]));
     }
-    Ok(Arc::new(Prepared {
+    Ok(Arc::new(PreparedSystemMetric {
         what,
         every: std::time::Duration::from_secs(o.interval_seconds),
     }))
@@ -72,7 +72,7 @@ impl MetricSourceKind for MemorySource {
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedSystemMetric {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = Gauge::with_opts(opts(m))?;
         inst.registry.register(Box::new(g.clone()))?;

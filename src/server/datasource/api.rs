@@ -118,12 +118,12 @@ pub fn payload_options(live: &Live, req: PayloadOptionsRequest) -> Answer {
 /// A filter, checked.
 struct Cond {
     key: String,
-    op: Op,
+    op: FilterOp,
     values: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Op {
+enum FilterOp {
     Eq,
     Ne,
     Lt,
@@ -168,12 +168,12 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 ));
             }
             let op = match f.operator.as_str() {
-                "=" => Op::Eq,
-                "!=" => Op::Ne,
-                "<" if !is_tags => Op::Lt,
-                ">" if !is_tags => Op::Gt,
-                "=|" => Op::AnyOf,
-                "!=|" => Op::NoneOf,
+                "=" => FilterOp::Eq,
+                "!=" => FilterOp::Ne,
+                "<" if !is_tags => FilterOp::Lt,
+                ">" if !is_tags => FilterOp::Gt,
+                "=|" => FilterOp::AnyOf,
+                "!=|" => FilterOp::NoneOf,
                 other => {
                     return Err(BadField::new(
                         &at("operator"),
@@ -191,7 +191,7 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 }
             };
             let values = match op {
-                Op::AnyOf | Op::NoneOf if !f.values.is_empty() => f.values.clone(),
+                FilterOp::AnyOf | FilterOp::NoneOf if !f.values.is_empty() => f.values.clone(),
                 _ => vec![f.value.clone()],
             };
             Ok(Cond {
@@ -203,7 +203,7 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
         .collect()
 }
 
-fn cell_matches(cell: &Json, op: Op, values: &[String]) -> bool {
+fn cell_matches(cell: &Json, op: FilterOp, values: &[String]) -> bool {
     let eq = |v: &String| match (cell.as_f64(), v.parse::<f64>()) {
         (Some(a), Ok(b)) => a == b,
         _ => text(cell) == *v,
@@ -213,21 +213,21 @@ fn cell_matches(cell: &Json, op: Op, values: &[String]) -> bool {
         _ => Some(text(cell).cmp(v)),
     };
     match op {
-        Op::Eq | Op::AnyOf => values.iter().any(eq),
-        Op::Ne | Op::NoneOf => !values.iter().any(eq),
-        Op::Lt => values
+        FilterOp::Eq | FilterOp::AnyOf => values.iter().any(eq),
+        FilterOp::Ne | FilterOp::NoneOf => !values.iter().any(eq),
+        FilterOp::Lt => values
             .iter()
             .all(|v| cmp(v) == Some(std::cmp::Ordering::Less)),
-        Op::Gt => values
+        FilterOp::Gt => values
             .iter()
             .all(|v| cmp(v) == Some(std::cmp::Ordering::Greater)),
     }
 }
 
-fn tags_match(tags: &[String], op: Op, values: &[String]) -> bool {
+fn tags_match(tags: &[String], op: FilterOp, values: &[String]) -> bool {
     let any = values.iter().any(|v| tags.contains(v));
     match op {
-        Op::Eq | Op::AnyOf => any,
+        FilterOp::Eq | FilterOp::AnyOf => any,
         _ => !any,
     }
 }
