@@ -21,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// One label's closed set, as series indices.
-struct LabelSet {
+struct LabelValueSet {
     name: String,
     /// Series values: declared, then the fallback.
     values: Vec<String>,
@@ -46,7 +46,7 @@ enum Slots {
 pub struct AppFamily {
     name: String,
     kind: MetricType,
-    labels: Vec<LabelSet>,
+    labels: Vec<LabelValueSet>,
     series: Series,
     /// The current request's sampled span, if any.
     current: CurrentIds,
@@ -61,13 +61,13 @@ impl AppFamily {
     /// for which `current` gives ids carry them as exemplars
     /// ([`exemplars::no_ids`]: none).
     pub fn new(m: &Metric, current: CurrentIds) -> prometheus::Result<AppFamily> {
-        let labels: Vec<LabelSet> = m
+        let labels: Vec<LabelValueSet> = m
             .labels
             .iter()
             .map(|l: &Label| {
                 let values: Vec<String> = l.series_values().into_iter().map(String::from).collect();
                 let fallback = values.iter().position(|v| v == l.fallback()).unwrap_or(0);
-                LabelSet {
+                LabelValueSet {
                     name: l.name.clone(),
                     values,
                     fallback,

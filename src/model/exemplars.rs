@@ -178,11 +178,11 @@ fn newer(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
 /// OpenMetrics encoder joins to the gathered families. Built per scrape.
 #[derive(Debug, Default)]
 pub struct ExemplarIndex {
-    map: HashMap<String, HashMap<LabelSet, SeriesExemplars>>,
+    map: HashMap<String, HashMap<SortedLabels, SeriesExemplars>>,
 }
 
 /// A series' labels, sorted by name.
-type LabelSet = Vec<(String, String)>;
+type SortedLabels = Vec<(String, String)>;
 
 impl ExemplarIndex {
     /// Adds the exemplars of the series `labels` of `family` (the family's
@@ -220,7 +220,7 @@ impl ExemplarIndex {
         self.map.get(family)?.get(&Self::key(labels))
     }
 
-    fn key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> LabelSet {
+    fn key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> SortedLabels {
         let mut k: Vec<(String, String)> = labels
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();

@@ -409,11 +409,11 @@ fn way(p: &Path) -> Vec<PathBuf> {
     let mut links = 0;
     while let Some(part) = pending.pop_front() {
         match part {
-            Part::Root => at = PathBuf::from("/"),
-            Part::Parent => {
+            PathPart::Root => at = PathBuf::from("/"),
+            PathPart::Parent => {
                 at.pop();
             }
-            Part::Name(name) => {
+            PathPart::Name(name) => {
                 let next = at.join(name);
                 match std::fs::read_link(&next) {
                     Ok(target) if links < MAX_LINKS => {
@@ -434,20 +434,20 @@ fn way(p: &Path) -> Vec<PathBuf> {
 }
 
 /// A path component still to resolve.
-enum Part {
+enum PathPart {
     Root,
     Parent,
     Name(std::ffi::OsString),
 }
 
 /// `p`'s components to resolve (`.` dropped).
-fn parts(p: &Path) -> std::collections::VecDeque<Part> {
+fn parts(p: &Path) -> std::collections::VecDeque<PathPart> {
     use std::path::Component;
     p.components()
         .filter_map(|c| match c {
-            Component::Normal(n) => Some(Part::Name(n.to_os_string())),
-            Component::RootDir | Component::Prefix(_) => Some(Part::Root),
-            Component::ParentDir => Some(Part::Parent),
+            Component::Normal(n) => Some(PathPart::Name(n.to_os_string())),
+            Component::RootDir | Component::Prefix(_) => Some(PathPart::Root),
+            Component::ParentDir => Some(PathPart::Parent),
             Component::CurDir => None,
         })
         .collect()
