@@ -1,5 +1,5 @@
 //! [`App`]: the entry point of a service built on telltale. It builds the
-//! plugin [`Registry`] (the built-in kinds, then the user's) and runs the
+//! plugin [`KindRegistry`] (the built-in kinds, then the user's) and runs the
 //! same `serve` / `validate` / `render` / `chaos` command line as the
 //! `telltale` binary.
 //!
@@ -11,17 +11,17 @@
 //! }
 //! ```
 
-use crate::cli::{Cli, Context};
+use crate::cli::{Cli, CommandContext};
 use crate::plugins::handlers::HandlerKind;
 use crate::plugins::metrics::MetricSourceKind;
-use crate::plugins::Registry;
+use crate::plugins::KindRegistry;
 use clap::Parser;
 use std::process::ExitCode;
 use std::sync::Arc;
 
 /// A service: its registry of kinds and its default manifest.
 pub struct App {
-    ctx: Context,
+    ctx: CommandContext,
     /// Registration errors (a name taken twice), reported by `run_cli`.
     errors: Vec<String>,
 }
@@ -36,7 +36,7 @@ impl App {
     /// The built-in kinds, and the demo manifest as the default.
     pub fn new() -> App {
         App {
-            ctx: Context::default(),
+            ctx: CommandContext::default(),
             errors: Vec::new(),
         }
     }
@@ -44,7 +44,9 @@ impl App {
     /// Registers a typed handler kind under the name it reports
     /// (`Handler::name`).
     pub fn handler<H: crate::plugins::handlers::typed::Handler>(self, handler: H) -> App {
-        self.handler_kind(crate::plugins::handlers::typed::Kind::new(handler))
+        self.handler_kind(crate::plugins::handlers::typed::TypedHandlerKind::new(
+            handler,
+        ))
     }
 
     /// Registers a low-level handler kind (as the built-ins are).
@@ -160,7 +162,7 @@ impl App {
     }
 
     /// The registry built so far.
-    pub fn registry(&self) -> &Registry {
+    pub fn registry(&self) -> &KindRegistry {
         &self.ctx.registry
     }
 

@@ -173,8 +173,8 @@ fn chaos_requests(a: &ChaosArgs) -> Result<usize, String> {
 /// manifest used when there is neither `--manifest` nor `./manifest.yaml`,
 /// and the service's lifecycle hooks (`serve` only).
 #[derive(Clone)]
-pub struct Context {
-    pub registry: crate::plugins::Registry,
+pub struct CommandContext {
+    pub registry: crate::plugins::KindRegistry,
     /// (display name, text); `None`: the demo manifest compiled into telltale.
     pub embedded: Option<(String, &'static str)>,
     /// Run in order after validation, before the socket accepts.
@@ -186,9 +186,9 @@ pub struct Context {
     pub layers: Arc<std::sync::Mutex<Vec<crate::logging::UserLayer>>>,
 }
 
-impl std::fmt::Debug for Context {
+impl std::fmt::Debug for CommandContext {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Context")
+        f.debug_struct("CommandContext")
             .field("registry", &self.registry)
             .field("embedded", &self.embedded.as_ref().map(|e| &e.0))
             .field("on_start", &self.on_start.len())
@@ -238,10 +238,10 @@ pub type StartHook =
 /// A shutdown hook: given what the start hooks built.
 pub type ShutdownHook = Arc<dyn Fn(crate::model::Resources) -> HookFuture<()> + Send + Sync>;
 
-impl Default for Context {
+impl Default for CommandContext {
     fn default() -> Self {
-        Context {
-            registry: crate::plugins::Registry::builtin(),
+        CommandContext {
+            registry: crate::plugins::KindRegistry::builtin(),
             embedded: None,
             on_start: Vec::new(),
             on_shutdown: Vec::new(),
@@ -250,7 +250,7 @@ impl Default for Context {
     }
 }
 
-impl Context {
+impl CommandContext {
     /// Loads and validates, printing diagnostics on failure.
     pub fn open(&self, arg: &ManifestArg) -> Result<Model, ExitCode> {
         let embedded = self.embedded.as_ref().map(|(n, t)| (n.as_str(), *t));
@@ -263,11 +263,11 @@ impl Context {
 
 /// Runs `cli` with the built-in kinds only.
 pub fn run(cli: Cli) -> ExitCode {
-    run_with(cli, &Context::default())
+    run_with(cli, &CommandContext::default())
 }
 
 /// Runs `cli` with the kinds and default manifest of `ctx`.
-pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
+pub fn run_with(cli: Cli, ctx: &CommandContext) -> ExitCode {
     let open = |a: &ManifestArg| ctx.open(a);
     match cli.command {
         None => serve(cli.serve, ctx),
@@ -296,7 +296,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
                 errln!("telltale: manifest {}", m.origin());
                 crate::chaos::run(
                     &m,
-                    crate::chaos::Options {
+                    crate::chaos::ChaosOptions {
                         target: a.target,
                         requests,
                         rate: a.rate,
@@ -320,7 +320,7 @@ pub fn run_with(cli: Cli, ctx: &Context) -> ExitCode {
         Some(Command::Verify(a)) => match open(&a.manifest) {
             Ok(m) => crate::verify::run(
                 &m,
-                crate::verify::Options {
+                crate::verify::VerifyOptions {
                     prometheus: a.prometheus,
                     loki: a.loki,
                     json: a.json,
@@ -363,7 +363,7 @@ fn report_valid(m: &Model) -> ExitCode {
     ExitCode::SUCCESS
 }
 
-fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
+fn render(args: RenderArgs, ctx: &CommandContext) -> ExitCode {
     let model = match ctx.open(&args.manifest) {
         Ok(m) => m,
         Err(code) => {
@@ -442,12 +442,12 @@ fn render(args: RenderArgs, ctx: &Context) -> ExitCode {
 /// the registry reloads use, and the resources for the shutdown hooks.
 async fn start(
     model: Arc<Model>,
-    ctx: &Context,
+    ctx: &CommandContext,
     arg: &ManifestArg,
 ) -> Result<
     (
         Arc<Model>,
-        crate::plugins::Registry,
+        crate::plugins::KindRegistry,
         crate::model::Resources,
     ),
     String,
@@ -472,7 +472,7 @@ async fn start(
             .map_err(|e| format!("start hook {} failed: {e}", i + 1))?;
     }
     registry.set_resources(resources.clone());
-    let with = Context {
+    let with = CommandContext {
         registry: registry.clone(),
         ..ctx.clone()
     };
@@ -483,7 +483,7 @@ async fn start(
     Ok((Arc::new(model), registry, resources))
 }
 
-fn serve(args: ServeArgs, ctx: &Context) -> ExitCode {
+fn serve(args: ServeArgs, ctx: &CommandContext) -> ExitCode {
     let model = match ctx.open(&args.manifest) {
         Ok(m) => Arc::new(m),
         Err(code) => {

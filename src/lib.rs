@@ -11,7 +11,7 @@
 //!                               budget
 //! logging/   the log writer (used by server/)
 //! plugins/   the built-in handler and metric source kinds, implementing model/kinds.rs
-//! app.rs     App: builds the Registry (built-ins, then yours) and runs the CLI (cli.rs)
+//! app.rs     App: builds the KindRegistry (built-ins, then yours) and runs the CLI (cli.rs)
 //! ```
 //!
 //! A service of your own is an [`App`] with its own [`Handler`] kinds and
@@ -36,7 +36,7 @@ pub use cli::StartContext;
 pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
 pub use model::dependencies::Outcome;
 pub use model::kinds::Middleware;
-pub use model::{Identity, Registry, Resources};
+pub use model::{Identity, KindRegistry, Resources};
 pub use plugins::dependencies::{
     DependencyError, HttpClient, HttpRequest, HttpResponse, Sql, SqlOperation,
 };

@@ -29,7 +29,8 @@ fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBu
 }
 
 fn model(path: &Path) -> Model {
-    telltale::model::open(Some(path), &telltale::Registry::builtin()).expect("manifest is valid")
+    telltale::model::open(Some(path), &telltale::KindRegistry::builtin())
+        .expect("manifest is valid")
 }
 
 fn names_of(m: &Model, kind: Option<DatasourceTargetKind>) -> Vec<String> {

@@ -5,9 +5,9 @@
 
 use std::sync::Arc;
 use telltale::manifest::{Diagnostics, Metric, MetricType};
-use telltale::model::contrib::{AlertCtx, AlertTuning, DerivedAlert};
+use telltale::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule};
 use telltale::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
-use telltale::Registry;
+use telltale::KindRegistry;
 
 /// `queue.depth`: a gauge that derives a backlog alert.
 struct QueueDepth;
@@ -36,11 +36,11 @@ impl PreparedSource for Prepared {
             threshold: |t| (t < 1.0).then(|| "must be at least 1 message".to_string()),
         })
     }
-    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         let tune = metric.alert.clone().unwrap_or_default();
         let above = tune.threshold.unwrap_or(100.0);
         let series = format!("{}{{{}, {}}}", metric.name, ctx.selector, ctx.instance);
-        vec![DerivedAlert {
+        vec![DerivedAlertRule {
             name: tune.name.unwrap_or_else(|| "QueueBacklog".into()),
             expr: format!("max({}{{{}}}) > {above}", metric.name, ctx.selector),
             for_: tune
@@ -65,8 +65,8 @@ impl PreparedSource for Prepared {
     }
 }
 
-fn registry() -> Registry {
-    let mut r = Registry::builtin();
+fn registry() -> KindRegistry {
+    let mut r = KindRegistry::builtin();
     r.add_source_kind(Arc::new(QueueDepth)).unwrap();
     r
 }

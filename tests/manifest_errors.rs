@@ -58,7 +58,8 @@ fn every_fixture_reports_its_message_at_its_line() {
             fx.lines.len(),
             "{name}: each `# expect:` needs one `# <-E` marker"
         );
-        let diags = match telltale::model::open(Some(&fx.path), &telltale::Registry::builtin()) {
+        let diags = match telltale::model::open(Some(&fx.path), &telltale::KindRegistry::builtin())
+        {
             Ok(_) => {
                 failures.push(format!("{name}: manifest was accepted"));
                 continue;
@@ -157,7 +158,7 @@ fn the_embedded_manifest_is_the_repo_manifest() {
     );
     // And it validates without any file on disk (data files embedded too).
     let loaded = telltale::manifest::load_embedded().unwrap();
-    telltale::model::validate(loaded, &telltale::Registry::builtin()).unwrap();
+    telltale::model::validate(loaded, &telltale::KindRegistry::builtin()).unwrap();
 }
 
 /// A typo in a metric's `type` is that metric's error alone: the metric is
@@ -172,7 +173,7 @@ fn a_metric_type_typo_is_reported_without_follow_on_errors() {
         "  - name: http_requests_total\n    type: counter\n",
         "  - name: http_requests_total\n    type: countr\n",
     );
-    let diags = match telltale::model::open(Some(&manifest), &telltale::Registry::builtin()) {
+    let diags = match telltale::model::open(Some(&manifest), &telltale::KindRegistry::builtin()) {
         Ok(_) => panic!("a bad type was accepted"),
         Err(d) => d.0,
     };

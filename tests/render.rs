@@ -692,7 +692,8 @@ fn dashboard_follows_the_manifest_and_grafana_conventions() {
 #[test]
 fn render_dashboard_is_the_written_file() {
     let r = rendered_default();
-    let model = telltale::model::open(Some(&r.manifest), &telltale::Registry::builtin()).unwrap();
+    let model =
+        telltale::model::open(Some(&r.manifest), &telltale::KindRegistry::builtin()).unwrap();
     let text = telltale::render::render_dashboard(&model).unwrap();
     assert_eq!(
         text,

@@ -11,7 +11,7 @@ use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
 use telltale::manifest::load_str;
-use telltale::model::{validate, Registry};
+use telltale::model::{validate, KindRegistry};
 
 const BASE: &str = r#"
 service:
@@ -263,7 +263,7 @@ enum Outcome {
 
 /// Validates and renders; checks every file parses and the value is in
 /// its file.
-fn case(registry: &Registry, field: &Field, text: &str) -> Result<Outcome, TestCaseError> {
+fn case(registry: &KindRegistry, field: &Field, text: &str) -> Result<Outcome, TestCaseError> {
     let src = manifest(field, text);
     let loaded = match load_str("prop.yaml", &src, None) {
         Ok(l) => l,
@@ -326,7 +326,7 @@ fn strings(v: &serde_json::Value, out: &mut Vec<String>) {
 
 #[test]
 fn ten_thousand_random_texts_are_refused_with_a_location_or_rendered_intact() {
-    let registry = Registry::builtin();
+    let registry = KindRegistry::builtin();
     let mut runner = TestRunner::new(Config {
         cases: 10_000,
         failure_persistence: None,
@@ -372,7 +372,7 @@ fn promtool(args: &[&str], dir: &std::path::Path) -> (bool, String) {
 /// unit tests, on each.
 #[test]
 fn promtool_accepts_what_renders_from_a_sample_including_every_payload() {
-    let registry = Registry::builtin();
+    let registry = KindRegistry::builtin();
     let mut runner = TestRunner::deterministic();
     let strategy = (0..FIELDS.len(), text());
     let mut cases: Vec<(usize, String)> = (0..FIELDS.len())

@@ -28,7 +28,7 @@ use crate::model::Model;
 use crate::term::{errln, out, outln};
 use indicatif::{ProgressBar, ProgressStyle};
 use plan::Planned;
-use report::{Meta, Outcome, Report};
+use report::{Meta, Report, RequestOutcome};
 use std::io::IsTerminal;
 use std::process::ExitCode;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
@@ -37,7 +37,7 @@ use std::time::{Duration, Instant};
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct ChaosOptions {
     /// Base URL, e.g. `http://127.0.0.1:8001`; `None`: the manifest's port on loopback.
     pub target: Option<String>,
     pub requests: usize,
@@ -70,7 +70,7 @@ pub const MAX_RATE: f64 = 10_000.0;
 const MAX_REQUESTS: usize = 1_000_000;
 const MAX_CONCURRENCY: usize = 256;
 
-fn check(o: &Options) -> Result<(), String> {
+fn check(o: &ChaosOptions) -> Result<(), String> {
     if !(1..=MAX_REQUESTS).contains(&o.requests) {
         return Err(format!("--requests must be from 1 to {MAX_REQUESTS}"));
     }
@@ -94,7 +94,7 @@ fn check(o: &Options) -> Result<(), String> {
 }
 
 /// Runs chaos and prints the report; the exit code says whether it passed.
-pub fn run(model: &Model, o: Options) -> ExitCode {
+pub fn run(model: &Model, o: ChaosOptions) -> ExitCode {
     let fail = |msg: String| {
         errln!("telltale chaos: {msg}");
         ExitCode::from(2)
@@ -328,8 +328,8 @@ async fn send_all(
     plan: Arc<Vec<Planned>>,
     headers: Arc<Vec<(headers::Header, bool)>>,
     target: &str,
-    o: &Options,
-) -> (Vec<Option<Outcome>>, Option<String>) {
+    o: &ChaosOptions,
+) -> (Vec<Option<RequestOutcome>>, Option<String>) {
     let client = match reqwest::Client::builder().timeout(o.timeout).build() {
         Ok(c) => c,
         Err(e) => return (vec![None; plan.len()], Some(format!("HTTP client: {e}"))),
@@ -340,7 +340,8 @@ async fn send_all(
     let rate = o.rate;
     let stop = Arc::new(AtomicBool::new(false));
     let reason: Arc<Mutex<Option<String>>> = Arc::default();
-    let results: Arc<Mutex<Vec<Option<Outcome>>>> = Arc::new(Mutex::new(vec![None; plan.len()]));
+    let results: Arc<Mutex<Vec<Option<RequestOutcome>>>> =
+        Arc::new(Mutex::new(vec![None; plan.len()]));
     let failures = Arc::new(AtomicUsize::new(0));
     let mut workers = Vec::new();
     for _ in 0..o.concurrency.min(plan.len()) {
@@ -401,7 +402,7 @@ async fn send(
     target: &str,
     headers: &[(headers::Header, bool)],
     p: &Planned,
-) -> (Outcome, bool) {
+) -> (RequestOutcome, bool) {
     let mut req = client.request(p.method.to_http(), format!("{target}{}", p.path));
     for (h, credential) in headers {
         if p.credentials || !credential {
@@ -424,7 +425,7 @@ async fn send(
                 .err()
                 .map(|e| e.to_string());
             (
-                Outcome {
+                RequestOutcome {
                     status: Some(status),
                     error,
                     latency: start.elapsed(),
@@ -433,7 +434,7 @@ async fn send(
             )
         }
         Err(e) => (
-            Outcome {
+            RequestOutcome {
                 status: None,
                 error: Some(printable(&e.to_string())),
                 latency: start.elapsed(),

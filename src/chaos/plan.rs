@@ -389,7 +389,7 @@ mod tests {
     fn model() -> Model {
         crate::model::validate(
             crate::manifest::load_embedded().unwrap(),
-            &crate::plugins::Registry::builtin(),
+            &crate::plugins::KindRegistry::builtin(),
         )
         .unwrap()
     }

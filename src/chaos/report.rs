@@ -10,7 +10,7 @@ use std::time::Duration;
 
 /// What happened to one planned request.
 #[derive(Debug, Clone)]
-pub struct Outcome {
+pub struct RequestOutcome {
     pub status: Option<u16>,
     /// Transport error (no status), or with a status: the body was over
     /// the cap or cut off.
@@ -18,7 +18,7 @@ pub struct Outcome {
     pub latency: Duration,
 }
 
-impl Outcome {
+impl RequestOutcome {
     /// The request got what `expect` asks, and its whole body within the cap.
     pub fn meets(&self, expect: Expect) -> bool {
         self.error.is_none() && self.status.is_some_and(|s| expect.met_by(s))
@@ -69,7 +69,7 @@ pub fn latency(mut ms: Vec<f64>) -> Option<Latency> {
 }
 
 #[derive(Debug, Clone)]
-struct Row {
+struct EndpointRow {
     endpoint: String,
     kind: String,
     expect: String,
@@ -92,7 +92,7 @@ pub struct Surprise {
 #[derive(Debug, Clone)]
 pub struct Report {
     meta: Meta,
-    rows: Vec<Row>,
+    rows: Vec<EndpointRow>,
     latency: Option<Latency>,
     sent: usize,
     good_total: usize,
@@ -105,7 +105,7 @@ pub struct Report {
     failed_good: Vec<Surprise>,
 }
 
-fn got(o: &Outcome) -> String {
+fn got(o: &RequestOutcome) -> String {
     match (o.status, &o.error) {
         (Some(s), None) => s.to_string(),
         (Some(s), Some(e)) => format!("{s}, then error: {e}"),
@@ -116,8 +116,8 @@ fn got(o: &Outcome) -> String {
 
 impl Report {
     /// `outcomes[i]` belongs to `plan[i]`; `None` means not sent (aborted run).
-    pub fn build(plan: &[Planned], outcomes: &[Option<Outcome>], meta: Meta) -> Report {
-        let mut rows: BTreeMap<(bool, String, String), Row> = BTreeMap::new();
+    pub fn build(plan: &[Planned], outcomes: &[Option<RequestOutcome>], meta: Meta) -> Report {
+        let mut rows: BTreeMap<(bool, String, String), EndpointRow> = BTreeMap::new();
         let mut all = Vec::new();
         let mut r = Report {
             meta,
@@ -137,7 +137,7 @@ impl Report {
             let kind = p.bad.map_or("good", |b| b.as_str()).to_string();
             let row = rows
                 .entry((p.bad.is_some(), p.endpoint.clone(), kind.clone()))
-                .or_insert_with(|| Row {
+                .or_insert_with(|| EndpointRow {
                     endpoint: p.endpoint.clone(),
                     kind: kind.clone(),
                     expect: p.expect.describe(),
@@ -379,7 +379,7 @@ mod tests {
             credentials: true,
         };
         let o = |s: u16| {
-            Some(Outcome {
+            Some(RequestOutcome {
                 status: Some(s),
                 error: None,
                 latency: Duration::from_millis(1),

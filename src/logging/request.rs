@@ -2,7 +2,7 @@
 //! inside [`scoped`]; the log layer adds the request's fields (`request_id`,
 //! `method`, `path`) to every event logged meanwhile (the handler's own
 //! lines), and the middleware takes them back for the request line
-//! ([`Context::into_fields`]). The router records in the same place which
+//! ([`RequestScope::into_fields`]). The router records in the same place which
 //! route template answered ([`set_route`]), for the middleware's metrics and
 //! request line.
 //!
@@ -14,7 +14,7 @@
 //! a tag in the response's extensions, which cost two allocations per
 //! request (the extensions map and its table).
 
-use crate::traces::span::{Event, Events};
+use crate::traces::span::{Events, SpanEvent};
 use crate::traces::SpanContext;
 use arrayvec::ArrayString;
 use poem::http::{HeaderValue, Method};
@@ -201,7 +201,7 @@ impl Caller {
 /// One request's context: its id, its log fields (none when logging is
 /// off), the route that answered it (none if no route matched) and its
 /// authenticated caller.
-pub struct Context {
+pub struct RequestScope {
     id: Option<RequestId>,
     fields: Option<RequestFields>,
     route: Cell<Option<usize>>,
@@ -217,9 +217,9 @@ pub struct Context {
     events: std::cell::RefCell<Option<Box<Events>>>,
 }
 
-impl Context {
+impl RequestScope {
     pub fn new(fields: Option<RequestFields>) -> Self {
-        Context {
+        RequestScope {
             id: None,
             fields,
             route: Cell::new(None),
@@ -242,20 +242,20 @@ impl Context {
         self
     }
 
-    /// The span given to [`Context::in_span`].
+    /// The span given to [`RequestScope::in_span`].
     pub fn span(&self) -> Option<SpanContext> {
         self.span
     }
 
     /// A context that also holds the request's id (see [`current_id`]).
     pub fn with_id(id: RequestId, fields: Option<RequestFields>) -> Self {
-        Context {
+        RequestScope {
             id: Some(id),
-            ..Context::new(fields)
+            ..RequestScope::new(fields)
         }
     }
 
-    /// The request id given to [`Context::with_id`].
+    /// The request id given to [`RequestScope::with_id`].
     pub fn take_id(&mut self) -> Option<RequestId> {
         self.id.take()
     }
@@ -277,7 +277,7 @@ impl Context {
 }
 
 tokio::task_local! {
-    static CURRENT: Context;
+    static CURRENT: RequestScope;
 }
 
 /// Whether any line can be written (else the middleware skips the fields).
@@ -293,18 +293,18 @@ pub fn wanted() -> bool {
 /// the task-local future that holds them again, so the request's future
 /// doubled in size, and poem copies that future into its box on every
 /// request.
-pub fn scoped<F: Future>(ctx: Context, f: F) -> TaskLocalFuture<Context, F> {
+pub fn scoped<F: Future>(ctx: RequestScope, f: F) -> TaskLocalFuture<RequestScope, F> {
     CURRENT.scope(ctx, f)
 }
 
 /// The context given to [`scoped`], once its future has completed.
-pub fn take_back<F: Future>(fut: Pin<&mut TaskLocalFuture<Context, F>>) -> Context {
-    fut.take_value().unwrap_or_else(|| Context::new(None))
+pub fn take_back<F: Future>(fut: Pin<&mut TaskLocalFuture<RequestScope, F>>) -> RequestScope {
+    fut.take_value().unwrap_or_else(|| RequestScope::new(None))
 }
 
 /// Runs `f` with `ctx` as the current request.
 #[cfg(test)]
-pub fn sync_scope<R>(ctx: Context, f: impl FnOnce() -> R) -> R {
+pub fn sync_scope<R>(ctx: RequestScope, f: impl FnOnce() -> R) -> R {
     CURRENT.sync_scope(ctx, f)
 }
 
@@ -364,7 +364,7 @@ pub fn current_span() -> Option<SpanContext> {
 
 /// Adds `e` to the current request's server span (a no-op outside a
 /// request or when its span is not sampled).
-pub fn push_event(e: Event) {
+pub fn push_event(e: SpanEvent) {
     let _ = CURRENT.try_with(|c| {
         if c.span.is_some_and(|s| s.sampled) {
             if let Ok(mut events) = c.events.try_borrow_mut() {
@@ -489,7 +489,7 @@ mod tests {
     }
 
     async fn route_after(f: impl Future<Output = ()>) -> Option<usize> {
-        let mut fut = std::pin::pin!(scoped(Context::new(None), f));
+        let mut fut = std::pin::pin!(scoped(RequestScope::new(None), f));
         fut.as_mut().await;
         take_back(fut).route()
     }

@@ -179,7 +179,7 @@ impl Style {
 #[cfg(test)]
 mod tests {
     use super::super::layer::{LogLayer, Output};
-    use super::super::request::{self, Context, RequestId};
+    use super::super::request::{self, RequestId, RequestScope};
     use super::super::sink::tests::Out;
     use super::*;
     use poem::http::{HeaderValue, Method};
@@ -229,7 +229,7 @@ mod tests {
                     let duration_ms = *micros as f64 / 1e3;
                     use crate::logging::request::{Caller, Name};
                     let caller = (*status == 201).then(|| Name::new("al\"ice"));
-                    let ctx = Context::new(Some(f()));
+                    let ctx = RequestScope::new(Some(f()));
                     if let Some(c) = &caller {
                         let _ = ctx.caller.set(Box::new(Caller::new(
                             Name::new("key"),

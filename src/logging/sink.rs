@@ -122,7 +122,7 @@ impl Health {
 }
 
 #[derive(Default)]
-struct Shared {
+struct WriterShared {
     /// Every thread's queue; the writer drains them all.
     slots: Mutex<Vec<Arc<Slot>>>,
     /// `true` once the guard is dropped. The writer sleeps on it.
@@ -143,7 +143,7 @@ fn relock<T>(r: std::sync::LockResult<T>) -> T {
     r.unwrap_or_else(|e| e.into_inner())
 }
 
-impl Shared {
+impl WriterShared {
     fn closed(&self) -> MutexGuard<'_, bool> {
         relock(self.closed.lock())
     }
@@ -163,18 +163,18 @@ impl Shared {
 /// The writing end; cheap to clone.
 #[derive(Clone)]
 pub struct Sink {
-    shared: Arc<Shared>,
+    shared: Arc<WriterShared>,
 }
 
 /// Owns the writer thread; dropping it writes every queued line and joins.
 pub struct SinkGuard {
-    shared: Arc<Shared>,
+    shared: Arc<WriterShared>,
     thread: Option<JoinHandle<()>>,
 }
 
 thread_local! {
     /// This thread's queue in each sink it has written to (usually one).
-    static SLOTS: RefCell<Vec<(Weak<Shared>, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
+    static SLOTS: RefCell<Vec<(Weak<WriterShared>, Arc<Slot>)>> = const { RefCell::new(Vec::new()) };
 }
 
 impl Sink {
@@ -203,7 +203,7 @@ impl Sink {
         F: Write + TakeBack + Send + 'static,
         C: Write + TakeBack + Send + 'static,
     {
-        let shared = Arc::new(Shared::default());
+        let shared = Arc::new(WriterShared::default());
         let thread = {
             let shared = shared.clone();
             std::thread::Builder::new()
@@ -371,7 +371,7 @@ pub trait TakeBack {
 impl TakeBack for std::io::Sink {}
 
 /// One output of the writer and what it has been through.
-struct Output<W: Write + TakeBack> {
+struct WriterOutput<W: Write + TakeBack> {
     out: W,
     which: Which,
     /// The first failure has been reported (once per process).
@@ -465,9 +465,9 @@ fn death_lines(why: &str) -> (String, String) {
     )
 }
 
-impl<W: Write + TakeBack> Output<W> {
+impl<W: Write + TakeBack> WriterOutput<W> {
     fn new(out: W, which: Which) -> Self {
-        Output {
+        WriterOutput {
             out,
             which,
             reported: false,
@@ -556,8 +556,8 @@ impl<W: Write + TakeBack> Output<W> {
 
 /// Both outputs: each failure is reported once in the other one.
 struct Outputs<F: Write + TakeBack, C: Write + TakeBack> {
-    file: Output<F>,
-    console: Output<C>,
+    file: WriterOutput<F>,
+    console: WriterOutput<C>,
     /// The console gets the JSON lines too.
     json_console: bool,
 }
@@ -674,15 +674,15 @@ fn merge(
 /// it (a bug, never an I/O error) is caught: the writer marks itself dead,
 /// says so in both outputs, and wakes every thread waiting for room.
 fn writer<F: Write + TakeBack, C: Write + TakeBack>(
-    sh: &Shared,
+    sh: &WriterShared,
     file: F,
     console: C,
     ansi: bool,
     json_console: bool,
 ) {
     let mut outs = Outputs {
-        file: Output::new(file, Which::File),
-        console: Output::new(console, Which::Console),
+        file: WriterOutput::new(file, Which::File),
+        console: WriterOutput::new(console, Which::Console),
         json_console,
     };
     let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -714,7 +714,7 @@ fn writer<F: Write + TakeBack, C: Write + TakeBack>(
 }
 
 fn write_loop<F: Write + TakeBack, C: Write + TakeBack>(
-    sh: &Shared,
+    sh: &WriterShared,
     outs: &mut Outputs<F, C>,
     ansi: bool,
 ) {
@@ -1223,7 +1223,7 @@ pub(super) mod tests {
     /// Writes 10 batches of 10 JSON lines through a sink onto a disk that
     /// fills in the middle of a line of the third batch and gets room again
     /// before the eighth. Returns the file's lines and the sink's health.
-    fn fill_and_recover(cuts: bool) -> (Vec<serde_json::Value>, Arc<Shared>) {
+    fn fill_and_recover(cuts: bool) -> (Vec<serde_json::Value>, Arc<WriterShared>) {
         let line = |n: usize| format!("{{\"n\":{n},\"pad\":\"{}\"}}\n", "x".repeat(80));
         let disk = SharedDisk(Arc::new(Mutex::new(Disk {
             bytes: Vec::new(),

@@ -3,7 +3,9 @@
 //! (`traces`). Outside a sampled request, and with tracing off, this layer
 //! does nothing but one check per span and event.
 
-use crate::traces::span::{self, now_ns, Body, Event, Events, SpanRecord, Value, MAX_ATTRIBUTES};
+use crate::traces::span::{
+    self, now_ns, Body, Events, SpanEvent, SpanRecord, Value, MAX_ATTRIBUTES,
+};
 use crate::traces::{SpanId, TraceId};
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -183,7 +185,7 @@ where
             .unwrap_or_else(|| meta.name().to_string());
         attributes.push(("level", Value::Str(meta.level().as_str().into())));
         attributes.push(("logger", Value::text(meta.target())));
-        let e = Event {
+        let e = SpanEvent {
             time_ns: now_ns(),
             name: span::cut(&name, span::MAX_VALUE).into(),
             attributes,

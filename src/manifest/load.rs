@@ -2,7 +2,7 @@
 //! going after the first error so that one run reports them all.
 
 use super::diag::{Diagnostic, Diagnostics};
-use super::model::*;
+use super::document::*;
 use super::spans::SpanIndex;
 use serde::de::DeserializeOwned;
 use serde_yaml::{Mapping, Value};

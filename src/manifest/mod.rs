@@ -1,22 +1,22 @@
 //! manifest.yaml, parsed and located: the first stage.
 //!
 //! `load` reads and deserializes, collecting every structural error with
-//! its `file:line:column`; `model` holds the types, `spans` maps field
+//! its `file:line:column`; `document` holds the types, `spans` maps field
 //! paths to positions. Checking what the fields mean is the next stage,
 //! `crate::model`; this folder imports nothing else of telltale.
 
 pub mod auth;
 pub mod dependencies;
 pub mod diag;
+pub mod document;
 pub mod load;
-pub mod model;
 pub mod spans;
 pub mod traces;
 pub mod values;
 
 pub use diag::{Diagnostic, Diagnostics};
+pub use document::*;
 pub use load::{load_embedded, load_file, load_str, Failed, Loaded, Source};
-pub use model::*;
 
 /// The JSON Schema (draft 2020-12) of `manifest.yaml`, generated from
 /// [`Manifest`] and the types below it: their doc comments are its

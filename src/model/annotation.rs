@@ -10,17 +10,17 @@ use std::collections::BTreeMap;
 
 /// One piece of a parsed annotation.
 #[derive(Debug, PartialEq)]
-enum Part<'a> {
+enum AnnotationPart<'a> {
     Text(&'a str),
     Value,
     Label(&'a str),
 }
 
-fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
+fn parse(t: &str) -> Result<Vec<AnnotationPart<'_>>, String> {
     let mut out = Vec::new();
     let mut rest = t;
     while let Some(i) = rest.find("{{") {
-        out.push(Part::Text(&rest[..i]));
+        out.push(AnnotationPart::Text(&rest[..i]));
         let after = &rest[i + 2..];
         let end = after
             .find("}}")
@@ -29,14 +29,14 @@ fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
         if action == "\"{{\"" {
             // How a literal `{{` is written (what the renderer writes for
             // manifest text): it prints itself.
-            out.push(Part::Text("{{"));
+            out.push(AnnotationPart::Text("{{"));
         } else if action == "$value" {
-            out.push(Part::Value);
+            out.push(AnnotationPart::Value);
         } else if let Some(l) = action.strip_prefix("$labels.") {
             if !crate::model::is_label_name(l) {
                 return Err(format!("{l:?} is not a label name"));
             }
-            out.push(Part::Label(l));
+            out.push(AnnotationPart::Label(l));
         } else {
             return Err(format!(
                 "unsupported template action {{{{ {action} }}}} (only {{{{ $value }}}} and {{{{ $labels.NAME }}}} can be unit-tested)"
@@ -44,7 +44,7 @@ fn parse(t: &str) -> Result<Vec<Part<'_>>, String> {
         }
         rest = &after[end + 2..];
     }
-    out.push(Part::Text(rest));
+    out.push(AnnotationPart::Text(rest));
     Ok(out)
 }
 
@@ -53,7 +53,7 @@ pub fn labels_used(t: &str) -> Result<Vec<String>, String> {
     Ok(parse(t)?
         .into_iter()
         .filter_map(|p| match p {
-            Part::Label(l) => Some(l.to_string()),
+            AnnotationPart::Label(l) => Some(l.to_string()),
             _ => None,
         })
         .collect())
@@ -61,7 +61,7 @@ pub fn labels_used(t: &str) -> Result<Vec<String>, String> {
 
 /// Whether the annotation uses `{{ $value }}`.
 pub fn uses_value(t: &str) -> Result<bool, String> {
-    Ok(parse(t)?.contains(&Part::Value))
+    Ok(parse(t)?.contains(&AnnotationPart::Value))
 }
 
 /// Expands `t` as Prometheus would for an alert with `labels` and `value`.
@@ -73,14 +73,14 @@ pub fn expand(
     let mut s = String::new();
     for p in parse(t)? {
         match p {
-            Part::Text(x) => s.push_str(x),
-            Part::Value => {
+            AnnotationPart::Text(x) => s.push_str(x),
+            AnnotationPart::Value => {
                 let v = value.ok_or("annotation uses {{ $value }} but the test gives no value")?;
                 // Go prints floats in their shortest form, as Rust's Display does
                 // for the ranges a fixture uses (95, 0.5, 12.25).
                 s.push_str(&v.to_string());
             }
-            Part::Label(l) => {
+            AnnotationPart::Label(l) => {
                 s.push_str(labels.get(l).ok_or_else(|| {
                     format!("annotation uses label {l:?} the alert does not have")
                 })?)

@@ -11,7 +11,9 @@
 //! the layer that sees requests). The slots of a series are allocated at
 //! its first sampled observation, once.
 
-use super::exemplars::{self, BucketSlots, CurrentIds, ExemplarIndex, Ids, SeriesExemplars, Slot};
+use super::exemplars::{
+    self, BucketSlots, CurrentIds, ExemplarIndex, ExemplarSlot, Ids, SeriesExemplars,
+};
 use super::kinds::{label_names, opts};
 use crate::manifest::{Label, Metric, MetricType};
 use prometheus::core::Collector;
@@ -19,7 +21,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, OnceLock};
 
 /// One label's closed set, as series indices.
-struct LabelSet {
+struct LabelValueSet {
     name: String,
     /// Series values: declared, then the fallback.
     values: Vec<String>,
@@ -36,7 +38,7 @@ enum Series {
 
 /// One series' exemplar slots.
 enum Slots {
-    Counter(Slot),
+    Counter(ExemplarSlot),
     Histogram(BucketSlots),
 }
 
@@ -44,7 +46,7 @@ enum Slots {
 pub struct AppFamily {
     name: String,
     kind: MetricType,
-    labels: Vec<LabelSet>,
+    labels: Vec<LabelValueSet>,
     series: Series,
     /// The current request's sampled span, if any.
     current: CurrentIds,
@@ -59,13 +61,13 @@ impl AppFamily {
     /// for which `current` gives ids carry them as exemplars
     /// ([`exemplars::no_ids`]: none).
     pub fn new(m: &Metric, current: CurrentIds) -> prometheus::Result<AppFamily> {
-        let labels: Vec<LabelSet> = m
+        let labels: Vec<LabelValueSet> = m
             .labels
             .iter()
             .map(|l: &Label| {
                 let values: Vec<String> = l.series_values().into_iter().map(String::from).collect();
                 let fallback = values.iter().position(|v| v == l.fallback()).unwrap_or(0);
-                LabelSet {
+                LabelValueSet {
                     name: l.name.clone(),
                     values,
                     fallback,
@@ -144,7 +146,7 @@ impl AppFamily {
         let slots = cell.get_or_init(|| {
             Box::new(match self.kind {
                 MetricType::Histogram => Slots::Histogram(BucketSlots::new(&self.bounds)),
-                _ => Slots::Counter(Slot::default()),
+                _ => Slots::Counter(ExemplarSlot::default()),
             })
         });
         let at = exemplars::now_ms();

@@ -9,7 +9,7 @@
 //! ones telltale itself answers, plus `1xx` … `5xx` for any other (so that
 //! `status=~"5.."` still matches it).
 
-use super::model::{Manifest, Metric, MetricType};
+use crate::manifest::{Manifest, Metric, MetricType};
 use std::collections::BTreeSet;
 
 /// Statuses telltale's own layers answer, whatever the handlers document.

@@ -63,7 +63,7 @@ pub struct AlertCtx<'a> {
 /// One derived alert and the series of its two promtool tests: one under
 /// which it fires, one under which it stays quiet.
 #[derive(Debug, Clone)]
-pub struct DerivedAlert {
+pub struct DerivedAlertRule {
     pub name: String,
     pub expr: String,
     /// How long the condition must hold.

@@ -27,7 +27,7 @@ pub struct Spec {
     pub requests_metric: Option<String>,
     /// The gauge whose changes are low-stock events.
     pub low_stock: Option<String>,
-    pub targets: Vec<Target>,
+    pub targets: Vec<TargetSpec>,
     /// What one request may cost.
     pub limits: crate::manifest::QueryLimits,
 }
@@ -49,13 +49,13 @@ impl Default for Spec {
 
 impl Spec {
     /// The target called `name`.
-    pub fn target(&self, name: &str) -> Option<&Target> {
+    pub fn target(&self, name: &str) -> Option<&TargetSpec> {
         self.targets.iter().find(|t| t.name == name)
     }
     /// Series targets, in slot order.
-    pub fn series(&self) -> impl Iterator<Item = (&Target, &SeriesDef)> {
+    pub fn series(&self) -> impl Iterator<Item = (&TargetSpec, &SeriesDef)> {
         self.targets.iter().filter_map(|t| match &t.body {
-            Body::Series(s) => Some((t, s)),
+            TargetBody::Series(s) => Some((t, s)),
             _ => None,
         })
     }
@@ -67,7 +67,7 @@ impl Spec {
     pub fn columns(&self) -> Vec<&Column> {
         let mut out: Vec<&Column> = Vec::new();
         for t in &self.targets {
-            if let Body::Table(tb) = &t.body {
+            if let TargetBody::Table(tb) = &t.body {
                 for c in &tb.columns {
                     if !out.iter().any(|o| o.name == c.name) {
                         out.push(c);
@@ -81,7 +81,7 @@ impl Spec {
     pub fn has_annotations(&self) -> bool {
         self.targets
             .iter()
-            .any(|t| matches!(t.body, Body::Annotations(_)))
+            .any(|t| matches!(t.body, TargetBody::Annotations(_)))
     }
     /// Every filter and tag key: the columns, plus `tags` with annotations.
     pub fn keys(&self) -> Vec<&str> {
@@ -104,25 +104,25 @@ impl Spec {
 
 /// One queryable name.
 #[derive(Debug, Clone)]
-pub struct Target {
+pub struct TargetSpec {
     pub name: String,
     pub description: String,
-    pub body: Body,
+    pub body: TargetBody,
 }
 
 #[derive(Debug, Clone)]
-pub enum Body {
+pub enum TargetBody {
     Series(SeriesDef),
     Table(Table),
     Annotations(Vec<EventKind>),
 }
 
-impl Body {
+impl TargetBody {
     pub fn kind(&self) -> &'static str {
         match self {
-            Body::Series(_) => "series",
-            Body::Table(_) => "table",
-            Body::Annotations(_) => "annotations",
+            TargetBody::Series(_) => "series",
+            TargetBody::Table(_) => "table",
+            TargetBody::Annotations(_) => "annotations",
         }
     }
 }
@@ -261,7 +261,7 @@ pub fn prepare(
     // follow-on error for its absence.
     let sources_failed = sources.iter().any(Option::is_none);
 
-    let mut targets: Vec<Target> = Vec::new();
+    let mut targets: Vec<TargetSpec> = Vec::new();
     let mut slot = 0;
     for (i, t) in d.targets.iter().enumerate() {
         let at = |f: &str| format!("datasource.targets[{i}].{f}");
@@ -305,14 +305,14 @@ pub fn prepare(
                 not_here("events", !t.events.is_empty(), errs);
                 series(src, m, t, &at, slot, errs).map(|s| {
                     slot += 1;
-                    Body::Series(s)
+                    TargetBody::Series(s)
                 })
             }
             DatasourceTargetKind::Table => {
                 not_here("stat", t.stat.is_some(), errs);
                 not_here("quantile", t.quantile.is_some(), errs);
                 not_here("events", !t.events.is_empty(), errs);
-                table(src, m, sources, t, &at, errs).map(Body::Table)
+                table(src, m, sources, t, &at, errs).map(TargetBody::Table)
             }
             DatasourceTargetKind::Annotations => {
                 not_here("metric", t.metric.is_some(), errs);
@@ -336,11 +336,11 @@ pub fn prepare(
                     };
                     errs.push(src.error(&at(&format!("events[{j}]")), why));
                 }
-                Some(Body::Annotations(events))
+                Some(TargetBody::Annotations(events))
             }
         };
         if let Some(body) = body {
-            targets.push(Target {
+            targets.push(TargetSpec {
                 name: t.name.clone(),
                 description: t.description.clone(),
                 body,

@@ -100,7 +100,7 @@ pub trait DependencyKind: Send + Sync {
 pub type CheckFuture = Pin<Box<dyn Future<Output = Result<(), String>> + Send>>;
 
 /// A dependency's health check: `Ok` while it answers.
-pub type Check = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
+pub type HealthCheck = Arc<dyn Fn() -> CheckFuture + Send + Sync>;
 
 /// A pool's connections right now.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
@@ -119,7 +119,7 @@ pub struct Started {
     /// The client handlers get from `Setup` (the kind's client type).
     pub client: Arc<dyn Any + Send + Sync>,
     /// Its health check, run in the background.
-    pub check: Check,
+    pub check: HealthCheck,
     /// Its pool's size, for the pool gauges (`None`: no pool).
     pub pool: Option<PoolReader>,
     /// Where it is, for the start-up line: never a password.
@@ -218,7 +218,7 @@ pub const BUCKETS: [f64; 13] = [
 
 /// Every dependency family, each labelled by `dependency`.
 #[derive(Clone)]
-pub struct Families {
+pub struct DependencyFamilies {
     duration: HistogramVec,
     in_flight: IntGaugeVec,
     up: IntGaugeVec,
@@ -228,12 +228,12 @@ pub struct Families {
     retries: IntCounterVec,
 }
 
-impl Families {
-    fn new() -> prometheus::Result<Families> {
+impl DependencyFamilies {
+    fn new() -> prometheus::Result<DependencyFamilies> {
         let gauge = |name: &str, help: &str| {
             IntGaugeVec::new(prometheus::Opts::new(name, help), &["dependency"])
         };
-        Ok(Families {
+        Ok(DependencyFamilies {
             duration: HistogramVec::new(
                 HistogramOpts::new(
                     FAMILIES[0],
@@ -335,7 +335,7 @@ impl Entry {
 /// `/ready` reads and `/metrics` exposes.
 pub struct Running {
     entries: Vec<Entry>,
-    families: Families,
+    families: DependencyFamilies,
 }
 
 /// What a dependency kind is started with, by name.
@@ -350,7 +350,7 @@ pub struct Checker {
     pub index: usize,
     pub every: Duration,
     pub timeout: Duration,
-    pub check: Check,
+    pub check: HealthCheck,
 }
 
 impl Running {
@@ -360,8 +360,8 @@ impl Running {
         list: Vec<ToStart<'_>>,
         base_dir: Option<&std::path::Path>,
     ) -> Result<(Running, Vec<Checker>, Vec<String>), String> {
-        let families =
-            Families::new().map_err(|e| format!("cannot make the dependency metrics: {e}"))?;
+        let families = DependencyFamilies::new()
+            .map_err(|e| format!("cannot make the dependency metrics: {e}"))?;
         let mut entries = Vec::new();
         let mut checkers = Vec::new();
         let mut shown = Vec::new();

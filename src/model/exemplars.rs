@@ -4,7 +4,7 @@
 //! handles that update the series, and joined to the gathered families
 //! when `/metrics` answers in OpenMetrics (`server::openmetrics`).
 //!
-//! A [`Slot`] is a seqlock over plain atomics: recording is a few relaxed
+//! A [`ExemplarSlot`] is a seqlock over plain atomics: recording is a few relaxed
 //! stores between two sequence updates, with no lock, no allocation and no
 //! wait (a writer that finds another one mid-write gives up its exemplar:
 //! the other is as recent). A reader retries a torn read a few times.
@@ -30,7 +30,7 @@ pub fn no_ids() -> Option<Ids> {
     None
 }
 
-/// One exemplar, read out of a [`Slot`].
+/// One exemplar, read out of a [`ExemplarSlot`].
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Exemplar {
     pub ids: Ids,
@@ -49,7 +49,7 @@ pub fn now_ms() -> u64 {
 
 /// The last exemplar recorded, or none. 48 bytes.
 #[derive(Default)]
-pub struct Slot {
+pub struct ExemplarSlot {
     /// Even: stable; odd: a write is under way.
     seq: AtomicU32,
     trace_hi: AtomicU64,
@@ -60,7 +60,7 @@ pub struct Slot {
     at_ms: AtomicU64,
 }
 
-impl Slot {
+impl ExemplarSlot {
     /// Records `value` observed at `at_ms` in the span `ids`. Never waits:
     /// if another thread is writing this slot, this exemplar is dropped.
     pub fn record(&self, ids: Ids, value: f64, at_ms: u64) {
@@ -127,14 +127,16 @@ impl Slot {
 /// order, then `+Inf`), each the last sampled observation that fell in it.
 pub struct BucketSlots {
     bounds: Box<[f64]>,
-    slots: Box<[Slot]>,
+    slots: Box<[ExemplarSlot]>,
 }
 
 impl BucketSlots {
     /// Slots for buckets with these upper bounds (`+Inf` is added).
     pub fn new(bounds: &[f64]) -> BucketSlots {
         let bounds: Box<[f64]> = bounds.iter().copied().filter(|b| b.is_finite()).collect();
-        let slots = (0..=bounds.len()).map(|_| Slot::default()).collect();
+        let slots = (0..=bounds.len())
+            .map(|_| ExemplarSlot::default())
+            .collect();
         BucketSlots { bounds, slots }
     }
 
@@ -176,11 +178,11 @@ fn newer(a: Option<Exemplar>, b: Option<Exemplar>) -> Option<Exemplar> {
 /// OpenMetrics encoder joins to the gathered families. Built per scrape.
 #[derive(Debug, Default)]
 pub struct ExemplarIndex {
-    map: HashMap<String, HashMap<LabelSet, SeriesExemplars>>,
+    map: HashMap<String, HashMap<SortedLabels, SeriesExemplars>>,
 }
 
 /// A series' labels, sorted by name.
-type LabelSet = Vec<(String, String)>;
+type SortedLabels = Vec<(String, String)>;
 
 impl ExemplarIndex {
     /// Adds the exemplars of the series `labels` of `family` (the family's
@@ -218,7 +220,7 @@ impl ExemplarIndex {
         self.map.get(family)?.get(&Self::key(labels))
     }
 
-    fn key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> LabelSet {
+    fn key<'a>(labels: impl Iterator<Item = (&'a str, &'a str)>) -> SortedLabels {
         let mut k: Vec<(String, String)> = labels
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect();
@@ -249,7 +251,7 @@ mod tests {
 
     #[test]
     fn a_slot_keeps_the_last_exemplar_whole() {
-        let s = Slot::default();
+        let s = ExemplarSlot::default();
         assert_eq!(s.read(), None);
         s.record(ids(1), 0.5, 10);
         s.record(ids(2), 0.25, 20);
@@ -261,12 +263,12 @@ mod tests {
                 at_ms: 20
             })
         );
-        assert_eq!(std::mem::size_of::<Slot>(), 48);
+        assert_eq!(std::mem::size_of::<ExemplarSlot>(), 48);
     }
 
     #[test]
     fn concurrent_writers_never_tear_a_read() {
-        let s = std::sync::Arc::new(Slot::default());
+        let s = std::sync::Arc::new(ExemplarSlot::default());
         let writers: Vec<_> = (1..=4u8)
             .map(|n| {
                 let s = s.clone();

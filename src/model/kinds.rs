@@ -6,7 +6,7 @@
 //! plugin contributes to the other stages (roles, derived alerts, chaos
 //! traffic) is typed in [`super::contrib`].
 
-use super::contrib::{AlertCtx, AlertTuning, ChaosTraffic, DerivedAlert, Role};
+use super::contrib::{AlertCtx, AlertTuning, ChaosTraffic, DerivedAlertRule, Role};
 use super::data::Item;
 use super::Model;
 use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Metric, MetricType, Source};
@@ -58,7 +58,7 @@ pub struct HandlerCtx<'a> {
     /// The JSON datasource's checked targets (empty if it has errors).
     pub datasource: &'a super::datasource::Spec,
     /// The registry: what start hooks provide, and what they built.
-    pub registry: &'a super::Registry,
+    pub registry: &'a super::KindRegistry,
     /// One slot per `dependencies[i]` (`None` where it has errors).
     pub dependencies: &'a [Option<Arc<dyn super::dependencies::PreparedDependency>>],
 }
@@ -372,7 +372,7 @@ pub trait PreparedSource: Send + Sync {
     }
     /// The alerts it derives, `metric` being its declaration with its
     /// `alert:` settings (only called when they leave the alert enabled).
-    fn alerts(&self, _metric: &Metric, _ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, _metric: &Metric, _ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         Vec::new()
     }
     /// The items a table target of the JSON datasource shows for this
@@ -383,7 +383,7 @@ pub trait PreparedSource: Send + Sync {
 }
 
 /// Something to run on a timer (not per request).
-pub struct Sampler {
+pub struct PeriodicTask {
     pub every: Duration,
     pub tick: Box<dyn FnMut() + Send>,
 }
@@ -395,7 +395,7 @@ pub struct Installer<'a> {
     /// With the declared label names, in order.
     pub http_requests: Option<(IntCounterVec, Vec<String>)>,
     pub http_duration: Option<(HistogramVec, Vec<String>)>,
-    pub samplers: Vec<Sampler>,
+    pub samplers: Vec<PeriodicTask>,
 }
 
 /// `prometheus::Opts` for a declared metric.

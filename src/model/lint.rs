@@ -907,7 +907,8 @@ mod tests {
         );
         let text = BASE.replacen(from, to, 1);
         let loaded = load_str("m.yaml", &text, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
-        validate(loaded, &crate::plugins::Registry::builtin()).expect_err("expected lint errors")
+        validate(loaded, &crate::plugins::KindRegistry::builtin())
+            .expect_err("expected lint errors")
     }
 
     fn line_of(text: &str) -> usize {
@@ -917,7 +918,7 @@ mod tests {
     #[test]
     fn repo_manifest_is_clean() {
         let loaded = load_str("m.yaml", BASE, Some(env!("CARGO_MANIFEST_DIR").into())).unwrap();
-        validate(loaded, &crate::plugins::Registry::builtin()).unwrap();
+        validate(loaded, &crate::plugins::KindRegistry::builtin()).unwrap();
     }
 
     #[test]

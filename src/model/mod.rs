@@ -1,7 +1,7 @@
 //! The validated model: a deserialized manifest (`crate::manifest`) whose
 //! every field has been checked, all errors reported at once, with each
 //! endpoint's and metric's plugin prepared by its kind from the
-//! [`Registry`] that `App` built. The server, the renderer and chaos only
+//! [`KindRegistry`] that `App` built. The server, the renderer and chaos only
 //! ever see a [`Model`], so anything they rely on is checked here once.
 //!
 //! Stages import only downward: `manifest` (parse, locate) ← `model`
@@ -27,7 +27,7 @@ pub mod promql;
 mod registry;
 pub mod traces;
 
-pub use registry::{Identity, Registry, Resources};
+pub use registry::{Identity, KindRegistry, Resources};
 
 /// The git commit telltale was built from (`build.rs`), for `build_info`.
 pub const COMMIT: &str = env!("TELLTALE_COMMIT");
@@ -41,7 +41,7 @@ use std::sync::Arc;
 /// Loads and validates with the kinds of `registry`.
 ///
 /// With no path, `./manifest.yaml` is used when it exists, else the embedded copy.
-pub fn open(path: Option<&Path>, registry: &Registry) -> Result<Model, Diagnostics> {
+pub fn open(path: Option<&Path>, registry: &KindRegistry) -> Result<Model, Diagnostics> {
     open_or(path, registry, None)
 }
 
@@ -49,7 +49,7 @@ pub fn open(path: Option<&Path>, registry: &Registry) -> Result<Model, Diagnosti
 /// manifest when there is neither a path nor a `./manifest.yaml`.
 pub fn open_or(
     path: Option<&Path>,
-    registry: &Registry,
+    registry: &KindRegistry,
     embedded: Option<(&str, &str)>,
 ) -> Result<Model, Diagnostics> {
     let loaded = match path {
@@ -70,7 +70,11 @@ pub fn open_or(
 /// that keep values ([`PreparedSource::keeps_values`]) and are declared
 /// as in `previous` (but for their help text) are carried over, so that the server keeps
 /// their families and the handlers update the same series.
-pub fn reopen(path: &Path, registry: &Registry, previous: &Model) -> Result<Model, Diagnostics> {
+pub fn reopen(
+    path: &Path,
+    registry: &KindRegistry,
+    previous: &Model,
+) -> Result<Model, Diagnostics> {
     match load_file(path) {
         Ok(l) => validate_after(l, registry, Some(previous)),
         Err(failed) => Err(with_semantic_errors(failed, registry)),
@@ -115,7 +119,7 @@ fn declaration(metric: &Metric) -> Option<serde_json::Value> {
 /// dropped), and those errors are added, except the ones that only follow
 /// from a dropped item (a reference to its name) or repeat a field's
 /// type error.
-fn with_semantic_errors(failed: crate::manifest::Failed, registry: &Registry) -> Diagnostics {
+fn with_semantic_errors(failed: crate::manifest::Failed, registry: &KindRegistry) -> Diagnostics {
     let crate::manifest::Failed {
         diagnostics: mut errs,
         partial,
@@ -150,7 +154,7 @@ fn with_semantic_errors(failed: crate::manifest::Failed, registry: &Registry) ->
 fn with_bad_types_restored(
     partial: &Loaded,
     typed: &[String],
-    registry: &Registry,
+    registry: &KindRegistry,
 ) -> Option<Vec<Diagnostic>> {
     let raw: serde_yaml::Value = serde_yaml::from_str(&partial.source.text).ok()?;
     let items = raw.get("metrics")?.as_sequence()?;
@@ -316,7 +320,7 @@ const UNBOUNDED_LOG_FIELDS: &[&str] = &[
 ];
 
 /// Checks everything and prepares the plugins, whose kinds come from `registry`.
-pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostics> {
+pub fn validate(loaded: Loaded, registry: &KindRegistry) -> Result<Model, Diagnostics> {
     validate_after(loaded, registry, None)
 }
 
@@ -324,7 +328,7 @@ pub fn validate(loaded: Loaded, registry: &Registry) -> Result<Model, Diagnostic
 /// sources that keep values (see [`reopen`]).
 pub fn validate_after(
     loaded: Loaded,
-    registry: &Registry,
+    registry: &KindRegistry,
     previous: Option<&Model>,
 ) -> Result<Model, Diagnostics> {
     let Loaded {

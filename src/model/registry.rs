@@ -1,6 +1,6 @@
 //! The plugin registry: a value that `App` builds and hands to validation
 //! and the server. Built-in kinds are registered through the same calls as
-//! a user's own (`Registry::builtin`, in `plugins/`).
+//! a user's own (`KindRegistry::builtin`, in `plugins/`).
 
 use super::dependencies::DependencyKind;
 use super::kinds::{HandlerKind, MetricSourceKind, Middleware};
@@ -12,7 +12,7 @@ use std::sync::Arc;
 /// user's middleware, the service's identity, and what its start hooks
 /// built once they have run.
 #[derive(Clone, Default)]
-pub struct Registry {
+pub struct KindRegistry {
     handlers: Vec<Arc<dyn HandlerKind>>,
     sources: Vec<Arc<dyn MetricSourceKind>>,
     dependencies: Vec<Arc<dyn DependencyKind>>,
@@ -63,19 +63,19 @@ impl Resources {
     }
 }
 
-impl std::fmt::Debug for Registry {
+impl std::fmt::Debug for KindRegistry {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("Registry")
+        f.debug_struct("KindRegistry")
             .field("handlers", &self.handler_names())
             .field("sources", &self.source_names())
             .finish()
     }
 }
 
-impl Registry {
+impl KindRegistry {
     /// No kinds at all.
-    pub fn empty() -> Registry {
-        Registry::default()
+    pub fn empty() -> KindRegistry {
+        KindRegistry::default()
     }
 
     /// Registers a handler kind under the name it reports; a name already

@@ -1,4 +1,4 @@
-//! Plugin kinds, and the [`Registry`] value that holds them. Each built-in
+//! Plugin kinds, and the [`KindRegistry`] value that holds them. Each built-in
 //! kind is one file behind one trait, registered by name into the registry
 //! that `App` builds, through the same calls as a user's own kinds.
 //!
@@ -16,16 +16,16 @@ pub mod dependencies;
 pub mod handlers;
 pub mod metrics;
 
-pub use crate::model::Registry;
+pub use crate::model::KindRegistry;
 
-impl Registry {
+impl KindRegistry {
     /// The built-in kinds: `collection`, `info`, `probe`, `fault`,
     /// `prometheus`, `grafana_json`; `http.requests`, `http.duration`,
     /// `system.cpu`, `system.memory`, `collection.below_threshold`,
     /// `build.info` and `app`; the dependency kinds `http`, `postgres` and
     /// `sqlite`.
-    pub fn builtin() -> Registry {
-        let mut r = Registry::empty();
+    pub fn builtin() -> KindRegistry {
+        let mut r = KindRegistry::empty();
         for k in handlers::builtin() {
             r.add_handler_kind(k)
                 .expect("built-in handler names are distinct");

@@ -321,7 +321,7 @@ mod tests {
     fn only_timeseries_of_the_duration_buckets_show_exemplars() {
         let m = crate::model::validate(
             crate::manifest::load_embedded().unwrap(),
-            &crate::plugins::Registry::builtin(),
+            &crate::plugins::KindRegistry::builtin(),
         )
         .unwrap();
         let panel = |kind: &str| -> Panel {

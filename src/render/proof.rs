@@ -108,7 +108,7 @@ pub fn check(m: &Manifest, files: &Files) -> Result<(), String> {
 mod tests {
     #[test]
     fn a_value_changed_in_a_rendered_file_fails_the_proof() {
-        let model = crate::model::open(None, &crate::plugins::Registry::builtin()).unwrap();
+        let model = crate::model::open(None, &crate::plugins::KindRegistry::builtin()).unwrap();
         let m = &model.manifest;
         let files = crate::render::render_all(&model, String::from("../logs")).unwrap();
         assert!(super::check(m, &files).is_ok());

@@ -15,7 +15,7 @@ use super::escape;
 use super::links;
 use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, PromDuration, TestSeries};
 use crate::model::annotation;
-use crate::model::contrib::{AlertCtx, DerivedAlert};
+use crate::model::contrib::{AlertCtx, DerivedAlertRule};
 use crate::model::Model;
 use serde::Serialize;
 use std::collections::BTreeMap;
@@ -42,7 +42,7 @@ pub struct Group {
 
 /// One promtool test case: an alert evaluated once over synthetic series.
 #[derive(Debug, Clone, Serialize)]
-pub struct AlertTest {
+pub struct PromtoolAlertTest {
     pub name: String,
     pub alertname: String,
     pub eval_time: String,
@@ -61,7 +61,7 @@ pub struct Expected {
 #[derive(Debug, Clone, Serialize)]
 pub struct RuleSet {
     pub groups: Vec<Group>,
-    pub tests: Vec<AlertTest>,
+    pub tests: Vec<PromtoolAlertTest>,
 }
 
 /// A burn-rate condition: the ratio over `short` and over `long` both exceed `factor` × budget.
@@ -194,7 +194,7 @@ impl AlertSpec {
         self,
         m: &Manifest,
         rules: &mut Vec<Rule>,
-        tests: &mut Vec<AlertTest>,
+        tests: &mut Vec<PromtoolAlertTest>,
     ) -> Result<(), String> {
         let mut annotations = BTreeMap::new();
         for (k, v) in self.links(m) {
@@ -214,7 +214,7 @@ impl AlertSpec {
                     .map_err(|e| format!("alert {}: {k}: {e}", self.name))
             })
             .collect::<Result<_, _>>()?;
-        tests.push(AlertTest {
+        tests.push(PromtoolAlertTest {
             name: format!("{} fires", self.name),
             alertname: self.name.clone(),
             eval_time: self.eval_time.clone(),
@@ -224,7 +224,7 @@ impl AlertSpec {
                 annotations: exp_annotations,
             }),
         });
-        tests.push(AlertTest {
+        tests.push(PromtoolAlertTest {
             name: format!("{} stays quiet", self.name),
             alertname: self.name.clone(),
             eval_time: self.eval_time,
@@ -265,7 +265,7 @@ fn tuning(metric: &Metric) -> crate::manifest::DerivedAlert {
 
 impl AlertSpec {
     /// The spec of an alert a kind derived.
-    fn derived(a: DerivedAlert) -> AlertSpec {
+    fn derived(a: DerivedAlertRule) -> AlertSpec {
         AlertSpec {
             eval_time: after(&a.for_, a.eval_margin_secs),
             for_: Some(a.for_.to_string()),

@@ -162,7 +162,7 @@ enum Check {
 }
 
 /// A scheme with its keys loaded.
-struct Loaded {
+struct LoadedScheme {
     name: Name,
     check: Check,
 }
@@ -171,7 +171,7 @@ struct Loaded {
 /// served manifest.
 #[derive(Default)]
 pub struct Schemes {
-    by_name: HashMap<String, Arc<Loaded>>,
+    by_name: HashMap<String, Arc<LoadedScheme>>,
     realm: String,
 }
 
@@ -190,7 +190,7 @@ impl Schemes {
                 load_one(name, s, model).map_err(|e| format!("auth.schemes.{name}: {e}"))?;
             by_name.insert(
                 name.clone(),
-                Arc::new(Loaded {
+                Arc::new(LoadedScheme {
                     name: Name::new(name),
                     check,
                 }),
@@ -338,7 +338,7 @@ fn load_one(name: &str, s: &Scheme, model: &Model) -> Result<Check, String> {
 
 /// What one route requires, ready to check a request.
 pub struct Guard {
-    schemes: Vec<Arc<Loaded>>,
+    schemes: Vec<Arc<LoadedScheme>>,
     /// Whether a bearer or JWT scheme is accepted (`Authorization` is read).
     reads_bearer: bool,
     /// The schemes' names, for the refusal's log line.
@@ -483,12 +483,12 @@ fn bearer_token(v: &HeaderValue) -> Result<&[u8], Reason> {
     Ok(token)
 }
 
-fn key_caller(s: &Loaded, principal: Name) -> Caller {
+fn key_caller(s: &LoadedScheme, principal: Name) -> Caller {
     Caller::new(s.name.clone(), principal, Vec::new(), None)
 }
 
 fn jwt_caller(
-    s: &Loaded,
+    s: &LoadedScheme,
     token: &str,
     key: &DecodingKey,
     validation: &Validation,
@@ -629,7 +629,7 @@ mod cost {
     #[ignore]
     fn guard_check_cost() {
         let keys = Keys::parse("alice-key-000000000001:alice", "key", "$K").unwrap();
-        let loaded = Arc::new(Loaded {
+        let loaded = Arc::new(LoadedScheme {
             name: Name::new("key"),
             check: Check::ApiKey {
                 header: HeaderName::from_static("x-api-key"),

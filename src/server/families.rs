@@ -5,7 +5,7 @@
 //! that their series leave `/metrics` at the swap.
 
 use crate::manifest::Metric;
-use crate::model::kinds::{Installer, PreparedSource, Sampler};
+use crate::model::kinds::{Installer, PeriodicTask, PreparedSource};
 use prometheus::proto::MetricFamily;
 use prometheus::{HistogramVec, IntCounterVec, Registry};
 use std::sync::{Arc, Mutex};
@@ -13,12 +13,12 @@ use std::sync::{Arc, Mutex};
 /// Timer tasks: held until the server runs them, aborted when dropped.
 #[derive(Default)]
 pub struct Tasks {
-    pending: Mutex<Vec<Sampler>>,
+    pending: Mutex<Vec<PeriodicTask>>,
     running: Mutex<Vec<tokio::task::AbortHandle>>,
 }
 
 impl Tasks {
-    pub fn new(samplers: Vec<Sampler>) -> Tasks {
+    pub fn new(samplers: Vec<PeriodicTask>) -> Tasks {
         Tasks {
             pending: Mutex::new(samplers),
             running: Mutex::default(),

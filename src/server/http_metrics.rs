@@ -14,7 +14,9 @@
 //! starts with empty slots.
 
 use crate::manifest::HttpMethod;
-use crate::model::exemplars::{self, BucketSlots, ExemplarIndex, Ids, SeriesExemplars, Slot};
+use crate::model::exemplars::{
+    self, BucketSlots, ExemplarIndex, ExemplarSlot, Ids, SeriesExemplars,
+};
 use crate::traces::SpanContext;
 use poem::http::Method;
 use prometheus::core::Collector;
@@ -56,7 +58,7 @@ pub(crate) fn intern(s: String) -> &'static str {
 /// status slots of a method stay empty, and each costs only a pointer more).
 struct Counted {
     counter: IntCounter,
-    exemplar: Box<Slot>,
+    exemplar: Box<ExemplarSlot>,
 }
 
 struct MethodSlot {

@@ -48,7 +48,7 @@ const BACKOFF_MAX: Duration = Duration::from_secs(1);
 
 /// What the acceptor counts, for `/metrics`.
 #[derive(Debug, Default)]
-pub struct Counts {
+pub struct AcceptCounts {
     /// `accept` calls that failed (e.g. EMFILE at the fd limit).
     pub accept_errors: AtomicU64,
     /// Connections closed because a deadline passed.
@@ -123,11 +123,11 @@ pub struct Guarded<A> {
     limits: Limits,
     slots: Arc<Semaphore>,
     backoff: Duration,
-    counts: Arc<Counts>,
+    counts: Arc<AcceptCounts>,
 }
 
 impl<A> Guarded<A> {
-    pub fn new(inner: A, limits: Limits, counts: Arc<Counts>) -> Self {
+    pub fn new(inner: A, limits: Limits, counts: Arc<AcceptCounts>) -> Self {
         Guarded {
             inner,
             limits,
@@ -199,7 +199,7 @@ pub struct Deadlines<Io> {
     limits: Limits,
     phase: Phase,
     timer: Pin<Box<Sleep>>,
-    counts: Arc<Counts>,
+    counts: Arc<AcceptCounts>,
     /// The first bytes of the current request's head (its method).
     start: [u8; 8],
     start_len: u8,
@@ -208,7 +208,7 @@ pub struct Deadlines<Io> {
 }
 
 impl<Io> Deadlines<Io> {
-    fn new(io: Io, limits: Limits, slot: OwnedSemaphorePermit, counts: Arc<Counts>) -> Self {
+    fn new(io: Io, limits: Limits, slot: OwnedSemaphorePermit, counts: Arc<AcceptCounts>) -> Self {
         Deadlines {
             io,
             limits,

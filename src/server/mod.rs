@@ -39,11 +39,11 @@ pub struct Process {
     /// True once a shutdown signal arrived.
     pub draining: AtomicBool,
     /// What the connection limits counted (`server::limits`).
-    pub connections: Arc<limits::Counts>,
+    pub connections: Arc<limits::AcceptCounts>,
     /// telltale's own families: process, log writer, connections, reloads.
     pub own: Registry,
     /// The outcome of reloads (`telltale_config_last_reload_*`).
-    pub reloads: reload::Stats,
+    pub reloads: reload::ReloadStats,
     /// The started dependencies (`/ready` and `telltale_dependency_*`).
     pub dependencies: Option<Arc<crate::model::dependencies::Running>>,
 }
@@ -71,7 +71,7 @@ impl Process {
             self_metrics::Traces::new().map_err(|e| e.to_string())?,
         ))
         .map_err(|e| format!("cannot register the trace exporter's metrics: {e}"))?;
-        let connections = Arc::new(limits::Counts::default());
+        let connections = Arc::new(limits::AcceptCounts::default());
         own.register(Box::new(
             self_metrics::Connections::new(connections.clone()).map_err(|e| e.to_string())?,
         ))
@@ -81,7 +81,7 @@ impl Process {
                 .map_err(|e| format!("cannot register the dependency metrics: {e}"))?;
         }
         let started_at = SystemTime::now();
-        let reloads = reload::Stats::new(&own, started_at)
+        let reloads = reload::ReloadStats::new(&own, started_at)
             .map_err(|e| format!("cannot register the reload metrics: {e}"))?;
         Ok(Arc::new(Process {
             started_at,
@@ -158,7 +158,7 @@ impl crate::model::kinds::Host for Runtime {
 }
 
 /// Everything one manifest serves: its runtime, its routes and its timers.
-pub struct App {
+pub struct ServedManifest {
     pub runtime: Arc<Runtime>,
     /// Not boxed: every box between poem and a handler costs an allocation
     /// and a copy of the request per request.
@@ -169,7 +169,7 @@ pub struct App {
     tasks: Tasks,
 }
 
-impl App {
+impl ServedManifest {
     /// Starts each declared route's series at zero.
     fn touch(&self) {
         self.table.touch_declared(&self.runtime);
@@ -201,19 +201,19 @@ impl App {
 }
 
 /// Installs the metric sources and builds the routes.
-pub fn assemble(model: Arc<Model>) -> Result<App, String> {
+pub fn assemble(model: Arc<Model>) -> Result<ServedManifest, String> {
     assemble_after(model, Process::new()?, None)
 }
 
 /// Builds the app for `model`. After a reload (`previous`), a metric whose
 /// prepared source the model carried over keeps its installed family; the
 /// shared HTTP families are left alone until the reload succeeds
-/// ([`App::touch`], [`App::prune`]).
+/// ([`ServedManifest::touch`], [`ServedManifest::prune`]).
 fn assemble_after(
     model: Arc<Model>,
     process: Arc<Process>,
-    previous: Option<&App>,
-) -> Result<App, String> {
+    previous: Option<&ServedManifest>,
+) -> Result<ServedManifest, String> {
     let mut units = Vec::with_capacity(model.sources.len());
     for (metric, src) in model.manifest.metrics.iter().zip(&model.sources) {
         let kept = previous.and_then(|p| {
@@ -265,7 +265,7 @@ fn assemble_after(
     let route = table.build(&runtime)?;
     let limit = model.manifest.service.body_limit_bytes;
     let endpoint = Observe::new(route, runtime.clone(), limit);
-    let app = App {
+    let app = ServedManifest {
         runtime,
         endpoint,
         table,
@@ -319,7 +319,7 @@ fn report_rejections(current: &Arc<reload::Current>, process: &Process) {
 /// reload does not change where spans go).
 fn start_tracing(model: &Model, instance: &str) -> Result<(), String> {
     let svc = &model.manifest.service;
-    let service = crate::traces::config::Service {
+    let service = crate::traces::config::TracedService {
         name: &svc.name,
         version: &svc.version,
         instance,
@@ -550,7 +550,7 @@ mod tests {
     /// scope was an `async fn` wrapper: 5.5 KiB instead of 3.2 KiB).
     #[test]
     fn the_middlewares_future_holds_the_routers_future_once() {
-        let model = crate::model::open(None, &crate::plugins::Registry::builtin())
+        let model = crate::model::open(None, &crate::plugins::KindRegistry::builtin())
             .unwrap_or_else(|e| panic!("{e:?}"));
         let app = assemble(Arc::new(model)).unwrap();
         let req = || Request::builder().uri_str("/products").finish();

@@ -5,7 +5,7 @@ use super::error::json_error;
 use super::http_metrics::method_index;
 use super::routes::error_response;
 use super::Runtime;
-use crate::logging::request::{self, Context, RequestFields, RequestId};
+use crate::logging::request::{self, RequestFields, RequestId, RequestScope};
 use crate::logging::RequestLine;
 use crate::traces::span::{self, SpanRecord};
 use crate::traces::{SpanContext, TraceParent};
@@ -110,7 +110,7 @@ impl<E: Endpoint<Output = Response>> Endpoint for Observe<E> {
         let method = method_index(req.method());
         let fields = request::wanted()
             .then(|| RequestFields::new(&rid, req.method().clone(), req.uri().path()));
-        let ctx = Context::with_id(rid, fields);
+        let ctx = RequestScope::with_id(rid, fields);
         // The request's span, continuing the caller's trace; what only a
         // recorded span needs is copied out of the request only when it is.
         // Only a box lives across the handler's await (poem copies this

@@ -18,7 +18,7 @@ use serde_json::Value as Json;
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
-struct Op {
+struct DocumentedOperation {
     path: String,
     method: Method,
     summary: &'static str,
@@ -32,7 +32,7 @@ struct Op {
 
 /// What the document being built holds.
 struct Built {
-    paths: Vec<(String, Vec<Op>)>,
+    paths: Vec<(String, Vec<DocumentedOperation>)>,
     /// The shared schemas of the operations (`components.schemas`), by name.
     components: Vec<(String, Json)>,
     /// `components.securitySchemes`, by name.
@@ -190,7 +190,7 @@ fn template_params(path: &str) -> impl Iterator<Item = &str> {
         .filter_map(|s| s.strip_prefix('{').and_then(|s| s.strip_suffix('}')))
 }
 
-fn operation(op: &Op) -> MetaOperation {
+fn operation(op: &DocumentedOperation) -> MetaOperation {
     let mut m = if let Some(t) = &op.doc.typed {
         let t = (t.0)(&mut Registry::new());
         let mut m = untyped(op);
@@ -252,7 +252,7 @@ fn operation(op: &Op) -> MetaOperation {
     m
 }
 
-fn untyped(op: &Op) -> MetaOperation {
+fn untyped(op: &DocumentedOperation) -> MetaOperation {
     let d = &op.doc;
     MetaOperation {
         method: op.method.clone(),
@@ -374,11 +374,11 @@ fn operations(model: &Model) -> Built {
     let paths = {
         let mut named: std::collections::HashSet<String> =
             components.iter().map(|(n, _)| n.clone()).collect();
-        let mut paths: Vec<(String, Vec<Op>)> = Vec::new();
+        let mut paths: Vec<(String, Vec<DocumentedOperation>)> = Vec::new();
         let mut at: HashMap<&str, usize> = HashMap::new();
         for (ep, h) in m.endpoints.iter().zip(&model.handlers) {
             let req = m.auth.requirement(ep);
-            let op = Op {
+            let op = DocumentedOperation {
                 path: ep.path.clone(),
                 method: ep.method.to_http(),
                 summary: leak(&ep.summary),

@@ -237,8 +237,8 @@ fn sample(
         let _ = write!(
             out,
             " # {{trace_id=\"{}\",span_id=\"{}\"}} ",
-            Hex(&e.ids.trace_id),
-            Hex(&e.ids.span_id)
+            HexBytes(&e.ids.trace_id),
+            HexBytes(&e.ids.span_id)
         );
         fmt_float(out, e.value);
         out.push(' ');
@@ -295,9 +295,9 @@ fn fmt_ms(out: &mut String, ms: i64) {
     let _ = write!(out, "{sign}{}.{:03}", ms / 1000, ms % 1000);
 }
 
-struct Hex<'a>(&'a [u8]);
+struct HexBytes<'a>(&'a [u8]);
 
-impl std::fmt::Display for Hex<'_> {
+impl std::fmt::Display for HexBytes<'_> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         for b in self.0 {
             write!(f, "{b:02x}")?;

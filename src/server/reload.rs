@@ -3,7 +3,7 @@
 //!
 //! - A manifest that fails validation changes nothing: the old one keeps
 //!   serving, and every located error is logged.
-//! - One that passes becomes a new [`App`], swapped in with one atomic
+//! - One that passes becomes a new [`ServedManifest`], swapped in with one atomic
 //!   store. Each request loads the current app once, so requests in flight
 //!   finish on the app they started on, and no request sees half of each.
 //! - Families whose declaration is unchanged and that keep values (the HTTP
@@ -15,7 +15,7 @@
 //!   `telltale_config_last_reload_success_timestamp_seconds`, and
 //!   `telltale_config_reloads_total{result}`.
 
-use super::{App, Process};
+use super::{Process, ServedManifest};
 use arc_swap::ArcSwap;
 use poem::{Endpoint, Request, Response, Result};
 use prometheus::core::{Collector, MetricVec, MetricVecBuilder};
@@ -28,19 +28,19 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// How reloads are triggered, and the kinds a reloaded manifest may name.
 pub struct Reload {
-    pub registry: crate::model::Registry,
+    pub registry: crate::model::KindRegistry,
     /// Also reload when the manifest or a data file changes on disk.
     pub watch: bool,
 }
 
 /// The app being served.
-pub struct Current(ArcSwap<App>);
+pub struct Current(ArcSwap<ServedManifest>);
 
 impl Current {
-    pub fn new(app: App) -> Current {
+    pub fn new(app: ServedManifest) -> Current {
         Current(ArcSwap::from_pointee(app))
     }
-    pub fn load_full(&self) -> Arc<App> {
+    pub fn load_full(&self) -> Arc<ServedManifest> {
         self.0.load_full()
     }
 }
@@ -58,16 +58,16 @@ impl Endpoint for Served {
 }
 
 /// The reload metrics (in the process's own registry).
-pub struct Stats {
+pub struct ReloadStats {
     successful: IntGauge,
     success_time: Gauge,
     success: IntCounter,
     failure: IntCounter,
 }
 
-impl Stats {
+impl ReloadStats {
     /// Start-up counts as the first successful load, as in Prometheus.
-    pub fn new(registry: &Registry, started_at: SystemTime) -> prometheus::Result<Stats> {
+    pub fn new(registry: &Registry, started_at: SystemTime) -> prometheus::Result<ReloadStats> {
         let successful = IntGauge::new(
             "telltale_config_last_reload_successful",
             "Whether the last manifest reload succeeded (1) or failed (0; the previous manifest is still served).",
@@ -88,7 +88,7 @@ impl Stats {
         registry.register(Box::new(total.clone()))?;
         successful.set(1);
         success_time.set(unix_seconds(started_at));
-        Ok(Stats {
+        Ok(ReloadStats {
             successful,
             success_time,
             success: total.with_label_values(&["success"]),
@@ -234,7 +234,7 @@ pub fn start(
 async fn reload(
     current: &Arc<Current>,
     process: &Arc<Process>,
-    registry: &crate::model::Registry,
+    registry: &crate::model::KindRegistry,
     why: &'static str,
 ) -> Option<Vec<PathBuf>> {
     let old = current.load_full();
@@ -409,11 +409,11 @@ fn way(p: &Path) -> Vec<PathBuf> {
     let mut links = 0;
     while let Some(part) = pending.pop_front() {
         match part {
-            Part::Root => at = PathBuf::from("/"),
-            Part::Parent => {
+            PathPart::Root => at = PathBuf::from("/"),
+            PathPart::Parent => {
                 at.pop();
             }
-            Part::Name(name) => {
+            PathPart::Name(name) => {
                 let next = at.join(name);
                 match std::fs::read_link(&next) {
                     Ok(target) if links < MAX_LINKS => {
@@ -434,20 +434,20 @@ fn way(p: &Path) -> Vec<PathBuf> {
 }
 
 /// A path component still to resolve.
-enum Part {
+enum PathPart {
     Root,
     Parent,
     Name(std::ffi::OsString),
 }
 
 /// `p`'s components to resolve (`.` dropped).
-fn parts(p: &Path) -> std::collections::VecDeque<Part> {
+fn parts(p: &Path) -> std::collections::VecDeque<PathPart> {
     use std::path::Component;
     p.components()
         .filter_map(|c| match c {
-            Component::Normal(n) => Some(Part::Name(n.to_os_string())),
-            Component::RootDir | Component::Prefix(_) => Some(Part::Root),
-            Component::ParentDir => Some(Part::Parent),
+            Component::Normal(n) => Some(PathPart::Name(n.to_os_string())),
+            Component::RootDir | Component::Prefix(_) => Some(PathPart::Root),
+            Component::ParentDir => Some(PathPart::Parent),
             Component::CurDir => None,
         })
         .collect()

@@ -206,7 +206,7 @@ fn admit<'a>(
     guard: Option<&Arc<Guard>>,
     ep: &'a (dyn DynEndpoint<Output = Response> + 'a),
     req: Request,
-) -> Admitted<Call<'a>> {
+) -> Admitted<CallFuture<'a>> {
     match guard.map(|g| g.check(req.headers())) {
         None => Admitted::Open(DynEndpoint::call(ep, req)),
         Some(Ok(caller)) => Admitted::Caller(DynEndpoint::call(ep, req), caller),
@@ -215,7 +215,7 @@ fn admit<'a>(
 }
 
 /// The boxed future of a `DynEndpoint` call.
-type Call<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
+type CallFuture<'a> = std::pin::Pin<Box<dyn Future<Output = Result<Response>> + Send + 'a>>;
 
 impl Endpoint for PathEndpoint {
     type Output = Response;

@@ -169,13 +169,13 @@ impl Collector for Traces {
 /// `telltale_accept_errors_total` and `telltale_connections_timed_out_total`,
 /// read from the connection limits at each scrape.
 pub struct Connections {
-    counts: std::sync::Arc<super::limits::Counts>,
+    counts: std::sync::Arc<super::limits::AcceptCounts>,
     accept_errors: prometheus::IntCounter,
     timed_out: prometheus::IntCounter,
 }
 
 impl Connections {
-    pub fn new(counts: std::sync::Arc<super::limits::Counts>) -> prometheus::Result<Self> {
+    pub fn new(counts: std::sync::Arc<super::limits::AcceptCounts>) -> prometheus::Result<Self> {
         Ok(Connections {
             counts,
             accept_errors: prometheus::IntCounter::new(

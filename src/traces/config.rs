@@ -30,7 +30,7 @@ pub struct Config {
 }
 
 /// Who the spans come from.
-pub struct Service<'a> {
+pub struct TracedService<'a> {
     pub name: &'a str,
     pub version: &'a str,
     pub instance: &'a str,
@@ -135,7 +135,7 @@ fn boolean(var: &str, text: &str) -> Result<bool, String> {
 /// tests); header references are read relative to `base_dir`.
 pub fn resolve(
     t: &Tracing,
-    service: &Service<'_>,
+    service: &TracedService<'_>,
     base_dir: Option<&Path>,
     env: &dyn Fn(&str) -> Option<String>,
 ) -> Result<Option<Config>, String> {
@@ -284,7 +284,7 @@ mod tests {
     use super::*;
     use std::collections::HashMap;
 
-    const SVC: Service<'static> = Service {
+    const SVC: TracedService<'static> = TracedService {
         name: "shop",
         version: "1.2.3",
         instance: "host:8001",

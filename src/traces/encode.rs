@@ -9,7 +9,7 @@
 //! field left out when it holds its default, a set message field always
 //! written (even empty), a oneof's variant always written.
 
-use super::span::{cut, Body, Event, Http, SpanRecord, Value, MAX_VALUE};
+use super::span::{cut, Body, Http, SpanEvent, SpanRecord, Value, MAX_VALUE};
 use poem::http::Method;
 
 const VARINT: u32 = 0;
@@ -197,7 +197,7 @@ fn server_attributes(buf: &mut Vec<u8>, h: &Http) {
     }
 }
 
-fn event(buf: &mut Vec<u8>, e: &Event) {
+fn event(buf: &mut Vec<u8>, e: &SpanEvent) {
     message(buf, 11, |b| {
         fixed64(b, 1, e.time_ns);
         bytes(b, 2, e.name.as_bytes());
@@ -415,7 +415,7 @@ mod tests {
             ],
         };
         for i in 0..MAX_EVENTS + 3 {
-            r.events.push(Event {
+            r.events.push(SpanEvent {
                 time_ns: i as u64,
                 name: if i == 1 {
                     "".into()

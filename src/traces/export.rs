@@ -29,7 +29,7 @@ const MAX_RESPONSE: usize = 64 << 10;
 
 /// What the exporter has done, for `telltale_trace_*` metrics.
 #[derive(Debug, Default)]
-pub struct Stats {
+pub struct ExportStats {
     /// Spans the receiver accepted.
     pub exported: AtomicU64,
     /// Spans dropped because the queue was full.
@@ -49,7 +49,7 @@ enum Msg {
 pub struct Tracer {
     sampling: super::Sampling,
     tx: SyncSender<Msg>,
-    stats: Arc<Stats>,
+    stats: Arc<ExportStats>,
     timeout: Duration,
 }
 
@@ -61,7 +61,7 @@ pub fn tracer() -> Option<&'static Tracer> {
 }
 
 /// What the exporter has done, if tracing is on.
-pub fn stats() -> Option<&'static Stats> {
+pub fn stats() -> Option<&'static ExportStats> {
     TRACER.get().map(|t| &*t.stats)
 }
 
@@ -69,7 +69,7 @@ pub fn stats() -> Option<&'static Stats> {
 /// second call (the first one's tracer stays) is an error.
 pub fn install(cfg: Config) -> Result<(), String> {
     let (tx, rx) = mpsc::sync_channel(cfg.queue);
-    let stats = Arc::new(Stats::default());
+    let stats = Arc::new(ExportStats::default());
     let tracer = Tracer {
         sampling: cfg.sampling,
         tx,
@@ -132,7 +132,7 @@ impl Tracer {
 /// The writer thread's state.
 struct Writer {
     cfg: Config,
-    stats: Arc<Stats>,
+    stats: Arc<ExportStats>,
     client: reqwest::Client,
     runtime: tokio::runtime::Runtime,
     /// Whether the last export failed (an outage is logged once).
@@ -152,7 +152,7 @@ fn string_kv(key: &str, value: &str) -> KeyValue {
 }
 
 impl Writer {
-    fn new(cfg: Config, stats: Arc<Stats>) -> Result<Writer, String> {
+    fn new(cfg: Config, stats: Arc<ExportStats>) -> Result<Writer, String> {
         let mut headers = reqwest::header::HeaderMap::new();
         for (k, v) in &cfg.headers {
             headers.insert(k.clone(), v.clone());

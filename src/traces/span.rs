@@ -100,7 +100,7 @@ impl std::fmt::Debug for Text {
 
 /// A span event: something logged inside the span.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct SpanEvent {
     pub time_ns: u64,
     pub name: Box<str>,
     pub attributes: Vec<(&'static str, Value)>,
@@ -109,13 +109,13 @@ pub struct Event {
 /// The events of one span, bounded by [`MAX_EVENTS`].
 #[derive(Debug, Default, Clone)]
 pub struct Events {
-    pub list: Vec<Event>,
+    pub list: Vec<SpanEvent>,
     pub dropped: u32,
 }
 
 impl Events {
     /// Keeps `e`, or counts it once the span holds [`MAX_EVENTS`].
-    pub fn push(&mut self, e: Event) {
+    pub fn push(&mut self, e: SpanEvent) {
         if self.list.len() < MAX_EVENTS {
             self.list.push(e);
         } else {

@@ -40,7 +40,7 @@ use std::time::Duration;
 
 /// What the command line asked for.
 #[derive(Debug, Clone)]
-pub struct Options {
+pub struct VerifyOptions {
     pub prometheus: String,
     pub loki: Option<String>,
     pub json: bool,
@@ -51,7 +51,7 @@ pub struct Options {
 
 /// Where a query comes from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub enum QuerySource {
     Panel,
     /// A recording rule.
     Record,
@@ -62,7 +62,7 @@ pub enum Kind {
 /// One query to run.
 #[derive(Debug, Clone)]
 pub struct Query {
-    pub kind: Kind,
+    pub kind: QuerySource,
     /// The panel's title, or the rule's name (with the labels that tell
     /// apart rules of the same name, e.g. `{slo="latency"}`).
     pub name: String,
@@ -115,7 +115,7 @@ impl AlertState {
 
 /// What a query gave.
 #[derive(Debug, Clone, PartialEq)]
-pub enum Outcome {
+pub enum QueryOutcome {
     /// Series returned (a panel or recording rule).
     Data(usize),
     /// Nothing, with the likeliest reason.
@@ -190,7 +190,7 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
                 p.title.clone()
             };
             out.push(Query {
-                kind: Kind::Panel,
+                kind: QuerySource::Panel,
                 name,
                 group: None,
                 rule: None,
@@ -210,9 +210,9 @@ pub fn queries(model: &Model) -> Result<Vec<Query>, String> {
     for g in groups {
         for r in g.rules {
             let kind = if r.alert.is_some() {
-                Kind::Alert
+                QuerySource::Alert
             } else {
-                Kind::Record
+                QuerySource::Record
             };
             let rule = r.record.or(r.alert).unwrap_or_default();
             let name = if seen.get(&rule).copied().unwrap_or(0) > 1 {
@@ -277,7 +277,7 @@ fn label_set(labels: &BTreeMap<String, String>) -> String {
 /// One result row.
 pub struct Row {
     pub query: Query,
-    pub outcome: Outcome,
+    pub outcome: QueryOutcome,
     /// For a panel that shows exemplars: what Prometheus has of them.
     pub exemplars: Option<Exemplars>,
 }
@@ -299,7 +299,7 @@ fn base_url(u: &str, flag: &str) -> Result<String, String> {
 }
 
 /// What every query is checked against.
-struct Ctx {
+struct VerifyCtx {
     prom: Api,
     loki: Option<Api>,
     job: String,
@@ -320,25 +320,25 @@ fn skipped(backend: &str, with_loki: bool) -> Option<String> {
 }
 
 /// The outcome of one query; `Err` when the server was lost (exit 2).
-async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
+async fn check(ctx: &VerifyCtx, q: &Query) -> Result<QueryOutcome, String> {
     if let Some(why) = skipped(&q.backend, ctx.loki.is_some()) {
-        return Ok(Outcome::Skipped(why));
+        return Ok(QueryOutcome::Skipped(why));
     }
     let lost = |e: String| format!("lost {}: {e}", q.backend);
     if q.backend == "loki" {
         let Some(loki) = &ctx.loki else {
-            return Ok(Outcome::Skipped("Loki panel: not checked".into()));
+            return Ok(QueryOutcome::Skipped("Loki panel: not checked".into()));
         };
         return match loki.loki(&q.expr).await {
-            Ok(0) => Ok(Outcome::Empty("no log lines in the last hour".into())),
-            Ok(n) => Ok(Outcome::Data(n)),
-            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(Outcome::Error(e)),
+            Ok(0) => Ok(QueryOutcome::Empty("no log lines in the last hour".into())),
+            Ok(n) => Ok(QueryOutcome::Data(n)),
+            Err(Failure::Query(e) | Failure::TooLarge(e)) => Ok(QueryOutcome::Error(e)),
             Err(Failure::Unreachable(e)) => Err(lost(e)),
         };
     }
     let series = match ctx.prom.instant(&q.expr).await {
         Ok(n) => n,
-        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(Outcome::Error(e)),
+        Err(Failure::Query(e) | Failure::TooLarge(e)) => return Ok(QueryOutcome::Error(e)),
         Err(Failure::Unreachable(e)) => return Err(lost(e)),
     };
     let why_empty = if series == 0 {
@@ -353,17 +353,22 @@ async fn check(ctx: &Ctx, q: &Query) -> Result<Outcome, String> {
         None
     };
     Ok(match q.kind {
-        Kind::Alert => alert_outcome(ctx, q, series, why_empty),
-        _ => why_empty.map_or(Outcome::Data(series), Outcome::Empty),
+        QuerySource::Alert => alert_outcome(ctx, q, series, why_empty),
+        _ => why_empty.map_or(QueryOutcome::Data(series), QueryOutcome::Empty),
     })
 }
 
 /// An alert's row: its state as Prometheus has it, or (not loaded there)
 /// as its expression says.
-fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>) -> Outcome {
+fn alert_outcome(
+    ctx: &VerifyCtx,
+    q: &Query,
+    series: usize,
+    why_empty: Option<String>,
+) -> QueryOutcome {
     let name = q.rule.as_deref().unwrap_or(&q.name);
     match ctx.states.get(q.group.as_deref(), name) {
-        Some(state) => Outcome::Alert {
+        Some(state) => QueryOutcome::Alert {
             state,
             series,
             reason: why_empty.filter(|_| state == AlertState::Inactive),
@@ -376,7 +381,7 @@ fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>)
             };
             let note =
                 "not loaded in this Prometheus: state from its expression, `for` not applied";
-            Outcome::Alert {
+            QueryOutcome::Alert {
                 state,
                 series,
                 reason: Some(match why_empty {
@@ -392,10 +397,10 @@ fn alert_outcome(ctx: &Ctx, q: &Query, series: usize, why_empty: Option<String>)
 /// a firing alert.
 fn failed(rows: &[Row], fail_on_firing: bool) -> bool {
     rows.iter().any(|r| match &r.outcome {
-        Outcome::Error(_) => true,
-        Outcome::Empty(_) => r.query.kind == Kind::Panel,
-        Outcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
-        Outcome::Data(_) | Outcome::Skipped(_) => false,
+        QueryOutcome::Error(_) => true,
+        QueryOutcome::Empty(_) => r.query.kind == QuerySource::Panel,
+        QueryOutcome::Alert { state, .. } => fail_on_firing && *state == AlertState::Firing,
+        QueryOutcome::Data(_) | QueryOutcome::Skipped(_) => false,
     })
 }
 
@@ -414,7 +419,7 @@ fn progress(n: usize, json: bool) -> ProgressBar {
 /// Reachability first (exit 2 says "cannot check", not "broken"), then
 /// every query in order.
 async fn check_all(
-    ctx: &mut Ctx,
+    ctx: &mut VerifyCtx,
     queries: Vec<Query>,
     bar: &ProgressBar,
 ) -> Result<Vec<Row>, String> {
@@ -463,7 +468,7 @@ async fn check_all(
 
 /// Runs every query and prints the table (or JSON); the exit code says
 /// whether every panel has data (and, if asked, no alert fires).
-pub fn run(model: &Model, o: Options) -> ExitCode {
+pub fn run(model: &Model, o: VerifyOptions) -> ExitCode {
     let prom = match base_url(&o.prometheus, "--prometheus") {
         Ok(b) => b,
         Err(e) => return fail(&e),
@@ -487,7 +492,7 @@ pub fn run(model: &Model, o: Options) -> ExitCode {
         Ok(r) => r,
         Err(e) => return fail(&format!("cannot start the async runtime: {e}")),
     };
-    let mut ctx = Ctx {
+    let mut ctx = VerifyCtx {
         prom: Api {
             http: http.clone(),
             base: prom,

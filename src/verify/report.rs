@@ -3,12 +3,12 @@
 //! them. A panel that shows exemplars has its exemplar count in the
 //! `exemplars` column (`-` for the other queries).
 
-use super::{AlertState, Exemplars, Kind, Outcome, Row};
+use super::{AlertState, Exemplars, QueryOutcome, QuerySource, Row};
 use serde_json::{json, Value as Json};
 
 /// How many rows of each result.
 #[derive(Debug, Default, Clone, PartialEq, Eq)]
-pub struct Counts {
+pub struct RowCounts {
     pub data: usize,
     pub empty: usize,
     pub empty_panels: usize,
@@ -22,25 +22,25 @@ pub struct Counts {
     pub with_exemplars: usize,
 }
 
-impl Counts {
-    pub fn of(rows: &[Row]) -> Counts {
-        let mut c = Counts::default();
+impl RowCounts {
+    pub fn of(rows: &[Row]) -> RowCounts {
+        let mut c = RowCounts::default();
         for r in rows {
             match &r.outcome {
-                Outcome::Data(_) => c.data += 1,
-                Outcome::Empty(_) => {
+                QueryOutcome::Data(_) => c.data += 1,
+                QueryOutcome::Empty(_) => {
                     c.empty += 1;
-                    if r.query.kind == Kind::Panel {
+                    if r.query.kind == QuerySource::Panel {
                         c.empty_panels += 1;
                     }
                 }
-                Outcome::Error(_) => c.errors += 1,
-                Outcome::Alert { state, .. } => match state {
+                QueryOutcome::Error(_) => c.errors += 1,
+                QueryOutcome::Alert { state, .. } => match state {
                     AlertState::Firing => c.firing += 1,
                     AlertState::Pending => c.pending += 1,
                     AlertState::Inactive => c.inactive += 1,
                 },
-                Outcome::Skipped(_) => c.skipped += 1,
+                QueryOutcome::Skipped(_) => c.skipped += 1,
             }
             if let Some(e) = &r.exemplars {
                 c.exemplar_panels += 1;
@@ -53,26 +53,26 @@ impl Counts {
     }
 }
 
-fn kind_name(k: Kind) -> &'static str {
+fn kind_name(k: QuerySource) -> &'static str {
     match k {
-        Kind::Panel => "panel",
-        Kind::Record => "rule",
-        Kind::Alert => "alert",
+        QuerySource::Panel => "panel",
+        QuerySource::Record => "rule",
+        QuerySource::Alert => "alert",
     }
 }
 
 /// (result, series, reason) of a row, as both reports show them.
-fn cells(o: &Outcome) -> (&'static str, Option<usize>, Option<&str>) {
+fn cells(o: &QueryOutcome) -> (&'static str, Option<usize>, Option<&str>) {
     match o {
-        Outcome::Data(n) => ("data", Some(*n), None),
-        Outcome::Empty(why) => ("empty", Some(0), Some(why)),
-        Outcome::Error(e) => ("error", None, Some(e)),
-        Outcome::Alert {
+        QueryOutcome::Data(n) => ("data", Some(*n), None),
+        QueryOutcome::Empty(why) => ("empty", Some(0), Some(why)),
+        QueryOutcome::Error(e) => ("error", None, Some(e)),
+        QueryOutcome::Alert {
             state,
             series,
             reason,
         } => (state.as_str(), Some(*series), reason.as_deref()),
-        Outcome::Skipped(why) => ("skipped", None, Some(why)),
+        QueryOutcome::Skipped(why) => ("skipped", None, Some(why)),
     }
 }
 
@@ -101,7 +101,7 @@ pub fn json_report(rows: &[Row], failed: bool) -> Json {
             })
         })
         .collect();
-    let c = Counts::of(rows);
+    let c = RowCounts::of(rows);
     json!({
         "passed": !failed,
         "queries": items,
@@ -159,7 +159,7 @@ pub fn table(rows: &[Row], prometheus: &str) -> String {
 
 /// `N queries: … with data, … empty …; alerts: …; … panels skipped`.
 fn summary(rows: &[Row]) -> String {
-    let c = Counts::of(rows);
+    let c = RowCounts::of(rows);
     let mut s = format!(
         "{} queries: {} with data, {} empty ({} of them panels), {} errors",
         rows.len(),

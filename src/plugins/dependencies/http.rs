@@ -30,7 +30,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The kind.
-pub struct Kind;
+pub struct HttpDependency;
 
 /// The largest `max_response_bytes`.
 const MAX_RESPONSE_LIMIT: u64 = 256 << 20;
@@ -82,7 +82,7 @@ impl Default for Options {
     }
 }
 
-struct Prepared {
+struct PreparedHttpDependency {
     options: Options,
 }
 
@@ -110,7 +110,7 @@ fn check_url(u: &str) -> Result<reqwest::Url, String> {
     Ok(url)
 }
 
-impl crate::model::dependencies::DependencyKind for Kind {
+impl crate::model::dependencies::DependencyKind for HttpDependency {
     fn name(&self) -> &'static str {
         "http"
     }
@@ -173,11 +173,11 @@ impl crate::model::dependencies::DependencyKind for Kind {
         if !errs.is_empty() {
             return Err(errs);
         }
-        Ok(Arc::new(Prepared { options }))
+        Ok(Arc::new(PreparedHttpDependency { options }))
     }
 }
 
-impl PreparedDependency for Prepared {
+impl PreparedDependency for PreparedHttpDependency {
     fn system(&self) -> &'static str {
         "http"
     }
@@ -252,7 +252,7 @@ impl PreparedDependency for Prepared {
         let address = base.host_str().unwrap_or_default().to_string();
         let port = base.port_or_known_default().unwrap_or(80);
         let methods: Vec<Method> = self.options.methods.iter().map(|m| m.to_http()).collect();
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(HttpClientInner {
             name: d.name.as_str().into(),
             base: base.as_str().trim_end_matches('/').to_string(),
             shown: shown.as_str().trim_end_matches('/').to_string(),
@@ -264,7 +264,7 @@ impl PreparedDependency for Prepared {
             timeout: d.timeout.get(),
             retries: self.options.retries,
             backoff: self.options.backoff.get(),
-            budget: Budget::new(self.options.retry_budget),
+            budget: RetryBudget::new(self.options.retry_budget),
             max_body: self.options.max_response_bytes,
             telemetry: ctx.telemetry,
             health_path: self.options.health_path.clone(),
@@ -285,14 +285,14 @@ impl PreparedDependency for Prepared {
 /// Retries allowed: each call saves `ratio` of one, each retry spends one;
 /// never more than [`BUDGET_FLOOR`] plus what the ratio saved on the last
 /// calls (in thousandths).
-struct Budget {
+struct RetryBudget {
     milli: AtomicI64,
     per_call: i64,
 }
 
-impl Budget {
-    fn new(ratio: f64) -> Budget {
-        Budget {
+impl RetryBudget {
+    fn new(ratio: f64) -> RetryBudget {
+        RetryBudget {
             milli: AtomicI64::new(BUDGET_FLOOR * 1000),
             per_call: (ratio * 1000.0) as i64,
         }
@@ -314,7 +314,7 @@ impl Budget {
     }
 }
 
-struct Inner {
+struct HttpClientInner {
     name: Arc<str>,
     /// The base URL, without a trailing `/`.
     base: String,
@@ -328,13 +328,13 @@ struct Inner {
     timeout: Duration,
     retries: u32,
     backoff: Duration,
-    budget: Budget,
+    budget: RetryBudget,
     max_body: u64,
     telemetry: Telemetry,
     health_path: Option<String>,
 }
 
-impl Inner {
+impl HttpClientInner {
     async fn check(&self) -> Result<(), String> {
         match &self.health_path {
             Some(p) => {
@@ -381,7 +381,7 @@ fn describe(e: &reqwest::Error) -> String {
 
 /// The client of an `http` dependency (`Setup::http`): cheap to clone.
 #[derive(Clone)]
-pub struct HttpClient(Arc<Inner>);
+pub struct HttpClient(Arc<HttpClientInner>);
 
 impl std::fmt::Debug for HttpClient {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -703,7 +703,7 @@ mod tests {
 
     #[test]
     fn the_budget_allows_ten_retries_then_its_share() {
-        let b = Budget::new(0.1);
+        let b = RetryBudget::new(0.1);
         assert!((0..10).all(|_| b.withdraw()));
         assert!(!b.withdraw());
         for _ in 0..10 {

@@ -26,9 +26,9 @@ use std::time::Instant;
 /// The built-in kinds: `http`, `postgres`, `sqlite`.
 pub fn builtin() -> Vec<Arc<dyn DependencyKind>> {
     vec![
-        Arc::new(http::Kind),
-        Arc::new(sql::Kind::Postgres),
-        Arc::new(sql::Kind::Sqlite),
+        Arc::new(http::HttpDependency),
+        Arc::new(sql::SqlDependency::Postgres),
+        Arc::new(sql::SqlDependency::Sqlite),
     ]
 }
 

@@ -40,7 +40,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 /// The kinds: one database system each.
-pub enum Kind {
+pub enum SqlDependency {
     Postgres,
     Sqlite,
 }
@@ -91,7 +91,7 @@ struct Operation {
     collection: Option<String>,
 }
 
-struct Prepared {
+struct PreparedSqlDependency {
     kind: &'static str,
     system: &'static str,
     options: Options,
@@ -106,20 +106,20 @@ fn is_label_value(s: &str) -> bool {
         && c.all(|ch| ch.is_ascii_lowercase() || ch.is_ascii_digit() || ch == '_')
 }
 
-impl Kind {
+impl SqlDependency {
     fn schemes(&self) -> &'static [&'static str] {
         match self {
-            Kind::Postgres => &["postgres://", "postgresql://"],
-            Kind::Sqlite => &["sqlite:"],
+            SqlDependency::Postgres => &["postgres://", "postgresql://"],
+            SqlDependency::Sqlite => &["sqlite:"],
         }
     }
 }
 
-impl crate::model::dependencies::DependencyKind for Kind {
+impl crate::model::dependencies::DependencyKind for SqlDependency {
     fn name(&self) -> &'static str {
         match self {
-            Kind::Postgres => "postgres",
-            Kind::Sqlite => "sqlite",
+            SqlDependency::Postgres => "postgres",
+            SqlDependency::Sqlite => "sqlite",
         }
     }
 
@@ -142,7 +142,7 @@ impl crate::model::dependencies::DependencyKind for Kind {
         if !(1..=MAX_POOL).contains(&options.pool) {
             errs.extend(ctx.error("options.pool", format!("from 1 to {MAX_POOL} connections")));
         }
-        if matches!(self, Kind::Sqlite)
+        if matches!(self, SqlDependency::Sqlite)
             && (options.image != Options::default().image
                 || options.port != Options::default().port)
         {
@@ -167,11 +167,11 @@ impl crate::model::dependencies::DependencyKind for Kind {
             errs.extend(ctx.error("options.max_rows", "at least 1"));
         }
         match (&options.local_sqlite, self) {
-            (Some(_), Kind::Sqlite) => errs.extend(ctx.error(
+            (Some(_), SqlDependency::Sqlite) => errs.extend(ctx.error(
                 "options.local_sqlite",
                 "only for kind postgres (a sqlite dependency's file is its `url`)",
             )),
-            (Some(p), Kind::Postgres) if p.trim().is_empty() || p.contains('?') => {
+            (Some(p), SqlDependency::Postgres) if p.trim().is_empty() || p.contains('?') => {
                 errs.extend(ctx.error("options.local_sqlite", "a file path such as shop.db"))
             }
             _ => {}
@@ -221,11 +221,11 @@ impl crate::model::dependencies::DependencyKind for Kind {
             return Err(errs);
         }
         let (names, specs) = std::mem::take(&mut options.operations).into_iter().unzip();
-        Ok(Arc::new(Prepared {
+        Ok(Arc::new(PreparedSqlDependency {
             kind: self.name(),
             system: match self {
-                Kind::Postgres => "postgresql",
-                Kind::Sqlite => "sqlite",
+                SqlDependency::Postgres => "postgresql",
+                SqlDependency::Sqlite => "sqlite",
             },
             options,
             names,
@@ -246,7 +246,7 @@ fn shown(url: &str) -> String {
     }
 }
 
-impl PreparedDependency for Prepared {
+impl PreparedDependency for PreparedSqlDependency {
     fn system(&self) -> &'static str {
         self.system
     }
@@ -354,7 +354,7 @@ impl PreparedDependency for Prepared {
             ),
             _ => (None, None),
         };
-        let inner = Arc::new(Inner {
+        let inner = Arc::new(SqlClientInner {
             name: d.name.as_str().into(),
             pool,
             system,
@@ -383,7 +383,7 @@ impl PreparedDependency for Prepared {
     }
 }
 
-struct Inner {
+struct SqlClientInner {
     name: Arc<str>,
     pool: AnyPool,
     /// `db.system`: postgresql or sqlite (a local stand-in is sqlite).
@@ -399,7 +399,7 @@ struct Inner {
     namespace: Option<String>,
 }
 
-impl Inner {
+impl SqlClientInner {
     async fn check(&self) -> Result<(), String> {
         let run = async {
             let mut c = self.pool.acquire().await?;
@@ -442,7 +442,7 @@ fn outcome_of(e: &sqlx::Error) -> Outcome {
 /// The client of a `postgres` or `sqlite` dependency (`Setup::sql`):
 /// cheap to clone.
 #[derive(Clone)]
-pub struct Sql(Arc<Inner>);
+pub struct Sql(Arc<SqlClientInner>);
 
 impl std::fmt::Debug for Sql {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

@@ -10,7 +10,7 @@ use poem::{EndpointExt, Request};
 use serde::Deserialize;
 use serde_json::json;
 
-pub struct Kind;
+pub struct CollectionHandler;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -64,7 +64,7 @@ fn schema_of(v: &Json) -> Json {
     }
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for CollectionHandler {
     fn name(&self) -> &'static str {
         "collection"
     }
@@ -97,13 +97,13 @@ impl HandlerKind for Kind {
 
 /// A data file's items, serialized, and the schema of a page of them
 /// (its component name, and the schema).
-type Loaded = (Arc<[Bytes]>, Arc<(String, Json)>);
+type LoadedItems = (Arc<[Bytes]>, Arc<(String, Json)>);
 
 /// The items of the endpoint's data file, read and serialized once per
 /// file and validation (20,000 endpoints of one file read it once). A file
 /// that fails is not kept: each endpoint naming it gets its own error.
-fn loaded(ctx: &HandlerCtx<'_>) -> Result<Loaded, Diagnostics> {
-    type Files = std::rc::Rc<std::cell::RefCell<std::collections::HashMap<String, Loaded>>>;
+fn loaded(ctx: &HandlerCtx<'_>) -> Result<LoadedItems, Diagnostics> {
+    type Files = std::rc::Rc<std::cell::RefCell<std::collections::HashMap<String, LoadedItems>>>;
     let files: Files = ctx.cache.get_or_insert("collection.files", Files::default);
     let key = ctx.endpoint.data.clone().unwrap_or_default();
     if let Some(hit) = files.borrow().get(&key) {

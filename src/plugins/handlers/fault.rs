@@ -7,7 +7,7 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde::Deserialize;
 
-pub struct Kind;
+pub struct FaultHandler;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -30,7 +30,7 @@ struct Fault {
     message: String,
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for FaultHandler {
     fn name(&self) -> &'static str {
         "fault"
     }

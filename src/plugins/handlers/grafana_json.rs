@@ -13,7 +13,7 @@ use poem::{EndpointExt, Request};
 use serde::Deserialize;
 use serde_json::{json, Value as Json};
 
-pub struct Kind;
+pub struct GrafanaJsonHandler;
 
 /// What the route answers.
 #[derive(Debug, Deserialize, Clone, Copy, PartialEq, Eq)]
@@ -58,7 +58,7 @@ struct Options {
     op: Option<Op>,
 }
 
-struct Prepared {
+struct PreparedGrafanaJson {
     op: Op,
     /// The body's schema, documented and checked (`None`: takes no body).
     body: Option<Arc<BodySchema>>,
@@ -104,7 +104,7 @@ fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, b
     let targets = with(&[""], spec.names(None));
     let mut variables = with(&["", "*"], spec.names(Some("table")));
     for t in &spec.targets {
-        if let crate::model::datasource::Body::Table(tb) = &t.body {
+        if let crate::model::datasource::TargetBody::Table(tb) = &t.body {
             variables.extend(tb.columns.iter().map(|c| format!("{}.{}", t.name, c.name)));
         }
     }
@@ -188,7 +188,7 @@ fn body_schema(op: Op, spec: &crate::model::datasource::Spec) -> Option<(Json, b
     Some((schema, required))
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for GrafanaJsonHandler {
     fn name(&self) -> &'static str {
         "grafana_json"
     }
@@ -221,7 +221,7 @@ impl HandlerKind for Kind {
                 required,
             })
         });
-        Ok(Arc::new(Prepared { op, body }))
+        Ok(Arc::new(PreparedGrafanaJson { op, body }))
     }
 }
 
@@ -382,7 +382,7 @@ fn chaos_body(
     Some(v.to_string())
 }
 
-impl PreparedHandler for Prepared {
+impl PreparedHandler for PreparedGrafanaJson {
     fn roles(&self) -> &[crate::model::contrib::Role] {
         &[crate::model::contrib::Role::DatasourceRoute]
     }
@@ -395,7 +395,7 @@ impl PreparedHandler for Prepared {
         let spec = &model.datasource;
         let targets: Vec<String> = spec.targets.iter().map(|t| t.name.clone()).collect();
         let first_table = spec.targets.iter().find_map(|t| match &t.body {
-            crate::model::datasource::Body::Table(tb) => {
+            crate::model::datasource::TargetBody::Table(tb) => {
                 Some((t.name.clone(), tb.columns.first().map(|c| c.name.clone())))
             }
             _ => None,

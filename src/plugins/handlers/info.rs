@@ -6,13 +6,13 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde_json::json;
 
-pub struct Kind;
+pub struct InfoHandler;
 
 struct Info {
     body: bytes::Bytes,
 }
 
-impl HandlerKind for Kind {
+impl HandlerKind for InfoHandler {
     fn name(&self) -> &'static str {
         "info"
     }
@@ -45,9 +45,7 @@ impl HandlerKind for Kind {
 }
 
 /// For kinds that take no options: any key is an error.
-#[derive(serde::Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-pub struct NoOptions {}
+pub use super::typed::NoOptions;
 
 impl PreparedHandler for Info {
     fn endpoint(&self, _rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {

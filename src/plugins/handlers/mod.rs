@@ -26,15 +26,15 @@ pub mod typed;
 
 pub use crate::model::data::load_items;
 
-/// The built-in kinds, as `Registry::builtin` registers them.
+/// The built-in kinds, as `KindRegistry::builtin` registers them.
 pub(crate) fn builtin() -> Vec<Arc<dyn HandlerKind>> {
     vec![
-        Arc::new(collection::Kind),
-        Arc::new(info::Kind),
-        Arc::new(probe::Kind),
-        Arc::new(fault::Kind),
-        Arc::new(prometheus::Kind),
-        Arc::new(grafana_json::Kind),
+        Arc::new(collection::CollectionHandler),
+        Arc::new(info::InfoHandler),
+        Arc::new(probe::ProbeHandler),
+        Arc::new(fault::FaultHandler),
+        Arc::new(prometheus::PrometheusHandler),
+        Arc::new(grafana_json::GrafanaJsonHandler),
     ]
 }
 

@@ -8,7 +8,7 @@ use poem::EndpointExt;
 use serde::Deserialize;
 use serde_json::json;
 
-pub struct Kind;
+pub struct ProbeHandler;
 
 #[derive(Deserialize, Default, Clone, Copy)]
 #[serde(rename_all = "lowercase")]
@@ -26,9 +26,9 @@ struct Options {
     probe: Probe,
 }
 
-struct Prepared(Probe);
+struct PreparedProbe(Probe);
 
-impl HandlerKind for Kind {
+impl HandlerKind for ProbeHandler {
     fn name(&self) -> &'static str {
         "probe"
     }
@@ -38,7 +38,7 @@ impl HandlerKind for Kind {
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
         let o: Options = ctx.options()?;
-        Ok(Arc::new(Prepared(o.probe)))
+        Ok(Arc::new(PreparedProbe(o.probe)))
     }
 }
 
@@ -46,7 +46,7 @@ fn respond(status: StatusCode, body: Json) -> Response {
     json_bytes(status, serde_json::to_vec(&body).expect("json"))
 }
 
-impl PreparedHandler for Prepared {
+impl PreparedHandler for PreparedProbe {
     fn probe(&self) -> Option<crate::model::kinds::ProbeRole> {
         use crate::model::kinds::ProbeRole;
         Some(match self.0 {

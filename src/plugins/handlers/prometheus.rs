@@ -17,10 +17,10 @@ use poem::http::StatusCode;
 use poem::EndpointExt;
 use serde_json::json;
 
-pub struct Kind;
-struct Prepared;
+pub struct PrometheusHandler;
+struct PreparedPrometheus;
 
-impl HandlerKind for Kind {
+impl HandlerKind for PrometheusHandler {
     fn name(&self) -> &'static str {
         "prometheus"
     }
@@ -30,11 +30,11 @@ impl HandlerKind for Kind {
     fn prepare(&self, ctx: &HandlerCtx<'_>) -> Result<Arc<dyn PreparedHandler>, Diagnostics> {
         ctx.no_data()?;
         ctx.options::<NoOptions>()?;
-        Ok(Arc::new(Prepared))
+        Ok(Arc::new(PreparedPrometheus))
     }
 }
 
-impl PreparedHandler for Prepared {
+impl PreparedHandler for PreparedPrometheus {
     fn roles(&self) -> &[crate::model::contrib::Role] {
         &[crate::model::contrib::Role::MetricsEndpoint]
     }

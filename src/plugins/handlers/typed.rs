@@ -2,7 +2,7 @@
 //! query, JSON body and response, documented from poem-openapi's own types
 //! (`Object`, `ApiResponse`) and registry.
 //!
-//! [`Kind`] adapts a [`Handler`] to [`HandlerKind`], so a user's kind goes
+//! [`TypedHandlerKind`] adapts a [`Handler`] to [`HandlerKind`], so a user's kind goes
 //! through the same registry, validation and route table as the built-ins:
 //! its options are parsed (unknown keys are errors) and its
 //! [`Handler::setup`] runs during `validate`, where a metric it asks for
@@ -145,7 +145,7 @@ pub struct Setup<'a> {
     /// Its method, upper case.
     pub method: String,
     apps: &'a AppFamilies,
-    registry: &'a crate::model::Registry,
+    registry: &'a crate::model::KindRegistry,
     /// `dependencies:` as declared, and one prepared slot per entry.
     declared: &'a [crate::manifest::dependencies::Dependency],
     prepared: &'a [Option<Arc<dyn crate::model::dependencies::PreparedDependency>>],
@@ -737,15 +737,15 @@ fn kind_of(v: &Json) -> &'static str {
 }
 
 /// A [`Handler`] as a [`HandlerKind`], for the registry.
-pub struct Kind<H>(Arc<H>);
+pub struct TypedHandlerKind<H>(Arc<H>);
 
-impl<H: Handler> Kind<H> {
+impl<H: Handler> TypedHandlerKind<H> {
     pub fn new(handler: H) -> Self {
-        Kind(Arc::new(handler))
+        TypedHandlerKind(Arc::new(handler))
     }
 }
 
-impl<H: Handler> HandlerKind for Kind<H> {
+impl<H: Handler> HandlerKind for TypedHandlerKind<H> {
     fn name(&self) -> &'static str {
         self.0.name()
     }
@@ -794,8 +794,8 @@ impl<H: Handler> HandlerKind for Kind<H> {
         let has_body = H::Body::describe(&mut registry).is_some();
         H::Response::register(&mut registry);
         let (path_plan, query_plan) = (H::Path::plan(&registry), H::Query::plan(&registry));
-        Ok(Arc::new(Prepared::<H> {
-            shared: Arc::new(Shared {
+        Ok(Arc::new(PreparedTypedHandler::<H> {
+            shared: Arc::new(TypedHandlerShared {
                 handler: self.0.clone(),
                 state,
                 registry,
@@ -807,7 +807,7 @@ impl<H: Handler> HandlerKind for Kind<H> {
     }
 }
 
-struct Shared<H: Handler> {
+struct TypedHandlerShared<H: Handler> {
     handler: Arc<H>,
     /// `None` only where the start hooks did not run (`validate`), where no
     /// request is served.
@@ -819,8 +819,8 @@ struct Shared<H: Handler> {
     query_plan: Plan,
 }
 
-struct Prepared<H: Handler> {
-    shared: Arc<Shared<H>>,
+struct PreparedTypedHandler<H: Handler> {
+    shared: Arc<TypedHandlerShared<H>>,
 }
 
 /// The documented operation of `H`: parameters, body and responses, plus
@@ -871,7 +871,7 @@ fn typed_doc<H: Handler>(registry: &mut Registry) -> TypedDoc {
     }
 }
 
-impl<H: Handler> PreparedHandler for Prepared<H> {
+impl<H: Handler> PreparedHandler for PreparedTypedHandler<H> {
     fn endpoint(&self, rt: &Arc<dyn Host>) -> BoxEndpoint<'static, Response> {
         let limit =
             usize::try_from(rt.model().manifest.service.body_limit_bytes).unwrap_or(usize::MAX);
@@ -900,7 +900,7 @@ impl<H: Handler> PreparedHandler for Prepared<H> {
 }
 
 struct TypedEndpoint<H: Handler> {
-    shared: Arc<Shared<H>>,
+    shared: Arc<TypedHandlerShared<H>>,
     limit: usize,
 }
 

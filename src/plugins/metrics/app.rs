@@ -30,18 +30,20 @@
 //! task-local read more. The handles `series()` returns are the
 //! `prometheus` crate's own and carry none.
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
 pub use crate::model::app_metrics::{AppCounter, AppFamilies, AppFamily, AppGauge, AppHistogram};
 use crate::model::exemplars::Ids;
+use crate::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
+use std::sync::Arc;
 
-pub struct Kind;
+pub struct AppMetricSource;
 
 /// The most series one app metric may declare (its label values multiplied).
 pub const MAX_SERIES: usize = 10_000;
 /// The most characters of one declared label value.
 const MAX_VALUE_LEN: usize = 128;
 
-impl MetricSourceKind for Kind {
+impl MetricSourceKind for AppMetricSource {
     fn name(&self) -> &'static str {
         "app"
     }
@@ -114,7 +116,7 @@ impl MetricSourceKind for Kind {
             return Err(errs);
         }
         AppFamily::new(m, sampled_span)
-            .map(|f| Arc::new(Prepared(Arc::new(f))) as Arc<dyn PreparedSource>)
+            .map(|f| Arc::new(PreparedAppMetric(Arc::new(f))) as Arc<dyn PreparedSource>)
             .map_err(|e| Diagnostics(vec![ctx.source.error(&ctx.at("name"), e.to_string())]))
     }
 }
@@ -129,9 +131,9 @@ fn sampled_span() -> Option<Ids> {
         })
 }
 
-struct Prepared(Arc<AppFamily>);
+struct PreparedAppMetric(Arc<AppFamily>);
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedAppMetric {
     fn install(&self, _: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         inst.registry.register(self.0.collector())
     }
@@ -146,7 +148,7 @@ impl PreparedSource for Prepared {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::logging::request::{sync_scope, Context};
+    use crate::logging::request::{sync_scope, RequestScope};
     use crate::model::exemplars::ExemplarIndex;
     use crate::traces::{SpanContext, SpanId, TraceId};
 
@@ -161,7 +163,7 @@ mod tests {
             parent: None,
             sampled,
         };
-        sync_scope(Context::new(None).in_span(span), f)
+        sync_scope(RequestScope::new(None).in_span(span), f)
     }
 
     #[test]

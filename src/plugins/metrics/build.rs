@@ -1,30 +1,34 @@
 //! `build.info`: a constant 1 labelled with version and commit.
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::kinds::{
+    label_names, opts, Installer, MetricCtx, MetricSourceKind, PreparedSource,
+};
 use prometheus::IntGaugeVec;
+use std::sync::Arc;
 
-pub struct Info;
+pub struct BuildInfoSource;
 /// The service's version and commit (`App::identity`).
-struct Prepared {
+struct PreparedBuildInfo {
     version: String,
     commit: String,
 }
 
-impl MetricSourceKind for Info {
+impl MetricSourceKind for BuildInfoSource {
     fn name(&self) -> &'static str {
         "build.info"
     }
     fn prepare(&self, ctx: &MetricCtx<'_>) -> Result<Arc<dyn PreparedSource>, Diagnostics> {
         ctx.require_type(MetricType::Gauge)?;
         ctx.labels_within(&["version", "commit"])?;
-        Ok(Arc::new(Prepared {
+        Ok(Arc::new(PreparedBuildInfo {
             version: ctx.identity.version.clone(),
             commit: ctx.identity.commit.clone(),
         }))
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedBuildInfo {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = IntGaugeVec::new(opts(m), &label_names(m))?;
         let values: Vec<&str> = m

@@ -2,18 +2,21 @@
 //! have a numeric field below a threshold (the seed's low-stock gauge). It
 //! derives a low-stock alert, and backs the JSON datasource's tables.
 
-use super::*;
 use crate::manifest::Endpoint;
-use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert};
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule};
 use crate::model::data::load_items;
+use crate::model::data::{is_below, Item};
+use crate::model::kinds::{opts, Installer, MetricCtx, MetricSourceKind, PreparedSource};
 use crate::render::escape::go_template_text as go_text;
 use crate::render::rules::{camel, num, series};
 use prometheus::IntGauge;
 use serde::Deserialize;
+use std::sync::Arc;
 
-pub struct BelowThreshold;
+pub struct BelowThresholdSource;
 
-struct Prepared {
+struct PreparedBelowThreshold {
     /// The items it counts.
     items: Vec<Item>,
 }
@@ -32,7 +35,7 @@ struct Options {
     threshold: f64,
 }
 
-impl MetricSourceKind for BelowThreshold {
+impl MetricSourceKind for BelowThresholdSource {
     fn name(&self) -> &'static str {
         "collection.below_threshold"
     }
@@ -40,7 +43,7 @@ impl MetricSourceKind for BelowThreshold {
         ctx.require_type(MetricType::Gauge)?;
         ctx.labels_within(&[])?;
         let items = below_threshold_items(ctx)?;
-        Ok(Arc::new(Prepared { items }))
+        Ok(Arc::new(PreparedBelowThreshold { items }))
     }
     fn derives_alert(&self) -> Option<&'static str> {
         Some("collection.below_threshold gauges")
@@ -91,7 +94,7 @@ fn option(metric: &Metric, key: &str) -> Option<String> {
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedBelowThreshold {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = IntGauge::with_opts(opts(m))?;
         g.set(self.items.len() as i64);
@@ -109,7 +112,7 @@ impl PreparedSource for Prepared {
         })
     }
     /// Low stock: more than `rules.low_stock_above` items are counted.
-    fn alerts(&self, g: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, g: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         let tune = g.alert.clone().unwrap_or_default();
         let r = &ctx.manifest.rules;
         let (sel, instance) = (ctx.selector, ctx.instance);
@@ -124,7 +127,7 @@ impl PreparedSource for Prepared {
         let threshold = go_text(&option(g, "threshold").unwrap_or_else(|| "its threshold".into()));
         let above = num(above_n);
         let s = format!("{}{{{sel}, {instance}}}", g.name);
-        vec![DerivedAlert {
+        vec![DerivedAlertRule {
             name,
             expr: format!("max by (job, instance) ({}{{{sel}}}) > {above}", g.name),
             severity: tune.severity.unwrap_or_else(|| "warning".into()),

@@ -1,13 +1,17 @@
 //! `http.requests` and `http.duration`: fed by the request middleware.
 //! Label values come only from route templates and closed sets.
 
-use super::*;
-use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlert, Role};
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule, Role};
+use crate::model::kinds::{
+    label_names, opts, Installer, MetricCtx, MetricSourceKind, PreparedSource,
+};
 use crate::render::rules::{num, percent, series};
 use prometheus::{HistogramVec, IntCounterVec};
+use std::sync::Arc;
 
-pub struct Requests;
-pub struct Duration;
+pub struct HttpRequestsSource;
+pub struct HttpDurationSource;
 struct PreparedRequests {
     /// It has a `status` label: it derives the error-ratio alert.
     status: bool,
@@ -18,7 +22,7 @@ struct PreparedDuration {
     latency: bool,
 }
 
-impl MetricSourceKind for Requests {
+impl MetricSourceKind for HttpRequestsSource {
     fn name(&self) -> &'static str {
         "http.requests"
     }
@@ -35,7 +39,7 @@ impl MetricSourceKind for Requests {
     }
 }
 
-impl MetricSourceKind for Duration {
+impl MetricSourceKind for HttpDurationSource {
     fn name(&self) -> &'static str {
         "http.duration"
     }
@@ -88,7 +92,7 @@ impl PreparedSource for PreparedRequests {
     }
     /// HighErrorRatio: the share of 5xx responses over `rules.rate_window`
     /// is above the threshold.
-    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlert> {
+    fn alerts(&self, metric: &Metric, ctx: &AlertCtx<'_>) -> Vec<DerivedAlertRule> {
         if !self.status {
             return Vec::new();
         }
@@ -106,7 +110,7 @@ impl PreparedSource for PreparedRequests {
                 values,
             )
         };
-        vec![DerivedAlert {
+        vec![DerivedAlertRule {
             name: tune.name.unwrap_or_else(|| "HighErrorRatio".into()),
             expr: format!(
                 "sum by (job) (rate({c}{{{sel}, status=~\"5..\"}}[{w}])) / sum by (job) (rate({c}{{{sel}}}[{w}])) > {}",

@@ -4,12 +4,8 @@
 //! validation; `install()` registers the family in the server's registry and
 //! hands the server whatever it needs to keep it current.
 
-pub use crate::manifest::{Diagnostics, Manifest, Metric, MetricType, Source};
-pub use crate::model::kinds::{
-    label_names, opts, Installer, MetricCtx, MetricSourceKind, PreparedSource, Sampler,
-};
-pub use std::sync::Arc;
-pub use std::time::Duration;
+pub use crate::model::kinds::MetricSourceKind;
+use std::sync::Arc;
 
 pub mod app;
 mod build;
@@ -17,18 +13,15 @@ mod collection;
 mod http;
 mod system;
 
-pub use crate::model::data::{is_below, Item};
-pub use crate::model::COMMIT;
-
-/// The built-in kinds, as `Registry::builtin` registers them.
+/// The built-in kinds, as `KindRegistry::builtin` registers them.
 pub(crate) fn builtin() -> Vec<Arc<dyn MetricSourceKind>> {
     vec![
-        Arc::new(http::Requests),
-        Arc::new(http::Duration),
-        Arc::new(system::Cpu),
-        Arc::new(system::Memory),
-        Arc::new(collection::BelowThreshold),
-        Arc::new(build::Info),
-        Arc::new(app::Kind),
+        Arc::new(http::HttpRequestsSource),
+        Arc::new(http::HttpDurationSource),
+        Arc::new(system::CpuSource),
+        Arc::new(system::MemorySource),
+        Arc::new(collection::BelowThresholdSource),
+        Arc::new(build::BuildInfoSource),
+        Arc::new(app::AppMetricSource),
     ]
 }

@@ -1,13 +1,17 @@
 //! `system.cpu` and `system.memory`: host usage from sysinfo, sampled on a
 //! timer (never per request).
 
-use super::*;
+use crate::manifest::{Diagnostics, Metric, MetricType};
+use crate::model::kinds::{
+    opts, Installer, MetricCtx, MetricSourceKind, PeriodicTask, PreparedSource,
+};
 use prometheus::Gauge;
 use serde::Deserialize;
+use std::sync::Arc;
 use sysinfo::{MemoryRefreshKind, System};
 
-pub struct Cpu;
-pub struct Memory;
+pub struct CpuSource;
+pub struct MemorySource;
 
 #[derive(Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -29,7 +33,7 @@ enum What {
     Memory,
 }
 
-struct Prepared {
+struct PreparedSystemMetric {
     what: What,
     every: std::time::Duration,
 }
@@ -44,13 +48,13 @@ fn prepare(ctx: &MetricCtx<'_>, what: What) -> Result<Arc<dyn PreparedSource>, D
             format!("{} must be from 1 to 3600", o.interval_seconds),
         )]));
     }
-    Ok(Arc::new(Prepared {
+    Ok(Arc::new(PreparedSystemMetric {
         what,
         every: std::time::Duration::from_secs(o.interval_seconds),
     }))
 }
 
-impl MetricSourceKind for Cpu {
+impl MetricSourceKind for CpuSource {
     fn name(&self) -> &'static str {
         "system.cpu"
     }
@@ -59,7 +63,7 @@ impl MetricSourceKind for Cpu {
     }
 }
 
-impl MetricSourceKind for Memory {
+impl MetricSourceKind for MemorySource {
     fn name(&self) -> &'static str {
         "system.memory"
     }
@@ -68,7 +72,7 @@ impl MetricSourceKind for Memory {
     }
 }
 
-impl PreparedSource for Prepared {
+impl PreparedSource for PreparedSystemMetric {
     fn install(&self, m: &Metric, inst: &mut Installer<'_>) -> prometheus::Result<()> {
         let g = Gauge::with_opts(opts(m))?;
         inst.registry.register(Box::new(g.clone()))?;
@@ -90,7 +94,7 @@ impl PreparedSource for Prepared {
         };
         // A first value right away, so /metrics is never empty of it.
         tick();
-        inst.samplers.push(Sampler {
+        inst.samplers.push(PeriodicTask {
             every: self.every,
             tick: Box::new(tick),
         });

@@ -3,11 +3,11 @@
 use crate::render::{stack, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct AlloyTarget;
 
 const PATH: &str = "alloy/config.alloy";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for AlloyTarget {
     fn name(&self) -> &'static str {
         "alloy"
     }

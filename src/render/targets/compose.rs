@@ -13,11 +13,11 @@ use crate::manifest::{SecretRef, Shipper};
 use crate::render::{stack, Ctx, ADMIN_ENV_FILE};
 use serde_json::json;
 
-pub struct Target;
+pub struct ComposeTarget;
 
 const PATH: &str = "docker-compose.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for ComposeTarget {
     fn name(&self) -> &'static str {
         "docker-compose"
     }

@@ -10,7 +10,7 @@ use crate::manifest::{Manifest, Panel};
 use crate::render::Ctx;
 use serde_json::{json, Value as Json};
 
-pub struct Target;
+pub struct GrafanaDashboardTarget;
 
 const DASHBOARD: &str = "grafana/dashboard.json";
 const PANEL: &str = "grafana/panel.json";
@@ -20,7 +20,7 @@ pub const SCHEMA_VERSION: u32 = 39;
 /// Grid columns.
 pub const COLUMNS: u32 = 24;
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for GrafanaDashboardTarget {
     fn name(&self) -> &'static str {
         "grafana-dashboard"
     }

@@ -3,11 +3,11 @@
 use crate::render::{stack, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct GrafanaDashboardProviderTarget;
 
 const PATH: &str = "grafana/provisioning/dashboards/dashboards.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for GrafanaDashboardProviderTarget {
     fn name(&self) -> &'static str {
         "grafana-dashboard-provider"
     }

@@ -6,11 +6,11 @@
 use crate::render::{links, stack, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct GrafanaDatasourcesTarget;
 
 const PATH: &str = "grafana/provisioning/datasources/datasources.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for GrafanaDatasourcesTarget {
     fn name(&self) -> &'static str {
         "grafana-datasources"
     }

@@ -22,7 +22,7 @@ use crate::render::{escape, stack, Ctx};
 use serde_json::{json, Value as Json};
 use std::collections::BTreeMap;
 
-pub struct Target;
+pub struct KubernetesTarget;
 
 /// Where the container mounts the manifest ConfigMap.
 pub const CONFIG_DIR: &str = "/etc/telltale";
@@ -72,7 +72,7 @@ const FILES: &[(&str, &str)] = &[
 /// Only a template: its output goes inside `alloy.yaml`.
 const ALLOY_CONFIG: &str = "kubernetes/config.alloy";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for KubernetesTarget {
     fn name(&self) -> &'static str {
         "kubernetes"
     }

@@ -5,12 +5,12 @@
 
 use crate::render::Ctx;
 
-pub struct Target;
+pub struct ManifestSchemaTarget;
 
 /// Where it is written, relative to the output directory.
 pub const PATH: &str = "manifest.schema.json";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for ManifestSchemaTarget {
     fn name(&self) -> &'static str {
         "manifest-schema"
     }

@@ -21,18 +21,18 @@ pub(crate) mod tempo;
 
 /// The registry: one line per target, in output order.
 pub static TARGETS: &[&dyn RenderTarget] = &[
-    &prometheus_config::Target,
-    &prometheus_rules::Target,
-    &prometheus_rule_tests::Target,
-    &promtail::Target,
-    &alloy::Target,
-    &tempo::Target,
-    &grafana_datasources::Target,
-    &grafana_dashboard_provider::Target,
-    &grafana_dashboard::Target,
-    &compose::Target,
-    &kubernetes::Target,
-    &manifest_schema::Target,
+    &prometheus_config::PrometheusConfigTarget,
+    &prometheus_rules::PrometheusRulesTarget,
+    &prometheus_rule_tests::PrometheusRuleTestsTarget,
+    &promtail::PromtailTarget,
+    &alloy::AlloyTarget,
+    &tempo::TempoTarget,
+    &grafana_datasources::GrafanaDatasourcesTarget,
+    &grafana_dashboard_provider::GrafanaDashboardProviderTarget,
+    &grafana_dashboard::GrafanaDashboardTarget,
+    &compose::ComposeTarget,
+    &kubernetes::KubernetesTarget,
+    &manifest_schema::ManifestSchemaTarget,
 ];
 
 /// One kind of output file.

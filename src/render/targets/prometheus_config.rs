@@ -6,12 +6,12 @@ use crate::manifest::{DiscoveryKind, DnsRecord};
 use crate::render::{stack, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct PrometheusConfigTarget;
 
 const PATH: &str = "prometheus/prometheus.yml";
 const TARGETS: &str = "prometheus/targets.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for PrometheusConfigTarget {
     fn name(&self) -> &'static str {
         "prometheus-config"
     }

@@ -3,11 +3,11 @@
 use crate::render::{rules, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct PrometheusRuleTestsTarget;
 
 const PATH: &str = "prometheus/alerts.test.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for PrometheusRuleTestsTarget {
     fn name(&self) -> &'static str {
         "prometheus-rule-tests"
     }

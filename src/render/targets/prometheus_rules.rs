@@ -3,11 +3,11 @@
 use crate::render::{rules, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct PrometheusRulesTarget;
 
 const PATH: &str = "prometheus/alerts.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for PrometheusRulesTarget {
     fn name(&self) -> &'static str {
         "prometheus-rules"
     }

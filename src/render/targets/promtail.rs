@@ -3,11 +3,11 @@
 use crate::render::{stack, Ctx};
 use serde_json::json;
 
-pub struct Target;
+pub struct PromtailTarget;
 
 const PATH: &str = "promtail/promtail.yml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for PromtailTarget {
     fn name(&self) -> &'static str {
         "promtail"
     }

@@ -7,11 +7,11 @@ use crate::render::{stack, Ctx};
 use serde_json::json;
 use std::time::Duration;
 
-pub struct Target;
+pub struct TempoTarget;
 
 pub const PATH: &str = "tempo/tempo.yaml";
 
-impl super::RenderTarget for Target {
+impl super::RenderTarget for TempoTarget {
     fn name(&self) -> &'static str {
         "tempo"
     }

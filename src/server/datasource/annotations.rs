@@ -10,7 +10,7 @@ pub const TAGS: &[&str] = &["telltale", "startup", "5xx", "low-stock"];
 
 /// One recorded event.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Event {
+pub struct AnnotationEvent {
     pub kind: EventKind,
     pub time_ms: i64,
     /// For events that span an interval (a burst).
@@ -20,14 +20,14 @@ pub struct Event {
     pub tags: Vec<String>,
 }
 
-impl Event {
+impl AnnotationEvent {
     pub fn new(kind: EventKind, time_ms: i64, title: &str, text: String) -> Self {
         let tag = match kind {
             EventKind::Startup => TAGS[1],
             EventKind::ErrorBurst => TAGS[2],
             EventKind::LowStock => TAGS[3],
         };
-        Event {
+        AnnotationEvent {
             kind,
             time_ms,
             time_end_ms: None,
@@ -60,7 +60,7 @@ impl Event {
 #[derive(Debug)]
 pub struct Store {
     cap: usize,
-    events: VecDeque<Event>,
+    events: VecDeque<AnnotationEvent>,
 }
 
 impl Store {
@@ -78,7 +78,7 @@ impl Store {
         }
     }
 
-    pub fn push(&mut self, e: Event) {
+    pub fn push(&mut self, e: AnnotationEvent) {
         if self.events.len() == self.cap {
             self.events.pop_front();
         }
@@ -94,7 +94,7 @@ impl Store {
     }
 
     /// Events of `kinds` overlapping `[from, to]`, oldest first.
-    pub fn select(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<Event> {
+    pub fn select(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<AnnotationEvent> {
         self.events
             .iter()
             .filter(|e| kinds.contains(&e.kind) && e.overlaps(from, to))
@@ -110,9 +110,19 @@ mod tests {
     #[test]
     fn store_is_bounded_and_selects_by_kind_and_range() {
         let mut s = Store::new(2);
-        s.push(Event::new(EventKind::Startup, 10, "a", String::new()));
-        s.push(Event::new(EventKind::LowStock, 20, "b", String::new()));
-        let mut burst = Event::new(EventKind::ErrorBurst, 30, "c", String::new());
+        s.push(AnnotationEvent::new(
+            EventKind::Startup,
+            10,
+            "a",
+            String::new(),
+        ));
+        s.push(AnnotationEvent::new(
+            EventKind::LowStock,
+            20,
+            "b",
+            String::new(),
+        ));
+        let mut burst = AnnotationEvent::new(EventKind::ErrorBurst, 30, "c", String::new());
         burst.time_end_ms = Some(40);
         s.push(burst);
         assert_eq!(s.len(), 2);

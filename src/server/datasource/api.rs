@@ -4,9 +4,9 @@
 //! (`targets[2].target`) and listing the known targets. Grafana shows that
 //! message on the panel, which beats an empty graph that looks healthy.
 
-use super::annotations::{Event, TAGS};
+use super::annotations::{AnnotationEvent, TAGS};
 use super::protocol::*;
-use super::spec::{Body, Column, Table, Target};
+use super::spec::{Column, Table, TargetBody, TargetSpec};
 use super::Live;
 use crate::manifest::EventKind;
 use crate::server::error::capped;
@@ -23,7 +23,7 @@ fn known(live: &Live) -> String {
     }
 }
 
-fn lookup<'a>(live: &'a Live, name: &str, at: &str) -> Result<&'a Target, BadField> {
+fn lookup<'a>(live: &'a Live, name: &str, at: &str) -> Result<&'a TargetSpec, BadField> {
     live.spec.target(name).ok_or_else(|| {
         BadField::new(
             at,
@@ -56,14 +56,14 @@ pub fn search(live: &Live, req: SearchRequest) -> Json {
 }
 
 /// The builder-mode payloads a target takes (options come from `/metric-payload-options`).
-fn payload_defs(body: &Body) -> Json {
+fn payload_defs(body: &TargetBody) -> Json {
     match body {
-        Body::Series(_) => json!([]),
-        Body::Table(_) => json!([{
+        TargetBody::Series(_) => json!([]),
+        TargetBody::Table(_) => json!([{
             "label": "Columns", "name": "columns", "type": "multi-select",
             "placeholder": "all columns", "reloadMetric": false
         }]),
-        Body::Annotations(_) => json!([{
+        TargetBody::Annotations(_) => json!([{
             "label": "Events", "name": "events", "type": "multi-select",
             "placeholder": "all events", "reloadMetric": false
         }]),
@@ -93,13 +93,15 @@ fn options<'a>(values: impl Iterator<Item = &'a str>) -> Json {
 pub fn payload_options(live: &Live, req: PayloadOptionsRequest) -> Answer {
     let t = lookup(live, &req.metric, "metric")?;
     match (&t.body, req.name.as_str()) {
-        (Body::Table(tb), "columns") => Ok(options(tb.columns.iter().map(|c| c.name.as_str()))),
-        (Body::Annotations(ev), "events") => Ok(options(ev.iter().map(|e| e.as_str()))),
+        (TargetBody::Table(tb), "columns") => {
+            Ok(options(tb.columns.iter().map(|c| c.name.as_str())))
+        }
+        (TargetBody::Annotations(ev), "events") => Ok(options(ev.iter().map(|e| e.as_str()))),
         (body, name) => {
             let has = match body {
-                Body::Series(_) => "none",
-                Body::Table(_) => "columns",
-                Body::Annotations(_) => "events",
+                TargetBody::Series(_) => "none",
+                TargetBody::Table(_) => "columns",
+                TargetBody::Annotations(_) => "events",
             };
             Err(BadField::new(
                 "name",
@@ -116,12 +118,12 @@ pub fn payload_options(live: &Live, req: PayloadOptionsRequest) -> Answer {
 /// A filter, checked.
 struct Cond {
     key: String,
-    op: Op,
+    op: FilterOp,
     values: Vec<String>,
 }
 
 #[derive(Clone, Copy, PartialEq)]
-enum Op {
+enum FilterOp {
     Eq,
     Ne,
     Lt,
@@ -166,12 +168,12 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 ));
             }
             let op = match f.operator.as_str() {
-                "=" => Op::Eq,
-                "!=" => Op::Ne,
-                "<" if !is_tags => Op::Lt,
-                ">" if !is_tags => Op::Gt,
-                "=|" => Op::AnyOf,
-                "!=|" => Op::NoneOf,
+                "=" => FilterOp::Eq,
+                "!=" => FilterOp::Ne,
+                "<" if !is_tags => FilterOp::Lt,
+                ">" if !is_tags => FilterOp::Gt,
+                "=|" => FilterOp::AnyOf,
+                "!=|" => FilterOp::NoneOf,
                 other => {
                     return Err(BadField::new(
                         &at("operator"),
@@ -189,7 +191,7 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
                 }
             };
             let values = match op {
-                Op::AnyOf | Op::NoneOf if !f.values.is_empty() => f.values.clone(),
+                FilterOp::AnyOf | FilterOp::NoneOf if !f.values.is_empty() => f.values.clone(),
                 _ => vec![f.value.clone()],
             };
             Ok(Cond {
@@ -201,7 +203,7 @@ fn compile_filters(live: &Live, list: &[Filter], field: &str) -> Result<Vec<Cond
         .collect()
 }
 
-fn cell_matches(cell: &Json, op: Op, values: &[String]) -> bool {
+fn cell_matches(cell: &Json, op: FilterOp, values: &[String]) -> bool {
     let eq = |v: &String| match (cell.as_f64(), v.parse::<f64>()) {
         (Some(a), Ok(b)) => a == b,
         _ => text(cell) == *v,
@@ -211,21 +213,21 @@ fn cell_matches(cell: &Json, op: Op, values: &[String]) -> bool {
         _ => Some(text(cell).cmp(v)),
     };
     match op {
-        Op::Eq | Op::AnyOf => values.iter().any(eq),
-        Op::Ne | Op::NoneOf => !values.iter().any(eq),
-        Op::Lt => values
+        FilterOp::Eq | FilterOp::AnyOf => values.iter().any(eq),
+        FilterOp::Ne | FilterOp::NoneOf => !values.iter().any(eq),
+        FilterOp::Lt => values
             .iter()
             .all(|v| cmp(v) == Some(std::cmp::Ordering::Less)),
-        Op::Gt => values
+        FilterOp::Gt => values
             .iter()
             .all(|v| cmp(v) == Some(std::cmp::Ordering::Greater)),
     }
 }
 
-fn tags_match(tags: &[String], op: Op, values: &[String]) -> bool {
+fn tags_match(tags: &[String], op: FilterOp, values: &[String]) -> bool {
     let any = values.iter().any(|v| tags.contains(v));
     match op {
-        Op::Eq | Op::AnyOf => any,
+        FilterOp::Eq | FilterOp::AnyOf => any,
         _ => !any,
     }
 }
@@ -396,7 +398,7 @@ fn select_events(
     from: i64,
     to: i64,
     conds: &[Cond],
-) -> Vec<Event> {
+) -> Vec<AnnotationEvent> {
     live.events(kinds, from, to)
         .into_iter()
         .filter(|e| {
@@ -489,7 +491,7 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
         let at = format!("targets[{i}].payload");
         let ref_id = json!(q.ref_id.clone().unwrap_or_else(|| name.to_string()));
         match &t.body {
-            Body::Series(s) => {
+            TargetBody::Series(s) => {
                 payload_list(q.payload.as_ref(), &at, None)?;
                 let pts = live.points(s.slot, from, to);
                 let (a, b) = match (pts.first(), pts.last()) {
@@ -509,7 +511,7 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
                     out.push(json!({"target": t.name, "refId": ref_id, "datapoints": datapoints}));
                 }
             }
-            Body::Table(tb) => {
+            TargetBody::Table(tb) => {
                 let cols = payload_list(q.payload.as_ref(), &at, Some("columns"))?;
                 if cols.as_ref().is_some_and(|c| c.len() > limits.max_columns) {
                     return Err(BadField::new(
@@ -524,7 +526,7 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
                 let (columns, rows) = select_table(tb, cols, &conds, &at)?;
                 out.push(table_json(&ref_id, columns, rows));
             }
-            Body::Annotations(own) => {
+            TargetBody::Annotations(own) => {
                 let picked = payload_list(q.payload.as_ref(), &at, Some("events"))?;
                 let kinds = event_kinds(own, picked, &at)?;
                 let columns = json!([
@@ -561,8 +563,8 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
 
 /// Bytes of `v` as compact JSON, counted without keeping them.
 fn json_len(v: &Json) -> usize {
-    struct Count(usize);
-    impl std::io::Write for Count {
+    struct ByteCounter(usize);
+    impl std::io::Write for ByteCounter {
         fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
             self.0 += b.len();
             Ok(b.len())
@@ -571,7 +573,7 @@ fn json_len(v: &Json) -> usize {
             Ok(())
         }
     }
-    let mut c = Count(0);
+    let mut c = ByteCounter(0);
     let _ = serde_json::to_writer(&mut c, v);
     c.0
 }
@@ -598,7 +600,7 @@ pub fn annotations(live: &Live, req: AnnotationsRequest) -> Answer {
     let kinds = match q.query.as_deref().map(str::trim).filter(|s| !s.is_empty()) {
         None => EventKind::ALL.to_vec(),
         Some(name) => match &lookup(live, name, "annotation.query")?.body {
-            Body::Annotations(k) => k.clone(),
+            TargetBody::Annotations(k) => k.clone(),
             other => {
                 return Err(BadField::new(
                     "annotation.query",
@@ -662,7 +664,7 @@ pub fn variable(live: &Live, req: VariableRequest) -> Answer {
         },
     };
     let t = lookup(live, name, "payload.target")?;
-    let Body::Table(tb) = &t.body else {
+    let TargetBody::Table(tb) = &t.body else {
         return Err(BadField::new(
             "payload.target",
             &format!(
@@ -710,7 +712,7 @@ pub fn tag_values(live: &Live, req: TagValuesRequest) -> Answer {
         TAGS.iter().map(|s| s.to_string()).collect()
     } else if column_keys(live).iter().any(|c| c.name == req.key) {
         distinct(live.spec.targets.iter().flat_map(|t| match &t.body {
-            Body::Table(tb) => match tb.columns.iter().position(|c| c.name == req.key) {
+            TargetBody::Table(tb) => match tb.columns.iter().position(|c| c.name == req.key) {
                 Some(i) => tb.rows.iter().map(|r| text(&r[i])).collect(),
                 None => Vec::new(),
             },

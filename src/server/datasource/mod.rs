@@ -26,7 +26,7 @@ pub use spec::Spec;
 use crate::manifest::EventKind;
 use crate::model::Model;
 use crate::server::families::Families;
-use annotations::{Event, Store};
+use annotations::{AnnotationEvent, Store};
 use ring::{Ring, Sample};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
@@ -89,7 +89,7 @@ impl Live {
     /// server that fails to bind never says it started.
     pub fn record_startup(&self, model: &Model, started_at: SystemTime) {
         let svc = &model.manifest.service;
-        self.push_event(Event::new(
+        self.push_event(AnnotationEvent::new(
             EventKind::Startup,
             unix_ms(started_at),
             "Server started",
@@ -102,7 +102,7 @@ impl Live {
         ));
     }
 
-    pub fn push_event(&self, e: Event) {
+    pub fn push_event(&self, e: AnnotationEvent) {
         tracing::info!(target: "telltale::datasource", kind = e.kind.as_str(), "{}: {}", e.title, e.text);
         lock(&self.events).push(e);
     }
@@ -123,7 +123,7 @@ impl Live {
         (r.len(), r.capacity())
     }
 
-    pub fn events(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<Event> {
+    pub fn events(&self, kinds: &[EventKind], from: i64, to: i64) -> Vec<AnnotationEvent> {
         lock(&self.events).select(kinds, from, to)
     }
 
@@ -140,7 +140,7 @@ pub fn start(
     families: &Arc<Families>,
     started_at: SystemTime,
     previous: Option<&Live>,
-) -> (Arc<Live>, crate::model::kinds::Sampler) {
+) -> (Arc<Live>, crate::model::kinds::PeriodicTask) {
     let live = Arc::new(Live::new(model.datasource.clone()));
     match previous {
         Some(old) => live.carry_from(old),
@@ -151,8 +151,8 @@ pub fn start(
             }
         }
     }
-    let mut s = sampler::Sampler::new(live.clone(), families.clone());
-    let timer = crate::model::kinds::Sampler {
+    let mut s = sampler::DatasourceSampler::new(live.clone(), families.clone());
+    let timer = crate::model::kinds::PeriodicTask {
         every: live.spec.every,
         tick: Box::new(move || s.tick()),
     };

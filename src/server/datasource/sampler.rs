@@ -2,7 +2,7 @@
 //! metric families: no second set of counters, the datasource reads
 //! exactly what `/metrics` exposes.
 
-use super::annotations::Event;
+use super::annotations::AnnotationEvent;
 use super::ring::Sample;
 use super::spec::{Spec, Stat};
 use super::Live;
@@ -14,7 +14,7 @@ use std::sync::Arc;
 
 /// A metric's reading at one instant.
 #[derive(Debug, Clone, PartialEq)]
-enum Raw {
+enum RawReading {
     Scalar(f64),
     /// Cumulative `(upper bound, count)` pairs, summed over every series, ending at `+Inf`.
     Buckets(Vec<(f64, f64)>),
@@ -25,14 +25,14 @@ enum Raw {
 #[derive(Debug, Clone)]
 struct Reading {
     t_ms: i64,
-    series: Vec<Raw>,
+    series: Vec<RawReading>,
     /// 5xx count per route template.
     errors: Vec<(String, f64)>,
     low_stock: Option<f64>,
 }
 
-/// Sampler state between ticks.
-pub struct Sampler {
+/// DatasourceSampler state between ticks.
+pub struct DatasourceSampler {
     live: Arc<Live>,
     families: Arc<Families>,
     prev: Reading,
@@ -54,29 +54,31 @@ fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
     // A vector family with no children yet is absent from `gather()`: for
     // counters and histograms that means "nothing counted" (zero), for
     // gauges "no value".
-    let scalar =
-        |name: &str, keep: &dyn Fn(&prometheus::proto::Metric) -> bool, absent: Raw| -> Raw {
-            let Some(f) = by_name.get(name) else {
-                return absent;
-            };
-            Raw::Scalar(
-                f.get_metric()
-                    .iter()
-                    .filter(|m| keep(m))
-                    .map(|m| m.get_counter().value() + m.get_gauge().value())
-                    .sum(),
-            )
+    let scalar = |name: &str,
+                  keep: &dyn Fn(&prometheus::proto::Metric) -> bool,
+                  absent: RawReading|
+     -> RawReading {
+        let Some(f) = by_name.get(name) else {
+            return absent;
         };
+        RawReading::Scalar(
+            f.get_metric()
+                .iter()
+                .filter(|m| keep(m))
+                .map(|m| m.get_counter().value() + m.get_gauge().value())
+                .sum(),
+        )
+    };
     let is_5xx =
         |m: &prometheus::proto::Metric| label(m, "status").is_some_and(|s| s.starts_with('5'));
     let series = spec
         .series()
         .map(|(_, s)| match s.stat {
-            Stat::Rate => scalar(&s.metric, &|_| true, Raw::Scalar(0.0)),
-            Stat::ErrorRate => scalar(&s.metric, &is_5xx, Raw::Scalar(0.0)),
-            Stat::Value => scalar(&s.metric, &|_| true, Raw::Missing),
+            Stat::Rate => scalar(&s.metric, &|_| true, RawReading::Scalar(0.0)),
+            Stat::ErrorRate => scalar(&s.metric, &is_5xx, RawReading::Scalar(0.0)),
+            Stat::Value => scalar(&s.metric, &|_| true, RawReading::Missing),
             Stat::Quantile(_) => match by_name.get(s.metric.as_str()) {
-                None => Raw::Buckets(Vec::new()),
+                None => RawReading::Buckets(Vec::new()),
                 Some(f) => {
                     let mut sum: Vec<(f64, f64)> = Vec::new();
                     for m in f.get_metric() {
@@ -96,7 +98,7 @@ fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
                             }
                         }
                     }
-                    Raw::Buckets(sum)
+                    RawReading::Buckets(sum)
                 }
             },
         })
@@ -115,8 +117,8 @@ fn read(spec: &Spec, fams: &[MetricFamily], t_ms: i64) -> Reading {
     let low_stock =
         spec.low_stock
             .as_deref()
-            .and_then(|n| match scalar(n, &|_| true, Raw::Missing) {
-                Raw::Scalar(v) => Some(v),
+            .and_then(|n| match scalar(n, &|_| true, RawReading::Missing) {
+                RawReading::Scalar(v) => Some(v),
                 _ => None,
             });
     Reading {
@@ -157,22 +159,24 @@ fn quantile(q: f64, now: &[(f64, f64)], before: &[(f64, f64)]) -> f64 {
     f64::NAN
 }
 
-fn value(stat: Stat, now: &Raw, before: &Raw, dt_s: f64) -> f64 {
+fn value(stat: Stat, now: &RawReading, before: &RawReading, dt_s: f64) -> f64 {
     match (stat, now, before) {
-        (Stat::Value, Raw::Scalar(v), _) => *v,
-        (Stat::Rate | Stat::ErrorRate, Raw::Scalar(a), Raw::Scalar(b)) if dt_s > 0.0 => {
+        (Stat::Value, RawReading::Scalar(v), _) => *v,
+        (Stat::Rate | Stat::ErrorRate, RawReading::Scalar(a), RawReading::Scalar(b))
+            if dt_s > 0.0 =>
+        {
             ((a - b) / dt_s).max(0.0)
         }
-        (Stat::Quantile(q), Raw::Buckets(a), Raw::Buckets(b)) => quantile(q, a, b),
+        (Stat::Quantile(q), RawReading::Buckets(a), RawReading::Buckets(b)) => quantile(q, a, b),
         _ => f64::NAN,
     }
 }
 
-impl Sampler {
+impl DatasourceSampler {
     /// Takes a first reading now (so that the first tick already has rates).
     pub fn new(live: Arc<Live>, fams: Arc<Families>) -> Self {
         let prev = read(&live.spec, &families(&fams), super::now_ms());
-        Sampler {
+        DatasourceSampler {
             live,
             families: fams,
             prev,
@@ -206,7 +210,12 @@ impl Sampler {
     }
 }
 
-fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) -> Option<Event> {
+fn burst(
+    min: u64,
+    before: &Reading,
+    now: &Reading,
+    every: std::time::Duration,
+) -> Option<AnnotationEvent> {
     let mut by_path: Vec<(String, f64)> = now
         .errors
         .iter()
@@ -231,7 +240,7 @@ fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) 
         .map(|(p, d)| format!("{p}: {d}"))
         .collect::<Vec<_>>()
         .join(", ");
-    let mut e = Event::new(
+    let mut e = AnnotationEvent::new(
         EventKind::ErrorBurst,
         before.t_ms,
         "Burst of 5xx responses",
@@ -244,11 +253,11 @@ fn burst(min: u64, before: &Reading, now: &Reading, every: std::time::Duration) 
     Some(e)
 }
 
-fn low_stock_change(before: &Reading, now: &Reading) -> Option<Event> {
+fn low_stock_change(before: &Reading, now: &Reading) -> Option<AnnotationEvent> {
     let n = now.low_stock?;
     match before.low_stock {
         Some(b) if b == n => None,
-        Some(b) => Some(Event::new(
+        Some(b) => Some(AnnotationEvent::new(
             EventKind::LowStock,
             now.t_ms,
             "Low stock changed",
@@ -259,10 +268,10 @@ fn low_stock_change(before: &Reading, now: &Reading) -> Option<Event> {
 }
 
 /// The low-stock state at start-up, as an event (when something is low).
-pub fn initial_low_stock(live: &Live, fams: &Families, t_ms: i64) -> Option<Event> {
+pub fn initial_low_stock(live: &Live, fams: &Families, t_ms: i64) -> Option<AnnotationEvent> {
     let r = read(&live.spec, &families(fams), t_ms);
     let n = r.low_stock.filter(|n| *n > 0.0)?;
-    Some(Event::new(
+    Some(AnnotationEvent::new(
         EventKind::LowStock,
         t_ms,
         "Low stock at start-up",
@@ -290,16 +299,37 @@ mod tests {
     #[test]
     fn rates_are_per_second_and_never_negative() {
         assert_eq!(
-            value(Stat::Rate, &Raw::Scalar(30.0), &Raw::Scalar(10.0), 2.0),
+            value(
+                Stat::Rate,
+                &RawReading::Scalar(30.0),
+                &RawReading::Scalar(10.0),
+                2.0
+            ),
             10.0
         );
         assert_eq!(
-            value(Stat::Rate, &Raw::Scalar(5.0), &Raw::Scalar(10.0), 2.0),
+            value(
+                Stat::Rate,
+                &RawReading::Scalar(5.0),
+                &RawReading::Scalar(10.0),
+                2.0
+            ),
             0.0
         );
-        assert!(value(Stat::Rate, &Raw::Missing, &Raw::Scalar(1.0), 2.0).is_nan());
+        assert!(value(
+            Stat::Rate,
+            &RawReading::Missing,
+            &RawReading::Scalar(1.0),
+            2.0
+        )
+        .is_nan());
         assert_eq!(
-            value(Stat::Value, &Raw::Scalar(7.0), &Raw::Missing, 0.0),
+            value(
+                Stat::Value,
+                &RawReading::Scalar(7.0),
+                &RawReading::Missing,
+                0.0
+            ),
             7.0
         );
     }

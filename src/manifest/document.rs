@@ -1,4 +1,4 @@
-//! The typed model of `manifest.yaml`.
+//! The typed document `manifest.yaml` deserializes into.
 //!
 //! Every struct denies unknown fields, so a typo is an error rather than a
 //! silently ignored key. Plugin-specific settings (`endpoints[].options`,
@@ -983,7 +983,7 @@ pub struct Kubernetes {
     /// Pods of the Deployment (1 to 1000).
     pub replicas: i64,
     /// The container's resource requests and limits, e.g. `cpu: 100m`, `memory: 64Mi`.
-    pub resources: Resources,
+    pub resources: KubernetesResources,
     /// Labels on the ServiceMonitor and PrometheusRule, which the Prometheus
     /// Operator selects them by (kube-prometheus-stack: `release: <its release name>`).
     pub selector_labels: std::collections::BTreeMap<String, String>,
@@ -1018,7 +1018,7 @@ impl Default for Kubernetes {
             image: None,
             image_pull_policy: "IfNotPresent".into(),
             replicas: 2,
-            resources: Resources::default(),
+            resources: KubernetesResources::default(),
             selector_labels: [("release".to_string(), "kube-prometheus-stack".to_string())]
                 .into_iter()
                 .collect(),
@@ -1036,14 +1036,15 @@ impl Default for Kubernetes {
 /// `kubernetes.resources`.
 #[derive(Debug, Clone, Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields, default)]
-pub struct Resources {
+#[schemars(rename = "Resources")]
+pub struct KubernetesResources {
     pub requests: Quantities,
     pub limits: Quantities,
 }
 
-impl Default for Resources {
+impl Default for KubernetesResources {
     fn default() -> Self {
-        Resources {
+        KubernetesResources {
             requests: Quantities {
                 cpu: Some("100m".into()),
                 memory: Some("64Mi".into()),
