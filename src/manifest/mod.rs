@@ -6,11 +6,15 @@
 //! `crate::model`; this folder imports nothing else of telltale.
 
 pub mod auth;
+pub mod dashboard;
+pub mod datasource;
 pub mod dependencies;
 pub mod diag;
 pub mod document;
 pub mod load;
+pub mod logging;
 pub mod spans;
+pub mod stack;
 pub mod traces;
 pub mod values;
 
