@@ -860,7 +860,7 @@ mod nearest_tests {
         assert_eq!(nearest("Stat", PANEL_TYPES), "stat");
         assert_eq!(nearest("reqs", UNITS), "reqps");
         assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
-                let kinds = ["collection", "info", "probe"];
+        let kinds = ["collection", "info", "probe"];
         assert_eq!(
             unknown_name("handler kind", "colection", &kinds, "registered"),
             "unknown handler kind \"colection\": did you mean \"collection\"? (registered: collection, info, probe)"
