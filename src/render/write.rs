@@ -17,7 +17,7 @@
 use super::Files;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Grafana admin credentials beside `docker-compose.yml`: created once with a
@@ -246,9 +246,8 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, String), String> {
 
 fn random_password() -> Result<String, String> {
     let mut buf = [0u8; 24];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read /dev/urandom for the Grafana password: {e}"))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| format!("no randomness for the Grafana password: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
