@@ -2,9 +2,9 @@
 //! and a human line for the console, from a single pass over its fields.
 //!
 //! One layer rather than `tracing_subscriber::fmt` plus a JSON layer because
-//! the request line is on the hot path: `bench/run` measured the fmt layer
-//! at about two thirds of logging's cost (it renders every span and event
-//! field through `Debug`, once more for the console than for the file).
+//! the request line is on the hot path, and the fmt layer renders every span
+//! and event field through `Debug`, once more for the console than for the
+//! file (bench/NOTES.md, "What profiling found", item 1).
 //! Here each field is rendered once per format, strings are escaped a run at
 //! a time, the timestamp is formatted once, and buffers are reused per thread.
 

@@ -6,7 +6,7 @@
 //! pushes out pages other programs need, and every new page costs the writer
 //! an allocation. On a VM that hands free memory back to its host (as
 //! `bench/run`'s does) that allocation is several times dearer and swings
-//! from run to run (README, "Third round").
+//! from run to run (bench/NOTES.md, "Third round", item 13).
 //!
 //! [`DropBehind`] wraps a writer. Every [`STEP`] bytes it
 //! - starts the kernel's writeback of what was written since the last step

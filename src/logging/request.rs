@@ -7,12 +7,13 @@
 //! request line.
 //!
 //! A tokio task-local rather than a tracing span: the same context for a
-//! fraction of the cost. `bench/run` measured the per-request span at about
-//! 40 % of logging's cost (registry slot, field visiting, enter and exit on
-//! every poll, close); this is one move in and out of a task-local, and the
-//! fields are rendered only when a line is written. The route slot replaced
-//! a tag in the response's extensions, which cost two allocations per
-//! request (the extensions map and its table).
+//! fraction of the cost. A span takes a registry slot, field visiting, an
+//! enter and exit on every poll, and a close; this is one move in and out of
+//! a task-local, and the fields are rendered only when a line is written
+//! (bench/NOTES.md, "What profiling found", item 3). The route is kept here
+//! too, not as a tag in the response's extensions, which would cost two
+//! allocations per request (the extensions map and its table; "Second
+//! round", item 6).
 
 use crate::traces::span::{Events, SpanEvent};
 use crate::traces::SpanContext;
@@ -150,8 +151,8 @@ impl RequestFields {
 
 /// A scheme name or a principal: inline up to 64 bytes, so that a caller
 /// is copied, never shared between threads through a reference count (a
-/// count that two cores and the log writer touch on every request cost
-/// about 1 µs a request in `bench/auth`).
+/// count that two cores and the log writer touch on every request; see
+/// bench/NOTES.md, "Callers: API-key cost").
 pub type Name = InlineStr<64>;
 
 /// Who made the request, as a guard established it (`server::auth`).

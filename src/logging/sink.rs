@@ -11,10 +11,10 @@
 //! there is one wake-up and one write per batch instead of one per line, and
 //! an idle server costs nothing.
 //!
-//! `bench/run` measured the previous design (one shared buffer per output,
-//! two lock round-trips per request) at about half of logging's cost: the
-//! two request threads fought over the locks and over the buffers' cache
-//! lines.
+//! Queues per thread rather than one shared buffer per output: with one,
+//! two lock round-trips per request, the request threads fought over the
+//! locks and over the buffers' cache lines (bench/NOTES.md, "Second round",
+//! item 7).
 //!
 //! Not lossy while the writer lives: when a thread has [`MAX_QUEUED`] bytes
 //! waiting, it blocks until the writer catches up, and dropping the
@@ -42,9 +42,9 @@ use std::time::{Duration, Instant};
 
 /// Longest a line waits in memory while the server is busy. Also what
 /// bounds the writer's bursts: it renders and writes a whole gather's lines
-/// at a stretch, and a request thread that shares its core waits meanwhile.
-/// At 50 ms and 48,000 requests/s a burst took about 2 ms of CPU and showed
-/// in the p99; 10 ms cost no throughput (README, item 35).
+/// at a stretch, and a request thread that shares its core waits meanwhile:
+/// a longer gather shows in the p99 and gains no throughput (bench/NOTES.md,
+/// "Seventh round", item 35).
 pub const GATHER: Duration = Duration::from_millis(10);
 /// Bytes queued by one thread that make the writer write at once.
 pub const BATCH: usize = 256 * 1024;

@@ -274,8 +274,15 @@ impl Default for DerivedAlert {
     }
 }
 
-/// One label of a metric: a name, or a name with its closed set of values.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A label name, or (for `source: app`) `{name, values, fallback}`: its
+/// closed set of values and what any other value counts as (default
+/// `other`).
+// Written, and described in the schema, as a `LabelForm`; read by a visitor
+// of its own, so that an error inside the mapping names its field (an
+// untagged enum reports only that no form matched).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, JsonSchema)]
+#[serde(into = "LabelForm")]
+#[schemars(with = "LabelForm")]
 pub struct Label {
     pub name: String,
     /// The values user code may give (`source: app`); empty for the other sources.
@@ -319,15 +326,37 @@ impl std::fmt::Display for Label {
     }
 }
 
+/// How a label is written: its name alone, or a mapping with its values.
+#[derive(Serialize, JsonSchema)]
+#[serde(untagged)]
+enum LabelForm {
+    Name(String),
+    Spec(LabelSpec),
+}
+
 /// `labels[]` entry written as a mapping.
-#[derive(Deserialize)]
+#[derive(Deserialize, Serialize, JsonSchema)]
 #[serde(deny_unknown_fields)]
+#[schemars(inline)]
 struct LabelSpec {
     name: String,
     #[serde(default)]
     values: Vec<String>,
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
     fallback: Option<String>,
+}
+
+impl From<Label> for LabelForm {
+    fn from(l: Label) -> LabelForm {
+        if l.values.is_empty() && l.fallback.is_none() {
+            return LabelForm::Name(l.name);
+        }
+        LabelForm::Spec(LabelSpec {
+            name: l.name,
+            values: l.values,
+            fallback: l.fallback,
+        })
+    }
 }
 
 impl<'de> Deserialize<'de> for Label {
@@ -351,47 +380,6 @@ impl<'de> Deserialize<'de> for Label {
             }
         }
         d.deserialize_any(V)
-    }
-}
-
-/// In the schema, a label is its name, or a mapping with its values.
-impl JsonSchema for Label {
-    fn schema_name() -> std::borrow::Cow<'static, str> {
-        "Label".into()
-    }
-    fn json_schema(_: &mut schemars::SchemaGenerator) -> schemars::Schema {
-        schemars::json_schema!({
-            "description": "A label name, or (for `source: app`) `{name, values, fallback}`: its closed set of values and what any other value counts as (default `other`).",
-            "anyOf": [
-                {"type": "string"},
-                {
-                    "type": "object",
-                    "additionalProperties": false,
-                    "required": ["name"],
-                    "properties": {
-                        "name": {"type": "string"},
-                        "values": {"type": "array", "items": {"type": "string"}},
-                        "fallback": {"type": "string"}
-                    }
-                }
-            ]
-        })
-    }
-}
-
-impl Serialize for Label {
-    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
-        use serde::ser::SerializeMap;
-        if self.values.is_empty() && self.fallback.is_none() {
-            return s.serialize_str(&self.name);
-        }
-        let mut m = s.serialize_map(None)?;
-        m.serialize_entry("name", &self.name)?;
-        m.serialize_entry("values", &self.values)?;
-        if let Some(f) = &self.fallback {
-            m.serialize_entry("fallback", f)?;
-        }
-        m.end()
     }
 }
 

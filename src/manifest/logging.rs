@@ -40,8 +40,9 @@ pub struct Logging {
     pub max_files: usize,
     /// Drop what the log writer has written (file, and stderr if redirected
     /// to a file) from the page cache, 16 MiB behind the end. Off by
-    /// default: it bounds the cache a busy log takes, but measured here at
-    /// about 3 % of requests/s (README, item 21).
+    /// default: it bounds the cache a busy log takes, but costs requests/s
+    /// while new pages are cheap (bench/NOTES.md, "The page-cache
+    /// drop-behind").
     #[serde(default)]
     pub drop_page_cache: bool,
     /// JSON fields every request line carries (the shippers extract these).

@@ -23,23 +23,49 @@ pub struct PromDuration {
     value: Duration,
 }
 
-/// The units of a Prometheus duration, largest first.
-const UNITS: [&str; 7] = ["y", "w", "d", "h", "m", "s", "ms"];
-
 /// What a duration looks like, for error messages.
 const EXAMPLES: &str = "a Prometheus duration such as 30s, 5m, 1h30m or 500ms";
 
 impl PromDuration {
     /// Parses `text` as a Prometheus duration; the error says why not.
+    ///
+    /// `promql_parser::util::parse_duration` holds the grammar; around it,
+    /// what Prometheus's config reads differently: a bare number (`15`,
+    /// `1.5`), which promql_parser reads as seconds, is refused; a number
+    /// too large for it (which it drops without a word) is refused; and a
+    /// zero (`0s`), which it refuses, is a duration of zero.
     pub fn parse(text: &str) -> Result<PromDuration, String> {
         let bad = |why: &str| format!("bad duration {text:?}: {why}");
-        check_syntax(text).map_err(|why| bad(&why))?;
-        let value = match promql_parser::util::parse_duration(text) {
-            Ok(v) => v,
-            // The syntax is checked: only a zero is left to refuse here.
-            Err(_) if text.bytes().all(|b| !(b'1'..=b'9').contains(&b)) => Duration::ZERO,
-            Err(e) => return Err(bad(&e)),
+        if text.is_empty() {
+            return Err(bad(&format!("empty; expected {EXAMPLES}")));
+        }
+        if text.parse::<f64>().is_ok() {
+            return Err(bad(&format!("a number needs a unit; expected {EXAMPLES}")));
+        }
+        let numbers = text.split(|c: char| !c.is_ascii_digit());
+        if let Some(n) = numbers
+            .filter(|n| !n.is_empty())
+            .find(|n| n.parse::<u32>().is_err())
+        {
+            return Err(bad(&format!("{n} is too large")));
+        }
+        let zero = !text.bytes().any(|b| (b'1'..=b'9').contains(&b));
+        // A zero's syntax is checked as the same text with ones.
+        let checked = if zero {
+            text.replace('0', "1")
+        } else {
+            text.to_string()
         };
+        let value = promql_parser::util::parse_duration(&checked).map_err(|_| {
+            // Only on the error path: every number has a unit, out of order?
+            let units = regex::Regex::new("^([0-9]+(ms|[ywdhms]))+$").expect("a valid regex");
+            if units.is_match(text) {
+                bad("units must be written largest first, each once")
+            } else {
+                bad(&format!("expected {EXAMPLES}"))
+            }
+        })?;
+        let value = if zero { Duration::ZERO } else { value };
         if value.as_millis() > i64::MAX as u128 {
             return Err(bad("out of range"));
         }
@@ -81,45 +107,6 @@ impl PromDuration {
     pub fn is_zero(&self) -> bool {
         self.value.is_zero()
     }
-}
-
-/// Checks `text` against Prometheus's duration syntax, before the value is
-/// computed: `promql_parser` reads a bare float (`1.5`) as seconds and
-/// silently drops a number too large for it, Prometheus refuses both.
-fn check_syntax(text: &str) -> Result<(), String> {
-    if text.is_empty() {
-        return Err(format!("empty; expected {EXAMPLES}"));
-    }
-    if text.parse::<f64>().is_ok() {
-        return Err(format!("a number needs a unit; expected {EXAMPLES}"));
-    }
-    let mut rest = text;
-    let mut next_unit = 0;
-    while !rest.is_empty() {
-        let digits = rest.bytes().take_while(u8::is_ascii_digit).count();
-        if digits == 0 {
-            return Err(format!("expected {EXAMPLES}"));
-        }
-        if rest[..digits].parse::<u32>().is_err() {
-            return Err(format!("{} is too large", &rest[..digits]));
-        }
-        rest = &rest[digits..];
-        // `ms` before `m`, so that `5ms` is not read as `5m` and `s`.
-        let found = UNITS
-            .iter()
-            .enumerate()
-            .filter(|(_, u)| rest.starts_with(**u))
-            .max_by_key(|(_, u)| u.len());
-        match found {
-            Some((i, u)) if i >= next_unit => {
-                next_unit = i + 1;
-                rest = &rest[u.len()..];
-            }
-            Some(_) => return Err("units must be written largest first, each once".into()),
-            None => return Err(format!("expected {EXAMPLES}")),
-        }
-    }
-    Ok(())
 }
 
 impl std::fmt::Display for PromDuration {
@@ -636,7 +623,10 @@ mod tests {
             Duration::from_millis(1500)
         );
         assert!(PromDuration::parse("0s").unwrap().is_zero());
+        assert!(PromDuration::parse("0h0m").unwrap().is_zero());
         assert_eq!(PromDuration::parse("1h30m").unwrap().as_str(), "1h30m");
+        assert_eq!(secs("1w1d1h1m1s"), Ok(7 * 86400 + 86400 + 3600 + 61));
+        assert_eq!(secs("4294967295s"), Ok(4294967295));
     }
 
     #[test]
@@ -655,6 +645,9 @@ mod tests {
             "5S",
             "soon",
             "m",
+            "ms",
+            "0x",
+            "1e3s",
             "1m1h",
             "1s1s",
             "5parsecs",
@@ -664,6 +657,13 @@ mod tests {
             let e = PromDuration::parse(bad).unwrap_err();
             assert!(e.starts_with("bad duration"), "{bad:?}: {e}");
         }
+        // The message says what is wrong.
+        let e = PromDuration::parse("1m1h").unwrap_err();
+        assert!(e.contains("largest first, each once"), "{e}");
+        let e = PromDuration::parse("1.5").unwrap_err();
+        assert!(e.contains("needs a unit"), "{e}");
+        let e = PromDuration::parse("1h4294967296s").unwrap_err();
+        assert!(e.contains("4294967296 is too large"), "{e}");
     }
 
     #[test]

@@ -127,12 +127,9 @@ fn writable_dir(dir: &Path) -> Result<(), String> {
     }
     #[cfg(unix)]
     {
-        use std::os::unix::ffi::OsStrExt;
-        let c = std::ffi::CString::new(p.as_os_str().as_bytes())
-            .map_err(|_| format!("{} is not a valid path", p.display()))?;
-        // SAFETY: a valid NUL-terminated path; access(2) reads nothing else.
-        if unsafe { libc::access(c.as_ptr(), libc::W_OK | libc::X_OK) } != 0 {
-            let e = std::io::Error::last_os_error();
+        use rustix::fs::{access, Access};
+        if let Err(e) = access(p, Access::WRITE_OK | Access::EXEC_OK) {
+            let e = std::io::Error::from(e);
             return Err(if p == dir {
                 format!("cannot write log files in {}: {e}", dir.display())
             } else {

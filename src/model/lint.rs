@@ -153,26 +153,6 @@ pub const UNITS: &[&str] = &[
 const CUSTOM_UNIT_PREFIXES: &[&str] =
     &["suffix:", "prefix:", "si:", "count:", "currency:", "time:"];
 
-/// Edit distance (Levenshtein, by characters), for "did you mean".
-fn distance(a: &str, b: &str) -> usize {
-    let b: Vec<char> = b.chars().collect();
-    let mut row: Vec<usize> = (0..=b.len()).collect();
-    for (i, ca) in a.chars().enumerate() {
-        let mut prev = row[0];
-        row[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let cur = row[j + 1];
-            row[j + 1] = if ca == *cb {
-                prev
-            } else {
-                1 + prev.min(row[j]).min(row[j + 1])
-            };
-            prev = cur;
-        }
-    }
-    row[b.len()]
-}
-
 /// The closest name of `set` to `name` (case-insensitive first).
 fn nearest<'a>(name: &str, set: &[&'a str]) -> &'a str {
     set.iter()
@@ -181,7 +161,7 @@ fn nearest<'a>(name: &str, set: &[&'a str]) -> &'a str {
             if c.eq_ignore_ascii_case(name) {
                 0
             } else {
-                1 + distance(&name.to_ascii_lowercase(), &c.to_ascii_lowercase())
+                1 + strsim::levenshtein(&name.to_ascii_lowercase(), &c.to_ascii_lowercase())
             }
         })
         .unwrap_or("")
@@ -193,7 +173,7 @@ fn nearest<'a>(name: &str, set: &[&'a str]) -> &'a str {
 pub(crate) fn unknown_name(what: &str, name: &str, set: &[&str], listed: &str) -> String {
     let close = nearest(name, set);
     let near = !close.is_empty()
-        && distance(&name.to_ascii_lowercase(), &close.to_ascii_lowercase())
+        && strsim::levenshtein(&name.to_ascii_lowercase(), &close.to_ascii_lowercase())
             <= (name.chars().count() / 3).max(2);
     let hint = if near {
         format!(": did you mean {close:?}?")
@@ -879,7 +859,7 @@ mod nearest_tests {
         assert_eq!(nearest("timeserie", PANEL_TYPES), "timeseries");
         assert_eq!(nearest("Stat", PANEL_TYPES), "stat");
         assert_eq!(nearest("reqs", UNITS), "reqps");
-        assert_eq!(distance("kitten", "sitting"), 3);
+        assert_eq!(strsim::levenshtein("kitten", "sitting"), 3);
         let kinds = ["collection", "info", "probe"];
         assert_eq!(
             unknown_name("handler kind", "colection", &kinds, "registered"),

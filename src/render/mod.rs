@@ -186,19 +186,11 @@ fn dir_from(model: &Model, out: &Path, dir: &Path) -> String {
     let abs = |p: &Path| normalize(&cwd.join(p));
     let base = model.source.base_dir.clone().unwrap_or_default();
     let logs = abs(&base.join(dir));
-    let out = abs(out);
-    let (l, o): (Vec<_>, Vec<_>) = (logs.components().collect(), out.components().collect());
-    let common = l.iter().zip(&o).take_while(|(a, b)| a == b).count();
-    let mut rel: Vec<String> = vec!["..".into(); o.len() - common];
-    rel.extend(
-        l[common..]
-            .iter()
-            .map(|c| c.as_os_str().to_string_lossy().into_owned()),
-    );
-    if rel.is_empty() {
+    let rel = pathdiff::diff_paths(&logs, abs(out)).unwrap_or_default();
+    if rel.as_os_str().is_empty() {
         ".".into()
     } else {
-        rel.join("/")
+        rel.display().to_string()
     }
 }
 

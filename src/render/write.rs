@@ -17,7 +17,7 @@
 use super::Files;
 use std::fmt::Write as _;
 use std::fs;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
 /// Grafana admin credentials beside `docker-compose.yml`: created once with a
@@ -246,9 +246,8 @@ fn parent_and_name(out: &Path) -> Result<(PathBuf, String), String> {
 
 fn random_password() -> Result<String, String> {
     let mut buf = [0u8; 24];
-    fs::File::open("/dev/urandom")
-        .and_then(|mut f| f.read_exact(&mut buf))
-        .map_err(|e| format!("cannot read /dev/urandom for the Grafana password: {e}"))?;
+    getrandom::fill(&mut buf)
+        .map_err(|e| format!("no randomness for the Grafana password: {e}"))?;
     Ok(buf.iter().map(|b| format!("{b:02x}")).collect())
 }
 
@@ -482,49 +481,28 @@ pub fn check_with(out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<Dri
     Ok(drift)
 }
 
-/// One unified-diff hunk around the first difference (at most `MAX` lines
-/// per side; longer changes are cut with a note).
+/// The first hunk of the unified diff (three lines of context), at most
+/// `MAX` lines of it; a longer hunk is cut with a note.
 pub fn short_diff(path: &str, old: &str, new: &str) -> String {
-    const CONTEXT: usize = 3;
-    const MAX: usize = 8;
-    let a: Vec<&str> = old.lines().collect();
-    let b: Vec<&str> = new.lines().collect();
-    let prefix = a.iter().zip(&b).take_while(|(x, y)| x == y).count();
-    let suffix = a[prefix..]
-        .iter()
-        .rev()
-        .zip(b[prefix..].iter().rev())
-        .take_while(|(x, y)| x == y)
-        .count();
-    let (a_mid, b_mid) = (&a[prefix..a.len() - suffix], &b[prefix..b.len() - suffix]);
-    let start = prefix.saturating_sub(CONTEXT);
-    let mut s = String::new();
-    let _ = writeln!(s, "--- {path} (on disk)\n+++ {path} (rendered)");
-    let _ = writeln!(
-        s,
-        "@@ -{},{} +{},{} @@",
-        start + 1,
-        prefix - start + a_mid.len().min(MAX),
-        start + 1,
-        prefix - start + b_mid.len().min(MAX)
-    );
-    for l in &a[start..prefix] {
-        let _ = writeln!(s, " {l}");
-    }
-    for (sign, mid) in [('-', a_mid), ('+', b_mid)] {
-        for l in mid.iter().take(MAX) {
-            let _ = writeln!(s, "{sign}{l}");
-        }
-        if mid.len() > MAX {
-            let _ = writeln!(s, "{sign}... ({} more lines)", mid.len() - MAX);
-        }
-    }
-    if a_mid.is_empty() && b_mid.is_empty() {
+    const MAX: usize = 22;
+    let mut s = format!("--- {path} (on disk)\n+++ {path} (rendered)\n");
+    if old.lines().eq(new.lines()) {
         // Same lines, different bytes (line endings or a final newline).
-        let _ = writeln!(
-            s,
-            " (only whitespace at line ends or the final newline differs)"
-        );
+        s.push_str(" (only whitespace at line ends or the final newline differs)\n");
+        return s;
+    }
+    let diff = similar::TextDiff::from_lines(old, new);
+    let mut unified = diff.unified_diff();
+    if let Some(hunk) = unified.context_radius(3).iter_hunks().next() {
+        let text = hunk.to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        // The `@@` line, then the hunk's lines.
+        for l in lines.iter().take(1 + MAX) {
+            let _ = writeln!(s, "{l}");
+        }
+        if lines.len() > 1 + MAX {
+            let _ = writeln!(s, "... ({} more lines)", lines.len() - 1 - MAX);
+        }
     }
     s
 }
@@ -538,10 +516,15 @@ mod tests {
         let d = short_diff("f", "a\nb\nc\nd\ne\nf\n", "a\nb\nc\nX\ne\nf\n");
         assert_eq!(
             d,
-            "--- f (on disk)\n+++ f (rendered)\n@@ -1,4 +1,4 @@\n a\n b\n c\n-d\n+X\n"
+            "--- f (on disk)\n+++ f (rendered)\n@@ -1,6 +1,6 @@\n a\n b\n c\n-d\n+X\n e\n f\n"
         );
         let d = short_diff("f", "a\n", "a\nb\n");
         assert!(d.contains("+b\n") && !d.contains("\n-"), "{d}");
+        let long: String = (0..100).map(|i| format!("{i}\n")).collect();
+        let d = short_diff("f", "", &long);
+        assert!(d.ends_with("+21\n... (78 more lines)\n"), "{d}");
+        let d = short_diff("f", "a\nb\n", "a\r\nb");
+        assert!(d.ends_with(" (only whitespace at line ends or the final newline differs)\n"));
     }
 
     #[test]

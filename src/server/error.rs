@@ -37,6 +37,7 @@ impl ErrorBody {
     }
 }
 
+/// A `status` error with `message`, as [`ErrorBody`] writes it:
 /// `{"status": 404, "error": "Not Found", "message": "..."}`.
 pub fn json_error(status: StatusCode, message: &str) -> Response {
     body(
@@ -68,7 +69,6 @@ pub fn bad_param_in(place: &str, name: &str, message: &str) -> Response {
     )
 }
 
-/// A 400 naming the offending JSON field of a request body.
 /// At most this many characters of a client's value are echoed back.
 pub const ECHO_CHARS: usize = 64;
 
@@ -81,6 +81,7 @@ pub fn capped(s: &str) -> std::borrow::Cow<'_, str> {
     }
 }
 
+/// A 400 naming the offending JSON field of a request body.
 pub fn bad_field(field: &str, message: &str) -> Response {
     bad_field_status(StatusCode::BAD_REQUEST, field, message)
 }
@@ -105,7 +106,6 @@ fn body(status: StatusCode, v: serde_json::Value) -> Response {
         .body(serde_json::to_vec(&v).expect("json"))
 }
 
-/// JSON schema of the error body, for the OpenAPI document.
 /// The name of [`error_schema`] among the document's shared schemas.
 pub const ERROR_SCHEMA: &str = "Error";
 
@@ -114,6 +114,7 @@ pub fn error_ref() -> serde_json::Value {
     json!({"$ref": format!("#/components/schemas/{ERROR_SCHEMA}")})
 }
 
+/// JSON schema of the error body, for the OpenAPI document.
 pub fn error_schema() -> serde_json::Value {
     json!({
         "type": "object",

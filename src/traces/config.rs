@@ -60,21 +60,17 @@ fn traces_url(mut base: reqwest::Url) -> reqwest::Url {
 
 /// Percent-decodes `s` (W3C Baggage octets, as OTEL_RESOURCE_ATTRIBUTES
 /// and OTEL_EXPORTER_OTLP_HEADERS are written).
+///
+/// `percent_encoding` passes a malformed escape (`%zz`, `100%`) through;
+/// the SDKs' decoders refuse it, and so does this.
 fn percent_decode(s: &str) -> Option<String> {
-    let b = s.as_bytes();
-    let mut out = Vec::with_capacity(b.len());
-    let mut i = 0;
-    while i < b.len() {
-        if b[i] == b'%' {
-            let hex = std::str::from_utf8(b.get(i + 1..i + 3)?).ok()?;
-            out.push(u8::from_str_radix(hex, 16).ok()?);
-            i += 3;
-        } else {
-            out.push(b[i]);
-            i += 1;
-        }
-    }
-    String::from_utf8(out).ok()
+    let well_formed = s.split('%').skip(1).all(|p| {
+        p.as_bytes()
+            .get(..2)
+            .is_some_and(|h| h.iter().all(u8::is_ascii_hexdigit))
+    });
+    let decoded = percent_encoding::percent_decode_str(s).decode_utf8().ok()?;
+    well_formed.then(|| decoded.into_owned())
 }
 
 /// `k1=v1,k2=v2` (values percent-encoded), as the `OTEL_*` list variables
@@ -283,6 +279,22 @@ pub fn resolve(
 mod tests {
     use super::*;
     use std::collections::HashMap;
+
+    #[test]
+    fn values_are_percent_decoded_and_bad_escapes_refused() {
+        assert_eq!(
+            key_values("V", "a=x%20y%3D, b = %C3%A9 ,,c="),
+            Ok(vec![
+                ("a".into(), "x y=".into()),
+                ("b".into(), "é".into()),
+                ("c".into(), String::new()),
+            ])
+        );
+        for bad in ["a=%zz", "a=100%", "a=%2", "a=%+f", "a=%FF"] {
+            let e = key_values("V", bad).unwrap_err();
+            assert!(e.contains("bad percent-escape"), "{bad}: {e}");
+        }
+    }
 
     const SVC: TracedService<'static> = TracedService {
         name: "shop",

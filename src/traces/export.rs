@@ -183,8 +183,8 @@ impl Writer {
     /// Gathers batches: blocks on the channel only while no batch is open
     /// (one wake-up per batch); while one is, sleeps [`GATHER`] at a time
     /// and drains what was queued meanwhile, so that queueing a span never
-    /// wakes this thread. `bench/run` measured waking it per span at 0.39
-    /// wake-ups and 0.36 preemptions of a worker per request on 2 cores.
+    /// wakes this thread: woken per span, it preempted a worker on 2 cores
+    /// (bench/NOTES.md, "Traces: a span per request, exported").
     fn run(mut self, rx: Receiver<Msg>) {
         let resource = Resource {
             attributes: self

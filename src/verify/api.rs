@@ -23,20 +23,6 @@ pub(super) enum Failure {
     Query(String),
 }
 
-/// Percent-encodes a query-string value.
-fn encode(s: &str) -> String {
-    let mut out = String::with_capacity(s.len() * 3);
-    for b in s.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                out.push(b as char)
-            }
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
-}
-
 /// Alerting rules' states from `/api/v1/rules`: by (group, name), and by
 /// name alone (the most urgent state of that name) for rules loaded under
 /// another group name.
@@ -79,13 +65,19 @@ impl RuleStates {
 }
 
 impl Api {
-    /// `GET base+path`: the `data` of a `"status": "success"` answer.
-    pub async fn get(&self, path: &str) -> Result<Json, Failure> {
+    /// `GET base+path?query`: the `data` of a `"status": "success"` answer.
+    pub async fn get(&self, path: &str, query: &[(&str, &str)]) -> Result<Json, Failure> {
         let url = format!("{}{path}", self.base);
-        let r = self
+        let request = self
             .http
             .get(&url)
-            .send()
+            .query(query)
+            .build()
+            .map_err(|e| Failure::Unreachable(printable(&format!("{url}: {e}"))))?;
+        let url = request.url().to_string();
+        let r = self
+            .http
+            .execute(request)
             .await
             .map_err(|e| Failure::Unreachable(printable(&format!("{url}: {e}"))))?;
         let status = r.status();
@@ -111,9 +103,7 @@ impl Api {
 
     /// Series returned by a Prometheus instant query.
     pub async fn instant(&self, expr: &str) -> Result<usize, Failure> {
-        let data = self
-            .get(&format!("/api/v1/query?query={}", encode(expr)))
-            .await?;
+        let data = self.get("/api/v1/query", &[("query", expr)]).await?;
         Ok(data["result"].as_array().map_or(0, Vec::len))
     }
 
@@ -125,10 +115,14 @@ impl Api {
             .map_or(0, |d| d.as_secs());
         let start = now.saturating_sub(3600);
         let data = self
-            .get(&format!(
-                "/api/v1/query_exemplars?query={}&start={start}&end={now}",
-                encode(expr)
-            ))
+            .get(
+                "/api/v1/query_exemplars",
+                &[
+                    ("query", expr),
+                    ("start", &start.to_string()),
+                    ("end", &now.to_string()),
+                ],
+            )
             .await?;
         let series = data.as_array().map(Vec::as_slice).unwrap_or(&[]);
         Ok(series
@@ -139,7 +133,7 @@ impl Api {
 
     /// Every alerting rule's state; none when this Prometheus cannot say.
     pub async fn rule_states(&self) -> Result<RuleStates, Failure> {
-        match self.get("/api/v1/rules?type=alert").await {
+        match self.get("/api/v1/rules", &[("type", "alert")]).await {
             Ok(data) => Ok(RuleStates::from_data(&data)),
             Err(Failure::Query(_)) => Ok(RuleStates::default()),
             Err(e) => Err(e),
@@ -154,10 +148,15 @@ impl Api {
             .unwrap_or(0);
         let start = now.saturating_sub(3600 * 1_000_000_000);
         let data = self
-            .get(&format!(
-                "/loki/api/v1/query_range?query={}&start={start}&end={now}&limit=10",
-                encode(expr)
-            ))
+            .get(
+                "/loki/api/v1/query_range",
+                &[
+                    ("query", expr),
+                    ("start", &start.to_string()),
+                    ("end", &now.to_string()),
+                    ("limit", "10"),
+                ],
+            )
             .await?;
         Ok(data["result"].as_array().map_or(0, Vec::len))
     }

@@ -158,16 +158,12 @@ pub fn substitute(model: &Model, expr: &str) -> String {
         .replace("$instance", ".+")
 }
 
-/// `s` as a RE2 literal (the dashboard's `job` variable is a regex match).
+/// `s` as a RE2 literal (the dashboard's `job` variable is a regex match)
+/// inside a PromQL double-quoted string: `regex::escape` (each escape is of
+/// punctuation, which RE2 reads as itself), then the string's own escapes.
 fn regex_escape(s: &str) -> String {
-    let mut out = String::new();
-    for c in s.chars() {
-        if r"\.+*?()|[]{}^$".contains(c) {
-            out.push_str("\\\\");
-        }
-        out.push(c);
-    }
-    out
+    let quoted = crate::render::escape::promql_string(&regex::escape(s));
+    quoted[1..quoted.len() - 1].to_string()
 }
 
 /// Every query of the manifest: every panel's (Prometheus, Loki and JSON
@@ -424,7 +420,7 @@ async fn check_all(
     bar: &ProgressBar,
 ) -> Result<Vec<Row>, String> {
     ctx.prom
-        .get("/api/v1/status/buildinfo")
+        .get("/api/v1/status/buildinfo", &[])
         .await
         .map_err(|e| match e {
             Failure::Unreachable(m) | Failure::Query(m) => {
@@ -527,6 +523,25 @@ pub fn run(model: &Model, o: VerifyOptions) -> ExitCode {
 #[cfg(test)]
 mod tests {
     use crate::render::targets::grafana_dashboard::ref_id;
+
+    #[test]
+    fn the_job_matches_itself_and_nothing_else() {
+        for job in [
+            "shop", "a.b-c", "x|y", "v(2)+[3]", "*^$?{}", "a\\b", "q\"t", "#&~",
+        ] {
+            let expr = format!("up{{job=~\"{}\"}}", super::regex_escape(job));
+            let parsed =
+                promql_parser::parser::parse(&expr).unwrap_or_else(|e| panic!("{expr}: {e}"));
+            let promql_parser::parser::Expr::VectorSelector(v) = parsed else {
+                panic!("{expr} is not one selector");
+            };
+            let m = v.matchers.find_matchers("job");
+            assert_eq!(m.len(), 1, "{expr}");
+            assert!(m[0].is_match(job), "{expr}");
+            assert!(!m[0].is_match(&format!("{job}x")), "{expr}");
+            assert!(!m[0].is_match("ab"), "{expr}");
+        }
+    }
 
     #[test]
     fn ref_ids_are_the_dashboards() {
