@@ -97,21 +97,6 @@ pub fn camel(s: &str) -> String {
         .collect()
 }
 
-/// Seconds → a Prometheus duration (`4500` → `1h15m`).
-pub fn fmt_duration(mut secs: u64) -> String {
-    if secs == 0 {
-        return "0s".into();
-    }
-    let mut out = String::new();
-    for (unit, n) in [("d", 86400), ("h", 3600), ("m", 60), ("s", 1)] {
-        if secs >= n {
-            out.push_str(&format!("{}{unit}", secs / n));
-            secs %= n;
-        }
-    }
-    out
-}
-
 /// A number as PromQL and YAML print it (`0.25`, `5`).
 pub fn num(x: f64) -> String {
     x.to_string()
@@ -245,12 +230,7 @@ impl AlertSpec {
 
 /// `for` plus a margin of seconds, as a promtool eval time.
 fn after(for_: &PromDuration, margin: u64) -> String {
-    let d = for_.get() + std::time::Duration::from_secs(margin);
-    match (d.as_secs(), d.subsec_millis()) {
-        (secs, 0) => fmt_duration(secs),
-        (0, ms) => format!("{ms}ms"),
-        (secs, ms) => format!("{}{ms}ms", fmt_duration(secs)),
-    }
+    promql_parser::util::display_duration(&(for_.get() + std::time::Duration::from_secs(margin)))
 }
 
 /// Manifest text put into an annotation template: printed as written.
@@ -586,8 +566,10 @@ mod tests {
     fn names_and_durations() {
         assert_eq!(camel("checkout-flow"), "CheckoutFlow");
         assert_eq!(camel("latency"), "Latency");
-        assert_eq!(fmt_duration(4500), "1h15m");
-        assert_eq!(fmt_duration(900), "15m");
-        assert_eq!(fmt_duration(86400 + 1), "1d1s");
+        assert_eq!(after(&PromDuration::from_secs(4440), 60), "1h15m");
+        assert_eq!(after(&PromDuration::from_secs(0), 900), "15m");
+        assert_eq!(after(&PromDuration::from_secs(86400), 1), "1d1s");
+        assert_eq!(after(&PromDuration::from_millis(1500), 0), "1s500ms");
+        assert_eq!(after(&PromDuration::from_millis(500), 0), "500ms");
     }
 }
