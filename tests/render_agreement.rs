@@ -7,29 +7,55 @@ use common::*;
 use render_support::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::Path;
 
-/// Cross-references between the rendered files and the manifest.
+/// Cross-references between the rendered files and the manifest, on one
+/// render of the repo manifest.
 #[test]
 fn rendered_files_agree_with_each_other_and_the_manifest() {
     let r = rendered_default();
     let m = yaml(&r.manifest);
+    compose_follows_the_manifest(&r, &m);
+    prometheus_scrapes_the_service_and_the_extra_targets(&r.out, &m);
+    promtail_ships_the_declared_fields_and_labels(&r.out, &m);
+    alloy_runs_the_same_pipeline(&r.out, &m);
+    grafana_is_provisioned_with_the_stacks_datasources(&r.out, &m);
+}
+
+/// The manifest's list at `logging.KEY` (`fields` or `labels`).
+fn logging_list<'a>(m: &'a Value, key: &str) -> Vec<&'a str> {
+    m["logging"][key]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect()
+}
+
+/// The port of the stack's component `c`.
+fn port(m: &Value, c: &str) -> i64 {
+    m["stack"][c]["port"].as_i64().unwrap()
+}
+
+/// Loki's push URL, as the shippers must name it.
+fn loki_push(m: &Value) -> String {
+    format!("http://loki:{}/loki/api/v1/push", port(m, "loki"))
+}
+
+/// The glob of the service's log files, as the shippers see them.
+fn log_glob(m: &Value) -> String {
+    format!(
+        "/var/log/telltale/{}.*log",
+        m["logging"]["file"].as_str().unwrap()
+    )
+}
+
+/// docker-compose.yml: the services, their images, networks, ports and
+/// mounts, and the shipper's view of the log directory.
+fn compose_follows_the_manifest(r: &Rendered, m: &Value) {
     let o = &r.out;
     let stack = &m["stack"];
-    let fields: Vec<&str> = m["logging"]["fields"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let labels: Vec<&str> = m["logging"]["labels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    let port = |c: &str| stack[c]["port"].as_i64().unwrap();
-
-    // docker-compose.yml
+    let port = |c: &str| port(m, c);
     let compose = yaml(&o.join("docker-compose.yml"));
     let services = compose["services"].as_object().unwrap();
     let names: BTreeSet<&str> = services.keys().map(String::as_str).collect();
@@ -108,8 +134,11 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         std::fs::canonicalize(r.dir.path()).unwrap()
     );
     assert!(host_logs.ends_with(m["logging"]["dir"].as_str().unwrap()));
+}
 
-    // prometheus.yml: the service job and the extra targets.
+/// prometheus.yml: the service job and the extra targets.
+fn prometheus_scrapes_the_service_and_the_extra_targets(o: &Path, m: &Value) {
+    let stack = &m["stack"];
     let prom = yaml(&o.join("prometheus/prometheus.yml"));
     assert_eq!(prom["global"]["scrape_interval"], stack["scrape_interval"]);
     assert_eq!(
@@ -138,16 +167,16 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
         prom.get("alerting").is_none(),
         "no Alertmanager in the manifest"
     );
+}
 
-    // promtail.yml
+/// promtail.yml: the push URL, the glob, and a pipeline of the declared
+/// fields and labels.
+fn promtail_ships_the_declared_fields_and_labels(o: &Path, m: &Value) {
+    let (fields, labels) = (logging_list(m, "fields"), logging_list(m, "labels"));
+    let (push, glob) = (loki_push(m), log_glob(m));
     let promtail = yaml(&o.join("promtail/promtail.yml"));
-    let push = format!("http://loki:{}/loki/api/v1/push", port("loki"));
     assert_eq!(promtail["clients"][0]["url"], push.as_str());
     let job = &promtail["scrape_configs"][0];
-    let glob = format!(
-        "/var/log/telltale/{}.*log",
-        m["logging"]["file"].as_str().unwrap()
-    );
     assert_eq!(
         job["static_configs"][0]["labels"]["__path__"],
         glob.as_str()
@@ -182,8 +211,12 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     assert_eq!(stages[4]["labeldrop"], serde_json::json!(["filename"]));
     assert_eq!(stages[5]["timestamp"]["source"], "timestamp");
     assert!(fields.contains(&"timestamp"));
+}
 
-    // config.alloy: the same pipeline.
+/// config.alloy: the same pipeline as promtail's.
+fn alloy_runs_the_same_pipeline(o: &Path, m: &Value) {
+    let (fields, labels) = (logging_list(m, "fields"), logging_list(m, "labels"));
+    let (push, glob) = (loki_push(m), log_glob(m));
     let alloy = read(&o.join("alloy/config.alloy"));
     let keys_of = |block: &str, attr: &str| -> Vec<String> {
         let start = alloy.find(block).unwrap_or_else(|| panic!("no {block}"));
@@ -213,7 +246,16 @@ fn rendered_files_agree_with_each_other_and_the_manifest() {
     assert!(alloy.contains("source = \"timestamp\""));
     assert!(alloy.contains("stage.label_drop {\n    values = [\"filename\"]"));
     assert_eq!(alloy.matches('{').count(), alloy.matches('}').count());
+}
 
+/// datasources.yml (pinned uids, URLs of the compose services),
+/// dashboards.yml (where compose mounts the dashboards) and the dashboard
+/// (every panel's datasource is provisioned).
+fn grafana_is_provisioned_with_the_stacks_datasources(o: &Path, m: &Value) {
+    let stack = &m["stack"];
+    let port = |c: &str| port(m, c);
+    let compose = yaml(&o.join("docker-compose.yml"));
+    let grafana = &compose["services"]["grafana"];
     // datasources.yml: pinned uids, URLs of the compose services.
     let ds = yaml(&o.join("grafana/provisioning/datasources/datasources.yml"));
     let ds = ds["datasources"].as_array().unwrap();
