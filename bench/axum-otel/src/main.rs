@@ -261,7 +261,8 @@ fn main() -> ExitCode {
     };
     let _guard = init_tracing(&args.log_dir, &provider);
     let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let code = rt.block_on(serve(app(bytes), args.port));
+    // The metric layer needs the runtime: the app is built inside it.
+    let code = rt.block_on(async move { serve(app(bytes), args.port).await });
     if let Err(e) = provider.shutdown() {
         eprintln!("telltale-axum-otel-bench: flushing the spans: {e}");
     }
