@@ -78,6 +78,20 @@ fn tempo_fits_compose_grafana_and_the_manifest() {
     assert_eq!(svc["image"], stack["tempo"]["image"]);
     let image = svc["image"].as_str().unwrap();
     assert!(image.starts_with("grafana/tempo:2."), "{image}");
+    tempo_listens_where_compose_publishes_and_the_service_exports(&m, &tempo, svc);
+    tempo_keeps_the_manifests_retention(&m, &tempo);
+    tempo_reads_its_mounted_config_and_keeps_its_data_in_the_volume(&tempo, &compose);
+    grafana_and_prometheus_are_wired_to_tempo(&r.out, &m, &compose);
+}
+
+/// Tempo's API and its OTLP receivers: on loopback in compose
+/// (stack.publish), where the service exports.
+fn tempo_listens_where_compose_publishes_and_the_service_exports(
+    m: &Value,
+    tempo: &Value,
+    svc: &Value,
+) {
+    let stack = &m["stack"];
     // Its API and its OTLP/HTTP receiver, on loopback (stack.publish).
     let (api, http, grpc) = (
         stack["tempo"]["port"].as_u64().unwrap(),
@@ -100,7 +114,11 @@ fn tempo_fits_compose_grafana_and_the_manifest() {
         m["tracing"]["endpoint"],
         Value::from(format!("http://127.0.0.1:{http}"))
     );
-    // Retention from the manifest (14d), as Go reads it.
+}
+
+/// Retention from the manifest (14d), as Go reads it.
+fn tempo_keeps_the_manifests_retention(m: &Value, tempo: &Value) {
+    let stack = &m["stack"];
     assert_eq!(stack["traces_retention"], "14d");
     assert_eq!(
         go_secs(
@@ -110,8 +128,12 @@ fn tempo_fits_compose_grafana_and_the_manifest() {
         ),
         14 * 86400
     );
-    // The config file is mounted where the command reads it, and the WAL
-    // and blocks are in the data volume.
+}
+
+/// The config file is mounted where the command reads it, and the WAL and
+/// blocks are in the data volume.
+fn tempo_reads_its_mounted_config_and_keeps_its_data_in_the_volume(tempo: &Value, compose: &Value) {
+    let svc = &compose["services"]["tempo"];
     let command: Vec<&str> = svc["command"]
         .as_array()
         .unwrap()
@@ -149,11 +171,15 @@ fn tempo_fits_compose_grafana_and_the_manifest() {
         .as_array()
         .unwrap()
         .contains(&Value::from("tempo")));
+}
+
+/// Grafana reaches Tempo's API on the compose network; Prometheus keeps
+/// exemplars.
+fn grafana_and_prometheus_are_wired_to_tempo(out: &Path, m: &Value, compose: &Value) {
+    let stack = &m["stack"];
+    let api = stack["tempo"]["port"].as_u64().unwrap();
     // Grafana reaches Tempo's API on the compose network.
-    let ds = yaml(
-        &r.out
-            .join("grafana/provisioning/datasources/datasources.yml"),
-    );
+    let ds = yaml(&out.join("grafana/provisioning/datasources/datasources.yml"));
     let t = ds["datasources"]
         .as_array()
         .unwrap()
