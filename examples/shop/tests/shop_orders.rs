@@ -52,42 +52,7 @@ async fn good_orders_count_and_bad_ones_are_refused_naming_the_field() {
         assert_eq!(order["payment"], *payment);
         accepted += 1;
     }
-    // Each bad order: (body, status, field named).
-    for (body, status, field) in [
-        (r#"{"product_id": 1, "quantity": 2, "#, 400, "body"),
-        (r#"{"product_id": 1, "payment": "card"}"#, 422, "quantity"),
-        (
-            r#"{"product_id": 1, "quantity": "two", "payment": "card"}"#,
-            422,
-            "quantity",
-        ),
-        (
-            r#"{"product_id": 1, "quantity": 0, "payment": "card"}"#,
-            422,
-            "quantity",
-        ),
-        (
-            r#"{"product_id": "x", "quantity": 1, "payment": "card"}"#,
-            422,
-            "product_id",
-        ),
-        (r#"[]"#, 422, "body"),
-    ] {
-        let (got, err) = post(&c, &shop, body).await;
-        assert_eq!(got, status, "{body}: {err}");
-        assert_eq!(err["field"], field, "{body}: {err}");
-        assert_eq!(err["status"], status);
-        assert!(err["message"].as_str().unwrap().contains(field), "{err}");
-    }
-    let (got, err) = post(&c, &shop, "").await;
-    assert_eq!(got, 400, "{err}");
-    let (got, err) = post(
-        &c,
-        &shop,
-        r#"{"product_id": 99, "quantity": 1, "payment": "card"}"#,
-    )
-    .await;
-    assert_eq!(got, 404, "{err}");
+    bad_orders_are_refused_naming_the_field(&c, &shop).await;
 
     let after = placed(&metrics().await);
     assert_eq!(
@@ -109,8 +74,52 @@ async fn good_orders_count_and_bad_ones_are_refused_naming_the_field() {
     );
     shop.stop();
 
-    // The value outside the set was reported once, at warn level.
-    let logs = std::fs::read_dir(dir.path().join("logs")).unwrap();
+    the_value_outside_the_set_is_warned_once(dir.path());
+}
+
+/// Each bad order is refused with its status, naming the field.
+async fn bad_orders_are_refused_naming_the_field(c: &reqwest::Client, shop: &Shop) {
+    // (body, status, field named)
+    for (body, status, field) in [
+        (r#"{"product_id": 1, "quantity": 2, "#, 400, "body"),
+        (r#"{"product_id": 1, "payment": "card"}"#, 422, "quantity"),
+        (
+            r#"{"product_id": 1, "quantity": "two", "payment": "card"}"#,
+            422,
+            "quantity",
+        ),
+        (
+            r#"{"product_id": 1, "quantity": 0, "payment": "card"}"#,
+            422,
+            "quantity",
+        ),
+        (
+            r#"{"product_id": "x", "quantity": 1, "payment": "card"}"#,
+            422,
+            "product_id",
+        ),
+        (r#"[]"#, 422, "body"),
+    ] {
+        let (got, err) = post(c, shop, body).await;
+        assert_eq!(got, status, "{body}: {err}");
+        assert_eq!(err["field"], field, "{body}: {err}");
+        assert_eq!(err["status"], status);
+        assert!(err["message"].as_str().unwrap().contains(field), "{err}");
+    }
+    let (got, err) = post(c, shop, "").await;
+    assert_eq!(got, 400, "{err}");
+    let (got, err) = post(
+        c,
+        shop,
+        r#"{"product_id": 99, "quantity": 1, "payment": "card"}"#,
+    )
+    .await;
+    assert_eq!(got, 404, "{err}");
+}
+
+/// The value outside the set was reported once, at warn level.
+fn the_value_outside_the_set_is_warned_once(dir: &std::path::Path) {
+    let logs = std::fs::read_dir(dir.join("logs")).unwrap();
     let text: String = logs
         .map(|e| std::fs::read_to_string(e.unwrap().path()).unwrap())
         .collect();
