@@ -3,9 +3,10 @@
 mod common;
 use common::grafana::*;
 use common::*;
-use serde_json::json;
+use serde_json::{json, Value};
 use std::time::{Duration, Instant};
 use telltale::manifest::DatasourceTargetKind;
+use telltale::model::Model;
 
 #[tokio::test]
 async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
@@ -52,11 +53,26 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
     // Pick a real category among the rows and filter on it, both spellings.
     let cat_idx = cols.iter().position(|c| *c == "category").unwrap();
     let cat = rows[0][cat_idx].as_str().unwrap().to_string();
+    filters_select_the_rows_in_both_spellings(&api, &table.name, &cols, &rows, &cat).await;
+    ad_hoc_filters_and_query_variables_are_discovered(&api, &m, &table.name, &cat).await;
+    assert!(api.srv.stop().success());
+}
+
+/// Filters on a real category `cat` select its rows, in both spellings;
+/// numeric and multi-value operators work; a payload may be JSON text.
+async fn filters_select_the_rows_in_both_spellings(
+    api: &Api,
+    table: &str,
+    cols: &[&str],
+    rows: &[Value],
+    cat: &str,
+) {
+    let cat_idx = cols.iter().position(|c| *c == "category").unwrap();
     let expect = rows.iter().filter(|r| r[cat_idx] == json!(cat)).count();
     for field in ["filters", "adhocFilters"] {
         let body = json!({
             field: [{"key": "category", "operator": "=", "value": cat}],
-            "targets": [{"target": table.name, "payload": {"columns": ["name", "category"]}}]
+            "targets": [{"target": table, "payload": {"columns": ["name", "category"]}}]
         });
         let v = api.ok("/grafana/query", body).await;
         let got = v[0]["rows"].as_array().unwrap();
@@ -75,7 +91,7 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
         .ok(
             "/grafana/query",
             json!({"filters": [{"key": "stock", "operator": "<", "value": "2"}],
-                   "targets": [{"target": table.name}]}),
+                   "targets": [{"target": table}]}),
         )
         .await;
     assert_eq!(v[0]["rows"].as_array().unwrap().len(), below2);
@@ -83,7 +99,7 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
         .ok(
             "/grafana/query",
             json!({"filters": [{"key": "category", "operator": "!=|", "value": "", "values": [cat]}],
-                   "targets": [{"target": table.name}]}),
+                   "targets": [{"target": table}]}),
         )
         .await;
     assert_eq!(v[0]["rows"].as_array().unwrap().len(), rows.len() - expect);
@@ -91,14 +107,23 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
     let v = api
         .ok(
             "/grafana/query",
-            json!({"targets": [{"target": table.name, "payload": "{\"columns\": \"stock\"}"}]}),
+            json!({"targets": [{"target": table, "payload": "{\"columns\": \"stock\"}"}]}),
         )
         .await;
     assert_eq!(
         v[0]["columns"],
         json!([{"text": "stock", "type": "number"}])
     );
+}
 
+/// Ad-hoc filter discovery, and the query variables: target names, and the
+/// values of a column.
+async fn ad_hoc_filters_and_query_variables_are_discovered(
+    api: &Api,
+    m: &Model,
+    table: &str,
+    cat: &str,
+) {
     // Ad-hoc filter discovery.
     let keys = api.ok("/grafana/tag-keys", json!({})).await;
     let key_names: Vec<&str> = keys
@@ -129,7 +154,7 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
     let v = api
         .ok(
             "/grafana/variable",
-            json!({"payload": {"target": format!("{}.category", table.name)},
+            json!({"payload": {"target": format!("{}.category", table)},
                    "range": {"from": "2024-01-01T00:00:00Z", "to": "2024-01-02T00:00:00Z"}}),
         )
         .await;
@@ -137,7 +162,6 @@ async fn tables_match_the_gauge_and_honour_filters_in_both_dialects() {
         .as_array()
         .unwrap()
         .contains(&json!({"__text": cat, "__value": cat})));
-    assert!(api.srv.stop().success());
 }
 
 #[tokio::test]
