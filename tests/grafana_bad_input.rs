@@ -64,8 +64,54 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
     let limit = m.manifest.service.body_limit_bytes;
     let api = Api::start(&path, dir.path());
 
-    // (route, body, expected status, expected field)
-    let cases: Vec<(&str, String, u16, &str)> = vec![
+    let cases = bad_bodies();
+    for (route, body, status, field) in &cases {
+        let (s, v) = api.post_raw(route, body.clone()).await;
+        assert_eq!(s, *status, "{route} {body}: {v}");
+        assert_eq!(v["status"], json!(status), "{v}");
+        assert_eq!(v["field"], json!(field), "{route} {body}: {v}");
+        assert!(v["message"].as_str().unwrap().contains(field), "{v}");
+    }
+
+    oversized_bodies_are_413s_and_the_limit_itself_is_fine(&api, limit).await;
+
+    extremes_are_answered_and_one_past_them_is_a_400(&api).await;
+
+    wrong_methods_are_405s(&api).await;
+
+    // Still healthy, still answering, and nothing above was a 5xx.
+    assert_eq!(api.get("/health").await.0, 200);
+    let v = api
+        .ok(
+            "/grafana/query",
+            json!({"targets": [{"target": "cpu_percent"}]}),
+        )
+        .await;
+    assert_eq!(v[0]["target"], "cpu_percent");
+    let text = api.metrics().await;
+    let five_xx: f64 = parse_metrics(&text)
+        .iter()
+        .filter(|(s, _)| s.starts_with("http_requests_total{") && s.contains("status=\"5"))
+        .map(|(_, v)| v)
+        .sum();
+    assert_eq!(five_xx, 0.0, "a bad request produced a 5xx:\n{text}");
+    let four_xx = metric_sum(
+        &text,
+        "http_requests_total",
+        &["path=\"/grafana/query\"", "status=\"400\""],
+    );
+    let expected_400 = cases
+        .iter()
+        .filter(|c| c.0 == "/grafana/query" && c.2 == 400)
+        .count() as f64
+        + 1.0; // maxDataPoints one past its maximum
+    assert_eq!(four_xx, expected_400);
+    assert!(api.srv.stop().success());
+}
+
+/// Bad bodies: (route, body, expected status, expected field).
+fn bad_bodies() -> Vec<(&'static str, String, u16, &'static str)> {
+    vec![
         ("/grafana/query", "{\"targets\": [".into(), 400, "targets"),
         ("/grafana/query", "{\"targets\": [}".into(), 400, "targets[0]"),
         ("/grafana/query", "not json".into(), 400, "body"),
@@ -98,15 +144,13 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         ("/grafana/tag-values", r#"{"key": "nope"}"#.into(), 400, "key"),
         ("/grafana/tag-values", "{}".into(), 400, "key"),
         ("/grafana/tag-keys", r#"{"a": "#.into(), 400, "a"),
-    ];
-    for (route, body, status, field) in &cases {
-        let (s, v) = api.post_raw(route, body.clone()).await;
-        assert_eq!(s, *status, "{route} {body}: {v}");
-        assert_eq!(v["status"], json!(status), "{v}");
-        assert_eq!(v["field"], json!(field), "{route} {body}: {v}");
-        assert!(v["message"].as_str().unwrap().contains(field), "{v}");
-    }
+    ]
+}
 
+/// Too large: with a Content-Length, rejected before any of the body is
+/// sent, and chunked, without one (rejected while reading); exactly at the
+/// limit is fine.
+async fn oversized_bodies_are_413s_and_the_limit_itself_is_fine(api: &Api, limit: u64) {
     // Too large: with a Content-Length, rejected before any of the body is sent ...
     let status = announced_post(api.srv.port, "/grafana/query", limit + 1);
     assert!(
@@ -124,7 +168,11 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
     let padded = format!("{body}{}", " ".repeat(limit as usize - body.len()));
     let (s, v) = api.post_raw("/grafana/query", padded).await;
     assert_eq!((s, v), (200, json!([])));
+}
 
+/// The documented extremes (2^53 - 1, exact in JSON) are answered, not
+/// overflowed; one past them is a 400 naming the field.
+async fn extremes_are_answered_and_one_past_them_is_a_400(api: &Api) {
     // The documented extremes (2^53 - 1, exact in JSON) are answered, not
     // overflowed; one past them is a 400 naming the field.
     let max = (1i64 << 53) - 1;
@@ -148,7 +196,10 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         (400, Some("maxDataPoints")),
         "{v}"
     );
+}
 
+/// Wrong methods are 405s.
+async fn wrong_methods_are_405s(api: &Api) {
     // Wrong methods are 405s.
     let r = api
         .http
@@ -164,35 +215,6 @@ async fn bad_input_is_a_4xx_naming_the_field_and_never_hurts_the_server() {
         .await
         .unwrap();
     assert_eq!(r.status(), 405);
-
-    // Still healthy, still answering, and nothing above was a 5xx.
-    assert_eq!(api.get("/health").await.0, 200);
-    let v = api
-        .ok(
-            "/grafana/query",
-            json!({"targets": [{"target": "cpu_percent"}]}),
-        )
-        .await;
-    assert_eq!(v[0]["target"], "cpu_percent");
-    let text = api.metrics().await;
-    let five_xx: f64 = parse_metrics(&text)
-        .iter()
-        .filter(|(s, _)| s.starts_with("http_requests_total{") && s.contains("status=\"5"))
-        .map(|(_, v)| v)
-        .sum();
-    assert_eq!(five_xx, 0.0, "a bad request produced a 5xx:\n{text}");
-    let four_xx = metric_sum(
-        &text,
-        "http_requests_total",
-        &["path=\"/grafana/query\"", "status=\"400\""],
-    );
-    let expected_400 = cases
-        .iter()
-        .filter(|c| c.0 == "/grafana/query" && c.2 == 400)
-        .count() as f64
-        + 1.0; // maxDataPoints one past its maximum
-    assert_eq!(four_xx, expected_400);
-    assert!(api.srv.stop().success());
 }
 
 #[test]
