@@ -168,7 +168,7 @@ fn kubernetes_objects_carry_the_env_and_secret_refs_and_validate() {
     let c = &dep["spec"]["template"]["spec"]["containers"][0];
     let env = c["env"].as_array().unwrap();
     assert_eq!(env[0]["name"], "POD_NAME");
-    // The Deployment's own OTLP variables close the list (tests/traces_stack.rs).
+    // The Deployment's own OTLP variables close the list (tests/traces_stack_export.rs).
     let (env, otel) = env.split_at(env.len() - 2);
     assert_eq!(otel[0]["name"], "OTEL_EXPORTER_OTLP_ENDPOINT");
     assert_eq!(otel[1]["name"], "OTEL_RESOURCE_ATTRIBUTES");

@@ -125,28 +125,24 @@ fn app() -> telltale::App {
     telltale::App::new().dependency_kind(Memo).handler(Greet)
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_users_dependency_kind_takes_the_built_ins_path() {
-    let dir = tempdir();
-    let manifest = dir.path().join("manifest.yaml");
-    std::fs::write(&manifest, MANIFEST).unwrap();
-    let m = manifest.to_str().unwrap().to_string();
-
-    // validate: its name is known; a typo gets "did you mean".
-    let ok = app().run_cli_from(["memo", "validate", "--manifest", &m]);
+/// validate: its name is known; a typo gets "did you mean".
+fn validate_knows_the_kind_and_its_typo(dir: &std::path::Path, m: &str) {
+    let ok = app().run_cli_from(["memo", "validate", "--manifest", m]);
     assert_eq!(ok, std::process::ExitCode::SUCCESS);
-    let bad = dir.path().join("bad.yaml");
+    let bad = dir.join("bad.yaml");
     std::fs::write(&bad, MANIFEST.replace("kind: memo", "kind: memoo")).unwrap();
     let code = app().run_cli_from(["memo", "validate", "--manifest", bad.to_str().unwrap()]);
     assert_eq!(code, std::process::ExitCode::from(1));
+}
 
-    // render: the same row and alerts as a built-in kind's, its own title.
-    let out = dir.path().join("gen");
+/// render: the same row and alerts as a built-in kind's, its own title.
+fn render_gives_the_kind_a_built_ins_row_and_alerts(dir: &std::path::Path, m: &str) {
+    let out = dir.join("gen");
     let code = app().run_cli_from([
         "memo",
         "render",
         "--manifest",
-        &m,
+        m,
         "--out",
         out.to_str().unwrap(),
     ]);
@@ -164,6 +160,17 @@ async fn a_users_dependency_kind_takes_the_built_ins_path() {
         .output()
         .expect("promtool is required (Debian package prometheus)");
     assert!(t.status.success(), "{}", String::from_utf8_lossy(&t.stdout));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_users_dependency_kind_takes_the_built_ins_path() {
+    let dir = tempdir();
+    let manifest = dir.path().join("manifest.yaml");
+    std::fs::write(&manifest, MANIFEST).unwrap();
+    let m = manifest.to_str().unwrap().to_string();
+
+    validate_knows_the_kind_and_its_typo(dir.path(), &m);
+    render_gives_the_kind_a_built_ins_row_and_alerts(dir.path(), &m);
 
     // serve: the client in the handler, the health check behind /ready.
     let port = std::net::TcpListener::bind("127.0.0.1:0")

@@ -9,6 +9,7 @@ use common::prom::*;
 use common::*;
 use render_support::*;
 use serde_json::Value;
+use std::path::Path;
 
 fn verify(manifest: &std::path::Path, prom: &str, json: bool) -> (i32, String, String) {
     let mut args = vec![
@@ -80,12 +81,18 @@ async fn verify_finds_every_panel_with_data_and_names_why_others_are_empty() {
         "{json}"
     );
 
-    // A manifest whose job this Prometheus does not scrape.
-    let other = dir.path().join("other.yaml");
-    edit_manifest(&manifest, &other, |v| {
+    a_job_this_prometheus_does_not_scrape_is_named(dir.path(), &manifest, &prom.base);
+    a_label_mismatch_is_named(dir.path(), &manifest, &prom.base);
+}
+
+/// A manifest whose job this Prometheus does not scrape: every panel is
+/// empty, and says why.
+fn a_job_this_prometheus_does_not_scrape_is_named(dir: &Path, manifest: &Path, prom: &str) {
+    let other = dir.join("other.yaml");
+    edit_manifest(manifest, &other, |v| {
         *at(v, &["service", "name"]) = "billing-api".into();
     });
-    let (code, json, _) = verify(&other, &prom.base, true);
+    let (code, json, _) = verify(&other, prom, true);
     assert_eq!(code, 1, "{json}");
     let report: Value = serde_json::from_str(&json).unwrap();
     let panels: Vec<&Value> = report["queries"]
@@ -104,10 +111,13 @@ async fn verify_finds_every_panel_with_data_and_names_why_others_are_empty() {
             "{r}"
         );
     }
+}
 
-    // A panel whose label matcher selects nothing.
-    let mismatch = dir.path().join("mismatch.yaml");
-    edit_manifest(&manifest, &mismatch, |v| {
+/// A panel whose label matcher selects nothing is empty by a label
+/// mismatch; the others keep their data.
+fn a_label_mismatch_is_named(dir: &Path, manifest: &Path, prom: &str) {
+    let mismatch = dir.join("mismatch.yaml");
+    edit_manifest(manifest, &mismatch, |v| {
         let panels = at(v, &["dashboard", "panels"]).as_sequence_mut().unwrap();
         let mut p = panels[0].clone();
         p["title"] = "Brewed Requests".into();
@@ -116,7 +126,7 @@ async fn verify_finds_every_panel_with_data_and_names_why_others_are_empty() {
                 .into();
         panels.push(p);
     });
-    let (code, text, _) = verify(&mismatch, &prom.base, false);
+    let (code, text, _) = verify(&mismatch, prom, false);
     assert_eq!(code, 1, "{text}");
     let row = text
         .lines()

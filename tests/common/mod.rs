@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod fincore;
+pub mod grafana;
 pub mod otlp;
 pub mod prom;
 

@@ -223,3 +223,37 @@ pub fn check_jsonschema(dir: &Path, schema: &Value, doc: &Value, name: &str) -> 
             .arg(&d),
     )
 }
+
+/// Every file `telltale render` writes for the repo manifest.
+pub const RENDERED: &[&str] = &[
+    "alloy/config.alloy",
+    "docker-compose.yml",
+    "grafana/dashboards/ecommerce-api.json",
+    "grafana/provisioning/dashboards/dashboards.yml",
+    "grafana/provisioning/datasources/datasources.yml",
+    "kubernetes/alloy.yaml",
+    "kubernetes/deployment.yaml",
+    "kubernetes/grafana-dashboard.yaml",
+    "kubernetes/grafana-datasources.yaml",
+    "kubernetes/manifest-configmap.yaml",
+    "kubernetes/prometheusrule.yaml",
+    "kubernetes/service.yaml",
+    "kubernetes/servicemonitor.yaml",
+    "manifest.schema.json",
+    "prometheus/alerts.test.yml",
+    "prometheus/alerts.yml",
+    "prometheus/prometheus.yml",
+    "prometheus/targets/ecommerce-api/telltale.yml",
+    "promtail/promtail.yml",
+    "tempo/tempo.yaml",
+];
+
+/// The alerting rules of a rendered `alerts.yml`.
+pub fn alert_rules(alerts_yml: &Path) -> Vec<Value> {
+    yaml(alerts_yml)["groups"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .flat_map(|g| g["rules"].as_array().unwrap().clone())
+        .collect()
+}

@@ -121,7 +121,15 @@ fn tracer_provider() -> Result<SdkTracerProvider, String> {
         .build())
 }
 
-fn main() -> ExitCode {
+/// The command line: `--body FILE --log-dir DIR [--port P]`.
+struct Args {
+    body: String,
+    log_dir: String,
+    port: u16,
+}
+
+/// Parses the command line, or says what is wrong and gives the exit code.
+fn parse_args() -> Result<Args, ExitCode> {
     let mut body = None;
     let mut log_dir = None;
     let mut port = 0u16;
@@ -134,30 +142,29 @@ fn main() -> ExitCode {
             ("--port", Some(v)) => port = v.parse().unwrap_or(0),
             (other, _) => {
                 eprintln!("telltale-axum-otel-bench: bad argument {other:?}");
-                return ExitCode::from(2);
+                return Err(ExitCode::from(2));
             }
         }
     }
     let (Some(body), Some(log_dir)) = (body, log_dir) else {
         eprintln!("usage: telltale-axum-otel-bench --body FILE --log-dir DIR [--port P]");
-        return ExitCode::from(2);
+        return Err(ExitCode::from(2));
     };
-    let bytes = match std::fs::read(&body) {
-        Ok(b) => Bytes::from(b),
-        Err(e) => {
-            eprintln!("telltale-axum-otel-bench: cannot read {body}: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let provider = match tracer_provider() {
-        Ok(p) => p,
-        Err(e) => {
-            eprintln!("telltale-axum-otel-bench: {e}");
-            return ExitCode::FAILURE;
-        }
-    };
-    let file = tracing_appender::rolling::never(&log_dir, "axum.log");
-    let (writer, _guard) = tracing_appender::non_blocking(file);
+    Ok(Args {
+        body,
+        log_dir,
+        port,
+    })
+}
+
+/// JSON log lines to `DIR/axum.log` and spans to `provider`; the guard
+/// flushes the log when dropped.
+fn init_tracing(
+    log_dir: &str,
+    provider: &SdkTracerProvider,
+) -> tracing_appender::non_blocking::WorkerGuard {
+    let file = tracing_appender::rolling::never(log_dir, "axum.log");
+    let (writer, guard) = tracing_appender::non_blocking(file);
     tracing_subscriber::registry()
         .with(LevelFilter::INFO)
         .with(
@@ -170,61 +177,92 @@ fn main() -> ExitCode {
             tracing_opentelemetry::layer().with_tracer(provider.tracer("telltale-axum-otel-bench")),
         )
         .init();
-    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
-    let code = rt.block_on(async move {
-        let (prometheus, metrics) = PrometheusMetricLayer::pair();
-        let propagator = TraceContextPropagator::new();
-        let app = Router::new()
-            .route(
-                "/products",
-                get(move || {
-                    let b = bytes.clone();
-                    async move {
-                        (
-                            [(
-                                header::CONTENT_TYPE,
-                                HeaderValue::from_static("application/json"),
-                            )],
-                            b,
-                        )
-                    }
-                }),
-            )
-            .route("/metrics", get(move || async move { metrics.render() }))
-            .layer(PropagateRequestIdLayer::x_request_id())
-            .layer(
-                TraceLayer::new_for_http()
-                    .make_span_with(move |req: &Request| make_span(&propagator, req))
-                    .on_response(RecordStatus),
-            )
-            .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
-            .layer(prometheus);
-        let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
-            Ok(l) => l,
-            Err(e) => {
-                eprintln!("telltale-axum-otel-bench: cannot listen: {e}");
-                return ExitCode::FAILURE;
-            }
-        };
-        let addr = listener.local_addr().expect("bound address");
-        println!("axum-otel listening on http://{addr}");
-        let stop = async {
-            let mut term =
-                tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
-                    .expect("SIGTERM handler");
-            term.recv().await;
-        };
-        match axum::serve(listener, app)
-            .with_graceful_shutdown(stop)
-            .await
-        {
-            Ok(()) => ExitCode::SUCCESS,
-            Err(e) => {
-                eprintln!("telltale-axum-otel-bench: {e}");
-                ExitCode::FAILURE
-            }
+    guard
+}
+
+/// `/products` (the body's bytes) and `/metrics`, behind request ids,
+/// tracing and Prometheus metrics.
+fn app(bytes: Bytes) -> Router {
+    let (prometheus, metrics) = PrometheusMetricLayer::pair();
+    let propagator = TraceContextPropagator::new();
+    Router::new()
+        .route(
+            "/products",
+            get(move || {
+                let b = bytes.clone();
+                async move {
+                    (
+                        [(
+                            header::CONTENT_TYPE,
+                            HeaderValue::from_static("application/json"),
+                        )],
+                        b,
+                    )
+                }
+            }),
+        )
+        .route("/metrics", get(move || async move { metrics.render() }))
+        .layer(PropagateRequestIdLayer::x_request_id())
+        .layer(
+            TraceLayer::new_for_http()
+                .make_span_with(move |req: &Request| make_span(&propagator, req))
+                .on_response(RecordStatus),
+        )
+        .layer(SetRequestIdLayer::x_request_id(MakeRequestUuid))
+        .layer(prometheus)
+}
+
+/// Serves `app` on 127.0.0.1:`port` until SIGTERM.
+async fn serve(app: Router, port: u16) -> ExitCode {
+    let listener = match tokio::net::TcpListener::bind(("127.0.0.1", port)).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("telltale-axum-otel-bench: cannot listen: {e}");
+            return ExitCode::FAILURE;
         }
-    });
+    };
+    let addr = listener.local_addr().expect("bound address");
+    println!("axum-otel listening on http://{addr}");
+    let stop = async {
+        let mut term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())
+            .expect("SIGTERM handler");
+        term.recv().await;
+    };
+    match axum::serve(listener, app)
+        .with_graceful_shutdown(stop)
+        .await
+    {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("telltale-axum-otel-bench: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn main() -> ExitCode {
+    let args = match parse_args() {
+        Ok(a) => a,
+        Err(code) => return code,
+    };
+    let bytes = match std::fs::read(&args.body) {
+        Ok(b) => Bytes::from(b),
+        Err(e) => {
+            eprintln!("telltale-axum-otel-bench: cannot read {}: {e}", args.body);
+            return ExitCode::FAILURE;
+        }
+    };
+    let provider = match tracer_provider() {
+        Ok(p) => p,
+        Err(e) => {
+            eprintln!("telltale-axum-otel-bench: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let _guard = init_tracing(&args.log_dir, &provider);
+    let rt = tokio::runtime::Runtime::new().expect("tokio runtime");
+    // The metric layer needs the runtime: the app is built inside it.
+    let code = rt.block_on(async move { serve(app(bytes), args.port).await });
     if let Err(e) = provider.shutdown() {
         eprintln!("telltale-axum-otel-bench: flushing the spans: {e}");
     }
