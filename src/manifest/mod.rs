@@ -5,6 +5,7 @@
 //! paths to positions. Checking what the fields mean is the next stage,
 //! `crate::model`; this folder imports nothing else of telltale.
 
+pub mod addresses;
 pub mod auth;
 pub mod dashboard;
 pub mod datasource;
