@@ -4,11 +4,12 @@
 //! `targets/`, registered in [`targets::TARGETS`]) filling a Handlebars
 //! template from `templates/` (compiled into the binary). Everything is
 //! rendered into memory first; [`write::write_atomic`] then swaps the whole
-//! tree in, and [`write::check`] compares it with what is on disk.
+//! tree in, and [`drift::check`] compares it with what is on disk.
 //!
 //! Output is deterministic: no timestamps, every list in manifest or sorted
 //! order, maps serialized in a fixed order.
 
+pub mod drift;
 mod engine;
 pub mod escape;
 pub mod links;
@@ -24,10 +25,10 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
+pub use drift::{check, check_with, Drift};
 pub use targets::RenderTarget;
 pub use write::{
-    check, check_with, may_replace, write_atomic, write_atomic_with, Drift, KeptSecret, WriteError,
-    ADMIN_ENV_FILE, MARKER,
+    may_replace, write_atomic, write_atomic_with, KeptSecret, WriteError, ADMIN_ENV_FILE, MARKER,
 };
 
 /// The containers the dependencies' kinds add to the compose stack, with
