@@ -17,25 +17,40 @@
 //! A service of your own is an [`App`] with its own [`Handler`] kinds and
 //! `source: app` metrics ([`AppCounter`] and friends); `examples/shop` is one.
 
-pub mod app;
-pub mod chaos;
-pub mod cli;
-pub mod fetch;
-pub mod logging;
-pub mod manifest;
-pub mod model;
-pub mod plugins;
-pub mod render;
-pub mod server;
-pub mod term;
-pub mod traces;
-pub mod verify;
+#![warn(missing_docs)]
+
+mod app;
+mod chaos;
+mod cli;
+mod fetch;
+mod logging;
+mod manifest;
+mod model;
+mod plugins;
+mod render;
+mod server;
+mod term;
+mod traces;
+mod verify;
+
+/// telltale's internal modules, for its own tests, the examples' tests and
+/// benchmarks (the `internals` feature, off by default). Not part of the
+/// API, no stability.
+#[cfg(feature = "internals")]
+#[doc(hidden)]
+pub mod internals {
+    pub use crate::{
+        app, chaos, cli, fetch, logging, manifest, model, plugins, render, server, term, traces,
+        verify,
+    };
+}
 
 pub use app::App;
 pub use cli::StartContext;
 pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
+pub use model::dependencies::DependencyKind;
 pub use model::dependencies::Outcome;
-pub use model::kinds::Middleware;
+pub use model::kinds::{HandlerKind, MetricSourceKind, Middleware};
 pub use model::{Identity, KindRegistry, Resources};
 pub use plugins::dependencies::{
     DependencyError, HttpClient, HttpRequest, HttpResponse, Sql, SqlOperation,

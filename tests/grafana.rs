@@ -7,8 +7,8 @@ use serde_json::{json, Value};
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
-use telltale::manifest::DatasourceTargetKind;
-use telltale::model::Model;
+use telltale::internals::manifest::DatasourceTargetKind;
+use telltale::internals::model::Model;
 
 /// The repo manifest with a faster sampler (and optionally a smaller ring).
 fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBuf {
@@ -29,7 +29,7 @@ fn manifest_with(dir: &Path, interval: &str, retention: Option<usize>) -> PathBu
 }
 
 fn model(path: &Path) -> Model {
-    telltale::model::open(Some(path), &telltale::KindRegistry::builtin())
+    telltale::internals::model::open(Some(path), &telltale::KindRegistry::builtin())
         .expect("manifest is valid")
 }
 
@@ -210,7 +210,7 @@ async fn health_search_and_metrics_list_the_declared_targets() {
                     )
                     .await;
                 let want = if t.events.is_empty() {
-                    telltale::manifest::EventKind::ALL.len()
+                    telltale::internals::manifest::EventKind::ALL.len()
                 } else {
                     t.events.len()
                 };

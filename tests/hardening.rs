@@ -86,7 +86,7 @@ async fn console_failure_keeps_the_file_log(stderr: Stdio, close_pipe: bool, n: 
     );
     let reports: Vec<_> = lines
         .iter()
-        .filter(|l| l["logger"] == "telltale::logging" && l["output"] == "console")
+        .filter(|l| l["logger"] == "telltale::internals::logging" && l["output"] == "console")
         .collect();
     assert_eq!(reports.len(), 1, "the console's failure is reported once");
     assert_eq!(reports[0]["level"], "error");

@@ -693,8 +693,9 @@ fn dashboard_follows_the_manifest_and_grafana_conventions() {
 fn render_dashboard_is_the_written_file() {
     let r = rendered_default();
     let model =
-        telltale::model::open(Some(&r.manifest), &telltale::KindRegistry::builtin()).unwrap();
-    let text = telltale::render::render_dashboard(&model).unwrap();
+        telltale::internals::model::open(Some(&r.manifest), &telltale::KindRegistry::builtin())
+            .unwrap();
+    let text = telltale::internals::render::render_dashboard(&model).unwrap();
     assert_eq!(
         text,
         read(&r.out.join("grafana/dashboards/ecommerce-api.json"))

@@ -684,7 +684,7 @@ fn latency_panels_show_exemplars_and_signals_link_to_traces() {
             m["service"]["name"].as_str().unwrap()
         )
     );
-    let matchers = telltale::model::logql::stream_matchers(
+    let matchers = telltale::internals::model::logql::stream_matchers(
         &q.replace("${__trace.traceId}", "4bf92f3577b34da6a3ce929d0e0e4736"),
     )
     .unwrap();

@@ -9,9 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-pub use super::auth::{
-    Auth, EnvFrom, EnvVar, JwtAlgorithm, KeyRef, Requirement, Scheme, SchemeKind, SecretRef,
-};
+pub use super::auth::{Auth, EnvFrom, EnvVar, KeyRef, Requirement, SchemeKind, SecretRef};
+#[cfg(any(test, feature = "internals"))]
+pub use super::auth::{JwtAlgorithm, Scheme};
 pub use super::values::{DnsName, Host, HostPort, HttpMethod, HttpUrl, LogLevel, PromDuration};
 
 /// The whole manifest.

@@ -302,6 +302,10 @@ impl Telemetry {
 pub struct Entry {
     pub name: String,
     pub kind: String,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "read by tests only")
+    )]
     pub system: &'static str,
     pub required: bool,
     pub client: Arc<dyn Any + Send + Sync>,

@@ -25,10 +25,9 @@ use std::collections::BTreeMap;
 use std::path::Path;
 
 pub use targets::RenderTarget;
-pub use write::{
-    check, check_with, may_replace, write_atomic, write_atomic_with, Drift, KeptSecret, WriteError,
-    ADMIN_ENV_FILE, MARKER,
-};
+#[cfg(any(test, feature = "internals"))]
+pub use write::{check, may_replace, write_atomic, Drift, MARKER};
+pub use write::{check_with, write_atomic_with, KeptSecret, WriteError, ADMIN_ENV_FILE};
 
 /// The containers the dependencies' kinds add to the compose stack, with
 /// their dependency.
@@ -107,6 +106,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The "generated, do not edit" line (without a comment marker).
+    #[cfg(any(test, feature = "internals"))]
     pub fn notice(&self) -> &str {
         &self.notice
     }

@@ -468,7 +468,7 @@ async fn the_metrics_count_approved_and_declined_and_each_payment_logs_one_line(
     // The start-up line names payments, not telltale.
     let started = lines
         .iter()
-        .find(|l| l["logger"] == "telltale::server" && l["address"].is_string())
+        .find(|l| l["logger"] == "telltale::internals::server" && l["address"].is_string())
         .expect("the start-up line");
     let message = format!("payments {} listening on", env!("CARGO_PKG_VERSION"));
     assert!(

@@ -266,7 +266,7 @@ async fn orders_belong_to_the_principal_whose_key_placed_them() {
     let started = logs
         .lines()
         .map(|l| serde_json::from_str::<Value>(l).unwrap())
-        .find(|l| l["logger"] == "telltale::server" && l["address"].is_string())
+        .find(|l| l["logger"] == "telltale::internals::server" && l["address"].is_string())
         .expect("the start-up line");
     let message = format!("shop {} listening on", env!("CARGO_PKG_VERSION"));
     assert!(

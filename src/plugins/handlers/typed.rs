@@ -88,8 +88,11 @@ pub trait Handler: Send + Sync + 'static {
 /// One request's typed input, and its context.
 #[derive(Debug)]
 pub struct Input<P, Q, B> {
+    /// The path parameters ([`Handler::Path`]).
     pub path: P,
+    /// The query parameters ([`Handler::Query`]).
     pub query: Q,
+    /// The JSON request body ([`Handler::Body`]).
     pub body: B,
     /// Headers, request id, trace context and the authenticated caller.
     pub request: RequestContext,
