@@ -19,19 +19,22 @@
 
 #![warn(missing_docs)]
 
-mod app;
-mod chaos;
-mod cli;
-mod fetch;
-mod logging;
-mod manifest;
-mod model;
-mod plugins;
-mod render;
-mod server;
-mod term;
-mod traces;
-mod verify;
+/// The modules: private, or with the `internals` feature (telltale's own
+/// tests) public and hidden, reached through [`internals`].
+macro_rules! modules {
+    ($($m:ident),* $(,)?) => {$(
+        #[cfg(feature = "internals")]
+        #[doc(hidden)]
+        pub mod $m;
+        #[cfg(not(feature = "internals"))]
+        mod $m;
+    )*};
+}
+
+modules!(
+    app, chaos, cli, fetch, logging, manifest, model, plugins, render, server, term, traces,
+    verify,
+);
 
 /// telltale's internal modules, for its own tests, the examples' tests and
 /// benchmarks (the `internals` feature, off by default). Not part of the
