@@ -98,26 +98,66 @@ pub struct Input<P, Q, B> {
     pub request: RequestContext,
 }
 
-/// Why [`Handler::setup`] failed: reported at the endpoint's location.
+/// Why [`Handler::setup`] failed: what went wrong ([`SetupError::kind`])
+/// and the message `validate` reports at the endpoint's location.
+///
+/// ```
+/// use telltale::{SetupError, SetupErrorKind};
+///
+/// let e = SetupError::new("options.limit must be positive");
+/// assert_eq!(e.kind(), SetupErrorKind::Invalid);
+/// assert_eq!(e.to_string(), "options.limit must be positive");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupError {
+    kind: SetupErrorKind,
     message: String,
-    /// A resource of the start hooks was asked for where they do not run
-    /// (`validate`, `render`): not an error there.
-    not_started: bool,
+}
+
+/// What a [`SetupError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetupErrorKind {
+    /// The handler's own check failed (its options, say):
+    /// [`SetupError::new`].
+    Invalid,
+    /// A `source: app` metric that the manifest does not declare, or
+    /// declares as another type or with other labels.
+    Metric,
+    /// A resource of the start hooks ([`Setup::resource`]) that no hook
+    /// provides, or that the hooks did not build.
+    Resource,
+    /// A dependency ([`Setup::dependency`]) that is not declared, whose
+    /// client is of another type, or an operation it does not declare.
+    Dependency,
+    /// A resource or client asked for where the start hooks and
+    /// dependencies do not run (`validate`, `render`): not an error there,
+    /// it only ends `setup` early.
+    NotStarted,
 }
 
 impl SetupError {
-    /// An error with this message.
+    /// An error of the handler's own ([`SetupErrorKind::Invalid`]) with
+    /// this message.
     pub fn new(message: impl Into<String>) -> SetupError {
+        SetupError::of(SetupErrorKind::Invalid, message)
+    }
+    fn of(kind: SetupErrorKind, message: impl Into<String>) -> SetupError {
         SetupError {
+            kind,
             message: message.into(),
-            not_started: false,
         }
+    }
+    /// What went wrong.
+    pub fn kind(&self) -> SetupErrorKind {
+        self.kind
     }
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    fn not_started(&self) -> bool {
+        self.kind == SetupErrorKind::NotStarted
     }
 }
 
@@ -166,18 +206,22 @@ impl Setup<'_> {
     pub fn resource<T: std::any::Any + Send + Sync>(&self) -> Result<Arc<T>, SetupError> {
         let name = std::any::type_name::<T>();
         if !self.registry.provides(std::any::TypeId::of::<T>()) {
-            return Err(SetupError::new(format!(
-                "no start hook provides a {name} (App::on_start)"
-            )));
+            return Err(SetupError::of(
+                SetupErrorKind::Resource,
+                format!("no start hook provides a {name} (App::on_start)"),
+            ));
         }
         match self.registry.resources() {
-            None => Err(SetupError {
-                message: format!("{name} exists once the start hooks ran"),
-                not_started: true,
+            None => Err(SetupError::of(
+                SetupErrorKind::NotStarted,
+                format!("{name} exists once the start hooks ran"),
+            )),
+            Some(r) => r.get::<T>().ok_or_else(|| {
+                SetupError::of(
+                    SetupErrorKind::Resource,
+                    format!("the start hooks built no {name}"),
+                )
             }),
-            Some(r) => r
-                .get::<T>()
-                .ok_or_else(|| SetupError::new(format!("the start hooks built no {name}"))),
         }
     }
 
@@ -197,7 +241,7 @@ impl Setup<'_> {
     /// `r`, its error (not "not started") also kept for `validate`'s report.
     fn recorded<T>(&self, r: Result<T, SetupError>) -> Result<T, SetupError> {
         if let Err(e) = &r {
-            if !e.not_started {
+            if !e.not_started() {
                 let mut errors = self.client_errors.borrow_mut();
                 if !errors.contains(&e.message) {
                     errors.push(e.message.clone());
@@ -214,33 +258,41 @@ impl Setup<'_> {
             .position(|d| d.name == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = self.declared.iter().map(|d| d.name.as_str()).collect();
-                SetupError::new(crate::model::lint::unknown_name(
+                SetupError::of(
+                    SetupErrorKind::Dependency,
+                    crate::model::lint::unknown_name(
                     "dependency",
                     name,
                     &names,
                     "declared in `dependencies:`",
-                ))
+                ),
+                )
             })?;
         if let Some(p) = &self.prepared[i] {
             let (t, shown) = p.client_type();
             if t != std::any::TypeId::of::<C>() {
-                return Err(SetupError::new(format!(
-                    "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
-                    self.declared[i].kind,
-                    std::any::type_name::<C>()
-                )));
+                return Err(SetupError::of(
+                    SetupErrorKind::Dependency,
+                    format!(
+                        "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
+                        self.declared[i].kind,
+                        std::any::type_name::<C>()
+                    ),
+                ));
             }
         }
         match self.registry.resources() {
-            None => Err(SetupError {
-                message: format!("dependency {name:?} exists once the server started"),
-                not_started: true,
-            }),
+            None => Err(SetupError::of(
+                SetupErrorKind::NotStarted,
+                format!("dependency {name:?} exists once the server started"),
+            )),
             Some(r) => r
                 .get::<crate::model::dependencies::Running>()
-                .ok_or_else(|| SetupError::new("the dependencies were not started"))?
+                .ok_or_else(|| {
+                    SetupError::of(SetupErrorKind::Dependency, "the dependencies were not started")
+                })?
                 .client::<C>(name)
-                .map_err(SetupError::new),
+                .map_err(|e| SetupError::of(SetupErrorKind::Dependency, e)),
         }
     }
 
@@ -270,17 +322,20 @@ impl Setup<'_> {
         {
             let ops = p.operations();
             if !ops.iter().any(|o| o == operation) {
-                return self.recorded(Err(SetupError::new(crate::model::lint::unknown_name(
-                    &format!("operation of dependency {name:?}"),
-                    operation,
-                    &ops.iter().map(String::as_str).collect::<Vec<_>>(),
-                    "declared",
-                ))));
+                return self.recorded(Err(SetupError::of(
+                    SetupErrorKind::Dependency,
+                    crate::model::lint::unknown_name(
+                        &format!("operation of dependency {name:?}"),
+                        operation,
+                        &ops.iter().map(String::as_str).collect::<Vec<_>>(),
+                        "declared",
+                    ),
+                )));
             }
         }
         self.sql(name)?
             .operation(operation)
-            .map_err(SetupError::new)
+            .map_err(|e| SetupError::of(SetupErrorKind::Dependency, e))
     }
 
     /// The `source: app` counter `name`, with exactly these label names in
@@ -289,24 +344,30 @@ impl Setup<'_> {
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppCounter<N>, String> {
-        self.apps.counter(name, labels)
+    ) -> Result<AppCounter<N>, SetupError> {
+        self.apps
+            .counter(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
     /// The `source: app` gauge `name`.
     pub fn gauge<const N: usize>(
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppGauge<N>, String> {
-        self.apps.gauge(name, labels)
+    ) -> Result<AppGauge<N>, SetupError> {
+        self.apps
+            .gauge(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
     /// The `source: app` histogram `name`.
     pub fn histogram<const N: usize>(
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppHistogram<N>, String> {
-        self.apps.histogram(name, labels)
+    ) -> Result<AppHistogram<N>, SetupError> {
+        self.apps
+            .histogram(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
 }
 
@@ -769,7 +830,7 @@ impl<H: Handler> HandlerKind for TypedHandlerKind<H> {
         let mut errors = setup.client_errors.take();
         let state = match result {
             Ok(state) => Some(state),
-            Err(e) if e.not_started => None,
+            Err(e) if e.not_started() => None,
             Err(e) => {
                 if !errors.contains(&e.message) {
                     errors.insert(0, e.message);
