@@ -411,7 +411,39 @@ pub fn label_names(m: &Metric) -> Vec<&str> {
 /// Middleware of the user's, around every handler: it runs after routing
 /// and authentication, inside telltale's observe layer, so its responses
 /// are counted, logged and carry the request id. Any poem
-/// [`poem::Middleware`] over boxed endpoints is one.
+/// [`poem::Middleware`] over boxed endpoints is one. Add it with
+/// `App::middleware`.
+///
+/// ```
+/// use poem::endpoint::{make_sync, BoxEndpoint};
+/// use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+/// use telltale::{Middleware, StatusCode};
+///
+/// /// Refuses a request without an `x-tenant` header.
+/// struct RequireTenant;
+///
+/// impl Middleware for RequireTenant {
+///     fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response> {
+///         ep.around(|ep, req| async move {
+///             if !req.headers().contains_key("x-tenant") {
+///                 return Ok(StatusCode::BAD_REQUEST.into_response());
+///             }
+///             ep.call(req).await
+///         })
+///         .boxed()
+///     }
+/// }
+///
+/// let _app = telltale::App::new().middleware(RequireTenant);
+///
+/// // What it does to a handler:
+/// let ep = RequireTenant.wrap(make_sync(|_| "hello").map_to_response().boxed());
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let refused = rt.block_on(ep.call(Request::builder().finish())).unwrap();
+/// assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+/// let passed = rt.block_on(ep.call(Request::builder().header("x-tenant", "a").finish()));
+/// assert_eq!(passed.unwrap().status(), StatusCode::OK);
+/// ```
 pub trait Middleware: Send + Sync + 'static {
     /// `ep` wrapped.
     fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response>;

@@ -35,23 +35,92 @@ use std::sync::Arc;
 /// A handler kind of your own: register it with [`crate::App::handler`]
 /// and name it in `endpoints[].handler`.
 ///
-/// ```ignore
-/// impl telltale::Handler for Create {
-///     type Options = CreateOptions;      // serde; `options:` of the endpoint
-///     type Path = telltale::Empty;       // or a poem-openapi `Object`
-///     type Query = telltale::Empty;
-///     type Body = NewOrder;              // a poem-openapi `Object`
-///     type Response = CreateResponse;    // a poem-openapi `ApiResponse`
-///     type State = Metrics;              // built once by `setup`
-///     fn name(&self) -> &'static str { "orders.create" }
-///     fn setup(&self, _: CreateOptions, ctx: &mut telltale::Setup<'_>) -> Result<Metrics, String> {
-///         Ok(Metrics { placed: ctx.counter("orders_placed_total", ["payment"])? })
+/// ```
+/// use poem_openapi::{payload::Json, ApiResponse, Object};
+/// use telltale::{AppHistogram, Empty, ErrorBody, Handler, Input, Setup, SetupError, StatusCode};
+///
+/// /// `options:` of the endpoint (unknown keys are errors).
+/// #[derive(serde::Deserialize, Default)]
+/// #[serde(deny_unknown_fields)]
+/// struct LookupOptions {
+///     /// The highest order id there is.
+///     last: u64,
+/// }
+///
+/// /// The path of `GET /orders/{id}`.
+/// #[derive(Object)]
+/// struct OrderPath {
+///     id: u64,
+/// }
+///
+/// #[derive(Object)]
+/// struct Order {
+///     id: u64,
+/// }
+///
+/// #[derive(ApiResponse)]
+/// enum LookupResponse {
+///     /// The order.
+///     #[oai(status = 200)]
+///     Found(Json<Order>),
+///     /// No such order.
+///     #[oai(status = 404)]
+///     NotFound(Json<ErrorBody>),
+/// }
+///
+/// struct Lookup;
+///
+/// impl Handler for Lookup {
+///     type Options = LookupOptions;
+///     type Path = OrderPath;
+///     type Query = Empty;
+///     type Body = Empty;
+///     type Response = LookupResponse;
+///     type State = (u64, AppHistogram<0>);
+///
+///     fn name(&self) -> &'static str {
+///         "orders.lookup"
 ///     }
-///     async fn handle(&self, m: &Metrics, req: telltale::Input<Empty, Empty, NewOrder>) -> CreateResponse {
-///         m.placed.inc([&req.body.payment]);
-///         CreateResponse::Created(poem_openapi::payload::Json(/* ... */))
+///
+///     fn setup(&self, o: LookupOptions, ctx: &mut Setup<'_>) -> Result<Self::State, SetupError> {
+///         if o.last == 0 {
+///             return Err(SetupError::new("options.last must be at least 1"));
+///         }
+///         Ok((o.last, ctx.histogram("looked_up_ids", [])?))
+///     }
+///
+///     async fn handle(
+///         &self,
+///         (last, ids): &Self::State,
+///         input: Input<OrderPath, Empty, Empty>,
+///     ) -> LookupResponse {
+///         let id = input.path.id;
+///         ids.observe([], id as f64);
+///         if id > *last {
+///             let message = format!("no order {id} (request {})", input.request.request_id());
+///             return LookupResponse::NotFound(Json(ErrorBody::new(StatusCode::NOT_FOUND, message)));
+///         }
+///         LookupResponse::Found(Json(Order { id }))
 ///     }
 /// }
+///
+/// // The manifest names the kind and options; `validate` runs `setup`.
+/// let manifest = r#"
+/// service: { name: orders, version: 0.1.0 }
+/// endpoints:
+///   - { path: "/orders/{id}", handler: orders.lookup, summary: One order, options: { last: 9 } }
+/// metrics:
+///   - { name: looked_up_ids, type: histogram, help: Ids asked for., buckets: [1, 10], source: app }
+/// "#;
+/// let dir = std::env::temp_dir().join(format!("telltale-handler-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("manifest.yaml");
+/// std::fs::write(&path, manifest).unwrap();
+/// let code = telltale::App::new()
+///     .handler(Lookup)
+///     .run_cli_from(["orders", "validate", "--manifest", path.to_str().unwrap()]);
+/// assert_eq!(code, std::process::ExitCode::SUCCESS);
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub trait Handler: Send + Sync + 'static {
     /// The endpoint's `options:` (use `#[serde(deny_unknown_fields)]`).
