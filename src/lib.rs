@@ -122,6 +122,25 @@ pub mod internals {
     };
 }
 
+/// What the kind traits ([`HandlerKind`], [`MetricSourceKind`],
+/// [`DependencyKind`]) see and return: for plugins written as the built-in
+/// kinds are. A service's own handlers implement [`Handler`] instead.
+pub mod kinds {
+    pub use crate::manifest::{Diagnostic, Diagnostics};
+    pub use crate::model::contrib::{
+        AlertCtx, AlertTuning, BadKind, BadRequests, BadVariant, BodyFn, ChaosTraffic,
+        DerivedAlertRule, Draw, Role,
+    };
+    pub use crate::model::dependencies::{
+        CheckFuture, ComposeService, DependencyCtx, HealthCheck, PoolReader, PoolStats,
+        PreparedDependency, StartCtx, Started,
+    };
+    pub use crate::model::kinds::{
+        label_names, opts, Cache, HandlerCtx, Host, Installer, MetricCtx, OperationDoc, ParamDoc,
+        ParamIn, PeriodicTask, PreparedHandler, PreparedSource, ProbeRole, TypedDoc, TypedDocFn,
+    };
+}
+
 pub use app::App;
 pub use cli::StartContext;
 pub use model::app_metrics::{AppCounter, AppGauge, AppHistogram};
@@ -129,6 +148,7 @@ pub use model::dependencies::DependencyKind;
 pub use model::dependencies::Outcome;
 pub use model::kinds::{HandlerKind, MetricSourceKind, Middleware};
 pub use model::{Identity, KindRegistry, Resources};
+pub use plugins::dependencies::sql::ConnFuture;
 pub use plugins::dependencies::{
     DependencyError, HttpClient, HttpRequest, HttpResponse, Sql, SqlOperation,
 };
