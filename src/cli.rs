@@ -203,7 +203,9 @@ pub type HookFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> +
 /// What a start hook is given: the validated manifest and what the hooks
 /// before it built.
 pub struct StartContext {
+    /// The validated manifest being served.
     pub manifest: crate::manifest::Manifest,
+    /// What the start hooks before this one built.
     pub resources: crate::model::Resources,
 }
 
@@ -262,6 +264,7 @@ impl CommandContext {
 }
 
 /// Runs `cli` with the built-in kinds only.
+#[cfg(any(test, feature = "internals"))]
 pub fn run(cli: Cli) -> ExitCode {
     run_with(cli, &CommandContext::default())
 }

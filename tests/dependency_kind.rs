@@ -12,9 +12,9 @@ use std::any::TypeId;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
-use telltale::manifest::dependencies::Dependency;
-use telltale::manifest::Diagnostics;
-use telltale::model::dependencies::{
+use telltale::internals::manifest::dependencies::Dependency;
+use telltale::internals::manifest::Diagnostics;
+use telltale::internals::model::dependencies::{
     DependencyCtx, DependencyKind, PreparedDependency, StartCtx, Started,
 };
 use telltale::{Empty, Handler, Input, NoOptions, Setup, SetupError};
@@ -68,9 +68,9 @@ impl PreparedDependency for Prepared {
             shown: url,
         })
     }
-    fn panels(&self, d: &Dependency) -> Vec<telltale::manifest::Panel> {
+    fn panels(&self, d: &Dependency) -> Vec<telltale::internals::manifest::Panel> {
         // Its own title on the built-in row.
-        let mut row = telltale::model::dependency_row::panels(d, false);
+        let mut row = telltale::internals::model::dependency_row::panels(d, false);
         row[0].title = format!("{}: memo lookups/s", d.name);
         row
     }

@@ -4,9 +4,9 @@
 //! says how `metrics[].alert` tunes it.
 
 use std::sync::Arc;
-use telltale::manifest::{Diagnostics, Metric, MetricType};
-use telltale::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule};
-use telltale::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
+use telltale::internals::manifest::{Diagnostics, Metric, MetricType};
+use telltale::internals::model::contrib::{AlertCtx, AlertTuning, DerivedAlertRule};
+use telltale::internals::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
 use telltale::KindRegistry;
 
 /// `queue.depth`: a gauge that derives a backlog alert.
@@ -43,17 +43,17 @@ impl PreparedSource for Prepared {
         vec![DerivedAlertRule {
             name: tune.name.unwrap_or_else(|| "QueueBacklog".into()),
             expr: format!("max({}{{{}}}) > {above}", metric.name, ctx.selector),
-            for_: tune
-                .for_
-                .unwrap_or_else(|| telltale::manifest::PromDuration::parse("5m").unwrap()),
+            for_: tune.for_.unwrap_or_else(|| {
+                telltale::internals::manifest::PromDuration::parse("5m").unwrap()
+            }),
             severity: tune.severity.unwrap_or_else(|| "warning".into()),
             summary: format!("More than {above} messages wait"),
             description: String::new(),
-            firing: vec![telltale::manifest::TestSeries {
+            firing: vec![telltale::internals::manifest::TestSeries {
                 series: series.clone(),
                 values: format!("{}x30", above + 1.0),
             }],
-            quiet: vec![telltale::manifest::TestSeries {
+            quiet: vec![telltale::internals::manifest::TestSeries {
                 series,
                 values: "0x30".into(),
             }],
@@ -72,20 +72,20 @@ fn registry() -> KindRegistry {
 }
 
 /// The demo manifest with a `queue.depth` gauge declared as `extra`.
-fn validate(extra: &str) -> Result<telltale::model::Model, Diagnostics> {
-    let text = telltale::manifest::load::EMBEDDED_MANIFEST.replacen(
+fn validate(extra: &str) -> Result<telltale::internals::model::Model, Diagnostics> {
+    let text = telltale::internals::manifest::load::EMBEDDED_MANIFEST.replacen(
         "metrics:\n",
         &format!("metrics:\n  - name: queue_depth\n    type: gauge\n    help: Messages waiting.\n    source: queue.depth\n{extra}"),
         1,
     );
-    let loaded = telltale::manifest::load_str("manifest.yaml", &text, None).unwrap();
-    telltale::model::validate(loaded, &registry())
+    let loaded = telltale::internals::manifest::load_str("manifest.yaml", &text, None).unwrap();
+    telltale::internals::model::validate(loaded, &registry())
 }
 
 #[test]
 fn a_user_kinds_derived_alert_is_rendered_with_its_tests() {
     let model = validate("    alert: { threshold: 7 }\n").unwrap();
-    let files = telltale::render::render_all(&model, "logs".to_string()).unwrap();
+    let files = telltale::internals::render::render_all(&model, "logs".to_string()).unwrap();
     let rules = &files["prometheus/alerts.yml"];
     assert!(rules.contains("alert: \"QueueBacklog\""), "{rules}");
     assert!(rules.contains("max(queue_depth{"), "{rules}");
@@ -105,13 +105,13 @@ fn a_user_kind_says_how_its_alert_is_tuned() {
         "{errs}"
     );
     // The list of sources that derive an alert names it too.
-    let text = telltale::manifest::load::EMBEDDED_MANIFEST.replacen(
+    let text = telltale::internals::manifest::load::EMBEDDED_MANIFEST.replacen(
         "    source: system.memory\n",
         "    source: system.memory\n    alert: { threshold: 2 }\n",
         1,
     );
-    let loaded = telltale::manifest::load_str("manifest.yaml", &text, None).unwrap();
-    let errs = telltale::model::validate(loaded, &registry())
+    let loaded = telltale::internals::manifest::load_str("manifest.yaml", &text, None).unwrap();
+    let errs = telltale::internals::model::validate(loaded, &registry())
         .unwrap_err()
         .to_string();
     assert!(errs.contains("and queue.depth gauges derive one"), "{errs}");

@@ -36,7 +36,8 @@ fn allowed() -> BTreeMap<&'static str, Vec<&'static str>> {
                 "plugins", "term",
             ],
         ),
-        ("lib", vec!["app", "model", "plugins", "term"]),
+        // The crate root: the public API, re-exported from the stages.
+        ("lib", vec!["app", "manifest", "model", "plugins", "term"]),
         ("main", vec![]),
     ])
 }

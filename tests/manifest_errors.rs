@@ -58,8 +58,10 @@ fn every_fixture_reports_its_message_at_its_line() {
             fx.lines.len(),
             "{name}: each `# expect:` needs one `# <-E` marker"
         );
-        let diags = match telltale::model::open(Some(&fx.path), &telltale::KindRegistry::builtin())
-        {
+        let diags = match telltale::internals::model::open(
+            Some(&fx.path),
+            &telltale::KindRegistry::builtin(),
+        ) {
             Ok(_) => {
                 failures.push(format!("{name}: manifest was accepted"));
                 continue;
@@ -153,12 +155,12 @@ fn the_shipped_manifest_is_valid() {
 #[test]
 fn the_embedded_manifest_is_the_repo_manifest() {
     assert_eq!(
-        telltale::manifest::load::EMBEDDED_MANIFEST,
+        telltale::internals::manifest::load::EMBEDDED_MANIFEST,
         std::fs::read_to_string(repo().join("manifest.yaml")).unwrap()
     );
     // And it validates without any file on disk (data files embedded too).
-    let loaded = telltale::manifest::load_embedded().unwrap();
-    telltale::model::validate(loaded, &telltale::KindRegistry::builtin()).unwrap();
+    let loaded = telltale::internals::manifest::load_embedded().unwrap();
+    telltale::internals::model::validate(loaded, &telltale::KindRegistry::builtin()).unwrap();
 }
 
 /// A typo in a metric's `type` is that metric's error alone: the metric is
@@ -173,10 +175,12 @@ fn a_metric_type_typo_is_reported_without_follow_on_errors() {
         "  - name: http_requests_total\n    type: counter\n",
         "  - name: http_requests_total\n    type: countr\n",
     );
-    let diags = match telltale::model::open(Some(&manifest), &telltale::KindRegistry::builtin()) {
-        Ok(_) => panic!("a bad type was accepted"),
-        Err(d) => d.0,
-    };
+    let diags =
+        match telltale::internals::model::open(Some(&manifest), &telltale::KindRegistry::builtin())
+        {
+            Ok(_) => panic!("a bad type was accepted"),
+            Err(d) => d.0,
+        };
     let shown: Vec<String> = diags.iter().map(|d| d.to_string()).collect();
     assert_eq!(shown.len(), 1, "{shown:#?}");
     assert!(

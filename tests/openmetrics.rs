@@ -12,8 +12,8 @@ use prometheus::core::Collector;
 use prometheus::proto::{LabelPair, Metric, MetricFamily, MetricType, Quantile, Summary, Untyped};
 use serde_json::Value;
 use std::collections::BTreeSet;
-use telltale::model::exemplars::{Exemplar, ExemplarIndex, Ids, SeriesExemplars};
-use telltale::server::openmetrics;
+use telltale::internals::model::exemplars::{Exemplar, ExemplarIndex, Ids, SeriesExemplars};
+use telltale::internals::server::openmetrics;
 
 fn label(name: &str, value: &str) -> LabelPair {
     let mut l = LabelPair::default();

@@ -10,8 +10,8 @@ use proptest::strategy::ValueTree;
 use proptest::test_runner::{Config, TestCaseError, TestRunner};
 use serde_yaml::Value;
 use std::collections::BTreeMap;
-use telltale::manifest::load_str;
-use telltale::model::{validate, KindRegistry};
+use telltale::internals::manifest::load_str;
+use telltale::internals::model::{validate, KindRegistry};
 
 const BASE: &str = r#"
 service:
@@ -273,7 +273,7 @@ fn case(registry: &KindRegistry, field: &Field, text: &str) -> Result<Outcome, T
         Ok(m) => m,
         Err(d) => return located(&d.to_string(), text),
     };
-    let files = telltale::render::render_all(&model, String::from("../logs"))
+    let files = telltale::internals::render::render_all(&model, String::from("../logs"))
         .map_err(|e| TestCaseError::fail(format!("{text:?}: validated, but render failed: {e}")))?;
     let mut leaves_of_field = Vec::new();
     for (path, body) in &files {

@@ -197,6 +197,7 @@ impl Report {
             && self.sent == self.meta.planned
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn sent(&self) -> usize {
         self.sent
     }

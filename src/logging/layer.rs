@@ -12,6 +12,7 @@ use super::request::RequestFields;
 use super::sink::Sink;
 use std::cell::RefCell;
 use std::fmt::Write as _;
+#[cfg(any(test, feature = "internals"))]
 use std::io::Write as _;
 use tracing::field::{Field, Visit};
 use tracing::span::{Attributes, Id, Record};
@@ -24,6 +25,7 @@ use tracing_subscriber::Layer;
 pub enum Output {
     /// Console lines only, written at once under the stderr lock
     /// (short-lived commands).
+    #[cfg(any(test, feature = "internals"))]
     Stderr,
     /// JSON lines to the file and console lines to stderr, queued to a
     /// writer thread (`serve`).
@@ -455,6 +457,7 @@ impl LogLayer {
         human.push('\n');
         match &self.output {
             Output::Sink(s) => s.push(key, line, human),
+            #[cfg(any(test, feature = "internals"))]
             Output::Stderr => {
                 let _ = std::io::stderr().lock().write_all(human.as_bytes());
             }

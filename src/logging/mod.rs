@@ -46,6 +46,7 @@ pub fn health() -> Option<&'static sink::Health> {
     HEALTH.get().map(Sink::health)
 }
 
+#[cfg(any(test, feature = "internals"))]
 pub use sink::Health;
 
 /// Keeps the writer thread alive; dropping it writes out every line.
@@ -64,6 +65,7 @@ fn level_filter(level: LogLevel) -> LevelFilter {
 }
 
 /// Console only (for `validate`, `render`, `chaos`).
+#[cfg(any(test, feature = "internals"))]
 pub fn init_console(level: LogLevel) {
     let _ = tracing_subscriber::registry()
         .with(level_filter(level))

@@ -13,6 +13,7 @@ pub struct Diagnostic {
     pub column: usize,
     /// Field path such as `endpoints[3].handler`; empty for the whole file.
     pub path: String,
+    /// The message.
     pub message: String,
 }
 
@@ -31,15 +32,19 @@ impl fmt::Display for Diagnostic {
 pub struct Diagnostics(pub Vec<Diagnostic>);
 
 impl Diagnostics {
+    /// No diagnostics.
     pub fn is_empty(&self) -> bool {
         self.0.is_empty()
     }
+    /// How many.
     pub fn len(&self) -> usize {
         self.0.len()
     }
+    /// Adds one.
     pub fn push(&mut self, d: Diagnostic) {
         self.0.push(d);
     }
+    /// Adds all of `other`.
     pub fn extend(&mut self, other: Diagnostics) {
         self.0.extend(other.0);
     }

@@ -9,9 +9,9 @@ use schemars::JsonSchema;
 use serde::{Deserialize, Serialize};
 use serde_yaml::Value;
 
-pub use super::auth::{
-    Auth, EnvFrom, EnvVar, JwtAlgorithm, KeyRef, Requirement, Scheme, SchemeKind, SecretRef,
-};
+pub use super::auth::{Auth, EnvFrom, EnvVar, KeyRef, Requirement, SchemeKind, SecretRef};
+#[cfg(any(test, feature = "internals"))]
+pub use super::auth::{JwtAlgorithm, Scheme};
 pub use super::dashboard::*;
 pub use super::datasource::*;
 pub use super::logging::*;

@@ -5,7 +5,9 @@ use super::diag::{Diagnostic, Diagnostics};
 use super::document::*;
 use super::spans::SpanIndex;
 use serde::de::DeserializeOwned;
-use serde_yaml::{Mapping, Value};
+#[cfg(any(test, feature = "internals"))]
+use serde_yaml::Mapping;
+use serde_yaml::Value;
 use std::path::{Path, PathBuf};
 
 /// The manifest compiled into the binary (the repo's `manifest.yaml`).
@@ -799,6 +801,7 @@ fn strip_location(msg: &str) -> String {
 }
 
 /// Used by validation to quote the mapping keys a plugin accepts.
+#[cfg(any(test, feature = "internals"))]
 pub fn mapping_keys(m: &Mapping) -> Vec<String> {
     m.keys()
         .filter_map(|k| k.as_str().map(str::to_string))

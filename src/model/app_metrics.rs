@@ -321,7 +321,63 @@ impl AppFamilies {
     }
 }
 
-/// A handle on an app counter with `N` labels.
+/// A handle on an app counter with `N` labels: a `source: app` counter of
+/// the manifest, which a handler's `setup` asks for by name and label names
+/// ([`crate::Setup::counter`]); a value outside a label's declared `values`
+/// counts as its `fallback`.
+///
+/// ```
+/// # use telltale::{AppCounter, Empty, Handler, Input, NoOptions, Setup, SetupError};
+/// # #[derive(poem_openapi::ApiResponse)]
+/// # enum Done {
+/// #     /// Done.
+/// #     #[oai(status = 204)]
+/// #     Done,
+/// # }
+/// struct Pay;
+///
+/// impl Handler for Pay {
+/// #   type Options = NoOptions;
+/// #   type Path = Empty;
+/// #   type Query = Empty;
+/// #   type Body = Empty;
+/// #   type Response = Done;
+///     type State = AppCounter<1>;
+/// #   fn name(&self) -> &'static str {
+/// #       "pay"
+/// #   }
+///     fn setup(&self, _: NoOptions, ctx: &mut Setup<'_>) -> Result<AppCounter<1>, SetupError> {
+///         let paid = ctx.counter("payments_total", ["outcome"])?;
+///         paid.inc(["declined"]); // counted as `other`: not a declared value
+///         assert_eq!(paid.get(["other"]), 1.0);
+///         Ok(paid)
+///     }
+///
+///     async fn handle(&self, paid: &AppCounter<1>, _: Input<Empty, Empty, Empty>) -> Done {
+///         paid.inc(["approved"]);
+///         Done::Done
+///     }
+/// }
+/// # let manifest = r#"
+/// # service: { name: pay, version: 0.1.0 }
+/// # endpoints: [{ path: /pay, method: POST, handler: pay, summary: Pay }]
+/// # metrics:
+/// #   - name: payments_total
+/// #     type: counter
+/// #     help: Payments.
+/// #     labels: [{ name: outcome, values: [approved], fallback: other }]
+/// #     source: app
+/// # "#;
+/// # let dir = std::env::temp_dir().join(format!("telltale-counter-doc-{}", std::process::id()));
+/// # std::fs::create_dir_all(&dir).unwrap();
+/// # let path = dir.join("manifest.yaml");
+/// # std::fs::write(&path, manifest).unwrap();
+/// # let code = telltale::App::new()
+/// #     .handler(Pay)
+/// #     .run_cli_from(["pay", "validate", "--manifest", path.to_str().unwrap()]);
+/// # assert_eq!(code, std::process::ExitCode::SUCCESS);
+/// # std::fs::remove_dir_all(&dir).unwrap();
+/// ```
 #[derive(Clone)]
 pub struct AppCounter<const N: usize>(Arc<AppFamily>, Arc<[prometheus::Counter]>);
 

@@ -49,6 +49,7 @@ pub struct AlertTuning {
 
 /// What a derived alert is built against.
 pub struct AlertCtx<'a> {
+    /// The manifest declaring the metric.
     pub manifest: &'a Manifest,
     /// The service's scrape job.
     pub job: &'a str,
@@ -64,15 +65,21 @@ pub struct AlertCtx<'a> {
 /// which it fires, one under which it stays quiet.
 #[derive(Debug, Clone)]
 pub struct DerivedAlertRule {
+    /// The alert's name (`alertname`).
     pub name: String,
+    /// Its PromQL condition.
     pub expr: String,
     /// How long the condition must hold.
     pub for_: PromDuration,
+    /// Its `severity` label.
     pub severity: String,
     /// Annotation templates; text from the manifest is already escaped.
     pub summary: String,
+    /// Annotation template of its description.
     pub description: String,
+    /// The series of the test under which it fires.
     pub firing: Vec<TestSeries>,
+    /// The series of the test under which it stays quiet.
     pub quiet: Vec<TestSeries>,
     /// Labels of the firing alert besides `alertname` and `severity`.
     pub fired_labels: BTreeMap<String, String>,
@@ -87,6 +94,7 @@ pub struct DerivedAlertRule {
 
 /// Uniform random choices for chaos: `below(n)` is in `[0, n)`, `n > 0`.
 pub trait Draw {
+    /// A number in `[0, n)`.
     fn below(&mut self, n: usize) -> usize;
 }
 
@@ -99,15 +107,20 @@ pub type BodyFn = Arc<dyn Fn(&mut dyn Draw) -> Option<String> + Send + Sync>;
 pub enum BadKind {
     /// An endpoint that always fails (a 5xx of its own).
     ServerError,
+    /// A path no endpoint serves (a 404).
     UnknownPath,
+    /// A method the endpoint does not serve (a 405).
     WrongMethod,
+    /// A query parameter of the wrong type (a 400).
     BadQueryParam,
+    /// A body that is not JSON (a 400).
     MalformedJson,
     /// A protected endpoint without a credential (a 401).
     NoCredential,
 }
 
 impl BadKind {
+    /// Its name, as chaos reports it.
     pub fn as_str(self) -> &'static str {
         match self {
             BadKind::ServerError => "server_error",
@@ -123,6 +136,7 @@ impl BadKind {
 /// Bad requests of one kind an endpoint answers with a known status.
 #[derive(Debug, Clone)]
 pub struct BadRequests {
+    /// What they try.
     pub kind: BadKind,
     /// The status each of them must get.
     pub status: u16,
@@ -136,6 +150,7 @@ pub struct BadRequests {
 pub struct BadVariant {
     /// Appended to the path after `?`.
     pub query: Option<&'static str>,
+    /// The body sent.
     pub body: Option<&'static str>,
 }
 

@@ -64,9 +64,13 @@ impl Outcome {
 
 /// What a dependency kind sees while preparing one dependency.
 pub struct DependencyCtx<'a> {
+    /// Its position in `dependencies:`.
     pub index: usize,
+    /// Its declaration.
     pub dependency: &'a Dependency,
+    /// The manifest declaring it.
     pub manifest: &'a Manifest,
+    /// Where the manifest came from, for located diagnostics.
     pub source: &'a Source,
 }
 
@@ -128,6 +132,7 @@ pub struct Started {
 
 /// What a prepared dependency is started with.
 pub struct StartCtx<'a> {
+    /// Its declaration.
     pub dependency: &'a Dependency,
     /// `url_from`'s value when it is set, else `url`; `None` when neither
     /// says where it is.
@@ -155,8 +160,9 @@ pub trait PreparedDependency: Send + Sync {
     fn pooled(&self) -> bool {
         false
     }
-    /// The dashboard panels it contributes (default: its row, see
-    /// [`super::dependency_row`]).
+    /// The dashboard panels it contributes (default: the row every
+    /// dependency gets; when [`Self::pooled`], its state panel shows the
+    /// pool too).
     fn panels(&self, d: &Dependency) -> Vec<Panel> {
         super::dependency_row::panels(d, self.pooled())
     }
@@ -302,6 +308,10 @@ impl Telemetry {
 pub struct Entry {
     pub name: String,
     pub kind: String,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "read by tests only")
+    )]
     pub system: &'static str,
     pub required: bool,
     pub client: Arc<dyn Any + Send + Sync>,

@@ -26,6 +26,7 @@ pub struct Ids {
 pub type CurrentIds = fn() -> Option<Ids>;
 
 /// The source that never has a span (exemplars off).
+#[cfg(any(test, feature = "internals"))]
 pub fn no_ids() -> Option<Ids> {
     None
 }

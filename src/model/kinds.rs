@@ -31,6 +31,7 @@ pub trait Host: Send + Sync {
     fn draining(&self) -> bool;
     /// When the server started, and for how long it has run.
     fn started_at(&self) -> SystemTime;
+    /// How long the server has run.
     fn uptime(&self) -> Duration;
     /// A part of the server's state by type (the JSON datasource's store).
     fn extension(&self, type_id: std::any::TypeId) -> Option<&(dyn Any + Send + Sync)>;
@@ -46,9 +47,13 @@ impl dyn Host {
 
 /// What a kind sees while preparing one endpoint.
 pub struct HandlerCtx<'a> {
+    /// Its position in `endpoints:`.
     pub index: usize,
+    /// Its declaration.
     pub endpoint: &'a Endpoint,
+    /// The manifest declaring it.
     pub manifest: &'a Manifest,
+    /// Where the manifest came from, for located diagnostics.
     pub source: &'a Source,
     /// The `source: app` metrics, prepared before any handler.
     pub apps: &'a super::app_metrics::AppFamilies,
@@ -170,24 +175,31 @@ pub trait PreparedHandler: Send + Sync {
 /// Where a parameter is read from.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ParamIn {
+    /// The query string.
     Query,
+    /// The path (`/orders/{id}`).
     Path,
 }
 
 /// One documented parameter.
 #[derive(Debug, Clone)]
 pub struct ParamDoc {
+    /// Its name.
     pub name: String,
+    /// Where it is read from.
     pub location: ParamIn,
     /// JSON schema of the value.
     pub schema: Json,
+    /// Whether a request must carry it.
     pub required: bool,
+    /// What it is, for people.
     pub description: String,
 }
 
 /// OpenAPI facts of one operation.
 #[derive(Debug, Clone)]
 pub struct OperationDoc {
+    /// Its parameters.
     pub params: Vec<ParamDoc>,
     /// JSON schema of the request body, if it takes one.
     pub request: Option<Json>,
@@ -209,8 +221,11 @@ pub struct OperationDoc {
 /// A typed operation: parameters, body and responses as poem-openapi
 /// builds them from the handler's types.
 pub struct TypedDoc {
+    /// Its parameters.
     pub params: Vec<poem_openapi::registry::MetaOperationParam>,
+    /// Its request body, if it takes one.
     pub request: Option<poem_openapi::registry::MetaRequest>,
+    /// Its responses.
     pub responses: poem_openapi::registry::MetaResponses,
 }
 
@@ -252,15 +267,20 @@ impl OperationDoc {
 
 /// What a kind sees while preparing one metric.
 pub struct MetricCtx<'a> {
+    /// Its position in `metrics:`.
     pub index: usize,
+    /// Its declaration.
     pub metric: &'a Metric,
+    /// The manifest declaring it.
     pub manifest: &'a Manifest,
+    /// Where the manifest came from, for located diagnostics.
     pub source: &'a Source,
     /// Who the service is (`build_info`).
     pub identity: &'a super::Identity,
 }
 
 impl MetricCtx<'_> {
+    /// `metrics[i].<field>`, for diagnostics.
     pub fn at(&self, field: &str) -> String {
         format!("metrics[{}].{field}", self.index)
     }
@@ -384,17 +404,22 @@ pub trait PreparedSource: Send + Sync {
 
 /// Something to run on a timer (not per request).
 pub struct PeriodicTask {
+    /// How often.
     pub every: Duration,
+    /// What it runs.
     pub tick: Box<dyn FnMut() + Send>,
 }
 
 /// What installing sources produces for the server.
 pub struct Installer<'a> {
+    /// The registry `/metrics` encodes.
     pub registry: &'a Registry,
     /// Fed by the HTTP middleware on every request.
     /// With the declared label names, in order.
     pub http_requests: Option<(IntCounterVec, Vec<String>)>,
+    /// Fed by the HTTP middleware on every request, with the declared label names, in order.
     pub http_duration: Option<(HistogramVec, Vec<String>)>,
+    /// What to run on timers.
     pub samplers: Vec<PeriodicTask>,
 }
 
@@ -411,7 +436,39 @@ pub fn label_names(m: &Metric) -> Vec<&str> {
 /// Middleware of the user's, around every handler: it runs after routing
 /// and authentication, inside telltale's observe layer, so its responses
 /// are counted, logged and carry the request id. Any poem
-/// [`poem::Middleware`] over boxed endpoints is one.
+/// [`poem::Middleware`] over boxed endpoints is one. Add it with
+/// `App::middleware`.
+///
+/// ```
+/// use poem::endpoint::{make_sync, BoxEndpoint};
+/// use poem::{Endpoint, EndpointExt, IntoResponse, Request, Response};
+/// use telltale::{Middleware, StatusCode};
+///
+/// /// Refuses a request without an `x-tenant` header.
+/// struct RequireTenant;
+///
+/// impl Middleware for RequireTenant {
+///     fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response> {
+///         ep.around(|ep, req| async move {
+///             if !req.headers().contains_key("x-tenant") {
+///                 return Ok(StatusCode::BAD_REQUEST.into_response());
+///             }
+///             ep.call(req).await
+///         })
+///         .boxed()
+///     }
+/// }
+///
+/// let _app = telltale::App::new().middleware(RequireTenant);
+///
+/// // What it does to a handler:
+/// let ep = RequireTenant.wrap(make_sync(|_| "hello").map_to_response().boxed());
+/// let rt = tokio::runtime::Runtime::new().unwrap();
+/// let refused = rt.block_on(ep.call(Request::builder().finish())).unwrap();
+/// assert_eq!(refused.status(), StatusCode::BAD_REQUEST);
+/// let passed = rt.block_on(ep.call(Request::builder().header("x-tenant", "a").finish()));
+/// assert_eq!(passed.unwrap().status(), StatusCode::OK);
+/// ```
 pub trait Middleware: Send + Sync + 'static {
     /// `ep` wrapped.
     fn wrap(&self, ep: BoxEndpoint<'static, Response>) -> BoxEndpoint<'static, Response>;

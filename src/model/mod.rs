@@ -47,6 +47,7 @@ use std::sync::Arc;
 /// Loads and validates with the kinds of `registry`.
 ///
 /// With no path, `./manifest.yaml` is used when it exists, else the embedded copy.
+#[cfg(any(test, feature = "internals"))]
 pub fn open(path: Option<&Path>, registry: &KindRegistry) -> Result<Model, Diagnostics> {
     open_or(path, registry, None)
 }

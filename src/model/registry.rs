@@ -29,8 +29,11 @@ pub struct KindRegistry {
 /// and `build_info` report them.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Identity {
+    /// The service's name.
     pub name: String,
+    /// Its version.
     pub version: String,
+    /// The commit it was built from.
     pub commit: String,
 }
 

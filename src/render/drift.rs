@@ -61,6 +61,7 @@ pub(super) fn walk(dir: &Path, rel: &str, out: &mut Vec<String>) -> Result<(), S
 }
 
 /// Compares `out` with `files` (the admin env file is not compared).
+#[cfg(any(test, feature = "internals"))]
 pub fn check(out: &Path, files: &Files) -> Result<Drift, String> {
     check_with(out, files, &[])
 }

@@ -143,6 +143,7 @@ pub fn go_template_text(s: &str) -> String {
 
 /// A value `docker compose` interpolates: each `$` doubled, so that no
 /// `${VAR}` in `s` is expanded. The result is then quoted for YAML.
+#[cfg(any(test, feature = "internals"))]
 pub fn compose(s: &str) -> String {
     json_string(&s.replace('$', "$$"))
 }

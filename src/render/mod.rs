@@ -25,11 +25,13 @@ use serde_json::Value as Json;
 use std::collections::BTreeMap;
 use std::path::Path;
 
-pub use drift::{check, check_with, Drift};
+#[cfg(any(test, feature = "internals"))]
+pub use drift::{check, Drift};
+pub use drift::check_with;
 pub use targets::RenderTarget;
-pub use write::{
-    may_replace, write_atomic, write_atomic_with, KeptSecret, WriteError, ADMIN_ENV_FILE, MARKER,
-};
+#[cfg(any(test, feature = "internals"))]
+pub use write::{may_replace, write_atomic, MARKER};
+pub use write::{write_atomic_with, KeptSecret, WriteError, ADMIN_ENV_FILE};
 
 /// The containers the dependencies' kinds add to the compose stack, with
 /// their dependency.
@@ -108,6 +110,7 @@ impl<'a> Ctx<'a> {
     }
 
     /// The "generated, do not edit" line (without a comment marker).
+    #[cfg(any(test, feature = "internals"))]
     pub fn notice(&self) -> &str {
         &self.notice
     }

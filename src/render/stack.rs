@@ -1,7 +1,9 @@
 //! Names and addresses inside the rendered stack, derived once from the
 //! manifest so that every file refers to the same ones.
 
-use crate::manifest::{Manifest, Shipper};
+use crate::manifest::Manifest;
+#[cfg(any(test, feature = "internals"))]
+use crate::manifest::Shipper;
 use crate::model::k8s_env::{self, Located, Presented};
 use crate::model::Model;
 
@@ -17,6 +19,7 @@ pub const LOG_MOUNT: &str = "/var/log/telltale";
 pub const DASHBOARDS_MOUNT: &str = "/var/lib/grafana/dashboards";
 
 /// The compose service name of the chosen log shipper.
+#[cfg(any(test, feature = "internals"))]
 pub fn shipper_name(m: &Manifest) -> &'static str {
     match m.stack.shipper {
         Shipper::Alloy => "alloy",

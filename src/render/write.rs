@@ -134,6 +134,7 @@ fn resolved(p: &Path) -> PathBuf {
 
 /// Refuses an `out` that render may not replace; touches nothing.
 /// `protected`: the manifest and its data files.
+#[cfg(any(test, feature = "internals"))]
 pub fn may_replace(out: &Path, files: &Files, protected: &[PathBuf]) -> Result<(), WriteError> {
     may_replace_with(out, files, &[], protected)
 }
@@ -317,6 +318,7 @@ fn fill(tmp: &Path, out: &Path, files: &Files, extra: &[KeptSecret]) -> Result<V
 
 /// Replaces `out` with exactly `files` (and the kept admin env file), if
 /// [`may_replace`] allows it. `protected`: the manifest and its data files.
+#[cfg(any(test, feature = "internals"))]
 pub fn write_atomic(
     out: &Path,
     files: &Files,

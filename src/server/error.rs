@@ -7,6 +7,25 @@ use serde_json::json;
 /// The JSON error body every 4xx and 5xx carries, as a poem-openapi type: a
 /// handler's `ApiResponse` can answer with it (`Json<ErrorBody>`), and the
 /// document shows the one shared `Error` schema.
+///
+/// ```
+/// use poem_openapi::{payload::Json, ApiResponse};
+/// use telltale::{ErrorBody, StatusCode};
+///
+/// #[derive(ApiResponse)]
+/// enum Answer {
+///     /// Nothing to say.
+///     #[oai(status = 204)]
+///     Done,
+///     /// No such order.
+///     #[oai(status = 404)]
+///     NotFound(Json<ErrorBody>),
+/// }
+///
+/// let body = ErrorBody::new(StatusCode::NOT_FOUND, "no order 7");
+/// assert_eq!((body.status, body.error.as_str()), (404, "Not Found"));
+/// let _answer = Answer::NotFound(Json(body));
+/// ```
 #[derive(Debug, Clone, PartialEq, poem_openapi::Object)]
 #[oai(rename = "Error")]
 pub struct ErrorBody {

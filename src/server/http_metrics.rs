@@ -172,6 +172,7 @@ impl HttpMetrics {
 
     /// Counts one request that was refused before it was routed (its
     /// duration is unknown, so the latency histogram does not see it).
+    #[cfg(any(test, feature = "internals"))]
     pub fn count_only(&self, route: usize, method: usize, status: u16) {
         self.count_only_in(route, method, status, None);
     }

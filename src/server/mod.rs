@@ -49,6 +49,7 @@ pub struct Process {
 }
 
 impl Process {
+    #[cfg(any(test, feature = "internals"))]
     pub fn new() -> Result<Arc<Process>, String> {
         Process::with_dependencies(None)
     }
@@ -201,6 +202,7 @@ impl ServedManifest {
 }
 
 /// Installs the metric sources and builds the routes.
+#[cfg(any(test, feature = "internals"))]
 pub fn assemble(model: Arc<Model>) -> Result<ServedManifest, String> {
     assemble_after(model, Process::new()?, None)
 }

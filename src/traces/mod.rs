@@ -13,7 +13,9 @@ pub mod export;
 pub mod ids;
 pub mod span;
 
-pub use export::{stats, tracer, Tracer};
+#[cfg(any(test, feature = "internals"))]
+pub use export::Tracer;
+pub use export::{stats, tracer};
 pub use ids::{SpanId, TraceId, TraceParent};
 
 use crate::manifest::traces::Sampler;

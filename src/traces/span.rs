@@ -3,10 +3,13 @@
 //! whose attributes the writer thread expands), turned into OTLP protobuf
 //! messages only on the writer thread ([`SpanRecord::into_otlp`]).
 
+#[cfg(any(test, feature = "internals"))]
 use super::encode::{split_host, KNOWN_METHODS};
 use super::{SpanId, TraceId};
 use arrayvec::ArrayString;
+#[cfg(any(test, feature = "internals"))]
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, KeyValue};
+#[cfg(any(test, feature = "internals"))]
 use opentelemetry_proto::tonic::trace::v1::{span, status, Span, Status};
 use poem::http::{HeaderValue, Method};
 
@@ -182,6 +185,7 @@ pub struct SpanRecord {
     pub error: Option<Box<str>>,
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn kv(key: &str, value: any_value::Value) -> KeyValue {
     KeyValue {
         key: key.to_string(),
@@ -190,10 +194,12 @@ fn kv(key: &str, value: any_value::Value) -> KeyValue {
     }
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn s(key: &str, v: &str) -> KeyValue {
     kv(key, any_value::Value::StringValue(v.to_string()))
 }
 
+#[cfg(any(test, feature = "internals"))]
 fn attribute(key: &str, v: &Value) -> KeyValue {
     kv(
         key,
@@ -215,6 +221,7 @@ pub fn header_text(v: &HeaderValue) -> Option<Text> {
 impl SpanRecord {
     /// The OTLP message of this span. The exporter writes the same bytes
     /// without building it (`encode`, whose tests compare the two).
+    #[cfg(any(test, feature = "internals"))]
     pub fn into_otlp(self) -> Span {
         let mut attributes = Vec::new();
         let (name, kind) = match &self.body {

@@ -104,10 +104,11 @@ async fn instrumented_client(callee: &str) -> Result<HttpClient, String> {
         ),
     )
     .map_err(|e| e.to_string())?;
-    let model = telltale::model::open(Some(&manifest), &telltale::KindRegistry::builtin())
-        .map_err(|e| format!("{e:?}"))?;
+    let model =
+        telltale::internals::model::open(Some(&manifest), &telltale::KindRegistry::builtin())
+            .map_err(|e| format!("{e:?}"))?;
     let _ = std::fs::remove_dir_all(&dir);
-    let running = telltale::server::dependencies::start(&model)
+    let running = telltale::internals::server::dependencies::start(&model)
         .await?
         .ok_or("no dependency started")?;
     running.client::<HttpClient>("peer")

@@ -380,6 +380,22 @@ fn describe(e: &reqwest::Error) -> String {
 }
 
 /// The client of an `http` dependency (`Setup::http`): cheap to clone.
+/// Each call is counted, timed and traced under the dependency's name.
+///
+/// ```
+/// use telltale::{DependencyError, HttpClient};
+///
+/// /// Asks the payments service to authorize `euros`; its status.
+/// async fn authorize(payments: &HttpClient, euros: f64) -> Result<u16, DependencyError> {
+///     let answer = payments
+///         .post("/payments")
+///         .header("x-caller", "shop")
+///         .json(&serde_json::json!({ "amount_euros": euros }))
+///         .send()
+///         .await?;
+///     Ok(answer.status().as_u16())
+/// }
+/// ```
 #[derive(Clone)]
 pub struct HttpClient(Arc<HttpClientInner>);
 

@@ -440,7 +440,22 @@ fn outcome_of(e: &sqlx::Error) -> Outcome {
 }
 
 /// The client of a `postgres` or `sqlite` dependency (`Setup::sql`):
-/// cheap to clone.
+/// cheap to clone. Queries run through its declared operations
+/// ([`SqlOperation`], which `Setup::sql_operation` resolves in `setup`).
+///
+/// ```
+/// use telltale::sqlx::{self, Row};
+/// use telltale::{DependencyError, SqlOperation};
+///
+/// /// The quantity of order `id`, if there is one (`get_order` is declared
+/// /// under the dependency's `options.operations`).
+/// async fn quantity(get_order: &SqlOperation, id: i64) -> Result<Option<i64>, DependencyError> {
+///     let row = get_order
+///         .fetch_optional(sqlx::query("SELECT qty FROM orders WHERE id = $1").bind(id))
+///         .await?;
+///     Ok(row.map(|r| r.get::<i64, _>("qty")))
+/// }
+/// ```
 #[derive(Clone)]
 pub struct Sql(Arc<SqlClientInner>);
 

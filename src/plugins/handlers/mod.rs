@@ -4,7 +4,9 @@
 //! data (this runs for `validate` too, so bad options fail there), and the
 //! prepared handler builds the poem endpoint once the server is assembled.
 
-pub use crate::manifest::{Diagnostics, Endpoint, HttpMethod, Manifest, Source};
+pub use crate::manifest::{Diagnostics, Endpoint, HttpMethod};
+#[cfg(any(test, feature = "internals"))]
+pub use crate::manifest::{Manifest, Source};
 pub use crate::model::contrib::{BadKind, BadRequests, BadVariant, BodyFn, ChaosTraffic, Draw};
 pub use crate::model::kinds::{
     HandlerCtx, HandlerKind, Host, OperationDoc, ParamDoc, ParamIn, PreparedHandler, TypedDoc,

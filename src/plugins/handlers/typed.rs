@@ -35,23 +35,92 @@ use std::sync::Arc;
 /// A handler kind of your own: register it with [`crate::App::handler`]
 /// and name it in `endpoints[].handler`.
 ///
-/// ```ignore
-/// impl telltale::Handler for Create {
-///     type Options = CreateOptions;      // serde; `options:` of the endpoint
-///     type Path = telltale::Empty;       // or a poem-openapi `Object`
-///     type Query = telltale::Empty;
-///     type Body = NewOrder;              // a poem-openapi `Object`
-///     type Response = CreateResponse;    // a poem-openapi `ApiResponse`
-///     type State = Metrics;              // built once by `setup`
-///     fn name(&self) -> &'static str { "orders.create" }
-///     fn setup(&self, _: CreateOptions, ctx: &mut telltale::Setup<'_>) -> Result<Metrics, String> {
-///         Ok(Metrics { placed: ctx.counter("orders_placed_total", ["payment"])? })
+/// ```
+/// use poem_openapi::{payload::Json, ApiResponse, Object};
+/// use telltale::{AppHistogram, Empty, ErrorBody, Handler, Input, Setup, SetupError, StatusCode};
+///
+/// /// `options:` of the endpoint (unknown keys are errors).
+/// #[derive(serde::Deserialize, Default)]
+/// #[serde(deny_unknown_fields)]
+/// struct LookupOptions {
+///     /// The highest order id there is.
+///     last: u64,
+/// }
+///
+/// /// The path of `GET /orders/{id}`.
+/// #[derive(Object)]
+/// struct OrderPath {
+///     id: u64,
+/// }
+///
+/// #[derive(Object)]
+/// struct Order {
+///     id: u64,
+/// }
+///
+/// #[derive(ApiResponse)]
+/// enum LookupResponse {
+///     /// The order.
+///     #[oai(status = 200)]
+///     Found(Json<Order>),
+///     /// No such order.
+///     #[oai(status = 404)]
+///     NotFound(Json<ErrorBody>),
+/// }
+///
+/// struct Lookup;
+///
+/// impl Handler for Lookup {
+///     type Options = LookupOptions;
+///     type Path = OrderPath;
+///     type Query = Empty;
+///     type Body = Empty;
+///     type Response = LookupResponse;
+///     type State = (u64, AppHistogram<0>);
+///
+///     fn name(&self) -> &'static str {
+///         "orders.lookup"
 ///     }
-///     async fn handle(&self, m: &Metrics, req: telltale::Input<Empty, Empty, NewOrder>) -> CreateResponse {
-///         m.placed.inc([&req.body.payment]);
-///         CreateResponse::Created(poem_openapi::payload::Json(/* ... */))
+///
+///     fn setup(&self, o: LookupOptions, ctx: &mut Setup<'_>) -> Result<Self::State, SetupError> {
+///         if o.last == 0 {
+///             return Err(SetupError::new("options.last must be at least 1"));
+///         }
+///         Ok((o.last, ctx.histogram("looked_up_ids", [])?))
+///     }
+///
+///     async fn handle(
+///         &self,
+///         (last, ids): &Self::State,
+///         input: Input<OrderPath, Empty, Empty>,
+///     ) -> LookupResponse {
+///         let id = input.path.id;
+///         ids.observe([], id as f64);
+///         if id > *last {
+///             let message = format!("no order {id} (request {})", input.request.request_id());
+///             return LookupResponse::NotFound(Json(ErrorBody::new(StatusCode::NOT_FOUND, message)));
+///         }
+///         LookupResponse::Found(Json(Order { id }))
 ///     }
 /// }
+///
+/// // The manifest names the kind and options; `validate` runs `setup`.
+/// let manifest = r#"
+/// service: { name: orders, version: 0.1.0 }
+/// endpoints:
+///   - { path: "/orders/{id}", handler: orders.lookup, summary: One order, options: { last: 9 } }
+/// metrics:
+///   - { name: looked_up_ids, type: histogram, help: Ids asked for., buckets: [1, 10], source: app }
+/// "#;
+/// let dir = std::env::temp_dir().join(format!("telltale-handler-doc-{}", std::process::id()));
+/// std::fs::create_dir_all(&dir).unwrap();
+/// let path = dir.join("manifest.yaml");
+/// std::fs::write(&path, manifest).unwrap();
+/// let code = telltale::App::new()
+///     .handler(Lookup)
+///     .run_cli_from(["orders", "validate", "--manifest", path.to_str().unwrap()]);
+/// assert_eq!(code, std::process::ExitCode::SUCCESS);
+/// # std::fs::remove_dir_all(&dir).unwrap();
 /// ```
 pub trait Handler: Send + Sync + 'static {
     /// The endpoint's `options:` (use `#[serde(deny_unknown_fields)]`).
@@ -88,33 +157,76 @@ pub trait Handler: Send + Sync + 'static {
 /// One request's typed input, and its context.
 #[derive(Debug)]
 pub struct Input<P, Q, B> {
+    /// The path parameters ([`Handler::Path`]).
     pub path: P,
+    /// The query parameters ([`Handler::Query`]).
     pub query: Q,
+    /// The JSON request body ([`Handler::Body`]).
     pub body: B,
     /// Headers, request id, trace context and the authenticated caller.
     pub request: RequestContext,
 }
 
-/// Why [`Handler::setup`] failed: reported at the endpoint's location.
+/// Why [`Handler::setup`] failed: what went wrong ([`SetupError::kind`])
+/// and the message `validate` reports at the endpoint's location.
+///
+/// ```
+/// use telltale::{SetupError, SetupErrorKind};
+///
+/// let e = SetupError::new("options.limit must be positive");
+/// assert_eq!(e.kind(), SetupErrorKind::Invalid);
+/// assert_eq!(e.to_string(), "options.limit must be positive");
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct SetupError {
+    kind: SetupErrorKind,
     message: String,
-    /// A resource of the start hooks was asked for where they do not run
-    /// (`validate`, `render`): not an error there.
-    not_started: bool,
+}
+
+/// What a [`SetupError`] is about.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum SetupErrorKind {
+    /// The handler's own check failed (its options, say):
+    /// [`SetupError::new`].
+    Invalid,
+    /// A `source: app` metric that the manifest does not declare, or
+    /// declares as another type or with other labels.
+    Metric,
+    /// A resource of the start hooks ([`Setup::resource`]) that no hook
+    /// provides, or that the hooks did not build.
+    Resource,
+    /// A dependency ([`Setup::dependency`]) that is not declared, whose
+    /// client is of another type, or an operation it does not declare.
+    Dependency,
+    /// A resource or client asked for where the start hooks and
+    /// dependencies do not run (`validate`, `render`): not an error there,
+    /// it only ends `setup` early.
+    NotStarted,
 }
 
 impl SetupError {
-    /// An error with this message.
+    /// An error of the handler's own ([`SetupErrorKind::Invalid`]) with
+    /// this message.
     pub fn new(message: impl Into<String>) -> SetupError {
+        SetupError::of(SetupErrorKind::Invalid, message)
+    }
+    fn of(kind: SetupErrorKind, message: impl Into<String>) -> SetupError {
         SetupError {
+            kind,
             message: message.into(),
-            not_started: false,
         }
+    }
+    /// What went wrong.
+    pub fn kind(&self) -> SetupErrorKind {
+        self.kind
     }
     /// The message.
     pub fn message(&self) -> &str {
         &self.message
+    }
+    fn not_started(&self) -> bool {
+        self.kind == SetupErrorKind::NotStarted
     }
 }
 
@@ -163,18 +275,22 @@ impl Setup<'_> {
     pub fn resource<T: std::any::Any + Send + Sync>(&self) -> Result<Arc<T>, SetupError> {
         let name = std::any::type_name::<T>();
         if !self.registry.provides(std::any::TypeId::of::<T>()) {
-            return Err(SetupError::new(format!(
-                "no start hook provides a {name} (App::on_start)"
-            )));
+            return Err(SetupError::of(
+                SetupErrorKind::Resource,
+                format!("no start hook provides a {name} (App::on_start)"),
+            ));
         }
         match self.registry.resources() {
-            None => Err(SetupError {
-                message: format!("{name} exists once the start hooks ran"),
-                not_started: true,
+            None => Err(SetupError::of(
+                SetupErrorKind::NotStarted,
+                format!("{name} exists once the start hooks ran"),
+            )),
+            Some(r) => r.get::<T>().ok_or_else(|| {
+                SetupError::of(
+                    SetupErrorKind::Resource,
+                    format!("the start hooks built no {name}"),
+                )
             }),
-            Some(r) => r
-                .get::<T>()
-                .ok_or_else(|| SetupError::new(format!("the start hooks built no {name}"))),
         }
     }
 
@@ -194,7 +310,7 @@ impl Setup<'_> {
     /// `r`, its error (not "not started") also kept for `validate`'s report.
     fn recorded<T>(&self, r: Result<T, SetupError>) -> Result<T, SetupError> {
         if let Err(e) = &r {
-            if !e.not_started {
+            if !e.not_started() {
                 let mut errors = self.client_errors.borrow_mut();
                 if !errors.contains(&e.message) {
                     errors.push(e.message.clone());
@@ -211,33 +327,41 @@ impl Setup<'_> {
             .position(|d| d.name == name)
             .ok_or_else(|| {
                 let names: Vec<&str> = self.declared.iter().map(|d| d.name.as_str()).collect();
-                SetupError::new(crate::model::lint::unknown_name(
+                SetupError::of(
+                    SetupErrorKind::Dependency,
+                    crate::model::lint::unknown_name(
                     "dependency",
                     name,
                     &names,
                     "declared in `dependencies:`",
-                ))
+                ),
+                )
             })?;
         if let Some(p) = &self.prepared[i] {
             let (t, shown) = p.client_type();
             if t != std::any::TypeId::of::<C>() {
-                return Err(SetupError::new(format!(
-                    "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
-                    self.declared[i].kind,
-                    std::any::type_name::<C>()
-                )));
+                return Err(SetupError::of(
+                    SetupErrorKind::Dependency,
+                    format!(
+                        "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
+                        self.declared[i].kind,
+                        std::any::type_name::<C>()
+                    ),
+                ));
             }
         }
         match self.registry.resources() {
-            None => Err(SetupError {
-                message: format!("dependency {name:?} exists once the server started"),
-                not_started: true,
-            }),
+            None => Err(SetupError::of(
+                SetupErrorKind::NotStarted,
+                format!("dependency {name:?} exists once the server started"),
+            )),
             Some(r) => r
                 .get::<crate::model::dependencies::Running>()
-                .ok_or_else(|| SetupError::new("the dependencies were not started"))?
+                .ok_or_else(|| {
+                    SetupError::of(SetupErrorKind::Dependency, "the dependencies were not started")
+                })?
                 .client::<C>(name)
-                .map_err(SetupError::new),
+                .map_err(|e| SetupError::of(SetupErrorKind::Dependency, e)),
         }
     }
 
@@ -267,17 +391,20 @@ impl Setup<'_> {
         {
             let ops = p.operations();
             if !ops.iter().any(|o| o == operation) {
-                return self.recorded(Err(SetupError::new(crate::model::lint::unknown_name(
-                    &format!("operation of dependency {name:?}"),
-                    operation,
-                    &ops.iter().map(String::as_str).collect::<Vec<_>>(),
-                    "declared",
-                ))));
+                return self.recorded(Err(SetupError::of(
+                    SetupErrorKind::Dependency,
+                    crate::model::lint::unknown_name(
+                        &format!("operation of dependency {name:?}"),
+                        operation,
+                        &ops.iter().map(String::as_str).collect::<Vec<_>>(),
+                        "declared",
+                    ),
+                )));
             }
         }
         self.sql(name)?
             .operation(operation)
-            .map_err(SetupError::new)
+            .map_err(|e| SetupError::of(SetupErrorKind::Dependency, e))
     }
 
     /// The `source: app` counter `name`, with exactly these label names in
@@ -286,24 +413,30 @@ impl Setup<'_> {
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppCounter<N>, String> {
-        self.apps.counter(name, labels)
+    ) -> Result<AppCounter<N>, SetupError> {
+        self.apps
+            .counter(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
     /// The `source: app` gauge `name`.
     pub fn gauge<const N: usize>(
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppGauge<N>, String> {
-        self.apps.gauge(name, labels)
+    ) -> Result<AppGauge<N>, SetupError> {
+        self.apps
+            .gauge(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
     /// The `source: app` histogram `name`.
     pub fn histogram<const N: usize>(
         &self,
         name: &str,
         labels: [&str; N],
-    ) -> Result<AppHistogram<N>, String> {
-        self.apps.histogram(name, labels)
+    ) -> Result<AppHistogram<N>, SetupError> {
+        self.apps
+            .histogram(name, labels)
+            .map_err(|e| SetupError::of(SetupErrorKind::Metric, e))
     }
 }
 
@@ -766,7 +899,7 @@ impl<H: Handler> HandlerKind for TypedHandlerKind<H> {
         let mut errors = setup.client_errors.take();
         let state = match result {
             Ok(state) => Some(state),
-            Err(e) if e.not_started => None,
+            Err(e) if e.not_started() => None,
             Err(e) => {
                 if !errors.contains(&e.message) {
                     errors.insert(0, e.message);

@@ -31,7 +31,9 @@
 //! `prometheus` crate's own and carry none.
 
 use crate::manifest::{Diagnostics, Metric, MetricType};
-pub use crate::model::app_metrics::{AppCounter, AppFamilies, AppFamily, AppGauge, AppHistogram};
+pub use crate::model::app_metrics::AppFamily;
+#[cfg(any(test, feature = "internals"))]
+pub use crate::model::app_metrics::{AppCounter, AppFamilies, AppGauge, AppHistogram};
 use crate::model::exemplars::Ids;
 use crate::model::kinds::{Installer, MetricCtx, MetricSourceKind, PreparedSource};
 use std::sync::Arc;

@@ -72,6 +72,7 @@ pub(crate) fn log_pipeline(ctx: &Ctx, push_url: &str) -> serde_json::Value {
 }
 
 /// Lookup by name (for tests and tools).
+#[cfg(any(test, feature = "internals"))]
 pub fn lookup(name: &str) -> Option<&'static dyn RenderTarget> {
     TARGETS.iter().copied().find(|t| t.name() == name)
 }

@@ -89,6 +89,7 @@ impl Store {
         self.events.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.events.is_empty()
     }

@@ -113,6 +113,7 @@ impl Live {
     }
 
     /// Oldest and newest sample times.
+    #[cfg(any(test, feature = "internals"))]
     pub fn span(&self) -> Option<(i64, i64)> {
         lock(&self.ring).span()
     }

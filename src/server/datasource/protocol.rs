@@ -169,6 +169,10 @@ pub struct Filter {
 pub struct QueryRequest {
     #[serde(default)]
     pub range: Option<Range>,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub interval: Option<String>,
     #[serde(default)]
@@ -254,8 +258,16 @@ pub struct SearchRequest {
 /// `POST /metrics` (simpod): the current metric and payload.
 #[derive(Debug, Clone, Default, Deserialize)]
 pub struct MetricsRequest {
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub metric: Option<String>,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub payload: Option<Json>,
 }
@@ -265,6 +277,10 @@ pub struct MetricsRequest {
 pub struct PayloadOptionsRequest {
     pub metric: String,
     pub name: String,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub payload: Option<Json>,
 }
@@ -274,6 +290,10 @@ pub struct PayloadOptionsRequest {
 pub struct VariableRequest {
     #[serde(default)]
     pub payload: Option<Json>,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub range: Option<Range>,
 }
@@ -294,6 +314,10 @@ pub struct AnnotationQuery {
     /// The annotations target to read; absent or empty: every event.
     #[serde(default)]
     pub query: Option<String>,
+    #[cfg_attr(
+        not(any(test, feature = "internals")),
+        expect(dead_code, reason = "the protocol's field, read by tests only")
+    )]
     #[serde(default)]
     pub name: Option<String>,
 }

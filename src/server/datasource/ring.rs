@@ -31,6 +31,7 @@ impl Ring {
         self.samples.len()
     }
 
+    #[cfg(any(test, feature = "internals"))]
     pub fn is_empty(&self) -> bool {
         self.samples.is_empty()
     }
@@ -66,6 +67,7 @@ impl Ring {
     }
 
     /// Oldest and newest timestamps.
+    #[cfg(any(test, feature = "internals"))]
     pub fn span(&self) -> Option<(i64, i64)> {
         Some((self.samples.front()?.t_ms, self.samples.back()?.t_ms))
     }
