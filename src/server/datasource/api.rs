@@ -471,6 +471,14 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
         .map_or(0, |n| i64::try_from(n).unwrap_or(i64::MAX));
     let mut conds = compile_filters(live, &req.adhoc_filters, "adhocFilters")?;
     conds.extend(compile_filters(live, &req.filters, "filters")?);
+    let frame = Frame {
+        live,
+        from,
+        to,
+        max_points,
+        min_step,
+        conds: &conds,
+    };
     let mut out = Vec::with_capacity(req.targets.len());
     // Bytes of the answer so far: `[`, `]`, the commas and each target's JSON.
     let mut size = 2usize;
@@ -490,67 +498,7 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
         let t = lookup(live, name, &format!("targets[{i}].target"))?;
         let at = format!("targets[{i}].payload");
         let ref_id = json!(q.ref_id.clone().unwrap_or_else(|| name.to_string()));
-        match &t.body {
-            TargetBody::Series(s) => {
-                payload_list(q.payload.as_ref(), &at, None)?;
-                let pts = live.points(s.slot, from, to);
-                let (a, b) = match (pts.first(), pts.last()) {
-                    (Some(a), Some(b)) => (a.0, b.0),
-                    _ => (0, 0),
-                };
-                let pts = super::ring::downsample(pts, a, b, max_points, min_step);
-                if q.kind == Some(TargetType::Table) {
-                    let columns = json!([
-                        {"text": "Time", "type": "time"},
-                        {"text": t.name, "type": "number"}
-                    ]);
-                    let rows = pts.iter().map(|(t, v)| json!([t, v])).collect();
-                    out.push(table_json(&ref_id, columns, rows));
-                } else {
-                    let datapoints: Vec<Json> = pts.iter().map(|(t, v)| json!([v, t])).collect();
-                    out.push(json!({"target": t.name, "refId": ref_id, "datapoints": datapoints}));
-                }
-            }
-            TargetBody::Table(tb) => {
-                let cols = payload_list(q.payload.as_ref(), &at, Some("columns"))?;
-                if cols.as_ref().is_some_and(|c| c.len() > limits.max_columns) {
-                    return Err(BadField::new(
-                        &format!("{at}.columns"),
-                        &format!(
-                            "{} columns named; the limit is {} (datasource.limits.max_columns)",
-                            cols.as_ref().map_or(0, Vec::len),
-                            limits.max_columns
-                        ),
-                    ));
-                }
-                let (columns, rows) = select_table(tb, cols, &conds, &at)?;
-                out.push(table_json(&ref_id, columns, rows));
-            }
-            TargetBody::Annotations(own) => {
-                let picked = payload_list(q.payload.as_ref(), &at, Some("events"))?;
-                let kinds = event_kinds(own, picked, &at)?;
-                let columns = json!([
-                    {"text": "time", "type": "time"},
-                    {"text": "timeEnd", "type": "time"},
-                    {"text": "title", "type": "string"},
-                    {"text": "text", "type": "string"},
-                    {"text": "tags", "type": "string"}
-                ]);
-                let rows = select_events(live, &kinds, from, to, &conds)
-                    .iter()
-                    .map(|e| {
-                        json!([
-                            e.time_ms,
-                            e.time_end_ms.unwrap_or(e.time_ms),
-                            e.title,
-                            e.text,
-                            e.tags.join(",")
-                        ])
-                    })
-                    .collect();
-                out.push(table_json(&ref_id, columns, rows));
-            }
-        }
+        out.push(target_answer(&frame, t, q, &at, &ref_id)?);
     }
     if let Some(last) = out.last() {
         size += json_len(last);
@@ -559,6 +507,84 @@ pub fn query(live: &Live, req: QueryRequest) -> Answer {
         }
     }
     Ok(Json::Array(out))
+}
+
+/// What a query asks of every target: the time range, the points per
+/// series, and the filters.
+struct Frame<'a> {
+    live: &'a Live,
+    from: i64,
+    to: i64,
+    max_points: usize,
+    min_step: i64,
+    conds: &'a [Cond],
+}
+
+/// The answer for one target of a query (`at`: its payload's field).
+fn target_answer(f: &Frame, t: &TargetSpec, q: &QueryTarget, at: &str, ref_id: &Json) -> Answer {
+    let (live, from, to, conds) = (f.live, f.from, f.to, f.conds);
+    let limits = &live.spec.limits;
+    match &t.body {
+        TargetBody::Series(s) => {
+            payload_list(q.payload.as_ref(), at, None)?;
+            let pts = live.points(s.slot, from, to);
+            let (a, b) = match (pts.first(), pts.last()) {
+                (Some(a), Some(b)) => (a.0, b.0),
+                _ => (0, 0),
+            };
+            let pts = super::ring::downsample(pts, a, b, f.max_points, f.min_step);
+            if q.kind == Some(TargetType::Table) {
+                let columns = json!([
+                    {"text": "Time", "type": "time"},
+                    {"text": t.name, "type": "number"}
+                ]);
+                let rows = pts.iter().map(|(t, v)| json!([t, v])).collect();
+                Ok(table_json(ref_id, columns, rows))
+            } else {
+                let datapoints: Vec<Json> = pts.iter().map(|(t, v)| json!([v, t])).collect();
+                Ok(json!({"target": t.name, "refId": ref_id, "datapoints": datapoints}))
+            }
+        }
+        TargetBody::Table(tb) => {
+            let cols = payload_list(q.payload.as_ref(), at, Some("columns"))?;
+            if cols.as_ref().is_some_and(|c| c.len() > limits.max_columns) {
+                return Err(BadField::new(
+                    &format!("{at}.columns"),
+                    &format!(
+                        "{} columns named; the limit is {} (datasource.limits.max_columns)",
+                        cols.as_ref().map_or(0, Vec::len),
+                        limits.max_columns
+                    ),
+                ));
+            }
+            let (columns, rows) = select_table(tb, cols, conds, at)?;
+            Ok(table_json(ref_id, columns, rows))
+        }
+        TargetBody::Annotations(own) => {
+            let picked = payload_list(q.payload.as_ref(), at, Some("events"))?;
+            let kinds = event_kinds(own, picked, at)?;
+            let columns = json!([
+                {"text": "time", "type": "time"},
+                {"text": "timeEnd", "type": "time"},
+                {"text": "title", "type": "string"},
+                {"text": "text", "type": "string"},
+                {"text": "tags", "type": "string"}
+            ]);
+            let rows = select_events(live, &kinds, from, to, conds)
+                .iter()
+                .map(|e| {
+                    json!([
+                        e.time_ms,
+                        e.time_end_ms.unwrap_or(e.time_ms),
+                        e.title,
+                        e.text,
+                        e.tags.join(",")
+                    ])
+                })
+                .collect();
+            Ok(table_json(ref_id, columns, rows))
+        }
+    }
 }
 
 /// Bytes of `v` as compact JSON, counted without keeping them.
