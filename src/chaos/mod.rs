@@ -107,15 +107,9 @@ pub fn run(model: &Model, o: ChaosOptions) -> ExitCode {
         Err(e) => return fail(e),
     };
     let names: Vec<String> = headers.iter().map(|h| h.name.to_string()).collect();
-    let target = o
-        .target
-        .clone()
-        .unwrap_or_else(|| format!("http://127.0.0.1:{}", model.manifest.service.port));
-    let target = target.trim_end_matches('/').to_string();
-    let base = match reqwest::Url::parse(&target) {
-        Ok(u) if u.scheme() == "http" && u.host_str().is_some() => u,
-        Ok(_) => return fail(format!("--target {target:?} must be an http:// URL")),
-        Err(e) => return fail(format!("--target {target:?} is not a URL: {e}")),
+    let (target, base) = match target(model, &o) {
+        Ok(t) => t,
+        Err(e) => return fail(e),
     };
     let seed = o.seed.unwrap_or_else(|| {
         std::time::SystemTime::now()
@@ -178,14 +172,7 @@ pub fn run(model: &Model, o: ChaosOptions) -> ExitCode {
         headers: names,
     };
     let report = Report::build(&planned, &outcomes, meta);
-    if o.json {
-        outln!(
-            "{}",
-            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
-        );
-    } else {
-        out!("{}", report.text());
-    }
+    print_report(&report, o.json);
     match (aborted, report.passed()) {
         (Some(why), _) => {
             errln!("telltale chaos: stopped early: {why}");
@@ -193,6 +180,33 @@ pub fn run(model: &Model, o: ChaosOptions) -> ExitCode {
         }
         (None, true) => ExitCode::SUCCESS,
         (None, false) => ExitCode::FAILURE,
+    }
+}
+
+/// The server chaos calls (`--target`, or the manifest's port on this
+/// host), without a trailing `/`, and parsed.
+fn target(model: &Model, o: &ChaosOptions) -> Result<(String, reqwest::Url), String> {
+    let target = o
+        .target
+        .clone()
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", model.manifest.service.port));
+    let target = target.trim_end_matches('/').to_string();
+    match reqwest::Url::parse(&target) {
+        Ok(u) if u.scheme() == "http" && u.host_str().is_some() => Ok((target, u)),
+        Ok(_) => Err(format!("--target {target:?} must be an http:// URL")),
+        Err(e) => Err(format!("--target {target:?} is not a URL: {e}")),
+    }
+}
+
+/// Prints the report, as JSON or as text.
+fn print_report(report: &Report, json: bool) {
+    if json {
+        outln!(
+            "{}",
+            serde_json::to_string_pretty(&report.json()).unwrap_or_default()
+        );
+    } else {
+        out!("{}", report.text());
     }
 }
 

@@ -735,51 +735,7 @@ fn de_inner<T: DeserializeOwned>(
                 return (None, false);
             }
         }
-        let full = match inner.as_str() {
-            "." => path.to_string(),
-            p if p.starts_with('[') => format!("{path}{p}"),
-            p if path.is_empty() => p.to_string(),
-            p => format!("{path}.{p}"),
-        };
-        // "unknown field `x`" points at the offending key itself.
-        let unknown = msg
-            .strip_prefix("unknown field `")
-            .and_then(|r| r.split('`').next())
-            .map(str::to_string);
-        let mut at = steps(&here);
-        if let Some(field) = &unknown {
-            // serde_path_to_error already ends the path with the field.
-            let key_path = if full == *field || full.ends_with(&format!(".{field}")) {
-                full.clone()
-            } else {
-                if at.last() != Some(&Step::Key(field.clone())) {
-                    at.push(Step::Key(field.clone()));
-                }
-                if full.is_empty() {
-                    field.to_string()
-                } else {
-                    format!("{full}.{field}")
-                }
-            };
-            errs.push(src.key_error(&key_path, msg));
-        } else {
-            errs.push(src.error(&full, msg));
-        }
-        let key = if inner == "." {
-            String::new()
-        } else {
-            inner.clone()
-        };
-        let key = match &unknown {
-            Some(f) if !key.ends_with(f.as_str()) => {
-                if key.is_empty() {
-                    f.clone()
-                } else {
-                    format!("{key}.{f}")
-                }
-            }
-            _ => key,
-        };
+        let (at, key) = report_error(src, path, &inner, &here, msg, errs);
         if !remove_at(&mut v, &at, false) {
             return (None, false);
         }
@@ -790,6 +746,66 @@ fn de_inner<T: DeserializeOwned>(
         removed.push(key);
     }
     (None, false)
+}
+
+/// Reports one error of `de_inner` at its full path (`inner`: the path in
+/// the value as first given; `here`: serde's path in the value as it is
+/// now). Returns the steps to the value to set aside, and the inner path it
+/// is set aside under.
+fn report_error(
+    src: &Source,
+    path: &str,
+    inner: &str,
+    here: &str,
+    msg: String,
+    errs: &mut Diagnostics,
+) -> (Vec<Step>, String) {
+    let full = match inner {
+        "." => path.to_string(),
+        p if p.starts_with('[') => format!("{path}{p}"),
+        p if path.is_empty() => p.to_string(),
+        p => format!("{path}.{p}"),
+    };
+    // "unknown field `x`" points at the offending key itself.
+    let unknown = msg
+        .strip_prefix("unknown field `")
+        .and_then(|r| r.split('`').next())
+        .map(str::to_string);
+    let mut at = steps(here);
+    if let Some(field) = &unknown {
+        // serde_path_to_error already ends the path with the field.
+        let key_path = if full == *field || full.ends_with(&format!(".{field}")) {
+            full.clone()
+        } else {
+            if at.last() != Some(&Step::Key(field.clone())) {
+                at.push(Step::Key(field.clone()));
+            }
+            if full.is_empty() {
+                field.to_string()
+            } else {
+                format!("{full}.{field}")
+            }
+        };
+        errs.push(src.key_error(&key_path, msg));
+    } else {
+        errs.push(src.error(&full, msg));
+    }
+    let key = if inner == "." {
+        String::new()
+    } else {
+        inner.to_string()
+    };
+    let key = match &unknown {
+        Some(f) if !key.ends_with(f.as_str()) => {
+            if key.is_empty() {
+                f.clone()
+            } else {
+                format!("{key}.{f}")
+            }
+        }
+        _ => key,
+    };
+    (at, key)
 }
 
 /// serde_yaml appends " at line L column C"; the diagnostic carries that already.

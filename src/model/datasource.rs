@@ -193,6 +193,39 @@ pub fn prepare(
 ) -> Option<Spec> {
     let d = &m.datasource;
     let before = errs.len();
+    let every = settings(src, m, errs);
+    let a = &d.annotations;
+    let requests_metric = m
+        .metrics
+        .iter()
+        .zip(sources)
+        .find(|(x, s)| {
+            s.as_ref()
+                .is_some_and(|s| s.roles().contains(&Role::RequestCounter))
+                && x.labels.iter().any(|l| l == "status")
+        })
+        .map(|(x, _)| x.name.clone());
+    // A metric whose source failed might have been the counter: no
+    // follow-on error for its absence.
+    let sources_failed = sources.iter().any(Option::is_none);
+
+    let targets = targets(src, m, sources, &requests_metric, sources_failed, errs);
+    (errs.len() == before).then(|| Spec {
+        every,
+        retention: d.retention,
+        annotation_capacity: a.capacity,
+        error_burst: a.error_burst,
+        requests_metric,
+        low_stock: a.low_stock.clone(),
+        targets,
+        limits: d.limits.clone(),
+    })
+}
+
+/// Checks the datasource's settings (interval, retention, limits,
+/// annotations); returns the sample interval to use.
+fn settings(src: &Source, m: &Manifest, errs: &mut Diagnostics) -> Duration {
+    let d = &m.datasource;
     let every = match d.sample_interval.get() {
         t if (MIN_INTERVAL..=MAX_INTERVAL).contains(&t) => t,
         _ => {
@@ -247,20 +280,19 @@ pub fn prepare(
             _ => {}
         }
     }
-    let requests_metric = m
-        .metrics
-        .iter()
-        .zip(sources)
-        .find(|(x, s)| {
-            s.as_ref()
-                .is_some_and(|s| s.roles().contains(&Role::RequestCounter))
-                && x.labels.iter().any(|l| l == "status")
-        })
-        .map(|(x, _)| x.name.clone());
-    // A metric whose source failed might have been the counter: no
-    // follow-on error for its absence.
-    let sources_failed = sources.iter().any(Option::is_none);
+    every
+}
 
+/// Checks every target of `datasource.targets`; returns those that are sound.
+fn targets(
+    src: &Source,
+    m: &Manifest,
+    sources: &[Option<Arc<dyn PreparedSource>>],
+    requests_metric: &Option<String>,
+    sources_failed: bool,
+    errs: &mut Diagnostics,
+) -> Vec<TargetSpec> {
+    let d = &m.datasource;
     let mut targets: Vec<TargetSpec> = Vec::new();
     let mut slot = 0;
     for (i, t) in d.targets.iter().enumerate() {
@@ -319,23 +351,8 @@ pub fn prepare(
                 not_here("stat", t.stat.is_some(), errs);
                 not_here("quantile", t.quantile.is_some(), errs);
                 not_here("columns", !t.columns.is_empty(), errs);
-                let events = if t.events.is_empty() {
-                    EventKind::ALL.to_vec()
-                } else {
-                    t.events.clone()
-                };
-                for (j, e) in t.events.iter().enumerate() {
-                    let why = match e {
-                        EventKind::ErrorBurst if requests_metric.is_none() && !sources_failed => {
-                            "error_burst events need an `http.requests` counter with a `status` label"
-                        }
-                        EventKind::LowStock if a.low_stock.is_none() => {
-                            "low_stock events need `datasource.annotations.low_stock` (the gauge to watch)"
-                        }
-                        _ => continue,
-                    };
-                    errs.push(src.error(&at(&format!("events[{j}]")), why));
-                }
+                let events =
+                    annotation_events(src, m, t, &at, requests_metric, sources_failed, errs);
                 Some(TargetBody::Annotations(events))
             }
         };
@@ -347,16 +364,38 @@ pub fn prepare(
             });
         }
     }
-    (errs.len() == before).then(|| Spec {
-        every,
-        retention: d.retention,
-        annotation_capacity: a.capacity,
-        error_burst: a.error_burst,
-        requests_metric,
-        low_stock: a.low_stock.clone(),
-        targets,
-        limits: d.limits.clone(),
-    })
+    targets
+}
+
+/// The events an annotations target shows (all when it names none); an
+/// event named that the manifest cannot record is an error.
+fn annotation_events(
+    src: &Source,
+    m: &Manifest,
+    t: &crate::manifest::DatasourceTarget,
+    at: &dyn Fn(&str) -> String,
+    requests_metric: &Option<String>,
+    sources_failed: bool,
+    errs: &mut Diagnostics,
+) -> Vec<EventKind> {
+    let events = if t.events.is_empty() {
+        EventKind::ALL.to_vec()
+    } else {
+        t.events.clone()
+    };
+    for (j, e) in t.events.iter().enumerate() {
+        let why = match e {
+            EventKind::ErrorBurst if requests_metric.is_none() && !sources_failed => {
+                "error_burst events need an `http.requests` counter with a `status` label"
+            }
+            EventKind::LowStock if m.datasource.annotations.low_stock.is_none() => {
+                "low_stock events need `datasource.annotations.low_stock` (the gauge to watch)"
+            }
+            _ => continue,
+        };
+        errs.push(src.error(&at(&format!("events[{j}]")), why));
+    }
+    events
 }
 
 fn series(

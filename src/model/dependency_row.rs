@@ -155,115 +155,148 @@ pub fn slow_seconds(d: &Dependency) -> f64 {
 
 /// `d`'s alerts: errors, latency, down (critical when `required`).
 pub fn alerts(d: &Dependency, m: &Manifest) -> Vec<Alert> {
+    vec![errors_alert(d, m), slow_alert(d, m), down_alert(d, m)]
+}
+
+/// A promtool series of `d`'s call durations: the `_count` with `outcome`,
+/// or the `_bucket` at `le`.
+fn call_series(d: &Dependency, m: &Manifest, outcome: &str, le: Option<&str>) -> String {
+    let name = &d.name;
+    let instance = m.scrape_target();
+    let job_name = &m.service.name;
+    let le = le.map(|l| format!(", le=\"{l}\"")).unwrap_or_default();
+    format!(
+        "{DURATION}_{}{{job=\"{job_name}\", instance=\"{instance}\", dependency=\"{name}\", operation=\"op\", outcome=\"{outcome}\"{le}}}",
+        if le.is_empty() { "count" } else { "bucket" }
+    )
+}
+
+/// The labels of `d`'s firing alert: job, dependency and `extra`.
+fn fired_labels(d: &Dependency, m: &Manifest, extra: &[(&str, &str)]) -> BTreeMap<String, String> {
+    [
+        ("job", m.service.name.as_str()),
+        ("dependency", d.name.as_str()),
+    ]
+    .iter()
+    .chain(extra)
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect()
+}
+
+/// More than [`ERROR_RATIO`] of the calls to `d` fail.
+fn errors_alert(d: &Dependency, m: &Manifest) -> Alert {
+    let name = &d.name;
+    let c = camel(name);
+    let on = |outcome: &str, le: Option<&str>| call_series(d, m, outcome, le);
+    let labels = |extra: &[(&str, &str)]| fired_labels(d, m, extra);
+    let [_, errors_panel, _, _] = titles(d);
+    Alert {
+        name: format!("{c}DependencyErrors"),
+        expr: format!(
+            "sum by (job, dependency) (rate({DURATION}_count{{dependency=\"{name}\", outcome!=\"ok\"}}[5m])) \
+             / sum by (job, dependency) (rate({DURATION}_count{{dependency=\"{name}\"}}[5m])) > {ERROR_RATIO}"
+        ),
+        for_: PromDuration::from_secs(300),
+        severity: "warning".into(),
+        summary: format!("Calls from {{{{ $labels.job }}}} to {name} fail"),
+        description: format!(
+            "More than {}% of the calls to dependency {name} failed (error, timeout or refused) over 5 minutes.",
+            ERROR_RATIO * 100.0
+        ),
+        runbook_url: None,
+        panel: Some(errors_panel),
+        test: Some(AlertTest {
+            firing: vec![
+                series(on("error", None), "0+10x20"),
+                series(on("ok", None), "0+10x20"),
+            ],
+            quiet: vec![
+                series(on("error", None), "0x20"),
+                series(on("ok", None), "0+10x20"),
+            ],
+            labels: labels(&[]),
+            value: None,
+            eval_time: Some(PromDuration::from_secs(900)),
+        }),
+    }
+}
+
+/// The p95 of the calls to `d` is above [`slow_seconds`].
+fn slow_alert(d: &Dependency, m: &Manifest) -> Alert {
+    let name = &d.name;
+    let c = camel(name);
+    let on = |outcome: &str, le: Option<&str>| call_series(d, m, outcome, le);
+    let labels = |extra: &[(&str, &str)]| fired_labels(d, m, extra);
+    let [_, _, p95_panel, _] = titles(d);
+    let slow = slow_seconds(d);
+    let slow_text = format!("{slow}");
+    Alert {
+        name: format!("{c}DependencySlow"),
+        expr: format!(
+            "histogram_quantile(0.95, sum by (job, dependency, le) (rate({DURATION}_bucket{{dependency=\"{name}\"}}[5m]))) > {slow_text}"
+        ),
+        for_: PromDuration::from_secs(300),
+        severity: "warning".into(),
+        summary: format!("Calls from {{{{ $labels.job }}}} to {name} are slow"),
+        description: format!(
+            "The 95th percentile of calls to dependency {name} has been above {slow_text}s (half its timeout) for 5 minutes."
+        ),
+        runbook_url: None,
+        panel: Some(p95_panel),
+        test: Some(AlertTest {
+            // All in (5s, 10s]: p95 9.75 s; quiet: all within 10 ms.
+            firing: vec![
+                series(on("ok", Some("0.01")), "0x20"),
+                series(on("ok", Some("5")), "0x20"),
+                series(on("ok", Some("10")), "0+10x20"),
+                series(on("ok", Some("+Inf")), "0+10x20"),
+            ],
+            quiet: vec![
+                series(on("ok", Some("0.01")), "0+10x20"),
+                series(on("ok", Some("5")), "0+10x20"),
+                series(on("ok", Some("10")), "0+10x20"),
+                series(on("ok", Some("+Inf")), "0+10x20"),
+            ],
+            labels: labels(&[]),
+            value: None,
+            eval_time: Some(PromDuration::from_secs(900)),
+        }),
+    }
+}
+
+/// The background health check of `d` fails.
+fn down_alert(d: &Dependency, m: &Manifest) -> Alert {
     let name = &d.name;
     let c = camel(name);
     let instance = m.scrape_target();
     let job_name = &m.service.name;
-    let on = |outcome: &str, le: Option<&str>| {
-        let le = le.map(|l| format!(", le=\"{l}\"")).unwrap_or_default();
-        format!(
-            "{DURATION}_{}{{job=\"{job_name}\", instance=\"{instance}\", dependency=\"{name}\", operation=\"op\", outcome=\"{outcome}\"{le}}}",
-            if le.is_empty() { "count" } else { "bucket" }
-        )
-    };
-    let [_, errors_panel, p95_panel, state_panel] = titles(d);
-    let labels = |extra: &[(&str, &str)]| {
-        [("job", job_name.as_str()), ("dependency", name)]
-            .iter()
-            .chain(extra)
-            .map(|(k, v)| (k.to_string(), v.to_string()))
-            .collect::<BTreeMap<String, String>>()
-    };
-    let slow = slow_seconds(d);
-    let slow_text = format!("{slow}");
+    let labels = |extra: &[(&str, &str)]| fired_labels(d, m, extra);
+    let [_, _, _, state_panel] = titles(d);
     let up = format!(
         "telltale_dependency_up{{job=\"{job_name}\", instance=\"{instance}\", dependency=\"{name}\"}}"
     );
-    vec![
-        Alert {
-            name: format!("{c}DependencyErrors"),
-            expr: format!(
-                "sum by (job, dependency) (rate({DURATION}_count{{dependency=\"{name}\", outcome!=\"ok\"}}[5m])) \
-                 / sum by (job, dependency) (rate({DURATION}_count{{dependency=\"{name}\"}}[5m])) > {ERROR_RATIO}"
-            ),
-            for_: PromDuration::from_secs(300),
-            severity: "warning".into(),
-            summary: format!("Calls from {{{{ $labels.job }}}} to {name} fail"),
-            description: format!(
-                "More than {}% of the calls to dependency {name} failed (error, timeout or refused) over 5 minutes.",
-                ERROR_RATIO * 100.0
-            ),
-            runbook_url: None,
-            panel: Some(errors_panel),
-            test: Some(AlertTest {
-                firing: vec![
-                    series(on("error", None), "0+10x20"),
-                    series(on("ok", None), "0+10x20"),
-                ],
-                quiet: vec![
-                    series(on("error", None), "0x20"),
-                    series(on("ok", None), "0+10x20"),
-                ],
-                labels: labels(&[]),
-                value: None,
-                eval_time: Some(PromDuration::from_secs(900)),
-            }),
-        },
-        Alert {
-            name: format!("{c}DependencySlow"),
-            expr: format!(
-                "histogram_quantile(0.95, sum by (job, dependency, le) (rate({DURATION}_bucket{{dependency=\"{name}\"}}[5m]))) > {slow_text}"
-            ),
-            for_: PromDuration::from_secs(300),
-            severity: "warning".into(),
-            summary: format!("Calls from {{{{ $labels.job }}}} to {name} are slow"),
-            description: format!(
-                "The 95th percentile of calls to dependency {name} has been above {slow_text}s (half its timeout) for 5 minutes."
-            ),
-            runbook_url: None,
-            panel: Some(p95_panel),
-            test: Some(AlertTest {
-                // All in (5s, 10s]: p95 9.75 s; quiet: all within 10 ms.
-                firing: vec![
-                    series(on("ok", Some("0.01")), "0x20"),
-                    series(on("ok", Some("5")), "0x20"),
-                    series(on("ok", Some("10")), "0+10x20"),
-                    series(on("ok", Some("+Inf")), "0+10x20"),
-                ],
-                quiet: vec![
-                    series(on("ok", Some("0.01")), "0+10x20"),
-                    series(on("ok", Some("5")), "0+10x20"),
-                    series(on("ok", Some("10")), "0+10x20"),
-                    series(on("ok", Some("+Inf")), "0+10x20"),
-                ],
-                labels: labels(&[]),
-                value: None,
-                eval_time: Some(PromDuration::from_secs(900)),
-            }),
-        },
-        Alert {
-            name: format!("{c}DependencyDown"),
-            expr: format!("telltale_dependency_up{{dependency=\"{name}\"}} == 0"),
-            for_: PromDuration::from_secs(60),
-            severity: if d.required { "critical" } else { "warning" }.into(),
-            summary: format!("{{{{ $labels.instance }}}} cannot reach {name}"),
-            description: format!(
-                "The background health check of dependency {name} has failed for a minute{}.",
-                if d.required {
-                    ": /ready answers 503, so no traffic reaches this instance"
-                } else {
-                    ""
-                }
-            ),
-            runbook_url: None,
-            panel: Some(state_panel),
-            test: Some(AlertTest {
-                firing: vec![series(up.clone(), "0x20")],
-                quiet: vec![series(up, "1x20")],
-                labels: labels(&[("instance", instance.as_str())]),
-                value: None,
-                eval_time: Some(PromDuration::from_secs(300)),
-            }),
-        },
-    ]
+    Alert {
+        name: format!("{c}DependencyDown"),
+        expr: format!("telltale_dependency_up{{dependency=\"{name}\"}} == 0"),
+        for_: PromDuration::from_secs(60),
+        severity: if d.required { "critical" } else { "warning" }.into(),
+        summary: format!("{{{{ $labels.instance }}}} cannot reach {name}"),
+        description: format!(
+            "The background health check of dependency {name} has failed for a minute{}.",
+            if d.required {
+                ": /ready answers 503, so no traffic reaches this instance"
+            } else {
+                ""
+            }
+        ),
+        runbook_url: None,
+        panel: Some(state_panel),
+        test: Some(AlertTest {
+            firing: vec![series(up.clone(), "0x20")],
+            quiet: vec![series(up, "1x20")],
+            labels: labels(&[("instance", instance.as_str())]),
+            value: None,
+            eval_time: Some(PromDuration::from_secs(300)),
+        }),
+    }
 }

@@ -5,7 +5,7 @@
 //! - `<service>.slo.<objective>`: error-ratio recording rules over every
 //!   burn-rate window, then Sloth-style multi-window multi-burn-rate alerts
 //!   (page: 14.4x over 5m and 1h, or 6x over 30m and 6h; ticket: 3x over 2h
-//!   and 1d, or 1x over 6h and 3d);
+//!   and 1d, or 1x over 6h and 3d), built in `slo`;
 //! - `<service>.service`: per metric, the alerts its source derives (a
 //!   high 5xx ratio, low stock: [`crate::model::kinds::PreparedSource::alerts`]) and p95 above
 //!   each latency objective on it; then target down;
@@ -13,12 +13,17 @@
 
 use super::escape;
 use super::links;
-use crate::manifest::{Manifest, Metric, MetricType, ObjectiveKind, PromDuration, TestSeries};
+use crate::manifest::{
+    Manifest, Metric, MetricType, Objective, ObjectiveKind, PromDuration, TestSeries,
+};
 use crate::model::annotation;
 use crate::model::contrib::{AlertCtx, DerivedAlertRule};
 use crate::model::Model;
 use serde::Serialize;
 use std::collections::BTreeMap;
+
+mod slo;
+use slo::slo_group;
 
 /// One rule of `alerts.yml`.
 #[derive(Debug, Clone, Serialize)]
@@ -271,204 +276,52 @@ pub fn build(model: &Model) -> Result<RuleSet, String> {
     let m = &model.manifest;
     let job = super::stack::service_job(m);
     let sel = format!("job=\"{job}\"");
-    let r = &m.rules;
-    let w = &r.rate_window;
     let mut groups = Vec::new();
     let mut tests = Vec::new();
-
-    // SLOs.
     for o in &m.objectives {
-        let budget = format!("(1 - {})", num(o.target));
-        let metric = &o.metric;
-        let error_ratio = |win: &str| {
-            match o.kind {
-            ObjectiveKind::Availability => format!(
-                "(sum(rate({metric}{{{sel}, status=~\"5..\"}}[{win}])) or vector(0)) / sum(rate({metric}{{{sel}}}[{win}]))"
-            ),
-            ObjectiveKind::Latency => format!(
-                "1 - (sum(rate({metric}_bucket{{{sel}, le=\"{}\"}}[{win}])) / sum(rate({metric}_count{{{sel}}}[{win}])))",
-                num(o.threshold_seconds.unwrap_or_default())
-            ),
-        }
-        };
-        let mut rules: Vec<Rule> = SLO_WINDOWS
-            .iter()
-            .map(|win| Rule {
-                record: Some(ratio_record(win)),
-                alert: None,
-                expr: error_ratio(win),
-                for_: None,
-                labels: labels(&[("slo", &o.name)]),
-                annotations: BTreeMap::new(),
-            })
-            .collect();
-        let (firing, quiet) = match o.kind {
-            ObjectiveKind::Availability => (
-                vec![
-                    series(
-                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"500\"}}"),
-                        "0+6x180",
-                    ),
-                    series(
-                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"200\"}}"),
-                        "0+4x180",
-                    ),
-                ],
-                vec![
-                    series(
-                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"500\"}}"),
-                        "0x180",
-                    ),
-                    series(
-                        format!("{metric}{{{sel}, instance=\"{TEST_INSTANCE}\", status=\"200\"}}"),
-                        "0+10x180",
-                    ),
-                ],
-            ),
-            ObjectiveKind::Latency => {
-                let le = num(o.threshold_seconds.unwrap_or_default());
-                let b =
-                    format!("{metric}_bucket{{{sel}, instance=\"{TEST_INSTANCE}\", le=\"{le}\"}}");
-                let c = format!("{metric}_count{{{sel}, instance=\"{TEST_INSTANCE}\"}}");
-                (
-                    vec![series(b.clone(), "0+1x180"), series(c.clone(), "0+10x180")],
-                    vec![series(b, "0+10x180"), series(c, "0+10x180")],
-                )
-            }
-        };
-        let what = match o.kind {
-            ObjectiveKind::Availability => "of requests answered without a 5xx".to_string(),
-            ObjectiveKind::Latency => format!(
-                "of requests faster than {}s",
-                num(o.threshold_seconds.unwrap_or_default())
-            ),
-        };
-        for (kind, severity, pairs) in BURN_ALERTS {
-            let cond = |(short, long, factor): &BurnWindows| {
-                format!(
-                    "({short_r}{{slo={n}}} > ({f} * {budget}) and {long_r}{{slo={n}}} > ({f} * {budget}))",
-                    short_r = ratio_record(short),
-                    long_r = ratio_record(long),
-                    n = escape::promql_string(&o.name),
-                    f = num(*factor),
-                )
-            };
-            let expr = pairs.iter().map(cond).collect::<Vec<_>>().join(" or ");
-            let [(s1, l1, f1), (s2, l2, f2)] = pairs;
-            let days = o.window.get().as_secs_f64() / 86400.0;
-            AlertSpec {
-                name: format!("{}ErrorBudgetBurn{}", camel(&o.name), camel(kind)),
-                expr,
-                for_: None,
-                severity: severity.to_string(),
-                summary: format!(
-                    "{job}: {} objective ({}% {what} over {}) is burning its error budget {}",
-                    go_text(&o.name),
-                    percent(o.target),
-                    o.window,
-                    if *kind == "page" { "fast" } else { "steadily" }
-                ),
-                description: format!(
-                    "The error ratio of {metric} is above {}x the budget ({}%) over {s1} and {l1}, or above {}x ({}%) over {s2} and {l2}. At {}x the whole {} budget lasts {:.1} days.",
-                    num(*f1),
-                    percent(f1 * (1.0 - o.target)),
-                    num(*f2),
-                    percent(f2 * (1.0 - o.target)),
-                    num(*f1),
-                    o.window,
-                    days / f1
-                ),
-                firing: firing.clone(),
-                quiet: quiet.clone(),
-                fired_labels: labels(&[("slo", &o.name)]),
-                value: None,
-                eval_time: if *kind == "page" { "1h10m" } else { "2h10m" }.into(),
-                metrics: vec![metric.clone()],
-                prefer: (o.kind == ObjectiveKind::Availability).then_some("status"),
-                panel: None,
-                runbook: None,
-            }
-            .push(m, &mut rules, &mut tests)?;
-        }
-        groups.push(Group {
-            name: format!("{job}.slo.{}", o.name),
-            rules,
-        });
+        groups.push(slo_group(m, o, job, &sel, &mut tests)?);
     }
+    groups.push(service_group(model, job, &sel, &mut tests)?);
+    if let Some(group) = manifest_group(m, job, &mut tests)? {
+        groups.push(group);
+    }
+    unique_alert_names(&groups)?;
+    Ok(RuleSet { groups, tests })
+}
 
-    // Derived service alerts.
+/// `<service>.service`: per metric, the alerts its source derives and p95
+/// above each latency objective on it; then target down.
+fn service_group(
+    model: &Model,
+    job: &str,
+    sel: &str,
+    tests: &mut Vec<PromtoolAlertTest>,
+) -> Result<Group, String> {
+    let m = &model.manifest;
+    let r = &m.rules;
     let mut rules = Vec::new();
     let instance = format!("instance=\"{TEST_INSTANCE}\"");
     let ctx = AlertCtx {
         manifest: m,
         job,
-        selector: &sel,
+        selector: sel,
         instance: &instance,
         test_instance: TEST_INSTANCE,
     };
     for (metric, source) in m.metrics.iter().zip(&model.sources) {
         if tuning(metric).enabled {
             for a in source.alerts(metric, &ctx) {
-                AlertSpec::derived(a).push(m, &mut rules, &mut tests)?;
+                AlertSpec::derived(a).push(m, &mut rules, tests)?;
             }
         }
         for o in (m.objectives.iter())
             .filter(|o| o.kind == ObjectiveKind::Latency && o.metric == metric.name)
         {
-            let h = &o.metric;
             let tune = tuning(metric);
             if !tune.enabled {
                 continue;
             }
-            let for_ = tune.for_.clone().unwrap_or_else(|| r.latency_for.clone());
-            let t = o.threshold_seconds.unwrap_or_default();
-            let buckets = match metric.kind {
-                MetricType::Histogram => metric.buckets.clone().unwrap_or_default(),
-                _ => Vec::new(),
-            };
-            let next = buckets
-                .iter()
-                .find(|b| **b > t)
-                .map(|b| num(*b))
-                .ok_or_else(|| format!("objective {}: no bucket above the threshold", o.name))?;
-            let b = |le: &str| format!("{h}_bucket{{{sel}, {instance}, le=\"{le}\"}}");
-            AlertSpec {
-                name: format!("{}P95High", camel(&o.name)),
-                expr: format!(
-                    "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
-                    num(t)
-                ),
-                for_: Some(for_.to_string()),
-                severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
-                summary: format!(
-                    "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
-                    num(t),
-                    o.name
-                ),
-                description: format!(
-                    "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {for_}.",
-                    o.name,
-                    num(t),
-                ),
-                firing: vec![
-                    series(b(&num(t)), "0+1x40"),
-                    series(b(&next), "0+10x40"),
-                    series(b("+Inf"), "0+10x40"),
-                ],
-                quiet: vec![
-                    series(b(&num(t)), "0+10x40"),
-                    series(b(&next), "0+10x40"),
-                    series(b("+Inf"), "0+10x40"),
-                ],
-                fired_labels: labels(&[("job", job)]),
-                value: None,
-                eval_time: after(&for_, 600),
-                metrics: vec![h.clone()],
-                prefer: None,
-                panel: None,
-                runbook: None,
-            }
-            .push(m, &mut rules, &mut tests)?;
+            latency_alert(m, metric, o, &tune, job, sel, &instance)?.push(m, &mut rules, tests)?;
         }
     }
     let up = format!("up{{{sel}, {instance}}}");
@@ -492,13 +345,83 @@ pub fn build(model: &Model) -> Result<RuleSet, String> {
         panel: None,
         runbook: None,
     }
-    .push(m, &mut rules, &mut tests)?;
-    groups.push(Group {
+    .push(m, &mut rules, tests)?;
+    Ok(Group {
         name: format!("{job}.service"),
         rules,
-    });
+    })
+}
 
-    // Hand-written alerts.
+/// p95 of the histogram `metric` above the latency objective `o`.
+fn latency_alert(
+    m: &Manifest,
+    metric: &Metric,
+    o: &Objective,
+    tune: &crate::manifest::DerivedAlert,
+    job: &str,
+    sel: &str,
+    instance: &str,
+) -> Result<AlertSpec, String> {
+    let r = &m.rules;
+    let w = &r.rate_window;
+    let h = &o.metric;
+    let for_ = tune.for_.clone().unwrap_or_else(|| r.latency_for.clone());
+    let t = o.threshold_seconds.unwrap_or_default();
+    let buckets = match metric.kind {
+        MetricType::Histogram => metric.buckets.clone().unwrap_or_default(),
+        _ => Vec::new(),
+    };
+    let next = buckets
+        .iter()
+        .find(|b| **b > t)
+        .map(|b| num(*b))
+        .ok_or_else(|| format!("objective {}: no bucket above the threshold", o.name))?;
+    let b = |le: &str| format!("{h}_bucket{{{sel}, {instance}, le=\"{le}\"}}");
+    Ok(AlertSpec {
+        name: format!("{}P95High", camel(&o.name)),
+        expr: format!(
+            "histogram_quantile(0.95, sum by (job, le) (rate({h}_bucket{{{sel}}}[{w}]))) > {}",
+            num(t)
+        ),
+        for_: Some(for_.to_string()),
+        severity: tune.severity.clone().unwrap_or_else(|| "warning".into()),
+        summary: format!(
+            "p95 latency of {{{{ $labels.job }}}} is above {}s ({} objective)",
+            num(t),
+            o.name
+        ),
+        description: format!(
+            "The 95th percentile of {h} over {w} has been above the {} objective's {}s threshold for {for_}.",
+            o.name,
+            num(t),
+        ),
+        firing: vec![
+            series(b(&num(t)), "0+1x40"),
+            series(b(&next), "0+10x40"),
+            series(b("+Inf"), "0+10x40"),
+        ],
+        quiet: vec![
+            series(b(&num(t)), "0+10x40"),
+            series(b(&next), "0+10x40"),
+            series(b("+Inf"), "0+10x40"),
+        ],
+        fired_labels: labels(&[("job", job)]),
+        value: None,
+        eval_time: after(&for_, 600),
+        metrics: vec![h.clone()],
+        prefer: None,
+        panel: None,
+        runbook: None,
+    })
+}
+
+/// `<service>.manifest`: the hand-written alerts with their fixtures, or
+/// `None` when there are none.
+fn manifest_group(
+    m: &Manifest,
+    job: &str,
+    tests: &mut Vec<PromtoolAlertTest>,
+) -> Result<Option<Group>, String> {
     let mut rules = Vec::new();
     for a in &m.alerts {
         let t = a
@@ -536,15 +459,16 @@ pub fn build(model: &Model) -> Result<RuleSet, String> {
             panel: a.panel.clone(),
             runbook: a.runbook_url.clone(),
         }
-        .push(m, &mut rules, &mut tests)?;
+        .push(m, &mut rules, tests)?;
     }
-    if !rules.is_empty() {
-        groups.push(Group {
-            name: format!("{job}.manifest"),
-            rules,
-        });
-    }
+    Ok((!rules.is_empty()).then(|| Group {
+        name: format!("{job}.manifest"),
+        rules,
+    }))
+}
 
+/// Fails when two alerts share a name.
+fn unique_alert_names(groups: &[Group]) -> Result<(), String> {
     let mut seen = std::collections::BTreeSet::new();
     for rule in groups.iter().flat_map(|g| &g.rules) {
         if let Some(a) = &rule.alert {
@@ -555,7 +479,7 @@ pub fn build(model: &Model) -> Result<RuleSet, String> {
             }
         }
     }
-    Ok(RuleSet { groups, tests })
+    Ok(())
 }
 
 #[cfg(test)]

@@ -9,7 +9,7 @@
 //! the file's own directory). Grafana's admin password is never written here:
 //! it comes from the git-ignored env file `render` creates beside it.
 
-use crate::manifest::{SecretRef, Shipper};
+use crate::manifest::{SecretRef, Shipper, Stack};
 use crate::render::{stack, Ctx, ADMIN_ENV_FILE};
 use serde_json::json;
 
@@ -30,54 +30,10 @@ impl super::RenderTarget for ComposeTarget {
     fn render(&self, ctx: &Ctx) -> Result<Vec<(String, String)>, String> {
         let m = &ctx.model.manifest;
         let s = &m.stack;
-        let shipper = match s.shipper {
-            Shipper::Alloy => json!({
-                "name": "alloy",
-                "image": s.alloy.image,
-                "port": s.alloy.port,
-                "command": [
-                    "run",
-                    format!("--server.http.listen-addr=0.0.0.0:{}", s.alloy.port),
-                    "--storage.path=/var/lib/alloy/data",
-                    "/etc/alloy/config.alloy",
-                ],
-                "config": "./alloy/config.alloy:/etc/alloy/config.alloy:ro",
-                "data": "alloy-data:/var/lib/alloy/data",
-                "volume": "alloy-data",
-            }),
-            Shipper::Promtail => json!({
-                "name": "promtail",
-                "image": s.promtail.image,
-                "port": s.promtail.port,
-                "command": ["-config.file=/etc/promtail/promtail.yml"],
-                "config": "./promtail/promtail.yml:/etc/promtail/promtail.yml:ro",
-                "data": "promtail-positions:/var/lib/promtail",
-                "volume": "promtail-positions",
-            }),
-        };
+        let shipper = shipper(s);
         // What the dependencies' kinds add: a database to develop against.
         let mut volumes = Vec::new();
-        let mut dependencies = Vec::new();
-        for (d, c) in crate::render::compose_services(ctx.model) {
-            let mut mounts = Vec::new();
-            if let Some((volume, path)) = &c.volume {
-                volumes.push(volume.clone());
-                mounts.push(format!("{volume}:{path}"));
-            }
-            let environment: serde_json::Map<String, serde_json::Value> = c
-                .environment
-                .iter()
-                .map(|(k, v)| (k.clone(), json!(v)))
-                .collect();
-            dependencies.push(json!({
-                "dependency": d.name, "kind": d.kind, "name": c.name, "image": c.image,
-                "secret_file": c.secret_file.as_ref().map(|(f, _)| f),
-                "environment": environment,
-                "ports": c.ports.iter().map(|p| format!("{}:{p}:{p}", s.publish.address())).collect::<Vec<_>>(),
-                "volumes": mounts,
-                "healthcheck": c.healthcheck.as_ref().map(|h| json!(["CMD-SHELL", h])),
-            }));
-        }
+        let dependencies = dependencies(ctx, &mut volumes);
         volumes.extend([
             "grafana-data".to_string(),
             "loki-data".into(),
@@ -94,23 +50,7 @@ impl super::RenderTarget for ComposeTarget {
         // The secrets the stack presents to the service, by reference:
         // compose reads each from a variable or a file where it runs.
         let creds = stack::credentials(ctx.model)?;
-        let mut secrets: Vec<serde_json::Value> = Vec::new();
-        for c in [&creds.scrape, &creds.grafana].into_iter().flatten() {
-            if secrets.iter().any(|s| s["name"] == c.secret.as_str()) {
-                continue;
-            }
-            let (environment, file) = match c.presented.keys {
-                SecretRef::Env(var) => (Some(var.clone()), None),
-                SecretRef::File(f) if std::path::Path::new(f).is_absolute() => {
-                    (None, Some(f.clone()))
-                }
-                SecretRef::File(f) => (None, Some(format!("{}/{f}", ctx.manifest_dir_from_out))),
-            };
-            secrets.push(json!({
-                "name": c.secret, "scheme": c.presented.scheme,
-                "environment": environment, "file": file,
-            }));
-        }
+        let secrets = secrets(ctx, &creds);
         let mounted =
             |c: &Option<stack::Credential>| c.iter().map(|c| c.secret.clone()).collect::<Vec<_>>();
         let text = ctx.render(
@@ -141,4 +81,82 @@ impl super::RenderTarget for ComposeTarget {
         super::check_yaml(PATH, &text)?;
         Ok(vec![(PATH.into(), text)])
     }
+}
+
+/// The log shipper's service: Alloy or Promtail.
+fn shipper(s: &Stack) -> serde_json::Value {
+    match s.shipper {
+        Shipper::Alloy => json!({
+            "name": "alloy",
+            "image": s.alloy.image,
+            "port": s.alloy.port,
+            "command": [
+                "run",
+                format!("--server.http.listen-addr=0.0.0.0:{}", s.alloy.port),
+                "--storage.path=/var/lib/alloy/data",
+                "/etc/alloy/config.alloy",
+            ],
+            "config": "./alloy/config.alloy:/etc/alloy/config.alloy:ro",
+            "data": "alloy-data:/var/lib/alloy/data",
+            "volume": "alloy-data",
+        }),
+        Shipper::Promtail => json!({
+            "name": "promtail",
+            "image": s.promtail.image,
+            "port": s.promtail.port,
+            "command": ["-config.file=/etc/promtail/promtail.yml"],
+            "config": "./promtail/promtail.yml:/etc/promtail/promtail.yml:ro",
+            "data": "promtail-positions:/var/lib/promtail",
+            "volume": "promtail-positions",
+        }),
+    }
+}
+
+/// What the dependencies' kinds add: a database to develop against. Their
+/// named volumes go to `volumes`.
+fn dependencies(ctx: &Ctx, volumes: &mut Vec<String>) -> Vec<serde_json::Value> {
+    let s = &ctx.model.manifest.stack;
+    let mut dependencies = Vec::new();
+    for (d, c) in crate::render::compose_services(ctx.model) {
+        let mut mounts = Vec::new();
+        if let Some((volume, path)) = &c.volume {
+            volumes.push(volume.clone());
+            mounts.push(format!("{volume}:{path}"));
+        }
+        let environment: serde_json::Map<String, serde_json::Value> = c
+            .environment
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(v)))
+            .collect();
+        dependencies.push(json!({
+            "dependency": d.name, "kind": d.kind, "name": c.name, "image": c.image,
+            "secret_file": c.secret_file.as_ref().map(|(f, _)| f),
+            "environment": environment,
+            "ports": c.ports.iter().map(|p| format!("{}:{p}:{p}", s.publish.address())).collect::<Vec<_>>(),
+            "volumes": mounts,
+            "healthcheck": c.healthcheck.as_ref().map(|h| json!(["CMD-SHELL", h])),
+        }));
+    }
+    dependencies
+}
+
+/// The secrets the stack presents to the service, by reference: compose
+/// reads each from a variable or a file where it runs.
+fn secrets(ctx: &Ctx, creds: &stack::Credentials) -> Vec<serde_json::Value> {
+    let mut secrets: Vec<serde_json::Value> = Vec::new();
+    for c in [&creds.scrape, &creds.grafana].into_iter().flatten() {
+        if secrets.iter().any(|s| s["name"] == c.secret.as_str()) {
+            continue;
+        }
+        let (environment, file) = match c.presented.keys {
+            SecretRef::Env(var) => (Some(var.clone()), None),
+            SecretRef::File(f) if std::path::Path::new(f).is_absolute() => (None, Some(f.clone())),
+            SecretRef::File(f) => (None, Some(format!("{}/{f}", ctx.manifest_dir_from_out))),
+        };
+        secrets.push(json!({
+            "name": c.secret, "scheme": c.presented.scheme,
+            "environment": environment, "file": file,
+        }));
+    }
+    secrets
 }

@@ -190,67 +190,42 @@ fn probe(model: &Model, role: ProbeRole, period: u32, failures: u32) -> Json {
         )
 }
 
-fn data(ctx: &Ctx) -> Result<Json, String> {
-    let model = ctx.model;
-    let m = &model.manifest;
-    let k = &m.kubernetes;
-    let name = &m.service.name;
-    let (labels, selector) = labels(m);
-    let files = config_files(model)?;
-    let hashed: Vec<&str> = files
-        .iter()
-        .flat_map(|(k, _, t)| [k.as_str(), t.as_str()])
-        .collect();
-    let service_url = format!("http://{name}.{}.svc:{}", k.namespace, m.service.port);
-    let loki_push = format!(
-        "{}/loki/api/v1/push",
-        k.loki_url.as_str().trim_end_matches('/')
-    );
-    // What the stack presents: Prometheus's token and Grafana's key, from
-    // the Secrets the service's pods read them from (validated).
-    let creds = stack::credentials(model)?;
-    let secret_of = |c: &stack::Credential| {
-        k8s_env::token_secret(m, &c.presented).map_err(|(at, msg)| format!("{at}: {msg}"))
+/// How Grafana presents its key to the service's `/grafana` data source,
+/// and where its pod must have that key.
+fn json_auth(
+    m: &crate::manifest::Manifest,
+    c: &stack::Credential,
+) -> grafana_datasources::JsonAuth {
+    let (key, note) = match c.presented.keys {
+        SecretRef::Env(var) => (
+            format!("$__env{{{var}}}"),
+            match k8s_env::token_secret(m, &c.presented) {
+                Ok(r) => format!(
+                    "Grafana's pod needs {var} from the Secret {:?} (key {:?}), as the service's pods have it.",
+                    r.name, r.key
+                ),
+                Err(_) => format!("Grafana's pod needs {var}, the key the service's pods read from {var}."),
+            },
+        ),
+        SecretRef::File(_) => (
+            format!("$__file{{{}}}", c.file()),
+            format!("Grafana's pod needs the key at {} (mounted from a Secret).", c.file()),
+        ),
     };
-    let scrape_secret = creds.scrape.as_ref().map(secret_of).transpose()?;
-    // Grafana's key: where its pod must have it, said in the file.
-    let json_auth = creds.grafana.as_ref().map(|c| {
-        let (key, note) = match c.presented.keys {
-            SecretRef::Env(var) => (
-                format!("$__env{{{var}}}"),
-                match k8s_env::token_secret(m, &c.presented) {
-                    Ok(r) => format!(
-                        "Grafana's pod needs {var} from the Secret {:?} (key {:?}), as the service's pods have it.",
-                        r.name, r.key
-                    ),
-                    Err(_) => format!("Grafana's pod needs {var}, the key the service's pods read from {var}."),
-                },
-            ),
-            SecretRef::File(_) => (
-                format!("$__file{{{}}}", c.file()),
-                format!("Grafana's pod needs the key at {} (mounted from a Secret).", c.file()),
-            ),
-        };
-        grafana_datasources::JsonAuth {
-            scheme: c.presented.scheme.to_string(),
-            header: c.presented.header.to_string(),
-            value: c.presented.value(&key),
-            note: Some(note),
-        }
-    });
-    let datasources = grafana_datasources::render_with(
-        ctx,
-        &grafana_datasources::Urls {
-            prometheus: k.prometheus_url.to_string(),
-            loki: k.loki_url.to_string(),
-            tempo: k.tempo_url.to_string(),
-            json: format!("{service_url}/grafana"),
-            json_auth,
-        },
-    )?;
-    // The container's environment, as the Deployment spells it.
+    grafana_datasources::JsonAuth {
+        scheme: c.presented.scheme.to_string(),
+        header: c.presented.header.to_string(),
+        value: c.presented.value(&key),
+        note: Some(note),
+    }
+}
+
+/// The container's environment, as the Deployment spells it.
+fn container_env(ctx: &Ctx) -> Vec<Json> {
+    let m = &ctx.model.manifest;
+    let k = &m.kubernetes;
     let key_ref = |r: &KeyRef| json!({ "name": r.name, "key": r.key });
-    let env: Vec<Json> = k
+    let mut env: Vec<Json> = k
         .env
         .iter()
         .map(|e| match (&e.value, &e.secret, &e.config_map) {
@@ -270,7 +245,6 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
     // `kubernetes.env` does not set: from the Secret `<service>-dependencies`
     // (key `<dependency>-url`), which holds the DSN with its password.
     // A URL with an inline `url` beside it may be absent (optional).
-    let mut env = env;
     for (d, p) in m.dependencies.iter().zip(&ctx.model.dependencies) {
         let url = match &d.url_from {
             Some(SecretRef::Env(var)) => {
@@ -293,20 +267,17 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
             env.push(json!({ "name": var, "valueFrom": { "secretKeyRef": r } }));
         }
     }
-    let env_from: Vec<Json> = k
-        .env_from
-        .iter()
-        .filter_map(|e| match (&e.secret, &e.config_map) {
-            (Some(s), _) => Some(json!({ "secretRef": { "name": s } })),
-            (_, Some(c)) => Some(json!({ "configMapRef": { "name": c } })),
-            _ => None,
-        })
-        .collect();
+    env
+}
+
+/// The groups of `alerts.yml`, indented to sit in the PrometheusRule's
+/// `spec`.
+fn rule_groups(ctx: &Ctx) -> Result<String, String> {
     let rules = prometheus_rules::render_text(ctx)?;
     let groups_at = rules
         .find("\ngroups:")
         .ok_or("alerts.yml has no `groups:` (template bug)")?;
-    let groups: String = rules[groups_at + 1..]
+    Ok(rules[groups_at + 1..]
         .lines()
         .map(|l| {
             if l.is_empty() {
@@ -315,26 +286,98 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
                 format!("  {l}\n")
             }
         })
-        .collect();
-    let otlp = otlp(m)?;
+        .collect())
+}
+
+/// The Grafana data sources file: the in-cluster stack's URLs, and the
+/// service's `/grafana` with Grafana's key, said where its pod must have it.
+fn datasources(ctx: &Ctx, creds: &stack::Credentials) -> Result<String, String> {
+    let m = &ctx.model.manifest;
+    let k = &m.kubernetes;
+    let name = &m.service.name;
+    let service_url = format!("http://{name}.{}.svc:{}", k.namespace, m.service.port);
+    // Grafana's key: where its pod must have it, said in the file.
+    let json_auth = creds.grafana.as_ref().map(|c| json_auth(m, c));
+    grafana_datasources::render_with(
+        ctx,
+        &grafana_datasources::Urls {
+            prometheus: k.prometheus_url.to_string(),
+            loki: k.loki_url.to_string(),
+            tempo: k.tempo_url.to_string(),
+            json: format!("{service_url}/grafana"),
+            json_auth,
+        },
+    )
+}
+
+/// Alloy's configuration: the pods' logs (CRI) to Loki, spans over OTLP.
+fn alloy_config(ctx: &Ctx, otlp: &Json) -> Result<String, String> {
+    let m = &ctx.model.manifest;
+    let k = &m.kubernetes;
+    let name = &m.service.name;
+    let loki_push = format!(
+        "{}/loki/api/v1/push",
+        k.loki_url.as_str().trim_end_matches('/')
+    );
     let mut pipeline = super::log_pipeline(ctx, &loki_push);
     pipeline["otlp"] = otlp.clone();
     pipeline["cri"] = json!(true);
     pipeline["namespace"] = json!(k.namespace);
     pipeline["selector"] = json!(format!("app.kubernetes.io/name={name}"));
     pipeline["container"] = json!(name);
-    let alloy_config = ctx.render(ALLOY_CONFIG, pipeline)?;
+    ctx.render(ALLOY_CONFIG, pipeline)
+}
+
+/// The container's `envFrom`: whole Secrets and ConfigMaps.
+fn env_from(k: &crate::manifest::Kubernetes) -> Vec<Json> {
+    k.env_from
+        .iter()
+        .filter_map(|e| match (&e.secret, &e.config_map) {
+            (Some(s), _) => Some(json!({ "secretRef": { "name": s } })),
+            (_, Some(c)) => Some(json!({ "configMapRef": { "name": c } })),
+            _ => None,
+        })
+        .collect()
+}
+
+/// `labels` with `extra` added.
+fn with_labels(labels: &Json, extra: &[(&str, &str)]) -> Json {
+    let mut l = labels.clone();
+    for (k, v) in extra {
+        l[*k] = json!(v);
+    }
+    l
+}
+
+fn data(ctx: &Ctx) -> Result<Json, String> {
+    let model = ctx.model;
+    let m = &model.manifest;
+    let k = &m.kubernetes;
+    let name = &m.service.name;
+    let (labels, selector) = labels(m);
+    let files = config_files(model)?;
+    let hashed: Vec<&str> = files
+        .iter()
+        .flat_map(|(k, _, t)| [k.as_str(), t.as_str()])
+        .collect();
+    // What the stack presents: Prometheus's token and Grafana's key, from
+    // the Secrets the service's pods read them from (validated).
+    let creds = stack::credentials(model)?;
+    let secret_of = |c: &stack::Credential| {
+        k8s_env::token_secret(m, &c.presented).map_err(|(at, msg)| format!("{at}: {msg}"))
+    };
+    let scrape_secret = creds.scrape.as_ref().map(secret_of).transpose()?;
+    let datasources = datasources(ctx, &creds)?;
+    let key_ref = |r: &KeyRef| json!({ "name": r.name, "key": r.key });
+    let env = container_env(ctx);
+    let groups = rule_groups(ctx)?;
+    let otlp = otlp(m)?;
+    let alloy_config = alloy_config(ctx, &otlp)?;
     let image = k
         .image
         .clone()
         .unwrap_or_else(|| format!("{name}:{}", m.service.version));
-    let with = |extra: &[(&str, &str)]| {
-        let mut l = labels.clone();
-        for (k, v) in extra {
-            l[*k] = json!(v);
-        }
-        l
-    };
+    let with = |extra: &[(&str, &str)]| with_labels(&labels, extra);
     let monitor: Vec<(&str, &str)> = k
         .selector_labels
         .iter()
@@ -386,7 +429,7 @@ fn data(ctx: &Ctx) -> Result<Json, String> {
         // to drop the pod first.
         "grace_seconds": m.service.shutdown_timeout_seconds + 5,
         "env": env,
-        "env_from": env_from,
+        "env_from": env_from(k),
         "scrape": creds.scrape.as_ref().zip(scrape_secret.as_ref()).map(|(c, r)| json!({
             "scheme": c.presented.scheme, "secret": key_ref(r),
         })),
