@@ -98,8 +98,8 @@ fn load(
     clients
 }
 
-/// 1. A reload that adds an endpoint: it is served, documented and has its
-/// series. Returns the count of /products requests so far.
+/// The first reload adds an endpoint: it is served, documented and has
+/// its series. Returns the count of /products requests so far.
 async fn a_reload_adds_an_endpoint(server: &Server, manifest: &Path) -> f64 {
     edit(manifest, "  - path: /error\n", LIVEZ);
     hup(server);
@@ -115,8 +115,8 @@ async fn a_reload_adds_an_endpoint(server: &Server, manifest: &Path) -> f64 {
     products_before
 }
 
-/// 2. A reload that removes it: its series leave /metrics, a kept family
-/// keeps its values.
+/// The second reload removes it: its series leave /metrics, a kept
+/// family keeps its values.
 async fn a_reload_removes_it(server: &Server, manifest: &Path, products_before: f64) {
     edit(manifest, LIVEZ, "  - path: /error\n");
     hup(server);
@@ -143,7 +143,7 @@ async fn a_reload_removes_it(server: &Server, manifest: &Path, products_before: 
     );
 }
 
-/// 3. An invalid one: the old manifest keeps serving.
+/// The third is invalid: the old manifest keeps serving.
 async fn an_invalid_reload_keeps_the_old_manifest(server: &Server, manifest: &Path) {
     edit(manifest, "  port: 8001", "  port: \"x\"");
     hup(server);
