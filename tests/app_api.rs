@@ -126,6 +126,89 @@ fn free_port() -> u16 {
         .port()
 }
 
+/// Waits (at most 30 s) until the server at `base` answers.
+async fn wait_until_it_answers(client: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while client.get(format!("{base}/metrics")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// The middleware runs and knows the caller; the typed handler sees the
+/// start hook's resource, its caller, request id, headers and trace.
+async fn the_handler_sees_its_request_context(client: &reqwest::Client, base: &str) {
+    let r = client
+        .get(format!("{base}/echo"))
+        .header("x-api-key", "key-of-alice-00000001")
+        .header("x-custom", "typed access")
+        .header("x-request-id", "req-42")
+        .header(
+            "traceparent",
+            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.headers()["x-gate"], "passed", "the middleware ran");
+    assert_eq!(r.headers()["x-gate-caller"], "alice", "and knew the caller");
+    let echo: Value = r.json().await.unwrap();
+    assert_eq!(
+        echo["greeting"], "hello from echo-svc",
+        "the start hook's resource"
+    );
+    assert_eq!(echo["caller"], "alice");
+    assert_eq!(echo["request_id"], "req-42");
+    assert_eq!(echo["custom"], "typed access");
+    assert_eq!(echo["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
+}
+
+/// Authentication runs before the middleware: no key, no gate. What the
+/// middleware answers itself carries the request id.
+async fn authentication_runs_before_the_middleware(client: &reqwest::Client, base: &str) {
+    let r = client.get(format!("{base}/echo")).send().await.unwrap();
+    assert_eq!(r.status(), 401);
+    assert!(r.headers().get("x-gate").is_none());
+    // What the middleware answers itself is counted and carries the id.
+    let r = client
+        .get(format!("{base}/echo"))
+        .header("x-api-key", "key-of-alice-00000001")
+        .header("x-block", "1")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 429);
+    assert!(r.headers().contains_key("x-request-id"));
+}
+
+/// `build_info` carries the service's identity, and every answer is
+/// counted, the middleware's own among them.
+async fn metrics_carry_the_identity_and_count_every_answer(client: &reqwest::Client, base: &str) {
+    let metrics = client
+        .get(format!("{base}/metrics"))
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(
+        metrics.contains(r#"build_info{commit="abc123",version="9.9.9"} 1"#),
+        "{metrics}"
+    );
+    let echo_count = |status: &str| {
+        common::metric_sum(
+            &metrics,
+            "http_requests_total",
+            &["path=\"/echo\"", &format!("status=\"{status}\"")],
+        )
+    };
+    assert_eq!(echo_count("200"), 1.0);
+    assert_eq!(echo_count("401"), 1.0);
+    assert_eq!(echo_count("4xx"), 1.0, "the middleware's 429: {metrics}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() {
     let dir = tempdir();
@@ -180,74 +263,11 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
     });
     let base = format!("http://127.0.0.1:{port}");
     let client = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/metrics")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
+    wait_until_it_answers(&client, &base).await;
 
-    let r = client
-        .get(format!("{base}/echo"))
-        .header("x-api-key", "key-of-alice-00000001")
-        .header("x-custom", "typed access")
-        .header("x-request-id", "req-42")
-        .header(
-            "traceparent",
-            "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.headers()["x-gate"], "passed", "the middleware ran");
-    assert_eq!(r.headers()["x-gate-caller"], "alice", "and knew the caller");
-    let echo: Value = r.json().await.unwrap();
-    assert_eq!(
-        echo["greeting"], "hello from echo-svc",
-        "the start hook's resource"
-    );
-    assert_eq!(echo["caller"], "alice");
-    assert_eq!(echo["request_id"], "req-42");
-    assert_eq!(echo["custom"], "typed access");
-    assert_eq!(echo["trace_id"], "4bf92f3577b34da6a3ce929d0e0e4736");
-
-    // Authentication runs before the middleware: no key, no gate.
-    let r = client.get(format!("{base}/echo")).send().await.unwrap();
-    assert_eq!(r.status(), 401);
-    assert!(r.headers().get("x-gate").is_none());
-    // What the middleware answers itself is counted and carries the id.
-    let r = client
-        .get(format!("{base}/echo"))
-        .header("x-api-key", "key-of-alice-00000001")
-        .header("x-block", "1")
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 429);
-    assert!(r.headers().contains_key("x-request-id"));
-
-    let metrics = client
-        .get(format!("{base}/metrics"))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    assert!(
-        metrics.contains(r#"build_info{commit="abc123",version="9.9.9"} 1"#),
-        "{metrics}"
-    );
-    let echo_count = |status: &str| {
-        common::metric_sum(
-            &metrics,
-            "http_requests_total",
-            &["path=\"/echo\"", &format!("status=\"{status}\"")],
-        )
-    };
-    assert_eq!(echo_count("200"), 1.0);
-    assert_eq!(echo_count("401"), 1.0);
-    assert_eq!(echo_count("4xx"), 1.0, "the middleware's 429: {metrics}");
+    the_handler_sees_its_request_context(&client, &base).await;
+    authentication_runs_before_the_middleware(&client, &base).await;
+    metrics_carry_the_identity_and_count_every_answer(&client, &base).await;
     // The user's own layer, installed with telltale's, saw the handler's event.
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
 

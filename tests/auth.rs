@@ -142,26 +142,32 @@ async fn call(url: &str, headers: &[(&str, &str)]) -> (u16, String, Value) {
     (status, challenge, body)
 }
 
-#[tokio::test]
-async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
-    let dir = tempdir();
-    key_pairs(dir.path());
-    let srv = start(dir.path());
-    let rs_key =
-        EncodingKey::from_rsa_pem(&std::fs::read(dir.path().join("rs.pem")).unwrap()).unwrap();
-    let es_key =
-        EncodingKey::from_ec_pem(&std::fs::read(dir.path().join("es.pem")).unwrap()).unwrap();
+/// The tokens of the first test: a valid one for each JWT scheme (HS256,
+/// RS256, ES256) and the ones made along the way, kept to check that none
+/// of them is ever logged or exposed.
+struct Tokens {
+    valid: [String; 3],
+    other_hs: String,
+    expired: String,
+}
+
+fn bearer(t: &str) -> String {
+    format!("Bearer {t}")
+}
+
+fn tokens(dir: &Path) -> Tokens {
+    let rs_key = EncodingKey::from_rsa_pem(&std::fs::read(dir.join("rs.pem")).unwrap()).unwrap();
+    let es_key = EncodingKey::from_ec_pem(&std::fs::read(dir.join("es.pem")).unwrap()).unwrap();
     let good = json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test",
                       "aud": "authsvc", "scope": "orders:read orders:write"});
     let expired = json!({"sub": "carol", "exp": now() - 3600, "iss": "https://issuer.test",
                          "aud": "authsvc", "scope": "orders:read"});
-    let bearer = |t: &str| format!("Bearer {t}");
     let other_hs = jwt(
         Algorithm::HS256,
         &EncodingKey::from_secret(b"another-secret-another-secret-000001").unwrap(),
         good.clone(),
     );
-    let tokens = [
+    let valid = [
         hs(good.clone()),
         jwt(
             Algorithm::RS256,
@@ -174,7 +180,16 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
             json!({"sub": "erin", "exp": now() + 600, "scope": "orders:read"}),
         ),
     ];
+    Tokens {
+        valid,
+        other_hs,
+        expired: hs(expired),
+    }
+}
 
+/// Missing, malformed, foreign, expired and wrong-scheme credentials: 401
+/// with a `WWW-Authenticate` challenge that names the error.
+async fn bad_credentials_get_401_with_a_challenge(srv: &Server, t: &Tokens) {
     // (path, headers, status, reason in the challenge or none)
     let unauthorized: Vec<Case> = vec![
         ("/keyed", vec![], "missing"),
@@ -196,18 +211,18 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
         ),
         (
             "/jwt",
-            vec![("authorization", bearer(&other_hs))],
+            vec![("authorization", bearer(&t.other_hs))],
             "invalid",
         ),
         (
             "/jwt",
-            vec![("authorization", bearer(&hs(expired)))],
+            vec![("authorization", bearer(&t.expired))],
             "expired",
         ),
         // An RS256 token is not accepted by an HS256-only endpoint.
         (
             "/admin",
-            vec![("authorization", bearer(&tokens[1]))],
+            vec![("authorization", bearer(&t.valid[1]))],
             "invalid",
         ),
         ("/metrics", vec![("x-api-key", ALICE.into())], "missing"),
@@ -235,10 +250,10 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     }
     let (_, challenge, _) = call(&srv.url("/keyed"), &[]).await;
     assert_eq!(challenge, "ApiKey realm=\"authsvc\", header=\"X-API-Key\"");
+}
 
-    // Refusal lines are at most 10 a second: a new second for the 403s'.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
-    // Valid callers without the scope or claim: 403.
+/// Valid callers without the scope or claim: 403. Returns the two tokens.
+async fn callers_without_the_scope_or_claim_get_403(srv: &Server) -> [String; 2] {
     let no_scope = hs(
         json!({"sub": "carol", "exp": now() + 600, "iss": "https://issuer.test", "aud": "authsvc"}),
     );
@@ -251,8 +266,11 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
         assert_eq!(status, 403, "{path}: {body}");
         assert!(challenge.contains("insufficient_scope"), "{challenge}");
     }
+    [no_scope, user]
+}
 
-    // `auth.docs` guards the document and the docs UI.
+/// `auth.docs` guards the document and the docs UI.
+async fn the_docs_are_guarded(srv: &Server) {
     for path in ["/openapi.json", "/docs"] {
         assert_eq!(call(&srv.url(path), &[]).await.0, 401, "{path}");
         let r = reqwest::Client::new()
@@ -263,13 +281,16 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
             .unwrap();
         assert_eq!(r.status(), 200, "{path}");
     }
-    // Valid callers: 2xx.
+}
+
+/// Valid callers: 2xx. Returns the admin's token.
+async fn valid_callers_get_2xx(srv: &Server, t: &Tokens) -> String {
     assert_eq!(call(&srv.url("/"), &[]).await.0, 200);
     assert_eq!(
         call(&srv.url("/keyed"), &[("x-api-key", ALICE)]).await.0,
         200
     );
-    for t in &tokens {
+    for t in &t.valid {
         let (status, _, body) = call(&srv.url("/jwt"), &[("authorization", &bearer(t))]).await;
         assert_eq!(status, 200, "{body}");
     }
@@ -282,8 +303,11 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
             .0,
         200
     );
+    admin
+}
 
-    // Counted under their status, in the closed set.
+/// Counted under their status, in the closed set. Returns the exposition.
+async fn requests_are_counted_under_their_status(srv: &Server) -> String {
     let metrics = reqwest::Client::new()
         .get(srv.url("/metrics"))
         .bearer_auth(SCRAPE)
@@ -306,19 +330,19 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     assert_eq!(count("/admin", "403"), 1.0);
     assert_eq!(count("/jwt", "200"), 3.0);
     assert_eq!(count("/metrics", "401"), 2.0);
+    metrics
+}
 
-    let pid = srv.pid();
-    let _ = Command::new("kill")
-        .args(["-TERM", &pid.to_string()])
-        .status();
-    let _ = srv.stop();
-    let lines = log_lines(dir.path());
+/// No credential, key or token in any line, nor in /metrics; each refusal's
+/// reason, bounded; the caller on the request line.
+fn the_log_names_reasons_and_callers_but_no_secret(
+    lines: &[Value],
+    metrics: &str,
+    secrets: &[String],
+) {
     let text: String = lines.iter().map(|l| l.to_string()).collect();
     // No credential, key or token in any line, nor in /metrics.
-    let mut secrets: Vec<String> = vec![ALICE.into(), SCRAPE.into(), HS_SECRET.into(), other_hs];
-    secrets.extend(tokens.iter().cloned());
-    secrets.extend([no_scope, user, admin]);
-    for s in &secrets {
+    for s in secrets {
         assert!(!text.contains(s.as_str()), "a secret in the log");
         assert!(!metrics.contains(s.as_str()), "a secret in /metrics");
     }
@@ -340,6 +364,33 @@ async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
     for who in ["alice", "carol", "dave", "erin", "root"] {
         assert!(callers.contains(&who), "{who} not in {callers:?}");
     }
+}
+
+#[tokio::test]
+async fn every_scheme_refuses_what_it_must_and_admits_who_it_may() {
+    let dir = tempdir();
+    key_pairs(dir.path());
+    let srv = start(dir.path());
+    let t = tokens(dir.path());
+
+    bad_credentials_get_401_with_a_challenge(&srv, &t).await;
+    // Refusal lines are at most 10 a second: a new second for the 403s'.
+    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    let [no_scope, user] = callers_without_the_scope_or_claim_get_403(&srv).await;
+    the_docs_are_guarded(&srv).await;
+    let admin = valid_callers_get_2xx(&srv, &t).await;
+    let metrics = requests_are_counted_under_their_status(&srv).await;
+
+    let pid = srv.pid();
+    let _ = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status();
+    let _ = srv.stop();
+    let lines = log_lines(dir.path());
+    let mut secrets: Vec<String> = vec![ALICE.into(), SCRAPE.into(), HS_SECRET.into(), t.other_hs];
+    secrets.extend(t.valid.iter().cloned());
+    secrets.extend([no_scope, user, admin]);
+    the_log_names_reasons_and_callers_but_no_secret(&lines, &metrics, &secrets);
 }
 
 #[tokio::test]

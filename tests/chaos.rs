@@ -64,6 +64,52 @@ fn status_count(v: &Value, status: &str) -> f64 {
         .sum()
 }
 
+/// The same seed sends the same mix as `first` (seed 11); another seed
+/// another one.
+fn the_seed_decides_the_mix(m: &str, srv: &Server, first: &Value, dir: &std::path::Path) {
+    let (_, again) = chaos_json(m, &srv.base, &["--requests", "60", "--seed", "11"], dir);
+    assert_eq!(mix(&again), mix(first));
+    let (_, other) = chaos_json(m, &srv.base, &["--requests", "60", "--seed", "12"], dir);
+    assert_ne!(mix(&other), mix(first));
+}
+
+/// Text mode: the table and the summary, and no progress bar when stdout is a pipe.
+fn text_mode_prints_the_table_and_no_progress_bar(m: &str, srv: &Server, dir: &std::path::Path) {
+    let (st, out, err) = run(
+        &[
+            "chaos",
+            "-m",
+            m,
+            "--target",
+            &srv.base,
+            "--requests",
+            "20",
+            "--seed",
+            "3",
+        ],
+        dir,
+    );
+    assert!(st.success(), "{out}\n{err}");
+    for needle in [
+        "ENDPOINT",
+        "STATUSES",
+        "Latency (ms): min",
+        "p99",
+        "Good requests: ",
+        "PASS",
+    ] {
+        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
+    }
+    assert!(
+        !out.contains('\r') && !out.contains("\x1b["),
+        "progress bar drawn to a pipe:\n{out}"
+    );
+    assert!(
+        !err.contains('\r') && !err.contains("\x1b["),
+        "progress bar drawn:\n{err}"
+    );
+}
+
 #[test]
 fn chaos_counts_exactly_what_it_sent_and_passes() {
     let dir = tempdir();
@@ -116,59 +162,12 @@ fn chaos_counts_exactly_what_it_sent_and_passes() {
     );
     assert_eq!(unmatched, status_count(&v, "404"));
 
-    // The same seed sends the same mix; another seed another one.
-    let (_, again) = chaos_json(
-        m,
-        &srv.base,
-        &["--requests", "60", "--seed", "11"],
-        dir.path(),
-    );
-    assert_eq!(mix(&again), mix(&v));
-    let (_, other) = chaos_json(
-        m,
-        &srv.base,
-        &["--requests", "60", "--seed", "12"],
-        dir.path(),
-    );
-    assert_ne!(mix(&other), mix(&v));
+    the_seed_decides_the_mix(m, &srv, &v, dir.path());
     // And the counter kept up with both runs.
     let last = requests_total(&srv);
     assert_eq!(last - after, 120.0 + 1.0);
 
-    // Text mode: the table and the summary, and no progress bar when stdout is a pipe.
-    let (st, out, err) = run(
-        &[
-            "chaos",
-            "-m",
-            m,
-            "--target",
-            &srv.base,
-            "--requests",
-            "20",
-            "--seed",
-            "3",
-        ],
-        dir.path(),
-    );
-    assert!(st.success(), "{out}\n{err}");
-    for needle in [
-        "ENDPOINT",
-        "STATUSES",
-        "Latency (ms): min",
-        "p99",
-        "Good requests: ",
-        "PASS",
-    ] {
-        assert!(out.contains(needle), "{needle:?} missing:\n{out}");
-    }
-    assert!(
-        !out.contains('\r') && !out.contains("\x1b["),
-        "progress bar drawn to a pipe:\n{out}"
-    );
-    assert!(
-        !err.contains('\r') && !err.contains("\x1b["),
-        "progress bar drawn:\n{err}"
-    );
+    text_mode_prints_the_table_and_no_progress_bar(m, &srv, dir.path());
     assert!(srv.stop().success());
 }
 

@@ -202,20 +202,30 @@ fn rows(v: &Value, endpoint: &str) -> BTreeMap<String, (u64, String)> {
         .collect()
 }
 
-#[test]
-fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
+/// The `--header` options of the tests below: a token from the
+/// environment, a tenant from a file, a plain value.
+const HEADERS: [&str; 6] = [
+    "--header",
+    "Authorization: Bearer ${env:CHAOS_TEST_TOKEN}",
+    "-H",
+    "X-Tenant: ${file:tenant.txt}",
+    "-H",
+    "X-Run: chaos-plain",
+];
+
+/// The fake, a directory with the protected manifest and the tenant file,
+/// and the manifest's path.
+fn fake_and_protected_manifest() -> (Fake, tempfile::TempDir, String) {
     let fake = fake();
     let dir = tempdir();
     let m = protected_manifest(dir.path());
     std::fs::write(dir.path().join("tenant.txt"), format!("{TENANT}\n")).unwrap();
-    let headers = [
-        "--header",
-        "Authorization: Bearer ${env:CHAOS_TEST_TOKEN}",
-        "-H",
-        "X-Tenant: ${file:tenant.txt}",
-        "-H",
-        "X-Run: chaos-plain",
-    ];
+    (fake, dir, m)
+}
+
+#[test]
+fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
+    let (fake, dir, m) = fake_and_protected_manifest();
     let mut args = vec![
         "--requests",
         "60",
@@ -225,7 +235,7 @@ fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
         "4",
         "--json",
     ];
-    args.extend(headers);
+    args.extend(HEADERS);
     let env = [("CHAOS_TEST_TOKEN", TOKEN)];
     let (code, out, err) = chaos(&m, &fake.base, &args, &env, dir.path());
     assert_eq!(code, 0, "{out}\n{err}");
@@ -268,7 +278,12 @@ fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
         .collect();
     bare.sort();
     assert_eq!(bare, ["GET /products", "POST /grafana/search"]);
+}
 
+#[test]
+fn text_mode_names_the_headers_sent_and_the_no_credential_rows() {
+    let (fake, dir, m) = fake_and_protected_manifest();
+    let env = [("CHAOS_TEST_TOKEN", TOKEN)];
     // Text mode says which headers were sent (names only), and the
     // no-credential rows.
     let (code, out, err) = chaos(
@@ -276,7 +291,7 @@ fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
         &fake.base,
         &[
             &["--requests", "20", "--bad-ratio", "0", "--seed", "4"][..],
-            &headers[..],
+            &HEADERS[..],
         ]
         .concat(),
         &env,
@@ -292,14 +307,18 @@ fn header_values_from_env_and_file_reach_the_server_and_are_never_printed() {
         out.contains("no_credential") && out.contains("PASS"),
         "{out}"
     );
+}
 
+#[test]
+fn a_wrong_token_fails_the_good_requests_and_is_never_printed() {
+    let (fake, dir, m) = fake_and_protected_manifest();
     // A wrong token: the good requests fail, and the report still names no value.
     let (code, out, err) = chaos(
         &m,
         &fake.base,
         &[
             &["--requests", "20", "--bad-ratio", "0", "--seed", "4"][..],
-            &headers[..],
+            &HEADERS[..],
         ]
         .concat(),
         &[("CHAOS_TEST_TOKEN", "wrong-5ecret-token")],

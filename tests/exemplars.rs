@@ -40,6 +40,113 @@ async fn exemplar_traces(prom: &Prometheus, query: &str) -> BTreeSet<String> {
     }
     out
 }
+const UNSAMPLED: &str = "0000000000000000000000000000beef";
+
+/// Eight requests sampled by their caller, each followed by an unsampled
+/// one. Returns the sampled traces.
+async fn sampled_and_unsampled_requests(c: &reqwest::Client, srv: &Server) -> BTreeSet<String> {
+    let mut sent = BTreeSet::new();
+    for i in 0..8 {
+        let t = trace(i);
+        c.get(srv.url(["/products", "/users"][i % 2]))
+            .header("traceparent", format!("00-{t}-{:016x}-01", i + 1))
+            .send()
+            .await
+            .unwrap();
+        sent.insert(t);
+        c.get(srv.url("/products"))
+            .header("traceparent", format!("00-{UNSAMPLED}-00000000000000bb-00"))
+            .send()
+            .await
+            .unwrap();
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+    sent
+}
+
+/// The exemplars' traces on the request counter and on the latency
+/// buckets, once each has two (at most 60 s); each is a sampled request's,
+/// never the unsampled one. Returns them (counter, buckets).
+async fn stored_exemplars_are_sampled_traces(
+    prom: &Prometheus,
+    sent: &BTreeSet<String>,
+) -> (BTreeSet<String>, BTreeSet<String>) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let (mut counted, mut timed);
+    loop {
+        counted = exemplar_traces(prom, r#"http_requests_total{path=~"/products|/users"}"#).await;
+        timed = exemplar_traces(
+            prom,
+            r#"http_request_duration_seconds_bucket{path=~"/products|/users"}"#,
+        )
+        .await;
+        if (counted.len() >= 2 && timed.len() >= 2) || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    let log = || std::fs::read_to_string(&prom.log).unwrap_or_default();
+    assert!(
+        counted.len() >= 2,
+        "counter exemplars: {counted:?}\n{}",
+        log()
+    );
+    assert!(timed.len() >= 2, "bucket exemplars: {timed:?}\n{}", log());
+    for t in counted.iter().chain(&timed) {
+        assert!(sent.contains(t), "{t} is not a sampled request's trace");
+    }
+    assert!(!counted.contains(UNSAMPLED) && !timed.contains(UNSAMPLED));
+    (counted, timed)
+}
+
+/// What Prometheus stores is the series it stored from the text format.
+async fn the_stored_series_are_the_text_formats(prom: &Prometheus) {
+    let series = prom
+        .query(r#"http_request_duration_seconds_bucket{path="/products",le="+Inf"}"#)
+        .await
+        .unwrap();
+    assert!(!series.is_empty());
+    let stored: Value = prom.api("/api/v1/label/le/values", &[]).await;
+    let les: Vec<&str> = stored["data"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_str().unwrap())
+        .collect();
+    assert!(les.contains(&"1") && les.contains(&"0.005"), "{les:?}");
+}
+
+/// Metric → exemplar → trace: each exemplar's trace is one the receiver
+/// got, its server span a child of the caller's span, following the HTTP
+/// conventions.
+async fn each_exemplars_trace_reached_the_receiver<'a>(
+    receiver: &common::otlp::Otlp,
+    srv: &Server,
+    exemplars: impl Iterator<Item = &'a String>,
+) {
+    let wait = Duration::from_secs(15);
+    for t in exemplars {
+        let i = (0..8).find(|i| trace(*i) == *t).unwrap();
+        let span = receiver
+            .wait_for(wait, |r| r.trace_id() == *t && r.span.kind == 2)
+            .await
+            .unwrap_or_else(|| panic!("no span of trace {t}; stderr:\n{}", srv.stderr()));
+        assert_eq!(span.parent_id(), format!("{:016x}", i + 1));
+        let route = ["/products", "/users"][i % 2];
+        assert_eq!(span.span.name, format!("GET {route}"));
+        assert_eq!(span.attr("http.route").as_deref(), Some(route));
+        assert_eq!(span.attr("http.request.method").as_deref(), Some("GET"));
+        assert_eq!(
+            span.attr("http.response.status_code").as_deref(),
+            Some("200")
+        );
+        assert_eq!(span.attr("url.path").as_deref(), Some(route));
+        assert_eq!(
+            span.resource("service.name").as_deref(),
+            Some("ecommerce-api")
+        );
+    }
+}
 
 /// The issue's end-to-end path: Prometheus (exemplar storage) scrapes the
 /// real server in OpenMetrics; an OTLP receiver that decodes with the
@@ -64,99 +171,23 @@ async fn prometheus_stores_the_sampled_requests_as_exemplars() {
     wait_for_scrape(&prom).await;
 
     let c = reqwest::Client::new();
-    let unsampled = "0000000000000000000000000000beef";
-    let mut sent = BTreeSet::new();
-    for i in 0..8 {
-        let t = trace(i);
-        c.get(srv.url(["/products", "/users"][i % 2]))
-            .header("traceparent", format!("00-{t}-{:016x}-01", i + 1))
-            .send()
-            .await
-            .unwrap();
-        sent.insert(t);
-        c.get(srv.url("/products"))
-            .header("traceparent", format!("00-{unsampled}-00000000000000bb-00"))
-            .send()
-            .await
-            .unwrap();
-        tokio::time::sleep(Duration::from_millis(300)).await;
-    }
+    let sent = sampled_and_unsampled_requests(&c, &srv).await;
+    let (counted, timed) = stored_exemplars_are_sampled_traces(&prom, &sent).await;
+    the_stored_series_are_the_text_formats(&prom).await;
 
-    let deadline = Instant::now() + Duration::from_secs(60);
-    let (mut counted, mut timed);
-    loop {
-        counted = exemplar_traces(&prom, r#"http_requests_total{path=~"/products|/users"}"#).await;
-        timed = exemplar_traces(
-            &prom,
-            r#"http_request_duration_seconds_bucket{path=~"/products|/users"}"#,
-        )
-        .await;
-        if (counted.len() >= 2 && timed.len() >= 2) || Instant::now() > deadline {
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(500)).await;
-    }
-    let log = || std::fs::read_to_string(&prom.log).unwrap_or_default();
-    assert!(
-        counted.len() >= 2,
-        "counter exemplars: {counted:?}\n{}",
-        log()
-    );
-    assert!(timed.len() >= 2, "bucket exemplars: {timed:?}\n{}", log());
-    for t in counted.iter().chain(&timed) {
-        assert!(sent.contains(t), "{t} is not a sampled request's trace");
-    }
-    assert!(!counted.contains(unsampled) && !timed.contains(unsampled));
-    // What Prometheus stores is the series it stored from the text format.
-    let series = prom
-        .query(r#"http_request_duration_seconds_bucket{path="/products",le="+Inf"}"#)
-        .await
-        .unwrap();
-    assert!(!series.is_empty());
-    let stored: Value = prom.api("/api/v1/label/le/values", &[]).await;
-    let les: Vec<&str> = stored["data"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_str().unwrap())
-        .collect();
-    assert!(les.contains(&"1") && les.contains(&"0.005"), "{les:?}");
-
-    // Metric → exemplar → trace: each exemplar's trace is one the receiver
-    // got, its server span a child of the caller's span.
     let refused = trace(99);
     c.get(srv.url("/no/such/route"))
         .header("traceparent", format!("00-{refused}-00000000000000cc-01"))
         .send()
         .await
         .unwrap();
+    each_exemplars_trace_reached_the_receiver(&receiver, &srv, counted.iter().chain(&timed)).await;
     let wait = Duration::from_secs(15);
-    for t in counted.iter().chain(&timed) {
-        let i = (0..8).find(|i| trace(*i) == *t).unwrap();
-        let span = receiver
-            .wait_for(wait, |r| r.trace_id() == *t && r.span.kind == 2)
-            .await
-            .unwrap_or_else(|| panic!("no span of trace {t}; stderr:\n{}", srv.stderr()));
-        assert_eq!(span.parent_id(), format!("{:016x}", i + 1));
-        let route = ["/products", "/users"][i % 2];
-        assert_eq!(span.span.name, format!("GET {route}"));
-        assert_eq!(span.attr("http.route").as_deref(), Some(route));
-        assert_eq!(span.attr("http.request.method").as_deref(), Some("GET"));
-        assert_eq!(
-            span.attr("http.response.status_code").as_deref(),
-            Some("200")
-        );
-        assert_eq!(span.attr("url.path").as_deref(), Some(route));
-        assert_eq!(
-            span.resource("service.name").as_deref(),
-            Some("ecommerce-api")
-        );
-    }
     assert!(receiver
         .wait_for(wait, |r| r.trace_id() == refused)
         .await
         .is_some());
-    assert!(receiver.spans().iter().all(|r| r.trace_id() != unsampled));
+    assert!(receiver.spans().iter().all(|r| r.trace_id() != UNSAMPLED));
     assert!(srv.stop().success());
     // Trace → logs: the request lines carry the same trace ids.
     let lines = log_lines(dir.path());

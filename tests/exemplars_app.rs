@@ -64,6 +64,93 @@ logging: { dir: logs, file: shop }
 tracing: { endpoint: "http://127.0.0.1:9" }
 "#;
 
+const SAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
+
+/// Waits (at most 30 s) until the server at `base` answers.
+async fn wait_until_it_answers(c: &reqwest::Client, base: &str) {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.get(format!("{base}/metrics")).send().await.is_err() {
+        assert!(Instant::now() < deadline, "the server never answered");
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+}
+
+/// A card order in a sampled request, a cash one in an unsampled request.
+async fn a_sampled_and_an_unsampled_order(c: &reqwest::Client, base: &str) {
+    let r = c
+        .get(format!("{base}/order"))
+        .header("traceparent", format!("00-{SAMPLED}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c
+        .get(format!("{base}/order"))
+        .header("x-pay", "cash")
+        .header(
+            "traceparent",
+            "00-0000000000000000000000000000feed-00000000000000dd-00",
+        )
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+}
+
+/// The samples of `family` in the parsed OpenMetrics `om` (read from `text`).
+fn samples(om: &Value, text: &str, family: &str) -> Vec<Value> {
+    om.as_array()
+        .unwrap()
+        .iter()
+        .find(|f| f["name"] == family)
+        .unwrap_or_else(|| panic!("no {family}:\n{text}"))["samples"]
+        .as_array()
+        .unwrap()
+        .clone()
+}
+
+/// The counter: both orders counted, only the card one (sampled) with an
+/// exemplar, whose span is the server's.
+fn the_counter_carries_the_sampled_requests_exemplar(om: &Value, text: &str) {
+    let orders = samples(om, text, "orders");
+    let by_pay = |pay: &str| {
+        orders
+            .iter()
+            .find(|s| s["labels"]["pay"] == pay)
+            .unwrap_or_else(|| panic!("no pay={pay}:\n{text}"))
+            .clone()
+    };
+    let card = by_pay("card");
+    assert_eq!(card["value"], 1.0);
+    assert_eq!(card["exemplar"]["labels"]["trace_id"], SAMPLED, "{text}");
+    let span = card["exemplar"]["labels"]["span_id"].as_str().unwrap();
+    assert!(
+        span.len() == 16 && span != "b7ad6b7169203331",
+        "the server's span: {span}"
+    );
+    let cash = by_pay("cash");
+    assert_eq!(cash["value"], 1.0, "counted");
+    assert!(cash["exemplar"].is_null(), "unsampled: {text}");
+}
+
+/// The histogram: one exemplar, the sampled request's, in its bucket.
+fn the_histogram_carries_the_sampled_requests_exemplar(om: &Value, text: &str) {
+    let with: Vec<(String, String)> = samples(om, text, "basket_euros")
+        .iter()
+        .filter(|s| !s["exemplar"].is_null())
+        .map(|s| {
+            (
+                s["labels"]["le"].as_str().unwrap().to_string(),
+                s["exemplar"]["labels"]["trace_id"]
+                    .as_str()
+                    .unwrap()
+                    .to_string(),
+            )
+        })
+        .collect();
+    assert_eq!(with, [("50".to_string(), SAMPLED.to_string())], "{text}");
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn app_metrics_carry_the_sampled_requests_exemplar() {
     let dir = tempdir();
@@ -85,30 +172,8 @@ async fn app_metrics_carry_the_sampled_requests_exemplar() {
     });
     let base = format!("http://127.0.0.1:{port}");
     let c = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.get(format!("{base}/metrics")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-    let sampled = "0af7651916cd43dd8448eb211c80319c";
-    let r = c
-        .get(format!("{base}/order"))
-        .header("traceparent", format!("00-{sampled}-b7ad6b7169203331-01"))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c
-        .get(format!("{base}/order"))
-        .header("x-pay", "cash")
-        .header(
-            "traceparent",
-            "00-0000000000000000000000000000feed-00000000000000dd-00",
-        )
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    wait_until_it_answers(&c, &base).await;
+    a_sampled_and_an_unsampled_order(&c, &base).await;
 
     let text = c
         .get(format!("{base}/metrics"))
@@ -120,50 +185,8 @@ async fn app_metrics_carry_the_sampled_requests_exemplar() {
         .await
         .unwrap();
     let om = python_parse(&text, true);
-    let samples = |family: &str| -> Vec<Value> {
-        om.as_array()
-            .unwrap()
-            .iter()
-            .find(|f| f["name"] == family)
-            .unwrap_or_else(|| panic!("no {family}:\n{text}"))["samples"]
-            .as_array()
-            .unwrap()
-            .clone()
-    };
-    let orders = samples("orders");
-    let by_pay = |pay: &str| {
-        orders
-            .iter()
-            .find(|s| s["labels"]["pay"] == pay)
-            .unwrap_or_else(|| panic!("no pay={pay}:\n{text}"))
-            .clone()
-    };
-    let card = by_pay("card");
-    assert_eq!(card["value"], 1.0);
-    assert_eq!(card["exemplar"]["labels"]["trace_id"], sampled, "{text}");
-    let span = card["exemplar"]["labels"]["span_id"].as_str().unwrap();
-    assert!(
-        span.len() == 16 && span != "b7ad6b7169203331",
-        "the server's span: {span}"
-    );
-    let cash = by_pay("cash");
-    assert_eq!(cash["value"], 1.0, "counted");
-    assert!(cash["exemplar"].is_null(), "unsampled: {text}");
-
-    let with: Vec<(String, String)> = samples("basket_euros")
-        .iter()
-        .filter(|s| !s["exemplar"].is_null())
-        .map(|s| {
-            (
-                s["labels"]["le"].as_str().unwrap().to_string(),
-                s["exemplar"]["labels"]["trace_id"]
-                    .as_str()
-                    .unwrap()
-                    .to_string(),
-            )
-        })
-        .collect();
-    assert_eq!(with, [("50".to_string(), sampled.to_string())], "{text}");
+    the_counter_carries_the_sampled_requests_exemplar(&om, &text);
+    the_histogram_carries_the_sampled_requests_exemplar(&om, &text);
 
     let st = std::process::Command::new("kill")
         .args(["-TERM", &std::process::id().to_string()])

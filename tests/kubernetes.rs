@@ -158,15 +158,12 @@ fn the_prometheus_rule_holds_the_groups_promtool_checks_and_tests() {
 }
 
 #[test]
-fn objects_follow_the_manifest_and_fit_together() {
+fn objects_follow_the_manifest() {
     let r = rendered_default();
     let m = yaml(&r.manifest);
-    let name = m["service"]["name"].as_str().unwrap();
     let ns = &m["kubernetes"]["namespace"];
     let mon_ns = &m["kubernetes"]["monitoring_namespace"];
     let dep = k8s(&r, "deployment.yaml");
-    let svc = k8s(&r, "service.yaml");
-    let sm = k8s(&r, "servicemonitor.yaml");
     assert_eq!(dep["spec"]["replicas"], m["kubernetes"]["replicas"]);
     for (file, want) in [
         ("deployment.yaml", ns),
@@ -207,6 +204,17 @@ fn objects_follow_the_manifest_and_fit_together() {
     let env = &c["env"][0];
     assert_eq!(env["name"], "POD_NAME");
     assert_eq!(env["valueFrom"]["fieldRef"]["fieldPath"], "metadata.name");
+}
+
+#[test]
+fn the_service_selects_the_pods_and_the_monitor_scrapes_the_service() {
+    let r = rendered_default();
+    let m = yaml(&r.manifest);
+    let name = m["service"]["name"].as_str().unwrap();
+    let dep = k8s(&r, "deployment.yaml");
+    let svc = k8s(&r, "service.yaml");
+    let sm = k8s(&r, "servicemonitor.yaml");
+    let c = &dep["spec"]["template"]["spec"]["containers"][0];
     // The Service selects the Deployment's pods; the ServiceMonitor selects
     // the Service and scrapes its named port.
     let pod_labels = &dep["spec"]["template"]["metadata"]["labels"];
@@ -239,8 +247,13 @@ fn objects_follow_the_manifest_and_fit_together() {
         .iter()
         .any(|r| r["targetLabel"] == "instance"
             && r["sourceLabels"][0] == "__meta_kubernetes_pod_name"));
+}
 
-    // The ConfigMaps carry the files byte for byte.
+#[test]
+fn the_config_maps_carry_the_files_byte_for_byte() {
+    let r = rendered_default();
+    let m = yaml(&r.manifest);
+    let dep = k8s(&r, "deployment.yaml");
     let cm = k8s(&r, "manifest-configmap.yaml");
     assert_eq!(cm["data"]["manifest.yaml"], Value::from(read(&r.manifest)));
     let items = dep["spec"]["template"]["spec"]["volumes"][0]["configMap"]["items"]
@@ -264,6 +277,15 @@ fn objects_follow_the_manifest_and_fit_together() {
         dash_cm["data"][&key],
         Value::from(read(&r.out.join(format!("grafana/dashboards/{key}"))))
     );
+}
+
+#[test]
+fn the_datasources_have_the_dashboards_uids_and_the_clusters_urls() {
+    let r = rendered_default();
+    let m = yaml(&r.manifest);
+    let name = m["service"]["name"].as_str().unwrap();
+    let ns = &m["kubernetes"]["namespace"];
+    let key = format!("{}.json", m["dashboard"]["uid"].as_str().unwrap());
     // The datasources have the uids the dashboard points at, and the cluster's URLs.
     let ds_cm = k8s(&r, "grafana-datasources.yaml");
     assert_eq!(ds_cm["metadata"]["labels"]["grafana_datasource"], "1");

@@ -318,12 +318,8 @@ fn required(m: &serde_yaml::Value, ep: &serde_yaml::Value) -> Vec<(String, Vec<S
         .collect()
 }
 
-#[tokio::test]
-async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_validator() {
-    let (dir, srv) = guarded();
-    let doc = doc(&srv).await;
-
-    // The schemes, by their manifest names.
+/// The schemes, by their manifest names.
+fn the_schemes_are_the_manifests(doc: &Value) {
     let schemes = &doc["components"]["securitySchemes"];
     assert_eq!(
         schemes["docs_key"],
@@ -342,13 +338,12 @@ async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_va
         "{schemes:#}"
     );
     assert_eq!(schemes.as_object().unwrap().len(), 3, "{schemes:#}");
+}
 
-    // Each operation's security is the manifest's: one alternative per
-    // scheme (a jwt with its scopes), none on open ones; protected ones
-    // document the guard's 401 and 403 with the Error schema.
-    let m: serde_yaml::Value =
-        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("manifest.yaml")).unwrap())
-            .unwrap();
+/// Each operation's security is the manifest's: one alternative per
+/// scheme (a jwt with its scopes), none on open ones; protected ones
+/// document the guard's 401 and 403 with the Error schema.
+fn each_operations_security_is_the_manifests(doc: &Value, m: &serde_yaml::Value) {
     let endpoints = m["endpoints"].as_sequence().unwrap();
     let (mut open, mut protected) = (0, 0);
     for ep in endpoints {
@@ -356,7 +351,7 @@ async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_va
         let method = ep["method"].as_str().unwrap_or("GET").to_lowercase();
         let op = &doc["paths"][path][&method];
         assert!(op.is_object(), "{method} {path} is not in the document");
-        let want = required(&m, ep);
+        let want = required(m, ep);
         if want.is_empty() {
             open += 1;
             assert!(
@@ -392,6 +387,39 @@ async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_va
     }
     assert_eq!(open, 4, "the probes and /metrics are open");
     assert!(protected >= 5, "{protected} protected operations");
+}
+
+/// What the document says is what the server does.
+async fn the_server_does_what_the_document_says(srv: &Server) {
+    let client = reqwest::Client::new();
+    let status = |path: &str, header: Option<(&str, String)>| {
+        let mut r = client.get(srv.url(path));
+        if let Some((k, v)) = header {
+            r = r.header(k, v);
+        }
+        async move { r.send().await.unwrap().status().as_u16() }
+    };
+    assert_eq!(status("/health", None).await, 200);
+    assert_eq!(status("/keyed", None).await, 401);
+    assert_eq!(
+        status("/keyed", Some(("X-Docs-Key", API_KEY.into()))).await,
+        200
+    );
+    let bearer = Some(("Authorization", format!("Bearer {TOKEN}")));
+    assert_eq!(status("/either", bearer.clone()).await, 200);
+    assert_eq!(status("/keyed", bearer).await, 401);
+}
+
+#[tokio::test]
+async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_validator() {
+    let (dir, srv) = guarded();
+    let doc = doc(&srv).await;
+
+    the_schemes_are_the_manifests(&doc);
+    let m: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.path().join("manifest.yaml")).unwrap())
+            .unwrap();
+    each_operations_security_is_the_manifests(&doc, &m);
     assert_eq!(
         doc["paths"]["/scoped"]["get"]["security"],
         json!([{"id_token": []}])
@@ -410,24 +438,7 @@ async fn the_document_of_a_guarded_service_states_its_security_and_passes_the_va
     assert!(doc.get("security").is_none_or(|s| s == &json!([])));
     assert!(doc["components"]["schemas"]["Error"].is_object());
 
-    // What the document says is what the server does.
-    let client = reqwest::Client::new();
-    let status = |path: &str, header: Option<(&str, String)>| {
-        let mut r = client.get(srv.url(path));
-        if let Some((k, v)) = header {
-            r = r.header(k, v);
-        }
-        async move { r.send().await.unwrap().status().as_u16() }
-    };
-    assert_eq!(status("/health", None).await, 200);
-    assert_eq!(status("/keyed", None).await, 401);
-    assert_eq!(
-        status("/keyed", Some(("X-Docs-Key", API_KEY.into()))).await,
-        200
-    );
-    let bearer = Some(("Authorization", format!("Bearer {TOKEN}")));
-    assert_eq!(status("/either", bearer.clone()).await, 200);
-    assert_eq!(status("/keyed", bearer).await, 401);
+    the_server_does_what_the_document_says(&srv).await;
 
     // And it is a valid OpenAPI document.
     let file = dir.path().join("openapi.json");

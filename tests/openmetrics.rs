@@ -67,8 +67,9 @@ fn family<'a>(families: &'a Value, name: &str) -> &'a Value {
         .unwrap_or_else(|| panic!("no family {name} in {families:#}"))
 }
 
-#[test]
-fn every_family_type_with_exemplars_parses_as_openmetrics() {
+/// Every family type the crate gathers, plus a summary and an untyped one,
+/// sorted by name.
+fn families_of_every_type() -> Vec<MetricFamily> {
     let requests = prometheus::IntCounterVec::new(
         prometheus::Opts::new("orders_total", "Orders, by \"kind\"\nand \\ path"),
         &["kind"],
@@ -97,7 +98,11 @@ fn every_family_type_with_exemplars_parses_as_openmetrics() {
     let mut families: Vec<MetricFamily> = collectors.iter().flat_map(|c| c.collect()).collect();
     families.extend(hand_made());
     families.sort_by(|a, b| a.name().cmp(b.name()));
+    families
+}
 
+/// An exemplar on one counter series and on two buckets of a histogram.
+fn exemplar_index() -> ExemplarIndex {
     let trace = |n: u8| Ids {
         trace_id: [n; 16],
         span_id: [n + 1; 8],
@@ -124,10 +129,22 @@ fn every_family_type_with_exemplars_parses_as_openmetrics() {
             buckets: vec![(1.0, e(0xb2, 0.5)), (f64::INFINITY, e(0xc3, 30.0))],
         },
     );
-    let text = openmetrics::encode(&families, &index);
+    index
+}
+
+/// The families of every type, encoded with their exemplars: the families,
+/// the OpenMetrics text, and what the official parser made of it.
+fn encoded() -> (Vec<MetricFamily>, String, Value) {
+    let families = families_of_every_type();
+    let text = openmetrics::encode(&families, &exemplar_index());
     assert!(text.ends_with("# EOF\n"), "{text}");
     let om = python_parse(&text, true);
+    (families, text, om)
+}
 
+#[test]
+fn every_family_type_with_exemplars_parses_as_openmetrics() {
+    let (_, text, om) = encoded();
     let types: BTreeSet<(String, String)> = om
         .as_array()
         .unwrap()
@@ -168,7 +185,11 @@ fn every_family_type_with_exemplars_parses_as_openmetrics() {
         family(&om, "orders")["samples"].as_array().unwrap().len(),
         2
     );
+}
 
+#[test]
+fn openmetrics_gives_the_series_the_text_format_gives() {
+    let (families, _, om) = encoded();
     // The series are the ones the text format gives (what Prometheus stores).
     let mut text_families = families.clone();
     text_families.retain(|f| f.get_field_type() != MetricType::UNTYPED);
@@ -179,7 +200,11 @@ fn every_family_type_with_exemplars_parses_as_openmetrics() {
     from_text.insert("legacy_value{}".into());
     assert!(from_text.contains("bare_events{}"), "{from_text:?}");
     assert_eq!(series_names(&om), from_text);
+}
 
+#[test]
+fn exemplars_are_where_they_were_recorded_and_only_there() {
+    let (_, _, om) = encoded();
     // Exemplars where they were recorded, and only there.
     let with: Vec<(String, Value)> = om
         .as_array()
@@ -219,14 +244,10 @@ fn sampled(i: usize) -> (String, String) {
     )
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
-    let dir = tempdir();
-    let manifest = copy_default_manifest(dir.path());
-    common::export_to(&manifest, "http://127.0.0.1:9");
-    let srv = Server::start(&manifest, dir.path());
-    let c = reqwest::Client::new();
-    // Sampled by their caller, then not sampled.
+const UNSAMPLED: &str = "0000000000000000000000000000dead";
+
+/// Six requests sampled by their caller, then three not sampled.
+async fn sampled_then_unsampled_requests(c: &reqwest::Client, srv: &Server) {
     for i in 0..6 {
         let (t, s) = sampled(i);
         let path = ["/products", "/users", "/nope"][i % 3];
@@ -236,30 +257,31 @@ async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
             .await
             .unwrap();
     }
-    let unsampled = "0000000000000000000000000000dead";
     for _ in 0..3 {
         c.get(srv.url("/products"))
-            .header("traceparent", format!("00-{unsampled}-00000000000000aa-00"))
+            .header("traceparent", format!("00-{UNSAMPLED}-00000000000000aa-00"))
             .send()
             .await
             .unwrap();
     }
-    let get = |accept: Option<&'static str>| {
-        let mut r = c.get(srv.url("/metrics"));
-        if let Some(a) = accept {
-            r = r.header("accept", a);
-        }
-        async move {
-            let r = r.send().await.unwrap();
-            let ct = r.headers()["content-type"].to_str().unwrap().to_string();
-            (ct, r.text().await.unwrap())
-        }
-    };
+}
 
-    // Without the header: the text format, as before.
-    let (ct, plain) = get(None).await;
+/// `/metrics` with the `Accept` header given: its content type and body.
+async fn scrape(c: &reqwest::Client, srv: &Server, accept: Option<&str>) -> (String, String) {
+    let mut r = c.get(srv.url("/metrics"));
+    if let Some(a) = accept {
+        r = r.header("accept", a);
+    }
+    let r = r.send().await.unwrap();
+    let ct = r.headers()["content-type"].to_str().unwrap().to_string();
+    (ct, r.text().await.unwrap())
+}
+
+/// Without the header: the text format, as before. Returns it.
+async fn without_the_header_the_text_format(c: &reqwest::Client, srv: &Server) -> String {
+    let (ct, plain) = scrape(c, srv, None).await;
     assert_eq!(ct, "text/plain; version=0.0.4");
-    let (ct2, plain2) = get(Some("text/plain;version=0.0.4")).await;
+    let (ct2, plain2) = scrape(c, srv, Some("text/plain;version=0.0.4")).await;
     assert_eq!(ct2, ct);
     let shape = |t: &str| -> Vec<String> {
         t.lines()
@@ -273,31 +295,18 @@ async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
     );
     assert!(plain.contains("# TYPE http_requests_total counter\n"));
     assert!(plain.contains("le=\"+Inf\"}"));
+    plain
+}
 
-    let (ct, om_text) = get(Some(PROMETHEUS_ACCEPT)).await;
-    assert_eq!(
-        ct,
-        "application/openmetrics-text; version=1.0.0; charset=utf-8"
-    );
-    assert!(om_text.ends_with("# EOF\n"));
-    let om = python_parse(&om_text, true);
-    assert_eq!(family(&om, "http_requests")["type"], "counter");
-    assert_eq!(
-        family(&om, "http_request_duration_seconds")["type"],
-        "histogram"
-    );
-    // The same series as the text format (process_* values move, names do not).
-    assert_eq!(series_names(&om), text_series(&plain));
-    // And the text format is the format: the official parser reads it.
-    python_parse(&plain, false);
-
-    // Exemplars: the sampled requests' server spans, never the unsampled.
+/// Exemplars: the sampled requests' server spans, never the unsampled;
+/// each in its bucket, recent, and on both request families.
+fn exemplars_are_the_sampled_server_spans(om: &Value, om_text: &str) {
     let sampled_ids: BTreeSet<String> = (0..6).map(|i| sampled(i).0).collect();
     let parents: BTreeSet<String> = (0..6).map(|i| sampled(i).1).collect();
     let mut seen = BTreeSet::new();
     for f in ["http_requests", "http_request_duration_seconds"] {
         let mut previous_le = f64::NEG_INFINITY;
-        for s in family(&om, f)["samples"].as_array().unwrap() {
+        for s in family(om, f)["samples"].as_array().unwrap() {
             let le = s["labels"]["le"]
                 .as_str()
                 .map(|v| v.parse::<f64>().unwrap());
@@ -305,7 +314,7 @@ async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
             if !e.is_null() {
                 let trace = e["labels"]["trace_id"].as_str().unwrap().to_string();
                 let span = e["labels"]["span_id"].as_str().unwrap();
-                assert_ne!(trace, unsampled);
+                assert_ne!(trace, UNSAMPLED);
                 // `/metrics` itself is requested without a traceparent:
                 // a new trace, sampled (`parentbased_always_on`).
                 let own = s["labels"]["path"] == "/metrics";
@@ -347,4 +356,35 @@ async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
             "no exemplar on {f}:\n{om_text}"
         );
     }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_demo_server_answers_prometheus_in_openmetrics_with_exemplars() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    common::export_to(&manifest, "http://127.0.0.1:9");
+    let srv = Server::start(&manifest, dir.path());
+    let c = reqwest::Client::new();
+    sampled_then_unsampled_requests(&c, &srv).await;
+
+    let plain = without_the_header_the_text_format(&c, &srv).await;
+
+    let (ct, om_text) = scrape(&c, &srv, Some(PROMETHEUS_ACCEPT)).await;
+    assert_eq!(
+        ct,
+        "application/openmetrics-text; version=1.0.0; charset=utf-8"
+    );
+    assert!(om_text.ends_with("# EOF\n"));
+    let om = python_parse(&om_text, true);
+    assert_eq!(family(&om, "http_requests")["type"], "counter");
+    assert_eq!(
+        family(&om, "http_request_duration_seconds")["type"],
+        "histogram"
+    );
+    // The same series as the text format (process_* values move, names do not).
+    assert_eq!(series_names(&om), text_series(&plain));
+    // And the text format is the format: the official parser reads it.
+    python_parse(&plain, false);
+
+    exemplars_are_the_sampled_server_spans(&om, &om_text);
 }

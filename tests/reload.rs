@@ -7,6 +7,7 @@ mod common;
 
 use common::{copy_default_manifest, edit, log_lines, metric_sum, tempdir, Server};
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
@@ -62,13 +63,12 @@ struct Seen {
     errors: Vec<String>,
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
-    let dir = tempdir();
-    let manifest = copy_default_manifest(dir.path());
-    let server = Server::start(&manifest, dir.path());
-    let seen = Arc::new(Mutex::new(Seen::default()));
-    let stop = Arc::new(AtomicBool::new(false));
+/// Four clients sending requests with their own ids until `stop`.
+fn load(
+    server: &Server,
+    seen: &Arc<Mutex<Seen>>,
+    stop: &Arc<AtomicBool>,
+) -> Vec<tokio::task::JoinHandle<()>> {
     let mut clients = Vec::new();
     for worker in 0..4 {
         let (seen, stop, base) = (seen.clone(), stop.clone(), server.base.clone());
@@ -95,25 +95,32 @@ async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
             }
         }));
     }
-    tokio::time::sleep(Duration::from_millis(300)).await;
+    clients
+}
 
-    // 1. A reload that adds an endpoint.
-    edit(&manifest, "  - path: /error\n", LIVEZ);
-    hup(&server);
-    await_reloads(&server, "success", 1.0).await;
+/// The first reload adds an endpoint: it is served, documented and has
+/// its series. Returns the count of /products requests so far.
+async fn a_reload_adds_an_endpoint(server: &Server, manifest: &Path) -> f64 {
+    edit(manifest, "  - path: /error\n", LIVEZ);
+    hup(server);
+    await_reloads(server, "success", 1.0).await;
     let livez = reqwest::get(server.url("/livez")).await.unwrap();
     assert_eq!(livez.status(), 200, "the added endpoint is served");
     let spec = common::get_text(&server.url("/openapi.json")).await;
     assert!(spec.contains("\"/livez\""), "the document lists it");
-    let before = metrics(&server).await;
+    let before = metrics(server).await;
     assert!(before.contains("path=\"/livez\""), "its series exist");
     let products_before = metric_sum(&before, "http_requests_total", &["path=\"/products\""]);
     assert!(products_before > 0.0, "the load reached /products");
+    products_before
+}
 
-    // 2. A reload that removes it.
-    edit(&manifest, LIVEZ, "  - path: /error\n");
-    hup(&server);
-    let after = await_reloads(&server, "success", 2.0).await;
+/// The second reload removes it: its series leave /metrics, a kept
+/// family keeps its values.
+async fn a_reload_removes_it(server: &Server, manifest: &Path, products_before: f64) {
+    edit(manifest, LIVEZ, "  - path: /error\n");
+    hup(server);
+    let after = await_reloads(server, "success", 2.0).await;
     assert!(
         !after.contains("path=\"/livez\""),
         "the removed route's series left /metrics:\n{}",
@@ -134,27 +141,23 @@ async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
         metric_sum(&after, "telltale_config_last_reload_successful", &[]),
         1.0
     );
+}
 
-    // 3. An invalid one: the old manifest keeps serving.
-    edit(&manifest, "  port: 8001", "  port: \"x\"");
-    hup(&server);
-    let failed = await_reloads(&server, "failure", 1.0).await;
+/// The third is invalid: the old manifest keeps serving.
+async fn an_invalid_reload_keeps_the_old_manifest(server: &Server, manifest: &Path) {
+    edit(manifest, "  port: 8001", "  port: \"x\"");
+    hup(server);
+    let failed = await_reloads(server, "failure", 1.0).await;
     assert_eq!(
         metric_sum(&failed, "telltale_config_last_reload_successful", &[]),
         0.0
     );
     let still = reqwest::get(server.url("/products")).await.unwrap();
     assert_eq!(still.status(), 200, "the previous manifest still serves");
+}
 
-    tokio::time::sleep(Duration::from_millis(300)).await;
-    stop.store(true, Ordering::Relaxed);
-    for c in clients {
-        c.await.unwrap();
-    }
-    let workdir = server.workdir.clone();
-    assert!(server.stop().success());
-
-    let seen = seen.lock().unwrap();
+/// No request failed, and every answered one has exactly one log line.
+fn no_request_failed_and_each_has_one_log_line(seen: &Seen, lines: &[serde_json::Value]) {
     assert!(seen.errors.is_empty(), "failed requests: {:?}", seen.errors);
     let bad: Vec<_> = seen.answered.iter().filter(|(_, s)| **s != 200).collect();
     assert!(bad.is_empty(), "requests that did not succeed: {bad:?}");
@@ -164,9 +167,8 @@ async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
         seen.answered.len()
     );
 
-    let lines = log_lines(&workdir);
     let mut logged: HashMap<&str, usize> = HashMap::new();
-    for l in &lines {
+    for l in lines {
         if let Some(id) = l["request_id"].as_str() {
             *logged.entry(id).or_default() += 1;
         }
@@ -186,6 +188,33 @@ async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
             .count(),
         seen.answered.len()
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_reloads_under_load_fail_no_request_and_lose_no_log_line() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let server = Server::start(&manifest, dir.path());
+    let seen = Arc::new(Mutex::new(Seen::default()));
+    let stop = Arc::new(AtomicBool::new(false));
+    let clients = load(&server, &seen, &stop);
+    tokio::time::sleep(Duration::from_millis(300)).await;
+
+    let products_before = a_reload_adds_an_endpoint(&server, &manifest).await;
+    a_reload_removes_it(&server, &manifest, products_before).await;
+    an_invalid_reload_keeps_the_old_manifest(&server, &manifest).await;
+
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    stop.store(true, Ordering::Relaxed);
+    for c in clients {
+        c.await.unwrap();
+    }
+    let workdir = server.workdir.clone();
+    assert!(server.stop().success());
+
+    let seen = seen.lock().unwrap();
+    let lines = log_lines(&workdir);
+    no_request_failed_and_each_has_one_log_line(&seen, &lines);
     let located = lines.iter().any(|l| {
         l["logger"] == "telltale::reload"
             && l["level"] == "error"

@@ -13,6 +13,7 @@ use common::*;
 use render_support::*;
 use serde_json::Value;
 use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
@@ -65,13 +66,18 @@ async fn until(
     }
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
-    let dir = tempdir();
-    let base = copy_default_manifest(dir.path());
-    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
-    let addr = |p: u16| format!("127.0.0.1:{p}");
-    let manifest = dir.path().join("replicas.yaml");
+fn addr(p: u16) -> String {
+    format!("127.0.0.1:{p}")
+}
+
+/// A panel's query: its title, its expression, its legend.
+type PanelQuery = (String, String, String);
+
+/// Renders the stack with file discovery over the first two ports; the
+/// third is not in the rendered file. Returns the manifest and the stack.
+fn render_two_declared(dir: &std::path::Path, ports: &[u16]) -> (PathBuf, PathBuf) {
+    let base = copy_default_manifest(dir);
+    let manifest = dir.join("replicas.yaml");
     edit_manifest(&base, &manifest, |v| {
         *at(v, &["stack", "scrape_interval"]) = "1s".into();
         *at(v, &["stack", "evaluation_interval"]) = "1s".into();
@@ -82,14 +88,172 @@ async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
             serde_yaml::to_value([addr(ports[0]), addr(ports[1])]).unwrap();
         *at(v, &["rules", "target_down_for"]) = "4s".into();
     });
-    let out = dir.path().join("stack");
+    let out = dir.join("stack");
     render_ok(&manifest, &out);
-    let sd_dir = out.join("prometheus/targets").join(JOB);
-    let rendered = read(&sd_dir.join("telltale.yml"));
+    let rendered = read(
+        &out.join("prometheus/targets")
+            .join(JOB)
+            .join("telltale.yml"),
+    );
     assert!(
         rendered.contains(&addr(ports[0])) && !rendered.contains(&addr(ports[2])),
         "{rendered}"
     );
+    (manifest, out)
+}
+
+/// 8 rounds of 4 requests to each replica.
+async fn traffic(servers: &[Option<Server>]) {
+    let c = reqwest::Client::new();
+    for _ in 0..8 {
+        for s in servers.iter().flatten() {
+            for p in ["/products", "/users?limit=5", "/nope", "/error"] {
+                c.get(s.url(p)).send().await.unwrap();
+            }
+        }
+        tokio::time::sleep(Duration::from_millis(250)).await;
+    }
+}
+
+/// Every Prometheus target of the dashboard, with its panel's title.
+fn panel_queries(dashboard: &std::path::Path) -> Vec<PanelQuery> {
+    let dash = json(dashboard);
+    dash["panels"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["datasource"]["type"] == "prometheus")
+        .flat_map(|p| {
+            p["targets"].as_array().unwrap().iter().map(|t| {
+                (
+                    p["title"].as_str().unwrap().to_string(),
+                    substitute(t["expr"].as_str().unwrap()),
+                    t["legendFormat"].as_str().unwrap_or("").to_string(),
+                )
+            })
+        })
+        .collect()
+}
+
+/// Aggregated panels read every replica: each metric they sum has series
+/// from all three, and the sum is what they served. Per-instance panels
+/// show one series per replica; they are returned.
+async fn aggregated_panels_read_every_replica<'p>(
+    prom: &Prometheus,
+    panels: &'p [PanelQuery],
+    all: &BTreeSet<String>,
+) -> Vec<&'p PanelQuery> {
+    for metric in [
+        "http_requests_total",
+        "http_request_duration_seconds_bucket",
+        "products_low_stock_total",
+        "system_cpu_usage_percent",
+        "process_cpu_seconds_total",
+    ] {
+        let q = format!("count by (instance) ({metric}{{job=\"{JOB}\"}})");
+        let r = prom.query(&q).await.unwrap();
+        assert_eq!(&instances(&r), all, "{q}");
+    }
+    // The total over the three is what the replicas served: no replica
+    // is missing from the sum (each served 8 rounds of 4 requests, plus
+    // Prometheus's own scrapes of /metrics).
+    let total = format!("sum(http_requests_total{{job=\"{JOB}\", path!=\"/metrics\"}})");
+    until(prom, &total, 30, "every replica's requests summed", |r| {
+        r.first()
+            .and_then(|s| s["value"][1].as_str())
+            .and_then(|v| v.parse::<f64>().ok())
+            .is_some_and(|v| v >= 3.0 * 8.0 * 4.0)
+    })
+    .await;
+    // Per-instance panels show one series per replica.
+    let per_instance: Vec<&PanelQuery> = panels
+        .iter()
+        .filter(|(_, _, l)| l.contains("{{instance}}"))
+        .collect();
+    assert!(per_instance.len() >= 5, "{per_instance:?}");
+    for (title, q, _) in &per_instance {
+        let r = prom.query(q).await.unwrap();
+        assert_eq!(&instances(&r), all, "panel {title:?}: {q}");
+    }
+    per_instance
+}
+
+/// TargetDown goes pending, then firing, for the stopped replica `gone`
+/// and for no other.
+async fn target_down_fires_for_the_stopped_one(prom: &Prometheus, gone: &str) {
+    let alert = |state: &str| {
+        format!("ALERTS{{alertname=\"TargetDown\", alertstate=\"{state}\", instance=\"{gone}\"}}")
+    };
+    let seen_pending = Instant::now();
+    until(prom, &alert("pending"), 30, "TargetDown pending", |r| {
+        !r.is_empty()
+    })
+    .await;
+    until(prom, &alert("firing"), 30, "TargetDown firing", |r| {
+        !r.is_empty()
+    })
+    .await;
+    assert!(
+        seen_pending.elapsed() >= Duration::from_secs(2),
+        "TargetDown fired before its `for` could pass"
+    );
+    let firing = prom
+        .query("ALERTS{alertname=\"TargetDown\", alertstate=\"firing\"}")
+        .await
+        .unwrap();
+    assert_eq!(
+        instances(&firing),
+        BTreeSet::from([gone.to_string()]),
+        "only the stopped replica is down"
+    );
+}
+
+/// The panels keep the other two. Per-instance gauges (Targets Up aside,
+/// which shows the stopped one as 0) drop the stopped replica once its
+/// series go stale; a rate keeps it until its window has passed.
+async fn the_panels_keep_the_other_two(
+    prom: &Prometheus,
+    panels: &[PanelQuery],
+    per_instance: &[&PanelQuery],
+    left: &BTreeSet<String>,
+) {
+    for (title, q, _) in per_instance.iter().filter(|(_, q, _)| !q.starts_with("up")) {
+        let windowed = q.contains('[');
+        until(prom, q, 30, &format!("panel {title:?} keeps two"), |r| {
+            let got = instances(r);
+            if windowed {
+                got.is_superset(left)
+            } else {
+                &got == left
+            }
+        })
+        .await;
+    }
+    for (title, q, _) in panels {
+        let r = prom.query(q).await.unwrap();
+        assert!(!r.is_empty(), "panel {title:?} lost its data: {q}");
+    }
+}
+
+/// Each replica's log lines carry its own instance (the two declared ones
+/// without being told) and the service.
+fn each_replica_logs_its_own_instance(dir: &std::path::Path, ports: &[u16]) {
+    for &p in ports {
+        let lines = log_lines(&dir.join(format!("replica-{p}")));
+        assert!(lines.len() > 10, "replica {p}: {} lines", lines.len());
+        for l in &lines {
+            assert_eq!(l["instance"], addr(p), "{l}");
+            assert_eq!(l["service"], JOB, "{l}");
+        }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
+    let dir = tempdir();
+    let ports: Vec<u16> = (0..3).map(|_| free_port()).collect();
+    let (manifest, out) = render_two_declared(dir.path(), &ports);
+    let sd_dir = out.join("prometheus/targets").join(JOB);
 
     let mut servers: Vec<Option<Server>> = ports
         .iter()
@@ -111,131 +275,24 @@ async fn three_replicas_aggregate_and_a_stopped_one_fires_target_down() {
     })
     .await;
 
-    let c = reqwest::Client::new();
-    for _ in 0..8 {
-        for s in servers.iter().flatten() {
-            for p in ["/products", "/users?limit=5", "/nope", "/error"] {
-                c.get(s.url(p)).send().await.unwrap();
-            }
-        }
-        tokio::time::sleep(Duration::from_millis(250)).await;
-    }
+    traffic(&servers).await;
     let dashboard = out.join(format!("grafana/dashboards/{JOB}.json"));
     let alerts = out.join("prometheus/alerts.yml");
     panels_have_data_and_rules_evaluate(&prom, &dashboard, &alerts).await;
 
-    // Aggregated panels read every replica: each metric they sum has
-    // series from all three.
-    let dash = json(&dashboard);
-    let panels: Vec<(String, String, String)> = dash["panels"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .filter(|p| p["datasource"]["type"] == "prometheus")
-        .flat_map(|p| {
-            p["targets"].as_array().unwrap().iter().map(|t| {
-                (
-                    p["title"].as_str().unwrap().to_string(),
-                    substitute(t["expr"].as_str().unwrap()),
-                    t["legendFormat"].as_str().unwrap_or("").to_string(),
-                )
-            })
-        })
-        .collect();
-    for metric in [
-        "http_requests_total",
-        "http_request_duration_seconds_bucket",
-        "products_low_stock_total",
-        "system_cpu_usage_percent",
-        "process_cpu_seconds_total",
-    ] {
-        let q = format!("count by (instance) ({metric}{{job=\"{JOB}\"}})");
-        let r = prom.query(&q).await.unwrap();
-        assert_eq!(instances(&r), all, "{q}");
-    }
-    // The total over the three is what the replicas served: no replica
-    // is missing from the sum (each served 8 rounds of 4 requests, plus
-    // Prometheus's own scrapes of /metrics).
-    let total = format!("sum(http_requests_total{{job=\"{JOB}\", path!=\"/metrics\"}})");
-    until(&prom, &total, 30, "every replica's requests summed", |r| {
-        r.first()
-            .and_then(|s| s["value"][1].as_str())
-            .and_then(|v| v.parse::<f64>().ok())
-            .is_some_and(|v| v >= 3.0 * 8.0 * 4.0)
-    })
-    .await;
-    // Per-instance panels show one series per replica.
-    let per_instance: Vec<&(String, String, String)> = panels
-        .iter()
-        .filter(|(_, _, l)| l.contains("{{instance}}"))
-        .collect();
-    assert!(per_instance.len() >= 5, "{per_instance:?}");
-    for (title, q, _) in &per_instance {
-        let r = prom.query(q).await.unwrap();
-        assert_eq!(instances(&r), all, "panel {title:?}: {q}");
-    }
+    let panels = panel_queries(&dashboard);
+    let per_instance = aggregated_panels_read_every_replica(&prom, &panels, &all).await;
 
     // One replica stops: TargetDown goes pending, then firing, for it.
     let gone = addr(ports[1]);
     let st = servers[1].take().unwrap().stop();
     assert!(st.success(), "{st:?}");
-    let alert = |state: &str| {
-        format!("ALERTS{{alertname=\"TargetDown\", alertstate=\"{state}\", instance=\"{gone}\"}}")
-    };
-    let seen_pending = Instant::now();
-    until(&prom, &alert("pending"), 30, "TargetDown pending", |r| {
-        !r.is_empty()
-    })
-    .await;
-    until(&prom, &alert("firing"), 30, "TargetDown firing", |r| {
-        !r.is_empty()
-    })
-    .await;
-    assert!(
-        seen_pending.elapsed() >= Duration::from_secs(2),
-        "TargetDown fired before its `for` could pass"
-    );
-    let firing = prom
-        .query("ALERTS{alertname=\"TargetDown\", alertstate=\"firing\"}")
-        .await
-        .unwrap();
-    assert_eq!(
-        instances(&firing),
-        BTreeSet::from([gone.clone()]),
-        "only the stopped replica is down"
-    );
-    // The panels keep the other two. Per-instance gauges (Targets Up aside,
-    // which shows the stopped one as 0) drop the stopped replica once its
-    // series go stale; a rate keeps it until its window has passed.
+    target_down_fires_for_the_stopped_one(&prom, &gone).await;
     let left: BTreeSet<String> = all.iter().filter(|a| **a != gone).cloned().collect();
-    for (title, q, _) in per_instance.iter().filter(|(_, q, _)| !q.starts_with("up")) {
-        let windowed = q.contains('[');
-        until(&prom, q, 30, &format!("panel {title:?} keeps two"), |r| {
-            let got = instances(r);
-            if windowed {
-                got.is_superset(&left)
-            } else {
-                got == left
-            }
-        })
-        .await;
-    }
-    for (title, q, _) in &panels {
-        let r = prom.query(q).await.unwrap();
-        assert!(!r.is_empty(), "panel {title:?} lost its data: {q}");
-    }
+    the_panels_keep_the_other_two(&prom, &panels, &per_instance, &left).await;
 
-    // Each replica's log lines carry its own instance (the two declared ones
-    // without being told) and the service.
     for s in servers.into_iter().flatten() {
         assert!(s.stop().success());
     }
-    for &p in &ports {
-        let lines = log_lines(&dir.path().join(format!("replica-{p}")));
-        assert!(lines.len() > 10, "replica {p}: {} lines", lines.len());
-        for l in &lines {
-            assert_eq!(l["instance"], addr(p), "{l}");
-            assert_eq!(l["service"], JOB, "{l}");
-        }
-    }
+    each_replica_logs_its_own_instance(dir.path(), &ports);
 }

@@ -148,21 +148,9 @@ async fn every_endpoint_answers_as_declared() {
     assert!(srv.stop().success());
 }
 
-#[tokio::test]
-async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
-    let dir = tempdir();
-    let manifest = copy_default_manifest(dir.path());
-    let m = manifest_yaml(&manifest);
-    let srv = Server::start(&manifest, dir.path());
-    // Before any traffic every declared family is already there.
-    let (_, _, first) = get(&srv.url("/metrics")).await;
-    for _ in 0..3 {
-        get(&srv.url("/products?limit=1")).await;
-    }
-    get(&srv.url("/error")).await;
-    get(&srv.url("/missing")).await;
-    let (_, _, body) = get(&srv.url("/metrics")).await;
-
+/// Every declared family is exposed in each text, and nothing else but
+/// telltale's own families (the process's and the log writer's).
+fn exactly_the_declared_families(m: &Value, texts: [&str; 2]) {
     let families = |text: &str| -> BTreeSet<String> {
         text.lines()
             .filter_map(|l| l.strip_prefix("# TYPE "))
@@ -175,7 +163,7 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
         .iter()
         .map(|x| x["name"].as_str().unwrap().to_string())
         .collect();
-    for text in [&first, &body] {
+    for text in texts {
         let exposed = families(text);
         let missing: Vec<_> = declared.difference(&exposed).collect();
         assert!(missing.is_empty(), "declared but not exposed: {missing:?}");
@@ -186,7 +174,10 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
             .collect();
         assert!(extra.is_empty(), "exposed but not declared: {extra:?}");
     }
-    // Types and label names match the manifest.
+}
+
+/// Types and label names match the manifest.
+fn types_and_label_names_match_the_manifest(m: &Value, body: &str) {
     for metric in m["metrics"].as_array().unwrap() {
         let name = metric["name"].as_str().unwrap();
         let ty = metric["type"].as_str().unwrap();
@@ -198,7 +189,7 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
             .as_array()
             .map(|a| a.iter().map(|l| l.as_str().unwrap().to_string()).collect())
             .unwrap_or_default();
-        for (series, _) in parse_metrics(&body) {
+        for (series, _) in parse_metrics(body) {
             let base = series.split('{').next().unwrap();
             let base = if ty == "histogram" {
                 base.trim_end_matches("_bucket")
@@ -224,10 +215,13 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
             assert_eq!(got, want, "labels of {series}");
         }
     }
-    // Values are right: 3 OK products requests, 1 fault, path label is the template.
+}
+
+/// Values are right: 3 OK products requests, 1 fault, path label is the template.
+fn requests_are_counted_under_their_template(body: &str) {
     assert_eq!(
         metric_sum(
-            &body,
+            body,
             "http_requests_total",
             &[r#"path="/products""#, r#"status="200""#]
         ),
@@ -235,7 +229,7 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
     );
     assert_eq!(
         metric_sum(
-            &body,
+            body,
             "http_requests_total",
             &[r#"path="/error""#, r#"status="500""#]
         ),
@@ -243,7 +237,7 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
     );
     assert_eq!(
         metric_sum(
-            &body,
+            body,
             "http_requests_total",
             &[r#"path="unmatched""#, r#"status="404""#]
         ),
@@ -251,13 +245,17 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
     );
     assert_eq!(
         metric_sum(
-            &body,
+            body,
             "http_request_duration_seconds_count",
             &[r#"path="/products""#]
         ),
         3.0
     );
-    // Low stock: computed from the data file and the manifest threshold.
+}
+
+/// Low stock: computed from the data file and the manifest threshold; the
+/// system gauges are percentages; build and process families are there.
+fn low_stock_and_the_system_gauges_are_right(m: &Value, dir: &Path, body: &str) {
     let threshold = m["metrics"]
         .as_array()
         .unwrap()
@@ -266,10 +264,9 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
         .unwrap()["options"]["threshold"]
         .as_f64()
         .unwrap();
-    let data: serde_yaml::Value = serde_yaml::from_str(
-        &std::fs::read_to_string(dir.path().join("data/products.yaml")).unwrap(),
-    )
-    .unwrap();
+    let data: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(dir.join("data/products.yaml")).unwrap())
+            .unwrap();
     let low = data
         .as_sequence()
         .unwrap()
@@ -278,15 +275,36 @@ async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
         .count();
     assert!(low > 0);
     assert_eq!(
-        metric_sum(&body, "products_low_stock_total", &[]),
+        metric_sum(body, "products_low_stock_total", &[]),
         low as f64
     );
-    let cpu = metric_sum(&body, "system_cpu_usage_percent", &[]);
-    let mem = metric_sum(&body, "system_memory_usage_percent", &[]);
+    let cpu = metric_sum(body, "system_cpu_usage_percent", &[]);
+    let mem = metric_sum(body, "system_memory_usage_percent", &[]);
     assert!((0.0..=100.0).contains(&cpu), "cpu {cpu}");
     assert!(mem > 0.0 && mem <= 100.0, "mem {mem}");
     assert!(body.contains("build_info{commit=\""), "{body}");
     assert!(body.contains("process_resident_memory_bytes"));
+}
+
+#[tokio::test]
+async fn metrics_expose_exactly_the_declared_families_with_their_labels() {
+    let dir = tempdir();
+    let manifest = copy_default_manifest(dir.path());
+    let m = manifest_yaml(&manifest);
+    let srv = Server::start(&manifest, dir.path());
+    // Before any traffic every declared family is already there.
+    let (_, _, first) = get(&srv.url("/metrics")).await;
+    for _ in 0..3 {
+        get(&srv.url("/products?limit=1")).await;
+    }
+    get(&srv.url("/error")).await;
+    get(&srv.url("/missing")).await;
+    let (_, _, body) = get(&srv.url("/metrics")).await;
+
+    exactly_the_declared_families(&m, [&first, &body]);
+    types_and_label_names_match_the_manifest(&m, &body);
+    requests_are_counted_under_their_template(&body);
+    low_stock_and_the_system_gauges_are_right(&m, dir.path(), &body);
     assert!(srv.stop().success());
 }
 

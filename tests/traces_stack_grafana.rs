@@ -284,21 +284,48 @@ fn every_datasource_uid_a_panel_or_a_link_names_is_provisioned() {
     }
 }
 
-#[test]
-fn latency_panels_show_exemplars_and_signals_link_to_traces() {
+/// The default stack rendered: the stack, the manifest, and the compose
+/// provisioning file of Grafana's datasources.
+fn rendered_with_datasources() -> (Rendered, Value, String) {
     let r = rendered_default();
     let m = yaml(&r.manifest);
-    let uid = m["dashboard"]["uid"].as_str().unwrap();
-    let dash = json(&r.out.join(format!("grafana/dashboards/{uid}.json")));
-    let hist = m["metrics"]
+    let text = read(
+        &r.out
+            .join("grafana/provisioning/datasources/datasources.yml"),
+    );
+    (r, m, text)
+}
+
+/// The provisioned datasource of type `t`.
+fn datasource_of_type(text: &str, t: &str) -> Value {
+    provisioned(text)["datasources"]
         .as_array()
         .unwrap()
         .iter()
-        .find(|x| x["source"] == "http.duration")
+        .find(|d| d["type"] == t)
+        .unwrap()
+        .clone()
+}
+
+/// The name of the manifest's metric fed by `source`.
+fn metric_of_source(m: &Value, source: &str) -> String {
+    m["metrics"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|x| x["source"] == source)
         .unwrap()["name"]
         .as_str()
         .unwrap()
-        .to_string();
+        .to_string()
+}
+
+#[test]
+fn latency_panels_show_exemplars_and_signals_link_to_traces() {
+    let (r, m, text) = rendered_with_datasources();
+    let uid = m["dashboard"]["uid"].as_str().unwrap();
+    let dash = json(&r.out.join(format!("grafana/dashboards/{uid}.json")));
+    let hist = metric_of_source(&m, "http.duration");
     let mut shown = 0;
     for p in dash["panels"].as_array().unwrap() {
         for t in p["targets"].as_array().unwrap() {
@@ -316,34 +343,26 @@ fn latency_panels_show_exemplars_and_signals_link_to_traces() {
     }
     assert!(shown >= 1, "no latency panel shows exemplars");
 
-    let text = read(
-        &r.out
-            .join("grafana/provisioning/datasources/datasources.yml"),
-    );
     // Written with `$$`, so that Grafana keeps Grafana's own variables.
     for raw in ["$${__value.raw}", "$${__trace.traceId}", "$$__tags"] {
         assert!(text.contains(raw), "{raw} not in:\n{text}");
     }
-    let ds = provisioned(&text);
-    let by_type = |t: &str| {
-        ds["datasources"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .find(|d| d["type"] == t)
-            .unwrap()
-            .clone()
-    };
     let tempo_uid = &m["stack"]["datasources"]["tempo"];
     // Exemplars: the label the server's exemplars carry.
-    let p = by_type("prometheus");
+    let p = datasource_of_type(&text, "prometheus");
     assert_eq!(
         p["jsonData"]["exemplarTraceIdDestinations"],
         serde_json::json!([{ "name": "trace_id", "datasourceUid": tempo_uid }])
     );
+}
+
+#[test]
+fn logs_link_to_traces_by_the_trace_id_label_both_shippers_set() {
+    let (r, m, text) = rendered_with_datasources();
+    let tempo_uid = &m["stack"]["datasources"]["tempo"];
     // Logs: trace_id is structured metadata, so matched as a label, and
     // shipped as such by both shippers.
-    let l = by_type("loki");
+    let l = datasource_of_type(&text, "loki");
     let fields = l["jsonData"]["derivedFields"].as_array().unwrap();
     let trace = fields.iter().find(|f| f["name"] == "trace_id").unwrap();
     assert_eq!(trace["matcherType"], "label");
@@ -365,10 +384,16 @@ fn latency_panels_show_exemplars_and_signals_link_to_traces() {
         .unwrap()
         .iter()
         .any(|s| s["structured_metadata"].get("trace_id").is_some()));
+}
 
+#[test]
+fn traces_link_to_logs_and_metrics_with_queries_that_parse() {
+    let (r, m, text) = rendered_with_datasources();
+    let hist = metric_of_source(&m, "http.duration");
+    let alloy = read(&r.out.join("alloy/config.alloy"));
     // Traces → logs: LogQL over labels the shipper sets, filtering on the
     // trace's id. Traces → metrics: PromQL over the manifest's metrics.
-    let t = by_type("tempo");
+    let t = datasource_of_type(&text, "tempo");
     let to_logs = &t["jsonData"]["tracesToLogsV2"];
     assert_eq!(to_logs["customQuery"], true);
     let q = to_logs["query"].as_str().unwrap();
@@ -388,15 +413,7 @@ fn latency_panels_show_exemplars_and_signals_link_to_traces() {
     let to_metrics = &t["jsonData"]["tracesToMetrics"];
     let queries = to_metrics["queries"].as_array().unwrap();
     assert_eq!(queries.len(), 2, "{queries:?}");
-    let counter = m["metrics"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .find(|x| x["source"] == "http.requests")
-        .unwrap()["name"]
-        .as_str()
-        .unwrap()
-        .to_string();
+    let counter = metric_of_source(&m, "http.requests");
     for (q, metric) in queries.iter().zip([counter, format!("{hist}_bucket")]) {
         let q = q["query"].as_str().unwrap();
         assert!(q.contains("{$__tags}"), "{q}");

@@ -11,16 +11,14 @@ use common::prom::*;
 use common::*;
 use render_support::*;
 use serde_json::Value;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
-    let dir = tempdir();
-    let base = copy_default_manifest(dir.path());
-    common::export_to(&base, "http://127.0.0.1:9");
-    let srv = Server::start(&base, dir.path());
-    let (rendered, out) = render_for_test_server(&base, dir.path(), srv.port);
-    let manifest = dir.path().join("verify.yaml");
+/// The stack rendered for the test server, with a latency panel over
+/// `/users` added (as `verify.yaml`). Returns the manifest and the stack.
+fn render_with_a_users_latency_panel(base: &Path, dir: &Path, port: u16) -> (PathBuf, PathBuf) {
+    let (rendered, out) = render_for_test_server(base, dir, port);
+    let manifest = dir.join("verify.yaml");
     edit_manifest(&rendered, &manifest, |v| {
         let panels = at(v, &["dashboard", "panels"]).as_sequence_mut().unwrap();
         let mut p = panels[0].clone();
@@ -28,13 +26,11 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
         p["targets"][0]["expr"] = r#"sum by (le) (rate(http_request_duration_seconds_bucket{job=~"$job", path="/users"}[$__rate_interval]))"#.into();
         panels.push(p);
     });
-    let prom = Prometheus::start_with(
-        &out.join("prometheus/prometheus.yml"),
-        dir.path(),
-        &["--enable-feature=exemplar-storage"],
-    )
-    .await;
-    wait_for_scrape(&prom).await;
+    (manifest, out)
+}
+
+/// Ten requests to /products sampled by their caller, ten to /users not.
+async fn sampled_products_and_unsampled_users(srv: &Server) {
     let c = reqwest::Client::new();
     for i in 0..10u64 {
         c.get(srv.url("/products"))
@@ -55,7 +51,11 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
             .unwrap();
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
+}
 
+/// `verify --json`, repeated (at most 60 s) until a panel has exemplars
+/// and none is empty; it must pass.
+async fn verify_report(manifest: &Path, prom: &Prometheus, dir: &Path) -> Value {
     let verify_json = || {
         let (st, out, err) = run(
             &[
@@ -66,12 +66,12 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
                 &prom.base,
                 "--json",
             ],
-            dir.path(),
+            dir,
         );
         (st.code(), out, err)
     };
     let deadline = Instant::now() + Duration::from_secs(60);
-    let report: Value = loop {
+    loop {
         let (code, json, err) = verify_json();
         let report: Value = serde_json::from_str(&json).unwrap_or_else(|e| panic!("{e}: {err}"));
         let done = report["counts"]["with_exemplars"].as_u64() >= Some(1)
@@ -81,7 +81,13 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
             break report;
         }
         tokio::time::sleep(Duration::from_millis(500)).await;
-    };
+    }
+}
+
+/// The latency panels show exemplars (p95 has some, /users none), other
+/// panels and the rules show none; the counts agree. Returns how many
+/// panel queries show exemplars.
+fn the_report_counts_the_exemplars_of_the_panels_that_show_them(report: &Value) -> u64 {
     let rows = report["queries"].as_array().unwrap();
     let row = |title: &str| {
         rows.iter()
@@ -106,8 +112,11 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
     let showing = rows.iter().filter(|r| r["shows_exemplars"] == true).count() as u64;
     assert_eq!(counts["exemplar_panels"].as_u64(), Some(showing));
     assert_eq!(counts["with_exemplars"].as_u64(), Some(showing - 1));
+    showing
+}
 
-    // The table: an `exemplars` column, and the count in the summary.
+/// The table: an `exemplars` column, and the count in the summary.
+fn the_table_has_an_exemplars_column(manifest: &Path, prom: &Prometheus, dir: &Path, showing: u64) {
     let (_, text, _) = run(
         &[
             "verify",
@@ -116,7 +125,7 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
             "--prometheus",
             &prom.base,
         ],
-        dir.path(),
+        dir,
     );
     let header = text.lines().find(|l| l.starts_with("kind")).unwrap();
     assert!(header.contains("exemplars"), "{text}");
@@ -137,4 +146,25 @@ async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
         )),
         "{text}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn verify_counts_the_exemplars_of_the_panels_that_show_them() {
+    let dir = tempdir();
+    let base = copy_default_manifest(dir.path());
+    common::export_to(&base, "http://127.0.0.1:9");
+    let srv = Server::start(&base, dir.path());
+    let (manifest, out) = render_with_a_users_latency_panel(&base, dir.path(), srv.port);
+    let prom = Prometheus::start_with(
+        &out.join("prometheus/prometheus.yml"),
+        dir.path(),
+        &["--enable-feature=exemplar-storage"],
+    )
+    .await;
+    wait_for_scrape(&prom).await;
+    sampled_products_and_unsampled_users(&srv).await;
+
+    let report = verify_report(&manifest, &prom, dir.path()).await;
+    let showing = the_report_counts_the_exemplars_of_the_panels_that_show_them(&report);
+    the_table_has_an_exemplars_column(&manifest, &prom, dir.path(), showing);
 }

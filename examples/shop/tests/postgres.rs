@@ -41,6 +41,122 @@ async fn until_ready_is(shop: &Shop, status: u16) -> Value {
     }
 }
 
+/// Placed on one replica, read from the other; ids from one sequence.
+/// Returns the first order's id.
+async fn an_order_placed_on_one_is_read_from_the_other(
+    c: &reqwest::Client,
+    a: &Shop,
+    b: &Shop,
+) -> u64 {
+    let (s, placed) = post(
+        c,
+        a,
+        r#"{"product_id": 2, "quantity": 3, "payment": "cash"}"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{placed}");
+    let id = placed["id"].as_u64().unwrap();
+    let r = c.get(b.url(&format!("/orders/{id}"))).send().await.unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(r.json::<Value>().await.unwrap(), placed);
+    let (s, other) = post(
+        c,
+        b,
+        r#"{"product_id": 1, "quantity": 1, "payment": "voucher"}"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{other}");
+    assert_ne!(other["id"], placed["id"]);
+    let r = c
+        .get(a.url(&format!("/orders/{}", other["id"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    id
+}
+
+/// The database is down: both replicas say so, and no request (order `id`
+/// read or a new one placed) waits past the timeout.
+async fn both_say_the_database_is_down_and_no_request_hangs(
+    c: &reqwest::Client,
+    shops: [&Shop; 2],
+    id: u64,
+) {
+    for shop in shops {
+        let body = until_ready_is(shop, 503).await;
+        assert_eq!(body["reason"], "dependency down: orders_db", "{body}");
+        assert_eq!(body["dependencies"]["orders_db"], "down", "{body}");
+        assert_eq!(up(shop).await, Some(0.0));
+    }
+    for shop in shops {
+        for _ in 0..3 {
+            let t = Instant::now();
+            let (s, body) = post(
+                c,
+                shop,
+                r#"{"product_id": 1, "quantity": 1, "payment": "cash"}"#,
+            )
+            .await;
+            assert_eq!(s, 503, "{body}");
+            assert!(t.elapsed() < TIMEOUT + MARGIN, "waited {:?}", t.elapsed());
+            let t = Instant::now();
+            let r = c
+                .get(shop.url(&format!("/orders/{id}")))
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(r.status(), 503);
+            assert!(t.elapsed() < TIMEOUT + MARGIN, "waited {:?}", t.elapsed());
+        }
+    }
+}
+
+/// Back, without a restart of either replica; order `id` survived.
+async fn both_come_back_without_a_restart(c: &reqwest::Client, a: &Shop, b: &Shop, id: u64) {
+    for shop in [a, b] {
+        until_ready_is(shop, 200).await;
+        assert_eq!(up(shop).await, Some(1.0));
+    }
+    let (s, again) = post(
+        c,
+        b,
+        r#"{"product_id": 3, "quantity": 1, "payment": "cash"}"#,
+    )
+    .await;
+    assert_eq!(s, 201, "{again}");
+    let r = c
+        .get(a.url(&format!("/orders/{}", again["id"])))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    let r = c.get(a.url(&format!("/orders/{id}"))).send().await.unwrap();
+    assert_eq!(
+        r.status(),
+        200,
+        "the first order survived the database's restart"
+    );
+}
+
+/// No file under the replicas' directories holds the password.
+fn no_file_holds_the_password(dir: &std::path::Path, password: &str) {
+    for name in ["a", "b"] {
+        let d = dir.join(name);
+        let mut seen = 0;
+        for f in walk(&d) {
+            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
+            assert!(
+                !text.contains(password),
+                "{} holds the password",
+                f.display()
+            );
+            seen += 1;
+        }
+        assert!(seen >= 2, "the logs of {name} were read");
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_replicas_share_one_postgres_and_follow_it_down_and_back() {
     let pg = Postgres::start();
@@ -64,89 +180,15 @@ async fn two_replicas_share_one_postgres_and_follow_it_down_and_back() {
         "with DATABASE_URL no local SQLite file stands in"
     );
 
-    // Placed on one replica, read from the other; ids from one sequence.
     let c = client();
-    let (s, placed) = post(
-        &c,
-        &a,
-        r#"{"product_id": 2, "quantity": 3, "payment": "cash"}"#,
-    )
-    .await;
-    assert_eq!(s, 201, "{placed}");
-    let id = placed["id"].as_u64().unwrap();
-    let r = c.get(b.url(&format!("/orders/{id}"))).send().await.unwrap();
-    assert_eq!(r.status(), 200);
-    assert_eq!(r.json::<Value>().await.unwrap(), placed);
-    let (s, other) = post(
-        &c,
-        &b,
-        r#"{"product_id": 1, "quantity": 1, "payment": "voucher"}"#,
-    )
-    .await;
-    assert_eq!(s, 201, "{other}");
-    assert_ne!(other["id"], placed["id"]);
-    let r = c
-        .get(a.url(&format!("/orders/{}", other["id"])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
+    let id = an_order_placed_on_one_is_read_from_the_other(&c, &a, &b).await;
 
     // The database stops: both replicas say so, and no request hangs.
     pg.stop();
-    for shop in [&a, &b] {
-        let body = until_ready_is(shop, 503).await;
-        assert_eq!(body["reason"], "dependency down: orders_db", "{body}");
-        assert_eq!(body["dependencies"]["orders_db"], "down", "{body}");
-        assert_eq!(up(shop).await, Some(0.0));
-    }
-    for shop in [&a, &b] {
-        for _ in 0..3 {
-            let t = Instant::now();
-            let (s, body) = post(
-                &c,
-                shop,
-                r#"{"product_id": 1, "quantity": 1, "payment": "cash"}"#,
-            )
-            .await;
-            assert_eq!(s, 503, "{body}");
-            assert!(t.elapsed() < TIMEOUT + MARGIN, "waited {:?}", t.elapsed());
-            let t = Instant::now();
-            let r = c
-                .get(shop.url(&format!("/orders/{id}")))
-                .send()
-                .await
-                .unwrap();
-            assert_eq!(r.status(), 503);
-            assert!(t.elapsed() < TIMEOUT + MARGIN, "waited {:?}", t.elapsed());
-        }
-    }
+    both_say_the_database_is_down_and_no_request_hangs(&c, [&a, &b], id).await;
 
-    // Back, without a restart of either replica.
     pg.start_again();
-    for shop in [&a, &b] {
-        until_ready_is(shop, 200).await;
-        assert_eq!(up(shop).await, Some(1.0));
-    }
-    let (s, again) = post(
-        &c,
-        &b,
-        r#"{"product_id": 3, "quantity": 1, "payment": "cash"}"#,
-    )
-    .await;
-    assert_eq!(s, 201, "{again}");
-    let r = c
-        .get(a.url(&format!("/orders/{}", again["id"])))
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(r.status(), 200);
-    let r = c.get(a.url(&format!("/orders/{id}"))).send().await.unwrap();
-    assert_eq!(
-        r.status(),
-        200,
-        "the first order survived the database's restart"
-    );
+    both_come_back_without_a_restart(&c, &a, &b, id).await;
 
     // The password is in DATABASE_URL only: never in a log or a metric.
     let metrics = a.metrics().await;
@@ -154,19 +196,6 @@ async fn two_replicas_share_one_postgres_and_follow_it_down_and_back() {
     let (a_port, b_port) = (a.port, b.port);
     a.stop();
     b.stop();
-    for name in ["a", "b"] {
-        let d = dir.path().join(name);
-        let mut seen = 0;
-        for f in walk(&d) {
-            let text = String::from_utf8_lossy(&std::fs::read(&f).unwrap()).into_owned();
-            assert!(
-                !text.contains(&pg.password),
-                "{} holds the password",
-                f.display()
-            );
-            seen += 1;
-        }
-        assert!(seen >= 2, "the logs of {name} were read");
-    }
+    no_file_holds_the_password(dir.path(), &pg.password);
     let _ = (a_port, b_port);
 }
