@@ -18,6 +18,7 @@ pub mod data;
 pub mod datasource;
 pub mod dependencies;
 pub mod dependency_row;
+mod dependency_runtime;
 mod deploy_checks;
 pub mod exemplars;
 pub mod k8s_env;
