@@ -383,9 +383,9 @@ async fn request_ids_are_echoed_generated_and_logged() {
         .filter(|l| l["request_id"] == "chaos-42.a")
         .collect();
     assert_eq!(tagged.len(), 2, "{tagged:?}");
-    assert!(tagged.iter().any(
-        |l| l["logger"] == "telltale::internals::plugins::handlers::fault" && l["level"] == "error"
-    ));
+    assert!(tagged
+        .iter()
+        .any(|l| l["logger"] == "telltale::plugins::handlers::fault" && l["level"] == "error"));
     assert!(tagged
         .iter()
         .any(|l| l["logger"] == "telltale::http" && l["status"] == 500));

@@ -445,17 +445,16 @@ async fn an_export_outage_is_logged_once_counted_and_recovered_from() {
     let lines = log_lines(dir.path());
     let failed_lines = lines
         .iter()
-        .filter(|l| l["logger"] == "telltale::internals::traces" && l["level"] == "warning")
+        .filter(|l| l["logger"] == "telltale::traces" && l["level"] == "warning")
         .count();
     let traces_lines: Vec<_> = lines
         .iter()
-        .filter(|l| l["logger"] == "telltale::internals::traces")
+        .filter(|l| l["logger"] == "telltale::traces")
         .collect();
     assert_eq!(failed_lines, 1, "one warning per outage: {traces_lines:#?}");
     assert!(lines
         .iter()
-        .any(|l| l["logger"] == "telltale::internals::traces"
-            && l["message"] == "trace export works again"));
+        .any(|l| l["logger"] == "telltale::traces" && l["message"] == "trace export works again"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -220,6 +220,19 @@ pub const BUCKETS: [f64; 13] = [
     0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0,
 ];
 
+/// The name a message shows for the client type `C`: telltale's own types
+/// by the path users import them from (the crate root re-exports every
+/// public one), anything else as the compiler names it.
+pub fn client_type_name<C: ?Sized>() -> String {
+    let full = std::any::type_name::<C>();
+    match full.strip_prefix("telltale::") {
+        Some(rest) if !rest.contains('<') => {
+            format!("telltale::{}", rest.rsplit("::").next().unwrap_or(rest))
+        }
+        _ => full.to_string(),
+    }
+}
+
 /// Where `d` is: `url_from`'s value when the variable is set or the file
 /// exists, else `url`. A file that exists but cannot be read is an error.
 pub fn target(

@@ -253,7 +253,7 @@ impl Running {
                 "dependency {name:?} is of kind {}, whose client is a {}, not a {}",
                 e.kind,
                 e.client_type.1,
-                std::any::type_name::<C>()
+                client_type_name::<C>()
             )
         })
     }

@@ -92,7 +92,7 @@ fn a_handler_asking_for_what_is_not_declared_is_a_located_error() {
         pay["options"] = serde_yaml::from_str("{operations: {x: {operation: SELECT}}}").unwrap();
     });
     assert!(
-        err.contains("dependency \"payments\" is of kind sqlite, whose client is a telltale::Sql, not a telltale::internals::plugins::dependencies::http::HttpClient"),
+        err.contains("dependency \"payments\" is of kind sqlite, whose client is a telltale::Sql, not a telltale::HttpClient"),
         "{err}"
     );
 }

@@ -345,7 +345,7 @@ impl Setup<'_> {
                     format!(
                         "dependency {name:?} is of kind {}, whose client is a {shown}, not a {}",
                         self.declared[i].kind,
-                        std::any::type_name::<C>()
+                        crate::model::dependencies::client_type_name::<C>()
                     ),
                 ));
             }
