@@ -9,8 +9,15 @@
 //! which must be a 401. When no `--header` carries a credential it accepts,
 //! its good requests are sent without one and must be 401s too, and bad
 //! requests keep to endpoints chaos may call (a 401 would hide their status).
+//! Which endpoints those are, and their credential headers, is in
+//! `plan/auth.rs`.
 
-use crate::manifest::{Endpoint, HttpMethod, SchemeKind};
+mod auth;
+
+use auth::callable;
+pub use auth::{credential_headers, protected, unauthenticated, wanted_headers};
+
+use crate::manifest::{Endpoint, HttpMethod};
 pub use crate::model::contrib::BadKind;
 use crate::model::contrib::{ChaosTraffic, Draw};
 use crate::model::Model;
@@ -108,73 +115,6 @@ impl Planned {
             ..Planned::good(method, path, body)
         }
     }
-}
-
-/// The header a scheme reads its credential from (lowercase).
-fn credential_header(model: &Model, scheme: &str) -> Option<String> {
-    credential_header_as_declared(model, scheme).map(|h| h.to_ascii_lowercase())
-}
-
-/// The same, spelled as the manifest does (`Authorization` for tokens).
-fn credential_header_as_declared(model: &Model, scheme: &str) -> Option<String> {
-    let s = model.manifest.auth.schemes.get(scheme)?;
-    Some(match s.kind {
-        SchemeKind::ApiKey => s.header_name().to_string(),
-        SchemeKind::Bearer | SchemeKind::Jwt => "Authorization".into(),
-    })
-}
-
-/// The headers that would carry a credential to the endpoints in
-/// [`unauthenticated`] (as the manifest spells them, sorted).
-pub fn wanted_headers(model: &Model, given: &[String]) -> Vec<String> {
-    let mut v: Vec<String> = (model.manifest.endpoints.iter())
-        .filter(|e| !callable(model, e, given))
-        .flat_map(|e| model.manifest.auth.requirement(e).schemes.iter())
-        .filter_map(|s| credential_header_as_declared(model, s))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Every header a scheme of the manifest reads (lowercase): what a request
-/// without credentials leaves out of the `--header`s.
-pub fn credential_headers(model: &Model) -> Vec<String> {
-    let mut v: Vec<String> = (model.manifest.auth.schemes.keys())
-        .filter_map(|k| credential_header(model, k))
-        .collect();
-    v.sort();
-    v.dedup();
-    v
-}
-
-/// Whether `ep` needs a credential.
-pub fn protected(model: &Model, ep: &Endpoint) -> bool {
-    !model.manifest.auth.requirement(ep).is_open()
-}
-
-/// Whether chaos may call `ep` expecting its own answer: it is open, or
-/// one of the `given` header names (lowercase) is where a scheme it
-/// accepts reads its credential.
-fn callable(model: &Model, ep: &Endpoint, given: &[String]) -> bool {
-    let req = model.manifest.auth.requirement(ep);
-    req.is_open()
-        || req
-            .schemes
-            .iter()
-            .any(|s| credential_header(model, s).is_some_and(|h| given.contains(&h)))
-}
-
-/// `METHOD path` of each protected endpoint no `given` header has a
-/// credential for (its requests are expected to be 401s).
-pub fn unauthenticated(model: &Model, given: &[String]) -> Vec<String> {
-    model
-        .manifest
-        .endpoints
-        .iter()
-        .filter(|e| !callable(model, e, given))
-        .map(|e| format!("{} {}", e.method, e.path))
-        .collect()
 }
 
 /// The good requests this manifest allows: those the endpoints' handlers
@@ -385,6 +325,7 @@ pub fn plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::manifest::SchemeKind;
 
     fn model() -> Model {
         crate::model::validate(

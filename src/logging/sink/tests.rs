@@ -1,5 +1,7 @@
 //! Unit tests of the log sink, and helpers other logging tests share.
 
+use super::writer::{merge, Render};
+use crate::logging::request_line::Style;
 use super::*;
 
 /// A `Write` whose bytes the test can read after the sink is gone.
