@@ -140,6 +140,31 @@ pub fn resolve(
             return Ok(None);
         }
     }
+    let Some(url) = endpoint(t, env)? else {
+        return Ok(None);
+    };
+    let headers = headers(t, base_dir, env)?;
+    let (sampler, ratio) = sampler(t, env)?;
+    let resource = resource(t, service, env)?;
+    let (queue, batch, delay, timeout) = batching(t, env)?;
+    Ok(Some(Config {
+        url,
+        headers,
+        sampling: Sampling::new(sampler, ratio),
+        resource,
+        queue,
+        batch,
+        delay,
+        timeout,
+    }))
+}
+
+/// Where spans go: the `OTEL_*` endpoint variables, else the manifest's
+/// (`None`: no endpoint anywhere). Only OTLP over HTTP/protobuf is spoken.
+fn endpoint(
+    t: &Tracing,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Option<reqwest::Url>, String> {
     for var in [
         "OTEL_EXPORTER_OTLP_TRACES_PROTOCOL",
         "OTEL_EXPORTER_OTLP_PROTOCOL",
@@ -165,9 +190,16 @@ pub fn resolve(
     } else {
         return Ok(None);
     };
+    Ok(Some(url))
+}
 
-    // Headers: the manifest's references, then the environment's (which
-    // win for the same name).
+/// The export's headers: the manifest's references, then the
+/// environment's (which win for the same name); every value sensitive.
+fn headers(
+    t: &Tracing,
+    base_dir: Option<&Path>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(HeaderName, HeaderValue)>, String> {
     let mut headers: Vec<(HeaderName, HeaderValue)> = Vec::new();
     let mut put = |name: &str, value: &str, from: &str| -> Result<(), String> {
         let n = HeaderName::from_bytes(name.trim().as_bytes())
@@ -195,7 +227,12 @@ pub fn resolve(
             }
         }
     }
+    Ok(headers)
+}
 
+/// The sampler and its ratio: `OTEL_TRACES_SAMPLER[_ARG]`, else the
+/// manifest's.
+fn sampler(t: &Tracing, env: &dyn Fn(&str) -> Option<String>) -> Result<(Sampler, f64), String> {
     let sampler = match env("OTEL_TRACES_SAMPLER") {
         Some(name) => Sampler::from_name(name.trim()).ok_or_else(|| {
             format!(
@@ -218,7 +255,16 @@ pub fn resolve(
         },
         _ => t.ratio.unwrap_or(1.0),
     };
+    Ok((sampler, ratio))
+}
 
+/// The resource: service name, version and instance, then the manifest's
+/// attributes, `OTEL_RESOURCE_ATTRIBUTES` and `OTEL_SERVICE_NAME`.
+fn resource(
+    t: &Tracing,
+    service: &TracedService<'_>,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<Vec<(String, String)>, String> {
     let mut resource = vec![
         ("service.name".to_string(), service.name.to_string()),
         ("service.version".to_string(), service.version.to_string()),
@@ -242,7 +288,15 @@ pub fn resolve(
     if let Some(name) = env("OTEL_SERVICE_NAME").filter(|n| !n.trim().is_empty()) {
         set("service.name".into(), name.trim().to_string());
     }
+    Ok(resource)
+}
 
+/// The queue, batch size, delay and timeout: the `OTEL_BSP_*` and timeout
+/// variables, else the manifest's, each within its bounds.
+fn batching(
+    t: &Tracing,
+    env: &dyn Fn(&str) -> Option<String>,
+) -> Result<(usize, usize, std::time::Duration, std::time::Duration), String> {
     let max_queue = crate::manifest::traces::MAX_QUEUE as usize;
     let queue = match env("OTEL_BSP_MAX_QUEUE_SIZE") {
         Some(v) => count("OTEL_BSP_MAX_QUEUE_SIZE", &v, max_queue)?,
@@ -263,16 +317,7 @@ pub fn resolve(
         Some((var, v)) => millis(var, &v, 100, 300_000)?,
         None => t.timeout.get(),
     };
-    Ok(Some(Config {
-        url,
-        headers,
-        sampling: Sampling::new(sampler, ratio),
-        resource,
-        queue,
-        batch,
-        delay,
-        timeout,
-    }))
+    Ok((queue, batch, delay, timeout))
 }
 
 #[cfg(test)]
