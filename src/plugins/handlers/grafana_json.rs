@@ -3,6 +3,7 @@
 //! `service.body_limit_bytes`, chunked or not) and hands it to
 //! `crate::datasource`, which owns the protocol.
 
+use super::typed::SchemaCheck;
 use super::*;
 use crate::server::datasource::{api, protocol, Live};
 use crate::server::error::json_error;
@@ -69,7 +70,8 @@ struct PreparedGrafanaJson {
 /// document and the server cannot disagree.
 struct BodySchema {
     json: Json,
-    checked: poem_openapi::registry::MetaSchemaRef,
+    /// The documented schema, compiled.
+    checked: SchemaCheck,
     /// An empty body is refused (else it counts as `{}`: Grafana sends
     /// none to some resource routes).
     required: bool,
@@ -214,13 +216,24 @@ impl HandlerKind for GrafanaJsonHandler {
                 ),
             )]));
         }
-        let body = body_schema(op, ctx.datasource).map(|(json, required)| {
-            Arc::new(BodySchema {
-                checked: crate::server::openapi::schema(&json),
-                json,
-                required,
-            })
-        });
+        let body = match body_schema(op, ctx.datasource) {
+            None => None,
+            Some((json, required)) => {
+                let documented = crate::server::openapi::schema(&json);
+                let registry = poem_openapi::registry::Registry::new();
+                let checked = SchemaCheck::new(&documented, &registry).map_err(|e| {
+                    Diagnostics(vec![ctx.source.error(
+                        &ctx.at("options"),
+                        format!("op {op:?}: the body's schema: {e}"),
+                    )])
+                })?;
+                Some(Arc::new(BodySchema {
+                    json,
+                    checked,
+                    required,
+                }))
+            }
+        };
         Ok(Arc::new(PreparedGrafanaJson { op, body }))
     }
 }
@@ -259,8 +272,7 @@ fn checked_body(bytes: &[u8], schema: &BodySchema) -> Result<Json, protocol::Bad
         return Ok(Json::Object(Default::default()));
     }
     let v: Json = protocol::parse(bytes)?;
-    let registry = poem_openapi::registry::Registry::new();
-    super::typed::check(&v, &schema.checked, &registry).map_err(|(field, msg)| {
+    schema.checked.check(&v).map_err(|(field, msg)| {
         protocol::BadField::new(if field.is_empty() { "body" } else { &field }, &msg)
     })?;
     Ok(v)

@@ -3,7 +3,9 @@
 //! its documented operation, and the endpoint that parses a request's input
 //! and calls it.
 
-use super::{Handler, Input, InputError, Params, Plan, RequestBody, RequestContext, Setup};
+use super::{
+    Handler, Input, InputError, Params, Plan, RequestBody, RequestContext, SchemaCheck, Setup,
+};
 use crate::manifest::Diagnostics;
 use crate::plugins::handlers::{
     HandlerCtx, HandlerKind, Host, OperationDoc, PreparedHandler, TypedDoc,
@@ -74,15 +76,30 @@ impl<H: Handler> HandlerKind for TypedHandlerKind<H> {
         let mut registry = Registry::new();
         H::Path::describe(&mut registry, MetaParamIn::Path);
         H::Query::describe(&mut registry, MetaParamIn::Query);
-        let has_body = H::Body::describe(&mut registry).is_some();
+        let body = H::Body::describe(&mut registry);
         H::Response::register(&mut registry);
-        let (path_plan, query_plan) = (H::Path::plan(&registry), H::Query::plan(&registry));
+        // Each schema compiled once, here; a request runs the compiled check.
+        let compiled = (|| {
+            let body = match &body {
+                Some(r) => Some(SchemaCheck::new(r, &registry).map_err(|e| ("body", e))?),
+                None => None,
+            };
+            let path = H::Path::plan(&registry).map_err(|e| ("path parameters", e))?;
+            let query = H::Query::plan(&registry).map_err(|e| ("query parameters", e))?;
+            Ok::<_, (&str, String)>((body, path, query))
+        })();
+        let (body_check, path_plan, query_plan) = compiled.map_err(|(what, e)| {
+            Diagnostics(vec![ctx.source.error(
+                &ctx.at("handler"),
+                format!("handler kind {:?}: its {what}: {e}", self.0.name()),
+            )])
+        })?;
         Ok(Arc::new(PreparedTypedHandler::<H> {
             shared: Arc::new(TypedHandlerShared {
                 handler: self.0.clone(),
                 state,
-                registry,
-                has_body,
+                has_body: body.is_some(),
+                body_check,
                 path_plan,
                 query_plan,
             }),
@@ -95,9 +112,10 @@ struct TypedHandlerShared<H: Handler> {
     /// `None` only where the start hooks did not run (`validate`), where no
     /// request is served.
     state: Option<H::State>,
-    registry: Registry,
     /// `H::Body` is a JSON body (not [`Empty`]).
     has_body: bool,
+    /// The body's schema, compiled.
+    body_check: Option<SchemaCheck>,
     path_plan: Plan,
     query_plan: Plan,
 }
@@ -193,7 +211,6 @@ impl<H: Handler> TypedEndpoint<H> {
         req: &mut Request,
     ) -> Result<Input<H::Path, H::Query, H::Body>, InputError> {
         let sh = &self.shared;
-        let reg = &sh.registry;
         let path = H::Path::parse(
             MetaParamIn::Path,
             &sh.path_plan,
@@ -203,7 +220,6 @@ impl<H: Handler> TypedEndpoint<H> {
                     .into_iter()
                     .collect()
             },
-            reg,
         )?;
         // No query string, no parsing (and no allocation).
         let pairs: Vec<(String, String)> = match req.uri().query() {
@@ -225,7 +241,6 @@ impl<H: Handler> TypedEndpoint<H> {
                     .map(|(_, v)| v.clone())
                     .collect()
             },
-            reg,
         )?;
         let body = if self.shared.has_body {
             if let Some(ct) = req.content_type() {
@@ -239,9 +254,9 @@ impl<H: Handler> TypedEndpoint<H> {
             let bytes = crate::plugins::handlers::grafana_json::read_body(req, self.limit)
                 .await
                 .map_err(InputError::new)?;
-            H::Body::parse(Some(&bytes), reg)?
+            H::Body::parse(Some(&bytes), sh.body_check.as_ref())?
         } else {
-            H::Body::parse(None, reg)?
+            H::Body::parse(None, None)?
         };
         let request = RequestContext::new(std::mem::take(req.headers_mut()));
         Ok(Input {

@@ -11,12 +11,13 @@
 //! Bad input never reaches the handler: a path or query parameter of the
 //! wrong type is a 400 naming the parameter, malformed JSON a 400 with its
 //! line and column, and a body that does not match its type a 422 naming
-//! the field (`items[0].qty`), checked against the type's own schema.
+//! the field (`items[0].qty`), checked by the `jsonschema` crate against
+//! the schema `/openapi.json` shows for the type, compiled once at prepare.
 //!
 //! The folder, by subject: this file holds the API a handler is written
 //! against ([`Handler`], [`Setup`], [`Input`], [`SetupError`]); `params.rs`
 //! parses path and query parameters and request bodies into their types;
-//! `schema.rs` checks a JSON value against its schema; `kind.rs` adapts a
+//! `schema.rs` compiles a type's schema and names a value's first mismatch; `kind.rs` adapts a
 //! [`Handler`] to a [`HandlerKind`](super::HandlerKind) and serves it.
 
 mod kind;
@@ -25,7 +26,7 @@ mod schema;
 
 pub use kind::TypedHandlerKind;
 pub use params::{InputError, Params, Plan, RequestBody};
-pub(crate) use schema::check;
+pub use schema::SchemaCheck;
 
 use crate::model::app_metrics::{AppCounter, AppFamilies, AppGauge, AppHistogram};
 pub use crate::server::context::{RequestContext, RequestSpan, TraceContext};

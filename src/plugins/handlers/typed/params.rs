@@ -2,7 +2,7 @@
 //! and the JSON request body ([`RequestBody`]) into their types, each
 //! checked against the type's own schema first.
 
-use super::schema::{check, object_schema};
+use super::schema::{object_schema, SchemaCheck};
 use super::Empty;
 use crate::server::error::{bad_field_status, bad_param_in, json_error};
 use poem::http::StatusCode;
@@ -29,8 +29,8 @@ impl InputError {
 #[derive(Default)]
 pub struct Plan {
     fields: Vec<PlanField>,
-    /// The object's schema, for the bounds and enums of given values.
-    schema: Option<MetaSchemaRef>,
+    /// The object's schema, compiled: the bounds and enums of given values.
+    check: Option<SchemaCheck>,
 }
 
 struct PlanField {
@@ -46,14 +46,14 @@ struct PlanField {
 pub trait Params: Sized + Send + 'static {
     /// The documented parameters (schemas registered in `registry`).
     fn describe(registry: &mut Registry, location: MetaParamIn) -> Vec<MetaOperationParam>;
-    /// The parsing plan, from the schemas `describe` registered.
-    fn plan(registry: &Registry) -> Plan;
+    /// The parsing plan, from the schemas `describe` registered; an error
+    /// where the type's schema does not compile.
+    fn plan(registry: &Registry) -> Result<Plan, String>;
     /// Parses the parameters that `get` finds by name in `place`.
     fn parse(
         place: MetaParamIn,
         plan: &Plan,
         get: &dyn Fn(&str) -> Vec<String>,
-        registry: &Registry,
     ) -> Result<Self, InputError>;
 }
 
@@ -61,15 +61,10 @@ impl Params for Empty {
     fn describe(_: &mut Registry, _: MetaParamIn) -> Vec<MetaOperationParam> {
         Vec::new()
     }
-    fn plan(_: &Registry) -> Plan {
-        Plan::default()
+    fn plan(_: &Registry) -> Result<Plan, String> {
+        Ok(Plan::default())
     }
-    fn parse(
-        _: MetaParamIn,
-        _: &Plan,
-        _: &dyn Fn(&str) -> Vec<String>,
-        _: &Registry,
-    ) -> Result<Self, InputError> {
+    fn parse(_: MetaParamIn, _: &Plan, _: &dyn Fn(&str) -> Vec<String>) -> Result<Self, InputError> {
         Ok(Empty)
     }
 }
@@ -99,10 +94,10 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
             .collect()
     }
 
-    fn plan(registry: &Registry) -> Plan {
+    fn plan(registry: &Registry) -> Result<Plan, String> {
         let r = T::schema_ref();
         let Some(s) = object_schema(registry, &r) else {
-            return Plan::default();
+            return Ok(Plan::default());
         };
         let fields = s
             .properties
@@ -121,17 +116,16 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
                 }
             })
             .collect();
-        Plan {
+        Ok(Plan {
             fields,
-            schema: Some(r),
-        }
+            check: Some(SchemaCheck::new(&r, registry)?),
+        })
     }
 
     fn parse(
         place: MetaParamIn,
         plan: &Plan,
         get: &dyn Fn(&str) -> Vec<String>,
-        registry: &Registry,
     ) -> Result<Self, InputError> {
         let param_error = |name: &str, msg: &str| {
             let place = if place == MetaParamIn::Path {
@@ -161,8 +155,8 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> Params for T {
         }
         let v = Json::Object(obj);
         // Bounds and enums of the values given (none given: nothing to check).
-        if let (Some(r), false) = (&plan.schema, v.as_object().is_some_and(Map::is_empty)) {
-            if let Err((field, msg)) = check(&v, r, registry) {
+        if let (Some(c), false) = (&plan.check, v.as_object().is_some_and(Map::is_empty)) {
+            if let Err((field, msg)) = c.check(&v) {
                 return Err(param_error(&field, &msg));
             }
         }
@@ -203,15 +197,16 @@ fn scalar(ty: &str, raw: &str) -> Result<Json, String> {
 pub trait RequestBody: Sized + Send + 'static {
     /// The body's schema, registered in `registry`; `None` takes no body.
     fn describe(registry: &mut Registry) -> Option<MetaSchemaRef>;
-    /// Parses the body (`None`: the request had none).
-    fn parse(body: Option<&[u8]>, registry: &Registry) -> Result<Self, InputError>;
+    /// Parses the body (`None`: the request had none), checked first by
+    /// `check`, the compiled schema `describe` returned.
+    fn parse(body: Option<&[u8]>, check: Option<&SchemaCheck>) -> Result<Self, InputError>;
 }
 
 impl RequestBody for Empty {
     fn describe(_: &mut Registry) -> Option<MetaSchemaRef> {
         None
     }
-    fn parse(_: Option<&[u8]>, _: &Registry) -> Result<Self, InputError> {
+    fn parse(_: Option<&[u8]>, _: Option<&SchemaCheck>) -> Result<Self, InputError> {
         Ok(Empty)
     }
 }
@@ -222,7 +217,7 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
         Some(T::schema_ref())
     }
 
-    fn parse(body: Option<&[u8]>, registry: &Registry) -> Result<Self, InputError> {
+    fn parse(body: Option<&[u8]>, check: Option<&SchemaCheck>) -> Result<Self, InputError> {
         let unprocessable = |field: &str, msg: &str| {
             InputError::new(bad_field_status(
                 StatusCode::UNPROCESSABLE_ENTITY,
@@ -243,8 +238,7 @@ impl<T: ParseFromJSON + IsObjectType + Send + 'static> RequestBody for T {
                 &format!("malformed JSON: {e}"),
             ))
         })?;
-        let r = T::schema_ref();
-        if let Err((field, msg)) = check(&v, &r, registry) {
+        if let Some(Err((field, msg))) = check.map(|c| c.check(&v)) {
             let field = if field.is_empty() {
                 "body".into()
             } else {

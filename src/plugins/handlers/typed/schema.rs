@@ -1,9 +1,15 @@
-//! Checking a JSON value against its poem-openapi schema (types, required
-//! fields, enums, bounds, nested objects and arrays), naming the first
-//! mismatch by its path (`items[0].qty`).
+//! Checking a JSON value against its poem-openapi schema with the
+//! `jsonschema` crate. The schema is the one the OpenAPI document shows,
+//! converted once to JSON Schema 2020-12 ([`json_schema`]) and compiled
+//! when the endpoint is prepared, so a request only runs the compiled
+//! check. The first mismatch is named by the field it is in
+//! (`items[0].qty`) and said in words that never echo the value.
 
+use jsonschema::error::{TypeKind, ValidationErrorKind};
+use jsonschema::{Draft, JsonType, PatternOptions, ValidationError, Validator};
 use poem_openapi::registry::{MetaSchema, MetaSchemaRef, Registry};
-use serde_json::Value as Json;
+use serde_json::{Map, Value as Json};
+use std::collections::BTreeMap;
 
 /// The object schema of `T`, resolved through `registry`.
 pub(super) fn object_schema<'r>(registry: &'r Registry, r: &'r MetaSchemaRef) -> Option<&'r MetaSchema> {
@@ -13,179 +19,255 @@ pub(super) fn object_schema<'r>(registry: &'r Registry, r: &'r MetaSchemaRef) ->
     }
 }
 
-/// Checks `v` against `schema` (types, required fields, enums, bounds,
-/// nested objects and arrays); the first mismatch, with its path relative
-/// to `v` (`items[0].qty`, empty for `v` itself). The path is built only
-/// on a mismatch: a valid body costs no string per field.
-pub(crate) fn check(
-    v: &Json,
-    schema: &MetaSchemaRef,
-    reg: &Registry,
-) -> Result<(), (String, String)> {
-    let Some(s) = object_schema(reg, schema) else {
+/// One schema, compiled: what a request's body or parameters are checked
+/// against.
+pub struct SchemaCheck(Validator);
+
+impl std::fmt::Debug for SchemaCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("SchemaCheck")
+    }
+}
+
+impl SchemaCheck {
+    /// Compiles `schema` (its references resolved in `registry`). Patterns
+    /// run on the `regex` engine, in time linear in the value, as
+    /// poem-openapi's own validators do.
+    pub(crate) fn new(schema: &MetaSchemaRef, registry: &Registry) -> Result<Self, String> {
+        let doc = json_schema(schema, registry)?;
+        jsonschema::options()
+            .with_draft(Draft::Draft202012)
+            .with_pattern_options(PatternOptions::regex())
+            .build(&doc)
+            .map(SchemaCheck)
+            .map_err(|e| format!("its JSON Schema does not compile: {}", e.masked()))
+    }
+
+    /// Checks `v`: the first mismatch, as the path of its field relative
+    /// to `v` (`items[0].qty`, empty for `v` itself) and what is wrong.
+    /// A valid value costs no string.
+    pub(crate) fn check(&self, v: &Json) -> Result<(), (String, String)> {
+        match self.0.validate(v) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(describe(&e)),
+        }
+    }
+}
+
+/// `schema` as one JSON Schema 2020-12 document: the schemas of `registry`
+/// under `$defs` (named `s0`, `s1`, ... so that no type name needs
+/// escaping in a pointer), and OpenAPI 3.0's dialect translated
+/// ([`translate`]).
+fn json_schema(schema: &MetaSchemaRef, registry: &Registry) -> Result<Json, String> {
+    let names: BTreeMap<&str, String> = registry
+        .schemas
+        .keys()
+        .enumerate()
+        .map(|(i, name)| (name.as_str(), format!("s{i}")))
+        .collect();
+    let mut defs = Map::new();
+    for (name, s) in &registry.schemas {
+        defs.insert(names[name.as_str()].clone(), convert(s, &names)?);
+    }
+    let mut doc = match convert(schema, &names)? {
+        Json::Object(m) => m,
+        other => return Err(format!("its schema is not an object: {other}")),
+    };
+    doc.insert("$defs".into(), Json::Object(defs));
+    Ok(Json::Object(doc))
+}
+
+/// One poem-openapi schema, serialized as the OpenAPI document shows it,
+/// then translated.
+fn convert<T: serde::Serialize>(s: &T, names: &BTreeMap<&str, String>) -> Result<Json, String> {
+    let mut v =
+        serde_json::to_value(s).map_err(|e| format!("its schema does not serialize: {e}"))?;
+    translate(&mut v, names)?;
+    Ok(v)
+}
+
+/// Rewrites one serialized OpenAPI 3.0 schema, and the schemas inside it,
+/// into JSON Schema 2020-12:
+/// - `$ref: "#/components/schemas/Name"` points into `$defs`;
+/// - `nullable: true` adds `null` to `type` (and `enum`), or, where there
+///   is no `type`, becomes `anyOf` with `{type: null}`;
+/// - boolean `exclusiveMinimum`/`exclusiveMaximum` become the number of
+///   `minimum`/`maximum`.
+///
+/// Only schema positions are walked (`properties`' values, `items`,
+/// `additionalProperties`, `anyOf`/`oneOf`/`allOf`), never `enum`,
+/// `default` or `example`, which are data.
+fn translate(v: &mut Json, names: &BTreeMap<&str, String>) -> Result<(), String> {
+    let Json::Object(s) = v else {
         return Ok(());
     };
-    let fail = |msg: String| Err((String::new(), msg));
-    if !s.any_of.is_empty() {
-        return check_any_of(v, s, reg);
-    }
-    if v.is_null() {
-        return if s.nullable || s.ty.is_empty() {
-            Ok(())
-        } else {
-            fail(format!("must be {} {}, not null", article(s.ty), s.ty))
+    if let Some(Json::String(r)) = s.get_mut("$ref") {
+        let name = r.strip_prefix("#/components/schemas/").unwrap_or(r);
+        let Some(def) = names.get(name) else {
+            return Err(format!("its schema refers to {name:?}, which is not registered"));
         };
+        *r = format!("#/$defs/{def}");
     }
-    match s.ty {
-        "object" => check_object(v, s, reg)?,
-        "array" => check_array(v, s, reg)?,
-        "string" => check_string(v, s).or_else(fail)?,
-        "integer" => {
-            if !(v.is_i64() || v.is_u64()) {
-                return fail(format!("must be an integer, not {}", kind_of(v)));
+    for (exclusive, bound) in [("exclusiveMinimum", "minimum"), ("exclusiveMaximum", "maximum")] {
+        if s.get(exclusive) == Some(&Json::Bool(true)) {
+            if let Some(limit) = s.remove(bound) {
+                s.insert(exclusive.into(), limit);
             }
-            bounds(v.as_f64().unwrap_or(0.0), s).or_else(fail)?;
         }
-        "number" => {
-            let Some(x) = v.as_f64() else {
-                return fail(format!("must be a number, not {}", kind_of(v)));
-            };
-            bounds(x, s).or_else(fail)?;
+        if matches!(s.get(exclusive), Some(Json::Bool(_))) {
+            s.remove(exclusive);
         }
-        "boolean" if !v.is_boolean() => {
-            return fail(format!("must be true or false, not {}", kind_of(v)));
+    }
+    for key in ["properties"] {
+        if let Some(Json::Object(props)) = s.get_mut(key) {
+            for p in props.values_mut() {
+                translate(p, names)?;
+            }
         }
-        _ => {}
+    }
+    for key in ["items", "additionalProperties"] {
+        if let Some(sub) = s.get_mut(key) {
+            translate(sub, names)?;
+        }
+    }
+    for key in ["anyOf", "oneOf", "allOf"] {
+        if let Some(Json::Array(alts)) = s.get_mut(key) {
+            for a in alts {
+                translate(a, names)?;
+            }
+        }
+    }
+    if s.remove("nullable") == Some(Json::Bool(true)) {
+        if let Some(Json::Array(e)) = s.get_mut("enum") {
+            e.push(Json::Null);
+        }
+        match s.get("type").cloned() {
+            Some(Json::String(t)) => {
+                s.insert("type".into(), Json::Array(vec![t.into(), "null".into()]));
+            }
+            _ => {
+                let inner = std::mem::take(s);
+                s.insert(
+                    "anyOf".into(),
+                    Json::Array(vec![Json::Object(inner), serde_json::json!({"type": "null"})]),
+                );
+            }
+        }
     }
     Ok(())
 }
 
-/// `v` against a schema with `anyOf` alternatives: valid if one of them
-/// accepts it.
-fn check_any_of(v: &Json, s: &MetaSchema, reg: &Registry) -> Result<(), (String, String)> {
-    let mut errors = Vec::new();
-    for alt in &s.any_of {
-        match check(v, alt, reg) {
-            Ok(()) => return Ok(()),
-            Err(e) => errors.push((alt, e)),
+/// The field `e` is about and what is wrong there, in telltale's words.
+fn describe(e: &ValidationError<'_>) -> (String, String) {
+    use ValidationErrorKind as K;
+    let field = field_path(e);
+    let message = match e.kind() {
+        K::Required { property } => {
+            let name = property.as_str().unwrap_or_default();
+            return (under(&field, name), "missing required field".into());
         }
+        K::AdditionalProperties { unexpected } => {
+            let name = unexpected.first().map(String::as_str).unwrap_or_default();
+            return (under(&field, name), "is not a known field".into());
+        }
+        K::AnyOf { context } => return any_of(e, &field, context),
+        K::Type { kind } => format!("must be {}, not {}", expected(kind), kind_of(e.instance())),
+        K::Enum { options } => match options.as_array() {
+            Some(list) => format!(
+                "must be one of {}",
+                list.iter().map(Json::to_string).collect::<Vec<_>>().join(", ")
+            ),
+            None => format!("must be {options}"),
+        },
+        K::Minimum { limit } => format!("must be at least {}", number(limit)),
+        K::Maximum { limit } => format!("must be at most {}", number(limit)),
+        K::ExclusiveMinimum { limit } => format!("must be above {}", number(limit)),
+        K::ExclusiveMaximum { limit } => format!("must be below {}", number(limit)),
+        K::MinLength { limit } => format!("must be at least {limit} characters"),
+        K::MaxLength { limit } => format!("must be at most {limit} characters"),
+        K::MinItems { limit } => format!("must have at least {limit} items"),
+        K::MaxItems { limit } => format!("must have at most {limit} items"),
+        K::Pattern { pattern } => format!("must match the pattern {pattern:?}"),
+        // The library's own words, with the value masked.
+        _ => e.masked().to_string(),
+    };
+    (field, message)
+}
+
+/// An `anyOf` mismatch: what is wrong inside the alternative of the value's
+/// own type, or else which types it may be.
+fn any_of(
+    e: &ValidationError<'_>,
+    field: &str,
+    context: &[Vec<ValidationError<'static>>],
+) -> (String, String) {
+    let at_value = |x: &ValidationError<'_>| x.instance_path() == e.instance_path();
+    let own_type = context.iter().find_map(|errors| {
+        let first = errors.first()?;
+        let wrong_type = matches!(first.kind(), ValidationErrorKind::Type { .. }) && at_value(first);
+        (!wrong_type).then_some(first)
+    });
+    if let Some(inner) = own_type {
+        return describe(inner);
     }
-    // The alternative of the value's own type says what is wrong inside it.
-    let same_type =
-        |alt: &MetaSchemaRef| object_schema(reg, alt).is_some_and(|a| kind_of(v).ends_with(a.ty));
-    if let Some((_, e)) = errors.iter().find(|(alt, _)| same_type(alt)) {
-        return Err(e.clone());
-    }
-    let kinds: Vec<String> = s
-        .any_of
+    let kinds: Vec<String> = context
         .iter()
-        .filter_map(|alt| object_schema(reg, alt))
-        .map(|alt| format!("{} {}", article(alt.ty), alt.ty))
+        .filter_map(|errors| match errors.first()?.kind() {
+            ValidationErrorKind::Type { kind } => Some(expected(kind)),
+            _ => None,
+        })
         .collect();
-    Err((
-        String::new(),
-        format!("must be {}, not {}", kinds.join(" or "), kind_of(v)),
-    ))
+    (
+        field.to_string(),
+        format!("must be {}, not {}", kinds.join(" or "), kind_of(e.instance())),
+    )
 }
 
-/// `v` against an object schema: its required fields, then each field given.
-fn check_object(v: &Json, s: &MetaSchema, reg: &Registry) -> Result<(), (String, String)> {
-    let Some(obj) = v.as_object() else {
-        return Err((
-            String::new(),
-            format!("must be an object, not {}", kind_of(v)),
-        ));
-    };
-    for name in &s.required {
-        if !obj.contains_key(*name) {
-            return Err((name.to_string(), "missing required field".into()));
+/// The instance path of `e` as telltale names fields: `items[0].qty`.
+fn field_path(e: &ValidationError<'_>) -> String {
+    use jsonschema::paths::LocationSegment;
+    let mut path = String::new();
+    for segment in e.instance_path().iter() {
+        match segment {
+            LocationSegment::Property(name) => path = under(&path, &name),
+            LocationSegment::Index(i) => {
+                path.push('[');
+                path.push_str(itoa::Buffer::new().format(i));
+                path.push(']');
+            }
         }
     }
-    for (name, ps) in &s.properties {
-        if let Some(x) = obj.get(*name) {
-            check(x, ps, reg).map_err(|(p, m)| (under(name, &p), m))?;
-        }
-    }
-    Ok(())
+    path
 }
 
-/// `v` against an array schema: its length, then each item.
-fn check_array(v: &Json, s: &MetaSchema, reg: &Registry) -> Result<(), (String, String)> {
-    let fail = |msg: String| Err((String::new(), msg));
-    let Some(items) = v.as_array() else {
-        return fail(format!("must be an array, not {}", kind_of(v)));
-    };
-    if let Some(max) = s.max_items {
-        if items.len() > max {
-            return fail(format!("must have at most {max} items"));
-        }
-    }
-    if let Some(item) = &s.items {
-        for (i, x) in items.iter().enumerate() {
-            check(x, item, reg).map_err(|(p, m)| (under(&format!("[{i}]"), &p), m))?;
-        }
-    }
-    Ok(())
-}
-
-/// `v` against a string schema: its enum and length bounds.
-fn check_string(v: &Json, s: &MetaSchema) -> Result<(), String> {
-    let Some(text) = v.as_str() else {
-        return Err(format!("must be a string, not {}", kind_of(v)));
-    };
-    if !s.enum_items.is_empty() && !s.enum_items.iter().any(|e| e == v) {
-        let allowed: Vec<String> = s.enum_items.iter().map(|e| e.to_string()).collect();
-        return Err(format!("must be one of {}", allowed.join(", ")));
-    }
-    if let Some(max) = s.max_length {
-        if text.chars().count() > max {
-            return Err(format!("must be at most {max} characters"));
-        }
-    }
-    if let Some(min) = s.min_length {
-        if text.chars().count() < min {
-            return Err(format!("must be at least {min} characters"));
-        }
-    }
-    Ok(())
-}
-
-fn bounds(x: f64, s: &MetaSchema) -> Result<(), String> {
-    let excl_min = s.exclusive_minimum.unwrap_or(false);
-    let excl_max = s.exclusive_maximum.unwrap_or(false);
-    if let Some(min) = s.minimum {
-        if x < min || (excl_min && x == min) {
-            return Err(format!(
-                "must be {} {min}",
-                if excl_min { "above" } else { "at least" }
-            ));
-        }
-    }
-    if let Some(max) = s.maximum {
-        if x > max || (excl_max && x == max) {
-            return Err(format!(
-                "must be {} {max}",
-                if excl_max { "below" } else { "at most" }
-            ));
-        }
-    }
-    Ok(())
-}
-
-/// `step` (a field name or `[i]`) followed by the `rest` of a path below it.
-fn under(step: &str, rest: &str) -> String {
-    match rest.chars().next() {
-        None => step.to_string(),
-        Some('[') => format!("{step}{rest}"),
-        Some(_) => format!("{step}.{rest}"),
-    }
-}
-
-fn article(ty: &str) -> &'static str {
-    if ty.starts_with(['a', 'e', 'i', 'o', 'u']) {
-        "an"
+/// The field `name` inside `path` (`name` alone at the top).
+fn under(path: &str, name: &str) -> String {
+    if path.is_empty() {
+        name.to_string()
     } else {
-        "a"
+        format!("{path}.{name}")
+    }
+}
+
+/// The types a `type` keyword allows, in words: `an integer`, `a string or
+/// null`.
+fn expected(kind: &TypeKind) -> String {
+    let one = |t: JsonType| match t {
+        JsonType::Null => "null".to_string(),
+        JsonType::Array | JsonType::Integer | JsonType::Object => format!("an {t}"),
+        _ => format!("a {t}"),
+    };
+    match kind {
+        TypeKind::Single(t) => one(*t),
+        TypeKind::Multiple(set) => set.iter().map(one).collect::<Vec<_>>().join(" or "),
+    }
+}
+
+/// A bound as written: `1`, not `1.0`.
+fn number(limit: &Json) -> String {
+    match limit.as_f64() {
+        Some(x) => x.to_string(),
+        None => limit.to_string(),
     }
 }
 
@@ -201,13 +283,4 @@ fn kind_of(v: &Json) -> &'static str {
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn mismatch_paths_name_nested_fields_and_items() {
-        assert_eq!(under("items", "[0].qty"), "items[0].qty");
-        assert_eq!(under("[0]", "qty"), "[0].qty");
-        assert_eq!(under("qty", ""), "qty");
-    }
-}
+mod tests;
