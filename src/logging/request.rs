@@ -62,9 +62,11 @@ impl RequestId {
     /// header value).
     pub fn generate() -> Self {
         let hex = crate::traces::TraceId::random().hex();
-        RequestId(
-            HeaderValue::from_bytes(hex.as_str().as_bytes()).expect("hex is a valid header value"),
-        )
+        // Owned by a reference count from the start, so that a clone (a
+        // typed handler's context) is one atomic add, not a second
+        // allocation that a plain `Vec` would be promoted into.
+        let shared = bytes::Bytes::from_owner(hex.into_bytes());
+        RequestId(HeaderValue::from_maybe_shared(shared).expect("hex is a valid header value"))
     }
 
     /// The id (plain ASCII, see the type).
@@ -363,6 +365,15 @@ pub fn current_span() -> Option<SpanContext> {
     CURRENT.try_with(|c| c.span).ok().flatten()
 }
 
+/// The current request's id, caller and span (each `None` outside a
+/// request), in one task-local access: a typed handler's context is built
+/// from them per request.
+pub fn current_parts() -> (Option<RequestId>, Option<Box<Caller>>, Option<SpanContext>) {
+    CURRENT
+        .try_with(|c| (c.id.clone(), c.caller.get().cloned(), c.span))
+        .unwrap_or((None, None, None))
+}
+
 /// Adds `e` to the current request's server span (a no-op outside a
 /// request or when its span is not sampled).
 pub fn push_event(e: SpanEvent) {
@@ -375,10 +386,6 @@ pub fn push_event(e: SpanEvent) {
     });
 }
 
-/// The current request's id (`None` outside a request).
-pub fn current_id() -> Option<RequestId> {
-    CURRENT.try_with(|c| c.id.clone()).ok().flatten()
-}
 
 /// Calls `f` with the current request's fields, if any, its route
 /// template once the router has found it, its caller once known (when

@@ -19,7 +19,9 @@ use poem::web::headers::{Header, HeaderMapExt};
 pub struct RequestContext {
     headers: HeaderMap,
     id: Option<RequestId>,
-    caller: Option<Caller>,
+    /// Boxed: most requests have none, and this context is moved into the
+    /// handler's future (a caller is about 170 bytes).
+    caller: Option<Box<Caller>>,
     /// The incoming `traceparent`, parsed when first asked for (most
     /// handlers never ask).
     trace: std::sync::OnceLock<Option<TraceContext>>,
@@ -30,12 +32,13 @@ impl RequestContext {
     /// The context of a request with these headers, inside the request
     /// (the id and the caller come from where the server put them).
     pub fn new(headers: HeaderMap) -> RequestContext {
+        let (id, caller, span) = crate::logging::request::current_parts();
         RequestContext {
-            id: crate::logging::request::current_id(),
+            id,
             headers,
-            caller: crate::logging::request::current_caller(),
+            caller,
             trace: std::sync::OnceLock::new(),
-            span: crate::logging::request::current_span(),
+            span,
         }
     }
 
@@ -63,7 +66,7 @@ impl RequestContext {
 
     /// Who called, when the endpoint requires authentication.
     pub fn caller(&self) -> Option<&Caller> {
-        self.caller.as_ref()
+        self.caller.as_deref()
     }
 
     /// The incoming W3C trace context (`traceparent`), if the caller sent a

@@ -40,6 +40,10 @@ fn unhex(s: &[u8], out: &mut [u8]) -> Option<()> {
 pub struct Hex<const N: usize>([u8; N]);
 
 impl<const N: usize> Hex<N> {
+    /// The digits as bytes.
+    pub fn into_bytes(self) -> [u8; N] {
+        self.0
+    }
     pub fn as_str(&self) -> &str {
         // Only ASCII hex digits are ever written.
         std::str::from_utf8(&self.0).unwrap_or_default()

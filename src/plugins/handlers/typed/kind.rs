@@ -19,6 +19,8 @@ use poem_openapi::registry::{
 };
 use poem_openapi::ApiResponse;
 use serde_json::Value as Json;
+use futures_util::future::{lazy, ready, Either, FutureExt};
+use std::future::Future;
 use std::sync::Arc;
 
 /// A [`Handler`] as a [`HandlerKind`], for the registry.
@@ -205,84 +207,198 @@ struct TypedEndpoint<H: Handler> {
     limit: usize,
 }
 
+/// A request's input as far as it is read without waiting: all of it, a
+/// refusal, or the path and query with the body still to read.
+enum Parsed<H: Handler> {
+    Input(Input<H::Path, H::Query, H::Body>),
+    Refused(InputError),
+    BodyToRead(H::Path, H::Query, Box<Request>),
+}
+
 impl<H: Handler> TypedEndpoint<H> {
-    async fn input(
-        &self,
-        req: &mut Request,
-    ) -> Result<Input<H::Path, H::Query, H::Body>, InputError> {
+    /// Parses what needs no await: the path and query parameters, and, for
+    /// a handler without a body, the whole input. Runs at the future's first
+    /// poll, inside the request's scope (its id, caller and span).
+    fn parse(&self, mut req: Request) -> Parsed<H> {
         let sh = &self.shared;
-        let path = H::Path::parse(
-            MetaParamIn::Path,
-            &sh.path_plan,
-            &|name| {
-                req.raw_path_param(name)
-                    .map(String::from)
-                    .into_iter()
-                    .collect()
-            },
-        )?;
+        let path = H::Path::parse(MetaParamIn::Path, &sh.path_plan, &|name| {
+            req.raw_path_param(name)
+                .map(String::from)
+                .into_iter()
+                .collect()
+        });
+        let path = match path {
+            Ok(p) => p,
+            Err(e) => return Parsed::Refused(e),
+        };
         // No query string, no parsing (and no allocation).
         let pairs: Vec<(String, String)> = match req.uri().query() {
-            Some(q) if !q.is_empty() => req.params().map_err(|e| {
-                InputError::new(json_error(
-                    StatusCode::BAD_REQUEST,
-                    &format!("malformed query string: {e}"),
-                ))
-            })?,
+            Some(q) if !q.is_empty() => match req.params() {
+                Ok(pairs) => pairs,
+                Err(e) => {
+                    return Parsed::Refused(InputError::new(json_error(
+                        StatusCode::BAD_REQUEST,
+                        &format!("malformed query string: {e}"),
+                    )))
+                }
+            },
             _ => Vec::new(),
         };
-        let query = H::Query::parse(
-            MetaParamIn::Query,
-            &sh.query_plan,
-            &|name| {
-                pairs
-                    .iter()
-                    .filter(|(k, _)| k == name)
-                    .map(|(_, v)| v.clone())
-                    .collect()
-            },
-        )?;
-        let body = if self.shared.has_body {
-            if let Some(ct) = req.content_type() {
-                if !ct.starts_with("application/json") {
-                    return Err(InputError::new(json_error(
-                        StatusCode::UNSUPPORTED_MEDIA_TYPE,
-                        &format!("content type {ct:?} is not application/json"),
-                    )));
-                }
-            }
-            let bytes = crate::plugins::handlers::grafana_json::read_body(req, self.limit)
-                .await
-                .map_err(InputError::new)?;
-            H::Body::parse(Some(&bytes), sh.body_check.as_ref())?
-        } else {
-            H::Body::parse(None, None)?
+        let query = H::Query::parse(MetaParamIn::Query, &sh.query_plan, &|name| {
+            pairs
+                .iter()
+                .filter(|(k, _)| k == name)
+                .map(|(_, v)| v.clone())
+                .collect()
+        });
+        let query = match query {
+            Ok(q) => q,
+            Err(e) => return Parsed::Refused(e),
         };
-        let request = RequestContext::new(std::mem::take(req.headers_mut()));
-        Ok(Input {
+        if sh.has_body {
+            return Parsed::BodyToRead(path, query, Box::new(req));
+        }
+        match H::Body::parse(None, None) {
+            Ok(body) => Parsed::Input(Input {
+                path,
+                query,
+                body,
+                request: RequestContext::new(std::mem::take(req.headers_mut())),
+            }),
+            Err(e) => Parsed::Refused(e),
+        }
+    }
+
+    /// Reads and parses the JSON body, then the input is complete.
+    async fn with_body(
+        &self,
+        path: H::Path,
+        query: H::Query,
+        mut req: Box<Request>,
+    ) -> poem::Result<Response> {
+        if let Some(ct) = req.content_type() {
+            if !ct.starts_with("application/json") {
+                return Ok(json_error(
+                    StatusCode::UNSUPPORTED_MEDIA_TYPE,
+                    &format!("content type {ct:?} is not application/json"),
+                ));
+            }
+        }
+        let bytes = match crate::plugins::handlers::grafana_json::read_body(&mut req, self.limit).await
+        {
+            Ok(b) => b,
+            Err(r) => return Ok(r),
+        };
+        let body = match H::Body::parse(Some(&bytes), self.shared.body_check.as_ref()) {
+            Ok(b) => b,
+            Err(e) => return Ok(e.into_response()),
+        };
+        let input = Input {
             path,
             query,
             body,
-            request,
-        })
+            request: RequestContext::new(std::mem::take(req.headers_mut())),
+        };
+        drop(req);
+        self.answer(input).await
+    }
+
+    /// The handler's answer to `input`.
+    fn answer(
+        &self,
+        input: Input<H::Path, H::Query, H::Body>,
+    ) -> impl Future<Output = poem::Result<Response>> + Send + '_ {
+        let sh = &self.shared;
+        let Some(state) = &sh.state else {
+            return Either::Left(ready(Ok(json_error(
+                StatusCode::SERVICE_UNAVAILABLE,
+                "the service's start hooks have not run",
+            ))));
+        };
+        Either::Right(
+            sh.handler
+                .handle(state, input)
+                .map(|r| Ok(r.into_response())),
+        )
     }
 }
+
+type BoxedAnswer<'a> = std::pin::Pin<Box<dyn Future<Output = poem::Result<Response>> + Send + 'a>>;
 
 impl<H: Handler> Endpoint for TypedEndpoint<H> {
     type Output = Response;
 
-    async fn call(&self, mut req: Request) -> poem::Result<Response> {
-        let input = match self.input(&mut req).await {
-            Ok(i) => i,
-            Err(e) => return Ok(e.into_response()),
+    /// A state machine whose states hold either the request (until its
+    /// first poll) or the handler's future, never both: poem boxes this
+    /// future per request, so its size is copied each time. A handler with
+    /// a body reads it in a boxed future of its own.
+    fn call(&self, req: Request) -> impl Future<Output = poem::Result<Response>> + Send {
+        lazy(move |_| self.parse(req)).then(move |parsed| match parsed {
+            Parsed::Input(input) => Either::Left(self.answer(input)),
+            Parsed::Refused(e) => Either::Right(Either::Left(ready(Ok(e.into_response())))),
+            Parsed::BodyToRead(path, query, req) => {
+                let boxed: BoxedAnswer<'_> = Box::pin(self.with_body(path, query, req));
+                Either::Right(Either::Right(boxed))
+            }
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::plugins::handlers::typed::{Empty, NoOptions, SetupError};
+
+    #[derive(poem_openapi::ApiResponse)]
+    enum Done {
+        #[oai(status = 204)]
+        NoContent,
+    }
+
+    struct Nothing;
+
+    impl Handler for Nothing {
+        type Options = NoOptions;
+        type Path = Empty;
+        type Query = Empty;
+        type Body = Empty;
+        type Response = Done;
+        type State = ();
+        fn name(&self) -> &'static str {
+            "test.nothing"
+        }
+        fn setup(&self, _: NoOptions, _: &mut Setup<'_>) -> Result<(), SetupError> {
+            Ok(())
+        }
+        async fn handle(&self, _: &(), input: Input<Empty, Empty, Empty>) -> Done {
+            drop(input);
+            Done::NoContent
+        }
+    }
+
+    /// poem copies an endpoint's future into a box on every request, so
+    /// its size is paid per request: the typed endpoint's holds the request
+    /// (until its first poll) or the handler's future, never both.
+    #[test]
+    fn the_typed_endpoints_future_holds_the_request_or_the_input_not_both() {
+        let ep = TypedEndpoint {
+            shared: Arc::new(TypedHandlerShared {
+                handler: Arc::new(Nothing),
+                state: Some(()),
+                has_body: false,
+                body_check: None,
+                path_plan: Plan::default(),
+                query_plan: Plan::default(),
+            }),
+            limit: 1024,
         };
-        let sh = &self.shared;
-        let Some(state) = &sh.state else {
-            return Ok(json_error(
-                StatusCode::SERVICE_UNAVAILABLE,
-                "the service's start hooks have not run",
-            ));
-        };
-        Ok(sh.handler.handle(state, input).await.into_response())
+        let fut = ep.call(Request::builder().uri_str("/x").finish());
+        let size = std::mem::size_of_val(&fut);
+        let request = std::mem::size_of::<Request>();
+        let input = std::mem::size_of::<Input<Empty, Empty, Empty>>();
+        assert!(
+            size < request + input,
+            "{size} bytes; a request is {request}, an input {input}"
+        );
     }
 }
