@@ -2,11 +2,13 @@
 //! with its keys, its metrics and log lines, and the CLI.
 #![allow(dead_code)]
 
+#[path = "../../../common/service.rs"]
+mod service;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+pub use service::Service;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 pub fn payments_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -20,27 +22,15 @@ pub const SCRAPE_TOKEN: &str = "scrape-token-0123456789";
 
 /// A client that presents the shop's key and the scrape token.
 pub fn client() -> reqwest::Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert("x-api-key", SHOP_KEY.parse().unwrap());
-    h.insert(
-        "authorization",
-        format!("Bearer {SCRAPE_TOKEN}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(h)
-        .build()
-        .unwrap()
+    service::client_with(SHOP_KEY, SCRAPE_TOKEN)
 }
 
-/// A running payments service, killed on drop unless stopped.
-pub struct Payments {
-    child: Option<Child>,
-    base: String,
-}
+/// A running payments service.
+pub type Payments = Service;
 
-impl Payments {
+impl Service {
     /// Started on the repository's manifest; tracing goes nowhere
-    /// (`OTEL_SDK_DISABLED`) unless `env` says otherwise.
+    /// (`OTEL_SDK_DISABLED`).
     pub fn start(dir: &Path) -> Payments {
         Payments::start_with(
             &payments_dir().join("manifest.yaml"),
@@ -51,97 +41,29 @@ impl Payments {
 
     /// Started with `env` besides the keys.
     pub fn start_with(manifest: &Path, dir: &Path, env: &[(&str, &str)]) -> Payments {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_payments"))
-            .envs(env.iter().copied())
+        let mut cmd = Command::new(env!("CARGO_BIN_EXE_payments"));
+        cmd.envs(env.iter().copied())
             .args(["serve", "--manifest"])
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .env("PAYMENTS_API_KEYS", format!("{SHOP_KEY}:shop"))
-            .env("PAYMENTS_METRICS_TOKEN", SCRAPE_TOKEN)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("payments.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let stdout = child.stdout.take().unwrap();
-        let (tx, rx) = std::sync::mpsc::channel();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-                let _ = tx.send(line);
-            }
-        });
-        let port: u16 = loop {
-            match rx.recv_timeout(Duration::from_secs(30)) {
-                Ok(line) => {
-                    if let Some(a) = line.strip_prefix("telltale listening on http://") {
-                        break a.rsplit(':').next().unwrap().parse().unwrap();
-                    }
-                }
-                Err(_) => panic!(
-                    "payments did not start:\n{}",
-                    std::fs::read_to_string(dir.join("payments.stderr")).unwrap_or_default()
-                ),
-            }
-        };
-        Payments {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-
-    pub fn url(&self, p: &str) -> String {
-        format!("{}{p}", self.base)
-    }
-
-    /// SIGTERM and a clean exit (the log file is flushed).
-    pub fn stop(mut self) {
-        let mut c = self.child.take().unwrap();
-        let st = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert!(c.wait().unwrap().success());
-    }
-}
-
-impl Drop for Payments {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+            .env("PAYMENTS_METRICS_TOKEN", SCRAPE_TOKEN);
+        Service::spawn(cmd, dir, "payments")
     }
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("payments-test-")
-        .tempdir()
-        .unwrap()
+    service::tempdir_named("payments-test-")
 }
 
 /// The payments manifest copied into `dir`, edited by `f`.
 pub fn manifest_in(dir: &Path, f: impl FnOnce(&mut serde_yaml::Value)) -> PathBuf {
-    let text = std::fs::read_to_string(payments_dir().join("manifest.yaml")).unwrap();
-    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    f(&mut v);
-    let p = dir.join("manifest.yaml");
-    std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
-    p
+    service::edited_manifest(&payments_dir().join("manifest.yaml"), dir, f)
 }
 
+/// The payments CLI with `args` in `cwd`: exit code, stdout, stderr.
 pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_payments"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    service::run_in(Path::new(env!("CARGO_BIN_EXE_payments")), args, cwd)
 }
 
 pub fn promtool(args: &[&str], cwd: &Path) -> (bool, String) {

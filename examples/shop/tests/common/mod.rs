@@ -7,11 +7,13 @@ pub mod postgres;
 #[path = "../../../../tests/common/prom.rs"]
 pub mod prom;
 
+#[path = "../../../common/service.rs"]
+mod service;
+
 use serde_json::Value;
-use std::io::{BufRead, BufReader};
+pub use service::Service;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::Duration;
+use std::process::Command;
 
 pub fn shop_dir() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
@@ -31,25 +33,22 @@ pub fn client() -> reqwest::Client {
 }
 
 pub fn client_as(key: &str) -> reqwest::Client {
-    let mut h = reqwest::header::HeaderMap::new();
-    h.insert("x-api-key", key.parse().unwrap());
-    h.insert(
-        "authorization",
-        format!("Bearer {SCRAPE_TOKEN}").parse().unwrap(),
-    );
-    reqwest::Client::builder()
-        .default_headers(h)
-        .build()
-        .unwrap()
+    service::client_with(key, SCRAPE_TOKEN)
 }
 
-/// A running shop, killed on drop unless stopped.
+/// A running shop (stopped before the payments service it calls), killed
+/// on drop unless stopped. Its `base`, `port` and `url` are its service's.
 pub struct Shop {
-    child: Option<Child>,
+    service: Service,
     /// The payments service it calls, unless the test gave `PAYMENTS_URL`.
     pub payments: Option<Payments>,
-    pub base: String,
-    pub port: u16,
+}
+
+impl std::ops::Deref for Shop {
+    type Target = Service;
+    fn deref(&self) -> &Service {
+        &self.service
+    }
 }
 
 impl Shop {
@@ -66,30 +65,17 @@ impl Shop {
         if let Some(p) = &payments {
             cmd.env("PAYMENTS_URL", &p.base);
         }
-        cmd.envs(env.iter().copied());
-        let mut child = cmd
+        cmd.envs(env.iter().copied())
             .args(["serve", "--manifest"])
             .arg(manifest)
             .args(["--host", "127.0.0.1", "--port", "0"])
             .env("SHOP_API_KEYS", format!("{ALICE_KEY}:alice, {BOB_KEY}:bob"))
             .env("SHOP_METRICS_TOKEN", SCRAPE_TOKEN)
-            .env("SHOP_PAYMENTS_KEY", PAYMENTS_KEY)
-            .current_dir(dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("shop.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let port = listening_port(&mut child, &dir.join("shop.stderr"));
+            .env("SHOP_PAYMENTS_KEY", PAYMENTS_KEY);
         Shop {
-            child: Some(child),
+            service: Service::spawn(cmd, dir, "shop"),
             payments,
-            base: format!("http://127.0.0.1:{port}"),
-            port,
         }
-    }
-
-    pub fn url(&self, p: &str) -> String {
-        format!("{}{p}", self.base)
     }
 
     /// Its `/metrics` text, read with the scrape token.
@@ -100,54 +86,23 @@ impl Shop {
     }
 
     /// SIGTERM and a clean exit (the log file is flushed).
-    pub fn stop(mut self) {
-        let mut c = self.child.take().unwrap();
-        let st = Command::new("kill")
-            .args(["-TERM", &c.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
-        assert!(c.wait().unwrap().success());
-    }
-}
-
-impl Drop for Shop {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
+    pub fn stop(self) {
+        self.service.stop();
     }
 }
 
 pub fn tempdir() -> tempfile::TempDir {
-    tempfile::Builder::new()
-        .prefix("shop-test-")
-        .tempdir()
-        .unwrap()
+    service::tempdir_named("shop-test-")
 }
 
 /// The shop's manifest copied into `dir`, edited by `f`.
 pub fn manifest_in(dir: &Path, f: impl FnOnce(&mut serde_yaml::Value)) -> PathBuf {
-    let text = std::fs::read_to_string(shop_dir().join("manifest.yaml")).unwrap();
-    let mut v: serde_yaml::Value = serde_yaml::from_str(&text).unwrap();
-    f(&mut v);
-    let p = dir.join("manifest.yaml");
-    std::fs::write(&p, serde_yaml::to_string(&v).unwrap()).unwrap();
-    p
+    service::edited_manifest(&shop_dir().join("manifest.yaml"), dir, f)
 }
 
+/// The shop's CLI with `args` in `cwd`: exit code, stdout, stderr.
 pub fn run(args: &[&str], cwd: &Path) -> (i32, String, String) {
-    let o = Command::new(env!("CARGO_BIN_EXE_shop"))
-        .args(args)
-        .current_dir(cwd)
-        .output()
-        .unwrap();
-    (
-        o.status.code().unwrap_or(-1),
-        String::from_utf8_lossy(&o.stdout).into_owned(),
-        String::from_utf8_lossy(&o.stderr).into_owned(),
-    )
+    service::run_in(Path::new(env!("CARGO_BIN_EXE_shop")), args, cwd)
 }
 
 pub async fn post(c: &reqwest::Client, shop: &Shop, body: &str) -> (u16, Value) {
@@ -178,66 +133,22 @@ pub fn payments_bin() -> PathBuf {
     bin
 }
 
-/// A running payments service (examples/payments), killed on drop.
-pub struct Payments {
-    child: Option<Child>,
-    pub base: String,
-}
+/// A running payments service (examples/payments).
+pub type Payments = Service;
 
-impl Payments {
-    /// Started in `dir` with its embedded manifest and `env`.
+impl Service {
+    /// The payments service started in `dir/payments` with its embedded
+    /// manifest and `env`.
     pub fn start(dir: &Path, env: &[(&str, &str)]) -> Payments {
         let dir = dir.join("payments");
         std::fs::create_dir_all(&dir).unwrap();
-        let mut child = Command::new(payments_bin())
-            .args(["serve", "--host", "127.0.0.1", "--port", "0"])
+        let mut cmd = Command::new(payments_bin());
+        cmd.args(["serve", "--host", "127.0.0.1", "--port", "0"])
             .env("PAYMENTS_API_KEYS", format!("{PAYMENTS_KEY}:shop"))
             .env("PAYMENTS_METRICS_TOKEN", SCRAPE_TOKEN)
             .env("OTEL_SDK_DISABLED", "true")
-            .envs(env.iter().copied())
-            .current_dir(&dir)
-            .stdout(Stdio::piped())
-            .stderr(std::fs::File::create(dir.join("payments.stderr")).unwrap())
-            .spawn()
-            .unwrap();
-        let port = listening_port(&mut child, &dir.join("payments.stderr"));
-        Payments {
-            child: Some(child),
-            base: format!("http://127.0.0.1:{port}"),
-        }
-    }
-}
-
-impl Drop for Payments {
-    fn drop(&mut self) {
-        if let Some(mut c) = self.child.take() {
-            let _ = c.kill();
-            let _ = c.wait();
-        }
-    }
-}
-
-/// The port a telltale service printed it listens on.
-fn listening_port(child: &mut Child, stderr: &Path) -> u16 {
-    let stdout = child.stdout.take().unwrap();
-    let (tx, rx) = std::sync::mpsc::channel();
-    std::thread::spawn(move || {
-        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
-            let _ = tx.send(line);
-        }
-    });
-    loop {
-        match rx.recv_timeout(Duration::from_secs(30)) {
-            Ok(line) => {
-                if let Some(a) = line.strip_prefix("telltale listening on http://") {
-                    break a.rsplit(':').next().unwrap().parse().unwrap();
-                }
-            }
-            Err(_) => panic!(
-                "the service did not start:\n{}",
-                std::fs::read_to_string(stderr).unwrap_or_default()
-            ),
-        }
+            .envs(env.iter().copied());
+        Service::spawn(cmd, &dir, "payments")
     }
 }
 
