@@ -209,6 +209,9 @@ struct TypedEndpoint<H: Handler> {
 
 /// A request's input as far as it is read without waiting: all of it, a
 /// refusal, or the path and query with the body still to read.
+// The large variant is the common one (every request without a body):
+// boxing it would cost an allocation per request to shrink the rare ones.
+#[allow(clippy::large_enum_variant)]
 enum Parsed<H: Handler> {
     Input(Input<H::Path, H::Query, H::Body>),
     Refused(InputError),
