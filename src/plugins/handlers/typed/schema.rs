@@ -118,11 +118,9 @@ fn translate(v: &mut Json, names: &BTreeMap<&str, String>) -> Result<(), String>
             s.remove(exclusive);
         }
     }
-    for key in ["properties"] {
-        if let Some(Json::Object(props)) = s.get_mut(key) {
-            for p in props.values_mut() {
-                translate(p, names)?;
-            }
+    if let Some(Json::Object(props)) = s.get_mut("properties") {
+        for p in props.values_mut() {
+            translate(p, names)?;
         }
     }
     for key in ["items", "additionalProperties"] {
