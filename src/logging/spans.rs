@@ -21,6 +21,8 @@ pub(super) struct ChildSpan {
     parent: SpanId,
     name: &'static str,
     start_ns: u64,
+    /// When its code last stopped running (its last exit), 0 before.
+    last_exit_ns: u64,
     attributes: Vec<(&'static str, Value)>,
     events: Events,
 }
@@ -141,6 +143,7 @@ where
             parent,
             name: attrs.metadata().name(),
             start_ns: now_ns(),
+            last_exit_ns: 0,
             attributes,
             events: Events::default(),
         });
@@ -200,6 +203,22 @@ where
         }
     }
 
+    fn on_exit(&self, id: &Id, ctx: Context<'_, S>) {
+        if crate::traces::tracer().is_none() {
+            return;
+        }
+        if let Some(span) = ctx.span(id) {
+            if let Some(c) = span.extensions_mut().get_mut::<ChildSpan>() {
+                c.last_exit_ns = now_ns();
+            }
+        }
+    }
+
+    /// The span ends where its code last ran (its last exit), not where
+    /// its last handle happened to be dropped: a clone of the current span
+    /// kept by a background task must not stretch it past its parent's
+    /// end (`tests/child_spans.rs`). A span never entered ends when it
+    /// closes.
     fn on_close(&self, id: Id, ctx: Context<'_, S>) {
         if crate::traces::tracer().is_none() {
             return;
@@ -217,7 +236,11 @@ where
                 parent: Some(c.parent),
                 trace_state: None,
                 start_ns: c.start_ns,
-                end_ns: now_ns(),
+                end_ns: match c.last_exit_ns {
+                    0 => now_ns(),
+                    t => t,
+                }
+                .max(c.start_ns),
                 body: Body::Internal {
                     name: c.name,
                     attributes: c.attributes,
