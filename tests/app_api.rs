@@ -6,13 +6,13 @@
 //! one server.
 
 mod common;
+use common::in_process::InProcess;
 use common::tempdir;
 use poem::{Endpoint, EndpointExt, IntoResponse};
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
 use serde_json::Value;
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 use telltale::{Empty, Handler, Input, NoOptions, Setup, SetupError};
 
 /// What the start hook builds.
@@ -117,23 +117,6 @@ metrics:
   - { name: build_info, type: gauge, help: Build., labels: [version, commit], source: build.info }
 logging: { dir: logs, file: echo }
 "#;
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-/// Waits (at most 30 s) until the server at `base` answers.
-async fn wait_until_it_answers(client: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while client.get(format!("{base}/metrics")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// The middleware runs and knows the caller; the typed handler sees the
 /// start hook's resource, its caller, request id, headers and trace.
@@ -247,23 +230,9 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
     assert_eq!(code, std::process::ExitCode::SUCCESS);
     assert!(!shutdown_mark.exists());
 
-    let port = free_port();
-    let server = std::thread::spawn(move || {
-        app().run_cli_from([
-            "echo",
-            "serve",
-            "--manifest",
-            "manifest.yaml",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--no-log-file",
-        ])
-    });
-    let base = format!("http://127.0.0.1:{port}");
+    let server = InProcess::serve("echo", "manifest.yaml", "/metrics", app).await;
+    let base = server.base.clone();
     let client = reqwest::Client::new();
-    wait_until_it_answers(&client, &base).await;
 
     the_handler_sees_its_request_context(&client, &base).await;
     authentication_runs_before_the_middleware(&client, &base).await;
@@ -272,23 +241,9 @@ async fn a_service_sees_its_callers_wraps_its_handlers_and_owns_its_lifecycle() 
     assert_eq!(seen.load(std::sync::atomic::Ordering::Relaxed), 1);
 
     // SIGTERM: the server drains, then the shutdown hook runs.
-    unsafe_free_sigterm();
-    let code = tokio::task::spawn_blocking(move || server.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    server.stop().await;
     assert_eq!(
         std::fs::read_to_string(&shutdown_mark).unwrap(),
         "hello from echo-svc"
     );
-}
-
-/// SIGTERM to this process, whose server handles it (tokio's handler is
-/// installed before the server answers).
-fn unsafe_free_sigterm() {
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
 }

@@ -5,24 +5,12 @@
 //! and one server.
 
 mod common;
+use common::in_process::{Answer, InProcess};
 use common::otlp::Otlp;
 use common::*;
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 use telltale::{Empty, Handler, Input, NoOptions, Setup, SetupError};
 use tracing::Instrument;
-
-#[derive(Object)]
-struct Done {
-    ok: bool,
-}
-
-#[derive(ApiResponse)]
-enum Answer {
-    #[oai(status = 200)]
-    Ok(Json<Done>),
-}
 
 /// How long the stray clone of the handler's span lives on.
 const HELD: Duration = Duration::from_millis(800);
@@ -56,7 +44,7 @@ impl Handler for Work {
         tokio::time::sleep(Duration::from_millis(20))
             .instrument(span)
             .await;
-        Answer::Ok(Json(Done { ok: true }))
+        Answer::ok()
     }
 }
 
@@ -78,37 +66,16 @@ tracing: {{ endpoint: "{}", delay: 100ms }}
     );
     std::fs::write(dir.path().join("manifest.yaml"), manifest).unwrap();
     std::env::set_current_dir(dir.path()).unwrap();
-    let port = prom::free_port();
-    let server = std::thread::spawn(move || {
-        telltale::App::new().handler(Work).run_cli_from([
-            "work",
-            "serve",
-            "--manifest",
-            "manifest.yaml",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--no-log-file",
-        ])
-    });
-    let c = reqwest::Client::new();
-    let url = format!("http://127.0.0.1:{port}/work");
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let r = loop {
-        let sent = c
-            .get(&url)
-            .header("traceparent", format!("00-{TRACE}-b7ad6b7169203331-01"))
-            .send()
-            .await;
-        match sent {
-            Ok(r) => break r,
-            Err(_) if Instant::now() < deadline => {
-                tokio::time::sleep(Duration::from_millis(50)).await
-            }
-            Err(e) => panic!("the server never answered: {e}"),
-        }
-    };
+    let server = InProcess::serve("work", "manifest.yaml", "/", || {
+        telltale::App::new().handler(Work)
+    })
+    .await;
+    let r = reqwest::Client::new()
+        .get(server.url("/work"))
+        .header("traceparent", format!("00-{TRACE}-b7ad6b7169203331-01"))
+        .send()
+        .await
+        .unwrap();
     assert_eq!(r.status(), 200);
 
     let wait = Duration::from_secs(15);
@@ -142,13 +109,5 @@ tracing: {{ endpoint: "{}", delay: 100ms }}
         "the child lasted {took:?}: its 20 ms of work, not the clone's {HELD:?}"
     );
 
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let code = tokio::task::spawn_blocking(move || server.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    server.stop().await;
 }

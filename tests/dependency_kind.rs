@@ -5,6 +5,7 @@
 //! dashboard row and alerts as a built-in kind's.
 
 mod common;
+use common::in_process::InProcess;
 use common::tempdir;
 use poem_openapi::payload::Json;
 use poem_openapi::{ApiResponse, Object};
@@ -173,32 +174,9 @@ async fn a_users_dependency_kind_takes_the_built_ins_path() {
     render_gives_the_kind_a_built_ins_row_and_alerts(dir.path(), &m);
 
     // serve: the client in the handler, the health check behind /ready.
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let serve_m = m.clone();
-    std::thread::spawn(move || {
-        app().run_cli_from([
-            "memo",
-            "serve",
-            "--manifest",
-            &serve_m,
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--no-log-file",
-        ])
-    });
-    let base = format!("http://127.0.0.1:{port}");
+    let server = InProcess::serve("memo", &m, "/ready", app).await;
+    let base = server.base.clone();
     let c = reqwest::Client::new();
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.get(format!("{base}/ready")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
     let r = c.get(format!("{base}/greet")).send().await.unwrap();
     assert_eq!(r.status(), 200);
     let body: serde_json::Value = r.json().await.unwrap();
@@ -236,4 +214,5 @@ async fn a_users_dependency_kind_takes_the_built_ins_path() {
     );
     HEALTHY.store(true, Ordering::SeqCst);
     ready(200).await;
+    server.stop().await;
 }

@@ -5,23 +5,10 @@
 //! holds one logger and one server.
 
 mod common;
+use common::in_process::{Answer, InProcess};
 use common::*;
-use poem_openapi::payload::Json;
-use poem_openapi::{ApiResponse, Object};
 use serde_json::Value;
-use std::time::{Duration, Instant};
 use telltale::{AppCounter, AppHistogram, Empty, Handler, Input, NoOptions, Setup, SetupError};
-
-#[derive(Object)]
-struct Done {
-    ok: bool,
-}
-
-#[derive(ApiResponse)]
-enum Answer {
-    #[oai(status = 200)]
-    Ok(Json<Done>),
-}
 
 struct Order;
 
@@ -48,7 +35,7 @@ impl Handler for Order {
         let pay = input.request.header("x-pay").unwrap_or("card").to_string();
         st.0.inc([pay.as_str()]);
         st.1.observe([], 42.0);
-        Answer::Ok(Json(Done { ok: true }))
+        Answer::ok()
     }
 }
 
@@ -65,15 +52,6 @@ tracing: { endpoint: "http://127.0.0.1:9" }
 "#;
 
 const SAMPLED: &str = "0af7651916cd43dd8448eb211c80319c";
-
-/// Waits (at most 30 s) until the server at `base` answers.
-async fn wait_until_it_answers(c: &reqwest::Client, base: &str) {
-    let deadline = Instant::now() + Duration::from_secs(30);
-    while c.get(format!("{base}/metrics")).send().await.is_err() {
-        assert!(Instant::now() < deadline, "the server never answered");
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
 
 /// A card order in a sampled request, a cash one in an unsampled request.
 async fn a_sampled_and_an_unsampled_order(c: &reqwest::Client, base: &str) {
@@ -156,23 +134,12 @@ async fn app_metrics_carry_the_sampled_requests_exemplar() {
     let dir = tempdir();
     std::fs::write(dir.path().join("manifest.yaml"), MANIFEST).unwrap();
     std::env::set_current_dir(dir.path()).unwrap();
-    let port = prom::free_port();
-    let server = std::thread::spawn(move || {
-        telltale::App::new().handler(Order).run_cli_from([
-            "shop",
-            "serve",
-            "--manifest",
-            "manifest.yaml",
-            "--host",
-            "127.0.0.1",
-            "--port",
-            &port.to_string(),
-            "--no-log-file",
-        ])
-    });
-    let base = format!("http://127.0.0.1:{port}");
+    let server = InProcess::serve("shop", "manifest.yaml", "/metrics", || {
+        telltale::App::new().handler(Order)
+    })
+    .await;
+    let base = server.base.clone();
     let c = reqwest::Client::new();
-    wait_until_it_answers(&c, &base).await;
     a_sampled_and_an_unsampled_order(&c, &base).await;
 
     let text = c
@@ -188,13 +155,5 @@ async fn app_metrics_carry_the_sampled_requests_exemplar() {
     the_counter_carries_the_sampled_requests_exemplar(&om, &text);
     the_histogram_carries_the_sampled_requests_exemplar(&om, &text);
 
-    let st = std::process::Command::new("kill")
-        .args(["-TERM", &std::process::id().to_string()])
-        .status()
-        .unwrap();
-    assert!(st.success());
-    let code = tokio::task::spawn_blocking(move || server.join().unwrap())
-        .await
-        .unwrap();
-    assert_eq!(code, std::process::ExitCode::SUCCESS);
+    server.stop().await;
 }

@@ -3,6 +3,7 @@
 
 pub mod fincore;
 pub mod grafana;
+pub mod in_process;
 pub mod otlp;
 pub mod prom;
 
