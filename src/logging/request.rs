@@ -386,7 +386,6 @@ pub fn push_event(e: SpanEvent) {
     });
 }
 
-
 /// Calls `f` with the current request's fields, if any, its route
 /// template once the router has found it, its caller once known (when
 /// `logging.fields` lists `caller`) and its span (when tracing is on).

@@ -55,11 +55,7 @@ impl InProcess {
     /// SIGTERM to this process: the server drains and its thread ends with
     /// success.
     pub async fn stop(self) {
-        let st = std::process::Command::new("kill")
-            .args(["-TERM", &std::process::id().to_string()])
-            .status()
-            .unwrap();
-        assert!(st.success());
+        super::sigterm(std::process::id());
         let server = self.server;
         let code = tokio::task::spawn_blocking(move || server.join().unwrap())
             .await

@@ -127,11 +127,7 @@ impl Server {
     /// SIGTERM, then waits for a graceful exit.
     pub fn stop(mut self) -> ExitStatus {
         let mut child = self.child.take().unwrap();
-        let ok = Command::new("kill")
-            .args(["-TERM", &child.id().to_string()])
-            .status()
-            .unwrap();
-        assert!(ok.success());
+        sigterm(child.id());
         let deadline = Instant::now() + Duration::from_secs(30);
         loop {
             if let Some(st) = child.try_wait().unwrap() {
@@ -166,6 +162,16 @@ impl Drop for Server {
 }
 
 /// A fresh temporary directory, removed on drop.
+/// Sends SIGTERM to process `pid` (this test process too: an in-process
+/// server handles it).
+pub fn sigterm(pid: u32) {
+    let ok = Command::new("kill")
+        .args(["-TERM", &pid.to_string()])
+        .status()
+        .unwrap();
+    assert!(ok.success(), "kill -TERM {pid}");
+}
+
 pub fn tempdir() -> tempfile::TempDir {
     tempfile::Builder::new()
         .prefix("telltale-test-")
